@@ -1,0 +1,236 @@
+//! Prometheus metrics. Each service instance owns a registry (not the global one), so several
+//! instances in one test process keep separate counts. Every series carries `service` and
+//! `instance` labels, which is how the load test attributes requests to gateways.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Latency buckets in seconds: fine around the cache-hit range (sub-ms) and the miss range
+/// (tens to hundreds of ms), coarse up to the seconds a saturated service shows.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub in_flight: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(service: &str, instance: &str) -> Self {
+        let labels = HashMap::from([
+            ("service".to_string(), service.to_string()),
+            ("instance".to_string(), instance.to_string()),
+        ]);
+        let registry = Registry::new_custom(None, Some(labels)).expect("valid registry labels");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served")
+            .expect("valid metric");
+        let metrics = Self {
+            registry,
+            requests,
+            latency,
+            in_flight,
+        };
+        metrics.register(Box::new(metrics.requests.clone()));
+        metrics.register(Box::new(metrics.latency.clone()));
+        metrics.register(Box::new(metrics.in_flight.clone()));
+        metrics
+    }
+
+    /// Registers a service-specific collector. Names are fixed in code, so a clash is a bug.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .expect("metric registered once");
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is utf-8")
+    }
+}
+
+pub fn counter(name: &str, help: &str) -> prometheus::IntCounter {
+    prometheus::IntCounter::new(name, help).expect("valid metric")
+}
+
+pub fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid metric")
+}
+
+pub fn histogram(name: &str, help: &str, buckets: &[f64]) -> prometheus::Histogram {
+    prometheus::Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        .expect("valid metric")
+}
+
+/// Middleware: counts every request by its route template (`/tasks/{id}`, not the raw path,
+/// so series stay bounded) and status, and times it.
+pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    // MatchedPath holds an Arc<str>: cloning it costs no allocation per request.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let started = Instant::now();
+    metrics.in_flight.inc();
+    let response = next.run(req).await;
+    metrics.in_flight.dec();
+    metrics
+        .latency
+        .with_label_values(&[route])
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .with_label_values(&[route, response.status().as_str()])
+        .inc();
+    response
+}
+
+/// One sample of the Prometheus text format: `name{label="v",...} value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses Prometheus text exposition (what every service's `/metrics` returns). Lines it
+/// cannot read are skipped: a scrape is evidence, not input to trust blindly.
+pub fn parse_text(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(parse_line)
+        .collect()
+}
+
+fn parse_line(line: &str) -> Option<Sample> {
+    let (series, value) = line.trim().rsplit_once(' ')?;
+    let value: f64 = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    let (name, labels) = match series.split_once('{') {
+        None => (series.to_string(), Default::default()),
+        Some((name, rest)) => {
+            let body = rest.strip_suffix('}')?;
+            let mut labels = std::collections::BTreeMap::new();
+            let mut chars = body.chars().peekable();
+            loop {
+                let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                if key.is_empty() {
+                    break;
+                }
+                if chars.next() != Some('"') {
+                    return None;
+                }
+                let mut val = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => match chars.next()? {
+                            'n' => val.push('\n'),
+                            other => val.push(other),
+                        },
+                        '"' => break,
+                        c => val.push(c),
+                    }
+                }
+                labels.insert(key.trim_start_matches(',').to_string(), val);
+                if chars.peek() == Some(&',') {
+                    chars.next();
+                }
+            }
+            (name.to_string(), labels)
+        }
+    };
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// Sum of every sample named `name` whose labels include all of `matching`.
+pub fn sum(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            matching
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Fetches and parses a service's `/metrics` (`url` is the full address of the endpoint).
+pub async fn scrape(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Sample>> {
+    let text = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    Ok(parse_text(&text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_registry_renders() {
+        let metrics = Metrics::new("svc", "i-1");
+        metrics.requests.with_label_values(&["/a", "200"]).inc_by(3);
+        metrics.requests.with_label_values(&["/a", "503"]).inc();
+        let samples = parse_text(&metrics.render());
+        assert_eq!(
+            sum(&samples, "http_requests_total", &[("route", "/a")]),
+            4.0
+        );
+        assert_eq!(
+            sum(
+                &samples,
+                "http_requests_total",
+                &[("status", "200"), ("instance", "i-1"), ("service", "svc")]
+            ),
+            3.0
+        );
+    }
+
+    #[test]
+    fn handles_escapes_and_infinities() {
+        let s = parse_text("x{a=\"q\\\"uote\",le=\"+Inf\"} +Inf\n# c\ny 2.5\nbroken");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].labels["a"], "q\"uote");
+        assert!(s[0].value.is_infinite());
+        assert_eq!(s[1].name, "y");
+    }
+}

@@ -1,0 +1,254 @@
+//! Helpers for integration tests against real Postgres and Redis (no mocks): a throwaway
+//! database per test, a Redis key prefix per test, and a TCP relay that can cut a service off
+//! from its real dependency and restore it.
+//!
+//! `TEST_DATABASE_URL` (a database the tests may `CREATE DATABASE` from) and `TEST_REDIS_URL`
+//! point at the servers; defaults are the local ones `.ci/run` starts.
+
+use crate::config::{DbConfig, RedisConfig};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(tag: &str) -> String {
+    format!(
+        "t_{tag}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// Same server and credentials as `url`, another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
+    }
+}
+
+/// A fresh database, dropped when the value is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let admin = admin_database_url();
+        let name = unique("db");
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot reach the test Postgres at {} ({e}); start it (see .ci/run) or set TEST_DATABASE_URL",
+                    crate::db::describe(&admin)
+                )
+            });
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        Self {
+            url: with_database(&admin, &name),
+            name,
+        }
+    }
+
+    pub fn config(&self) -> DbConfig {
+        db_config(&self.url)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // A blocking drop on a fresh thread: Drop cannot be async, and the test's runtime
+        // may be shutting down.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&admin_database_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn db_config(url: &str) -> DbConfig {
+    DbConfig {
+        database_url: url.to_string(),
+        db_pool_size: 5,
+        db_pool_timeout_ms: 1000,
+        db_connect_timeout_ms: 1000,
+        db_startup_timeout_secs: 10,
+    }
+}
+
+/// Redis settings with a key prefix no other test uses.
+pub fn redis_config() -> RedisConfig {
+    RedisConfig {
+        redis_url: redis_url(),
+        redis_key_prefix: format!("{}:", unique("r")),
+        redis_timeout_ms: 200,
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes; returns whether it became true.
+pub async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check().await
+}
+
+/// A loopback TCP relay in front of a real server. `cut()` drops every relayed connection and
+/// refuses new ones (the server looks dead to the client); `restore()` brings it back.
+pub struct TcpRelay {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    kill: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpRelay {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let addr = listener.local_addr().expect("relay addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let (kill, _) = watch::channel(0u64);
+        let (up2, kill2) = (up.clone(), kill.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut killed = kill2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = killed.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            up,
+            kill,
+            task,
+        }
+    }
+
+    /// The relay's address in a URL of the same scheme: `redis://127.0.0.1:PORT/...`.
+    pub fn rewrite_url(&self, url: &str) -> String {
+        let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+        let rest = &url[scheme_end..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        let creds = authority.rfind('@').map(|i| &authority[..=i]).unwrap_or("");
+        format!(
+            "{}{}{}{}",
+            &url[..scheme_end],
+            creds,
+            self.addr,
+            &rest[authority_end..]
+        )
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.kill.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpRelay {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+/// The `host:port` a URL points at, resolved to a socket address (for `TcpRelay::start`).
+pub async fn socket_of(url: &str) -> SocketAddr {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit('@').next().expect("authority");
+    let host_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else if url.starts_with("redis") {
+        format!("{host_port}:6379")
+    } else {
+        format!("{host_port}:5432")
+    };
+    tokio::net::lookup_host(host_port)
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_name_is_replaced_keeping_credentials_and_options() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
+            "postgres://u:p@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}
