@@ -1,0 +1,212 @@
+//! The API gateway: JWT login and guard, a Redis TTL cache in front of the slow microservice,
+//! an optional per-instance concurrency limit, and the long-task queue's front end.
+
+mod auth;
+mod cache;
+mod limit;
+mod tasks;
+
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::routing::{get, post};
+use axum::Router;
+use clap::Parser;
+use common::config::{DbConfig, RedisConfig, ServiceConfig};
+use common::metrics::Metrics;
+use common::redis_conn::Redis;
+use common::Server;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "gateway", about = "scalelab's API gateway")]
+pub struct Config {
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8000")]
+    pub listen_addr: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub service: ServiceConfig,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub redis: RedisConfig,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub auth: auth::AuthConfig,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub cache: cache::CacheConfig,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limit: limit::LimitConfig,
+    /// How long a task's queued/running status is kept in Redis.
+    #[arg(long, env = "TASK_STATUS_TTL_SECS", default_value_t = 86_400)]
+    pub task_status_ttl_secs: u64,
+}
+
+/// The JWT secret of `Config::for_tests`, for tests that sign their own tokens.
+pub const TEST_JWT_SECRET: &str = "a-test-secret-of-enough-length";
+
+impl Config {
+    /// Small, fast settings for tests: port 0, a cheap argon2, 3 lab users, cache on (30 s),
+    /// no concurrency limit.
+    pub fn for_tests(
+        instance: &str,
+        db: DbConfig,
+        redis: RedisConfig,
+        microservice_url: String,
+    ) -> Self {
+        Self {
+            listen_addr: "127.0.0.1:0".into(),
+            service: ServiceConfig::named(instance),
+            db,
+            redis,
+            auth: AuthConfig {
+                jwt_secret: Some(TEST_JWT_SECRET.into()),
+                jwt_ttl_secs: 600,
+                argon2_memory_kib: 1024,
+                argon2_iterations: 1,
+                argon2_parallelism: 1,
+                login_concurrency: 0,
+                lab_users: 3,
+                lab_password: "scalelab".into(),
+            },
+            cache: CacheConfig {
+                cache_enabled: true,
+                cache_ttl_secs: 30,
+                microservice_url,
+                microservice_timeout_ms: 2000,
+                microservice_connect_timeout_ms: 500,
+            },
+            limit: LimitConfig {
+                max_in_flight: 0,
+                max_queue: 100,
+                queue_timeout_ms: 5000,
+            },
+            task_status_ttl_secs: 600,
+        }
+    }
+}
+
+pub use auth::AuthConfig;
+pub use cache::CacheConfig;
+pub use limit::LimitConfig;
+
+struct Inner {
+    config: Config,
+    pool: deadpool_postgres::Pool,
+    redis: Arc<Redis>,
+    keys: auth::Keys,
+    login: auth::Login,
+    upstream: cache::Upstream,
+    metrics: GatewayMetrics,
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Clone)]
+struct GatewayMetrics {
+    cache: prometheus::IntCounterVec,
+    logins: prometheus::IntCounterVec,
+    tasks_enqueued: prometheus::IntCounter,
+}
+
+impl GatewayMetrics {
+    fn new(metrics: &Metrics) -> Self {
+        let cache = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "cache_requests_total",
+                "Cache lookups by route and result (hit, miss, error)",
+            ),
+            &["route", "result"],
+        )
+        .expect("valid metric");
+        let logins = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("logins_total", "Login attempts by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let tasks_enqueued = common::metrics::counter("tasks_enqueued_total", "Long tasks queued");
+        metrics.register(Box::new(cache.clone()));
+        metrics.register(Box::new(logins.clone()));
+        metrics.register(Box::new(tasks_enqueued.clone()));
+        Self {
+            cache,
+            logins,
+            tasks_enqueued,
+        }
+    }
+}
+
+pub async fn build(config: Config) -> anyhow::Result<Server> {
+    // Checked before anything else: without a secret there is nothing to sign tokens with.
+    let keys = auth::Keys::from_config(&config.auth)?;
+    let instance = config.service.instance_id("gateway");
+    let pool = common::db::pool(&config.db)?;
+    common::db::migrate(&pool, &config.db).await?;
+    let login = auth::Login::new(&config.auth)?;
+    login.seed_lab_users(&pool).await?;
+    let redis = Redis::new(&config.redis)?;
+    let upstream = cache::Upstream::new(&config.cache)?;
+
+    let metrics = Metrics::new("gateway", &instance);
+    let limiter = limit::Limiter::new(&config.limit, &metrics);
+    let state = AppState(Arc::new(Inner {
+        pool: pool.clone(),
+        redis: redis.clone(),
+        keys,
+        login,
+        upstream,
+        metrics: GatewayMetrics::new(&metrics),
+        config: config.clone(),
+    }));
+
+    let routes = Router::new()
+        .route("/login", post(auth::login))
+        .route("/data", get(cache::data))
+        .route("/process", get(cache::process))
+        .route("/longtask", post(tasks::enqueue))
+        .route("/tasks/{id}", get(tasks::status))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            limit::enforce,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
+    let served_by = HeaderValue::from_str(&instance)?;
+    let router = common::http::with_ops(
+        routes,
+        "gateway",
+        &instance,
+        &metrics,
+        vec![
+            ("postgres", common::db::ready_check(&pool)),
+            ("redis", redis.ready_check()),
+        ],
+        serde_json::to_value(&config)?,
+    )
+    .layer(axum::middleware::map_response(
+        move |mut response: axum::response::Response| {
+            let served_by = served_by.clone();
+            async move {
+                response.headers_mut().insert("x-served-by", served_by);
+                response
+            }
+        },
+    ));
+    Server::bind(&config.listen_addr, router, config.service.shutdown_grace()).await
+}
+
+/// Only for handlers that need the state type in signatures.
+type St = State<AppState>;

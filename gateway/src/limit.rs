@@ -1,0 +1,103 @@
+//! A fixed pool of "server workers" per gateway instance: at most `MAX_IN_FLIGHT` requests
+//! are served at once, at most `MAX_QUEUE` more wait (up to `QUEUE_TIMEOUT_MS`), the rest get
+//! `503` + `Retry-After`. Off by default; it is what makes 3 gateways out-serve 1 on a host
+//! where one async gateway would otherwise never be the bottleneck.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use clap::Args;
+use common::metrics::Metrics;
+use common::ApiError;
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct LimitConfig {
+    /// Requests served at once by this instance (0 = no limit).
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 0)]
+    pub max_in_flight: usize,
+    /// Requests allowed to wait for a slot; beyond that, an immediate 503.
+    #[arg(long, env = "MAX_QUEUE", default_value_t = 100)]
+    pub max_queue: usize,
+    /// Longest wait for a slot before a 503.
+    #[arg(long, env = "QUEUE_TIMEOUT_MS", default_value_t = 5000)]
+    pub queue_timeout_ms: u64,
+}
+
+#[derive(Clone)]
+pub struct Limiter(Option<Arc<Inner>>);
+
+pub struct Inner {
+    slots: Semaphore,
+    waiting: AtomicUsize,
+    max_queue: usize,
+    queue_timeout: Duration,
+    rejected: prometheus::IntCounterVec,
+    queued: prometheus::IntGauge,
+}
+
+impl Limiter {
+    pub fn new(config: &LimitConfig, metrics: &Metrics) -> Self {
+        if config.max_in_flight == 0 {
+            return Self(None);
+        }
+        let rejected = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "limiter_rejected_total",
+                "Requests refused by the concurrency limit, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let queued = common::metrics::gauge("limiter_waiting", "Requests waiting for a slot");
+        let capacity = common::metrics::gauge("limiter_max_in_flight", "Configured MAX_IN_FLIGHT");
+        capacity.set(config.max_in_flight as i64);
+        metrics.register(Box::new(rejected.clone()));
+        metrics.register(Box::new(queued.clone()));
+        metrics.register(Box::new(capacity));
+        Self(Some(Arc::new(Inner {
+            slots: Semaphore::new(config.max_in_flight),
+            waiting: AtomicUsize::new(0),
+            max_queue: config.max_queue,
+            queue_timeout: Duration::from_millis(config.queue_timeout_ms),
+            rejected,
+            queued,
+        })))
+    }
+}
+
+pub async fn enforce(State(limiter): State<Limiter>, req: Request, next: Next) -> Response {
+    let Some(limiter) = limiter.0 else {
+        return next.run(req).await;
+    };
+    let _permit = match limiter.slots.try_acquire() {
+        Ok(permit) => permit,
+        Err(_) => {
+            if limiter.waiting.fetch_add(1, Ordering::SeqCst) >= limiter.max_queue {
+                limiter.waiting.fetch_sub(1, Ordering::SeqCst);
+                limiter.rejected.with_label_values(&["queue_full"]).inc();
+                return ApiError::unavailable("gateway at its concurrency limit, queue full")
+                    .into_response();
+            }
+            limiter.queued.inc();
+            let waited = tokio::time::timeout(limiter.queue_timeout, limiter.slots.acquire()).await;
+            limiter.waiting.fetch_sub(1, Ordering::SeqCst);
+            limiter.queued.dec();
+            match waited {
+                Ok(Ok(permit)) => permit,
+                _ => {
+                    limiter.rejected.with_label_values(&["queue_timeout"]).inc();
+                    return ApiError::unavailable(
+                        "gateway at its concurrency limit, no slot within the queue timeout",
+                    )
+                    .into_response();
+                }
+            }
+        }
+    };
+    next.run(req).await
+}

@@ -1,0 +1,156 @@
+//! The front end of the long-task queue: `POST /longtask` appends a job to the durable Redis
+//! stream and answers 202 at once; `GET /tasks/{id}` reports its state. Postgres holds the
+//! final word (`task_results`, written by the worker); Redis holds queued/running.
+
+use crate::auth::User;
+use crate::St;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use common::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+pub struct TaskRequest {
+    task: String,
+    #[serde(default)]
+    payload: Value,
+}
+
+fn validate_task_name(task: &str) -> Result<(), ApiError> {
+    let ok = !task.is_empty()
+        && task.len() <= 64
+        && task
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "task must be 1-64 characters of letters, digits, _ and -",
+        ))
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+pub async fn enqueue(
+    State(state): St,
+    _user: User,
+    body: Result<Json<TaskRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body?;
+    validate_task_name(&req.task)?;
+    let payload = req.payload.to_string();
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("payload must be at most {MAX_PAYLOAD_BYTES} bytes of JSON"),
+        ));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let redis_config = &state.config.redis;
+    let status_key = redis_config.task_status_key(&id);
+    let enqueued_at = now_ms().to_string();
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("HSET")
+        .arg(&status_key)
+        .arg("status")
+        .arg("queued")
+        .arg("task")
+        .arg(&req.task)
+        .arg("enqueued_at")
+        .arg(&enqueued_at)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&status_key)
+        .arg(state.config.task_status_ttl_secs.max(1))
+        .ignore()
+        .cmd("XADD")
+        .arg(redis_config.stream_key())
+        .arg("*")
+        .arg("id")
+        .arg(&id)
+        .arg("task")
+        .arg(&req.task)
+        .arg("payload")
+        .arg(&payload)
+        .arg("enqueued_at")
+        .arg(&enqueued_at)
+        .ignore();
+    state
+        .redis
+        .query_pipe::<()>(&pipe)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("task queue unavailable: {e}")))?;
+    state.metrics.tasks_enqueued.inc();
+    let status_url = format!("/tasks/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, status_url.clone())],
+        Json(json!({"id": id, "status": "queued", "status_url": status_url})),
+    )
+        .into_response())
+}
+
+pub async fn status(
+    State(state): St,
+    _user: User,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id?;
+    let not_found = || ApiError::not_found(format!("no task with id {id:?}"));
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(not_found());
+    }
+    let finished = {
+        let client = state.pool.get().await.map_err(common::db::pool_error)?;
+        client
+            .query_opt(
+                "SELECT status, task, result::text, worker, attempts,
+                        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+                 FROM task_results WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(common::db::query_error)?
+    };
+    if let Some(row) = finished {
+        let result: String = row.get(2);
+        return Ok(Json(json!({
+            "id": id,
+            "status": row.get::<_, String>(0),
+            "task": row.get::<_, String>(1),
+            "result": serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
+            "worker": row.get::<_, String>(3),
+            "attempts": row.get::<_, i32>(4),
+            "finished_at": row.get::<_, String>(5),
+        })));
+    }
+    let pending: HashMap<String, String> = state
+        .redis
+        .query(redis::cmd("HGETALL").arg(state.config.redis.task_status_key(&id)))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("task queue unavailable: {e}")))?;
+    match pending.get("status") {
+        Some(status) => Ok(Json(json!({
+            "id": id,
+            "status": status,
+            "task": pending.get("task"),
+            "result": Value::Null,
+        }))),
+        None => Err(not_found()),
+    }
+}

@@ -1,0 +1,452 @@
+//! The consume → work → batch → commit → acknowledge loop.
+
+use crate::metrics::WorkerMetrics;
+use crate::Config;
+use common::redis_conn::{Redis, RedisFailure};
+use deadpool_postgres::Pool;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// One finished job, waiting in the batcher for its commit.
+struct Done {
+    entry_id: String,
+    id: String,
+    task: String,
+    status: &'static str,
+    result: Value,
+    attempts: i32,
+    enqueued_at_ms: i64,
+    finished_at_ms: i64,
+}
+
+pub struct Engine {
+    config: Arc<Config>,
+    consumer: String,
+    pool: Pool,
+    /// Commands that answer at once (status, acks, claims, gauges).
+    redis: Arc<Redis>,
+    /// A connection of its own for the blocking XREADGROUP, which would otherwise stall
+    /// every other command multiplexed on the same connection.
+    reader: Arc<Redis>,
+    metrics: WorkerMetrics,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+impl Engine {
+    pub fn new(
+        config: Config,
+        consumer: String,
+        pool: Pool,
+        redis: Arc<Redis>,
+        metrics: WorkerMetrics,
+    ) -> anyhow::Result<Self> {
+        let reader = Redis::new(&config.redis)?;
+        Ok(Self {
+            config: Arc::new(config),
+            consumer,
+            pool,
+            redis,
+            reader,
+            metrics,
+        })
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let engine = Arc::new(self);
+        let config = engine.config.clone();
+        let slots = Arc::new(Semaphore::new(config.worker_concurrency));
+        let (done_tx, done_rx) = mpsc::channel::<Done>(config.batch_size * 2);
+        let batcher = tokio::spawn(engine.clone().batcher(done_rx));
+        let gauges = tokio::spawn(engine.clone().sample_queue(stop.clone()));
+
+        let visibility = Duration::from_millis(config.visibility_timeout_ms);
+        // Reclaim at once on start (our own or a dead worker's leftovers), then regularly.
+        let mut next_reclaim = Instant::now();
+        let mut group_ready = false;
+        tracing::info!(consumer = %engine.consumer, "worker consuming");
+        while !*stop.borrow() {
+            if !group_ready {
+                match engine.ensure_group().await {
+                    Ok(()) => group_ready = true,
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot reach the job stream, retrying");
+                        engine.pause(&mut stop, Duration::from_secs(1)).await;
+                        continue;
+                    }
+                }
+            }
+            // Wait for a free slot, so we never hold jobs we cannot start.
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("semaphore open"),
+                _ = stop.wait_for(|s| *s) => break,
+            };
+            let free = 1 + slots.available_permits();
+            let entries = if Instant::now() >= next_reclaim {
+                next_reclaim = Instant::now() + visibility / 2;
+                engine.reclaim(free).await
+            } else {
+                Ok(Vec::new())
+            };
+            let entries = match entries {
+                Ok(claimed) if !claimed.is_empty() => Ok(claimed),
+                Ok(_) => engine.read_new(free).await,
+                Err(e) => Err(e),
+            };
+            let entries = match entries {
+                Ok(entries) => entries,
+                Err(err) => {
+                    if err.to_string().contains("NOGROUP") {
+                        group_ready = false;
+                    }
+                    tracing::warn!(%err, "reading the job stream failed");
+                    drop(first);
+                    engine.pause(&mut stop, Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let mut first = Some(first);
+            for entry in entries {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => slots.clone().acquire_owned().await.expect("semaphore open"),
+                };
+                let (engine, done_tx) = (engine.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    engine.metrics.in_progress.inc();
+                    if let Some(done) = engine.work(entry).await {
+                        let _ = done_tx.send(done).await;
+                    }
+                    engine.metrics.in_progress.dec();
+                    drop(permit);
+                });
+            }
+        }
+
+        // Shutdown: let jobs in progress finish within the grace period, then flush.
+        let grace = config.service.shutdown_grace();
+        let all = config.worker_concurrency as u32;
+        if tokio::time::timeout(grace, slots.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("jobs still running after the grace period; they will be reclaimed");
+        }
+        drop(done_tx);
+        let _ = tokio::time::timeout(grace, batcher).await;
+        gauges.abort();
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    async fn pause(&self, stop: &mut watch::Receiver<bool>, how_long: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(how_long) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+
+    async fn ensure_group(&self) -> Result<(), RedisFailure> {
+        let created = self
+            .redis
+            .query::<()>(
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(self.config.redis.stream_key())
+                    .arg(&self.config.consumer_group)
+                    .arg("0")
+                    .arg("MKSTREAM"),
+            )
+            .await;
+        match created {
+            Err(RedisFailure::Command(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn read_new(&self, count: usize) -> Result<Vec<StreamId>, RedisFailure> {
+        const BLOCK_MS: u64 = 1000;
+        let reply: Option<StreamReadReply> = self
+            .reader
+            .query_within(
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(&self.config.consumer_group)
+                    .arg(&self.consumer)
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("BLOCK")
+                    .arg(BLOCK_MS)
+                    .arg("STREAMS")
+                    .arg(self.config.redis.stream_key())
+                    .arg(">"),
+                Duration::from_millis(BLOCK_MS + 2000),
+            )
+            .await?;
+        Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default())
+    }
+
+    /// Takes over jobs that some worker (perhaps a dead one, perhaps us before a restart)
+    /// read but did not acknowledge within the visibility timeout.
+    async fn reclaim(&self, count: usize) -> Result<Vec<StreamId>, RedisFailure> {
+        let reply: StreamAutoClaimReply = self
+            .redis
+            .query(
+                redis::cmd("XAUTOCLAIM")
+                    .arg(self.config.redis.stream_key())
+                    .arg(&self.config.consumer_group)
+                    .arg(&self.consumer)
+                    .arg(self.config.visibility_timeout_ms)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(count),
+            )
+            .await?;
+        if !reply.claimed.is_empty() {
+            tracing::info!(
+                jobs = reply.claimed.len(),
+                "reclaimed jobs past the visibility timeout"
+            );
+            self.metrics.reclaimed.inc_by(reply.claimed.len() as u64);
+        }
+        Ok(reply.claimed)
+    }
+
+    /// Does one job. Returns `None` for an entry that cannot be a job (acknowledged and dropped
+    /// so it does not poison the queue).
+    async fn work(&self, entry: StreamId) -> Option<Done> {
+        let id: Option<String> = entry.get("id");
+        let task: Option<String> = entry.get("task");
+        let (Some(id), Some(task)) = (id, task) else {
+            tracing::warn!(entry = %entry.id, "dropping a stream entry without id/task");
+            self.metrics.malformed.inc();
+            let _ = self.ack(std::slice::from_ref(&entry.id), &[]).await;
+            return None;
+        };
+        let payload: Value = entry
+            .get::<String>("payload")
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or(Value::Null);
+        let enqueued_at_ms = entry
+            .get::<String>("enqueued_at")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+
+        let status_key = self.config.redis.task_status_key(&id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(&status_key)
+            .arg("status")
+            .arg("running")
+            .arg("worker")
+            .arg(&self.consumer)
+            .ignore()
+            .cmd("HINCRBY")
+            .arg(&status_key)
+            .arg("attempts")
+            .arg(1)
+            .cmd("EXPIRE")
+            .arg(&status_key)
+            .arg(86_400)
+            .ignore();
+        // Status is informative; a Redis hiccup here must not stop the job.
+        let attempts = self
+            .redis
+            .query_pipe::<(i64,)>(&pipe)
+            .await
+            .map(|(n,)| n as i32)
+            .unwrap_or(1);
+
+        let wanted = payload["duration_ms"]
+            .as_u64()
+            .unwrap_or(self.config.task_duration_ms)
+            .min(self.config.max_task_duration_ms);
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(wanted)).await;
+        let (status, result) = if task == "fail" {
+            (
+                "failed",
+                json!({"error": "the task asked to fail", "payload": payload}),
+            )
+        } else {
+            (
+                "done",
+                json!({"task": task, "worked_ms": started.elapsed().as_millis() as u64, "echo": payload}),
+            )
+        };
+        Some(Done {
+            entry_id: entry.id,
+            id,
+            task,
+            status,
+            result,
+            attempts,
+            enqueued_at_ms,
+            finished_at_ms: now_ms(),
+        })
+    }
+
+    /// Groups results into batches of `BATCH_SIZE` or whatever arrived within
+    /// `FLUSH_INTERVAL_MS`, and writes each batch until it commits.
+    async fn batcher(self: Arc<Self>, mut done: mpsc::Receiver<Done>) {
+        let interval = Duration::from_millis(self.config.flush_interval_ms);
+        let mut batch: Vec<Done> = Vec::with_capacity(self.config.batch_size);
+        loop {
+            let Some(first) = done.recv().await else {
+                return;
+            };
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + interval;
+            let mut closed = false;
+            while batch.len() < self.config.batch_size {
+                match tokio::time::timeout_at(deadline, done.recv()).await {
+                    Ok(Some(next)) => batch.push(next),
+                    Ok(None) => {
+                        closed = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.flush_until_committed(&mut batch).await;
+            if closed {
+                return;
+            }
+        }
+    }
+
+    async fn flush_until_committed(&self, batch: &mut Vec<Done>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let started = Instant::now();
+            match self.commit(batch).await {
+                Ok(()) => {
+                    let entry_ids: Vec<String> = batch.iter().map(|d| d.entry_id.clone()).collect();
+                    let ids: Vec<String> = batch.iter().map(|d| d.id.clone()).collect();
+                    // If this ack is lost, the jobs are reclaimed later and their replay
+                    // inserts nothing: committed results are never duplicated.
+                    if let Err(err) = self.ack(&entry_ids, &ids).await {
+                        tracing::warn!(%err, "ack failed; jobs will be reclaimed and skipped");
+                    }
+                    self.metrics.batch_size.observe(batch.len() as f64);
+                    self.metrics
+                        .flush_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    for d in batch.iter() {
+                        self.metrics.processed.with_label_values(&[d.status]).inc();
+                    }
+                    batch.clear();
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), jobs = batch.len(), "batch not committed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn commit(&self, batch: &[Done]) -> anyhow::Result<()> {
+        let ids: Vec<&str> = batch.iter().map(|d| d.id.as_str()).collect();
+        let tasks: Vec<&str> = batch.iter().map(|d| d.task.as_str()).collect();
+        let statuses: Vec<&str> = batch.iter().map(|d| d.status).collect();
+        let results: Vec<String> = batch.iter().map(|d| d.result.to_string()).collect();
+        let attempts: Vec<i32> = batch.iter().map(|d| d.attempts).collect();
+        let enqueued: Vec<i64> = batch.iter().map(|d| d.enqueued_at_ms).collect();
+        let finished: Vec<i64> = batch.iter().map(|d| d.finished_at_ms).collect();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO task_results
+                 (id, task, status, result, worker, attempts, enqueued_at, finished_at)
+             SELECT id, task, status, result::jsonb, $5, attempts,
+                    to_timestamp(NULLIF(enq, 0) / 1000.0), to_timestamp(fin / 1000.0)
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::int4[],
+                         $7::int8[], $8::int8[]) AS t(id, task, status, result, attempts, enq, fin)
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &ids,
+                &tasks,
+                &statuses,
+                &results,
+                &self.consumer,
+                &attempts,
+                &enqueued,
+                &finished,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Acknowledges entries and forgets their transient status (Postgres now has the result).
+    async fn ack(&self, entry_ids: &[String], job_ids: &[String]) -> Result<(), RedisFailure> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XACK")
+            .arg(self.config.redis.stream_key())
+            .arg(&self.config.consumer_group)
+            .arg(entry_ids)
+            .ignore();
+        for id in job_ids {
+            pipe.cmd("DEL")
+                .arg(self.config.redis.task_status_key(id))
+                .ignore();
+        }
+        self.redis.query_pipe::<()>(&pipe).await
+    }
+
+    /// Samples queue length, pending and lag once a second for `/metrics`.
+    async fn sample_queue(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let stream = self.config.redis.stream_key();
+        loop {
+            if let Ok(len) = self
+                .redis
+                .query::<i64>(redis::cmd("XLEN").arg(&stream))
+                .await
+            {
+                self.metrics.queue_length.set(len);
+            }
+            let groups: Result<Vec<std::collections::HashMap<String, redis::Value>>, _> = self
+                .redis
+                .query(redis::cmd("XINFO").arg("GROUPS").arg(&stream))
+                .await;
+            if let Ok(groups) = groups {
+                let ours = groups.iter().find(|g| {
+                    g.get("name")
+                        .and_then(|v| redis::from_redis_value::<String>(v).ok())
+                        .as_deref()
+                        == Some(self.config.consumer_group.as_str())
+                });
+                if let Some(group) = ours {
+                    let int = |k: &str| {
+                        group
+                            .get(k)
+                            .and_then(|v| redis::from_redis_value::<i64>(v).ok())
+                    };
+                    if let Some(pending) = int("pending") {
+                        self.metrics.queue_pending.set(pending);
+                    }
+                    if let Some(lag) = int("lag") {
+                        self.metrics.queue_lag.set(lag);
+                    }
+                }
+            }
+            self.pause(&mut stop, Duration::from_secs(1)).await;
+            if *stop.borrow() {
+                return;
+            }
+        }
+    }
+}

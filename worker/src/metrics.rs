@@ -1,0 +1,71 @@
+//! What the worker exposes on `/metrics` beyond the shared HTTP series.
+
+use common::metrics::{counter, gauge, histogram, Metrics};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts};
+
+#[derive(Clone)]
+pub struct WorkerMetrics {
+    pub processed: IntCounterVec,
+    pub reclaimed: IntCounter,
+    pub malformed: IntCounter,
+    pub in_progress: IntGauge,
+    pub batch_size: Histogram,
+    pub flush_seconds: Histogram,
+    pub queue_length: IntGauge,
+    pub queue_pending: IntGauge,
+    pub queue_lag: IntGauge,
+}
+
+impl WorkerMetrics {
+    pub fn new(metrics: &Metrics) -> Self {
+        let processed = IntCounterVec::new(
+            Opts::new(
+                "jobs_processed_total",
+                "Jobs whose result was committed, by status",
+            ),
+            &["status"],
+        )
+        .expect("valid metric");
+        let m = Self {
+            processed,
+            reclaimed: counter(
+                "jobs_reclaimed_total",
+                "Jobs taken over after the visibility timeout",
+            ),
+            malformed: counter(
+                "jobs_malformed_total",
+                "Stream entries dropped as unreadable",
+            ),
+            in_progress: gauge("jobs_in_progress", "Jobs being worked on by this worker"),
+            batch_size: histogram(
+                "batch_size",
+                "Results per committed batch",
+                &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0],
+            ),
+            flush_seconds: histogram(
+                "batch_flush_duration_seconds",
+                "Time to commit and acknowledge one batch",
+                common::metrics::LATENCY_BUCKETS,
+            ),
+            queue_length: gauge("queue_length", "Entries in the job stream (XLEN)"),
+            queue_pending: gauge(
+                "queue_pending",
+                "Jobs delivered but not yet acknowledged, all workers",
+            ),
+            queue_lag: gauge(
+                "queue_lag",
+                "Jobs in the stream not yet delivered to any worker",
+            ),
+        };
+        metrics.register(Box::new(m.processed.clone()));
+        metrics.register(Box::new(m.reclaimed.clone()));
+        metrics.register(Box::new(m.malformed.clone()));
+        metrics.register(Box::new(m.in_progress.clone()));
+        metrics.register(Box::new(m.batch_size.clone()));
+        metrics.register(Box::new(m.flush_seconds.clone()));
+        metrics.register(Box::new(m.queue_length.clone()));
+        metrics.register(Box::new(m.queue_pending.clone()));
+        metrics.register(Box::new(m.queue_lag.clone()));
+        m
+    }
+}

@@ -1,0 +1,283 @@
+//! The worker against real Redis Streams and a real Postgres.
+
+use common::testing::{self, TestDb};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(testing::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("test Redis reachable (see .ci/run or set TEST_REDIS_URL)")
+}
+
+async fn enqueue(stream: &str, n: usize, task: &str, duration_ms: u64) -> Vec<String> {
+    let mut conn = redis_conn().await;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let id = uuid::Uuid::new_v4().to_string();
+        let payload = format!("{{\"duration_ms\":{duration_ms}}}");
+        let _: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("id")
+            .arg(&id)
+            .arg("task")
+            .arg(task)
+            .arg("payload")
+            .arg(payload)
+            .arg("enqueued_at")
+            .arg("1700000000000")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+/// Whether the group's pending list empties within 5 s.
+async fn drains(stream: &str) -> bool {
+    let conn = redis_conn().await;
+    testing::wait_until(Duration::from_secs(5), || {
+        let mut conn = conn.clone();
+        async move {
+            let pending: (i64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg("workers")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            pending.0 == 0
+        }
+    })
+    .await
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+async fn result_rows(db: &tokio_postgres::Client) -> i64 {
+    db.query_one("SELECT count(*) FROM task_results", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
+}
+
+fn config(db: &TestDb, redis: &common::config::RedisConfig, name: &str) -> worker::Config {
+    worker::Config::for_tests(name, db.config(), redis.clone())
+}
+
+#[tokio::test]
+async fn jobs_are_done_in_batches_acknowledged_and_counted() {
+    common::telemetry::init_for_tests();
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let worker = worker::build(config(&db, &redis, "w-batch")).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", worker.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+
+    let mut ids = enqueue(&redis.stream_key(), 10, "echo", 50).await;
+    ids.extend(enqueue(&redis.stream_key(), 2, "fail", 10).await);
+    let client = pg(&db.url).await;
+    assert!(
+        testing::wait_until(Duration::from_secs(15), || async {
+            result_rows(&client).await == 12
+        })
+        .await,
+        "all 12 jobs get a result"
+    );
+    let failed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM task_results WHERE status = 'failed'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(failed, 2);
+    let echoed: String = client
+        .query_one(
+            "SELECT result->'echo'->>'duration_ms' FROM task_results WHERE id = $1",
+            &[&ids[0]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(echoed, "50");
+
+    // Everything acknowledged, transient status gone, metrics agree.
+    let mut conn = redis_conn().await;
+    assert!(drains(&redis.stream_key()).await, "no job left pending");
+    let status: i64 = redis::cmd("EXISTS")
+        .arg(redis.task_status_key(&ids[0]))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(status, 0);
+    let samples = common::metrics::scrape(&reqwest::Client::new(), &format!("{base}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(
+        common::metrics::sum(&samples, "jobs_processed_total", &[("status", "done")]),
+        10.0
+    );
+    assert_eq!(
+        common::metrics::sum(&samples, "jobs_processed_total", &[("status", "failed")]),
+        2.0
+    );
+    let batches = common::metrics::sum(&samples, "batch_size_count", &[]);
+    assert!(
+        batches >= 3.0,
+        "12 results in batches of at most 4: {batches} batches"
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/ready"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("worker stops within its grace period")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreadable_entry_is_dropped_not_retried_forever() {
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let worker = worker::build(config(&db, &redis, "w-poison"))
+        .await
+        .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let mut conn = redis_conn().await;
+    let _: String = redis::cmd("XADD")
+        .arg(redis.stream_key())
+        .arg("*")
+        .arg("garbage")
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    enqueue(&redis.stream_key(), 1, "echo", 10).await;
+    let client = pg(&db.url).await;
+    assert!(
+        testing::wait_until(Duration::from_secs(10), || async {
+            result_rows(&client).await == 1
+        })
+        .await
+    );
+    assert!(
+        drains(&redis.stream_key()).await,
+        "the bad entry is acknowledged, not left pending"
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_worker(db: &TestDb, redis: &common::config::RedisConfig, name: &str) -> Process {
+    let log = if std::env::var_os("TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
+    Process(
+        Command::new(env!("CARGO_BIN_EXE_worker"))
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("INSTANCE_ID", name)
+            .env("DATABASE_URL", &db.url)
+            .env("REDIS_URL", &redis.redis_url)
+            .env("REDIS_KEY_PREFIX", &redis.redis_key_prefix)
+            .env("WORKER_CONCURRENCY", "4")
+            .env("TASK_DURATION_MS", "150")
+            .env("BATCH_SIZE", "4")
+            .env("FLUSH_INTERVAL_MS", "300")
+            .env("VISIBILITY_TIMEOUT_MS", "1500")
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the worker binary"),
+    )
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_batch_loses_no_job_and_duplicates_no_result() {
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let jobs = 60;
+    let ids = enqueue(&redis.stream_key(), jobs, "echo", 150).await;
+    let client = pg(&db.url).await;
+
+    let mut first = spawn_worker(&db, &redis, "w-first");
+    // Let it commit some batches and hold others in progress, then kill it without warning.
+    assert!(
+        testing::wait_until(Duration::from_secs(20), || async {
+            result_rows(&client).await >= 8
+        })
+        .await,
+        "the first worker makes progress"
+    );
+    first.0.kill().expect("SIGKILL the first worker");
+    first.0.wait().unwrap();
+    let at_kill = result_rows(&client).await;
+    assert!(
+        at_kill < jobs as i64,
+        "killed before finishing ({at_kill} done)"
+    );
+
+    let _second = spawn_worker(&db, &redis, "w-second");
+    assert!(
+        testing::wait_until(Duration::from_secs(40), || async {
+            result_rows(&client).await == jobs as i64
+        })
+        .await,
+        "every job is done after the takeover (had {})",
+        result_rows(&client).await
+    );
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE worker = 'w-second'),
+                    count(*) FILTER (WHERE attempts > 1), count(*) FILTER (WHERE id = ANY($1))
+             FROM task_results",
+            &[&ids],
+        )
+        .await
+        .unwrap();
+    let (rows, distinct, by_second, retried, ours): (i64, i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    assert_eq!(rows, jobs as i64, "exactly one row per job");
+    assert_eq!(distinct, rows);
+    assert_eq!(ours, rows, "only our jobs");
+    assert!(by_second > 0, "the second worker took over");
+    assert!(
+        retried > 0,
+        "jobs in progress at the kill were reclaimed and redone (attempts > 1)"
+    );
+}
