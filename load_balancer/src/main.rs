@@ -1,0 +1,12 @@
+use clap::Parser;
+
+// glibc's malloc/free were ~14% of the proxy's CPU under load (perf, bench/lb-compare);
+// mimalloc's per-thread free lists make the per-request buffers cheap. See BENCHMARKS.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let config = load_balancer::Config::parse();
+    common::telemetry::init(&config.service.log_format);
+    common::exit_on_error("load_balancer", load_balancer::run(config));
+}
