@@ -1,0 +1,523 @@
+//! scalelab's load generator: Goose scenarios (`hit`, `miss`, `mixed`, `login`) under named
+//! load profiles, with an SLA judged by Goose thresholds, and a complete record of each run
+//! in `tests/results/<run-id>/`: Goose's own HTML/JSON/Markdown reports (with per-second
+//! graph data), `run.json`, and the load balancer's counters sampled every second.
+
+pub mod record;
+pub mod scenarios;
+
+use clap::{Parser, ValueEnum};
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// `/data` or `/process` with one fixed key: cache hits after the first request.
+    Hit,
+    /// A key never asked before on every request: always a cache miss.
+    Miss,
+    /// Keys from a key space of KEY_SPACE keys, skewed by ZIPF_S: the hit ratio follows
+    /// the TTL and the skew.
+    Mixed,
+    /// A login storm: `POST /login` on every iteration.
+    Login,
+    /// `POST /longtask`, then poll `/tasks/{id}` until done; end-to-end job time recorded.
+    Longtask,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The seed lab's protocol: 1000 users, +100 users/s, 60 s.
+    Classic,
+    /// 10 users, 10 s: fills caches and pools before a measured run.
+    Warmup,
+    /// Every user at once.
+    Burst,
+    /// Users added steadily over the first half of the run.
+    Ramp,
+    /// Step-load search: runs of START_USERS, +STEP_USERS, ... users, STEP_SECS each, until
+    /// one breaks the SLA; reports the highest load that met it.
+    Breakpoint,
+    /// Ramp up, hold, ramp down (20% / 60% / 20% of the duration; 1 min / 3 min / 1 min by
+    /// default), the k6 shape.
+    Stages,
+}
+
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(
+    name = "loadtest",
+    about = "Drive scalelab with Goose and record the run"
+)]
+pub struct Options {
+    #[arg(long, env = "SCENARIO", value_enum, default_value = "hit")]
+    pub scenario: Scenario,
+    #[arg(long, env = "PROFILE", value_enum, default_value = "classic")]
+    pub profile: Profile,
+    /// Users (overrides the profile's).
+    #[arg(long, env = "USERS")]
+    pub users: Option<usize>,
+    /// Users started per second (overrides the profile's).
+    #[arg(long, env = "RATE")]
+    pub rate: Option<f64>,
+    /// Run time in seconds (overrides the profile's).
+    #[arg(long, env = "DURATION_SECS")]
+    pub duration_secs: Option<u64>,
+    /// Where the load goes: the load balancer by default.
+    #[arg(long, env = "TARGET_URL", default_value = "http://127.0.0.1:8080")]
+    pub target: String,
+    /// The load balancer's metrics, sampled every second.
+    #[arg(
+        long,
+        env = "LB_METRICS_URL",
+        default_value = "http://127.0.0.1:9100/metrics"
+    )]
+    pub lb_metrics_url: String,
+    #[arg(long, env = "RESULTS_DIR", default_value = "tests/results")]
+    pub results_dir: PathBuf,
+    /// Folder name of this run (default: UTC time, scenario, gateways).
+    #[arg(long, env = "RUN_ID")]
+    pub run_id: Option<String>,
+    /// Think time between iterations, each user, drawn from [min, max].
+    #[arg(long, env = "THINK_MIN_MS", default_value_t = 1000)]
+    pub think_min_ms: u64,
+    #[arg(long, env = "THINK_MAX_MS", default_value_t = 2000)]
+    pub think_max_ms: u64,
+    /// No think time: each user sends its next request as soon as it has an answer.
+    #[arg(long, env = "NO_THINK")]
+    pub no_think: bool,
+    /// Keys of the `mixed` scenario.
+    #[arg(long, env = "KEY_SPACE", default_value_t = 1000)]
+    pub key_space: u64,
+    /// Skew of the `mixed` scenario's keys (0 = uniform, 1 = Zipf-like).
+    #[arg(long, env = "ZIPF_S", default_value_t = 1.0)]
+    pub zipf_s: f64,
+    /// Lab users to log in as (user1..userN) and their password.
+    #[arg(long, env = "LAB_USERS", default_value_t = 100)]
+    pub lab_users: usize,
+    #[arg(
+        long,
+        env = "LAB_PASSWORD",
+        default_value = "scalelab",
+        hide_env_values = true
+    )]
+    #[serde(skip)]
+    pub lab_password: String,
+    /// SLA: 95th percentile response time.
+    #[arg(long, env = "SLA_P95_MS", default_value_t = 500)]
+    pub sla_p95_ms: u64,
+    /// SLA: highest error rate, in percent.
+    #[arg(long, env = "SLA_ERROR_PCT", default_value_t = 1.0)]
+    pub sla_error_pct: f64,
+    /// Labels written into run.json: how the stack runs and with how many gateways.
+    #[arg(long, env = "RUNTIME", default_value = "unknown")]
+    pub runtime: String,
+    #[arg(long, env = "GATEWAYS")]
+    pub gateways: Option<u32>,
+    /// Simulated work each long task asks the worker for.
+    #[arg(long, env = "LONGTASK_MS", default_value_t = 500)]
+    pub longtask_ms: u64,
+    /// How often a user polls its task's status.
+    #[arg(long, env = "POLL_MS", default_value_t = 250)]
+    pub poll_ms: u64,
+    /// A task not finished after this long counts as timed out.
+    #[arg(long, env = "LONGTASK_TIMEOUT_SECS", default_value_t = 60)]
+    pub longtask_timeout_secs: u64,
+    /// The worker's metrics (queue length, pending, lag), sampled every second when set.
+    #[arg(long, env = "WORKER_METRICS_URL")]
+    pub worker_metrics_url: Option<String>,
+    /// Breakpoint search: users of the first step, users added per step, seconds per step,
+    /// and the most steps.
+    #[arg(long, env = "START_USERS", default_value_t = 10)]
+    pub start_users: usize,
+    #[arg(long, env = "STEP_USERS", default_value_t = 10)]
+    pub step_users: usize,
+    #[arg(long, env = "STEP_SECS", default_value_t = 30)]
+    pub step_secs: u64,
+    #[arg(long, env = "MAX_STEPS", default_value_t = 10)]
+    pub max_steps: usize,
+    /// How long to wait for the target to answer /health before giving up.
+    #[arg(long, env = "READY_TIMEOUT_SECS", default_value_t = 60)]
+    pub ready_timeout_secs: u64,
+}
+
+/// The load a run applies, after the profile's defaults and the overrides.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Load {
+    pub users: usize,
+    pub rate: f64,
+    pub duration_secs: u64,
+}
+
+impl Options {
+    pub fn load(&self) -> Load {
+        let (users, duration_secs) = match self.profile {
+            Profile::Classic => (1000, 60),
+            Profile::Warmup => (10, 10),
+            Profile::Burst | Profile::Ramp => (100, 30),
+            Profile::Stages => (100, 300),
+            Profile::Breakpoint => (self.start_users, self.step_secs),
+        };
+        let users = self.users.unwrap_or(users).max(1);
+        let duration_secs = self.duration_secs.unwrap_or(duration_secs).max(1);
+        let rate = self.rate.unwrap_or(match self.profile {
+            Profile::Classic => 100.0,
+            Profile::Warmup => 10.0,
+            Profile::Burst => users as f64,
+            // Everyone started by half time, then held.
+            Profile::Ramp => (users as f64 / (duration_secs as f64 / 2.0)).max(0.1),
+            // Each step starts its users within about 5 s, then holds them.
+            Profile::Breakpoint => (users as f64 / 5.0).max(1.0),
+            Profile::Stages => {
+                let (up, _, _) = stage_secs(duration_secs);
+                users as f64 / up as f64
+            }
+        });
+        Load {
+            users,
+            rate,
+            duration_secs,
+        }
+    }
+
+    pub fn run_id(&self) -> String {
+        self.run_id.clone().unwrap_or_else(|| {
+            let gateways = self.gateways.map(|g| format!("-{g}gw")).unwrap_or_default();
+            format!(
+                "{}-{}{}",
+                record::utc_stamp(),
+                serde_json::to_value(self.scenario)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                gateways
+            )
+        })
+    }
+}
+
+/// Ramp-up, hold and ramp-down seconds of the `stages` profile.
+pub fn stage_secs(duration_secs: u64) -> (u64, u64, u64) {
+    let up = (duration_secs / 5).max(1);
+    let down = up;
+    (up, duration_secs.saturating_sub(up + down).max(1), down)
+}
+
+/// Waits until the target answers `/health`; a clear error naming the URL otherwise.
+pub async fn wait_ready(target: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let url = format!("{}/health", target.trim_end_matches('/'));
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(resp) = client.get(&url).send().await {
+            if resp.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "the target {url} did not answer within {} s; start the stack first (make up, or the services by hand as the README shows)",
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Goose's own configuration, as the command line it would accept.
+fn goose_config(
+    options: &Options,
+    load: &Load,
+    dir: &std::path::Path,
+) -> anyhow::Result<GooseConfiguration> {
+    let dir = dir.display();
+    let mut args: Vec<String> = vec![
+        "loadtest".into(),
+        "--host".into(),
+        options.target.trim_end_matches('/').into(),
+    ];
+    if options.profile == Profile::Stages {
+        let (up, hold, down) = stage_secs(load.duration_secs);
+        let u = load.users;
+        args.extend([
+            "--test-plan".into(),
+            format!("{u},{up}s;{u},{hold}s;0,{down}s"),
+        ]);
+    } else {
+        args.extend([
+            "--users".into(),
+            load.users.to_string(),
+            "--increase-rate".into(),
+            load.rate.to_string(),
+            "--run-time".into(),
+            format!("{}s", load.duration_secs),
+        ]);
+    }
+    args.extend::<Vec<String>>(vec![
+        "--report-file".into(),
+        format!("{dir}/goose.html"),
+        "--report-file".into(),
+        format!("{dir}/goose.json"),
+        "--report-file".into(),
+        format!("{dir}/goose.md"),
+        "--report-graph-data".into(),
+        // Count the whole run, ramp-up included, so totals match the servers' counters.
+        "--no-reset-metrics".into(),
+        "--threshold".into(),
+        format!("p95<{}ms", options.sla_p95_ms),
+        "--threshold".into(),
+        format!("error-rate<={}%", options.sla_error_pct),
+        "--no-threshold-abort".into(),
+        "--no-telnet".into(),
+        "--no-websocket".into(),
+        "--quiet".into(),
+    ]);
+    <GooseConfiguration as clap::Parser>::try_parse_from(args)
+        .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))
+}
+
+/// Runs the load test the options ask for and writes its record. Returns the run's folder
+/// (for a breakpoint search, the folder holding `breakpoint.json`).
+pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
+    if options.profile == Profile::Breakpoint {
+        return breakpoint(options).await;
+    }
+    run_once(options).await
+}
+
+/// The step-load search: each step is a run of its own (its own folder and run.json); the
+/// search stops at the first step whose SLA verdict is a failure.
+async fn breakpoint(options: Options) -> anyhow::Result<PathBuf> {
+    if options.start_users == 0 || options.step_users == 0 || options.max_steps == 0 {
+        anyhow::bail!("START_USERS, STEP_USERS and MAX_STEPS must be at least 1");
+    }
+    let base = options.run_id();
+    let summary_dir = options.results_dir.join(format!("{base}-breakpoint"));
+    if summary_dir.exists() {
+        anyhow::bail!(
+            "{} already exists: choose another RUN_ID",
+            summary_dir.display()
+        );
+    }
+    let mut steps = Vec::new();
+    let mut highest_passing: Option<serde_json::Value> = None;
+    let mut first_failing: Option<serde_json::Value> = None;
+    for k in 0..options.max_steps {
+        let users = options.start_users + k * options.step_users;
+        let step = Options {
+            users: Some(users),
+            rate: None,
+            duration_secs: Some(options.step_secs),
+            run_id: Some(format!("{base}-step{:02}-{users}u", k + 1)),
+            ..options.clone()
+        };
+        let dir = run_once(step).await?;
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json"))?)?;
+        let row = serde_json::json!({
+            "step": k + 1, "users": users, "run_id": run["run_id"],
+            "rps": run["rps"], "p95_ms": run["latency_ms"]["p95"], "error_pct": run["error_pct"],
+            "sla_met": run["sla"]["met"], "generator_saturated": run["generator"]["saturated"],
+        });
+        eprintln!(
+            "breakpoint step {}: {users} users, {:.1} req/s, p95 {} ms, errors {:.2}%: SLA {}",
+            k + 1,
+            run["rps"].as_f64().unwrap_or(0.0),
+            run["latency_ms"]["p95"],
+            run["error_pct"].as_f64().unwrap_or(0.0),
+            if run["sla"]["met"] == true {
+                "met"
+            } else {
+                "broken"
+            }
+        );
+        steps.push(row.clone());
+        if run["sla"]["met"] == true {
+            highest_passing = Some(row);
+        } else {
+            first_failing = Some(row);
+            break;
+        }
+    }
+    std::fs::create_dir_all(&summary_dir)?;
+    let summary = serde_json::json!({
+        "scenario": options.scenario,
+        "sla": {"p95_ms": options.sla_p95_ms, "error_pct": options.sla_error_pct},
+        "start_users": options.start_users, "step_users": options.step_users,
+        "step_secs": options.step_secs, "max_steps": options.max_steps,
+        "steps": steps,
+        "highest_passing": highest_passing,
+        "first_failing": first_failing,
+        "broke": first_failing.is_some(),
+    });
+    std::fs::write(
+        summary_dir.join("breakpoint.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
+    Ok(summary_dir)
+}
+
+/// Runs one load test and writes its record. Returns the run's folder.
+async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
+    if options.think_min_ms > options.think_max_ms {
+        anyhow::bail!("THINK_MIN_MS must not exceed THINK_MAX_MS");
+    }
+    wait_ready(
+        &options.target,
+        Duration::from_secs(options.ready_timeout_secs),
+    )
+    .await?;
+    let load = options.load();
+    let dir = options.results_dir.join(options.run_id());
+    if dir.exists() {
+        anyhow::bail!("{} already exists: choose another RUN_ID", dir.display());
+    }
+    std::fs::create_dir_all(&dir)?;
+
+    scenarios::configure(&options);
+    let lb_base = options
+        .lb_metrics_url
+        .trim_end_matches("/metrics")
+        .to_string();
+    let gateways = record::discover_gateways(&lb_base).await;
+    let stack = record::stack_config(&lb_base, &gateways).await;
+    let sampler = record::Sampler::start(
+        &options.lb_metrics_url,
+        gateways,
+        options.worker_metrics_url.clone(),
+        &dir,
+    )?;
+    let cpu_before = record::process_cpu_seconds();
+    let started = record::utc_now();
+
+    let mut scenario = scenarios::scenario(options.scenario);
+    if !options.no_think {
+        scenario = scenario.set_wait_time(
+            Duration::from_millis(options.think_min_ms),
+            Duration::from_millis(options.think_max_ms),
+        )?;
+    }
+    let attack = GooseAttack::initialize_with_config(goose_config(&options, &load, &dir)?)?
+        .register_scenario(scenario);
+    let (metrics, sla_failed) = match attack.execute().await {
+        Ok(metrics) => (metrics, Vec::new()),
+        Err(GooseError::ThresholdsFailed { failed, metrics }) => (
+            *metrics.0,
+            failed.iter().map(|f| format!("{f:?}")).collect(),
+        ),
+        Err(e) => return Err(anyhow::anyhow!("the load test failed: {e}")),
+    };
+    let ended = record::utc_now();
+    let cpu_seconds = record::process_cpu_seconds() - cpu_before;
+    let server = sampler.stop().await;
+    record::write_run_json(
+        &dir,
+        &options,
+        &load,
+        &metrics,
+        &server,
+        stack,
+        sla_failed,
+        cpu_seconds,
+        started,
+        ended,
+    )?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(profile: Profile) -> Options {
+        Options::try_parse_from([
+            "loadtest",
+            "--profile",
+            &format!("{profile:?}").to_lowercase(),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn profiles_have_their_documented_defaults() {
+        let load = |p| options(p).load();
+        assert_eq!(
+            load(Profile::Classic),
+            Load {
+                users: 1000,
+                rate: 100.0,
+                duration_secs: 60
+            }
+        );
+        assert_eq!(
+            load(Profile::Warmup),
+            Load {
+                users: 10,
+                rate: 10.0,
+                duration_secs: 10
+            }
+        );
+        assert_eq!(
+            load(Profile::Burst),
+            Load {
+                users: 100,
+                rate: 100.0,
+                duration_secs: 30
+            }
+        );
+        // Ramp: every user started by half time.
+        assert_eq!(
+            load(Profile::Ramp),
+            Load {
+                users: 100,
+                rate: 100.0 / 15.0,
+                duration_secs: 30
+            }
+        );
+        assert_eq!(stage_secs(300), (60, 180, 60));
+        assert_eq!(stage_secs(3), (1, 1, 1));
+    }
+
+    #[test]
+    fn overrides_win_over_the_profile() {
+        let o = Options::try_parse_from([
+            "loadtest",
+            "--profile",
+            "burst",
+            "--users",
+            "7",
+            "--duration-secs",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.load(),
+            Load {
+                users: 7,
+                rate: 7.0,
+                duration_secs: 5
+            }
+        );
+    }
+
+    #[test]
+    fn goose_accepts_every_profile() {
+        let dir = std::env::temp_dir();
+        for profile in [
+            Profile::Classic,
+            Profile::Warmup,
+            Profile::Burst,
+            Profile::Ramp,
+            Profile::Stages,
+        ] {
+            let o = options(profile);
+            goose_config(&o, &o.load(), &dir).unwrap_or_else(|e| panic!("{profile:?}: {e}"));
+        }
+    }
+}

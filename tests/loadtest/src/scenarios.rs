@@ -1,0 +1,323 @@
+//! The virtual users: each logs in on start as one of the lab users and sends its token as
+//! a Bearer header; a 401 mid-run triggers one re-login. Requests are named by route, so a
+//! report has one row per endpoint, not one per key.
+
+use crate::{Options, Scenario};
+use goose::prelude::*;
+use rand::Rng;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// What every user of a run needs to know.
+#[derive(Clone)]
+struct Settings {
+    lab_users: usize,
+    lab_password: String,
+    key_space: u64,
+    zipf_s: f64,
+    /// Makes `miss` keys unique across runs, not only within one.
+    nonce: u32,
+    longtask_ms: u64,
+    poll_ms: u64,
+    longtask_timeout_ms: u64,
+}
+
+static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
+
+/// Client-side view of the cache: the `X-Cache` header of every `/data` and `/process` answer.
+pub static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+pub static CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
+pub static RELOGINS: AtomicU64 = AtomicU64::new(0);
+
+/// End-to-end times of long tasks: from `POST /longtask` to the poll that saw them finished.
+#[derive(Default, Clone)]
+pub struct Jobs {
+    pub submitted: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub end_to_end_ms: Vec<f64>,
+}
+
+pub static JOBS: std::sync::Mutex<Jobs> = std::sync::Mutex::new(Jobs {
+    submitted: 0,
+    done: 0,
+    failed: 0,
+    timed_out: 0,
+    end_to_end_ms: Vec::new(),
+});
+
+pub fn configure(options: &Options) {
+    *SETTINGS.write().expect("not poisoned") = Some(Settings {
+        lab_users: options.lab_users.max(1),
+        lab_password: options.lab_password.clone(),
+        key_space: options.key_space.max(1),
+        zipf_s: options.zipf_s.max(0.0),
+        nonce: rand::rng().random(),
+        longtask_ms: options.longtask_ms,
+        poll_ms: options.poll_ms.max(10),
+        longtask_timeout_ms: options.longtask_timeout_secs * 1000,
+    });
+    for counter in [&CACHE_HITS, &CACHE_MISSES, &RELOGINS] {
+        counter.store(0, Ordering::SeqCst);
+    }
+    *JOBS.lock().expect("not poisoned") = Jobs::default();
+}
+
+fn settings() -> Settings {
+    SETTINGS
+        .read()
+        .expect("not poisoned")
+        .clone()
+        .expect("scenarios::configure runs before the attack")
+}
+
+pub fn scenario(which: Scenario) -> goose::goose::Scenario {
+    let name = match which {
+        Scenario::Hit => "hit",
+        Scenario::Miss => "miss",
+        Scenario::Mixed => "mixed",
+        Scenario::Login => "login",
+        Scenario::Longtask => "longtask",
+    };
+    let base = goose::goose::Scenario::new(name)
+        .register_transaction(transaction!(log_in).set_on_start().set_name("log in"));
+    match which {
+        Scenario::Hit => base.register_transaction(transaction!(hit).set_name("hit")),
+        Scenario::Miss => base.register_transaction(transaction!(miss).set_name("miss")),
+        Scenario::Mixed => base.register_transaction(transaction!(mixed).set_name("mixed")),
+        Scenario::Login => base.register_transaction(transaction!(login_storm).set_name("login")),
+        Scenario::Longtask => {
+            base.register_transaction(transaction!(long_task).set_name("longtask"))
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Session {
+    token: String,
+    sent: u64,
+}
+
+async fn log_in(user: &mut GooseUser) -> TransactionResult {
+    let s = settings();
+    let n = user.weighted_users_index % s.lab_users + 1;
+    let body = json!({"username": format!("user{n}"), "password": s.lab_password});
+    let mut goose = user.post_json("/login", &body).await?;
+    let token = match goose.response {
+        Ok(r) if r.status().is_success() => r
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["token"].as_str().map(String::from)),
+        _ => None,
+    };
+    match token {
+        Some(token) => {
+            user.set_session_data(Session { token, sent: 0 });
+            Ok(())
+        }
+        None => user.set_failure("login failed", &mut goose.request, None, None),
+    }
+}
+
+async fn login_storm(user: &mut GooseUser) -> TransactionResult {
+    log_in(user).await
+}
+
+/// GET a cacheable route with the user's token; on a 401, log in again once and retry.
+async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> TransactionResult {
+    for attempt in 0..2 {
+        let token = match user.get_session_data::<Session>() {
+            Some(session) => session.token.clone(),
+            None => {
+                log_in(user).await?;
+                continue;
+            }
+        };
+        let path = format!("{route}?key={key}");
+        let builder = user
+            .get_request_builder(&GooseMethod::Get, &path)?
+            .bearer_auth(token);
+        let request = GooseRequest::builder()
+            .path(path.as_str())
+            .name(route)
+            .set_request_builder(builder)
+            .build();
+        let goose = user.request(request).await?;
+        if let Ok(response) = &goose.response {
+            if response.status().as_u16() == 401 && attempt == 0 {
+                RELOGINS.fetch_add(1, Ordering::Relaxed);
+                log_in(user).await?;
+                continue;
+            }
+            match response.headers().get("x-cache").map(|v| v.as_bytes()) {
+                Some(b"HIT") => CACHE_HITS.fetch_add(1, Ordering::Relaxed),
+                Some(b"MISS") => CACHE_MISSES.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+        if let Some(session) = user.get_session_data_mut::<Session>() {
+            session.sent += 1;
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+fn bearer(user: &GooseUser) -> Option<String> {
+    user.get_session_data::<Session>().map(|s| s.token.clone())
+}
+
+/// Submits a job, then polls its status until it is done or failed (or the timeout passes),
+/// and records the end-to-end time the user waited.
+async fn long_task(user: &mut GooseUser) -> TransactionResult {
+    let s = settings();
+    let Some(token) = bearer(user) else {
+        return log_in(user).await;
+    };
+    let started = std::time::Instant::now();
+    let builder = user
+        .get_request_builder(&GooseMethod::Post, "/longtask")?
+        .bearer_auth(&token)
+        .json(&json!({"task": "report", "payload": {"duration_ms": s.longtask_ms}}));
+    let request = GooseRequest::builder()
+        .method(GooseMethod::Post)
+        .path("/longtask")
+        .name("/longtask")
+        .set_request_builder(builder)
+        .build();
+    let goose = user.request(request).await?;
+    let status_url = match goose.response {
+        Ok(r) if r.status().as_u16() == 202 => r
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["status_url"].as_str().map(String::from)),
+        Ok(r) if r.status().as_u16() == 401 => {
+            RELOGINS.fetch_add(1, Ordering::Relaxed);
+            return log_in(user).await;
+        }
+        _ => None,
+    };
+    let Some(status_url) = status_url else {
+        return Ok(());
+    };
+    JOBS.lock().expect("not poisoned").submitted += 1;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(s.poll_ms)).await;
+        let builder = user
+            .get_request_builder(&GooseMethod::Get, &status_url)?
+            .bearer_auth(&token);
+        let request = GooseRequest::builder()
+            .path(status_url.as_str())
+            .name("/tasks/{id}")
+            .set_request_builder(builder)
+            .build();
+        let goose = user.request(request).await?;
+        let state = match goose.response {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["status"].as_str().map(String::from)),
+            Err(_) => None,
+        };
+        let waited = started.elapsed().as_secs_f64() * 1000.0;
+        let mut jobs = JOBS.lock().expect("not poisoned");
+        match state.as_deref() {
+            Some("done") => {
+                jobs.done += 1;
+                jobs.end_to_end_ms.push(waited);
+                return Ok(());
+            }
+            Some("failed") => {
+                jobs.failed += 1;
+                jobs.end_to_end_ms.push(waited);
+                return Ok(());
+            }
+            _ if waited > s.longtask_timeout_ms as f64 => {
+                jobs.timed_out += 1;
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn route() -> &'static str {
+    if rand::rng().random_bool(0.5) {
+        "/data"
+    } else {
+        "/process"
+    }
+}
+
+async fn hit(user: &mut GooseUser) -> TransactionResult {
+    get_cached(user, route(), "hot").await
+}
+
+async fn miss(user: &mut GooseUser) -> TransactionResult {
+    let s = settings();
+    let sent = user.get_session_data::<Session>().map_or(0, |x| x.sent);
+    let key = format!("m{:x}-{}-{sent}", s.nonce, user.weighted_users_index);
+    get_cached(user, route(), &key).await
+}
+
+async fn mixed(user: &mut GooseUser) -> TransactionResult {
+    let s = settings();
+    let key = format!(
+        "k{}",
+        skewed_index(s.key_space, s.zipf_s, rand::rng().random())
+    );
+    get_cached(user, route(), &key).await
+}
+
+/// An index in `0..n`, uniform for `s = 0`, increasingly skewed to small indices as `s`
+/// grows (the continuous approximation of a Zipf distribution, by inverse transform).
+pub fn skewed_index(n: u64, s: f64, u: f64) -> u64 {
+    // x spans [1, n + 1), so floor(x) - 1 covers every index 0..n.
+    let top = n as f64 + 1.0;
+    let x = if s == 0.0 {
+        1.0 + u * (top - 1.0)
+    } else if (s - 1.0).abs() < 1e-9 {
+        top.powf(u)
+    } else {
+        let a = 1.0 - s;
+        ((top.powf(a) - 1.0) * u + 1.0).powf(1.0 / a)
+    };
+    (x.floor() as u64).saturating_sub(1).min(n - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skewed_index;
+
+    #[test]
+    fn skewed_indices_stay_in_range_and_favour_small_keys() {
+        let n = 1000;
+        let draws: Vec<u64> = (0..10_000)
+            .map(|i| skewed_index(n, 1.0, i as f64 / 10_000.0))
+            .collect();
+        assert!(draws.iter().all(|&k| k < n));
+        let top_10 = draws.iter().filter(|&&k| k < 10).count();
+        assert!(
+            top_10 > 3000,
+            "Zipf-like: the 10 hottest keys get a third of the draws ({top_10})"
+        );
+        let uniform: Vec<u64> = (0..10_000)
+            .map(|i| skewed_index(n, 0.0, i as f64 / 10_000.0))
+            .collect();
+        let top_10 = uniform.iter().filter(|&&k| k < 10).count();
+        assert!((80..=120).contains(&top_10), "uniform: about 1% ({top_10})");
+        for s in [0.0, 0.5, 1.0, 1.5] {
+            assert_eq!(skewed_index(n, s, 0.0), 0, "s={s}");
+            assert_eq!(
+                skewed_index(n, s, 1.0 - 1e-12),
+                n - 1,
+                "s={s}: the coldest key is reachable"
+            );
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Short `hit` and `miss` runs of the real `loadtest` binary against a real stack: the load
+//! balancer binary in front of two gateways, a microservice, Postgres and Redis. Each run's
+//! folder must be complete and its numbers consistent.
+
+use common::testing::{self, TestDb};
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The load balancer binary, built with the workspace.
+fn load_balancer_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("load_balancer");
+    assert!(
+        bin.exists(),
+        "{} missing: build the workspace first (cargo build --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+async fn spawn<F>(fut: F)
+where
+    F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = fut.await;
+    });
+}
+
+fn loadtest(dir: &Path, run_id: &str, scenario: &str, target: &str, lb_metrics: &str) -> Value {
+    loadtest_with(dir, run_id, scenario, target, lb_metrics, &[]);
+    let folder = dir.join(run_id);
+    for file in [
+        "goose.html",
+        "goose.json",
+        "goose.md",
+        "run.json",
+        "server.jsonl",
+    ] {
+        let path = folder.join(file);
+        assert!(
+            path.metadata().map(|m| m.len() > 0).unwrap_or(false),
+            "{} missing or empty",
+            path.display()
+        );
+    }
+    serde_json::from_str(&std::fs::read_to_string(folder.join("run.json")).unwrap()).unwrap()
+}
+
+fn loadtest_with(
+    dir: &Path,
+    run_id: &str,
+    scenario: &str,
+    target: &str,
+    lb_metrics: &str,
+    extra: &[(&str, &str)],
+) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
+    cmd.env("SCENARIO", scenario)
+        .env("PROFILE", "burst")
+        .env("USERS", "4")
+        .env("DURATION_SECS", "3")
+        .env("NO_THINK", "true")
+        .env("TARGET_URL", target)
+        .env("LB_METRICS_URL", lb_metrics)
+        .env("RESULTS_DIR", dir)
+        .env("RUN_ID", run_id)
+        .env("LAB_USERS", "3")
+        .env("GATEWAYS", "2")
+        .env("RUNTIME", "test")
+        .env("READY_TIMEOUT_SECS", "20")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    // The test's own settings win over the defaults above.
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let status = cmd.status().expect("run loadtest");
+    assert!(status.success(), "loadtest {scenario} exited {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hit_and_miss_runs_leave_complete_consistent_records() {
+    common::telemetry::init_for_tests();
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let ms = microservice::build(microservice::Config {
+        db_delay_ms: 5,
+        ..microservice::Config::for_tests("ms", db.config())
+    })
+    .await
+    .unwrap();
+    let ms_url = format!("http://127.0.0.1:{}", ms.port());
+    spawn(ms.run_until(std::future::pending())).await;
+
+    let worker = worker::build(worker::Config {
+        worker_concurrency: 8,
+        task_duration_ms: 100,
+        visibility_timeout_ms: 30_000,
+        ..worker::Config::for_tests("wk", db.config(), redis.clone())
+    })
+    .await
+    .unwrap();
+    let worker_metrics = format!("http://127.0.0.1:{}/metrics", worker.port());
+    tokio::spawn(async move {
+        let _ = worker.run_until(std::future::pending()).await;
+    });
+
+    let mut gateways = Vec::new();
+    for name in ["gw-a", "gw-b"] {
+        let mut config =
+            gateway::Config::for_tests(name, db.config(), redis.clone(), ms_url.clone());
+        config.cache.cache_ttl_secs = 60;
+        config.cache.microservice_timeout_ms = 5000;
+        let gw = gateway::build(config).await.unwrap();
+        gateways.push(format!("127.0.0.1:{}", gw.port()));
+        spawn(gw.run_until(std::future::pending())).await;
+    }
+
+    let (port, metrics, admin) = (free_port(), free_port(), free_port());
+    let _lb = Killed(
+        Command::new(load_balancer_bin())
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"))
+            .env("ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+            .env("BACKENDS", gateways.join(","))
+            .env("HEALTH_INTERVAL_MS", "300")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lb_metrics = format!("http://127.0.0.1:{metrics}/metrics");
+    let both_healthy = testing::wait_until(Duration::from_secs(15), || async {
+        common::metrics::scrape(&reqwest::Client::new(), &lb_metrics)
+            .await
+            .map(|s| common::metrics::sum(&s, "lb_backends_healthy", &[]) == 2.0)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(both_healthy, "both gateways in rotation");
+
+    let results = tempdir();
+    let target = format!("http://127.0.0.1:{port}");
+    let (t, m) = (target.clone(), lb_metrics.clone());
+    let dir = results.clone();
+    let hit = tokio::task::spawn_blocking(move || loadtest(&dir, "hit-run", "hit", &t, &m))
+        .await
+        .unwrap();
+    let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
+    let miss = tokio::task::spawn_blocking(move || loadtest(&dir, "miss-run", "miss", &t, &m))
+        .await
+        .unwrap();
+
+    for (name, run) in [("hit", &hit), ("miss", &miss)] {
+        let requests = run["requests"].as_u64().unwrap();
+        assert!(requests > 20, "{name}: {requests} requests");
+        assert_eq!(run["failures"], 0, "{name}: {run}");
+        assert_eq!(run["scenario"], name);
+        assert_eq!(run["gateways"], 2);
+        assert!(
+            run["by_route"].get("GET /data").is_some()
+                && run["by_route"].get("GET /process").is_some(),
+            "{name}: requests named by route"
+        );
+        // Everything the generator sent went through the load balancer, to both gateways.
+        let by_backend = run["server"]["requests_by_backend"]
+            .as_object()
+            .expect("server counters");
+        let total: f64 = by_backend.values().map(|v| v.as_f64().unwrap()).sum();
+        assert_eq!(
+            total as u64, requests,
+            "{name}: load balancer counted {by_backend:?}"
+        );
+        for gw in &gateways {
+            assert!(
+                by_backend[gw].as_f64().unwrap() > 0.0,
+                "{name}: {gw} got traffic"
+            );
+        }
+        assert!(run["generator"]["cpu_seconds"].as_f64().unwrap() > 0.0);
+        assert!(run["sla"]["met"].is_boolean());
+        assert!(run["host"]["cores"].as_u64().unwrap() >= 1);
+    }
+    // The gateways' own counters agree with what the client saw, and the knobs are recorded.
+    let server_ratio = hit["server"]["cache"]["hit_ratio"]
+        .as_f64()
+        .expect("server-side cache ratio");
+    assert!(
+        server_ratio > 0.9,
+        "gateways counted a hit ratio of {server_ratio}"
+    );
+    assert_eq!(miss["server"]["cache"]["hit"], 0.0);
+    assert_eq!(hit["stack"]["microservice"]["db_delay_ms"], 5);
+    for gw in &gateways {
+        assert_eq!(
+            hit["stack"]["gateways"][gw]["cache_ttl_secs"], 60,
+            "{}",
+            hit["stack"]
+        );
+    }
+    assert_eq!(hit["stack"]["load_balancer"]["max_tries"], 3);
+    let seen = |run: &Value, k: &str| run["cache_seen_by_client"][k].as_f64().unwrap();
+    let hit_ratio = seen(&hit, "hit") / (seen(&hit, "hit") + seen(&hit, "miss"));
+    assert!(
+        hit_ratio > 0.9,
+        "hit run: {hit_ratio} of answers were X-Cache: HIT"
+    );
+    assert_eq!(seen(&miss, "hit"), 0.0, "miss run: no hit at all");
+    assert!(seen(&miss, "miss") > 0.0);
+    for run in [&hit, &miss] {
+        assert!(run["rps"].as_f64().unwrap() > 0.0);
+        // Goose's own whole-run percentiles, in whole milliseconds.
+        let p95 = run["latency_ms"]["p95"]
+            .as_f64()
+            .expect("p95 from goose.json");
+        assert!(
+            p95 <= run["latency_ms"]["max"].as_f64().unwrap().ceil(),
+            "{}",
+            run["latency_ms"]
+        );
+    }
+    // Misses wait for the microservice's 5 ms database delay; hits do not.
+    assert!(
+        miss["latency_ms"]["p50"].as_f64().unwrap() > hit["latency_ms"]["p50"].as_f64().unwrap()
+    );
+
+    // Breakpoint search: an SLA no miss can meet breaks at the first step...
+    let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
+    tokio::task::spawn_blocking(move || {
+        let strict = [
+            ("PROFILE", "breakpoint"),
+            ("START_USERS", "2"),
+            ("STEP_USERS", "2"),
+            ("STEP_SECS", "2"),
+            ("MAX_STEPS", "3"),
+            ("SLA_P95_MS", "1"),
+        ];
+        loadtest_with(&dir, "strict", "miss", &t, &m, &strict);
+        let lenient = [
+            ("PROFILE", "breakpoint"),
+            ("START_USERS", "2"),
+            ("STEP_USERS", "2"),
+            ("STEP_SECS", "2"),
+            ("MAX_STEPS", "2"),
+            ("SLA_P95_MS", "10000"),
+        ];
+        loadtest_with(&dir, "lenient", "hit", &t, &m, &lenient);
+    })
+    .await
+    .unwrap();
+    let read = |name: &str| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(results.join(name).join("breakpoint.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let strict = read("strict-breakpoint");
+    assert_eq!(strict["broke"], true, "{strict}");
+    assert_eq!(
+        strict["steps"].as_array().unwrap().len(),
+        1,
+        "stops at the first broken step"
+    );
+    assert_eq!(strict["highest_passing"], Value::Null);
+    assert_eq!(strict["first_failing"]["users"], 2);
+    assert!(
+        results.join("strict-step01-2u").join("run.json").exists(),
+        "each step is a run of its own"
+    );
+    // ...and one every step meets runs them all and names the highest.
+    let lenient = read("lenient-breakpoint");
+    assert_eq!(lenient["broke"], false, "{lenient}");
+    assert_eq!(lenient["steps"].as_array().unwrap().len(), 2);
+    assert_eq!(lenient["highest_passing"]["users"], 4);
+    assert!(lenient["highest_passing"]["rps"].as_f64().unwrap() > 0.0);
+
+    // Long tasks: submitted, polled to the end, timed end to end; the queue sampled.
+    let (t, m, dir, wm) = (
+        target.clone(),
+        lb_metrics.clone(),
+        results.clone(),
+        worker_metrics.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let env = [
+            ("LONGTASK_MS", "200"),
+            ("POLL_MS", "50"),
+            ("WORKER_METRICS_URL", wm.as_str()),
+        ];
+        loadtest_with(&dir, "jobs", "longtask", &t, &m, &env);
+    })
+    .await
+    .unwrap();
+    let jobs: Value = serde_json::from_str(
+        &std::fs::read_to_string(results.join("jobs").join("run.json")).unwrap(),
+    )
+    .unwrap();
+    let lt = &jobs["longtask"];
+    assert!(lt["done"].as_u64().unwrap() >= 4, "{lt}");
+    assert_eq!(lt["failed"], 0);
+    let p50 = lt["end_to_end_ms"]["p50"].as_f64().unwrap();
+    assert!(
+        p50 >= 200.0,
+        "a job takes at least its 200 ms of work end to end ({p50})"
+    );
+    assert!(
+        jobs["by_route"].get("GET /tasks/{id}").is_some(),
+        "{}",
+        jobs["by_route"]
+    );
+    let samples = std::fs::read_to_string(results.join("jobs").join("server.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(samples.lines().last().unwrap()).unwrap();
+    assert!(
+        last["worker"]["jobs_processed"].as_f64().unwrap() >= lt["done"].as_f64().unwrap(),
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(&results);
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scalelab-loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn an_unreachable_target_is_a_clear_one_line_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .env("TARGET_URL", format!("http://127.0.0.1:{}", free_port()))
+        .env("READY_TIMEOUT_SECS", "1")
+        .env("RESULTS_DIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did not answer") && err.contains("/health") && err.contains("make up"),
+        "{err}"
+    );
+}
