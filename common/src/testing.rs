@@ -8,7 +8,7 @@
 use crate::config::{DbConfig, RedisConfig};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -116,12 +116,13 @@ pub fn db_config(url: &str) -> DbConfig {
     }
 }
 
-/// Redis settings with a key prefix no other test uses.
+/// Redis settings with a key prefix no other test uses. The command timeout is generous:
+/// tests share two cores, and none of them is about a slow Redis.
 pub fn redis_config() -> RedisConfig {
     RedisConfig {
         redis_url: redis_url(),
         redis_key_prefix: format!("{}:", unique("r")),
-        redis_timeout_ms: 200,
+        redis_timeout_ms: 1000,
     }
 }
 
@@ -147,6 +148,8 @@ pub struct TcpRelay {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
     kill: watch::Sender<u64>,
+    accepted: Arc<AtomicU64>,
+    delay_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -156,18 +159,24 @@ impl TcpRelay {
         let addr = listener.local_addr().expect("relay addr");
         let up = Arc::new(AtomicBool::new(true));
         let (kill, _) = watch::channel(0u64);
-        let (up2, kill2) = (up.clone(), kill.clone());
+        let accepted = Arc::new(AtomicU64::new(0));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (up2, kill2, accepted2) = (up.clone(), kill.clone(), accepted.clone());
+        let delay2 = delay_ms.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted2.fetch_add(1, Ordering::SeqCst);
                 if !up2.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
                 let mut killed = kill2.subscribe();
+                let delay = Duration::from_millis(delay2.load(Ordering::SeqCst));
                 tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
                     };
@@ -182,8 +191,22 @@ impl TcpRelay {
             addr,
             up,
             kill,
+            accepted,
+            delay_ms,
             task,
         }
+    }
+
+    /// Makes every new connection wait `delay` before its first byte is relayed: a slow
+    /// network or a peer still starting.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// How many connections the relay has accepted so far (including refused ones).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// The relay's address in a URL of the same scheme: `redis://127.0.0.1:PORT/...`.

@@ -158,6 +158,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let login = auth::Login::new(&config.auth)?;
     login.seed_lab_users(&pool).await?;
     let redis = Redis::new(&config.redis)?;
+    redis.connect_in_background();
     let upstream = cache::Upstream::new(&config.cache)?;
 
     let metrics = Metrics::new("gateway", &instance);
