@@ -3,7 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb benchmark-all clean
+GATEWAYS ?= 1
+export RUNTIME QUICK IMAGES
+
+.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb \
+	up up1 up3 down ps logs test1-hit test1-miss test3-hit test3-miss benchmark-all report \
+	images-offline clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,11 +44,48 @@ bench-login: ## Measure what one login costs with the argon2id settings
 bench-lb: ## Load balancer vs nginx vs HAProxy on the same upstreams (installs them if missing)
 	bench/lb-compare
 
-benchmark-all: ## The full lab protocol (needs the load balancer, load tests and compose stack: not built yet)
-	@echo "benchmark-all: not available yet: it needs the load balancer, the Goose load tests and the stack (issues 3, 4, 5)." >&2
-	@exit 1
+up: ## Start the stack with GATEWAYS=N gateways (RUNTIME=compose|native), or rescale it
+	@scripts/lab up $(GATEWAYS)
 
-clean: ## Remove build output and local service data (stops local Postgres/Redis first)
+up1: ## Start the stack with 1 gateway
+	@scripts/lab up 1
+
+up3: ## Start the stack with 3 gateways
+	@scripts/lab up 3
+
+down: ## Stop the stack (whichever runtime runs it)
+	@scripts/lab down
+
+ps: ## What runs, and its health
+	@scripts/lab ps
+
+logs: ## Last log lines of every service (SERVICE=name for one)
+	@scripts/lab logs $(SERVICE)
+
+test1-hit: ## 1 gateway, cache-hit load test (QUICK=1 for a short run)
+	@scripts/lab load 1 hit
+
+test1-miss: ## 1 gateway, cache-miss load test
+	@scripts/lab load 1 miss
+
+test3-hit: ## 3 gateways, cache-hit load test
+	@scripts/lab load 3 hit
+
+test3-miss: ## 3 gateways, cache-miss load test
+	@scripts/lab load 3 miss
+
+benchmark-all: ## The lab: 1 then 3 gateways, miss and hit runs, report (QUICK=1 smoke, RUNTIME=native)
+	@scripts/benchmark-all
+
+report: ## tests/reports/summary.md and charts from tests/results/*
+	$(CARGO) build --workspace --release --quiet
+	target/release/report
+
+images-offline: ## Build the stack's images from Debian packages (no registry needed)
+	@scripts/images-offline
+
+clean: ## Stop everything, remove build output, local service data and the stack's volumes
+	-@scripts/lab down -v
 	-@scripts/deps down
 	$(CARGO) clean
 	rm -rf .scalelab
