@@ -1,0 +1,262 @@
+//! Line and bar charts, each written as PNG and SVG of the same size.
+
+use anyhow::{anyhow, Context};
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+pub const SIZE: (u32, u32) = (900, 460);
+const FONT: &str = "sans-serif";
+
+/// Text in PNGs needs a TrueType font; DejaVu Sans ships with Debian (`fonts-dejavu-core`).
+const FONT_PATHS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+/// Loads the font once (REPORT_FONT names another .ttf).
+pub fn init_font() -> anyhow::Result<()> {
+    let custom = std::env::var("REPORT_FONT").ok();
+    let path = custom
+        .iter()
+        .map(String::as_str)
+        .chain(FONT_PATHS)
+        .find(|p| Path::new(p).exists())
+        .ok_or_else(|| {
+            anyhow!("no TrueType font found for the charts; install one with: sudo apt-get install -y fonts-dejavu-core (or set REPORT_FONT to a .ttf file)")
+        })?;
+    let bytes: &'static [u8] = Box::leak(
+        std::fs::read(path)
+            .with_context(|| format!("reading {path}"))?
+            .into_boxed_slice(),
+    );
+    plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+        .map_err(|_| anyhow!("{path} is not a usable TrueType font"))?;
+    Ok(())
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing failed: {e:?}")
+}
+
+/// A fixed colour per series name, so a scenario looks the same in every chart.
+pub fn color_for(name: &str) -> RGBColor {
+    let n = name.to_ascii_lowercase();
+    let three = n.contains("3 gateway") || n.contains("3gw");
+    if n.contains("miss") {
+        if three {
+            RGBColor(230, 126, 34)
+        } else {
+            RGBColor(192, 57, 43)
+        }
+    } else if n.contains("hit") {
+        if three {
+            RGBColor(22, 160, 133)
+        } else {
+            RGBColor(41, 128, 185)
+        }
+    } else {
+        const OTHERS: [RGBColor; 6] = [
+            RGBColor(142, 68, 173),
+            RGBColor(39, 174, 96),
+            RGBColor(127, 140, 141),
+            RGBColor(211, 84, 0),
+            RGBColor(44, 62, 80),
+            RGBColor(241, 196, 15),
+        ];
+        let h = n
+            .bytes()
+            .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+        OTHERS[h % OTHERS.len()]
+    }
+}
+
+pub struct LineChart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// A horizontal reference line (value, label), e.g. the SLA.
+    pub reference: Option<(f64, String)>,
+    /// Logarithmic y axis (latency spanning orders of magnitude).
+    pub log_y: bool,
+}
+
+pub struct BarChart<'a> {
+    pub title: &'a str,
+    pub y_label: &'a str,
+    pub bars: Vec<(String, f64)>,
+}
+
+/// Writes `<base>.png` and `<base>.svg`.
+pub fn write_line(base: &Path, chart: &LineChart) -> anyhow::Result<()> {
+    let png = base.with_extension("png");
+    let svg = base.with_extension("svg");
+    draw_line(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)?;
+    draw_line(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)
+}
+
+pub fn write_bars(base: &Path, chart: &BarChart) -> anyhow::Result<()> {
+    let png = base.with_extension("png");
+    let svg = base.with_extension("svg");
+    draw_bars(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)?;
+    draw_bars(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)
+}
+
+fn draw_line<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    c: &LineChart,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let points = c.series.iter().flat_map(|s| s.1.iter());
+    let x_max = points.clone().map(|p| p.0).fold(1.0_f64, f64::max);
+    let x_min = points.clone().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let x_min = if x_min.is_finite() && x_min < x_max {
+        x_min
+    } else {
+        0.0
+    };
+    let mut y_max = points.clone().map(|p| p.1).fold(0.0_f64, f64::max);
+    if let Some((r, _)) = &c.reference {
+        y_max = y_max.max(*r);
+    }
+    let y_max = if y_max <= 0.0 { 1.0 } else { y_max * 1.1 };
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(c.title, (FONT, 22))
+        .margin(14)
+        .x_label_area_size(45)
+        .y_label_area_size(70);
+    if c.log_y {
+        let y_min = points
+            .map(|p| p.1)
+            .filter(|v| *v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let y_min = if y_min.is_finite() { y_min * 0.8 } else { 0.1 };
+        let mut chart = builder
+            .build_cartesian_2d(x_min..x_max, (y_min..y_max).log_scale())
+            .map_err(err)?;
+        plot_lines(&mut chart, c, x_min..x_max)?;
+    } else {
+        let mut chart = builder
+            .build_cartesian_2d(x_min..x_max, 0.0..y_max)
+            .map_err(err)?;
+        plot_lines(&mut chart, c, x_min..x_max)?;
+    }
+    root.present().map_err(err)
+}
+
+/// Axes, lines, the reference line and the legend, on linear or logarithmic y.
+fn plot_lines<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    c: &LineChart,
+    x: std::ops::Range<f64>,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(c.x_label)
+        .y_desc(c.y_label)
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    let line = |color: RGBColor| {
+        move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+    };
+    for (name, pts) in &c.series {
+        let color = color_for(name);
+        // Zero has no place on a log axis: such points are left out.
+        let pts = pts.iter().copied().filter(|p| !c.log_y || p.1 > 0.0);
+        chart
+            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(err)?
+            .label(name.as_str())
+            .legend(line(color));
+    }
+    if let Some((value, label)) = &c.reference {
+        let red = RGBColor(200, 0, 0);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x.start, *value), (x.end, *value)],
+                8,
+                5,
+                red.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(line(red));
+    }
+    chart
+        .configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)
+}
+
+fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &BarChart) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let n = c.bars.len().max(1);
+    let y_max = c.bars.iter().map(|b| b.1).fold(0.0_f64, f64::max);
+    let y_max = if y_max <= 0.0 { 1.0 } else { y_max * 1.15 };
+    let names: Vec<String> = c.bars.iter().map(|b| b.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(c.title, (FONT, 22))
+        .margin(14)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..n as f64, 0.0..y_max)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 0.01 {
+                names.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(c.y_label)
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    for (i, (name, value)) in c.bars.iter().enumerate() {
+        let color = color_for(name);
+        let x = i as f64;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.2, 0.0), (x + 0.8, *value)],
+                color.filled(),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format_value(*value),
+                (x + 0.38, *value + y_max * 0.02),
+                (FONT, 14),
+            )))
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
+}
+
+pub fn format_value(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}

@@ -1,0 +1,136 @@
+//! Predicted vs measured: each run's expected throughput from its recorded knobs and the
+//! service time measured at low load, by the utilisation law (a resource of c servers, each
+//! busy S seconds per request, completes at most c / S requests per second) and Little's law
+//! for the closed workload (N users, each thinking Z between requests: X ≤ N / (Z + R)).
+
+/// What bounds a run's throughput.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Requests per second the run should reach.
+    pub rps: f64,
+    pub bottleneck: &'static str,
+    /// Every bound considered, as (name, req/s), for the report's explanation.
+    pub bounds: Vec<(&'static str, f64)>,
+}
+
+/// The inputs, all from the run record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    pub users: f64,
+    /// Mean think time per request (s).
+    pub think_s: f64,
+    /// Response time measured at low load for this scenario (s).
+    pub service_s: f64,
+    pub gateways: f64,
+    /// Requests each gateway serves at once (0 = unlimited).
+    pub max_in_flight: f64,
+    /// Whether requests reach the microservice (cache misses).
+    pub misses: bool,
+    /// Connections of the microservice's pool (each request holds one).
+    pub microservice_pool: f64,
+}
+
+pub fn predict(i: &Inputs) -> Prediction {
+    let mut bounds = vec![(
+        "offered load (users / (think + service time))",
+        i.users / (i.think_s + i.service_s),
+    )];
+    if i.max_in_flight > 0.0 && i.service_s > 0.0 {
+        bounds.push((
+            "gateway slots (gateways × MAX_IN_FLIGHT / service time)",
+            i.gateways * i.max_in_flight / i.service_s,
+        ));
+    }
+    if i.misses && i.microservice_pool > 0.0 && i.service_s > 0.0 {
+        bounds.push((
+            "microservice pool (DB_POOL_SIZE / service time)",
+            i.microservice_pool / i.service_s,
+        ));
+    }
+    let (bottleneck, rps) =
+        bounds.iter().copied().fold(
+            ("none", f64::INFINITY),
+            |best, b| if b.1 < best.1 { b } else { best },
+        );
+    Prediction {
+        rps,
+        bottleneck,
+        bounds,
+    }
+}
+
+/// Relative difference of measured to predicted (0.25 = 25 % above the prediction).
+pub fn deviation(predicted: f64, measured: f64) -> f64 {
+    if predicted <= 0.0 {
+        return 0.0;
+    }
+    (measured - predicted) / predicted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            users: 1000.0,
+            think_s: 1.5,
+            service_s: 0.060,
+            gateways: 1.0,
+            max_in_flight: 4.0,
+            misses: true,
+            microservice_pool: 10.0,
+        }
+    }
+
+    #[test]
+    fn one_gateway_with_four_slots_is_the_bottleneck_for_misses() {
+        // 1 × 4 / 0.060 = 66.67 req/s; pool 10 / 0.060 = 166.67; offered 1000 / 1.56 = 641.03.
+        let p = predict(&inputs());
+        assert!((p.rps - 66.666).abs() < 0.01, "{p:?}");
+        assert!(p.bottleneck.starts_with("gateway slots"));
+        assert!((p.bounds[0].1 - 641.025).abs() < 0.01);
+        assert!((p.bounds[2].1 - 166.666).abs() < 0.01);
+    }
+
+    #[test]
+    fn three_gateways_move_the_bottleneck_to_the_microservice_pool() {
+        // 3 × 4 / 0.060 = 200 > 10 / 0.060 = 166.67.
+        let p = predict(&Inputs {
+            gateways: 3.0,
+            ..inputs()
+        });
+        assert!((p.rps - 166.666).abs() < 0.01, "{p:?}");
+        assert!(p.bottleneck.starts_with("microservice pool"));
+    }
+
+    #[test]
+    fn cache_hits_are_bound_by_the_offered_load() {
+        // Hits never reach the microservice; 1 × 4 / 0.005 = 800 > 100 / 1.505 = 66.45.
+        let p = predict(&Inputs {
+            users: 100.0,
+            service_s: 0.005,
+            misses: false,
+            ..inputs()
+        });
+        assert!((p.rps - 66.445).abs() < 0.01, "{p:?}");
+        assert!(p.bottleneck.starts_with("offered load"));
+        assert_eq!(p.bounds.len(), 2);
+    }
+
+    #[test]
+    fn unlimited_gateways_leave_no_gateway_bound() {
+        let p = predict(&Inputs {
+            max_in_flight: 0.0,
+            ..inputs()
+        });
+        assert!(p.bounds.iter().all(|b| !b.0.starts_with("gateway")));
+    }
+
+    #[test]
+    fn deviation_is_relative_to_the_prediction() {
+        assert!((deviation(100.0, 125.0) - 0.25).abs() < 1e-9);
+        assert!((deviation(100.0, 70.0) + 0.30).abs() < 1e-9);
+        assert_eq!(deviation(0.0, 5.0), 0.0);
+    }
+}
