@@ -13,7 +13,7 @@ pub struct ServiceConfig {
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,
     /// `pretty` for people, `json` for machines.
-    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
+    #[arg(long, env = "LOG_FORMAT", default_value = "pretty", value_parser = ["pretty", "json"])]
     pub log_format: String,
     /// Longest time in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 5)]
@@ -98,4 +98,22 @@ impl RedisConfig {
     pub fn task_status_key(&self, id: &str) -> String {
         format!("{}task:{id}", self.redis_key_prefix)
     }
+}
+
+/// The lab's users, `user1` … `userN`, all with one password: the gateway seeds them and the
+/// load generator logs in as them, so both read the same two settings.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct LabUsers {
+    /// Lab users: user1 .. userN.
+    #[arg(long, env = "LAB_USERS", default_value_t = 100)]
+    pub lab_users: u32,
+    /// Password of every lab user.
+    #[arg(
+        long,
+        env = "LAB_PASSWORD",
+        default_value = "scalelab",
+        hide_env_values = true
+    )]
+    #[serde(skip)]
+    pub lab_password: String,
 }

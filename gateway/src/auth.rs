@@ -41,18 +41,10 @@ pub struct AuthConfig {
     /// memory: the rest wait their turn instead of each taking ARGON2_MEMORY_KIB at once.
     #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 0)]
     pub login_concurrency: usize,
-    /// Lab users seeded at start: user1 .. userN.
-    #[arg(long, env = "LAB_USERS", default_value_t = 100)]
-    pub lab_users: u32,
-    /// Password of every seeded lab user.
-    #[arg(
-        long,
-        env = "LAB_PASSWORD",
-        default_value = "scalelab",
-        hide_env_values = true
-    )]
-    #[serde(skip)]
-    pub lab_password: String,
+    /// Lab users seeded at start.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub lab: common::config::LabUsers,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -138,8 +130,8 @@ impl Login {
             argon2,
             slots: Arc::new(Semaphore::new(slots)),
             dummy_hash,
-            lab_users: config.lab_users,
-            lab_password: config.lab_password.clone(),
+            lab_users: config.lab.lab_users,
+            lab_password: config.lab.lab_password.clone(),
         })
     }
 

@@ -70,8 +70,10 @@ impl Config {
                 argon2_iterations: 1,
                 argon2_parallelism: 1,
                 login_concurrency: 0,
-                lab_users: 3,
-                lab_password: "scalelab".into(),
+                lab: common::config::LabUsers {
+                    lab_users: 3,
+                    lab_password: "scalelab".into(),
+                },
             },
             cache: CacheConfig {
                 cache_enabled: true,

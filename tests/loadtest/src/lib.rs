@@ -97,16 +97,9 @@ pub struct Options {
     #[arg(long, env = "ZIPF_S", default_value_t = 1.0)]
     pub zipf_s: f64,
     /// Lab users to log in as (user1..userN) and their password.
-    #[arg(long, env = "LAB_USERS", default_value_t = 100)]
-    pub lab_users: usize,
-    #[arg(
-        long,
-        env = "LAB_PASSWORD",
-        default_value = "scalelab",
-        hide_env_values = true
-    )]
-    #[serde(skip)]
-    pub lab_password: String,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub lab: common::config::LabUsers,
     /// SLA: 95th percentile response time.
     #[arg(long, env = "SLA_P95_MS", default_value_t = 500)]
     pub sla_p95_ms: u64,

@@ -50,8 +50,8 @@ pub static JOBS: std::sync::Mutex<Jobs> = std::sync::Mutex::new(Jobs {
 
 pub fn configure(options: &Options) {
     *SETTINGS.write().expect("not poisoned") = Some(Settings {
-        lab_users: options.lab_users.max(1),
-        lab_password: options.lab_password.clone(),
+        lab_users: (options.lab.lab_users as usize).max(1),
+        lab_password: options.lab.lab_password.clone(),
         key_space: options.key_space.max(1),
         zipf_s: options.zipf_s.max(0.0),
         nonce: rand::rng().random(),
