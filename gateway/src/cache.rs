@@ -3,7 +3,7 @@
 //! microservice and counted as a cache error, never answered with a 5xx because of the cache.
 
 use crate::auth::User;
-use crate::St;
+use crate::{CacheResult, St};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderValue;
@@ -139,15 +139,9 @@ async fn cache_aside(
     let key = key.ok_or_else(|| ApiError::bad_request("query parameter `key` is required"))?;
     common::keys::validate(&key)?;
     let config = &state.config.cache;
-    let counted = |result: &str| {
-        state
-            .metrics
-            .cache
-            .with_label_values(&[route, result])
-            .inc()
-    };
+    let counted = |result: CacheResult| state.metrics.cache.get(route, result).inc();
     if !config.cache_enabled {
-        counted("bypass");
+        counted(CacheResult::Bypass);
         return Ok(respond(false, state.upstream.fetch(route, &key).await?));
     }
 
@@ -160,7 +154,7 @@ async fn cache_aside(
     {
         Ok(Some(cached)) => match serde_json::from_str::<Value>(&cached) {
             Ok(data) => {
-                counted("hit");
+                counted(CacheResult::Hit);
                 return Ok(respond(true, data));
             }
             Err(_) => failed = true,
@@ -189,7 +183,11 @@ async fn cache_aside(
             failed = true;
         }
     }
-    counted(if failed { "error" } else { "miss" });
+    counted(if failed {
+        CacheResult::Error
+    } else {
+        CacheResult::Miss
+    });
     Ok(respond(false, data))
 }
 
