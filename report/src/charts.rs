@@ -17,8 +17,16 @@ const FONT_PATHS: [&str; 3] = [
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-/// Loads the font once (REPORT_FONT names another .ttf).
+/// Loads the font (REPORT_FONT names another .ttf); later calls reuse the first outcome.
 pub fn init_font() -> anyhow::Result<()> {
+    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| load_font().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn load_font() -> anyhow::Result<()> {
     let custom = std::env::var("REPORT_FONT").ok();
     let path = custom
         .iter()
@@ -28,6 +36,7 @@ pub fn init_font() -> anyhow::Result<()> {
         .ok_or_else(|| {
             anyhow!("no TrueType font found for the charts; install one with: sudo apt-get install -y fonts-dejavu-core (or set REPORT_FONT to a .ttf file)")
         })?;
+    // plotters keeps the font for the life of the process: leaked once, not per report.
     let bytes: &'static [u8] = Box::leak(
         std::fs::read(path)
             .with_context(|| format!("reading {path}"))?

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub id: String,
-    pub dir: PathBuf,
     pub scenario: String,
     pub profile: String,
     pub runtime: String,
@@ -58,7 +57,6 @@ pub struct Knobs {
     pub max_in_flight: u32,
     pub cache_enabled: bool,
     pub microservice_pool: Option<u32>,
-    pub db_delay_ms: Option<f64>,
 }
 
 /// Per-second series (index = second of the run).
@@ -126,11 +124,11 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         _ => 0.0,
     };
     let mut run = Run {
-        id: r["run_id"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| dir.file_name().unwrap().to_string_lossy().into_owned()),
-        dir: dir.to_path_buf(),
+        id: r["run_id"].as_str().map(str::to_string).unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
         scenario: need("scenario")?.as_str().unwrap_or("?").to_string(),
         profile: r["profile"].as_str().unwrap_or("?").to_string(),
         runtime: r["runtime"].as_str().unwrap_or("?").to_string(),
@@ -173,7 +171,6 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             microservice_pool: stack["microservice"]["db_pool_size"]
                 .as_u64()
                 .map(|v| v as u32),
-            db_delay_ms: stack["microservice"]["db_delay_ms"].as_f64(),
         },
         series: Series::default(),
         percentiles: Vec::new(),
