@@ -4,10 +4,12 @@ SHELL := /bin/bash
 CARGO ?= cargo
 
 GATEWAYS ?= 1
+SCENARIO ?= hit
+PROFILE ?= classic
 export RUNTIME QUICK IMAGES
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb \
-	up up1 up3 down ps logs test1-hit test1-miss test3-hit test3-miss benchmark-all report \
+	up up1 up3 down ps logs load test1-hit test1-miss test3-hit test3-miss benchmark-all report \
 	images-offline clean
 
 help: ## List the targets
@@ -61,6 +63,9 @@ ps: ## What runs, and its health
 
 logs: ## Last log lines of every service (SERVICE=name for one)
 	@scripts/lab logs $(SERVICE)
+
+load: ## One recorded run: GATEWAYS=N SCENARIO=hit|miss|mixed|login|longtask PROFILE=classic|warmup|burst|ramp|stages|breakpoint
+	@scripts/lab load $(GATEWAYS) $(SCENARIO) $(PROFILE)
 
 test1-hit: ## 1 gateway, cache-hit load test (QUICK=1 for a short run)
 	@scripts/lab load 1 hit

@@ -1,6 +1,6 @@
 //! The endpoints every service has: `/health` (the process is alive), `/ready` (its
 //! dependencies answer), `/metrics` (Prometheus text) and `/config` (the knobs in force,
-//! secrets left out), plus the metrics middleware.
+//! secrets left out, and the host's cores and container CPU limit), plus the metrics middleware.
 
 use crate::metrics::Metrics;
 use axum::extract::State;
@@ -95,5 +95,8 @@ async fn metrics_handler(State(ops): State<Ops>) -> Response {
 }
 
 async fn config_handler(State(ops): State<Ops>) -> Json<Value> {
-    Json(json!({"service": ops.service, "instance": ops.instance, "config": *ops.config}))
+    Json(
+        json!({"service": ops.service, "instance": ops.instance, "config": *ops.config,
+                "host": crate::host::facts()}),
+    )
 }

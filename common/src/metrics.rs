@@ -24,6 +24,9 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub latency: HistogramVec,
     pub in_flight: IntGauge,
+    /// The process's CPU time, read at each scrape: with request counts, the CPU each
+    /// request costs.
+    pub cpu_seconds: prometheus::Gauge,
 }
 
 impl Metrics {
@@ -49,15 +52,22 @@ impl Metrics {
         .expect("valid metric");
         let in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served")
             .expect("valid metric");
+        let cpu_seconds = prometheus::Gauge::new(
+            "process_cpu_seconds_total",
+            "CPU time (user + system) of the process, in seconds",
+        )
+        .expect("valid metric");
         let metrics = Self {
             registry,
             requests,
             latency,
             in_flight,
+            cpu_seconds,
         };
         metrics.register(Box::new(metrics.requests.clone()));
         metrics.register(Box::new(metrics.latency.clone()));
         metrics.register(Box::new(metrics.in_flight.clone()));
+        metrics.register(Box::new(metrics.cpu_seconds.clone()));
         metrics
     }
 
@@ -69,6 +79,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        self.cpu_seconds.set(crate::host::process_cpu_seconds());
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

@@ -1,0 +1,107 @@
+//! What the process can learn about the machine it runs on: its own CPU time, and the CPU
+//! limit its container imposes. The load test records both, so that the report can bound a
+//! run by CPU (utilisation law: a gateway limited to L CPUs, spending D CPU-seconds per
+//! request, serves at most L / D requests per second).
+
+use serde_json::{json, Value};
+
+/// CPU time (user + system) this process has used, in seconds; 0 where `/proc` is missing.
+pub fn process_cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .map(|stat| cpu_seconds_from_stat(&stat))
+        .unwrap_or(0.0)
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in seconds.
+pub fn cpu_seconds_from_stat(stat: &str) -> f64 {
+    // The command name (field 2) may hold spaces and parentheses: fields after its last ") "
+    // start at the state, field 3.
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state; Linux's USER_HZ
+    // is 100 on every architecture the lab runs on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The CPUs a cgroup v2 `cpu.max` line allows (`"50000 100000"` → 0.5); `None` for `max`
+/// (no limit) or a line that cannot be read.
+pub fn cpu_limit_from_cpu_max(line: &str) -> Option<f64> {
+    let mut parts = line.split_whitespace();
+    let quota: f64 = parts.next()?.parse().ok()?;
+    let period: f64 = parts.next().unwrap_or("100000").parse().ok()?;
+    (quota > 0.0 && period > 0.0).then_some(quota / period)
+}
+
+/// The CPU limit of this process's cgroup (`docker run --cpus`, compose `cpus:`), if any:
+/// cgroup v2's `cpu.max`, else v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us` (quota -1: none).
+pub fn cpu_limit() -> Option<f64> {
+    if let Ok(line) = std::fs::read_to_string("/sys/fs/cgroup/cpu.max") {
+        return cpu_limit_from_cpu_max(&line);
+    }
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/{f}")).ok();
+    let (quota, period) = (read("cpu.cfs_quota_us")?, read("cpu.cfs_period_us")?);
+    cpu_limit_from_cpu_max(&format!("{} {}", quota.trim(), period.trim()))
+}
+
+/// The machine's processors, whatever this process's cgroup allows it.
+pub fn host_cores() -> usize {
+    let listed = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0);
+    if listed > 0 {
+        listed
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// The host facts every service shows in its `/config`.
+pub fn facts() -> Value {
+    json!({
+        "cores": host_cores(),
+        "cpu_limit": cpu_limit(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_odd_command_names_are_read() {
+        // pid (comm) state ppid ... utime=250 stime=50 at fields 14 and 15.
+        let stat = "42 (my (odd) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0";
+        assert!((cpu_seconds_from_stat(stat) - 3.0).abs() < 1e-9);
+        assert_eq!(cpu_seconds_from_stat("garbage"), 0.0);
+    }
+
+    #[test]
+    fn cpu_max_lines_give_the_limit() {
+        assert_eq!(cpu_limit_from_cpu_max("50000 100000\n"), Some(0.5));
+        assert_eq!(cpu_limit_from_cpu_max("200000 100000"), Some(2.0));
+        assert_eq!(cpu_limit_from_cpu_max("max 100000"), None);
+        // cgroup v1's "no quota", as cpu_limit() joins the two files.
+        assert_eq!(cpu_limit_from_cpu_max("-1 100000"), None);
+        assert_eq!(cpu_limit_from_cpu_max(""), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        // The kernel counts in 10 ms ticks: spin until one shows, for at most 10 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut x = 0u64;
+        while process_cpu_seconds() == 0.0 && std::time::Instant::now() < deadline {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+        }
+        assert!(process_cpu_seconds() > 0.0);
+    }
+}
