@@ -3,6 +3,8 @@
 //! in `tests/results/<run-id>/`: Goose's own HTML/JSON/Markdown reports (with per-second
 //! graph data), `run.json`, and the load balancer's counters sampled every second.
 
+pub mod calibrate;
+pub mod latency;
 pub mod record;
 pub mod scenarios;
 
@@ -120,6 +122,18 @@ pub struct Options {
     /// A task not finished after this long counts as timed out.
     #[arg(long, env = "LONGTASK_TIMEOUT_SECS", default_value_t = 60)]
     pub longtask_timeout_secs: u64,
+    /// The microservice's base URL, for its `/config` (default: the one the gateways use,
+    /// which the host cannot always reach: a compose service name).
+    #[arg(long, env = "MICROSERVICE_URL")]
+    pub microservice_url: Option<String>,
+    /// Keep Goose's per-request log (`requests.json`, a line per request) in the run folder;
+    /// by default it is reduced to `latency_per_second.json` and removed.
+    #[arg(long, env = "KEEP_REQUEST_LOG")]
+    pub keep_request_log: bool,
+    /// Requests sent one at a time before the load (for `hit` and `miss`) to measure the
+    /// service time at low load, which the report's predictions use; 0 skips it.
+    #[arg(long, env = "CALIBRATION_REQUESTS", default_value_t = 20)]
+    pub calibration_requests: usize,
     /// The worker's metrics (queue length, pending, lag), sampled every second when set.
     #[arg(long, env = "WORKER_METRICS_URL")]
     pub worker_metrics_url: Option<String>,
@@ -260,6 +274,10 @@ fn goose_config(
         "--report-file".into(),
         format!("{dir}/goose.md"),
         "--report-graph-data".into(),
+        "--request-log".into(),
+        format!("{dir}/requests.json"),
+        "--request-format".into(),
+        "json".into(),
         // Count the whole run, ramp-up included, so totals match the servers' counters.
         "--no-reset-metrics".into(),
         "--threshold".into(),
@@ -268,7 +286,6 @@ fn goose_config(
         format!("error-rate<={}%", options.sla_error_pct),
         "--no-threshold-abort".into(),
         "--no-telnet".into(),
-        "--no-websocket".into(),
         "--quiet".into(),
     ]);
     <GooseConfiguration as clap::Parser>::try_parse_from(args)
@@ -379,14 +396,17 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .trim_end_matches("/metrics")
         .to_string();
     let gateways = record::discover_gateways(&lb_base).await;
-    let stack = record::stack_config(&lb_base, &gateways).await;
+    let stack =
+        record::stack_config(&lb_base, &gateways, options.microservice_url.as_deref()).await;
+    // Before the sampler starts, so the server-side counters of the run leave it out.
+    let calibration = calibrate::service_time(&options).await;
     let sampler = record::Sampler::start(
         &options.lb_metrics_url,
         gateways,
         options.worker_metrics_url.clone(),
         &dir,
     )?;
-    let cpu_before = record::process_cpu_seconds();
+    let cpu_before = common::host::process_cpu_seconds();
     let started = record::utc_now();
 
     let mut scenario = scenarios::scenario(options.scenario);
@@ -407,8 +427,18 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         Err(e) => return Err(anyhow::anyhow!("the load test failed: {e}")),
     };
     let ended = record::utc_now();
-    let cpu_seconds = record::process_cpu_seconds() - cpu_before;
+    let cpu_seconds = common::host::process_cpu_seconds() - cpu_before;
     let server = sampler.stop().await;
+    // Goose has flushed its request log by the time execute() returns.
+    let log = dir.join("requests.json");
+    let series = latency::per_second(&log)?;
+    std::fs::write(
+        dir.join("latency_per_second.json"),
+        serde_json::to_string(&series)?,
+    )?;
+    if !options.keep_request_log {
+        std::fs::remove_file(&log)?;
+    }
     record::write_run_json(
         &dir,
         &options,
@@ -416,6 +446,7 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         &metrics,
         &server,
         stack,
+        calibration,
         sla_failed,
         cpu_seconds,
         started,

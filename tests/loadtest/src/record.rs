@@ -51,25 +51,6 @@ pub fn utc_now() -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
-/// CPU time (user + system) this process has used, in seconds.
-pub fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state; Linux's
-    // USER_HZ is 100 on every architecture the lab runs on.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Requests per backend from the load balancer's `lb_requests_total`.
 fn per_backend(samples: &[common::metrics::Sample]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
@@ -138,6 +119,7 @@ impl Sampler {
                                 "cache_miss": cache("miss"),
                                 "cache_error": cache("error"),
                                 "limiter_rejected": common::metrics::sum(&s, "limiter_rejected_total", &[]),
+                                "cpu_seconds": common::metrics::sum(&s, "process_cpu_seconds_total", &[]),
                             })
                         }
                         Err(e) => json!({"error": e.to_string()}),
@@ -229,6 +211,29 @@ fn gateway_cache(samples: &[Value]) -> Value {
     })
 }
 
+/// The CPU the gateways spent over the run, and per request they served: the service demand
+/// the report's CPU bound divides the gateways' CPU limit by.
+fn gateway_cpu(samples: &[Value]) -> Value {
+    let ok = |s: &&Value| s["gateways"].is_object();
+    let (Some(first), Some(last)) = (samples.iter().find(ok), samples.iter().rev().find(ok)) else {
+        return Value::Null;
+    };
+    let (mut seconds, mut requests) = (0.0f64, 0.0f64);
+    for (gw, now) in last["gateways"].as_object().into_iter().flatten() {
+        let before = &first["gateways"][gw];
+        if now.get("error").is_some() || before.get("error").is_some() || before.is_null() {
+            continue;
+        }
+        let delta = |k: &str| now[k].as_f64().unwrap_or(0.0) - before[k].as_f64().unwrap_or(0.0);
+        seconds += delta("cpu_seconds");
+        requests += delta("requests");
+    }
+    if requests <= 0.0 {
+        return Value::Null;
+    }
+    json!({"seconds": seconds, "requests": requests, "per_request_ms": seconds * 1000.0 / requests})
+}
+
 /// The "Aggregated" row of Goose's response-time table in `goose.json`.
 fn goose_aggregate(dir: &Path) -> Value {
     std::fs::read_to_string(dir.join("goose.json"))
@@ -283,7 +288,11 @@ pub async fn discover_gateways(lb_base: &str) -> Vec<String> {
 }
 
 /// The knobs in force, read from each service's `/config` (never guessed).
-pub async fn stack_config(lb_base: &str, gateways: &[String]) -> Value {
+pub async fn stack_config(
+    lb_base: &str,
+    gateways: &[String],
+    microservice_url: Option<&str>,
+) -> Value {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -295,7 +304,13 @@ pub async fn stack_config(lb_base: &str, gateways: &[String]) -> Value {
                 Ok(r) => r
                     .json::<Value>()
                     .await
-                    .map(|v| v["config"].clone())
+                    .map(|v| {
+                        let mut config = v["config"].clone();
+                        if config.is_object() && !v["host"].is_null() {
+                            config["host"] = v["host"].clone();
+                        }
+                        config
+                    })
                     .unwrap_or(Value::Null),
                 Err(e) => json!({"error": format!("{url}: {e}")}),
             }
@@ -306,10 +321,11 @@ pub async fn stack_config(lb_base: &str, gateways: &[String]) -> Value {
     for gw in gateways {
         per_gateway.insert(gw.clone(), get(format!("http://{gw}/config")).await);
     }
-    let microservice = match per_gateway
-        .values()
-        .find_map(|c| c["microservice_url"].as_str().map(String::from))
-    {
+    let microservice = match microservice_url.map(String::from).or_else(|| {
+        per_gateway
+            .values()
+            .find_map(|c| c["microservice_url"].as_str().map(String::from))
+    }) {
         Some(url) => get(format!("{}/config", url.trim_end_matches('/'))).await,
         None => Value::Null,
     };
@@ -369,6 +385,7 @@ pub fn write_run_json(
     metrics: &goose::metrics::GooseMetrics,
     server: &[Value],
     stack: Value,
+    calibration: Value,
     sla_failed: Vec<String>,
     generator_cpu_seconds: f64,
     started: String,
@@ -441,8 +458,10 @@ pub fn write_run_json(
             "samples": server.len(),
             "requests_by_backend": delta_by_backend(server),
             "cache": gateway_cache(server),
+            "gateway_cpu": gateway_cpu(server),
         },
         "stack": stack,
+        "calibration": calibration,
         "generator": {
             "cpu_seconds": generator_cpu_seconds,
             "cpu_per_request_us": cpu_per_request_us,
@@ -476,5 +495,23 @@ mod tests {
         assert_eq!(super::civil(1_795_375_805), (2026, 11, 22, 19, 30, 5));
         // A leap day.
         assert_eq!(super::civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+    }
+
+    #[test]
+    fn gateway_cpu_is_the_delta_over_the_run_per_request() {
+        use serde_json::json;
+        let samples = [
+            json!({"t": 0.0, "gateways": {"a": {"cpu_seconds": 1.0, "requests": 100.0},
+                                          "b": {"error": "refused"}}}),
+            json!({"t": 1.0, "error": "lb unreachable"}),
+            json!({"t": 2.0, "gateways": {"a": {"cpu_seconds": 1.5, "requests": 600.0},
+                                          "b": {"cpu_seconds": 9.0, "requests": 9.0}}}),
+        ];
+        // b has no first sample to subtract from, so only a counts: 0.5 s over 500 requests.
+        let cpu = super::gateway_cpu(&samples);
+        assert_eq!(cpu["seconds"], json!(0.5));
+        assert_eq!(cpu["requests"], json!(500.0));
+        assert_eq!(cpu["per_request_ms"], json!(1.0));
+        assert_eq!(super::gateway_cpu(&samples[1..2]), serde_json::Value::Null);
     }
 }

@@ -207,6 +207,55 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         assert!(run["sla"]["met"].is_boolean());
         assert!(run["host"]["cores"].as_u64().unwrap() >= 1);
     }
+    // The service time measured one request at a time before the load: a miss waits for the
+    // microservice's 5 ms database delay, a hit does not.
+    let calibrated = |run: &Value| run["calibration"]["p50_ms"].as_f64().unwrap();
+    assert_eq!(hit["calibration"]["requests"], 20, "{}", hit["calibration"]);
+    assert!(
+        calibrated(&miss) > 5.0 && calibrated(&miss) > calibrated(&hit),
+        "miss {} vs hit {}",
+        miss["calibration"],
+        hit["calibration"]
+    );
+    // Latency percentiles per second, from Goose's request log, cover the same requests.
+    for (id, run) in [("hit-run", &hit), ("miss-run", &miss)] {
+        let folder = results.join(id);
+        let series: Value = serde_json::from_str(
+            &std::fs::read_to_string(folder.join("latency_per_second.json")).unwrap(),
+        )
+        .unwrap();
+        let logged: u64 = series["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        let routed: u64 = ["GET /data", "GET /process"]
+            .iter()
+            .map(|r| run["by_route"][r]["requests"].as_u64().unwrap_or(0))
+            .sum();
+        assert_eq!(logged, routed, "{id}: {series}");
+        assert!(series["p95_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(Value::is_f64));
+        assert!(
+            !folder.join("requests.json").exists(),
+            "the raw request log is removed unless KEEP_REQUEST_LOG"
+        );
+        // The gateways' CPU per request, for the report's CPU bound.
+        let cpu = run["server"]["gateway_cpu"]["per_request_ms"].as_f64();
+        assert!(cpu.is_some_and(|ms| ms > 0.0), "{}", run["server"]);
+        for gw in &gateways {
+            assert!(
+                run["stack"]["gateways"][gw]["host"]["cores"]
+                    .as_u64()
+                    .unwrap()
+                    >= 1
+            );
+        }
+    }
     // The gateways' own counters agree with what the client saw, and the knobs are recorded.
     let server_ratio = hit["server"]["cache"]["hit_ratio"]
         .as_f64()

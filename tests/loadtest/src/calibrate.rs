@@ -1,0 +1,78 @@
+//! The service time at low load, measured before the load starts: one client logs in and
+//! sends the scenario's requests one at a time through the load balancer, so nothing queues.
+//! The report's predictions divide capacities by this time; a run's own latencies cannot
+//! stand in for it, since under load they hold the queueing the prediction is meant to explain.
+
+use crate::{Options, Scenario};
+use rand::Rng;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// `calibration` of run.json: p50 of `CALIBRATION_REQUESTS` sequential requests (after one
+/// that opens the connection and, for `hit`, fills the cache), or why there is none.
+pub async fn service_time(options: &Options) -> Value {
+    let nonce: u32 = rand::rng().random();
+    let key = |i: usize| match options.scenario {
+        // The key the `hit` scenario asks for, so the cache it warms is the one the run uses.
+        Scenario::Hit => Some("hot".to_string()),
+        Scenario::Miss => Some(format!("cal{nonce:x}-{i}")),
+        _ => None,
+    };
+    if options.calibration_requests == 0 || key(0).is_none() {
+        return Value::Null;
+    }
+    match measure(options, key).await {
+        Ok(v) => v,
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
+
+async fn measure(
+    options: &Options,
+    key: impl Fn(usize) -> Option<String>,
+) -> anyhow::Result<Value> {
+    let base = options.target.trim_end_matches('/');
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let login = client
+        .post(format!("{base}/login"))
+        .json(&json!({"username": "user1", "password": options.lab.lab_password}))
+        .send()
+        .await?;
+    if !login.status().is_success() {
+        anyhow::bail!("login as user1 answered {}", login.status());
+    }
+    let token = login.json::<Value>().await?["token"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| anyhow::anyhow!("the login answer has no token"))?;
+    let mut times = Vec::new();
+    let mut failed = 0;
+    for i in 0..=options.calibration_requests {
+        let route = if i % 2 == 0 { "/data" } else { "/process" };
+        let started = Instant::now();
+        let response = client
+            .get(format!("{base}{route}"))
+            .query(&[("key", key(i).unwrap_or_default())])
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        let ok = response.status().is_success();
+        let _ = response.bytes().await?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match (i, ok) {
+            (0, _) => {}
+            (_, true) => times.push(ms),
+            (_, false) => failed += 1,
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(json!({
+        "requests": times.len(),
+        "failed": failed,
+        "p50_ms": crate::latency::percentile(&times, 0.5),
+        "min_ms": times.first(),
+        "max_ms": times.last(),
+    }))
+}

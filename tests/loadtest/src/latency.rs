@@ -1,0 +1,132 @@
+//! Latency percentiles per second of the run, from Goose's request log (one JSON line per
+//! request): Goose's own per-second graphs only carry the average, and an average hides the
+//! tail that an SLA is about. Logins are left out: they are the set-up, not the scenario.
+
+use serde::{Deserialize, Serialize};
+use std::io::BufRead;
+use std::path::Path;
+
+/// The fields of a Goose request-log line that the series needs.
+#[derive(Deserialize)]
+struct Line {
+    /// Milliseconds since the load test started.
+    elapsed: u64,
+    name: String,
+    response_time: u64,
+    #[serde(default)]
+    response_time_fraction_us: u16,
+    success: bool,
+    /// A later correction of a request already logged (e.g. marked failed): not a request.
+    #[serde(default)]
+    update: bool,
+}
+
+/// Per-second series; index = second of the run. Seconds without a request hold `None`.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct PerSecond {
+    pub requests: Vec<u64>,
+    pub failures: Vec<u64>,
+    pub p50_ms: Vec<Option<f64>>,
+    pub p95_ms: Vec<Option<f64>>,
+    pub p99_ms: Vec<Option<f64>>,
+}
+
+/// Nearest-rank percentile of sorted values (`p` in 0..=1).
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Reads a Goose JSON request log. Lines that are not requests (or not JSON) are skipped.
+pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
+    let file = std::fs::File::open(log)
+        .map_err(|e| anyhow::anyhow!("cannot read the request log {}: {e}", log.display()))?;
+    let mut buckets: Vec<Vec<f64>> = Vec::new();
+    let mut failures: Vec<u64> = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let Ok(line) = serde_json::from_str::<Line>(&line?) else {
+            continue;
+        };
+        if line.update || line.name.contains("login") {
+            continue;
+        }
+        let second = (line.elapsed / 1000) as usize;
+        if buckets.len() <= second {
+            buckets.resize_with(second + 1, Vec::new);
+            failures.resize(second + 1, 0);
+        }
+        buckets[second]
+            .push(line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0);
+        if !line.success {
+            failures[second] += 1;
+        }
+    }
+    let mut out = PerSecond {
+        failures,
+        ..PerSecond::default()
+    };
+    for mut b in buckets {
+        b.sort_by(f64::total_cmp);
+        out.requests.push(b.len() as u64);
+        out.p50_ms.push(percentile(&b, 0.50));
+        out.p95_ms.push(percentile(&b, 0.95));
+        out.p99_ms.push(percentile(&b, 0.99));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn line(elapsed: u64, name: &str, ms: u64, us: u16, success: bool, update: bool) -> String {
+        format!(
+            r#"{{"elapsed":{elapsed},"scenario_index":0,"name":"{name}","response_time":{ms},"response_time_fraction_us":{us},"success":{success},"update":{update},"status_code":200,"user":0}}"#
+        )
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), Some(50.0));
+        assert_eq!(percentile(&v, 0.95), Some(95.0));
+        assert_eq!(percentile(&v, 0.99), Some(99.0));
+        assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn a_log_becomes_per_second_percentiles() {
+        let dir = std::env::temp_dir().join(format!("scalelab-latency-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("requests.json");
+        let mut f = std::fs::File::create(&path).unwrap();
+        // Second 0: 1..=20 ms; second 2: one failed 0.25 ms request; second 1: only a login,
+        // an update and a line that is not JSON, none of which count.
+        for ms in 1..=20u64 {
+            writeln!(f, "{}", line(ms * 10, "/data", ms, 0, true, false)).unwrap();
+        }
+        writeln!(f, "{}", line(1500, "/login", 900, 0, true, false)).unwrap();
+        writeln!(f, "{}", line(1600, "/data", 5, 0, false, true)).unwrap();
+        writeln!(f, "not json").unwrap();
+        writeln!(f, "{}", line(2100, "/process", 0, 250, false, false)).unwrap();
+        drop(f);
+        let s = per_second(&path).unwrap();
+        assert_eq!(s.requests, vec![20, 0, 1]);
+        assert_eq!(s.failures, vec![0, 0, 1]);
+        assert_eq!(s.p50_ms, vec![Some(10.0), None, Some(0.25)]);
+        assert_eq!(s.p95_ms, vec![Some(19.0), None, Some(0.25)]);
+        assert_eq!(s.p99_ms, vec![Some(20.0), None, Some(0.25)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_log_is_a_clear_error() {
+        let err = per_second(Path::new("/nonexistent/requests.json")).unwrap_err();
+        assert!(err.to_string().contains("cannot read the request log"));
+    }
+}
