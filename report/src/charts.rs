@@ -54,6 +54,26 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 /// A fixed colour per series name, so a scenario looks the same in every chart.
 pub fn color_for(name: &str) -> RGBColor {
     let n = name.to_ascii_lowercase();
+    // Series that share a chart and must never share a colour.
+    const NAMED: [(&str, RGBColor); 11] = [
+        ("p50", RGBColor(41, 128, 185)),
+        ("p95", RGBColor(230, 126, 34)),
+        ("p99", RGBColor(142, 68, 173)),
+        ("average", RGBColor(39, 174, 96)),
+        ("requests per second", RGBColor(39, 174, 96)),
+        ("errors", RGBColor(192, 57, 43)),
+        ("users", RGBColor(127, 140, 141)),
+        ("waiting", RGBColor(44, 62, 80)),
+        ("pending", RGBColor(211, 84, 0)),
+        ("in progress", RGBColor(22, 160, 133)),
+        ("burst", RGBColor(192, 57, 43)),
+    ];
+    if let Some((_, c)) = NAMED.iter().find(|(k, _)| n.starts_with(k)) {
+        return *c;
+    }
+    if n.starts_with("ramp") {
+        return RGBColor(41, 128, 185);
+    }
     let three = n.contains("3 gateway") || n.contains("3gw");
     if n.contains("miss") {
         if three {
@@ -92,6 +112,42 @@ pub struct LineChart<'a> {
     pub reference: Option<(f64, String)>,
     /// Logarithmic y axis (latency spanning orders of magnitude).
     pub log_y: bool,
+    /// A point to mark (x, y, label), e.g. the knee of a load curve.
+    pub marker: Option<(f64, f64, String)>,
+}
+
+impl<'a> LineChart<'a> {
+    pub fn new(
+        title: &'a str,
+        x_label: &'a str,
+        y_label: &'a str,
+        series: Vec<(String, Vec<(f64, f64)>)>,
+    ) -> Self {
+        Self {
+            title,
+            x_label,
+            y_label,
+            series,
+            reference: None,
+            log_y: false,
+            marker: None,
+        }
+    }
+
+    pub fn reference(mut self, reference: Option<(f64, String)>) -> Self {
+        self.reference = reference;
+        self
+    }
+
+    pub fn log_y(mut self) -> Self {
+        self.log_y = true;
+        self
+    }
+
+    pub fn marker(mut self, marker: Option<(f64, f64, String)>) -> Self {
+        self.marker = marker;
+        self
+    }
 }
 
 pub struct BarChart<'a> {
@@ -200,6 +256,17 @@ where
             .map_err(err)?
             .label(label.as_str())
             .legend(line(red));
+    }
+    if let Some((mx, my, label)) = &c.marker {
+        chart
+            .draw_series(std::iter::once(Circle::new(
+                (*mx, *my),
+                8,
+                BLACK.stroke_width(3),
+            )))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, BLACK.stroke_width(2)));
     }
     chart
         .configure_series_labels()

@@ -2,6 +2,7 @@
 //! service time measured at low load, by the utilisation law (a resource of c servers, each
 //! busy S seconds per request, completes at most c / S requests per second) and Little's law
 //! for the closed workload (N users, each thinking Z between requests: X ≤ N / (Z + R)).
+//! The gateways' CPU is a resource too: L CPUs, D CPU-seconds per request, X ≤ L / D.
 
 /// What bounds a run's throughput.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,11 @@ pub struct Inputs {
     pub misses: bool,
     /// Connections of the microservice's pool (each request holds one).
     pub microservice_pool: f64,
+    /// CPUs the gateways together may use (limit × gateways, or the host's cores when
+    /// unlimited); 0 = unknown.
+    pub gateway_cpus: f64,
+    /// CPU seconds a gateway spends per request it serves; 0 = not measured.
+    pub gateway_cpu_s: f64,
 }
 
 pub fn predict(i: &Inputs) -> Prediction {
@@ -45,6 +51,12 @@ pub fn predict(i: &Inputs) -> Prediction {
         bounds.push((
             "microservice pool (DB_POOL_SIZE / service time)",
             i.microservice_pool / i.service_s,
+        ));
+    }
+    if i.gateway_cpus > 0.0 && i.gateway_cpu_s > 0.0 {
+        bounds.push((
+            "gateway CPU (CPUs for gateways / CPU per request)",
+            i.gateway_cpus / i.gateway_cpu_s,
         ));
     }
     let (bottleneck, rps) =
@@ -80,6 +92,8 @@ mod tests {
             max_in_flight: 4.0,
             misses: true,
             microservice_pool: 10.0,
+            gateway_cpus: 0.0,
+            gateway_cpu_s: 0.0,
         }
     }
 
@@ -125,6 +139,25 @@ mod tests {
             ..inputs()
         });
         assert!(p.bounds.iter().all(|b| !b.0.starts_with("gateway")));
+    }
+
+    #[test]
+    fn a_cpu_limit_can_be_the_bottleneck() {
+        // Hits at 2 ms of CPU each on 3 gateways of 0.5 CPU: 1.5 / 0.002 = 750 req/s, below
+        // the slots (3 × 4 / 0.001 = 12000) and the offered load (5000 / 1.501 = 3331.1).
+        let p = predict(&Inputs {
+            users: 5000.0,
+            service_s: 0.001,
+            gateways: 3.0,
+            misses: false,
+            gateway_cpus: 1.5,
+            gateway_cpu_s: 0.002,
+            ..inputs()
+        });
+        assert!((p.rps - 750.0).abs() < 1e-6, "{p:?}");
+        assert!(p.bottleneck.starts_with("gateway CPU"));
+        assert!((p.bounds[0].1 - 3331.112).abs() < 0.01);
+        assert_eq!(p.bounds.len(), 3);
     }
 
     #[test]

@@ -39,6 +39,28 @@ pub struct Run {
     pub percentiles: Vec<(f64, f64)>,
     /// Latency (ms) of the route that carries the scenario (`/data`, `/process`), p50.
     pub route_p50_ms: Option<f64>,
+    /// Service time measured one request at a time before the load (`calibration.p50_ms`).
+    pub calibrated_ms: Option<f64>,
+    /// Successful requests per second of the scenario's routes (logins left out): the
+    /// throughput comparisons and predictions are about.
+    pub goodput: f64,
+    /// Users started per second (the profile's rate).
+    pub rate: f64,
+    /// The gateways' CPU per request served (ms), from their process CPU counters.
+    pub gateway_cpu_ms: Option<f64>,
+    /// Worker samples over time, where the run sampled the worker (long tasks).
+    pub queue: Vec<QueueSample>,
+}
+
+/// One second of the worker's queue, from `server.jsonl`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueSample {
+    pub t: f64,
+    /// Jobs in the stream not yet delivered to any worker (the queue proper).
+    pub waiting: f64,
+    /// Delivered to a worker but not yet acknowledged.
+    pub pending: f64,
+    pub in_progress: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,6 +79,10 @@ pub struct Knobs {
     pub max_in_flight: u32,
     pub cache_enabled: bool,
     pub microservice_pool: Option<u32>,
+    /// CPUs each gateway may use (a container limit); None = no limit.
+    pub gateway_cpu_limit: Option<f64>,
+    /// Cores of the machine the gateways run on.
+    pub gateway_host_cores: Option<u32>,
 }
 
 /// Per-second series (index = second of the run).
@@ -67,6 +93,11 @@ pub struct Series {
     pub users: Vec<f64>,
     /// Average latency per second over the measured routes (ms).
     pub avg_ms: Vec<f64>,
+    /// Percentiles per second (ms) from `latency_per_second.json`; empty without it, and
+    /// None for a second without requests.
+    pub p50_ms: Vec<Option<f64>>,
+    pub p95_ms: Vec<Option<f64>>,
+    pub p99_ms: Vec<Option<f64>>,
 }
 
 fn f(v: &Value) -> f64 {
@@ -171,6 +202,8 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             microservice_pool: stack["microservice"]["db_pool_size"]
                 .as_u64()
                 .map(|v| v as u32),
+            gateway_cpu_limit: gateway_cfg["host"]["cpu_limit"].as_f64(),
+            gateway_host_cores: gateway_cfg["host"]["cores"].as_u64().map(|v| v as u32),
         },
         series: Series::default(),
         percentiles: Vec::new(),
@@ -178,6 +211,27 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             .iter()
             .filter_map(|k| r["by_route"][k]["latency_ms"]["p50"].as_f64())
             .reduce(f64::min),
+        calibrated_ms: r["calibration"]["p50_ms"].as_f64().filter(|v| *v > 0.0),
+        goodput: 0.0,
+        rate: f(&r["load"]["rate"]),
+        gateway_cpu_ms: r["server"]["gateway_cpu"]["per_request_ms"].as_f64(),
+        queue: Vec::new(),
+    };
+    let (mut ok, mut any_route) = (0.0, false);
+    for (name, route) in r["by_route"].as_object().into_iter().flatten() {
+        if !name.contains("/login") {
+            any_route = true;
+            ok += f(&route["requests"]) - f(&route["failures"]);
+        }
+    }
+    // Without a per-route breakdown, every successful request counts.
+    if !any_route {
+        ok = (run.requests - run.failures.min(run.requests)) as f64;
+    }
+    run.goodput = if run.duration_secs > 0.0 {
+        ok / run.duration_secs
+    } else {
+        0.0
     };
     // goose.json is optional: without it the run has no time series or percentile curve.
     if let Ok(text) = std::fs::read_to_string(dir.join("goose.json")) {
@@ -185,7 +239,114 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             read_goose(&g, &mut run);
         }
     }
+    if let Ok(text) = std::fs::read_to_string(dir.join("latency_per_second.json")) {
+        if let Ok(l) = serde_json::from_str::<Value>(&text) {
+            let opt = |k: &str| -> Vec<Option<f64>> {
+                l[k].as_array()
+                    .map(|a| a.iter().map(Value::as_f64).collect())
+                    .unwrap_or_default()
+            };
+            run.series.p50_ms = opt("p50_ms");
+            run.series.p95_ms = opt("p95_ms");
+            run.series.p99_ms = opt("p99_ms");
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join("server.jsonl")) {
+        run.queue = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|s| s["worker"].is_object() && s["worker"].get("error").is_none())
+            .map(|s| QueueSample {
+                t: f(&s["t"]),
+                waiting: f(&s["worker"]["queue_lag"]),
+                pending: f(&s["worker"]["queue_pending"]),
+                in_progress: f(&s["worker"]["jobs_in_progress"]),
+            })
+            .collect();
+    }
     Ok(run)
+}
+
+/// A step-load search (`<run-id>-breakpoint/breakpoint.json`): each step a run of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breakpoint {
+    pub id: String,
+    pub scenario: String,
+    pub sla_p95_ms: f64,
+    pub sla_error_pct: f64,
+    pub steps: Vec<Step>,
+    /// Whether a step broke the SLA (else the search ran out of steps first).
+    pub broke: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub users: f64,
+    pub rps: f64,
+    pub p95_ms: f64,
+    pub error_pct: f64,
+    pub sla_met: bool,
+}
+
+impl Breakpoint {
+    /// The highest step that met the SLA: the knee of the load curve.
+    pub fn knee(&self) -> Option<&Step> {
+        self.steps.iter().rev().find(|s| s.sla_met)
+    }
+}
+
+/// Every readable breakpoint search under `dir`, and a warning per unreadable one.
+pub fn load_breakpoints(dir: &Path) -> (Vec<Breakpoint>, Vec<String>) {
+    let (mut found, mut warnings) = (Vec::new(), Vec::new());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (found, warnings);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path().join("breakpoint.json")))
+        .filter(|p| p.exists())
+        .collect();
+    files.sort();
+    for file in files {
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| format!("not JSON: {e}")));
+        let b = match parsed {
+            Ok(b) if b["steps"].is_array() => b,
+            Ok(_) => {
+                warnings.push(format!("skipped {}: no `steps`", file.display()));
+                continue;
+            }
+            Err(e) => {
+                warnings.push(format!("skipped {}: {e}", file.display()));
+                continue;
+            }
+        };
+        let steps = b["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| Step {
+                users: f(&s["users"]),
+                rps: f(&s["rps"]),
+                p95_ms: f(&s["p95_ms"]),
+                error_pct: f(&s["error_pct"]),
+                sla_met: s["sla_met"].as_bool().unwrap_or(false),
+            })
+            .collect();
+        found.push(Breakpoint {
+            id: file
+                .parent()
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            scenario: b["scenario"].as_str().unwrap_or("?").to_string(),
+            sla_p95_ms: f(&b["sla"]["p95_ms"]),
+            sla_error_pct: f(&b["sla"]["error_pct"]),
+            steps,
+            broke: b["broke"].as_bool().unwrap_or(false),
+        });
+    }
+    (found, warnings)
 }
 
 fn per_second(v: &Value) -> Vec<f64> {

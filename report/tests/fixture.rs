@@ -25,19 +25,21 @@ fn png_size(path: &Path) -> (u32, u32) {
 fn the_summary_holds_the_tables_comparisons_and_predictions() {
     let out = out_dir("summary");
     let outcome = report::generate(&fixture(), &out).unwrap();
-    assert_eq!(outcome.runs, 4);
+    assert_eq!(outcome.runs, 8);
     let md = std::fs::read_to_string(&outcome.summary).unwrap();
 
-    // Summary rows: requests = rps × 60, error % = 12 / 9000.
-    assert!(md.contains("| `f-1gw-miss` | miss | classic | native | 1 | 1000 | 3600 | 60.0 | 1080.0 | 900 | 2000 | 3000 | 4000 | 0 | 0.00 | 0.0 % | **missed** |"), "{md}");
+    // Summary rows: requests = rps × 60, error % = 12 / 9000; ok req/s leaves out failures
+    // ((9000 − 12) / 60 = 149.8) and logins ((39400 − 1000) / 60 = 640).
+    assert!(md.contains("| `f-1gw-miss` | miss | classic | native | 1 | 1000 | 3600 | 60.0 | 60.0 | 1080.0 | 900 | 2000 | 3000 | 4000 | 0 | 0.00 | 0.0 % | **missed** |"), "{md}");
     assert!(
-        md.contains("| `f-3gw-miss` | miss | classic | native | 3 | 1000 | 9000 | 150.0 |"),
+        md.contains("| `f-3gw-miss` | miss | classic | native | 3 | 1000 | 9000 | 150.0 | 149.8 |"),
         "{md}"
     );
     assert!(md.contains("| 12 | 0.13 |"), "{md}");
-    assert!(md.contains("| `f-1gw-hit` | hit | classic | native | 1 | 1000 | 38400 | 640.0 | 7.2 | 6 | 20 | 30 | 40 | 0 | 0.00 | 99.0 % | met |"), "{md}");
+    assert!(md.contains("| `f-1gw-hit` | hit | classic | native | 1 | 1000 | 39400 | 656.7 | 640.0 | 7.2 | 6 | 20 | 30 | 40 | 0 | 0.00 | 99.0 % | met |"), "{md}");
 
-    // Ratios: 150 / 60 = 2.50×, p95 1000 / 2000 − 1 = −50 %; 640 / 60 = 10.67×, 20 / 2000 − 1 = −99 %.
+    // Ratios of ok req/s: 149.8 / 60 = 2.50×, p95 1000 / 2000 − 1 = −50 %; 640 / 60 = 10.67×,
+    // 20 / 2000 − 1 = −99 %.
     assert!(
         md.contains("3 gateways miss: 2.50× the throughput of 1 gateway miss, p95 −50 %"),
         "{md}"
@@ -55,31 +57,57 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
     // offered 1000 / 1.56 = 641.0, slots 1 × 4 / 0.06 = 66.7, pool 10 / 0.06 = 166.7.
     assert!(
         md.contains(
-            "| `f-1gw-miss` | 60.0 | 641.0 | 66.7 | 166.7 | gateway slots | 66.7 | 60.0 | −10 % |"
+            "| `f-1gw-miss` | 60.0 | 641.0 | 66.7 | 166.7 | – | gateway slots | 66.7 | 60.0 | −10 % |"
         ),
         "{md}"
     );
-    // Three gateways: slots 200 > pool 166.7, which becomes the bottleneck.
-    assert!(md.contains("| `f-3gw-miss` | 60.0 | 641.0 | 200.0 | 166.7 | microservice pool | 166.7 | 150.0 | −10 % |"), "{md}");
-    // Hits (4 ms): offered 1000 / 1.504 = 664.9 bounds both; 400 is 40 % short: flagged.
+    // Three gateways, with their own calibrated 62 ms: offered 1000 / 1.562 = 640.2, slots
+    // 3 × 4 / 0.062 = 193.5 > pool 10 / 0.062 = 161.3, which becomes the bottleneck.
+    assert!(md.contains("| `f-3gw-miss` | 62.0 | 640.2 | 193.5 | 161.3 | – | microservice pool | 161.3 | 149.8 | −7 % |"), "{md}");
+    // Hits (4 ms): offered 1000 / 1.504 = 664.9 bounds one gateway; three gateways of
+    // 0.5 CPU at 4 ms of CPU per request: 1.5 / 0.004 = 375 req/s, the CPU bound.
     assert!(
         md.contains(
-            "| `f-1gw-hit` | 4.0 | 664.9 | 1000.0 | – | offered load | 664.9 | 640.0 | −4 % |"
+            "| `f-1gw-hit` | 4.0 | 664.9 | 1000.0 | – | – | offered load | 664.9 | 640.0 | −4 % |"
         ),
         "{md}"
     );
     assert!(
         md.contains(
-            "| `f-3gw-hit` | 4.0 | 664.9 | 3000.0 | – | offered load | 664.9 | 400.0 | −40 % ⚠ |"
+            "| `f-3gw-hit` | 4.0 | 664.9 | 3000.0 | – | 375.0 | gateway CPU | 375.0 | 400.0 | +7 % |"
         ),
         "{md}"
     );
+    // A burst of 100 users ran 100 req/s against an offered 100 / 1.504 = 66.5: flagged.
+    assert!(md.contains("| `f-burst-hit` | 4.0 | 66.5 | 1000.0 | – | – | offered load | 66.5 | 100.0 | +50 % ⚠ |"), "{md}");
+    // Long tasks are not the read path's model.
+    assert!(!md.contains("| `f-longtask` | 550.0"), "{md}");
+
+    // Burst vs ramp: worst per-second p95 300 (second 1) vs 60 (second 3).
+    assert!(md.contains("The burst's worst second (p95 300 ms at second 1) is 5.0× the ramp's (60 ms at second 3); whole-run p95 200 vs 50 ms."), "{md}");
+    // Stages: users 50 | 100 ×5 | 50, 0. Hold: mean of 60, 70, 70, 80, 80 req/s = 72;
+    // median of p95 20, 30, 40, 50, 60 = 40. Ramp-down's second 7 has no p95.
+    assert!(
+        md.contains("| ramp-up | 0–0 | 50 → 50 | 30.0 | 10.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| hold | 1–5 | 100 → 100 | 72.0 | 40.0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ramp-down | 6–7 | 50 → 0 | 35.0 | 20.0 |"),
+        "{md}"
+    );
+    // Breakpoint: 20 users was the last step within the SLA.
+    assert!(md.contains("The highest load that met the SLA: 20 users, 12.8 req/s (p95 310 ms). At 30 users it broke: p95 1900 ms, 2.50 % errors."), "{md}");
 
     // Skipped folders are named; run warnings are there.
     for w in [
         "f-corrupt/run.json: not JSON",
         "f-partial/run.json: no `latency_ms`",
         "f-empty: no run.json",
+        "f-bad-breakpoint/breakpoint.json: not JSON",
         "f-3gw-miss: 12 failed requests",
     ] {
         assert!(
@@ -102,10 +130,29 @@ fn every_expected_chart_is_written_as_png_and_svg_of_the_same_size() {
         "percentiles-miss".into(),
         "percentiles-hit".into(),
     ];
-    for id in ["f-1gw-miss", "f-1gw-hit", "f-3gw-miss", "f-3gw-hit"] {
+    for id in [
+        "f-1gw-miss",
+        "f-1gw-hit",
+        "f-3gw-miss",
+        "f-3gw-hit",
+        "f-burst-hit",
+        "f-ramp-hit",
+        "f-stages-hit",
+    ] {
         for kind in ["timeline", "latency", "gateways"] {
             expected.push(format!("{kind}-{id}"));
         }
+    }
+    // The long-task run has no Goose series, but its worker was sampled.
+    expected.push("queue-f-longtask".into());
+    expected.push("gateways-f-longtask".into());
+    for name in [
+        "shape-users-1gw-hit-native",
+        "shape-latency-1gw-hit-native",
+        "breakpoint-p95-f-search-breakpoint",
+        "breakpoint-rps-f-search-breakpoint",
+    ] {
+        expected.push(name.into());
     }
     assert_eq!(outcome.charts.len(), expected.len());
     let md = std::fs::read_to_string(&outcome.summary).unwrap();
@@ -136,6 +183,26 @@ fn per_second_series_sum_the_routes_and_weight_latency_by_requests() {
     assert_eq!(run.series.errors, vec![0.0, 0.0, 1.0, 0.0]);
     assert_eq!(run.percentiles.first(), Some(&(50.0, 900.0)));
     assert_eq!(run.think_ms, 1500.0);
+    // Percentiles per second, with the gap where no request finished.
+    assert_eq!(
+        run.series.p95_ms,
+        vec![Some(400.0), Some(450.0), Some(500.0), None, Some(550.0)]
+    );
+    assert_eq!(run.goodput, 60.0);
+}
+
+#[test]
+fn worker_samples_and_breakpoint_steps_are_read() {
+    let run = report::runs::load_run(&fixture().join("f-longtask")).unwrap();
+    // Five samples; the one whose scrape failed is left out.
+    assert_eq!(run.queue.len(), 5);
+    assert_eq!(run.queue[2].waiting, 12.0);
+    assert_eq!(run.queue[2].in_progress, 2.0);
+    let (found, warnings) = report::runs::load_breakpoints(&fixture());
+    assert_eq!(found.len(), 1, "{warnings:?}");
+    let knee = found[0].knee().unwrap();
+    assert_eq!((knee.users, knee.rps), (20.0, 12.8));
+    assert!(found[0].broke);
 }
 
 #[test]
