@@ -445,8 +445,17 @@ fn load_shapes(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
         }
         if let (Some((bt, bv)), Some((rt, rv))) = (worst[0], worst[1]) {
             let ratio = if rv > 0.0 { bv / rv } else { 0.0 };
+            // The first seconds are where the shapes differ most.
+            let early = |r: &Run| {
+                let (_, s) = tail_series(r);
+                median(s.iter().filter(|p| p.0 < 5.0).map(|p| p.1).collect())
+                    .map(|v| format!("{v:.0} ms"))
+                    .unwrap_or_else(|| "–".into())
+            };
             w.line(&format!(
-                "\n**The burst's worst second (p95 {bv:.0} ms at second {bt:.0}) is {ratio:.1}× the ramp's ({rv:.0} ms at second {rt:.0}); whole-run p95 {} vs {} ms.**\n",
+                "\n**The burst's worst second (p95 {bv:.0} ms at second {bt:.0}) is {ratio:.1}× the ramp's ({rv:.0} ms at second {rt:.0}); over the first 5 seconds the median per-second p95 is {} against {}; whole-run p95 {} vs {} ms.**\n",
+                early(burst),
+                early(ramp),
                 ms(burst.latency.p95),
                 ms(ramp.latency.p95)
             ));

@@ -84,7 +84,8 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
     assert!(!md.contains("| `f-longtask` | 550.0"), "{md}");
 
     // Burst vs ramp: worst per-second p95 300 (second 1) vs 60 (second 3).
-    assert!(md.contains("The burst's worst second (p95 300 ms at second 1) is 5.0× the ramp's (60 ms at second 3); whole-run p95 200 vs 50 ms."), "{md}");
+    // First 5 s: burst p95 250, 300, 150, 20, 20 → median 150; ramp 20, 30, 50, 60, 40 → 40.
+    assert!(md.contains("The burst's worst second (p95 300 ms at second 1) is 5.0× the ramp's (60 ms at second 3); over the first 5 seconds the median per-second p95 is 150 ms against 40 ms; whole-run p95 200 vs 50 ms."), "{md}");
     // Stages: users 50 | 100 ×5 | 50, 0. Hold: mean of 60, 70, 70, 80, 80 req/s = 72;
     // median of p95 20, 30, 40, 50, 60 = 40. Ramp-down's second 7 has no p95.
     assert!(
