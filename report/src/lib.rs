@@ -214,6 +214,7 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
         written: Vec::new(),
     };
     runs_table(&mut report, &runs);
+    settings_table(&mut report, &runs);
     comparisons(&mut report, &runs)?;
     load_shapes(&mut report, &runs)?;
     breakpoint_sections(&mut report, &breakpoints)?;
@@ -277,6 +278,40 @@ fn runs_table(w: &mut Writer, runs: &[Run]) {
             ms(r.latency.max), r.failures, r.error_pct,
             r.hit_ratio.map(|h| format!("{:.1} %", h * 100.0)).unwrap_or_else(|| "–".into()),
             match r.sla_met { Some(true) => "met", Some(false) => "**missed**", None => "–" },
+        ));
+    }
+    w.line("");
+}
+
+/// The knobs each run recorded from the services' `/config`, and where it ran.
+fn settings_table(w: &mut Writer, runs: &[Run]) {
+    let opt = |v: Option<u32>| v.map_or_else(|| "–".to_string(), |v| v.to_string());
+    w.line("### Stack settings of each run\n");
+    w.line("As the services reported them at the start of the run (`/config`).\n");
+    w.line("| run | MAX_IN_FLIGHT | MAX_QUEUE | gateway CPU limit | cache TTL s | DB pool | DB delay ms | think ms | commit |");
+    w.line("|---|--:|--:|--:|--:|--:|--:|--:|---|");
+    for r in runs {
+        let k = &r.knobs;
+        w.line(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} | {:.0} | `{}` |",
+            r.id,
+            if k.max_in_flight == 0 {
+                "unlimited".to_string()
+            } else {
+                k.max_in_flight.to_string()
+            },
+            opt(k.max_queue),
+            k.gateway_cpu_limit
+                .map_or_else(|| "none".to_string(), |c| format!("{c} CPU")),
+            if k.cache_enabled {
+                opt(k.cache_ttl_secs)
+            } else {
+                "off".to_string()
+            },
+            opt(k.microservice_pool),
+            opt(k.db_delay_ms),
+            r.think_ms,
+            &r.commit[..r.commit.len().min(10)],
         ));
     }
     w.line("");

@@ -83,6 +83,10 @@ pub struct Knobs {
     pub gateway_cpu_limit: Option<f64>,
     /// Cores of the machine the gateways run on.
     pub gateway_host_cores: Option<u32>,
+    pub max_queue: Option<u32>,
+    pub cache_ttl_secs: Option<u32>,
+    /// The microservice's deliberate delay per request.
+    pub db_delay_ms: Option<u32>,
 }
 
 /// Per-second series (index = second of the run).
@@ -204,6 +208,11 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
                 .map(|v| v as u32),
             gateway_cpu_limit: gateway_cfg["host"]["cpu_limit"].as_f64(),
             gateway_host_cores: gateway_cfg["host"]["cores"].as_u64().map(|v| v as u32),
+            max_queue: gateway_cfg["max_queue"].as_u64().map(|v| v as u32),
+            cache_ttl_secs: gateway_cfg["cache_ttl_secs"].as_u64().map(|v| v as u32),
+            db_delay_ms: stack["microservice"]["db_delay_ms"]
+                .as_u64()
+                .map(|v| v as u32),
         },
         series: Series::default(),
         percentiles: Vec::new(),

@@ -38,6 +38,11 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
     assert!(md.contains("| 12 | 0.13 |"), "{md}");
     assert!(md.contains("| `f-1gw-hit` | hit | classic | native | 1 | 1000 | 39400 | 656.7 | 640.0 | 7.2 | 6 | 20 | 30 | 40 | 0 | 0.00 | 99.0 % | met |"), "{md}");
 
+    // The recorded knobs: f-3gw-hit's gateways are limited to half a CPU each.
+    assert!(
+        md.contains("| `f-3gw-hit` | 4 | – | 0.5 CPU | – | 10 | 50 | 1500 | `0123456789` |"),
+        "{md}"
+    );
     // Ratios of ok req/s: 149.8 / 60 = 2.50×, p95 1000 / 2000 − 1 = −50 %; 640 / 60 = 10.67×,
     // 20 / 2000 − 1 = −99 %.
     assert!(
