@@ -83,18 +83,26 @@ pub fn compare_sentence(a: &Run, b: &Run) -> String {
     } else {
         0.0
     };
-    let p95 = if a.latency.p95 > 0.0 {
-        b.latency.p95 / a.latency.p95 - 1.0
-    } else {
-        0.0
-    };
+    let ((_, pa, _), (_, pb, _), which) = compared_latency(a, b);
+    let p95 = if pa > 0.0 { pb / pa - 1.0 } else { 0.0 };
     format!(
-        "{}: {:.2}× the throughput of {}, p95 {}",
+        "{}: {:.2}× the throughput of {}, p95{} {}",
         label(b),
         ratio,
         label(a),
+        which,
         pct(p95)
     )
+}
+
+/// The (p50, p95, p99) two runs are compared on: of successful requests when both recorded
+/// them (fast rejections would flatter a saturated run), else Goose's whole-run figures.
+fn compared_latency(a: &Run, b: &Run) -> (runs::Percentiles, runs::Percentiles, &'static str) {
+    let all = |r: &Run| (r.latency.p50, r.latency.p95, r.latency.p99);
+    match (a.ok_latency, b.ok_latency) {
+        (Some(x), Some(y)) => (x, y, " of successful requests"),
+        _ => (all(a), all(b), ""),
+    }
 }
 
 /// A run's service time at low load: its own calibration (requests sent one at a time before
@@ -351,23 +359,25 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
     w.line("## Comparisons\n");
     w.line(
         "From the latest `classic` run of each scenario and gateway count. Throughput is \
-        successful requests of the scenario per second.\n",
+        successful requests of the scenario per second; latencies are of successful requests \
+        where both runs recorded them (a saturated gateway's fast 503s would flatter it).\n",
     );
     for (title, a, b) in &pairs {
         let (Some(a), Some(b)) = (a, b) else { continue };
         w.line(&format!("### {title}\n"));
-        w.line(
-            "| run | ok req/s | p50 ms | p95 ms | p99 ms | error % |\n|---|--:|--:|--:|--:|--:|",
-        );
-        for r in [a, b] {
+        let (la, lb, which) = compared_latency(a, b);
+        w.line(&format!(
+            "| run | ok req/s | p50 ms{which} | p95 ms | p99 ms | error % |\n|---|--:|--:|--:|--:|--:|"
+        ));
+        for (r, (p50, p95, p99)) in [(a, la), (b, lb)] {
             w.line(&format!(
                 "| {} (`{}`) | {:.1} | {} | {} | {} | {:.2} |",
                 label(r),
                 r.id,
                 r.goodput,
-                ms(r.latency.p50),
-                ms(r.latency.p95),
-                ms(r.latency.p99),
+                ms(p50),
+                ms(p95),
+                ms(p99),
                 r.error_pct
             ));
         }

@@ -39,6 +39,8 @@ pub struct Run {
     pub percentiles: Vec<(f64, f64)>,
     /// Latency (ms) of the route that carries the scenario (`/data`, `/process`), p50.
     pub route_p50_ms: Option<f64>,
+    /// p50, p95 and p99 (ms) of the successful requests only, where the run recorded them.
+    pub ok_latency: Option<Percentiles>,
     /// Service time measured one request at a time before the load (`calibration.p50_ms`).
     pub calibrated_ms: Option<f64>,
     /// Successful requests per second of the scenario's routes (logins left out): the
@@ -51,6 +53,9 @@ pub struct Run {
     /// Worker samples over time, where the run sampled the worker (long tasks).
     pub queue: Vec<QueueSample>,
 }
+
+/// p50, p95 and p99 in ms.
+pub type Percentiles = (f64, f64, f64);
 
 /// One second of the worker's queue, from `server.jsonl`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -220,6 +225,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             .iter()
             .filter_map(|k| r["by_route"][k]["latency_ms"]["p50"].as_f64())
             .reduce(f64::min),
+        ok_latency: None,
         calibrated_ms: r["calibration"]["p50_ms"].as_f64().filter(|v| *v > 0.0),
         goodput: 0.0,
         rate: f(&r["load"]["rate"]),
@@ -258,6 +264,14 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             run.series.p50_ms = opt("p50_ms");
             run.series.p95_ms = opt("p95_ms");
             run.series.p99_ms = opt("p99_ms");
+            let ok = &l["ok"];
+            if let (Some(a), Some(b), Some(c)) = (
+                ok["p50_ms"].as_f64(),
+                ok["p95_ms"].as_f64(),
+                ok["p99_ms"].as_f64(),
+            ) {
+                run.ok_latency = Some((a, b, c));
+            }
         }
     }
     if let Ok(text) = std::fs::read_to_string(dir.join("server.jsonl")) {

@@ -29,6 +29,17 @@ pub struct PerSecond {
     pub p50_ms: Vec<Option<f64>>,
     pub p95_ms: Vec<Option<f64>>,
     pub p99_ms: Vec<Option<f64>>,
+    /// The whole run's successful requests only: what a user who got an answer waited. Fast
+    /// rejections (503 from a full gateway queue) would otherwise pull the percentiles down.
+    pub ok: Overall,
+}
+
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Overall {
+    pub requests: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 /// Nearest-rank percentile of sorted values (`p` in 0..=1).
@@ -46,6 +57,7 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
         .map_err(|e| anyhow::anyhow!("cannot read the request log {}: {e}", log.display()))?;
     let mut buckets: Vec<Vec<f64>> = Vec::new();
     let mut failures: Vec<u64> = Vec::new();
+    let mut ok: Vec<f64> = Vec::new();
     for line in std::io::BufReader::new(file).lines() {
         let Ok(line) = serde_json::from_str::<Line>(&line?) else {
             continue;
@@ -58,14 +70,23 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
             buckets.resize_with(second + 1, Vec::new);
             failures.resize(second + 1, 0);
         }
-        buckets[second]
-            .push(line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0);
-        if !line.success {
+        let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
+        buckets[second].push(ms);
+        if line.success {
+            ok.push(ms);
+        } else {
             failures[second] += 1;
         }
     }
+    ok.sort_by(f64::total_cmp);
     let mut out = PerSecond {
         failures,
+        ok: Overall {
+            requests: ok.len() as u64,
+            p50_ms: percentile(&ok, 0.50),
+            p95_ms: percentile(&ok, 0.95),
+            p99_ms: percentile(&ok, 0.99),
+        },
         ..PerSecond::default()
     };
     for mut b in buckets {
@@ -121,6 +142,16 @@ mod tests {
         assert_eq!(s.p50_ms, vec![Some(10.0), None, Some(0.25)]);
         assert_eq!(s.p95_ms, vec![Some(19.0), None, Some(0.25)]);
         assert_eq!(s.p99_ms, vec![Some(20.0), None, Some(0.25)]);
+        // The failed 0.25 ms request is left out of the successful requests' percentiles.
+        assert_eq!(
+            s.ok,
+            Overall {
+                requests: 20,
+                p50_ms: Some(10.0),
+                p95_ms: Some(19.0),
+                p99_ms: Some(20.0)
+            }
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -235,6 +235,8 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
             .map(|r| run["by_route"][r]["requests"].as_u64().unwrap_or(0))
             .sum();
         assert_eq!(logged, routed, "{id}: {series}");
+        // No request failed, so the successful requests' percentiles cover all of them.
+        assert_eq!(series["ok"]["requests"].as_u64(), Some(routed), "{id}");
         assert!(series["p95_ms"]
             .as_array()
             .unwrap()
