@@ -29,6 +29,34 @@ pub fn cpu_seconds_from_stat(stat: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Busy and total jiffies of the whole machine, from the first line of `/proc/stat`
+/// (`cpu user nice system idle iowait irq softirq steal ...`); idle and iowait are not busy.
+pub fn machine_cpu_times(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return None;
+    }
+    let total: u64 = v.iter().sum();
+    Some((total - v[3] - v[4], total))
+}
+
+/// The machine's busy and total CPU jiffies now.
+pub fn machine_cpu_now() -> Option<(u64, u64)> {
+    machine_cpu_times(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Share of the machine's CPU time that was busy between two readings (0..=1).
+pub fn busy_share(before: (u64, u64), after: (u64, u64)) -> Option<f64> {
+    let total = after.1.checked_sub(before.1)?;
+    let busy = after.0.checked_sub(before.0)?;
+    (total > 0).then(|| busy as f64 / total as f64)
+}
+
 /// The CPUs a cgroup v2 `cpu.max` line allows (`"50000 100000"` → 0.5); `None` for `max`
 /// (no limit) or a line that cannot be read.
 pub fn cpu_limit_from_cpu_max(line: &str) -> Option<f64> {
@@ -89,6 +117,17 @@ mod tests {
         // cgroup v1's "no quota", as cpu_limit() joins the two files.
         assert_eq!(cpu_limit_from_cpu_max("-1 100000"), None);
         assert_eq!(cpu_limit_from_cpu_max(""), None);
+    }
+
+    #[test]
+    fn machine_cpu_is_busy_time_over_total() {
+        // user 100, nice 0, system 50, idle 800, iowait 50: busy 150 of 1000.
+        let (busy, total) =
+            machine_cpu_times("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3").unwrap();
+        assert_eq!((busy, total), (150, 1000));
+        assert_eq!(busy_share((150, 1000), (250, 1200)), Some(0.5));
+        assert_eq!(busy_share((150, 1000), (150, 1000)), None);
+        assert_eq!(machine_cpu_times("intr 1 2 3"), None);
     }
 
     #[test]

@@ -172,6 +172,13 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
                 r.id, r.failures, r.error_pct
             ));
         }
+        if let Some(busy) = r.host_cpu_busy.filter(|b| *b > 0.9) {
+            warnings.push(format!(
+                "{}: the machine's CPUs were {:.0} % busy on average: every service was short of CPU, so throughput below the modelled bounds is expected",
+                r.id,
+                busy * 100.0
+            ));
+        }
         if r.requests < 200 {
             warnings.push(format!(
                 "{}: only {} requests; percentiles are rough",
@@ -694,8 +701,12 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
         the lowest p50 any run of the scenario recorded on that runtime. The smallest bound is the bottleneck; the measurement is the \
         scenario's successful requests per second, and one more than 20 % away from the bound \
         is flagged.\n");
-    w.line("| run | service time ms | offered | gateway slots | microservice pool | gateway CPU | bottleneck | predicted req/s | measured ok req/s | difference |");
-    w.line("|---|--:|--:|--:|--:|--:|---|--:|--:|--:|");
+    w.line(
+        "The last column is how busy the whole machine's CPUs were during the run: near \
+        100 %, every service is short of CPU and no single modelled bound holds.\n",
+    );
+    w.line("| run | service time ms | offered | gateway slots | microservice pool | gateway CPU | bottleneck | predicted req/s | measured ok req/s | difference | machine CPU busy |");
+    w.line("|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|");
     // The model is about the cached read path; long tasks and login storms are bound by
     // other resources (the worker, password hashing).
     for r in runs
@@ -715,7 +726,7 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
         };
         let d = model::deviation(p.rps, r.goodput);
         w.line(&format!(
-            "| `{}` | {:.1} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {}{} |",
+            "| `{}` | {:.1} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {}{} | {} |",
             r.id,
             service * 1000.0,
             bound("offered"),
@@ -727,6 +738,8 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
             r.goodput,
             pct(d),
             if d.abs() > 0.2 { " ⚠" } else { "" },
+            r.host_cpu_busy
+                .map_or_else(|| "–".to_string(), |b| format!("{:.0} %", b * 100.0)),
         ));
     }
     w.line("");

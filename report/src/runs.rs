@@ -48,6 +48,8 @@ pub struct Run {
     pub goodput: f64,
     /// Users started per second (the profile's rate).
     pub rate: f64,
+    /// Mean share of the whole machine's CPU that was busy during the run (0..=1).
+    pub host_cpu_busy: Option<f64>,
     /// The gateways' CPU per request served (ms), from their process CPU counters.
     pub gateway_cpu_ms: Option<f64>,
     /// Worker samples over time, where the run sampled the worker (long tasks).
@@ -230,6 +232,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         goodput: 0.0,
         rate: f(&r["load"]["rate"]),
         gateway_cpu_ms: r["server"]["gateway_cpu"]["per_request_ms"].as_f64(),
+        host_cpu_busy: r["server"]["host_cpu_busy"]["mean"].as_f64(),
         queue: Vec::new(),
     };
     let (mut ok, mut any_route) = (0.0, false);

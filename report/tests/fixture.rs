@@ -76,7 +76,7 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
     );
     // Three gateways, with their own calibrated 62 ms: offered 1000 / 1.562 = 640.2, slots
     // 3 × 4 / 0.062 = 193.5 > pool 10 / 0.062 = 161.3, which becomes the bottleneck.
-    assert!(md.contains("| `f-3gw-miss` | 62.0 | 640.2 | 193.5 | 161.3 | – | microservice pool | 161.3 | 149.8 | −7 % |"), "{md}");
+    assert!(md.contains("| `f-3gw-miss` | 62.0 | 640.2 | 193.5 | 161.3 | – | microservice pool | 161.3 | 149.8 | −7 % | 95 % |"), "{md}");
     // Hits (4 ms): offered 1000 / 1.504 = 664.9 bounds one gateway; three gateways of
     // 0.5 CPU at 4 ms of CPU per request: 1.5 / 0.004 = 375 req/s, the CPU bound.
     assert!(
@@ -123,6 +123,7 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
         "f-empty: no run.json",
         "f-bad-breakpoint/breakpoint.json: not JSON",
         "f-3gw-miss: 12 failed requests",
+        "f-3gw-miss: the machine's CPUs were 95 % busy on average",
     ] {
         assert!(
             outcome.warnings.iter().any(|x| x.contains(w)),

@@ -87,6 +87,7 @@ impl Sampler {
                 .expect("http client");
             let started = Instant::now();
             let mut lines = Vec::new();
+            let mut cpu_before = common::host::machine_cpu_now();
             loop {
                 let mut line = match common::metrics::scrape(&client, &url).await {
                     Ok(samples) => json!({
@@ -127,6 +128,13 @@ impl Sampler {
                     per_gateway.insert(gw.clone(), sample);
                 }
                 line["gateways"] = Value::Object(per_gateway);
+                // How busy the whole machine was since the last sample: when it is near 1,
+                // every service is short of CPU, whatever the modelled bounds say.
+                let cpu_now = common::host::machine_cpu_now();
+                if let (Some(before), Some(now)) = (cpu_before, cpu_now) {
+                    line["host_cpu_busy"] = json!(common::host::busy_share(before, now));
+                }
+                cpu_before = cpu_now;
                 if let Some(url) = &worker_metrics_url {
                     line["worker"] = match common::metrics::scrape(&client, url).await {
                         Ok(w) => {
@@ -232,6 +240,22 @@ fn gateway_cpu(samples: &[Value]) -> Value {
         return Value::Null;
     }
     json!({"seconds": seconds, "requests": requests, "per_request_ms": seconds * 1000.0 / requests})
+}
+
+/// Mean and highest share of the machine's CPU that was busy, over the per-second samples.
+fn host_cpu_busy(samples: &[Value]) -> Value {
+    let shares: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s["host_cpu_busy"].as_f64())
+        .collect();
+    if shares.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "mean": shares.iter().sum::<f64>() / shares.len() as f64,
+        "max": shares.iter().copied().fold(0.0, f64::max),
+        "samples": shares.len(),
+    })
 }
 
 /// The "Aggregated" row of Goose's response-time table in `goose.json`.
@@ -459,6 +483,7 @@ pub fn write_run_json(
             "requests_by_backend": delta_by_backend(server),
             "cache": gateway_cache(server),
             "gateway_cpu": gateway_cpu(server),
+            "host_cpu_busy": host_cpu_busy(server),
         },
         "stack": stack,
         "calibration": calibration,
@@ -513,5 +538,18 @@ mod tests {
         assert_eq!(cpu["requests"], json!(500.0));
         assert_eq!(cpu["per_request_ms"], json!(1.0));
         assert_eq!(super::gateway_cpu(&samples[1..2]), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn host_cpu_busy_is_the_mean_and_max_of_the_samples() {
+        use serde_json::json;
+        let samples = [
+            json!({"t": 0.0}),
+            json!({"t": 1.0, "host_cpu_busy": 0.5}),
+            json!({"t": 2.0, "host_cpu_busy": 1.0}),
+        ];
+        let busy = super::host_cpu_busy(&samples);
+        assert_eq!(busy, json!({"mean": 0.75, "max": 1.0, "samples": 2}));
+        assert_eq!(super::host_cpu_busy(&samples[..1]), serde_json::Value::Null);
     }
 }

@@ -246,6 +246,12 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
             !folder.join("requests.json").exists(),
             "the raw request log is removed unless KEEP_REQUEST_LOG"
         );
+        let busy = run["server"]["host_cpu_busy"]["mean"].as_f64().unwrap();
+        assert!(
+            (0.0..=1.0).contains(&busy) && busy > 0.0,
+            "{}",
+            run["server"]
+        );
         // The gateways' CPU per request, for the report's CPU bound.
         let cpu = run["server"]["gateway_cpu"]["per_request_ms"].as_f64();
         assert!(cpu.is_some_and(|ms| ms > 0.0), "{}", run["server"]);
