@@ -8,7 +8,6 @@ pub mod runs;
 use charts::{BarChart, LineChart};
 use runs::Run;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// What a report run produced.
@@ -39,7 +38,7 @@ fn pct(x: f64) -> String {
 
 /// Goose's whole-run percentiles are whole milliseconds: 0 means under one.
 fn ms(v: f64) -> String {
-    if v > 0.0 && v < 1.0 || v == 0.0 {
+    if (0.0..1.0).contains(&v) {
         "<1".into()
     } else {
         format!("{v:.0}")
@@ -159,8 +158,6 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
     charts::init_font()?;
     let graphs = out.join("graphs");
     std::fs::create_dir_all(&graphs)?;
-    let mut md = String::new();
-
     // Warnings about the runs themselves.
     for r in &runs {
         if r.generator_saturated {
@@ -201,9 +198,13 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
         ));
     }
 
-    let _ = writeln!(md, "# scalelab report\n");
-    let _ = writeln!(
-        md,
+    let mut report = Writer {
+        md: String::new(),
+        graphs,
+        written: Vec::new(),
+    };
+    report.line("# scalelab report\n");
+    report.line(&format!(
         "{} runs from `{}`; commit{} {}; host {}.\n",
         runs.len(),
         results.display(),
@@ -214,20 +215,14 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
             .collect::<Vec<_>>()
             .join(", "),
         hosts.iter().copied().collect::<Vec<_>>().join(", "),
-    );
+    ));
     if !warnings.is_empty() {
-        let _ = writeln!(md, "## Warnings\n");
+        report.line("## Warnings\n");
         for w in &warnings {
-            let _ = writeln!(md, "- {w}");
+            report.line(&format!("- {w}"));
         }
-        md.push('\n');
+        report.line("");
     }
-
-    let mut report = Writer {
-        md,
-        graphs,
-        written: Vec::new(),
-    };
     runs_table(&mut report, &runs);
     settings_table(&mut report, &runs);
     comparisons(&mut report, &runs)?;
@@ -261,16 +256,20 @@ impl Writer {
 
     /// Writes a line chart as `graphs/<name>.{png,svg}` and links the PNG.
     fn line_chart(&mut self, name: &str, chart: &LineChart) -> anyhow::Result<()> {
-        let base = self.graphs.join(name);
-        charts::write_line(&base, chart)?;
-        self.written.push(base.with_extension("png"));
-        self.line(&format!("![{name}](graphs/{name}.png)"));
-        Ok(())
+        self.chart(name, |base| charts::write_line(base, chart))
     }
 
     fn bar_chart(&mut self, name: &str, chart: &BarChart) -> anyhow::Result<()> {
+        self.chart(name, |base| charts::write_bars(base, chart))
+    }
+
+    fn chart(
+        &mut self,
+        name: &str,
+        write: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let base = self.graphs.join(name);
-        charts::write_bars(&base, chart)?;
+        write(&base)?;
         self.written.push(base.with_extension("png"));
         self.line(&format!("![{name}](graphs/{name}.png)"));
         Ok(())
@@ -633,7 +632,7 @@ fn breakpoint_sections(w: &mut Writer, found: &[runs::Breakpoint]) -> anyhow::Re
             ));
         }
         let knee = b.knee();
-        let broken = b.steps.iter().find(|s| !s.sla_met);
+        let broken = b.broken();
         let verdict = match (knee, broken) {
             (Some(k), Some(x)) => format!(
                 "The highest load that met the SLA: {:.0} users, {:.1} req/s (p95 {} ms). At {:.0} users it broke: p95 {} ms, {:.2} % errors.",

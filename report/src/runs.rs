@@ -301,8 +301,6 @@ pub struct Breakpoint {
     pub sla_p95_ms: f64,
     pub sla_error_pct: f64,
     pub steps: Vec<Step>,
-    /// Whether a step broke the SLA (else the search ran out of steps first).
-    pub broke: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -318,6 +316,11 @@ impl Breakpoint {
     /// The highest step that met the SLA: the knee of the load curve.
     pub fn knee(&self) -> Option<&Step> {
         self.steps.iter().rev().find(|s| s.sla_met)
+    }
+
+    /// The first step that broke the SLA; none when the search ran out of steps first.
+    pub fn broken(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| !s.sla_met)
     }
 }
 
@@ -369,7 +372,6 @@ pub fn load_breakpoints(dir: &Path) -> (Vec<Breakpoint>, Vec<String>) {
             sla_p95_ms: f(&b["sla"]["p95_ms"]),
             sla_error_pct: f(&b["sla"]["error_pct"]),
             steps,
-            broke: b["broke"].as_bool().unwrap_or(false),
         });
     }
     (found, warnings)

@@ -217,7 +217,7 @@ fn worker_samples_and_breakpoint_steps_are_read() {
     assert_eq!(found.len(), 1, "{warnings:?}");
     let knee = found[0].knee().unwrap();
     assert_eq!((knee.users, knee.rps), (20.0, 12.8));
-    assert!(found[0].broke);
+    assert!(found[0].broken().is_some());
 }
 
 #[test]

@@ -14,7 +14,7 @@ pub async fn service_time(options: &Options) -> Value {
     let nonce: u32 = rand::rng().random();
     let key = |i: usize| match options.scenario {
         // The key the `hit` scenario asks for, so the cache it warms is the one the run uses.
-        Scenario::Hit => Some("hot".to_string()),
+        Scenario::Hit => Some(crate::scenarios::HIT_KEY.to_string()),
         Scenario::Miss => Some(format!("cal{nonce:x}-{i}")),
         _ => None,
     };
@@ -37,7 +37,7 @@ async fn measure(
         .build()?;
     let login = client
         .post(format!("{base}/login"))
-        .json(&json!({"username": "user1", "password": options.lab.lab_password}))
+        .json(&crate::scenarios::login_body(1, &options.lab.lab_password))
         .send()
         .await?;
     if !login.status().is_success() {

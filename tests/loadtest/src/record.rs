@@ -395,7 +395,7 @@ fn host() -> Value {
         });
     json!({
         "cpu": cpu,
-        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cores": common::host::host_cores(),
         "memory_gib": mem_kib.map(|k| (k as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0),
         "hostname": std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()),
     })

@@ -65,6 +65,14 @@ pub fn configure(options: &Options) {
     *JOBS.lock().expect("not poisoned") = Jobs::default();
 }
 
+/// The one key every `hit` request asks for (and the calibration warms).
+pub const HIT_KEY: &str = "hot";
+
+/// The body of `POST /login` as lab user `n` (user1..userN).
+pub fn login_body(n: usize, password: &str) -> serde_json::Value {
+    json!({"username": format!("user{n}"), "password": password})
+}
+
 fn settings() -> Settings {
     SETTINGS
         .read()
@@ -103,7 +111,7 @@ struct Session {
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     let n = user.weighted_users_index % s.lab_users + 1;
-    let body = json!({"username": format!("user{n}"), "password": s.lab_password});
+    let body = login_body(n, &s.lab_password);
     let mut goose = user.post_json("/login", &body).await?;
     let token = match goose.response {
         Ok(r) if r.status().is_success() => r
@@ -255,7 +263,7 @@ fn route() -> &'static str {
 }
 
 async fn hit(user: &mut GooseUser) -> TransactionResult {
-    get_cached(user, route(), "hot").await
+    get_cached(user, route(), HIT_KEY).await
 }
 
 async fn miss(user: &mut GooseUser) -> TransactionResult {
