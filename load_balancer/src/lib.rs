@@ -11,9 +11,11 @@ use axum::{Json, Router};
 use clap::Parser;
 use common::config::ServiceConfig;
 use common::{ApiError, Server as HttpServer};
+use pingora::connectors::ConnectorOptions;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
 use pool::{HealthPolicy, Pool, PoolMetrics};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -272,7 +274,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         threads,
         work_stealing: config.work_stealing,
         upstream_keepalive_pool_size: config.keepalive_pool_size,
-        max_retries: config.max_tries,
         // Pingora's own default grace is minutes; a lab must stop in seconds.
         grace_period_seconds: Some(config.service.shutdown_grace_secs.saturating_sub(1).max(1)),
         graceful_shutdown_timeout_seconds: Some(1),
@@ -283,11 +284,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 
     let proxy = proxy::Proxy::new(
         pool.clone(),
-        config.max_tries,
-        Duration::from_millis(config.upstream_connect_timeout_ms),
-        Duration::from_millis(config.upstream_read_timeout_ms),
+        proxy::Settings {
+            max_tries: config.max_tries,
+            connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
+            read_timeout: Duration::from_millis(config.upstream_read_timeout_ms),
+        },
+        ConnectorOptions::from_server_conf(&server.configuration),
     );
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
+    let mut service = Service::new("load balancer".to_string(), proxy);
     service.add_tcp(&config.listen_addr);
     tracing::info!(listen = %config.listen_addr, metrics = %config.metrics_addr, admin = %config.admin_addr,
         backends = ?config.backends, threads, "load balancer starting");

@@ -9,8 +9,8 @@
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora::lb::discovery::ServiceDiscovery;
-use pingora::lb::Backend;
+use pingora_load_balancing::discovery::ServiceDiscovery;
+use pingora_load_balancing::Backend;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -222,6 +222,14 @@ impl Pool {
 
     pub fn retries_inc(&self) {
         self.metrics.retries.inc();
+    }
+
+    /// Counts a request answered before any backend was chosen (none healthy, bad request).
+    pub fn count_unassigned(&self, status: u16) {
+        self.metrics
+            .requests
+            .with_label_values(&["none", &status.to_string()])
+            .inc();
     }
 
     pub fn members(&self) -> Arc<Vec<Arc<Member>>> {

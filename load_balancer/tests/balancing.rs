@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 struct Upstream {
     addr: SocketAddr,
     name: String,
+    /// Requests to `/slow` it received.
+    slow_hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -30,6 +32,8 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let owned = name.to_string();
+        let slow_hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hits = slow_hits.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -60,6 +64,40 @@ impl Upstream {
                         }
                     })
                     .post(|| async { "posted" }),
+                )
+                // The body it got, byte for byte.
+                .route(
+                    "/body",
+                    axum::routing::post(|body: axum::body::Bytes| async move { body })
+                        .put(|body: axum::body::Bytes| async move { body }),
+                )
+                // The names of the headers it got.
+                .route(
+                    "/headers",
+                    get(|headers: HeaderMap| async move {
+                        let names: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
+                        axum::Json(names)
+                    }),
+                )
+                // An answer in 20 chunks, sent as they are made.
+                .route(
+                    "/stream",
+                    get(|| async {
+                        let parts = futures::stream::iter(
+                            (0..20).map(|i| Ok::<_, std::io::Error>(format!("part {i}\n"))),
+                        );
+                        axum::body::Body::from_stream(parts)
+                    }),
+                )
+                .route(
+                    "/slow",
+                    get(move || {
+                        hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        async {
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                            "slow"
+                        }
+                    }),
                 );
             rt.spawn(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -73,6 +111,7 @@ impl Upstream {
         Self {
             addr,
             name: name.to_string(),
+            slow_hits,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -142,6 +181,14 @@ fn start_lb(backends: &[String], extra: &[(&str, &str)]) -> Lb {
         metrics: format!("http://127.0.0.1:{metrics}"),
         admin: format!("http://127.0.0.1:{admin}"),
     }
+}
+
+/// One upstream named NAME and a load balancer in front of it, once it is in rotation.
+async fn over_one_backend(name: &str) -> (Upstream, Lb) {
+    let up = Upstream::start(name);
+    let lb = start_lb(&[up.addr.to_string()], &[]);
+    wait_healthy(&lb, 1).await;
+    (up, lb)
 }
 
 async fn healthy_backends(lb: &Lb) -> Vec<String> {
@@ -366,9 +413,7 @@ async fn with_no_healthy_backend_the_answer_is_a_503_json() {
 
 #[tokio::test]
 async fn forwarding_headers_are_added_and_request_ids_kept() {
-    let up = Upstream::start("h");
-    let lb = start_lb(&[up.addr.to_string()], &[]);
-    wait_healthy(&lb, 1).await;
+    let (_up, lb) = over_one_backend("h").await;
     let client = reqwest::Client::new();
     let fresh: Value = client
         .get(format!("{}/echo", lb.base))
@@ -395,6 +440,23 @@ async fn forwarding_headers_are_added_and_request_ids_kept() {
     assert_eq!(kept["x_request_id"], "abc-123");
     assert_eq!(kept["x_forwarded_for"], "10.1.2.3, 127.0.0.1");
     assert_eq!(kept["served_by"], "h");
+}
+
+/// Sends BODY to the upstreams' `/body` echo; returns the status and the body that came back.
+async fn send_body(
+    client: &reqwest::Client,
+    lb: &Lb,
+    method: reqwest::Method,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    let resp = client
+        .request(method, format!("{}/body", lb.base))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().to_vec())
 }
 
 /// A backend that passes health checks but drops every other request after reading it:
@@ -451,8 +513,15 @@ async fn only_idempotent_requests_are_retried_after_reaching_a_backend() {
             "a GET that hit the dropper is retried on the good backend"
         );
     }
+    // An idempotent request with a body: the body is sent again, whole, to the good backend.
+    for i in 0..6 {
+        let sent = format!("put number {i} ").repeat(100).into_bytes();
+        let (status, got) = send_body(&client, &lb, reqwest::Method::PUT, sent.clone()).await;
+        assert_eq!(status, 200);
+        assert_eq!(got, sent);
+    }
     let before = dropped.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(before >= 1, "the dropper was tried");
+    assert!(before >= 2, "the dropper was tried");
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let resp = client
@@ -474,9 +543,7 @@ async fn only_idempotent_requests_are_retried_after_reaching_a_backend() {
 
 #[tokio::test]
 async fn sigterm_stops_it_within_five_seconds() {
-    let up = Upstream::start("s");
-    let mut lb = start_lb(&[up.addr.to_string()], &[]);
-    wait_healthy(&lb, 1).await;
+    let (_up, mut lb) = over_one_backend("s").await;
     let pid = lb.child.id().to_string();
     let sent = Instant::now();
     assert!(Command::new("kill")
@@ -495,4 +562,132 @@ async fn sigterm_stops_it_within_five_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn bodies_pass_through_whole_both_ways() {
+    let (_up, lb) = over_one_backend("b").await;
+    let client = reqwest::Client::new();
+
+    // Larger than the retry buffer, and not valid UTF-8.
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, got) = send_body(&client, &lb, reqwest::Method::POST, big.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(got, big);
+
+    // A chunked request body (no Content-Length).
+    let answer = raw_exchange(
+        &lb,
+        b"PUT /body HTTP/1.1\r\nHost: lb\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          6\r\nchunk \r\n2\r\n1;\r\n8\r\nchunk 2;\r\n0\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("chunk 1;chunk 2;"), "{answer}");
+
+    // A chunked answer.
+    let resp = client
+        .get(format!("{}/stream", lb.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let expected: String = (0..20).map(|i| format!("part {i}\n")).collect();
+    assert_eq!(resp.text().await.unwrap(), expected);
+
+    // HEAD: a header, no body, and the connection goes on serving.
+    let resp = client
+        .head(format!("{}/echo", lb.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    assert_eq!(served_by(&client, &lb).await, (200, "b".to_string()));
+}
+
+/// Sends raw bytes to the load balancer and returns what it answered before closing.
+fn raw_exchange(lb: &Lb, request: &[u8]) -> String {
+    let addr = lb.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_stay_on_their_hop_and_bad_requests_get_a_400() {
+    let (_up, lb) = over_one_backend("h").await;
+    let names: Vec<String> = reqwest::Client::new()
+        .get(format!("{}/headers", lb.base))
+        .header("connection", "keep-alive, x-secret")
+        .header("keep-alive", "timeout=5")
+        .header("x-secret", "for this hop only")
+        .header("x-kept", "1")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for gone in ["connection", "keep-alive", "x-secret"] {
+        assert!(
+            !names.contains(&gone.to_string()),
+            "{gone} forwarded: {names:?}"
+        );
+    }
+    for kept in ["x-kept", "x-request-id", "x-forwarded-for", "host"] {
+        assert!(
+            names.contains(&kept.to_string()),
+            "{kept} missing: {names:?}"
+        );
+    }
+
+    // Expect: 100-continue is answered by the load balancer, then the body goes through.
+    let answer = raw_exchange(
+        &lb,
+        b"POST /body HTTP/1.1\r\nHost: lb\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nhello",
+    );
+    assert!(answer.starts_with("HTTP/1.1 100"), "{answer}");
+    assert!(answer.contains("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("hello"), "{answer}");
+
+    let answer = raw_exchange(&lb, b"NOT HTTP AT ALL\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let body: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(body["error"], "bad request");
+}
+
+#[tokio::test]
+async fn a_backend_slower_than_the_read_timeout_gets_a_504_and_no_retry() {
+    let ups: Vec<Upstream> = ["s1", "s2"].iter().map(|n| Upstream::start(n)).collect();
+    let lb = start_lb(
+        &ups.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
+        &[("UPSTREAM_READ_TIMEOUT_MS", "300")],
+    );
+    wait_healthy(&lb, 2).await;
+    let started = Instant::now();
+    let resp = reqwest::get(format!("{}/slow", lb.base)).await.unwrap();
+    assert_eq!(resp.status(), 504);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "backend timed out");
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+    let hits: usize = ups
+        .iter()
+        .map(|u| u.slow_hits.load(std::sync::atomic::Ordering::SeqCst))
+        .sum();
+    assert_eq!(
+        hits, 1,
+        "a timed-out request is not sent to a second backend"
+    );
+    // Timeouts do not take a backend out of rotation: it is slow, not dead.
+    assert_eq!(healthy_backends(&lb).await.len(), 2);
 }
