@@ -8,12 +8,12 @@ SCENARIO ?= hit
 PROFILE ?= classic
 export RUNTIME QUICK IMAGES
 
-.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb \
+.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	up up1 up3 down ps logs load test1-hit test1-miss test3-hit test3-miss benchmark-all report \
 	images-offline clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Debug build of the whole workspace
 	$(CARGO) build --workspace
@@ -45,6 +45,9 @@ bench-login: ## Measure what one login costs with the argon2id settings
 
 bench-lb: ## Load balancer vs nginx vs HAProxy on the same upstreams (installs them if missing)
 	bench/lb-compare
+
+bench-lb-instructions: ## Instructions per request of the load balancer and nginx (callgrind; repeatable)
+	bench/lb-instructions
 
 up: ## Start the stack with GATEWAYS=N gateways (RUNTIME=compose|native), or rescale it
 	@scripts/lab up $(GATEWAYS)
