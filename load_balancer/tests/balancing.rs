@@ -146,32 +146,79 @@ struct Lb {
     base: String,
     metrics: String,
     admin: String,
+    /// Its stderr (shown by `TEST_LOG=1`, and on a failed wait).
+    log: std::path::PathBuf,
+}
+
+impl Lb {
+    /// What went wrong, for a failed assertion: whether it still runs, and its last log lines.
+    fn state(&mut self) -> String {
+        let running = match self.child.try_wait() {
+            Ok(None) => "running".to_string(),
+            Ok(Some(status)) => format!("exited: {status}"),
+            Err(e) => format!("unknown: {e}"),
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("load balancer {running}; log:\n{}", tail.join("\n"))
+    }
 }
 
 impl Drop for Lb {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
+/// Starts the load balancer on free ports. A port found free can be taken by another test
+/// before the load balancer binds it; it then exits at once with "cannot listen", and is
+/// started again on other ports.
 fn start_lb(backends: &[String], extra: &[(&str, &str)]) -> Lb {
+    for _ in 0..5 {
+        let mut lb = spawn_lb(backends, extra);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = lb.child.try_wait() {
+                break;
+            }
+            let metrics = lb.metrics.trim_start_matches("http://");
+            if std::net::TcpStream::connect(metrics).is_ok() {
+                return lb;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let state = lb.state();
+        if !state.contains("cannot listen") {
+            panic!("the load balancer did not start: {state}");
+        }
+    }
+    panic!("no free ports for the load balancer after 5 tries");
+}
+
+fn spawn_lb(backends: &[String], extra: &[(&str, &str)]) -> Lb {
     let (port, metrics, admin) = (free_port(), free_port(), free_port());
-    let log = if std::env::var_os("TEST_LOG").is_some() {
-        Stdio::inherit()
-    } else {
-        Stdio::null()
-    };
+    let log = std::env::temp_dir().join(format!(
+        "scalelab-lb-test-{}-{port}.log",
+        std::process::id()
+    ));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_load_balancer"));
     cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"))
         .env("ADMIN_ADDR", format!("127.0.0.1:{admin}"))
         .env("BACKENDS", backends.join(","))
         .env("HEALTH_INTERVAL_MS", "500")
+        // Generous: a loaded CI machine must not fail a check by slowness alone.
+        .env("HEALTH_TIMEOUT_MS", "3000")
         .env("DISCOVERY_INTERVAL_MS", "500")
         .env("THREADS", "2")
         .stdout(Stdio::null())
-        .stderr(log);
+        .stderr(std::fs::File::create(&log).expect("log file"));
     for (k, v) in extra {
         cmd.env(k, v);
     }
@@ -180,14 +227,15 @@ fn start_lb(backends: &[String], extra: &[(&str, &str)]) -> Lb {
         base: format!("http://127.0.0.1:{port}"),
         metrics: format!("http://127.0.0.1:{metrics}"),
         admin: format!("http://127.0.0.1:{admin}"),
+        log,
     }
 }
 
 /// One upstream named NAME and a load balancer in front of it, once it is in rotation.
 async fn over_one_backend(name: &str) -> (Upstream, Lb) {
     let up = Upstream::start(name);
-    let lb = start_lb(&[up.addr.to_string()], &[]);
-    wait_healthy(&lb, 1).await;
+    let mut lb = start_lb(&[up.addr.to_string()], &[]);
+    wait_healthy(&mut lb, 1).await;
     (up, lb)
 }
 
@@ -207,16 +255,18 @@ async fn healthy_backends(lb: &Lb) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn wait_healthy(lb: &Lb, n: usize) {
+async fn wait_healthy(lb: &mut Lb, n: usize) {
     let ok = common::testing::wait_until(Duration::from_secs(10), || async {
         healthy_backends(lb).await.len() == n
     })
     .await;
-    assert!(
-        ok,
-        "expected {n} healthy backends, have {:?}",
-        healthy_backends(lb).await
-    );
+    if !ok {
+        let have = healthy_backends(lb).await;
+        panic!(
+            "expected {n} healthy backends, have {have:?}; {}",
+            lb.state()
+        );
+    }
 }
 
 async fn served_by(client: &reqwest::Client, lb: &Lb) -> (u16, String) {
@@ -238,11 +288,11 @@ async fn served_by(client: &reqwest::Client, lb: &Lb) -> (u16, String) {
 #[tokio::test]
 async fn round_robin_gives_each_of_three_backends_a_third() {
     let ups: Vec<Upstream> = ["a", "b", "c"].iter().map(|n| Upstream::start(n)).collect();
-    let lb = start_lb(
+    let mut lb = start_lb(
         &ups.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
         &[],
     );
-    wait_healthy(&lb, 3).await;
+    wait_healthy(&mut lb, 3).await;
     let client = reqwest::Client::new();
     let mut counts: HashMap<String, usize> = HashMap::new();
     for _ in 0..300 {
@@ -280,11 +330,11 @@ async fn round_robin_gives_each_of_three_backends_a_third() {
 #[tokio::test]
 async fn a_killed_backend_fails_no_request_leaves_rotation_and_returns_after_restart() {
     let mut ups: Vec<Upstream> = ["a", "b", "c"].iter().map(|n| Upstream::start(n)).collect();
-    let lb = start_lb(
+    let mut lb = start_lb(
         &ups.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
         &[],
     );
-    wait_healthy(&lb, 3).await;
+    wait_healthy(&mut lb, 3).await;
     let client = reqwest::Client::new();
     let victim = ups[1].addr;
 
@@ -331,8 +381,8 @@ async fn a_killed_backend_fails_no_request_leaves_rotation_and_returns_after_res
 async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
     let first = Upstream::start("first");
     let second = Upstream::start("second");
-    let lb = start_lb(&[first.addr.to_string()], &[]);
-    wait_healthy(&lb, 1).await;
+    let mut lb = start_lb(&[first.addr.to_string()], &[]);
+    wait_healthy(&mut lb, 1).await;
     let client = reqwest::Client::new();
     assert_eq!(served_by(&client, &lb).await.1, "first");
 
@@ -343,7 +393,7 @@ async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
         .await
         .unwrap();
     assert_eq!(set.status(), 200);
-    wait_healthy(&lb, 2).await;
+    wait_healthy(&mut lb, 2).await;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for _ in 0..10 {
         *seen.entry(served_by(&client, &lb).await.1).or_default() += 1;
@@ -376,8 +426,8 @@ async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
 async fn a_backend_gets_no_traffic_before_it_passes_a_health_check() {
     let up = Upstream::start("only");
     // Checks every 60 s: only the check made at discovery can admit it.
-    let lb = start_lb(&[up.addr.to_string()], &[("HEALTH_INTERVAL_MS", "60000")]);
-    wait_healthy(&lb, 1).await;
+    let mut lb = start_lb(&[up.addr.to_string()], &[("HEALTH_INTERVAL_MS", "60000")]);
+    wait_healthy(&mut lb, 1).await;
     // An address with nothing listening is discovered but never admitted.
     let dead = format!("127.0.0.1:{}", free_port());
     reqwest::Client::new()
@@ -492,11 +542,11 @@ async fn only_idempotent_requests_are_retried_after_reaching_a_backend() {
     let good = Upstream::start("good");
     let (dropper, dropped) = start_dropper();
     // Long health interval: the dropper stays in rotation for the whole test.
-    let lb = start_lb(
+    let mut lb = start_lb(
         &[good.addr.to_string(), dropper.to_string()],
         &[("HEALTH_INTERVAL_MS", "60000")],
     );
-    wait_healthy(&lb, 2).await;
+    wait_healthy(&mut lb, 2).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -665,11 +715,11 @@ async fn hop_by_hop_headers_stay_on_their_hop_and_bad_requests_get_a_400() {
 #[tokio::test]
 async fn a_backend_slower_than_the_read_timeout_gets_a_504_and_no_retry() {
     let ups: Vec<Upstream> = ["s1", "s2"].iter().map(|n| Upstream::start(n)).collect();
-    let lb = start_lb(
+    let mut lb = start_lb(
         &ups.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
         &[("UPSTREAM_READ_TIMEOUT_MS", "300")],
     );
-    wait_healthy(&lb, 2).await;
+    wait_healthy(&mut lb, 2).await;
     let started = Instant::now();
     let resp = reqwest::get(format!("{}/slow", lb.base)).await.unwrap();
     assert_eq!(resp.status(), 504);
