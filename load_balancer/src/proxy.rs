@@ -47,9 +47,9 @@ pub struct Settings {
 }
 
 pub struct Proxy {
-    pub pool: Arc<Pool>,
+    pool: Arc<Pool>,
     settings: Settings,
-    /// Connect and idle timeouts, shared by every `Gateway` peer.
+    /// The connect timeout, shared by every `Gateway` peer.
     peer_options: Arc<PeerOptions>,
     connector: Connector,
     request_ids: AtomicU64,
@@ -262,9 +262,9 @@ impl Proxy {
             .unwrap_or(0)
             ^ std::process::id();
         let mut peer_options = PeerOptions::new();
+        // The connector reads only the connect timeout from a peer; read timeouts are set on
+        // each session and the idle time on each release.
         peer_options.connection_timeout = Some(settings.connect_timeout);
-        peer_options.read_timeout = Some(settings.read_timeout);
-        peer_options.idle_timeout = Some(UPSTREAM_IDLE);
         Self {
             pool,
             peer_options: Arc::new(peer_options),
@@ -340,17 +340,14 @@ impl Proxy {
             done: session.is_body_empty(),
             ..Body::default()
         };
-        let mut tried = [None::<SocketAddr>; TRIES_CAP];
+        // Backends tried so far: `tried[..attempt]`.
+        let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); TRIES_CAP];
         let mut last: Option<Arc<Member>> = None;
         for attempt in 0..self.settings.max_tries {
-            let member = if attempt == 0 {
-                self.pool.select(&[])
-            } else {
+            if attempt > 0 {
                 self.pool.retries_inc();
-                let seen: Vec<SocketAddr> = tried[..attempt].iter().flatten().copied().collect();
-                self.pool.select(&seen)
-            };
-            let Some(member) = member else {
+            }
+            let Some(member) = self.pool.select(&tried[..attempt]) else {
                 let failure = if attempt == 0 {
                     self.pool.metrics.no_backend.inc();
                     Failure::new(503, "no healthy backend")
@@ -359,7 +356,7 @@ impl Proxy {
                 };
                 return (last, self.fail(session, failure).await, false);
             };
-            tried[attempt] = Some(member.addr);
+            tried[attempt] = member.addr;
             last = Some(member.clone());
             let last_try = attempt + 1 == self.settings.max_tries;
             let outcome = self
@@ -425,28 +422,25 @@ impl Proxy {
         }
 
         // The answer's header; informational answers (100 Continue, 103) are not forwarded.
-        loop {
+        let mut response = loop {
             if let Err(e) = upstream.read_response().await {
                 return Try::FailedAfterSending(upstream_failure(&e));
             }
-            match upstream.resp_header().map(|h| h.status.as_u16()) {
-                Some(101) => {
+            let Some(header) = upstream.resp_header() else {
+                return Try::FailedAfterSending(Failure::new(502, "backend sent no header"));
+            };
+            match header.status.as_u16() {
+                101 => {
                     return Try::FailedAfterSending(Failure::new(
                         502,
                         "backend switched protocols, which this load balancer does not proxy",
                     ))
                 }
-                Some(100..=199) => continue,
-                Some(_) => break,
-                None => {
-                    return Try::FailedAfterSending(Failure::new(502, "backend sent no header"))
-                }
+                100..=199 => continue,
+                _ => break Box::new(header.clone()),
             }
-        }
-        member.latency.observe(started.elapsed().as_secs_f64());
-        let Some(mut response) = upstream.resp_header().map(|h| Box::new(h.clone())) else {
-            return Try::FailedAfterSending(Failure::new(502, "backend sent no header"));
         };
+        member.latency.observe(started.elapsed().as_secs_f64());
         let status = response.status.as_u16();
         response.set_version(http::Version::HTTP_11);
         for name in hop_by_hop(&response.headers) {
