@@ -464,43 +464,46 @@ async fn with_no_healthy_backend_the_answer_is_a_503_json() {
 #[tokio::test]
 async fn forwarding_headers_are_added_and_request_ids_kept() {
     let (_up, lb) = over_one_backend("h").await;
-    let client = reqwest::Client::new();
-    let fresh: Value = client
-        .get(format!("{}/echo", lb.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fresh: Value = get_json(&lb, "/echo", &[]).await;
     assert!(fresh["x_request_id"]
         .as_str()
         .is_some_and(|id| !id.is_empty()));
     assert_eq!(fresh["x_forwarded_for"], "127.0.0.1");
-    let kept: Value = client
-        .get(format!("{}/echo", lb.base))
-        .header("x-request-id", "abc-123")
-        .header("x-forwarded-for", "10.1.2.3")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kept: Value = get_json(
+        &lb,
+        "/echo",
+        &[("x-request-id", "abc-123"), ("x-forwarded-for", "10.1.2.3")],
+    )
+    .await;
     assert_eq!(kept["x_request_id"], "abc-123");
     assert_eq!(kept["x_forwarded_for"], "10.1.2.3, 127.0.0.1");
     assert_eq!(kept["served_by"], "h");
 }
 
-/// Sends BODY to the upstreams' `/body` echo; returns the status and the body that came back.
-async fn send_body(
+/// GET PATH through the load balancer with extra HEADERS; the JSON answer.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    lb: &Lb,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> T {
+    let mut req = reqwest::Client::new().get(format!("{}{path}", lb.base));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+/// Sends METHOD PATH with BODY through the load balancer; returns the status and the body
+/// that came back.
+async fn exchange(
     client: &reqwest::Client,
     lb: &Lb,
     method: reqwest::Method,
+    path: &str,
     body: Vec<u8>,
 ) -> (u16, Vec<u8>) {
     let resp = client
-        .request(method, format!("{}/body", lb.base))
+        .request(method, format!("{}{path}", lb.base))
         .body(body)
         .send()
         .await
@@ -566,7 +569,8 @@ async fn only_idempotent_requests_are_retried_after_reaching_a_backend() {
     // An idempotent request with a body: the body is sent again, whole, to the good backend.
     for i in 0..6 {
         let sent = format!("put number {i} ").repeat(100).into_bytes();
-        let (status, got) = send_body(&client, &lb, reqwest::Method::PUT, sent.clone()).await;
+        let (status, got) =
+            exchange(&client, &lb, reqwest::Method::PUT, "/body", sent.clone()).await;
         assert_eq!(status, 200);
         assert_eq!(got, sent);
     }
@@ -621,7 +625,7 @@ async fn bodies_pass_through_whole_both_ways() {
 
     // Larger than the retry buffer, and not valid UTF-8.
     let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let (status, got) = send_body(&client, &lb, reqwest::Method::POST, big.clone()).await;
+    let (status, got) = exchange(&client, &lb, reqwest::Method::POST, "/body", big.clone()).await;
     assert_eq!(status, 200);
     assert_eq!(got, big);
 
@@ -635,23 +639,15 @@ async fn bodies_pass_through_whole_both_ways() {
     assert!(answer.ends_with("chunk 1;chunk 2;"), "{answer}");
 
     // A chunked answer.
-    let resp = client
-        .get(format!("{}/stream", lb.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let (status, got) = exchange(&client, &lb, reqwest::Method::GET, "/stream", vec![]).await;
+    assert_eq!(status, 200);
     let expected: String = (0..20).map(|i| format!("part {i}\n")).collect();
-    assert_eq!(resp.text().await.unwrap(), expected);
+    assert_eq!(String::from_utf8(got).unwrap(), expected);
 
     // HEAD: a header, no body, and the connection goes on serving.
-    let resp = client
-        .head(format!("{}/echo", lb.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(resp.bytes().await.unwrap().is_empty());
+    let (status, got) = exchange(&client, &lb, reqwest::Method::HEAD, "/echo", vec![]).await;
+    assert_eq!(status, 200);
+    assert!(got.is_empty());
     assert_eq!(served_by(&client, &lb).await, (200, "b".to_string()));
 }
 
@@ -671,18 +667,17 @@ fn raw_exchange(lb: &Lb, request: &[u8]) -> String {
 #[tokio::test]
 async fn hop_by_hop_headers_stay_on_their_hop_and_bad_requests_get_a_400() {
     let (_up, lb) = over_one_backend("h").await;
-    let names: Vec<String> = reqwest::Client::new()
-        .get(format!("{}/headers", lb.base))
-        .header("connection", "keep-alive, x-secret")
-        .header("keep-alive", "timeout=5")
-        .header("x-secret", "for this hop only")
-        .header("x-kept", "1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let names: Vec<String> = get_json(
+        &lb,
+        "/headers",
+        &[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "for this hop only"),
+            ("x-kept", "1"),
+        ],
+    )
+    .await;
     for gone in ["connection", "keep-alive", "x-secret"] {
         assert!(
             !names.contains(&gone.to_string()),
