@@ -1,16 +1,19 @@
-# scalelab: `make` (or `make help`) lists every target.
+# scalelab: `make` (or `make help`) lists every target. The lab's targets call the `lab`
+# binary (lab/), built on first use into target/lab/ so that it never re-resolves the
+# workspace's features; settings come from .env (`make settings` shows them).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+LAB := target/lab/debug/lab
 
 GATEWAYS ?= 1
 SCENARIO ?= hit
 PROFILE ?= classic
-export RUNTIME QUICK IMAGES
+export RUNTIME QUICK IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
-	up up1 up3 down ps logs load test1-hit test1-miss test3-hit test3-miss benchmark-all report \
-	images-offline clean
+	lab-bin settings env-example up up1 up3 scale down ps logs load test1-hit test1-miss test3-hit test3-miss \
+	benchmark-all report images-offline smoke-compose clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +25,7 @@ release: ## Release build of the whole workspace (what benchmarks run)
 	$(CARGO) build --workspace --release
 
 test: deps-up ## Run every test against real Postgres and Redis (started on loopback if not running)
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-features
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -49,41 +53,53 @@ bench-lb: ## Load balancer vs nginx vs HAProxy on the same upstreams (installs t
 bench-lb-instructions: ## Instructions per request of the load balancer and nginx (callgrind; repeatable)
 	bench/lb-instructions
 
-up: ## Start the stack with GATEWAYS=N gateways (RUNTIME=compose|native), or rescale it
-	@scripts/lab up $(GATEWAYS)
+lab-bin:
+	@$(CARGO) build --quiet -p lab --target-dir target/lab
 
-up1: ## Start the stack with 1 gateway
-	@scripts/lab up 1
+settings: lab-bin ## The lab settings in force (.env and environment), defaults and meanings
+	@$(LAB) settings
 
-up3: ## Start the stack with 3 gateways
-	@scripts/lab up 3
+env-example: lab-bin ## Regenerate .env.example from the settings table
+	@$(LAB) env-example >.env.example
 
-down: ## Stop the stack (whichever runtime runs it)
-	@scripts/lab down
+up: lab-bin ## Start the stack with GATEWAYS=N gateways (RUNTIME=compose|native), or rescale it in place
+	@$(LAB) up $(GATEWAYS)
 
-ps: ## What runs, and its health
-	@scripts/lab ps
+up1: lab-bin ## Start the stack with 1 gateway
+	@$(LAB) up 1
 
-logs: ## Last log lines of every service (SERVICE=name for one)
-	@scripts/lab logs $(SERVICE)
+up3: lab-bin ## Start the stack with 3 gateways
+	@$(LAB) up 3
 
-load: ## One recorded run: GATEWAYS=N SCENARIO=hit|miss|mixed|login|longtask PROFILE=classic|warmup|burst|ramp|stages|breakpoint
-	@scripts/lab load $(GATEWAYS) $(SCENARIO) $(PROFILE)
+scale: lab-bin ## Scale a running stack's gateways to GATEWAYS=N (leaving ones drained first)
+	@$(LAB) scale $(GATEWAYS)
 
-test1-hit: ## 1 gateway, cache-hit load test (QUICK=1 for a short run)
-	@scripts/lab load 1 hit
+down: lab-bin ## Stop the stack (whichever runtime runs it)
+	@$(LAB) down
 
-test1-miss: ## 1 gateway, cache-miss load test
-	@scripts/lab load 1 miss
+ps: lab-bin ## What runs, and its state
+	@$(LAB) ps
 
-test3-hit: ## 3 gateways, cache-hit load test
-	@scripts/lab load 3 hit
+logs: lab-bin ## Last log lines of every instance (SERVICE=gateway: every gateway)
+	@$(LAB) logs $(SERVICE)
 
-test3-miss: ## 3 gateways, cache-miss load test
-	@scripts/lab load 3 miss
+load: lab-bin ## One recorded run: GATEWAYS=N SCENARIO=hit|miss|mixed|login|longtask PROFILE=classic|warmup|burst|ramp|stages|breakpoint
+	@$(LAB) load $(GATEWAYS) $(SCENARIO) $(PROFILE)
 
-benchmark-all: ## The lab: 1 then 3 gateways, miss and hit runs, report (QUICK=1 smoke, RUNTIME=native)
-	@scripts/benchmark-all
+test1-hit: lab-bin ## 1 gateway, cache-hit load test (QUICK=1 for a short run)
+	@$(LAB) load 1 hit
+
+test1-miss: lab-bin ## 1 gateway, cache-miss load test
+	@$(LAB) load 1 miss
+
+test3-hit: lab-bin ## 3 gateways, cache-hit load test
+	@$(LAB) load 3 hit
+
+test3-miss: lab-bin ## 3 gateways, cache-miss load test
+	@$(LAB) load 3 miss
+
+benchmark-all: lab-bin ## The lab: 1 then 3 gateways, miss and hit runs, report (QUICK=1 smoke, RUNTIME=native)
+	@$(LAB) benchmark-all
 
 report: ## tests/reports/summary.md and charts from tests/results/*
 	$(CARGO) build --workspace --release --quiet
@@ -92,8 +108,11 @@ report: ## tests/reports/summary.md and charts from tests/results/*
 images-offline: ## Build the stack's images from Debian packages (no registry needed)
 	@scripts/images-offline
 
-clean: ## Stop everything, remove build output, local service data and the stack's volumes
-	-@scripts/lab down -v
+smoke-compose: lab-bin ## CI's compose check: offline images, 3 gateways, short run, even spread, down
+	@$(LAB) smoke
+
+clean: lab-bin ## Stop everything, remove build output, local service data and the stack's volumes
+	-@$(LAB) down -v
 	-@scripts/deps down
 	$(CARGO) clean
 	rm -rf .scalelab

@@ -3,8 +3,6 @@
 //! run by CPU (utilisation law: a gateway limited to L CPUs, spending D CPU-seconds per
 //! request, serves at most L / D requests per second).
 
-use serde_json::{json, Value};
-
 /// CPU time (user + system) this process has used, in seconds; 0 where `/proc` is missing.
 pub fn process_cpu_seconds() -> f64 {
     std::fs::read_to_string("/proc/self/stat")
@@ -90,11 +88,12 @@ pub fn host_cores() -> usize {
 }
 
 /// The host facts every service shows in its `/config`.
-pub fn facts() -> Value {
-    json!({
-        "cores": host_cores(),
-        "cpu_limit": cpu_limit(),
-    })
+pub fn facts() -> crate::record::HostLimits {
+    crate::record::HostLimits {
+        cores: Some(host_cores() as u32),
+        cpu_limit: cpu_limit(),
+        other: Default::default(),
+    }
 }
 
 #[cfg(test)]

@@ -94,9 +94,31 @@ async fn metrics_handler(State(ops): State<Ops>) -> Response {
         .into_response()
 }
 
-async fn config_handler(State(ops): State<Ops>) -> Json<Value> {
-    Json(
-        json!({"service": ops.service, "instance": ops.instance, "config": *ops.config,
-                "host": crate::host::facts()}),
-    )
+/// `GET /config`: the settings in force and what the service sees of its machine. The load
+/// generator reads it into the run record.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ConfigView {
+    pub service: String,
+    pub instance: String,
+    pub config: Value,
+    pub host: crate::record::HostLimits,
+}
+
+impl ConfigView {
+    /// The record's view: the settings, with `host` beside them.
+    pub fn merged(self) -> crate::record::ServiceConfig {
+        let mut merged: crate::record::ServiceConfig =
+            serde_json::from_value(self.config).unwrap_or_default();
+        merged.host = Some(self.host);
+        merged
+    }
+}
+
+async fn config_handler(State(ops): State<Ops>) -> Json<ConfigView> {
+    Json(ConfigView {
+        service: ops.service.to_string(),
+        instance: ops.instance.to_string(),
+        config: (*ops.config).clone(),
+        host: crate::host::facts(),
+    })
 }

@@ -9,11 +9,14 @@ pub mod host;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod record;
 pub mod redis_conn;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
+pub mod wire;
 
 pub use error::ApiError;
 pub use shutdown::Server;

@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use common::config::ServiceConfig;
+use common::wire;
 use common::{ApiError, Server as HttpServer};
 use pingora::connectors::ConnectorOptions;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -17,8 +18,8 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use pool::{HealthPolicy, Pool, PoolMetrics};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,28 +119,30 @@ struct Ops {
     instance: String,
 }
 
-#[derive(Deserialize)]
-struct SetBackends {
-    backends: Vec<String>,
+fn describe(pool: &Pool) -> wire::Backends {
+    wire::Backends {
+        entries: pool.discovery.entries(),
+        backends: pool
+            .members()
+            .iter()
+            .map(|m| wire::Backend {
+                addr: m.label.clone(),
+                healthy: m.is_healthy(),
+                draining: m.is_draining(),
+                in_flight: m.in_flight(),
+            })
+            .collect(),
+    }
 }
 
-fn describe(pool: &Pool) -> Value {
-    let members: Vec<Value> = pool
-        .members()
-        .iter()
-        .map(|m| json!({"addr": m.label, "healthy": m.is_healthy()}))
-        .collect();
-    json!({"entries": pool.discovery.entries(), "backends": members})
-}
-
-async fn list_backends(State(pool): State<Arc<Pool>>) -> Json<Value> {
+async fn list_backends(State(pool): State<Arc<Pool>>) -> Json<wire::Backends> {
     Json(describe(&pool))
 }
 
 async fn set_backends(
     State(pool): State<Arc<Pool>>,
-    body: Result<Json<SetBackends>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<wire::SetBackends>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<wire::Backends>, ApiError> {
     let Json(req) = body?;
     for entry in &req.backends {
         validate_entry(entry).map_err(ApiError::bad_request)?;
@@ -148,6 +151,34 @@ async fn set_backends(
     pool.discovery.set_entries(req.backends);
     let added = pool.discover().await;
     pool.check(&added).await;
+    Ok(Json(describe(&pool)))
+}
+
+/// Takes exactly the listed gateways (`ip:port`) out of rotation before they are stopped;
+/// an address no member has is a 404, so a typo cannot pass for a drained gateway.
+async fn set_draining(
+    State(pool): State<Arc<Pool>>,
+    body: Result<Json<wire::Drain>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<wire::Backends>, ApiError> {
+    let Json(req) = body?;
+    let mut addrs = std::collections::BTreeSet::new();
+    for entry in &req.backends {
+        let addr: std::net::SocketAddr = entry
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("{entry:?} is not an ip:port address")))?;
+        addrs.insert(addr);
+    }
+    let unknown = pool.set_draining(&addrs);
+    if !unknown.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no gateway at {}",
+            unknown
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     Ok(Json(describe(&pool)))
 }
 
@@ -211,6 +242,7 @@ impl BackgroundService for Ops {
         );
         let admin_router = Router::new()
             .route("/backends", get(list_backends).put(set_backends))
+            .route("/drain", axum::routing::put(set_draining))
             .with_state(pool.clone());
         let grace = Duration::from_secs(1);
         let servers = async {

@@ -67,6 +67,11 @@ pub struct Member {
     pub addr: SocketAddr,
     pub label: String,
     healthy: AtomicBool,
+    /// Set through the admin port before the lab stops this gateway: out of rotation at
+    /// once, whatever its health, while the requests it already has complete.
+    draining: AtomicBool,
+    /// Requests this load balancer has sent it that have not completed.
+    in_flight: AtomicUsize,
     ok_streak: AtomicU32,
     fail_streak: AtomicU32,
     /// Requests by status code, created on first use (no lock, no allocation per request).
@@ -82,6 +87,20 @@ impl Member {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request as in flight to this member until the guard is dropped.
+    pub fn busy(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
     pub fn count(&self, status: u16) {
         let slot = (status as usize).min(STATUS_SLOTS - 1);
         self.by_status[slot]
@@ -90,6 +109,15 @@ impl Member {
                     .with_label_values(&[self.label.as_str(), &status.to_string()])
             })
             .inc();
+    }
+}
+
+/// One request in flight to a member; see [`Member::busy`].
+pub struct InFlight<'a>(&'a Member);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -238,8 +266,11 @@ impl Pool {
 
     fn rebuild_rotation(&self) {
         let members = self.members.load();
-        let rotation: Vec<Arc<Member>> =
-            members.iter().filter(|m| m.is_healthy()).cloned().collect();
+        let rotation: Vec<Arc<Member>> = members
+            .iter()
+            .filter(|m| m.is_healthy() && !m.is_draining())
+            .cloned()
+            .collect();
         self.metrics.healthy.set(rotation.len() as i64);
         self.metrics.known.set(members.len() as i64);
         self.rotation.store(Arc::new(rotation));
@@ -256,6 +287,26 @@ impl Pool {
                 .inc();
             tracing::info!(backend = %member.label, to, why, "backend rotation changed");
         }
+    }
+
+    /// Marks exactly these addresses as draining (and every other member as not): they
+    /// leave the rotation now and get no new request until they leave discovery. Returns
+    /// the addresses that matched no member.
+    pub fn set_draining(&self, addrs: &BTreeSet<SocketAddr>) -> Vec<SocketAddr> {
+        let _guard = self.rebuild.lock().expect("not poisoned");
+        let members = self.members.load();
+        for m in members.iter() {
+            let drain = addrs.contains(&m.addr);
+            if m.draining.swap(drain, Ordering::SeqCst) != drain {
+                tracing::info!(backend = %m.label, draining = drain, "backend drain changed");
+            }
+        }
+        self.rebuild_rotation();
+        addrs
+            .iter()
+            .filter(|a| !members.iter().any(|m| m.addr == **a))
+            .copied()
+            .collect()
     }
 
     /// A request could not connect: take the member out now rather than at the next check.
@@ -311,6 +362,8 @@ impl Pool {
         Member {
             addr,
             healthy: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
             ok_streak: AtomicU32::new(0),
             fail_streak: AtomicU32::new(0),
             by_status: (0..STATUS_SLOTS).map(|_| OnceLock::new()).collect(),

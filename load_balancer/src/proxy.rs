@@ -75,7 +75,7 @@ impl Failure {
 enum Try {
     /// The backend's answer was forwarded (or the client went away while it was); `reuse`
     /// says whether the client's connection can take another request.
-    Answered { status: u16, reuse: bool },
+    Answered { reuse: bool },
     /// Nothing reached the backend: any method may go elsewhere.
     NotConnected(Failure),
     /// The request (or part of it) reached the backend, which failed before answering.
@@ -325,10 +325,9 @@ impl Proxy {
         Ok(req)
     }
 
-    /// Forwards one request, retrying on other backends while that is safe. Returns the
-    /// backend that answered last (if any), the status the client got, and whether the
-    /// client's connection may be reused.
-    async fn forward(&self, session: &mut ServerSession) -> (Option<Arc<Member>>, u16, bool) {
+    /// Forwards one request, retrying on other backends while that is safe, and counts its
+    /// answer. Returns whether the client's connection may be reused.
+    async fn forward(&self, session: &mut ServerSession) -> bool {
         let forwarding = self.forwarding(session);
         let idempotent = session.req_header().method.is_idempotent();
         let expects_continue = session
@@ -354,7 +353,8 @@ impl Proxy {
                 } else {
                     Failure::new(502, "no other healthy backend to retry on")
                 };
-                return (last, self.fail(session, failure).await, false);
+                self.fail(session, last.as_deref(), failure).await;
+                return false;
             };
             tried[attempt] = member.addr;
             last = Some(member.clone());
@@ -363,21 +363,26 @@ impl Proxy {
                 .try_once(session, &member, &forwarding, &mut body, expects_continue)
                 .await;
             match outcome {
-                Try::Answered { status, reuse } => return (last, status, reuse),
+                Try::Answered { reuse } => return reuse,
                 Try::NotConnected(failure) => {
                     self.pool.connect_failed(&member);
                     if last_try {
-                        return (last, self.fail(session, failure).await, false);
+                        self.fail(session, last.as_deref(), failure).await;
+                        return false;
                     }
                 }
                 Try::FailedAfterSending(failure) => {
                     // Bytes may have reached the backend: only idempotent requests whose
                     // whole body can be sent again go elsewhere.
                     if last_try || !idempotent || !body.replayable() || failure.status == 504 {
-                        return (last, self.fail(session, failure).await, false);
+                        self.fail(session, last.as_deref(), failure).await;
+                        return false;
                     }
                 }
-                Try::Client(failure) => return (last, self.fail(session, failure).await, false),
+                Try::Client(failure) => {
+                    self.fail(session, last.as_deref(), failure).await;
+                    return false;
+                }
             }
         }
         unreachable!("the last try returns")
@@ -397,6 +402,7 @@ impl Proxy {
             Ok(request) => request,
             Err(e) => return Try::Client(bad_request(&e)),
         };
+        let _in_flight = member.busy();
         let peer = Gateway::new(member.addr, self.peer_options.clone());
         let started = Instant::now();
         let mut upstream = match self.connector.get_http_session(&peer).await {
@@ -446,11 +452,11 @@ impl Proxy {
         for name in hop_by_hop(&response.headers) {
             response.remove_header(&name);
         }
+        // Counted before the client can have the answer (a client that then reads the
+        // metrics finds its request there).
+        member.count(status);
         if session.write_response_header(response).await.is_err() {
-            return Try::Answered {
-                status,
-                reuse: false,
-            };
+            return Try::Answered { reuse: false };
         }
 
         // From here the client has the header: a failure can only cut the answer short.
@@ -459,10 +465,7 @@ impl Proxy {
                 Ok(Some(chunk)) => {
                     let end = upstream.is_body_done();
                     if session.write_response_body(chunk, end).await.is_err() {
-                        return Try::Answered {
-                            status,
-                            reuse: false,
-                        };
+                        return Try::Answered { reuse: false };
                     }
                     if end {
                         break;
@@ -471,20 +474,14 @@ impl Proxy {
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(error = %e, backend = %member.label, "backend cut its answer short");
-                    return Try::Answered {
-                        status,
-                        reuse: false,
-                    };
+                    return Try::Answered { reuse: false };
                 }
             }
         }
         self.connector
             .release_http_session(UpstreamSession::H1(upstream), &peer, Some(UPSTREAM_IDLE))
             .await;
-        Try::Answered {
-            status,
-            reuse: true,
-        }
+        Try::Answered { reuse: true }
     }
 
     /// Sends the request body: first what an earlier try kept, then the rest as the client
@@ -526,9 +523,20 @@ impl Proxy {
     }
 
     /// Answers the client with a JSON error (status 0: the client is gone, answer nothing).
-    async fn fail(&self, session: &mut ServerSession, failure: Failure) -> u16 {
+    /// Counts the failure against `member` (or as unassigned), then answers it: counted
+    /// first, so that a client that has its answer sees it in the metrics.
+    async fn fail(
+        &self,
+        session: &mut ServerSession,
+        member: Option<&Member>,
+        failure: Failure,
+    ) -> u16 {
         if failure.status == 0 {
             return 0;
+        }
+        match member {
+            Some(member) => member.count(failure.status),
+            None => self.pool.count_unassigned(failure.status),
         }
         let (header, body) = json_error(failure.status, &failure.message);
         if let Err(err) = session.write_error_response(header, body).await {
@@ -575,8 +583,7 @@ impl HttpServerApp for Proxy {
             Ok(false) => return None,
             Err(e) => {
                 if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
-                    let status = self.fail(&mut session, bad_request(&e)).await;
-                    self.pool.count_unassigned(status);
+                    self.fail(&mut session, None, bad_request(&e)).await;
                 }
                 return None;
             }
@@ -585,11 +592,8 @@ impl HttpServerApp for Proxy {
             // Stopping: answer this request, then close the connection.
             session.set_keepalive(None);
         }
-        let (member, status, reuse) = self.forward(&mut session).await;
-        match member {
-            Some(member) => member.count(status),
-            None => self.pool.count_unassigned(status),
-        }
+        // Counted inside, before the answer reaches the client.
+        let reuse = self.forward(&mut session).await;
         if !reuse {
             return None;
         }

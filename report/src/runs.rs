@@ -2,6 +2,9 @@
 //! adds the per-second series and the percentile curve. Anything missing or corrupt is a
 //! warning naming the file, never a crash.
 
+use common::record::{
+    read_json, read_server_samples, BreakpointRecord, LatencyPerSecond, RunRecord,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,151 +149,121 @@ pub fn load_runs(dir: &Path) -> (Vec<Run>, Vec<String>) {
 }
 
 pub fn load_run(dir: &Path) -> Result<Run, String> {
-    let text = std::fs::read_to_string(dir.join("run.json")).map_err(|e| e.to_string())?;
-    let r: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
-    let need = |k: &str| -> Result<&Value, String> {
-        r.get(k)
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| format!("no `{k}` (a partial run?)"))
-    };
-    let latency = need("latency_ms")?;
-    let stack = &r["stack"];
-    let gateway_cfg = stack["gateways"]
-        .as_object()
-        .and_then(|m| m.values().next())
-        .cloned()
-        .unwrap_or(Value::Null);
-    let think = r["think_time_ms"].as_array();
-    let think_ms = match think {
-        Some(t) if t.len() == 2 => (f(&t[0]) + f(&t[1])) / 2.0,
-        _ => 0.0,
-    };
+    let r = RunRecord::read(dir)?;
+    let gateway = r.stack.gateway().cloned().unwrap_or_default();
+    let microservice = r.stack.microservice.clone().unwrap_or_default();
+    let think_ms = r
+        .think_time_ms
+        .map_or(0.0, |[min, max]| (min as f64 + max as f64) / 2.0);
     let mut run = Run {
-        id: r["run_id"].as_str().map(str::to_string).unwrap_or_else(|| {
+        id: r.run_id.clone().unwrap_or_else(|| {
             dir.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         }),
-        scenario: need("scenario")?.as_str().unwrap_or("?").to_string(),
-        profile: r["profile"].as_str().unwrap_or("?").to_string(),
-        runtime: r["runtime"].as_str().unwrap_or("?").to_string(),
-        gateways: r["gateways"].as_u64().unwrap_or(0) as u32,
-        users: r["load"]["users"].as_u64().unwrap_or(0) as u32,
-        started: r["started"].as_str().unwrap_or("").to_string(),
-        duration_secs: f(&r["duration_secs"]),
-        requests: need("requests")?.as_u64().unwrap_or(0),
-        failures: r["failures"].as_u64().unwrap_or(0),
-        rps: f(need("rps")?),
-        error_pct: f(&r["error_pct"]),
+        scenario: r.scenario.clone(),
+        profile: or_unknown(&r.profile),
+        runtime: or_unknown(&r.runtime),
+        gateways: r.gateways,
+        users: r.load.users as u32,
+        started: r.started.clone(),
+        duration_secs: r.duration_secs,
+        requests: r.requests,
+        failures: r.failures,
+        rps: r.rps,
+        error_pct: r.error_pct,
         latency: Latency {
-            avg: f(&latency["avg"]),
-            p50: f(&latency["p50"]),
-            p95: f(&latency["p95"]),
-            p99: f(&latency["p99"]),
-            max: f(&latency["max"]),
+            avg: r.latency_ms.avg,
+            p50: r.latency_ms.p50.unwrap_or(0.0),
+            p95: r.latency_ms.p95.unwrap_or(0.0),
+            p99: r.latency_ms.p99.unwrap_or(0.0),
+            max: r.latency_ms.max,
         },
-        hit_ratio: r["server"]["cache"]["hit_ratio"].as_f64(),
-        sla_met: r["sla"]["met"].as_bool(),
-        sla_p95_ms: r["sla"]["p95_ms"].as_f64(),
-        generator_saturated: r["generator"]["saturated"].as_bool().unwrap_or(false),
-        commit: r["versions"]["git_commit"]
-            .as_str()
-            .unwrap_or("unknown")
-            .to_string(),
+        hit_ratio: r
+            .server
+            .cache
+            .as_ref()
+            .and_then(|c| c.ok())
+            .and_then(|c| c.hit_ratio),
+        sla_met: r.sla.met,
+        sla_p95_ms: r.sla.p95_ms,
+        generator_saturated: r.generator.saturated,
+        commit: r
+            .versions
+            .git_commit
+            .clone()
+            .unwrap_or_else(|| "unknown".into()),
         host: format!(
             "{} ({} cores)",
-            r["host"]["cpu"].as_str().unwrap_or("?"),
-            r["host"]["cores"].as_u64().unwrap_or(0)
+            r.host.cpu.as_deref().unwrap_or("?"),
+            r.host.cores.unwrap_or(0)
         ),
         think_ms,
-        by_backend: r["server"]["requests_by_backend"]
-            .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), f(v))).collect())
-            .unwrap_or_default(),
+        by_backend: r.server.requests_by_backend.clone().unwrap_or_default(),
         knobs: Knobs {
-            max_in_flight: gateway_cfg["max_in_flight"].as_u64().unwrap_or(0) as u32,
-            cache_enabled: gateway_cfg["cache_enabled"].as_bool().unwrap_or(true),
-            microservice_pool: stack["microservice"]["db_pool_size"]
-                .as_u64()
-                .map(|v| v as u32),
-            gateway_cpu_limit: gateway_cfg["host"]["cpu_limit"].as_f64(),
-            gateway_host_cores: gateway_cfg["host"]["cores"].as_u64().map(|v| v as u32),
-            max_queue: gateway_cfg["max_queue"].as_u64().map(|v| v as u32),
-            cache_ttl_secs: gateway_cfg["cache_ttl_secs"].as_u64().map(|v| v as u32),
-            db_delay_ms: stack["microservice"]["db_delay_ms"]
-                .as_u64()
-                .map(|v| v as u32),
+            max_in_flight: gateway.max_in_flight.unwrap_or(0),
+            cache_enabled: gateway.cache_enabled.unwrap_or(true),
+            microservice_pool: microservice.db_pool_size,
+            gateway_cpu_limit: gateway.host.as_ref().and_then(|h| h.cpu_limit),
+            gateway_host_cores: gateway.host.as_ref().and_then(|h| h.cores),
+            max_queue: gateway.max_queue,
+            cache_ttl_secs: gateway.cache_ttl_secs,
+            db_delay_ms: microservice.db_delay_ms,
         },
         series: Series::default(),
         percentiles: Vec::new(),
         route_p50_ms: ["GET /data", "GET /process"]
             .iter()
-            .filter_map(|k| r["by_route"][k]["latency_ms"]["p50"].as_f64())
+            .filter_map(|k| r.by_route.get(*k)?.latency_ms.p50)
             .reduce(f64::min),
         ok_latency: None,
-        calibrated_ms: r["calibration"]["p50_ms"].as_f64().filter(|v| *v > 0.0),
-        goodput: 0.0,
-        rate: f(&r["load"]["rate"]),
-        gateway_cpu_ms: r["server"]["gateway_cpu"]["per_request_ms"].as_f64(),
-        host_cpu_busy: r["server"]["host_cpu_busy"]["mean"].as_f64(),
+        calibrated_ms: r
+            .calibration
+            .as_ref()
+            .and_then(|c| c.p50_ms)
+            .filter(|v| *v > 0.0),
+        goodput: r.goodput(),
+        rate: r.load.rate,
+        gateway_cpu_ms: r.server.gateway_cpu.as_ref().map(|c| c.per_request_ms),
+        host_cpu_busy: r.server.host_cpu_busy.as_ref().map(|b| b.mean),
         queue: Vec::new(),
     };
-    let (mut ok, mut any_route) = (0.0, false);
-    for (name, route) in r["by_route"].as_object().into_iter().flatten() {
-        if !name.contains("/login") {
-            any_route = true;
-            ok += f(&route["requests"]) - f(&route["failures"]);
-        }
-    }
-    // Without a per-route breakdown, every successful request counts.
-    if !any_route {
-        ok = (run.requests - run.failures.min(run.requests)) as f64;
-    }
-    run.goodput = if run.duration_secs > 0.0 {
-        ok / run.duration_secs
-    } else {
-        0.0
-    };
-    // goose.json is optional: without it the run has no time series or percentile curve.
+    // goose.json (Goose's own format) is optional: without it the run has no time series or
+    // percentile curve.
     if let Ok(text) = std::fs::read_to_string(dir.join("goose.json")) {
         if let Ok(g) = serde_json::from_str::<Value>(&text) {
             read_goose(&g, &mut run);
         }
     }
-    if let Ok(text) = std::fs::read_to_string(dir.join("latency_per_second.json")) {
-        if let Ok(l) = serde_json::from_str::<Value>(&text) {
-            let opt = |k: &str| -> Vec<Option<f64>> {
-                l[k].as_array()
-                    .map(|a| a.iter().map(Value::as_f64).collect())
-                    .unwrap_or_default()
-            };
-            run.series.p50_ms = opt("p50_ms");
-            run.series.p95_ms = opt("p95_ms");
-            run.series.p99_ms = opt("p99_ms");
-            let ok = &l["ok"];
-            if let (Some(a), Some(b), Some(c)) = (
-                ok["p50_ms"].as_f64(),
-                ok["p95_ms"].as_f64(),
-                ok["p99_ms"].as_f64(),
-            ) {
-                run.ok_latency = Some((a, b, c));
-            }
+    if let Ok(l) = read_json::<LatencyPerSecond>(&dir.join("latency_per_second.json")) {
+        run.series.p50_ms = l.p50_ms;
+        run.series.p95_ms = l.p95_ms;
+        run.series.p99_ms = l.p99_ms;
+        if let (Some(a), Some(b), Some(c)) = (l.ok.p50_ms, l.ok.p95_ms, l.ok.p99_ms) {
+            run.ok_latency = Some((a, b, c));
         }
     }
-    if let Ok(text) = std::fs::read_to_string(dir.join("server.jsonl")) {
-        run.queue = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|s| s["worker"].is_object() && s["worker"].get("error").is_none())
-            .map(|s| QueueSample {
-                t: f(&s["t"]),
-                waiting: f(&s["worker"]["queue_lag"]),
-                pending: f(&s["worker"]["queue_pending"]),
-                in_progress: f(&s["worker"]["jobs_in_progress"]),
+    run.queue = read_server_samples(dir)
+        .into_iter()
+        .filter_map(|s| {
+            let w = s.worker.as_ref()?.ok()?;
+            Some(QueueSample {
+                t: s.t,
+                waiting: w.queue_lag,
+                pending: w.queue_pending,
+                in_progress: w.jobs_in_progress,
             })
-            .collect();
-    }
+        })
+        .collect();
     Ok(run)
+}
+
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() {
+        "?".into()
+    } else {
+        s.to_string()
+    }
 }
 
 /// A step-load search (`<run-id>-breakpoint/breakpoint.json`): each step a run of its own.
@@ -336,30 +309,22 @@ pub fn load_breakpoints(dir: &Path) -> (Vec<Breakpoint>, Vec<String>) {
         .collect();
     files.sort();
     for file in files {
-        let parsed = std::fs::read_to_string(&file)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| format!("not JSON: {e}")));
-        let b = match parsed {
-            Ok(b) if b["steps"].is_array() => b,
-            Ok(_) => {
-                warnings.push(format!("skipped {}: no `steps`", file.display()));
-                continue;
-            }
+        let b = match read_json::<BreakpointRecord>(&file) {
+            Ok(b) => b,
             Err(e) => {
                 warnings.push(format!("skipped {}: {e}", file.display()));
                 continue;
             }
         };
-        let steps = b["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let steps = b
+            .steps
+            .iter()
             .map(|s| Step {
-                users: f(&s["users"]),
-                rps: f(&s["rps"]),
-                p95_ms: f(&s["p95_ms"]),
-                error_pct: f(&s["error_pct"]),
-                sla_met: s["sla_met"].as_bool().unwrap_or(false),
+                users: s.users,
+                rps: s.rps,
+                p95_ms: s.p95_ms.unwrap_or(0.0),
+                error_pct: s.error_pct,
+                sla_met: s.sla_met,
             })
             .collect();
         found.push(Breakpoint {
@@ -368,9 +333,9 @@ pub fn load_breakpoints(dir: &Path) -> (Vec<Breakpoint>, Vec<String>) {
                 .and_then(|d| d.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            scenario: b["scenario"].as_str().unwrap_or("?").to_string(),
-            sla_p95_ms: f(&b["sla"]["p95_ms"]),
-            sla_error_pct: f(&b["sla"]["error_pct"]),
+            scenario: or_unknown(&b.scenario),
+            sla_p95_ms: b.sla.p95_ms.unwrap_or(0.0),
+            sla_error_pct: b.sla.error_pct.unwrap_or(0.0),
             steps,
         });
     }

@@ -2,7 +2,7 @@
 //! request): Goose's own per-second graphs only carry the average, and an average hides the
 //! tail that an SLA is about. Logins are left out: they are the set-up, not the scenario.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -21,26 +21,8 @@ struct Line {
     update: bool,
 }
 
-/// Per-second series; index = second of the run. Seconds without a request hold `None`.
-#[derive(Debug, Default, Serialize, PartialEq)]
-pub struct PerSecond {
-    pub requests: Vec<u64>,
-    pub failures: Vec<u64>,
-    pub p50_ms: Vec<Option<f64>>,
-    pub p95_ms: Vec<Option<f64>>,
-    pub p99_ms: Vec<Option<f64>>,
-    /// The whole run's successful requests only: what a user who got an answer waited. Fast
-    /// rejections (503 from a full gateway queue) would otherwise pull the percentiles down.
-    pub ok: Overall,
-}
-
-#[derive(Debug, Default, Serialize, PartialEq)]
-pub struct Overall {
-    pub requests: u64,
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-}
+/// Per-second series and the successful requests' percentiles: the shared record type.
+pub use common::record::{LatencyPerSecond as PerSecond, OkLatency as Overall};
 
 /// Nearest-rank percentile of sorted values (`p` in 0..=1).
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {

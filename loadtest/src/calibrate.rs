@@ -4,13 +4,14 @@
 //! stand in for it, since under load they hold the queueing the prediction is meant to explain.
 
 use crate::{Options, Scenario};
+use common::record::Calibration;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// `calibration` of run.json: p50 of `CALIBRATION_REQUESTS` sequential requests (after one
 /// that opens the connection and, for `hit`, fills the cache), or why there is none.
-pub async fn service_time(options: &Options) -> Value {
+pub async fn service_time(options: &Options) -> Option<Calibration> {
     let nonce: u32 = rand::rng().random();
     let key = |i: usize| match options.scenario {
         // The key the `hit` scenario asks for, so the cache it warms is the one the run uses.
@@ -19,18 +20,18 @@ pub async fn service_time(options: &Options) -> Value {
         _ => None,
     };
     if options.calibration_requests == 0 || key(0).is_none() {
-        return Value::Null;
+        return None;
     }
-    match measure(options, key).await {
-        Ok(v) => v,
-        Err(e) => json!({"error": e.to_string()}),
-    }
+    Some(measure(options, key).await.unwrap_or_else(|e| Calibration {
+        error: Some(e.to_string()),
+        ..Calibration::default()
+    }))
 }
 
 async fn measure(
     options: &Options,
     key: impl Fn(usize) -> Option<String>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Calibration> {
     let base = options.target.trim_end_matches('/');
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -68,11 +69,12 @@ async fn measure(
         }
     }
     times.sort_by(f64::total_cmp);
-    Ok(json!({
-        "requests": times.len(),
-        "failed": failed,
-        "p50_ms": crate::latency::percentile(&times, 0.5),
-        "min_ms": times.first(),
-        "max_ms": times.last(),
-    }))
+    Ok(Calibration {
+        requests: times.len(),
+        failed,
+        p50_ms: crate::latency::percentile(&times, 0.5),
+        min_ms: times.first().copied(),
+        max_ms: times.last().copied(),
+        error: None,
+    })
 }

@@ -147,18 +147,21 @@ pub struct Options {
     pub step_secs: u64,
     #[arg(long, env = "MAX_STEPS", default_value_t = 10)]
     pub max_steps: usize,
+    /// The experiment this run belongs to, its side, and the settings that side sets
+    /// (`NAME=value,NAME=value`): written into run.json for the report to pair runs.
+    #[arg(long, env = "EXPERIMENT")]
+    pub experiment: Option<String>,
+    #[arg(long, env = "EXPERIMENT_SIDE")]
+    pub experiment_side: Option<String>,
+    #[arg(long, env = "EXPERIMENT_SETTINGS", default_value = "")]
+    pub experiment_settings: String,
     /// How long to wait for the target to answer /health before giving up.
     #[arg(long, env = "READY_TIMEOUT_SECS", default_value_t = 60)]
     pub ready_timeout_secs: u64,
 }
 
 /// The load a run applies, after the profile's defaults and the overrides.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Load {
-    pub users: usize,
-    pub rate: f64,
-    pub duration_secs: u64,
-}
+pub use common::record::Load;
 
 impl Options {
     pub fn load(&self) -> Load {
@@ -189,6 +192,20 @@ impl Options {
             rate,
             duration_secs,
         }
+    }
+
+    pub fn experiment(&self) -> Option<common::record::Experiment> {
+        let name = self.experiment.clone().filter(|n| !n.is_empty())?;
+        Some(common::record::Experiment {
+            name,
+            side: self.experiment_side.clone().unwrap_or_default(),
+            settings: self
+                .experiment_settings
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect(),
+        })
     }
 
     pub fn run_id(&self) -> String {
@@ -315,9 +332,22 @@ async fn breakpoint(options: Options) -> anyhow::Result<PathBuf> {
             summary_dir.display()
         );
     }
-    let mut steps = Vec::new();
-    let mut highest_passing: Option<serde_json::Value> = None;
-    let mut first_failing: Option<serde_json::Value> = None;
+    let mut record = common::record::BreakpointRecord {
+        scenario: serde_json::to_value(options.scenario)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        sla: common::record::Sla {
+            p95_ms: Some(options.sla_p95_ms as f64),
+            error_pct: Some(options.sla_error_pct),
+            ..Default::default()
+        },
+        start_users: options.start_users,
+        step_users: options.step_users,
+        step_secs: options.step_secs,
+        max_steps: options.max_steps,
+        ..Default::default()
+    };
     for k in 0..options.max_steps {
         let users = options.start_users + k * options.step_users;
         let step = Options {
@@ -328,47 +358,41 @@ async fn breakpoint(options: Options) -> anyhow::Result<PathBuf> {
             ..options.clone()
         };
         let dir = run_once(step).await?;
-        let run: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json"))?)?;
-        let row = serde_json::json!({
-            "step": k + 1, "users": users, "run_id": run["run_id"],
-            "rps": run["rps"], "p95_ms": run["latency_ms"]["p95"], "error_pct": run["error_pct"],
-            "sla_met": run["sla"]["met"], "generator_saturated": run["generator"]["saturated"],
-        });
+        let run = common::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let met = run.sla.met == Some(true);
+        let row = common::record::BreakpointStep {
+            step: k + 1,
+            users: users as f64,
+            run_id: run.run_id.clone(),
+            rps: run.rps,
+            p95_ms: run.latency_ms.p95,
+            error_pct: run.error_pct,
+            sla_met: met,
+            generator_saturated: run.generator.saturated,
+        };
         eprintln!(
             "breakpoint step {}: {users} users, {:.1} req/s, p95 {} ms, errors {:.2}%: SLA {}",
             k + 1,
-            run["rps"].as_f64().unwrap_or(0.0),
-            run["latency_ms"]["p95"],
-            run["error_pct"].as_f64().unwrap_or(0.0),
-            if run["sla"]["met"] == true {
-                "met"
-            } else {
-                "broken"
-            }
+            run.rps,
+            run.latency_ms
+                .p95
+                .map_or("-".to_string(), |p| format!("{p:.0}")),
+            run.error_pct,
+            if met { "met" } else { "broken" }
         );
-        steps.push(row.clone());
-        if run["sla"]["met"] == true {
-            highest_passing = Some(row);
+        record.steps.push(row.clone());
+        if met {
+            record.highest_passing = Some(row);
         } else {
-            first_failing = Some(row);
+            record.first_failing = Some(row);
+            record.broke = true;
             break;
         }
     }
     std::fs::create_dir_all(&summary_dir)?;
-    let summary = serde_json::json!({
-        "scenario": options.scenario,
-        "sla": {"p95_ms": options.sla_p95_ms, "error_pct": options.sla_error_pct},
-        "start_users": options.start_users, "step_users": options.step_users,
-        "step_secs": options.step_secs, "max_steps": options.max_steps,
-        "steps": steps,
-        "highest_passing": highest_passing,
-        "first_failing": first_failing,
-        "broke": first_failing.is_some(),
-    });
     std::fs::write(
         summary_dir.join("breakpoint.json"),
-        serde_json::to_string_pretty(&summary)?,
+        serde_json::to_string_pretty(&record)?,
     )?;
     Ok(summary_dir)
 }
@@ -402,7 +426,6 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     let calibration = calibrate::service_time(&options).await;
     let sampler = record::Sampler::start(
         &options.lb_metrics_url,
-        gateways,
         options.worker_metrics_url.clone(),
         &dir,
     )?;
@@ -439,19 +462,16 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     if !options.keep_request_log {
         std::fs::remove_file(&log)?;
     }
-    record::write_run_json(
-        &dir,
-        &options,
-        &load,
-        &metrics,
-        &server,
+    let outcome = record::Outcome {
+        server,
         stack,
         calibration,
         sla_failed,
-        cpu_seconds,
+        generator_cpu_seconds: cpu_seconds,
         started,
         ended,
-    )?;
+    };
+    record::run_record(&dir, &options, &load, &metrics, outcome).write(&dir)?;
     Ok(dir)
 }
 

@@ -1,0 +1,524 @@
+//! The record of a load-test run, as files in `tests/results/<run-id>/`: one typed definition
+//! for the load generator that writes it, the report that reads it and the lab that checks it.
+//!
+//! - `run.json`: [`RunRecord`]
+//! - `server.jsonl`: a [`ServerSample`] per line, one a second
+//! - `latency_per_second.json`: [`LatencyPerSecond`]
+//! - `<run-id>-breakpoint/breakpoint.json`: [`BreakpointRecord`]
+//!
+//! `schema_version` says which shape a record has. Version 1 (no field) is the shape written
+//! before the field existed and still reads; a record from a newer scalelab is refused with a
+//! message saying so.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The shape written now. 2: `schema_version` itself, `experiment`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn version_one() -> u32 {
+    1
+}
+
+/// `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    #[serde(default = "version_one")]
+    pub schema_version: u32,
+    #[serde(default)]
+    pub run_id: Option<String>,
+    pub scenario: String,
+    #[serde(default)]
+    pub profile: String,
+    #[serde(default)]
+    pub load: Load,
+    /// [min, max] per iteration; None with NO_THINK.
+    #[serde(default)]
+    pub think_time_ms: Option<[u64; 2]>,
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub runtime: String,
+    #[serde(default)]
+    pub gateways: u32,
+    /// The experiment this run belongs to, its side and the settings it flipped.
+    #[serde(default)]
+    pub experiment: Option<Experiment>,
+    #[serde(default)]
+    pub started: String,
+    #[serde(default)]
+    pub ended: String,
+    #[serde(default)]
+    pub duration_secs: f64,
+    pub latency_ms: LatencySummary,
+    pub requests: u64,
+    #[serde(default)]
+    pub failures: u64,
+    #[serde(default)]
+    pub error_pct: f64,
+    pub rps: f64,
+    #[serde(default)]
+    pub by_route: BTreeMap<String, RouteRecord>,
+    #[serde(default)]
+    pub cache_seen_by_client: CacheSeen,
+    #[serde(default)]
+    pub longtask: Option<LongtaskSummary>,
+    #[serde(default)]
+    pub relogins: u64,
+    #[serde(default)]
+    pub server: ServerSummary,
+    #[serde(default)]
+    pub stack: Stack,
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+    #[serde(default)]
+    pub generator: Generator,
+    #[serde(default)]
+    pub sla: Sla,
+    #[serde(default)]
+    pub host: HostInfo,
+    #[serde(default)]
+    pub versions: Versions,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Load {
+    pub users: usize,
+    pub rate: f64,
+    pub duration_secs: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Experiment {
+    pub name: String,
+    /// `A`, `B`, …
+    pub side: String,
+    /// NAME=value of each setting this side sets.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// Milliseconds; the percentiles are None where the run had none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatencySummary {
+    pub avg: f64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteRecord {
+    pub requests: u64,
+    pub failures: u64,
+    pub status_codes: BTreeMap<u16, u64>,
+    pub latency_ms: LatencySummary,
+}
+
+/// The `X-Cache` answers the load generator saw.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheSeen {
+    pub hit: u64,
+    pub miss: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LongtaskSummary {
+    pub submitted: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub end_to_end_ms: JobTimes,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobTimes {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A measurement, or why it could not be taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Measured<T> {
+    // First: untagged variants are tried in order, and a lenient T would take `{"error"}`.
+    Failed { error: String },
+    Ok(T),
+}
+
+impl<T> Measured<T> {
+    pub fn ok(&self) -> Option<&T> {
+        match self {
+            Measured::Ok(v) => Some(v),
+            Measured::Failed { .. } => None,
+        }
+    }
+}
+
+/// What the servers counted over the run (differences between the first and last sample).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSummary {
+    pub samples: usize,
+    /// The load balancer's requests per gateway address.
+    pub requests_by_backend: Option<BTreeMap<String, f64>>,
+    pub cache: Option<Measured<GatewayCache>>,
+    pub gateway_cpu: Option<GatewayCpu>,
+    pub host_cpu_busy: Option<HostCpuBusy>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayCache {
+    pub hit: f64,
+    pub miss: f64,
+    pub error: f64,
+    pub hit_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayCpu {
+    pub seconds: f64,
+    pub requests: f64,
+    pub per_request_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostCpuBusy {
+    pub mean: f64,
+    pub max: f64,
+    pub samples: usize,
+}
+
+/// The settings in force, from each service's `/config` (never guessed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Stack {
+    pub load_balancer: Option<ServiceConfig>,
+    /// By gateway address.
+    pub gateways: BTreeMap<String, Option<ServiceConfig>>,
+    pub microservice: Option<ServiceConfig>,
+}
+
+impl Stack {
+    /// The first gateway's settings (every gateway runs the same ones).
+    pub fn gateway(&self) -> Option<&ServiceConfig> {
+        self.gateways.values().flatten().next()
+    }
+}
+
+/// The part of a service's `/config` the report reads; the rest is kept as it came.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    pub max_in_flight: Option<u32>,
+    pub max_queue: Option<u32>,
+    pub cache_enabled: Option<bool>,
+    pub cache_ttl_secs: Option<u32>,
+    pub db_pool_size: Option<u32>,
+    pub db_delay_ms: Option<u32>,
+    pub microservice_url: Option<String>,
+    pub host: Option<HostLimits>,
+    /// Set instead of the rest when `/config` could not be read.
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// The cores a service sees and its container's CPU limit (`/config`'s `host`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostLimits {
+    pub cores: Option<u32>,
+    pub cpu_limit: Option<f64>,
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
+}
+
+/// Service time measured one request at a time before the load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Calibration {
+    pub requests: usize,
+    pub failed: usize,
+    pub p50_ms: Option<f64>,
+    pub min_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Generator {
+    pub cpu_seconds: f64,
+    pub cpu_per_request_us: f64,
+    pub share_of_machine: f64,
+    pub saturated: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sla {
+    pub p95_ms: Option<f64>,
+    pub error_pct: Option<f64>,
+    pub met: Option<bool>,
+    pub failed_rules: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostInfo {
+    pub cpu: Option<String>,
+    pub cores: Option<u32>,
+    pub memory_gib: Option<f64>,
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Versions {
+    pub scalelab: Option<String>,
+    pub goose: Option<String>,
+    pub git_commit: Option<String>,
+    pub kernel: Option<String>,
+}
+
+/// One line of `server.jsonl`: the servers' counters at `t` seconds into the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSample {
+    pub t: f64,
+    /// The load balancer's metrics could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_by_backend: Option<BTreeMap<String, f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backends_healthy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<f64>,
+    pub gateways: BTreeMap<String, Measured<GatewaySample>>,
+    /// Share of the machine's CPU busy since the previous sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_cpu_busy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<Measured<WorkerSample>>,
+}
+
+/// A gateway's counters (totals since it started).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewaySample {
+    pub requests: f64,
+    pub cache_hit: f64,
+    pub cache_miss: f64,
+    pub cache_error: f64,
+    pub limiter_rejected: f64,
+    pub cpu_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerSample {
+    pub queue_length: f64,
+    pub queue_pending: f64,
+    pub queue_lag: f64,
+    pub jobs_in_progress: f64,
+    pub jobs_processed: f64,
+}
+
+/// `latency_per_second.json`: index = second of the run; None for a second without requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatencyPerSecond {
+    pub requests: Vec<u64>,
+    pub failures: Vec<u64>,
+    pub p50_ms: Vec<Option<f64>>,
+    pub p95_ms: Vec<Option<f64>>,
+    pub p99_ms: Vec<Option<f64>>,
+    /// The whole run's successful requests only: what a user who got an answer waited.
+    pub ok: OkLatency,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OkLatency {
+    pub requests: u64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// `breakpoint.json`: a step-load search, each step a run of its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BreakpointRecord {
+    #[serde(default)]
+    pub scenario: String,
+    #[serde(default)]
+    pub sla: Sla,
+    #[serde(default)]
+    pub start_users: usize,
+    #[serde(default)]
+    pub step_users: usize,
+    #[serde(default)]
+    pub step_secs: u64,
+    #[serde(default)]
+    pub max_steps: usize,
+    pub steps: Vec<BreakpointStep>,
+    #[serde(default)]
+    pub highest_passing: Option<BreakpointStep>,
+    #[serde(default)]
+    pub first_failing: Option<BreakpointStep>,
+    #[serde(default)]
+    pub broke: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BreakpointStep {
+    pub step: usize,
+    pub users: f64,
+    pub run_id: Option<String>,
+    pub rps: f64,
+    pub p95_ms: Option<f64>,
+    pub error_pct: f64,
+    pub sla_met: bool,
+    pub generator_saturated: bool,
+}
+
+/// Reads a JSON file into `T`; errors are one line naming what is wrong ("not JSON: …",
+/// "no `latency_ms` (a partial run?)", "written by a newer scalelab …").
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+    let version = value
+        .get("schema_version")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    if version > u64::from(SCHEMA_VERSION) {
+        return Err(format!(
+            "schema version {version} was written by a newer scalelab (this one reads up to {SCHEMA_VERSION}); update this checkout"
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        let text = e.to_string();
+        match text
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            Some(field) => format!("no `{field}` (a partial run?)"),
+            None => format!("not a run record of schema version {version}: {text}"),
+        }
+    })
+}
+
+impl RunRecord {
+    pub fn read(dir: &Path) -> Result<RunRecord, String> {
+        read_json(&dir.join("run.json"))
+    }
+
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("run.json"), text)
+    }
+
+    /// Successful requests of the scenario's routes (logins left out) per second.
+    pub fn goodput(&self) -> f64 {
+        let scenario: Vec<&RouteRecord> = self
+            .by_route
+            .iter()
+            .filter(|(name, _)| !name.contains("/login"))
+            .map(|(_, r)| r)
+            .collect();
+        let ok = if scenario.is_empty() {
+            self.requests.saturating_sub(self.failures) as f64
+        } else {
+            scenario
+                .iter()
+                .map(|r| r.requests.saturating_sub(r.failures) as f64)
+                .sum()
+        };
+        if self.duration_secs > 0.0 {
+            ok / self.duration_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Every line of `server.jsonl` that parses.
+pub fn read_server_samples(dir: &Path) -> Vec<ServerSample> {
+    std::fs::read_to_string(dir.join("server.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_one_record_without_most_fields_still_reads() {
+        let v: RunRecord = serde_json::from_str(
+            r#"{"scenario":"hit","requests":10,"rps":1.0,"latency_ms":{"avg":1.0,"p95":3},
+                "server":{"cache":{"error":"no gateway's metrics were reachable"}},
+                "stack":{"gateways":{"a":{"max_in_flight":4,"host":{"cores":2}},"b":null}}}"#,
+        )
+        .unwrap();
+        assert_eq!(v.schema_version, 1);
+        assert_eq!(v.latency_ms.p95, Some(3.0));
+        assert!(matches!(v.server.cache, Some(Measured::Failed { .. })));
+        assert_eq!(v.stack.gateway().and_then(|g| g.max_in_flight), Some(4));
+        assert_eq!(
+            v.stack.gateway().and_then(|g| g.host.as_ref()?.cores),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn newer_and_partial_records_are_refused_with_a_reason() {
+        let dir = std::env::temp_dir().join(format!("record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("run.json"),
+            r#"{"schema_version": 99, "scenario": "hit"}"#,
+        )
+        .unwrap();
+        let err = RunRecord::read(&dir).unwrap_err();
+        assert!(err.contains("newer scalelab"), "{err}");
+        std::fs::write(
+            dir.join("run.json"),
+            r#"{"scenario": "hit", "requests": 1, "rps": 1}"#,
+        )
+        .unwrap();
+        let err = RunRecord::read(&dir).unwrap_err();
+        assert_eq!(err, "no `latency_ms` (a partial run?)");
+        std::fs::write(dir.join("run.json"), "{").unwrap();
+        assert!(RunRecord::read(&dir).unwrap_err().starts_with("not JSON"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_gateway_sample_is_a_measurement_or_an_error() {
+        let s: ServerSample = serde_json::from_str(
+            r#"{"t":1.0,"gateways":{"a":{"requests":5,"cpu_seconds":0.5},"b":{"error":"refused"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.gateways["a"].ok().map(|g| g.requests), Some(5.0));
+        assert!(s.gateways["b"].ok().is_none());
+    }
+}

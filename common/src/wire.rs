@@ -1,0 +1,44 @@
+//! What the load balancer's metrics and admin ports exchange with the lab and the load
+//! generator: one typed definition, serialised by the load balancer, read by the others.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /backends`: the entries discovery resolves, and each gateway it found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Backends {
+    pub entries: Vec<String>,
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backend {
+    /// `ip:port`.
+    pub addr: String,
+    /// In rotation as far as health goes (a draining gateway may still be healthy).
+    pub healthy: bool,
+    /// Taken out of rotation by the lab before it stops this gateway.
+    #[serde(default)]
+    pub draining: bool,
+    /// Requests the load balancer has sent it that have not completed.
+    #[serde(default)]
+    pub in_flight: usize,
+}
+
+impl Backends {
+    /// Gateways that get new requests: healthy and not draining.
+    pub fn in_rotation(&self) -> impl Iterator<Item = &Backend> {
+        self.backends.iter().filter(|b| b.healthy && !b.draining)
+    }
+}
+
+/// `PUT /backends` on the admin port: the entries discovery resolves from now on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetBackends {
+    pub backends: Vec<String>,
+}
+
+/// `PUT /drain` on the admin port: exactly these `ip:port` addresses are draining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drain {
+    pub backends: Vec<String>,
+}

@@ -1,0 +1,257 @@
+//! scalelab's orchestration, in Rust like rust-analyzer's `xtask`: the one table of lab
+//! settings, the runtimes (native processes, Docker Compose) behind one trait, and the
+//! protocols (a recorded load run, `benchmark-all`). The Makefile is the front door and
+//! calls the `lab` binary.
+
+pub mod lb;
+pub mod prereq;
+pub mod protocol;
+pub mod runtime;
+pub mod settings;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use runtime::{Action, Kind, Paths};
+use settings::{Service, Settings};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lab",
+    about = "Run the scalelab stack and its protocols (the Makefile calls this)"
+)]
+pub struct Cli {
+    /// native or compose (default: the one whose stack is up, else compose where a Docker
+    /// engine answers, else native).
+    #[arg(long, env = "RUNTIME", global = true)]
+    pub runtime: Option<String>,
+    /// Compose images: official or offline (default: official when they can be pulled).
+    #[arg(long, env = "IMAGES", global = true)]
+    pub images: Option<String>,
+    /// Which binaries the stack runs: release or debug.
+    #[arg(long, env = "BUILD", default_value = "release", global = true)]
+    pub build: String,
+    /// Shorter runs: 300 users, +100/s, 20 s.
+    #[arg(long, env = "QUICK", global = true, value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    pub quick: bool,
+    /// Do not run `cargo build` first (the binaries are already built).
+    #[arg(long, env = "SKIP_BUILD", global = true, value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    pub skip_build: bool,
+    /// The checkout (default: found from the current folder).
+    #[arg(long, env = "LAB_ROOT", global = true)]
+    pub root: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the runtime that would be used.
+    Runtime,
+    /// The lab settings in force, with their defaults and meanings.
+    Settings,
+    /// Print `.env.example` as generated from the settings table.
+    EnvExample,
+    /// Check this machine has what the chosen runtime needs, then build the binaries.
+    Build,
+    /// Start the stack with N gateways, or bring a running one to N in place.
+    Up { gateways: usize },
+    /// Scale the gateways of a running stack to N in place (drained before they stop).
+    Scale { gateways: usize },
+    /// Stop the stack (only what the lab started).
+    Down {
+        /// Also remove its data: volumes (compose) or the lab's Redis keys (native).
+        #[arg(short = 'v', long)]
+        remove_data: bool,
+    },
+    /// What runs.
+    Ps,
+    /// Last log lines of every instance, or of every instance of one service.
+    Logs {
+        service: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        lines: usize,
+    },
+    /// Restart one service with changed settings: `lab restart gateway MAX_IN_FLIGHT=8`.
+    Restart { service: String, set: Vec<String> },
+    /// stop, kill, pause, resume or start one instance (`gateway-2`, `worker`, …).
+    Act { instance: String, action: String },
+    /// Bring the stack to N gateways, then one recorded load-test run.
+    Load {
+        gateways: usize,
+        scenario: String,
+        #[arg(default_value = "classic")]
+        profile: String,
+    },
+    /// The seed lab's protocol: 1 then 3 gateways, miss and hit, then the report.
+    BenchmarkAll,
+}
+
+/// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
+pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(root) = explicit {
+        return Ok(root);
+    }
+    let mut dir = std::env::current_dir()?;
+    loop {
+        if dir.join("docker-compose.yml").exists() && dir.join("Cargo.toml").exists() {
+            return Ok(dir);
+        }
+        if !dir.pop() {
+            bail!(
+                "not inside the scalelab checkout (no docker-compose.yml above the current folder)"
+            );
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = find_root(cli.root.clone())?;
+    if !matches!(cli.build.as_str(), "release" | "debug") {
+        bail!("BUILD must be release or debug, not {:?}", cli.build);
+    }
+    let paths = Paths::new(&root, &cli.build);
+    match &cli.command {
+        Command::EnvExample => {
+            print!("{}", settings::env_example());
+            return Ok(());
+        }
+        Command::Settings => {
+            print!("{}", settings::describe(&Settings::load(&root)?));
+            return Ok(());
+        }
+        _ => {}
+    }
+    let settings = Settings::load(&root)?;
+    let kind = runtime::choose(cli.runtime.as_deref(), &paths).await?;
+    if let Command::Runtime = cli.command {
+        println!("{}", kind.name());
+        return Ok(());
+    }
+    // down, ps and logs act on what runs: no build, no image choice.
+    let needs_build = matches!(
+        cli.command,
+        Command::Build
+            | Command::Up { .. }
+            | Command::Load { .. }
+            | Command::BenchmarkAll
+            | Command::Restart { .. }
+    );
+    // Only a command that may start the stack may try to pull the official images.
+    let offline = kind == Kind::Compose
+        && runtime::compose::decide_offline(cli.images.as_deref(), &paths, &settings, needs_build)
+            .await?;
+    let mut rt = runtime::open(kind, paths.clone(), settings.clone(), offline).await?;
+    if needs_build {
+        // Everything the runtime needs is checked before the long build, not after it.
+        prereq::check(kind, offline, cli.skip_build)?;
+        if !cli.skip_build {
+            prereq::build(&root, &cli.build).await?;
+        }
+    }
+    match cli.command {
+        Command::Runtime | Command::Settings | Command::EnvExample => unreachable!("handled above"),
+        Command::Build => Ok(()),
+        Command::Up { gateways } => rt.up(gateways).await,
+        Command::Scale { gateways } => {
+            if !rt.is_up().await {
+                bail!("no {} stack is up: start one with make up", kind.name());
+            }
+            rt.scale(gateways).await
+        }
+        Command::Down { remove_data } => {
+            down(rt.as_mut(), kind, &paths, &settings, remove_data).await
+        }
+        Command::Ps => {
+            let instances = rt.ps().await?;
+            if instances.is_empty() {
+                println!("nothing runs ({} runtime)", kind.name());
+            } else {
+                println!(
+                    "{:<16} {:<14} {:<10} {}",
+                    "INSTANCE", "SERVICE", "ID", "STATE"
+                );
+                for i in instances {
+                    let id: String = i.id.chars().take(10).collect();
+                    println!(
+                        "{:<16} {:<14} {:<10} {}",
+                        i.name,
+                        i.service.name(),
+                        id,
+                        i.state
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Logs { service, lines } => {
+            let service = service
+                .filter(|s| !s.is_empty())
+                .map(|s| Service::parse(&s))
+                .transpose()?;
+            print!("{}", rt.logs(service, lines).await?);
+            Ok(())
+        }
+        Command::Restart { service, set } => {
+            let service = Service::parse(&service)?;
+            let mut changed = rt.settings().clone();
+            for pair in &set {
+                let (k, v) = pair
+                    .split_once('=')
+                    .with_context(|| format!("expected NAME=value, not {pair:?}"))?;
+                changed.set(k, v)?;
+            }
+            rt.restart(service, changed).await
+        }
+        Command::Act { instance, action } => rt.act(&instance, Action::parse(&action)?).await,
+        Command::Load {
+            gateways,
+            scenario,
+            profile,
+        } => {
+            let spec = protocol::LoadSpec {
+                gateways,
+                scenario,
+                profile,
+                quick: cli.quick,
+                run_id: None,
+                results_dir: None,
+                env: Vec::new(),
+            };
+            protocol::load(rt.as_mut(), &paths.bin, &root, &spec)
+                .await
+                .map(|_| ())
+        }
+        Command::BenchmarkAll => {
+            protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, cli.quick).await
+        }
+    }
+}
+
+/// Stops whichever runtime has a stack up: the chosen one, and the other one too when it
+/// runs (so `make down` never leaves half a lab behind).
+async fn down(
+    rt: &mut dyn runtime::Runtime,
+    kind: Kind,
+    paths: &Paths,
+    settings: &Settings,
+    remove_data: bool,
+) -> anyhow::Result<()> {
+    rt.down(remove_data).await?;
+    let other = match kind {
+        Kind::Native if runtime::compose::engine_answers().await => Some(Kind::Compose),
+        Kind::Compose if runtime::native::marked_up(paths) => Some(Kind::Native),
+        _ => None,
+    };
+    if let Some(other) = other {
+        let offline = runtime::compose::decide_offline(None, paths, settings, false)
+            .await
+            .unwrap_or(false);
+        if let Ok(mut o) = runtime::open(other, paths.clone(), settings.clone(), offline).await {
+            if o.is_up().await {
+                o.down(remove_data).await?;
+            }
+        }
+    }
+    Ok(())
+}

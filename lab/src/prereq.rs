@@ -1,0 +1,99 @@
+//! What a runtime needs on this machine, checked before the long build so that a missing
+//! package is one line with its install command, not a failure nine minutes in.
+
+use crate::runtime::{compose, Kind};
+use anyhow::{bail, Context};
+use std::path::Path;
+
+fn have(cmd: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {cmd} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn answers(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+fn have_postgres_server() -> bool {
+    have("initdb")
+        || std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("bin/initdb").exists())
+}
+
+/// Every missing prerequisite, each with the command that installs it.
+pub fn missing(kind: Kind, offline: bool, building: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if building {
+        if !have("cargo") {
+            out.push("cargo (Rust): see https://rustup.rs".to_string());
+        }
+        if !have("cmake") {
+            out.push(
+                "cmake (the load balancer's zlib-ng): sudo apt-get install -y cmake".to_string(),
+            );
+        }
+        if !have("cc") {
+            out.push("a C compiler: sudo apt-get install -y build-essential".to_string());
+        }
+    }
+    if !Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists()
+        && std::env::var_os("REPORT_FONT").is_none()
+    {
+        out.push(
+            "a font for the report's charts: sudo apt-get install -y fonts-dejavu-core".to_string(),
+        );
+    }
+    match kind {
+        Kind::Native => {
+            if !answers(5432) && !(have_postgres_server() && have("psql")) {
+                out.push("PostgreSQL (the native runtime starts it on 127.0.0.1): sudo apt-get install -y postgresql".to_string());
+            }
+            if !answers(6379) && !have("redis-server") {
+                out.push("Redis: sudo apt-get install -y redis-server".to_string());
+            }
+            if !have("redis-cli") {
+                out.push("redis-cli: sudo apt-get install -y redis-tools".to_string());
+            }
+        }
+        Kind::Compose => out.extend(compose::prerequisites(offline)),
+    }
+    out
+}
+
+pub fn check(kind: Kind, offline: bool, skip_build: bool) -> anyhow::Result<()> {
+    let missing = missing(kind, offline, !skip_build);
+    if !missing.is_empty() {
+        bail!(
+            "the {} runtime needs what this machine lacks:\n  - {}",
+            kind.name(),
+            missing.join("\n  - ")
+        );
+    }
+    Ok(())
+}
+
+/// Builds the whole workspace (a part alone would re-resolve features and rebuild shared
+/// crates): release binaries for benchmarks, debug for smoke runs.
+pub async fn build(root: &Path, profile: &str) -> anyhow::Result<()> {
+    let mut cmd = tokio::process::Command::new("cargo");
+    cmd.current_dir(root)
+        .args(["build", "--workspace", "--quiet"]);
+    if profile == "release" {
+        cmd.arg("--release");
+        eprintln!("lab: building release binaries (the first time takes several minutes, then only what changed)");
+    }
+    let status = cmd.status().await.context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    Ok(())
+}

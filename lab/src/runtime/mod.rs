@@ -1,0 +1,263 @@
+//! Where the stack runs. Every runtime offers the same operations, so protocols,
+//! experiments and the autoscaler are written once:
+//!
+//! - `up(n)`: start the stack with n gateways, or bring a running one to n in place;
+//! - `scale(n)`: gateways only, in place: a new gateway takes traffic only once the load
+//!   balancer has seen it healthy; a leaving one is drained first (out of rotation, its
+//!   in-flight requests completed), then stopped; no client request fails for it;
+//! - `down`: stop only what the lab started;
+//! - `ps`, `logs`; `restart` one service with changed settings; `act` on one instance
+//!   (stop, kill, pause, resume, start) for fault experiments.
+
+pub mod compose;
+pub mod native;
+
+use crate::lb::LoadBalancer;
+use crate::settings::{Service, Settings};
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Native,
+    Compose,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Native => "native",
+            Kind::Compose => "compose",
+        }
+    }
+}
+
+/// One process or container of the stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// `gateway-2`: the name `act` and `logs` take.
+    pub name: String,
+    pub service: Service,
+    /// `running`, `exited`, `paused`, or the container's status line.
+    pub state: String,
+    /// pid or container id.
+    pub id: String,
+}
+
+/// What a fault experiment does to one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// SIGTERM: a graceful stop.
+    Stop,
+    /// SIGKILL: a crash.
+    Kill,
+    /// SIGSTOP / docker pause: alive but silent.
+    Pause,
+    Resume,
+    /// Start a stopped instance again with the settings in force.
+    Start,
+}
+
+impl Action {
+    pub fn parse(word: &str) -> anyhow::Result<Action> {
+        Ok(match word {
+            "stop" => Action::Stop,
+            "kill" => Action::Kill,
+            "pause" => Action::Pause,
+            "resume" => Action::Resume,
+            "start" => Action::Start,
+            _ => bail!("unknown action {word:?}: one of stop, kill, pause, resume, start"),
+        })
+    }
+}
+
+/// Longest wait for a service to become ready or a gateway to enter the rotation.
+pub const READY_LIMIT: Duration = Duration::from_secs(120);
+/// Longest wait for the load balancer's requests to a draining gateway to complete.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+#[async_trait]
+pub trait Runtime: Send {
+    fn kind(&self) -> Kind;
+    fn settings(&self) -> &Settings;
+    fn load_balancer(&self) -> &LoadBalancer;
+    /// Whether a stack of this runtime is up.
+    async fn is_up(&self) -> bool;
+    async fn up(&mut self, gateways: usize) -> anyhow::Result<()>;
+    async fn scale(&mut self, gateways: usize) -> anyhow::Result<()>;
+    async fn down(&mut self, remove_data: bool) -> anyhow::Result<()>;
+    async fn ps(&self) -> anyhow::Result<Vec<Instance>>;
+    /// The last `lines` of each matching instance's log (every instance of the service).
+    async fn logs(&self, service: Option<Service>, lines: usize) -> anyhow::Result<String>;
+    /// Restarts every instance of a service with `settings` (which become the ones in force).
+    async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()>;
+    async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()>;
+
+    /// Gateways running now.
+    async fn gateways(&self) -> anyhow::Result<usize> {
+        Ok(self
+            .ps()
+            .await?
+            .iter()
+            .filter(|i| i.service == Service::Gateway && i.state.starts_with("running"))
+            .count())
+    }
+
+    /// Where the load generator sends load and reads the stack's metrics.
+    fn endpoints(&self) -> Endpoints {
+        Endpoints::from_settings(self.settings())
+    }
+}
+
+/// Host-side addresses of the stack (the same in every runtime: compose publishes them on
+/// loopback).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub target: String,
+    pub lb_metrics: String,
+    pub microservice: String,
+    pub worker_metrics: String,
+}
+
+impl Endpoints {
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            target: format!("http://127.0.0.1:{}", s.get("LB_PORT")),
+            lb_metrics: format!("http://127.0.0.1:{}/metrics", s.get("LB_METRICS_PORT")),
+            microservice: format!("http://127.0.0.1:{}", s.get("MICROSERVICE_PORT")),
+            worker_metrics: format!("http://127.0.0.1:{}/metrics", s.get("WORKER_PORT")),
+        }
+    }
+}
+
+/// The project's folders: the checkout, and `.scalelab/` under it.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    /// Native pids and logs, the compose image choice.
+    pub run: PathBuf,
+    /// Where the stack's binaries are (`target/release`).
+    pub bin: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: &Path, build: &str) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            run: root.join(".scalelab/run"),
+            bin: root.join("target").join(build),
+        }
+    }
+}
+
+/// The runtime to use: `RUNTIME` when set; else the one whose stack is up (so `make up`
+/// after a native `make up` does not try compose); else compose where a Docker engine
+/// answers, native otherwise (said once).
+pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Kind> {
+    match requested.filter(|r| !r.is_empty()) {
+        Some("native") => Ok(Kind::Native),
+        Some("compose") => {
+            if !compose::engine_answers().await {
+                bail!("RUNTIME=compose but no Docker engine answers (is the daemon running, may you use it?)");
+            }
+            Ok(Kind::Compose)
+        }
+        Some(other) => bail!("RUNTIME must be native or compose, not {other:?}"),
+        None => {
+            if native::marked_up(paths) {
+                return Ok(Kind::Native);
+            }
+            if compose::engine_answers().await {
+                return Ok(Kind::Compose);
+            }
+            eprintln!("lab: no Docker engine answers: using the native runtime (RUNTIME=native)");
+            Ok(Kind::Native)
+        }
+    }
+}
+
+/// Builds the runtime of that kind.
+pub async fn open(
+    kind: Kind,
+    paths: Paths,
+    settings: Settings,
+    offline_images: bool,
+) -> anyhow::Result<Box<dyn Runtime>> {
+    Ok(match kind {
+        Kind::Native => Box::new(native::Native::new(paths, settings, native::Options::lab())),
+        Kind::Compose => Box::new(compose::Compose::new(paths, settings, offline_images).await?),
+    })
+}
+
+/// Who listens on a TCP port, from `ss` (None when nobody does).
+pub fn port_holder(port: u16) -> Option<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltnp", &format!("sport = :{port}")])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?;
+    Some(
+        line.split("users:((")
+            .nth(1)
+            .map(|u| u.trim_end_matches(')').to_string())
+            .unwrap_or_else(|| "another process".to_string()),
+    )
+}
+
+/// Fails with a line naming the holder when any of the ports is taken.
+pub fn check_ports_free(ports: &[(&str, u16)]) -> anyhow::Result<()> {
+    for (name, port) in ports {
+        if std::net::TcpListener::bind(("127.0.0.1", *port)).is_err() {
+            let who = port_holder(*port).unwrap_or_else(|| "another process".into());
+            bail!(
+                "port {port} ({name}) is taken by {who}; stop that process or set {name} in .env"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Polls `url` until it answers 2xx, `alive()` turns false, or the limit passes.
+pub async fn wait_http_ok(
+    url: &str,
+    limit: Duration,
+    mut alive: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("http client");
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if !alive() {
+            bail!("it exited");
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{url} did not answer 200 within {}s", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs a command, failing with its stderr's last lines.
+pub async fn run_checked(cmd: &mut tokio::process::Command, what: &str) -> anyhow::Result<String> {
+    let out = cmd
+        .output()
+        .await
+        .with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{what} failed ({}):\n{}", out.status, tail.join("\n"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,601 @@
+//! The native runtime: the stack's binaries as processes on loopback. Pids and logs live in
+//! `.scalelab/run/` (`pids/<instance>.pid`, `logs/<instance>.log`); gateways are
+//! `gateway-1..N` on consecutive ports; the load balancer's backend list is set through its
+//! admin port, so rescaling never restarts it. Postgres and Redis are used where they answer,
+//! else started by `scripts/deps` (and never stopped by `down`).
+
+use super::{
+    check_ports_free, wait_http_ok, Action, Instance, Kind, Paths, Runtime, DRAIN_LIMIT,
+    READY_LIMIT,
+};
+use crate::lb::LoadBalancer;
+use crate::settings::{Service, Settings};
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// What differs between the lab's own stack and a test's.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Start Postgres and Redis with `scripts/deps` when they do not answer.
+    pub manage_deps: bool,
+    /// Default: the lab's database on 127.0.0.1:5432 with POSTGRES_PASSWORD.
+    pub database_url: Option<String>,
+    pub redis_url: String,
+    /// Added to every service's environment (a test's key prefix, say).
+    pub extra_env: Vec<(String, String)>,
+    /// Gateway i listens on `gateway_base_port + i - 1`.
+    pub gateway_base_port: u16,
+}
+
+impl Options {
+    pub fn lab() -> Self {
+        Self {
+            manage_deps: true,
+            database_url: None,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            extra_env: Vec::new(),
+            gateway_base_port: 8010,
+        }
+    }
+}
+
+pub struct Native {
+    paths: Paths,
+    settings: Settings,
+    options: Options,
+    lb: LoadBalancer,
+    /// Processes this lab process started: reaped when they exit.
+    children: HashMap<String, Child>,
+}
+
+/// Whether a native stack is up (its marker and a live load balancer).
+pub fn marked_up(paths: &Paths) -> bool {
+    paths.run.join("runtime").exists() && pid_alive(&paths.run, "load_balancer")
+}
+
+fn pid_of(run: &std::path::Path, name: &str) -> Option<i32> {
+    std::fs::read_to_string(run.join("pids").join(format!("{name}.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Alive, not a zombie, and still our binary (a recycled pid is not ours).
+fn pid_alive(run: &std::path::Path, name: &str) -> bool {
+    let Some(pid) = pid_of(run, name) else {
+        return false;
+    };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let binary = service_of(name).map(|s| s.name()).unwrap_or("");
+    state.is_some_and(|s| s != 'Z' && s != 'X') && binary.starts_with(comm.trim())
+}
+
+/// `gateway-2` → gateway.
+fn service_of(instance: &str) -> Option<Service> {
+    let base = instance.split('-').next().unwrap_or(instance);
+    Service::parse(base).ok()
+}
+
+fn signal(pid: i32, sig: libc::c_int) -> bool {
+    // SAFETY: kill(2) with a pid read from our own pid file, checked to be our binary.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+impl Native {
+    pub fn new(paths: Paths, settings: Settings, options: Options) -> Self {
+        let lb = LoadBalancer::new(
+            settings.port("LB_METRICS_PORT"),
+            settings.port("LB_ADMIN_PORT"),
+        );
+        Self {
+            paths,
+            settings,
+            options,
+            lb,
+            children: HashMap::new(),
+        }
+    }
+
+    fn alive(&mut self, name: &str) -> bool {
+        if let Some(child) = self.children.get_mut(name) {
+            if !matches!(child.try_wait(), Ok(None)) {
+                self.children.remove(name);
+                return false;
+            }
+        }
+        pid_alive(&self.paths.run, name)
+    }
+
+    fn gateway_port(&self, i: usize) -> u16 {
+        self.options.gateway_base_port + (i as u16) - 1
+    }
+
+    fn gateway_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.gateway_port(i))
+    }
+
+    /// Indices of the gateways whose process is alive, ascending.
+    fn live_gateways(&mut self) -> Vec<usize> {
+        let mut found: Vec<usize> = std::fs::read_dir(self.paths.run.join("pids"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("gateway-")?
+                    .strip_suffix(".pid")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        found.sort_unstable();
+        found.retain(|i| self.alive(&format!("gateway-{i}")));
+        found
+    }
+
+    fn database_url(&self) -> String {
+        self.options.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "postgres://postgres:{}@127.0.0.1:5432/scalelab",
+                self.settings.get("POSTGRES_PASSWORD")
+            )
+        })
+    }
+
+    fn port_of(&self, service: Service) -> u16 {
+        match service {
+            Service::LoadBalancer => self.settings.port("LB_PORT"),
+            Service::Microservice => self.settings.port("MICROSERVICE_PORT"),
+            Service::Worker => self.settings.port("WORKER_PORT"),
+            Service::Gateway => unreachable!("gateways have one port each"),
+        }
+    }
+
+    /// Starts one instance in its own process group, its output in its log file.
+    fn start(
+        &mut self,
+        name: &str,
+        service: Service,
+        port: u16,
+        extra: Vec<(String, String)>,
+    ) -> anyhow::Result<()> {
+        let bin = self.paths.bin.join(service.name());
+        if !bin.exists() {
+            bail!("{} is missing; build it first: make release", bin.display());
+        }
+        check_ports_free(&[(name, port)])?;
+        std::fs::create_dir_all(self.paths.run.join("pids"))?;
+        std::fs::create_dir_all(self.paths.run.join("logs"))?;
+        let log = std::fs::File::create(self.log_path(name))?;
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.settings.env_for(service))
+            .env("INSTANCE_ID", name)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", self.database_url())
+            .env("REDIS_URL", &self.options.redis_url)
+            .envs(self.options.extra_env.iter().cloned())
+            .envs(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group: Ctrl-C on `make` does not reach the stack.
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        std::fs::write(
+            self.paths.run.join("pids").join(format!("{name}.pid")),
+            child.id().to_string(),
+        )?;
+        self.children.insert(name.to_string(), child);
+        Ok(())
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.paths.run.join("logs").join(format!("{name}.log"))
+    }
+
+    fn log_tail(&self, name: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.log_path(name)).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Waits for `url`; on failure, the instance's last log lines.
+    async fn wait_ready(&mut self, name: &str, url: &str) -> anyhow::Result<()> {
+        let run = self.paths.run.clone();
+        let owned = name.to_string();
+        let result = wait_http_ok(url, READY_LIMIT, || pid_alive(&run, &owned)).await;
+        if let Err(e) = result {
+            bail!(
+                "{name} did not become ready ({e}); its last log lines:\n{}",
+                indent(&self.log_tail(name, 30))
+            );
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then SIGKILL if it outlives its grace period by 5 s.
+    async fn stop(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.alive(name) {
+            let pid = pid_of(&self.paths.run, name).expect("alive has a pid");
+            signal(pid, libc::SIGTERM);
+            let grace: u64 = self
+                .settings
+                .get("SHUTDOWN_GRACE_SECS")
+                .parse()
+                .unwrap_or(5);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(grace + 5);
+            while self.alive(name) {
+                if tokio::time::Instant::now() >= deadline {
+                    eprintln!("lab: {name} outlived its grace period: SIGKILL");
+                    signal(pid, libc::SIGKILL);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let _ = std::fs::remove_file(self.paths.run.join("pids").join(format!("{name}.pid")));
+        self.children.remove(name);
+        Ok(())
+    }
+
+    async fn ensure(&mut self, service: Service) -> anyhow::Result<()> {
+        let name = service.name();
+        if self.alive(name) {
+            return Ok(());
+        }
+        let port = self.port_of(service);
+        self.start(name, service, port, Vec::new())?;
+        self.wait_ready(name, &format!("http://127.0.0.1:{port}/ready"))
+            .await
+    }
+
+    async fn start_gateway(&mut self, i: usize) -> anyhow::Result<()> {
+        let name = format!("gateway-{i}");
+        let port = self.gateway_port(i);
+        let microservice = format!(
+            "http://127.0.0.1:{}",
+            self.settings.get("MICROSERVICE_PORT")
+        );
+        self.start(
+            &name,
+            Service::Gateway,
+            port,
+            vec![("MICROSERVICE_URL".into(), microservice)],
+        )?;
+        self.wait_ready(&name, &format!("http://127.0.0.1:{port}/ready"))
+            .await
+    }
+
+    async fn start_load_balancer(&mut self, gateways: &[usize]) -> anyhow::Result<()> {
+        let s = &self.settings;
+        let extra = vec![
+            (
+                "METRICS_ADDR".into(),
+                format!("127.0.0.1:{}", s.get("LB_METRICS_PORT")),
+            ),
+            (
+                "ADMIN_ADDR".into(),
+                format!("127.0.0.1:{}", s.get("LB_ADMIN_PORT")),
+            ),
+            (
+                "BACKENDS".into(),
+                gateways
+                    .iter()
+                    .map(|i| self.gateway_addr(*i))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ];
+        let metrics = s.port("LB_METRICS_PORT");
+        check_ports_free(&[
+            ("LB_METRICS_PORT", metrics),
+            ("LB_ADMIN_PORT", s.port("LB_ADMIN_PORT")),
+        ])?;
+        self.start(
+            "load_balancer",
+            Service::LoadBalancer,
+            s.port("LB_PORT"),
+            extra,
+        )?;
+        self.wait_ready(
+            "load_balancer",
+            &format!("http://127.0.0.1:{metrics}/health"),
+        )
+        .await
+    }
+
+    async fn deps_up(&self) -> anyhow::Result<()> {
+        if !self.options.manage_deps {
+            return Ok(());
+        }
+        let status = tokio::process::Command::new(self.paths.root.join("scripts/deps"))
+            .arg("up")
+            .env("PG_PASSWORD", self.settings.get("POSTGRES_PASSWORD"))
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .context("cannot run scripts/deps")?;
+        if !status.success() {
+            bail!("Postgres or Redis could not be started (scripts/deps up)");
+        }
+        Ok(())
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[async_trait]
+impl Runtime for Native {
+    fn kind(&self) -> Kind {
+        Kind::Native
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn load_balancer(&self) -> &LoadBalancer {
+        &self.lb
+    }
+
+    async fn is_up(&self) -> bool {
+        marked_up(&self.paths)
+    }
+
+    async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
+        if gateways == 0 {
+            bail!("GATEWAYS must be at least 1");
+        }
+        std::fs::create_dir_all(&self.paths.run)?;
+        if !self.alive("load_balancer") {
+            let s = &self.settings;
+            check_ports_free(&[
+                ("LB_PORT", s.port("LB_PORT")),
+                ("LB_METRICS_PORT", s.port("LB_METRICS_PORT")),
+                ("LB_ADMIN_PORT", s.port("LB_ADMIN_PORT")),
+            ])?;
+        }
+        std::fs::write(self.paths.run.join("runtime"), "native\n")?;
+        self.deps_up().await?;
+        self.ensure(Service::Microservice).await?;
+        self.ensure(Service::Worker).await?;
+        self.scale(gateways).await?;
+        eprintln!(
+            "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (native)",
+            self.settings.get("LB_PORT")
+        );
+        Ok(())
+    }
+
+    async fn scale(&mut self, gateways: usize) -> anyhow::Result<()> {
+        if gateways == 0 {
+            bail!("GATEWAYS must be at least 1");
+        }
+        let live = self.live_gateways();
+        for i in 1..=gateways {
+            if !live.contains(&i) {
+                self.start_gateway(i).await?;
+            }
+        }
+        let leaving: Vec<usize> = live.into_iter().filter(|i| *i > gateways).collect();
+        let kept: Vec<usize> = (1..=gateways).collect();
+        if !self.alive("load_balancer") {
+            self.start_load_balancer(&kept).await?;
+        } else {
+            // New gateways join the list; the load balancer admits each after a passing
+            // health check. Leaving ones stay listed until drained and stopped.
+            let mut listed: Vec<String> = kept.iter().map(|i| self.gateway_addr(*i)).collect();
+            listed.extend(leaving.iter().map(|i| self.gateway_addr(*i)));
+            self.lb.set_backends(listed).await?;
+        }
+        if !leaving.is_empty() {
+            // Out of rotation first, in-flight requests completed, then stopped.
+            let addrs: Vec<String> = leaving.iter().map(|i| self.gateway_addr(*i)).collect();
+            self.lb.drain_and_wait(&addrs, DRAIN_LIMIT).await?;
+            for i in &leaving {
+                self.stop(&format!("gateway-{i}")).await?;
+            }
+            let kept_addrs = kept.iter().map(|i| self.gateway_addr(*i)).collect();
+            self.lb.set_backends(kept_addrs).await?;
+            self.lb.drain(Vec::new()).await?;
+        }
+        self.lb.wait_in_rotation(gateways, READY_LIMIT).await
+    }
+
+    async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
+        self.stop("load_balancer").await?;
+        for i in self.live_gateways() {
+            self.stop(&format!("gateway-{i}")).await?;
+        }
+        self.stop("worker").await?;
+        self.stop("microservice").await?;
+        // Pid files of instances that died on their own.
+        if let Ok(entries) = std::fs::read_dir(self.paths.run.join("pids")) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        if remove_data {
+            // The lab's keys only (cache, job stream), never the rest of a shared Redis.
+            let _ = std::process::Command::new("sh")
+                .arg("-c")
+                .arg("redis-cli --scan --pattern 'scalelab:*' | xargs -r redis-cli del >/dev/null")
+                .status();
+        }
+        let _ = std::fs::remove_file(self.paths.run.join("runtime"));
+        eprintln!("lab: native stack stopped");
+        Ok(())
+    }
+
+    async fn ps(&self) -> anyhow::Result<Vec<Instance>> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.paths.run.join("pids")) else {
+            return Ok(out);
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .into_string()
+                    .ok()?
+                    .strip_suffix(".pid")
+                    .map(String::from)
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            let Some(service) = service_of(&name) else {
+                continue;
+            };
+            let pid = pid_of(&self.paths.run, &name).unwrap_or(0);
+            let state = if pid_alive(&self.paths.run, &name) {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                if stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('T'))
+                {
+                    "paused"
+                } else {
+                    "running"
+                }
+            } else {
+                "exited"
+            };
+            out.push(Instance {
+                name,
+                service,
+                state: state.into(),
+                id: pid.to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn logs(&self, service: Option<Service>, lines: usize) -> anyhow::Result<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.paths.run.join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .into_string()
+                    .ok()?
+                    .strip_suffix(".log")
+                    .map(String::from)
+            })
+            .filter(|n| service.is_none() || service_of(n) == service)
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            bail!(
+                "no logs in {}: is the native stack up?",
+                self.paths.run.join("logs").display()
+            );
+        }
+        Ok(names
+            .iter()
+            .map(|n| format!("== {n}\n{}\n", self.log_tail(n, lines)))
+            .collect())
+    }
+
+    async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()> {
+        self.settings = settings;
+        match service {
+            Service::Gateway => {
+                // Rolling: one gateway at a time leaves the rotation, restarts, and returns.
+                let live = self.live_gateways();
+                for i in &live {
+                    let addr = self.gateway_addr(*i);
+                    if live.len() > 1 {
+                        self.lb
+                            .drain_and_wait(std::slice::from_ref(&addr), DRAIN_LIMIT)
+                            .await?;
+                    }
+                    self.stop(&format!("gateway-{i}")).await?;
+                    self.start_gateway(*i).await?;
+                    self.lb.drain(Vec::new()).await?;
+                    self.lb.wait_in_rotation(live.len(), READY_LIMIT).await?;
+                }
+                Ok(())
+            }
+            Service::LoadBalancer => {
+                let live = self.live_gateways();
+                self.stop("load_balancer").await?;
+                self.start_load_balancer(&live).await?;
+                self.lb.wait_in_rotation(live.len(), READY_LIMIT).await
+            }
+            other => {
+                self.stop(other.name()).await?;
+                self.ensure(other).await
+            }
+        }
+    }
+
+    async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
+        let service = service_of(instance).with_context(|| {
+            format!("no instance {instance:?}: `make ps` lists them (gateway-1, microservice, ...)")
+        })?;
+        if action == Action::Start {
+            if self.alive(instance) {
+                return Ok(());
+            }
+            return match service {
+                Service::Gateway => {
+                    let i: usize = instance
+                        .strip_prefix("gateway-")
+                        .and_then(|n| n.parse().ok())
+                        .with_context(|| {
+                            format!("a gateway instance is gateway-N, not {instance:?}")
+                        })?;
+                    self.start_gateway(i).await
+                }
+                Service::LoadBalancer => {
+                    let live = self.live_gateways();
+                    self.start_load_balancer(&live).await
+                }
+                other => self.ensure(other).await,
+            };
+        }
+        let pid = pid_of(&self.paths.run, instance)
+            .filter(|_| pid_alive(&self.paths.run, instance))
+            .with_context(|| format!("{instance} is not running"))?;
+        let sig = match action {
+            Action::Stop => libc::SIGTERM,
+            Action::Kill => libc::SIGKILL,
+            Action::Pause => libc::SIGSTOP,
+            Action::Resume => libc::SIGCONT,
+            Action::Start => unreachable!(),
+        };
+        if !signal(pid, sig) {
+            bail!("cannot signal {instance} (pid {pid})");
+        }
+        if action == Action::Kill {
+            // Reap it now, so that `alive` sees it gone.
+            if let Some(mut child) = self.children.remove(instance) {
+                let _ = child.wait();
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,551 @@
+//! The lab's settings: one table, the only place their defaults are written.
+//!
+//! A setting has one name everywhere: the environment variable a service reads (and its
+//! `--kebab-case` flag), the field of its `/config`, the key in `.env` and in
+//! `docker-compose.yml`, and the report's column. `.env.example` is generated from this table
+//! (`lab env-example`), and a test checks it and `docker-compose.yml` against the table.
+//!
+//! Values are resolved as: the table's default, then `.env`, then the process environment
+//! (so `MAX_IN_FLIGHT=8 make up` works, as it does with docker compose itself).
+
+use anyhow::{bail, Context};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A service of the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    LoadBalancer,
+    Gateway,
+    Microservice,
+    Worker,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Microservice,
+        Service::Worker,
+        Service::Gateway,
+        Service::LoadBalancer,
+    ];
+
+    /// The name of its binary, its compose service and its log file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::LoadBalancer => "load_balancer",
+            Service::Gateway => "gateway",
+            Service::Microservice => "microservice",
+            Service::Worker => "worker",
+        }
+    }
+
+    pub fn parse(name: &str) -> anyhow::Result<Service> {
+        Service::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .with_context(|| {
+                format!(
+                    "unknown service {name:?}: one of load_balancer, gateway, microservice, worker"
+                )
+            })
+    }
+}
+
+/// Where a setting takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// An environment variable these services read.
+    Services(&'static [Service]),
+    /// A setting of the compose runtime itself (a container limit, an image password).
+    Compose,
+    /// A host port the stack publishes (compose) or listens on (native).
+    HostPort,
+}
+
+/// What a value must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A whole number within [min, max].
+    Int {
+        min: u64,
+        max: u64,
+    },
+    /// A positive decimal number (CPUs).
+    Cpus,
+    Bool,
+    /// One of a few words.
+    Word(&'static [&'static str]),
+    /// Any non-empty text of at least this many characters.
+    Text {
+        min_len: usize,
+    },
+    /// A TCP port, 1..=65535.
+    Port,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub scope: Scope,
+    pub kind: Kind,
+    /// One line for `.env.example` and `lab settings`.
+    pub meaning: &'static str,
+    /// Left out of printed tables and run records.
+    pub secret: bool,
+}
+
+const ALL: &[Service] = &[
+    Service::LoadBalancer,
+    Service::Gateway,
+    Service::Microservice,
+    Service::Worker,
+];
+const GW: &[Service] = &[Service::Gateway];
+const MS: &[Service] = &[Service::Microservice];
+const WK: &[Service] = &[Service::Worker];
+const LB: &[Service] = &[Service::LoadBalancer];
+
+const fn s(
+    name: &'static str,
+    default: &'static str,
+    scope: Scope,
+    kind: Kind,
+    meaning: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        default,
+        scope,
+        kind,
+        meaning,
+        secret: false,
+    }
+}
+
+const fn int(min: u64, max: u64) -> Kind {
+    Kind::Int { min, max }
+}
+
+/// Every lab setting, grouped as `.env.example` shows them.
+pub const TABLE: &[Setting] = &[
+    Setting {
+        name: "JWT_SECRET",
+        default: "",
+        scope: Scope::Services(GW),
+        kind: Kind::Text { min_len: 16 },
+        meaning: "Signs the gateways' JWTs; at least 16 characters (make up generates one). Never commit .env.",
+        secret: true,
+    },
+    // The knobs behind "1 vs 3 gateways".
+    s("MAX_IN_FLIGHT", "4", Scope::Services(GW), int(0, 100_000),
+      "Requests each gateway serves at once (0 = no limit): a fixed pool of server workers, as in the seed lab."),
+    s("MAX_QUEUE", "64", Scope::Services(GW), int(0, 1_000_000),
+      "Requests each gateway queues for a slot before it answers 503."),
+    s("QUEUE_TIMEOUT_MS", "5000", Scope::Services(GW), int(1, 600_000),
+      "Longest wait for a slot."),
+    s("GATEWAY_CPUS", "0.5", Scope::Compose, Kind::Cpus,
+      "CPUs each gateway container may use (compose only)."),
+    s("CACHE_ENABLED", "true", Scope::Services(GW), Kind::Bool,
+      "Cache-aside in Redis for /data and /process."),
+    s("CACHE_TTL_SECS", "30", Scope::Services(GW), int(1, 86_400),
+      "Lifetime of a cache entry."),
+    // The slow path.
+    s("DB_POOL_SIZE", "10", Scope::Services(MS), int(1, 1000),
+      "Postgres connections in the microservice's pool: with the service time, its capacity (Little's law)."),
+    s("DB_DELAY_MS", "50", Scope::Services(MS), int(0, 60_000),
+      "pg_sleep per microservice request, holding its connection."),
+    s("SEED_ROWS", "100000", Scope::Services(MS), int(1, 100_000_000),
+      "Rows in the table every microservice request scans."),
+    // The queue.
+    s("WORKER_CONCURRENCY", "4", Scope::Services(WK), int(1, 1000),
+      "Long tasks the worker runs at once."),
+    s("BATCH_SIZE", "20", Scope::Services(WK), int(1, 10_000),
+      "Task results the worker writes per transaction at most."),
+    // Lab users: the gateway seeds them, the load generator logs in as them.
+    s("LAB_USERS", "100", Scope::Services(GW), int(1, 1_000_000),
+      "Lab users user1..userN."),
+    Setting {
+        name: "LAB_PASSWORD",
+        default: "scalelab",
+        scope: Scope::Services(GW),
+        kind: Kind::Text { min_len: 1 },
+        meaning: "Their password.",
+        secret: true,
+    },
+    // The load balancer.
+    s("HEALTH_INTERVAL_MS", "1000", Scope::Services(LB), int(1, 600_000),
+      "How often the load balancer checks each gateway's /health."),
+    s("DISCOVERY_INTERVAL_MS", "1000", Scope::Services(LB), int(1, 600_000),
+      "How often it re-resolves the gateways' name (compose replicas join and leave)."),
+    // Every service.
+    s("LOG_FORMAT", "pretty", Scope::Services(ALL), Kind::Word(&["pretty", "json"]),
+      "pretty or json."),
+    s("RUST_LOG", "info", Scope::Services(ALL), Kind::Text { min_len: 1 },
+      "Log filter."),
+    s("SHUTDOWN_GRACE_SECS", "5", Scope::Services(ALL), int(1, 600),
+      "Longest drain after SIGTERM."),
+    s("POSTGRES_PASSWORD", "postgres", Scope::Compose, Kind::Text { min_len: 1 },
+      "Password of the stack's Postgres (and of the native runtime's database URL)."),
+    // Images (compose; the offline override replaces them with images built here).
+    s("APP_IMAGE", "scalelab/app:latest", Scope::Compose, Kind::Text { min_len: 1 },
+      "Image of every scalelab binary, built by the Dockerfile."),
+    s("POSTGRES_IMAGE", "postgres:16.4-bookworm", Scope::Compose, Kind::Text { min_len: 1 },
+      "Official Postgres image."),
+    s("REDIS_IMAGE", "redis:7.4.1-bookworm", Scope::Compose, Kind::Text { min_len: 1 },
+      "Official Redis image."),
+    // Host ports.
+    s("LB_PORT", "8080", Scope::HostPort, Kind::Port,
+      "The load balancer, where the load goes."),
+    s("LB_METRICS_PORT", "9100", Scope::HostPort, Kind::Port,
+      "Its metrics, /health and GET /backends (127.0.0.1 only)."),
+    s("LB_ADMIN_PORT", "9101", Scope::HostPort, Kind::Port,
+      "Its admin port: PUT /backends, PUT /drain (127.0.0.1 only)."),
+    s("MICROSERVICE_PORT", "8001", Scope::HostPort, Kind::Port,
+      "The microservice (127.0.0.1 only; the load test reads its /config)."),
+    s("WORKER_PORT", "8002", Scope::HostPort, Kind::Port,
+      "The worker (127.0.0.1 only; the load test samples its queue)."),
+];
+
+pub fn find(name: &str) -> Option<&'static Setting> {
+    TABLE.iter().find(|s| s.name == name)
+}
+
+impl Setting {
+    pub fn applies_to(&self, service: Service) -> bool {
+        matches!(self.scope, Scope::Services(list) if list.contains(&service))
+    }
+
+    /// Checks a value; the error is one line naming the setting.
+    pub fn check(&self, value: &str) -> anyhow::Result<()> {
+        let name = self.name;
+        match self.kind {
+            Kind::Int { min, max } => match value.parse::<u64>() {
+                Ok(v) if (min..=max).contains(&v) => Ok(()),
+                _ => bail!("{name} must be a whole number from {min} to {max}, not {value:?}"),
+            },
+            Kind::Cpus => match value.parse::<f64>() {
+                Ok(v) if v > 0.0 && v.is_finite() => Ok(()),
+                _ => bail!("{name} must be a number of CPUs above 0 (like 0.5), not {value:?}"),
+            },
+            Kind::Bool => match value {
+                "true" | "false" => Ok(()),
+                _ => bail!("{name} must be true or false, not {value:?}"),
+            },
+            Kind::Word(words) => {
+                if words.contains(&value) {
+                    Ok(())
+                } else {
+                    bail!("{name} must be one of {}, not {value:?}", words.join(", "))
+                }
+            }
+            Kind::Text { min_len } => {
+                if value.chars().count() >= min_len && !value.contains(['\n', '\r', '\0']) {
+                    Ok(())
+                } else if self.secret {
+                    bail!("{name} must be at least {min_len} characters on one line")
+                } else {
+                    bail!("{name} must be at least {min_len} characters on one line, not {value:?}")
+                }
+            }
+            Kind::Port => match value.parse::<u16>() {
+                Ok(v) if v > 0 => Ok(()),
+                _ => bail!("{name} must be a TCP port from 1 to 65535, not {value:?}"),
+            },
+        }
+    }
+}
+
+/// The values in force: every setting of the table, resolved and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Settings {
+    /// The table's defaults (JWT_SECRET empty: not valid until set).
+    pub fn defaults() -> Self {
+        Self {
+            values: TABLE
+                .iter()
+                .map(|s| (s.name, s.default.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Defaults, then the `.env` file's lines, then the given environment; every value
+    /// checked. A key of `.env` that is not a setting is an error (a typo would otherwise
+    /// be silently ignored).
+    pub fn resolve(
+        env_file: Option<&str>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut settings = Self::defaults();
+        if let Some(text) = env_file {
+            for (line_no, key, value) in parse_env_file(text)? {
+                if find(&key).is_none() {
+                    bail!(".env line {line_no}: {key} is not a lab setting (`lab settings` lists them)");
+                }
+                settings.set(&key, &value)?;
+            }
+        }
+        for (key, value) in environment {
+            if find(&key).is_some() {
+                settings
+                    .set(&key, &value)
+                    .with_context(|| format!("from the environment: {key}"))
+                    .map_err(|e| anyhow::anyhow!("{}", e.root_cause()))?;
+            }
+        }
+        for setting in TABLE {
+            setting.check(&settings.values[setting.name])?;
+        }
+        Ok(settings)
+    }
+
+    /// Reads `.env` at `path` (made from `.env.example` with a random secret when missing)
+    /// and the process environment.
+    pub fn load(root: &Path) -> anyhow::Result<Self> {
+        let path = root.join(".env");
+        if !path.exists() {
+            let text = env_example().replace(
+                "JWT_SECRET=\n",
+                &format!("JWT_SECRET={}\n", random_secret()?),
+            );
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("lab: created .env with a random JWT_SECRET");
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Self::resolve(Some(&text), std::env::vars())
+    }
+
+    /// Sets one setting, checked.
+    pub fn set(&mut self, name: &str, value: &str) -> anyhow::Result<()> {
+        let setting = find(name)
+            .with_context(|| format!("{name} is not a lab setting (`lab settings` lists them)"))?;
+        setting.check(value)?;
+        self.values.insert(setting.name, value.to_string());
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> &str {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("{name} is not in the settings table"))
+    }
+
+    pub fn port(&self, name: &str) -> u16 {
+        self.get(name).parse().expect("checked when resolved")
+    }
+
+    /// `NAME=value` for every setting the service reads.
+    pub fn env_for(&self, service: Service) -> Vec<(String, String)> {
+        TABLE
+            .iter()
+            .filter(|s| s.applies_to(service))
+            .map(|s| (s.name.to_string(), self.values[s.name].clone()))
+            .collect()
+    }
+
+    /// Every setting as `NAME=value`: what compose interpolates `${NAME}` from.
+    pub fn all(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// The settings whose value differs between two sets (the flipped knob of an A/B).
+    pub fn differences(&self, other: &Settings) -> Vec<&'static str> {
+        TABLE
+            .iter()
+            .filter(|s| self.values[s.name] != other.values[s.name])
+            .map(|s| s.name)
+            .collect()
+    }
+}
+
+/// `(line number, key, value)` of every assignment; comments and blank lines skipped,
+/// `export ` and matching quotes allowed.
+pub fn parse_env_file(text: &str) -> anyhow::Result<Vec<(usize, String, String)>> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            bail!(".env line {}: expected NAME=value, found {raw:?}", i + 1);
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!(".env line {}: {key:?} is not a variable name", i + 1);
+        }
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| {
+                value
+                    .strip_prefix(*q)
+                    .and_then(|v| v.strip_suffix(*q))
+                    .filter(|_| value.len() >= 2)
+            })
+            .unwrap_or(value);
+        out.push((i + 1, key.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// The text of `.env.example`, generated from the table.
+pub fn env_example() -> String {
+    let mut out = String::from(
+        "# Generated by `lab env-example` from lab/src/settings.rs; do not edit by hand.\n\
+         # Copy to .env (`make up` does it on first use and fills in JWT_SECRET). Read by\n\
+         # docker compose and by the lab's native runtime. Every line is optional but the secret;\n\
+         # a variable in the environment overrides the file.\n",
+    );
+    for s in TABLE {
+        out.push('\n');
+        out.push_str(&format!("# {}\n", s.meaning));
+        out.push_str(&format!("{}={}\n", s.name, s.default));
+    }
+    out
+}
+
+fn random_secret() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for a JWT secret")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The table as `lab settings` prints it (secrets shown as set or not).
+pub fn describe(settings: &Settings) -> String {
+    let mut out = format!(
+        "{:<22} {:<10} {:<10} {}\n",
+        "SETTING", "VALUE", "DEFAULT", "MEANING"
+    );
+    for s in TABLE {
+        let value = settings.get(s.name);
+        let shown = if s.secret {
+            if value.is_empty() { "(unset)" } else { "(set)" }.to_string()
+        } else {
+            value.to_string()
+        };
+        let default = if s.secret && !s.default.is_empty() {
+            "(set)"
+        } else {
+            s.default
+        };
+        out.push_str(&format!(
+            "{:<22} {:<10} {:<10} {}\n",
+            s.name, shown, default, s.meaning
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const SECRET: &str = "JWT_SECRET=0123456789abcdef\n";
+
+    #[test]
+    fn environment_overrides_the_file_which_overrides_the_table() {
+        let file = format!("{SECRET}MAX_IN_FLIGHT=8\nMAX_QUEUE=10\n");
+        let s =
+            Settings::resolve(Some(&file), env(&[("MAX_QUEUE", "12"), ("HOME", "/x")])).unwrap();
+        assert_eq!(s.get("MAX_IN_FLIGHT"), "8");
+        assert_eq!(s.get("MAX_QUEUE"), "12");
+        assert_eq!(s.get("DB_POOL_SIZE"), "10");
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors_naming_the_setting() {
+        for (file, needle) in [
+            ("MAX_IN_FLIGHT=-1", "MAX_IN_FLIGHT must be a whole number"),
+            ("GATEWAY_CPUS=0", "GATEWAY_CPUS must be a number of CPUs"),
+            ("CACHE_ENABLED=yes", "CACHE_ENABLED must be true or false"),
+            ("LB_PORT=70000", "LB_PORT must be a TCP port"),
+            ("LOG_FORMAT=xml", "LOG_FORMAT must be one of pretty, json"),
+            (
+                "GATEWAY_MAX_IN_FLIGHT=4",
+                "GATEWAY_MAX_IN_FLIGHT is not a lab setting",
+            ),
+            ("just words", "expected NAME=value"),
+        ] {
+            let text = format!("{SECRET}{file}\n");
+            let err = Settings::resolve(Some(&text), env(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{file}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let err = Settings::resolve(Some("JWT_SECRET=short\n"), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("JWT_SECRET must be at least 16"), "{err}");
+        assert!(!err.contains("short"), "a secret is never echoed: {err}");
+        let err = Settings::resolve(Some(SECRET), env(&[("DB_POOL_SIZE", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DB_POOL_SIZE must be a whole number from 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_env_file_takes_quotes_export_and_comments() {
+        let text = "# c\n\nexport MAX_QUEUE=\"7\"\nLAB_PASSWORD='a b'\n";
+        let parsed = parse_env_file(text).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                (3, "MAX_QUEUE".to_string(), "7".to_string()),
+                (4, "LAB_PASSWORD".to_string(), "a b".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn every_default_passes_its_own_check_and_names_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in TABLE {
+            assert!(seen.insert(s.name), "{} twice", s.name);
+            if s.name != "JWT_SECRET" {
+                s.check(s.default).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_service_gets_exactly_the_settings_it_reads() {
+        let s = Settings::resolve(Some(SECRET), env(&[])).unwrap();
+        let names = |svc| {
+            s.env_for(svc)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert!(names(Service::Gateway).contains(&"MAX_IN_FLIGHT".to_string()));
+        assert!(!names(Service::Microservice).contains(&"MAX_IN_FLIGHT".to_string()));
+        assert!(names(Service::Microservice).contains(&"DB_POOL_SIZE".to_string()));
+        assert!(!names(Service::Worker).contains(&"DB_POOL_SIZE".to_string()));
+        assert!(!names(Service::Gateway).contains(&"GATEWAY_CPUS".to_string()));
+    }
+}

@@ -1,0 +1,325 @@
+//! The native runtime scales in place under load: 1 → 3 → 1 gateways while clients keep
+//! sending requests through the load balancer, and not one request fails. Real binaries
+//! (target/debug, built by `make test`), a fresh Postgres database, a fresh Redis key prefix.
+
+use lab::runtime::native::{Native, Options};
+use lab::runtime::{Action, Paths, Runtime};
+use lab::settings::{Service, Settings};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// target/debug, where `cargo build --workspace` put the services' binaries.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/debug")
+        .to_path_buf();
+    for b in ["gateway", "microservice", "worker", "load_balancer"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: build the workspace first (make test does)",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+/// A free port (bound then released: the runtime binds it a moment later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `n` consecutive free ports.
+fn free_range(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base < 65000
+            && (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            return base;
+        }
+    }
+}
+
+struct Stack {
+    rt: Native,
+    target: String,
+    _db: common::testing::TestDb,
+    run: PathBuf,
+}
+
+async fn stack(overrides: &[(&str, &str)]) -> Stack {
+    let db = common::testing::TestDb::create().await;
+    let run = std::env::temp_dir().join(format!("lab-native-{}", uuid_like()));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lb_port = free_port();
+    let env: Vec<(String, String)> = [
+        ("JWT_SECRET", "a-test-secret-of-enough-length".to_string()),
+        ("LB_PORT", lb_port.to_string()),
+        ("LB_METRICS_PORT", free_port().to_string()),
+        ("LB_ADMIN_PORT", free_port().to_string()),
+        ("MICROSERVICE_PORT", free_port().to_string()),
+        ("WORKER_PORT", free_port().to_string()),
+        // No concurrency limit: a 503 from a full gateway would hide a failure of scaling.
+        ("MAX_IN_FLIGHT", "0".to_string()),
+        ("SEED_ROWS", "2000".to_string()),
+        ("DB_DELAY_MS", "20".to_string()),
+        ("LAB_USERS", "3".to_string()),
+        ("SHUTDOWN_GRACE_SECS", "3".to_string()),
+        ("RUST_LOG", "warn".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .chain(
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .collect();
+    let settings = Settings::resolve(None, env).expect("settings");
+    let redis = common::testing::redis_config();
+    let options = Options {
+        manage_deps: false,
+        database_url: Some(db.url.clone()),
+        redis_url: redis.redis_url.clone(),
+        extra_env: vec![("REDIS_KEY_PREFIX".into(), redis.redis_key_prefix.clone())],
+        gateway_base_port: free_range(3),
+    };
+    let paths = Paths {
+        root,
+        run: run.clone(),
+        bin: bin_dir(),
+    };
+    Stack {
+        rt: Native::new(paths, settings, options),
+        target: format!("http://127.0.0.1:{lb_port}"),
+        _db: db,
+        run,
+    }
+}
+
+/// Unique per stack: tests of this binary run at once, in one process.
+fn uuid_like() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Requests the load balancer had to send again (refused or cut off by a stopping gateway).
+async fn lb_retries(rt: &Native) -> f64 {
+    let http = reqwest::Client::new();
+    let samples =
+        common::metrics::scrape(&http, &format!("{}/metrics", rt.load_balancer().metrics))
+            .await
+            .expect("load balancer metrics");
+    common::metrics::sum(&samples, "lb_retries_total", &[])
+}
+
+#[derive(Default)]
+struct Tally {
+    by_status: BTreeMap<u16, u64>,
+    by_gateway: BTreeMap<String, u64>,
+    errors: Vec<String>,
+}
+
+/// Clients that log in, then alternate cache misses (each holds a connection ~20 ms) with
+/// logins until told to stop. A login is a POST: once it reached a gateway the load balancer
+/// may not send it again, so a gateway stopped without a drain shows up as a failed login.
+fn start_load(
+    target: &str,
+    clients: usize,
+    logins: bool,
+    stop: Arc<AtomicBool>,
+) -> (Arc<Mutex<Tally>>, Vec<tokio::task::JoinHandle<()>>) {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (target, stop, tally) = (target.to_string(), stop.clone(), tally.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+            let login: serde_json::Value = http
+                .post(format!("{target}/login"))
+                .json(&serde_json::json!({"username": format!("user{}", c % 3 + 1), "password": "scalelab"}))
+                .send()
+                .await
+                .expect("login")
+                .json()
+                .await
+                .expect("login answer");
+            let token = login["token"].as_str().expect("token").to_string();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                let answer = if !logins || i % 2 == 0 {
+                    http.get(format!("{target}/data"))
+                        .query(&[("key", format!("c{c}-{i}"))])
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                } else {
+                    http.post(format!("{target}/login"))
+                        .json(&serde_json::json!({"username": "user1", "password": "scalelab"}))
+                        .send()
+                        .await
+                };
+                let mut t = tally.lock().unwrap();
+                match answer {
+                    Ok(r) => {
+                        *t.by_status.entry(r.status().as_u16()).or_default() += 1;
+                        if let Some(gw) = r.headers().get("x-served-by").and_then(|v| v.to_str().ok()) {
+                            *t.by_gateway.entry(gw.to_string()).or_default() += 1;
+                        }
+                    }
+                    Err(e) => t.errors.push(e.to_string()),
+                }
+            }
+        }));
+    }
+    (tally, tasks)
+}
+
+/// Stops the clients and checks every request they sent got a 200; returns the tally.
+async fn finish(
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tally: Arc<Mutex<Tally>>,
+) -> Tally {
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let t = std::mem::take(&mut *tally.lock().unwrap());
+    assert!(
+        t.errors.is_empty(),
+        "transport errors: {:?}",
+        &t.errors[..t.errors.len().min(5)]
+    );
+    assert_eq!(
+        t.by_status.keys().copied().collect::<Vec<_>>(),
+        vec![200],
+        "statuses: {:?}",
+        t.by_status
+    );
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateways_scale_up_and_back_down_under_load_without_a_failed_request() {
+    let mut s = stack(&[]).await;
+    s.rt.up(1).await.expect("up with 1 gateway");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, tasks) = start_load(&s.target, 6, true, stop.clone());
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.rt.scale(3).await.expect("scale to 3");
+    assert_eq!(s.rt.gateways().await.unwrap(), 3);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.rt.scale(1).await.expect("scale back to 1");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = finish(stop, tasks, tally).await;
+    let total: u64 = t.by_status.values().sum();
+    assert!(total > 100, "only {total} requests");
+    // Not even hidden failures: no request was refused or cut off and sent again.
+    assert_eq!(
+        lb_retries(&s.rt).await,
+        0.0,
+        "the load balancer retried requests"
+    );
+    // All three gateways served while they were up.
+    assert_eq!(t.by_gateway.len(), 3, "served by {:?}", t.by_gateway);
+
+    // One gateway left, the others stopped (their pid files gone).
+    let ps = s.rt.ps().await.unwrap();
+    let gateways: Vec<_> = ps
+        .iter()
+        .filter(|i| i.service == Service::Gateway)
+        .collect();
+    assert_eq!(gateways.len(), 1, "{ps:?}");
+    assert_eq!(gateways[0].name, "gateway-1");
+    let view = s.rt.load_balancer().backends().await.unwrap();
+    assert_eq!(view.backends.len(), 1, "{view:?}");
+    assert!(
+        view.backends
+            .iter()
+            .all(|b| !b.draining && b.in_flight == 0),
+        "{view:?}"
+    );
+
+    s.rt.down(false).await.unwrap();
+    assert!(s.rt.ps().await.unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&s.run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_gateway_is_reported_and_started_again() {
+    let mut s = stack(&[]).await;
+    s.rt.up(2).await.expect("up with 2 gateways");
+    s.rt.act("gateway-2", Action::Kill).await.unwrap();
+    let ps = s.rt.ps().await.unwrap();
+    let gw2 = ps.iter().find(|i| i.name == "gateway-2").expect("listed");
+    assert_eq!(gw2.state, "exited", "{ps:?}");
+    // The load balancer takes it out of rotation by itself (refused health check).
+    s.rt.load_balancer()
+        .wait_in_rotation(1, Duration::from_secs(10))
+        .await
+        .expect("out of rotation");
+    s.rt.act("gateway-2", Action::Start).await.unwrap();
+    s.rt.load_balancer()
+        .wait_in_rotation(2, Duration::from_secs(10))
+        .await
+        .expect("back in rotation");
+    let err =
+        s.rt.act("gateway-9", Action::Stop)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("gateway-9 is not running"), "{err}");
+    let err =
+        s.rt.act("nonsense", Action::Stop)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("no instance"), "{err}");
+    let logs = s.rt.logs(Some(Service::Gateway), 5).await.unwrap();
+    assert!(
+        logs.contains("== gateway-1") && logs.contains("== gateway-2"),
+        "{logs}"
+    );
+    s.rt.down(false).await.unwrap();
+    let _ = std::fs::remove_dir_all(&s.run);
+}
+
+/// Requests that outlast a gateway's own shutdown grace period: only a drain that waits for
+/// them before the stop keeps them from being cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leaving_gateway_finishes_requests_longer_than_its_grace_period() {
+    let mut s = stack(&[("DB_DELAY_MS", "2500"), ("SHUTDOWN_GRACE_SECS", "1")]).await;
+    s.rt.up(2).await.expect("up with 2 gateways");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, tasks) = start_load(&s.target, 6, false, stop.clone());
+    // Every client has a 2.5 s request in flight, half of them on gateway-2.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    s.rt.scale(1).await.expect("scale to 1");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let t = finish(stop, tasks, tally).await;
+    assert_eq!(t.by_gateway.len(), 2, "served by {:?}", t.by_gateway);
+    assert_eq!(
+        lb_retries(&s.rt).await,
+        0.0,
+        "requests were cut off and retried"
+    );
+    s.rt.down(false).await.unwrap();
+    let _ = std::fs::remove_dir_all(&s.run);
+}

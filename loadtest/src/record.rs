@@ -1,0 +1,608 @@
+//! The record of a run: `run.json`, and the servers' counters sampled once a second into
+//! `server.jsonl` (the distribution over gateways as the server saw it). The shapes are
+//! `common::record`'s, shared with the report.
+
+use crate::{Load, Options};
+use common::record::{
+    Calibration, GatewayCache, GatewayCpu, GatewaySample, HostCpuBusy, HostInfo, LatencySummary,
+    LongtaskSummary, Measured, RouteRecord, RunRecord, ServerSample, ServerSummary, Sla, Stack,
+    Versions, WorkerSample,
+};
+use common::wire;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use common::time::{utc_now, utc_stamp};
+
+/// Requests per backend from the load balancer's `lb_requests_total`.
+fn per_backend(samples: &[common::metrics::Sample]) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for s in samples.iter().filter(|s| s.name == "lb_requests_total") {
+        if let Some(backend) = s.labels.get("backend") {
+            *out.entry(backend.clone()).or_insert(0.0) += s.value;
+        }
+    }
+    out
+}
+
+fn gateway_sample(s: &[common::metrics::Sample]) -> GatewaySample {
+    let cache =
+        |result: &str| common::metrics::sum(s, "cache_requests_total", &[("result", result)]);
+    GatewaySample {
+        requests: common::metrics::sum(s, "http_requests_total", &[]),
+        cache_hit: cache("hit"),
+        cache_miss: cache("miss"),
+        cache_error: cache("error"),
+        limiter_rejected: common::metrics::sum(s, "limiter_rejected_total", &[]),
+        cpu_seconds: common::metrics::sum(s, "process_cpu_seconds_total", &[]),
+    }
+}
+
+fn worker_sample(w: &[common::metrics::Sample]) -> WorkerSample {
+    let g = |name: &str| common::metrics::sum(w, name, &[]);
+    WorkerSample {
+        queue_length: g("queue_length"),
+        queue_pending: g("queue_pending"),
+        queue_lag: g("queue_lag"),
+        jobs_in_progress: g("jobs_in_progress"),
+        jobs_processed: g("jobs_processed_total"),
+    }
+}
+
+pub struct Sampler {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Vec<ServerSample>>,
+}
+
+impl Sampler {
+    /// Samples the load balancer's metrics, and each gateway's, now and then every second
+    /// until `stop`. The gateways are found again from the load balancer's `GET /backends`
+    /// every second, so a gateway that joins during the run (scaling) is sampled too.
+    pub fn start(
+        metrics_url: &str,
+        worker_metrics_url: Option<String>,
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let url = metrics_url.to_string();
+        let lb_base = url.trim_end_matches("/metrics").to_string();
+        let path: PathBuf = dir.join("server.jsonl");
+        let mut file = std::fs::File::create(&path)?;
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("http client");
+            let started = Instant::now();
+            let mut lines = Vec::new();
+            let mut cpu_before = common::host::machine_cpu_now();
+            let mut gateways: Vec<String> = Vec::new();
+            loop {
+                let mut line = ServerSample {
+                    t: started.elapsed().as_secs_f64(),
+                    ..ServerSample::default()
+                };
+                match common::metrics::scrape(&client, &url).await {
+                    Ok(samples) => {
+                        line.requests_by_backend = Some(per_backend(&samples));
+                        line.backends_healthy =
+                            Some(common::metrics::sum(&samples, "lb_backends_healthy", &[]));
+                        line.retries =
+                            Some(common::metrics::sum(&samples, "lb_retries_total", &[]));
+                    }
+                    Err(e) => line.error = Some(e.to_string()),
+                }
+                // Gateways that left discovery are still sampled (their counters close the run).
+                for gw in discover_gateways(&lb_base).await {
+                    if !gateways.contains(&gw) {
+                        gateways.push(gw);
+                    }
+                }
+                for gw in &gateways {
+                    let sample =
+                        match common::metrics::scrape(&client, &format!("http://{gw}/metrics"))
+                            .await
+                        {
+                            Ok(s) => Measured::Ok(gateway_sample(&s)),
+                            Err(e) => Measured::Failed {
+                                error: e.to_string(),
+                            },
+                        };
+                    line.gateways.insert(gw.clone(), sample);
+                }
+                // How busy the whole machine was since the last sample: when it is near 1,
+                // every service is short of CPU, whatever the modelled bounds say.
+                let cpu_now = common::host::machine_cpu_now();
+                if let (Some(before), Some(now)) = (cpu_before, cpu_now) {
+                    line.host_cpu_busy = common::host::busy_share(before, now);
+                }
+                cpu_before = cpu_now;
+                if let Some(url) = &worker_metrics_url {
+                    line.worker = Some(match common::metrics::scrape(&client, url).await {
+                        Ok(w) => Measured::Ok(worker_sample(&w)),
+                        Err(e) => Measured::Failed {
+                            error: e.to_string(),
+                        },
+                    });
+                }
+                if let Ok(text) = serde_json::to_string(&line) {
+                    let _ = writeln!(file, "{text}");
+                }
+                lines.push(line);
+                if *stopped.borrow() {
+                    return lines;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        });
+        Ok(Self { stop, task })
+    }
+
+    /// Takes a last sample and returns every sample.
+    pub async fn stop(self) -> Vec<ServerSample> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+fn delta_by_backend(samples: &[ServerSample]) -> Option<BTreeMap<String, f64>> {
+    let ok: Vec<&BTreeMap<String, f64>> = samples
+        .iter()
+        .filter_map(|s| s.requests_by_backend.as_ref())
+        .collect();
+    let (first, last) = (ok.first()?, ok.last()?);
+    Some(
+        last.iter()
+            .map(|(backend, n)| {
+                (
+                    backend.clone(),
+                    n - first.get(backend).copied().unwrap_or(0.0),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// For each gateway, its first and last successful sample of the run (a gateway that joined
+/// late starts from its first sample).
+fn gateway_spans(samples: &[ServerSample]) -> Vec<(&GatewaySample, &GatewaySample)> {
+    let mut spans: BTreeMap<&str, (&GatewaySample, &GatewaySample)> = BTreeMap::new();
+    for s in samples {
+        for (gw, m) in &s.gateways {
+            if let Some(g) = m.ok() {
+                spans
+                    .entry(gw.as_str())
+                    .and_modify(|span| span.1 = g)
+                    .or_insert((g, g));
+            }
+        }
+    }
+    spans.into_values().collect()
+}
+
+/// The server-side cache picture over the run: hits, misses and errors the gateways counted
+/// between their first and last sample, and the hit ratio.
+fn gateway_cache(samples: &[ServerSample]) -> Option<Measured<GatewayCache>> {
+    if samples.is_empty() {
+        return None;
+    }
+    let spans = gateway_spans(samples);
+    if spans.is_empty() {
+        return Some(Measured::Failed {
+            error: "no gateway's metrics were reachable".into(),
+        });
+    }
+    let mut c = GatewayCache::default();
+    for (first, last) in spans {
+        c.hit += last.cache_hit - first.cache_hit;
+        c.miss += last.cache_miss - first.cache_miss;
+        c.error += last.cache_error - first.cache_error;
+    }
+    let all = c.hit + c.miss + c.error;
+    c.hit_ratio = (all > 0.0).then(|| c.hit / all);
+    Some(Measured::Ok(c))
+}
+
+/// The CPU the gateways spent over the run, and per request they served: the service demand
+/// the report's CPU bound divides the gateways' CPU limit by.
+fn gateway_cpu(samples: &[ServerSample]) -> Option<GatewayCpu> {
+    let (mut seconds, mut requests) = (0.0f64, 0.0f64);
+    for (first, last) in gateway_spans(samples) {
+        seconds += last.cpu_seconds - first.cpu_seconds;
+        requests += last.requests - first.requests;
+    }
+    (requests > 0.0).then(|| GatewayCpu {
+        seconds,
+        requests,
+        per_request_ms: seconds * 1000.0 / requests,
+    })
+}
+
+/// Mean and highest share of the machine's CPU that was busy, over the per-second samples.
+fn host_cpu_busy(samples: &[ServerSample]) -> Option<HostCpuBusy> {
+    let shares: Vec<f64> = samples.iter().filter_map(|s| s.host_cpu_busy).collect();
+    (!shares.is_empty()).then(|| HostCpuBusy {
+        mean: shares.iter().sum::<f64>() / shares.len() as f64,
+        max: shares.iter().copied().fold(0.0, f64::max),
+        samples: shares.len(),
+    })
+}
+
+/// The "Aggregated" row's percentile of Goose's response-time table in `goose.json`.
+fn goose_aggregate(dir: &Path) -> BTreeMap<String, f64> {
+    std::fs::read_to_string(dir.join("goose.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|report| {
+            let row = report["raw_response_metrics"]
+                .as_array()?
+                .iter()
+                .find(|row| row["name"] == "Aggregated")?
+                .as_object()?
+                .clone();
+            Some(
+                row.into_iter()
+                    .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// Long tasks of the run: how many, how they ended, end-to-end time percentiles.
+fn longtask_summary() -> Option<LongtaskSummary> {
+    let jobs = crate::scenarios::JOBS.lock().expect("not poisoned").clone();
+    if jobs.submitted == 0 {
+        return None;
+    }
+    let mut times = jobs.end_to_end_ms.clone();
+    times.sort_by(|a, b| a.total_cmp(b));
+    Some(LongtaskSummary {
+        submitted: jobs.submitted,
+        done: jobs.done,
+        failed: jobs.failed,
+        timed_out: jobs.timed_out,
+        end_to_end_ms: common::record::JobTimes {
+            p50: crate::latency::percentile(&times, 0.5),
+            p95: crate::latency::percentile(&times, 0.95),
+            max: times.last().copied(),
+        },
+    })
+}
+
+/// The gateways the load balancer knows, from its `GET /backends`.
+pub async fn discover_gateways(lb_base: &str) -> Vec<String> {
+    let Ok(resp) = reqwest::get(format!("{lb_base}/backends")).await else {
+        return Vec::new();
+    };
+    resp.json::<wire::Backends>()
+        .await
+        .map(|b| b.backends.into_iter().map(|b| b.addr).collect())
+        .unwrap_or_default()
+}
+
+/// The settings in force, read from each service's `/config` (never guessed).
+pub async fn stack_config(
+    lb_base: &str,
+    gateways: &[String],
+    microservice_url: Option<&str>,
+) -> Stack {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("http client");
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            let failed = |e: String| common::record::ServiceConfig {
+                error: Some(format!("{url}: {e}")),
+                ..Default::default()
+            };
+            match client.get(&url).send().await {
+                Ok(r) => match r.json::<common::http::ConfigView>().await {
+                    Ok(view) => view.merged(),
+                    Err(e) => failed(e.to_string()),
+                },
+                Err(e) => failed(e.to_string()),
+            }
+        }
+    };
+    let load_balancer = Some(get(format!("{lb_base}/config")).await);
+    let mut per_gateway = BTreeMap::new();
+    for gw in gateways {
+        per_gateway.insert(gw.clone(), Some(get(format!("http://{gw}/config")).await));
+    }
+    let microservice = match microservice_url.map(String::from).or_else(|| {
+        per_gateway
+            .values()
+            .flatten()
+            .find_map(|c| c.microservice_url.clone())
+    }) {
+        Some(url) => Some(get(format!("{}/config", url.trim_end_matches('/'))).await),
+        None => None,
+    };
+    Stack {
+        load_balancer,
+        gateways: per_gateway,
+        microservice,
+    }
+}
+
+fn first_line_of(cmd: &str, arg: &str) -> Option<String> {
+    std::process::Command::new(cmd)
+        .arg(arg)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.lines().next().unwrap_or("").trim().to_string())
+}
+
+fn host() -> HostInfo {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string());
+    let mem_kib = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+    HostInfo {
+        cpu,
+        cores: Some(common::host::host_cores() as u32),
+        memory_gib: mem_kib.map(|k| (k as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0),
+        hostname: std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string()),
+    }
+}
+
+/// What a run measured and how, beside Goose's own metrics.
+pub struct Outcome {
+    pub server: Vec<ServerSample>,
+    pub stack: Stack,
+    pub calibration: Option<Calibration>,
+    pub sla_failed: Vec<String>,
+    pub generator_cpu_seconds: f64,
+    pub started: String,
+    pub ended: String,
+}
+
+fn word<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// The run record of a finished run.
+pub fn run_record(
+    dir: &Path,
+    options: &Options,
+    load: &Load,
+    metrics: &goose::metrics::GooseMetrics,
+    outcome: Outcome,
+) -> RunRecord {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut by_route = BTreeMap::new();
+    let (mut requests, mut failures) = (0u64, 0u64);
+    let (mut max_us, mut total_us) = (0u64, 0u64);
+    for (name, agg) in &metrics.requests {
+        let route_requests = (agg.success_count + agg.fail_count) as u64;
+        requests += route_requests;
+        failures += agg.fail_count as u64;
+        let t = &agg.raw_data;
+        max_us = max_us.max(t.maximum_time_us);
+        total_us += t.total_time_us;
+        by_route.insert(
+            name.clone(),
+            RouteRecord {
+                requests: route_requests,
+                failures: agg.fail_count as u64,
+                status_codes: agg
+                    .status_code_counts
+                    .iter()
+                    .map(|(code, n)| (*code, *n as u64))
+                    .collect(),
+                latency_ms: LatencySummary {
+                    avg: if t.counter > 0 {
+                        ms(t.total_time_us) / t.counter as f64
+                    } else {
+                        0.0
+                    },
+                    p50: Some(ms(t.percentile_us(0.50))),
+                    p95: Some(ms(t.percentile_us(0.95))),
+                    p99: Some(ms(t.percentile_us(0.99))),
+                    max: ms(t.maximum_time_us),
+                },
+            },
+        );
+    }
+    let timed: usize = metrics.requests.values().map(|a| a.raw_data.counter).sum();
+    // The whole run's percentiles as Goose itself computed them (its JSON report's
+    // "Aggregated" row, whole milliseconds), so run.json and Goose's SLA verdict agree.
+    let aggregate = goose_aggregate(dir);
+    let latency_ms = LatencySummary {
+        avg: if timed > 0 {
+            ms(total_us) / timed as f64
+        } else {
+            0.0
+        },
+        p50: aggregate.get("percentile_50").copied(),
+        p95: aggregate.get("percentile_95").copied(),
+        p99: aggregate.get("percentile_99").copied(),
+        max: ms(max_us),
+    };
+    let hits = crate::scenarios::CACHE_HITS.load(std::sync::atomic::Ordering::SeqCst);
+    let misses = crate::scenarios::CACHE_MISSES.load(std::sync::atomic::Ordering::SeqCst);
+    let cpu = outcome.generator_cpu_seconds;
+    let cpu_per_request_us = if requests > 0 {
+        cpu * 1e6 / requests as f64
+    } else {
+        0.0
+    };
+    // The generator is saturated when it used most of the machine's CPU: its latencies
+    // would then measure the generator, not the stack.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let busy = cpu / (metrics.duration.max(1) as f64 * cores);
+    let server = &outcome.server;
+    RunRecord {
+        schema_version: common::record::SCHEMA_VERSION,
+        run_id: dir.file_name().and_then(|n| n.to_str()).map(String::from),
+        scenario: word(&options.scenario),
+        profile: word(&options.profile),
+        load: *load,
+        think_time_ms: (!options.no_think).then_some([options.think_min_ms, options.think_max_ms]),
+        target: options.target.clone(),
+        runtime: options.runtime.clone(),
+        // As told, else as many as the load balancer knew at the start.
+        gateways: options
+            .gateways
+            .unwrap_or(outcome.stack.gateways.len() as u32),
+        experiment: options.experiment(),
+        started: outcome.started,
+        ended: outcome.ended,
+        duration_secs: metrics.duration as f64,
+        requests,
+        failures,
+        error_pct: if requests > 0 {
+            100.0 * failures as f64 / requests as f64
+        } else {
+            0.0
+        },
+        rps: requests as f64 / metrics.duration.max(1) as f64,
+        latency_ms,
+        by_route,
+        cache_seen_by_client: common::record::CacheSeen {
+            hit: hits,
+            miss: misses,
+        },
+        longtask: longtask_summary(),
+        relogins: crate::scenarios::RELOGINS.load(std::sync::atomic::Ordering::SeqCst),
+        server: ServerSummary {
+            samples: server.len(),
+            requests_by_backend: delta_by_backend(server),
+            cache: gateway_cache(server),
+            gateway_cpu: gateway_cpu(server),
+            host_cpu_busy: host_cpu_busy(server),
+        },
+        stack: outcome.stack,
+        calibration: outcome.calibration,
+        generator: common::record::Generator {
+            cpu_seconds: cpu,
+            cpu_per_request_us,
+            share_of_machine: busy,
+            saturated: busy > 0.8,
+        },
+        sla: Sla {
+            p95_ms: Some(options.sla_p95_ms as f64),
+            error_pct: Some(options.sla_error_pct),
+            met: Some(outcome.sla_failed.is_empty()),
+            failed_rules: outcome.sla_failed,
+        },
+        host: host(),
+        versions: Versions {
+            scalelab: Some(env!("CARGO_PKG_VERSION").into()),
+            goose: Some("0.19".into()),
+            git_commit: git_commit(),
+            kernel: first_line_of("uname", "-r"),
+        },
+    }
+}
+
+fn git_commit() -> Option<String> {
+    std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(requests: f64, cpu_seconds: f64) -> Measured<GatewaySample> {
+        Measured::Ok(GatewaySample {
+            requests,
+            cpu_seconds,
+            ..GatewaySample::default()
+        })
+    }
+
+    fn sample(t: f64, gateways: Vec<(&str, Measured<GatewaySample>)>) -> ServerSample {
+        ServerSample {
+            t,
+            gateways: gateways
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            ..ServerSample::default()
+        }
+    }
+
+    #[test]
+    fn gateway_cpu_is_the_delta_over_the_run_per_request() {
+        let refused = || Measured::Failed {
+            error: "refused".into(),
+        };
+        let samples = [
+            sample(0.0, vec![("a", gw(100.0, 1.0)), ("b", refused())]),
+            ServerSample {
+                t: 1.0,
+                error: Some("lb unreachable".into()),
+                ..ServerSample::default()
+            },
+            sample(2.0, vec![("a", gw(600.0, 1.5)), ("b", gw(9.0, 9.0))]),
+        ];
+        // b has a single sample, its span is empty: only a counts, 0.5 s over 500 requests.
+        let cpu = gateway_cpu(&samples).unwrap();
+        assert_eq!(cpu.seconds, 0.5);
+        assert_eq!(cpu.requests, 500.0);
+        assert_eq!(cpu.per_request_ms, 1.0);
+        assert_eq!(gateway_cpu(&samples[1..2]), None);
+    }
+
+    #[test]
+    fn a_gateway_that_joins_mid_run_counts_from_its_first_sample() {
+        let samples = [
+            sample(0.0, vec![("a", gw(0.0, 0.0))]),
+            sample(1.0, vec![("a", gw(100.0, 0.1)), ("c", gw(50.0, 0.05))]),
+            sample(2.0, vec![("a", gw(200.0, 0.2)), ("c", gw(150.0, 0.15))]),
+        ];
+        let cpu = gateway_cpu(&samples).unwrap();
+        assert_eq!(cpu.requests, 300.0);
+        assert!((cpu.seconds - 0.3).abs() < 1e-9);
+    }
+
+    #[test]
+    fn host_cpu_busy_is_the_mean_and_max_of_the_samples() {
+        let mut samples = vec![ServerSample::default(); 3];
+        samples[1].host_cpu_busy = Some(0.5);
+        samples[2].host_cpu_busy = Some(1.0);
+        let busy = host_cpu_busy(&samples).unwrap();
+        assert_eq!(
+            busy,
+            HostCpuBusy {
+                mean: 0.75,
+                max: 1.0,
+                samples: 2
+            }
+        );
+        assert_eq!(host_cpu_busy(&samples[..1]), None);
+    }
+}
