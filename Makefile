@@ -108,8 +108,8 @@ report: ## tests/reports/summary.md and charts from tests/results/*
 images-offline: ## Build the stack's images from Debian packages (no registry needed)
 	@scripts/images-offline
 
-smoke-compose: lab-bin ## CI's compose check: offline images, 3 gateways, short run, even spread, down
-	@$(LAB) smoke
+smoke-compose: lab-bin ## CI's compose check: offline images from debug binaries, 3 gateways, short run, even spread, down
+	@RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
 
 clean: lab-bin ## Stop everything, remove build output, local service data and the stack's volumes
 	-@$(LAB) down -v

@@ -101,8 +101,10 @@ async fn try_migrate(pool: &Pool) -> anyhow::Result<usize> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
+    // Quiet: "relation already exists, skipping" is every start but the first, not news.
     tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS scalelab_migrations (
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS scalelab_migrations (
              version integer PRIMARY KEY, name text NOT NULL,
              applied_at timestamptz NOT NULL DEFAULT now())",
     )

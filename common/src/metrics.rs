@@ -197,7 +197,8 @@ pub fn sum(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
                 .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
         .map(|s| s.value)
-        .sum()
+        // fold from +0.0: `sum` of nothing is -0.0, which a record would print as such.
+        .fold(0.0, |total, v| total + v)
 }
 
 /// Fetches and parses a service's `/metrics` (`url` is the full address of the endpoint).

@@ -1,7 +1,6 @@
-# The app image from host-built binaries (same Debian release as the host, so the same glibc).
-ARG BASE
-FROM ${BASE}
-RUN useradd --system --uid 10001 --no-create-home scalelab
-COPY bin/ /usr/local/bin/
-COPY healthcheck /usr/local/bin/healthcheck
-USER scalelab
+# The app image from host-built binaries: nothing but the binaries and the shared libraries
+# they link (copied from the host by scripts/images-offline, same Debian release as the base).
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/usr/local/bin
+USER 10001

@@ -85,6 +85,8 @@ pub enum Command {
     },
     /// The seed lab's protocol: 1 then 3 gateways, miss and hit, then the report.
     BenchmarkAll,
+    /// CI's end-to-end check: 3 gateways, a short run spread evenly, then down.
+    Smoke,
 }
 
 /// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
@@ -225,6 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchmarkAll => {
             protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, cli.quick).await
         }
+        Command::Smoke => protocol::smoke(rt.as_mut(), &paths.bin, &root).await,
     }
 }
 

@@ -290,3 +290,120 @@ async fn run_steps(
     );
     Ok(())
 }
+
+/// CI's check of a runtime end to end: 3 gateways, a short `hit` run whose requests the load
+/// balancer must have spread evenly (each gateway within 20 % of a third), under 5 % errors;
+/// the stack is taken down (with its data) whatever happens.
+pub async fn smoke(rt: &mut dyn Runtime, bin: &Path, root: &Path) -> anyhow::Result<()> {
+    let results = std::env::temp_dir().join(format!("scalelab-smoke-{}", std::process::id()));
+    let spec = LoadSpec {
+        gateways: 3,
+        scenario: "hit".into(),
+        profile: "classic".into(),
+        quick: true,
+        run_id: Some("smoke".into()),
+        results_dir: Some(results.clone()),
+        env: [("USERS", "30"), ("RATE", "30"), ("DURATION_SECS", "10")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let outcome = async {
+        let dir = load(rt, bin, root, &spec).await?;
+        let run = common::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        check_even_spread(&run)
+    }
+    .await;
+    let down = rt.down(true).await;
+    let _ = std::fs::remove_dir_all(&results);
+    outcome?;
+    down?;
+    eprintln!("smoke: {} runtime: ok", rt.kind().name());
+    Ok(())
+}
+
+/// Three gateways in the load balancer's counters, each within 20 % of a third; errors < 5 %.
+pub fn check_even_spread(run: &common::record::RunRecord) -> anyhow::Result<()> {
+    let served = run.server.requests_by_backend.clone().unwrap_or_default();
+    let total: f64 = served.values().sum();
+    eprintln!(
+        "smoke: {} requests, {:.1} req/s, errors {:.2} %, per gateway {served:?}",
+        run.requests, run.rps, run.error_pct
+    );
+    if served.len() != 3 {
+        bail!("expected 3 gateways in the load balancer's counters, found {served:?}");
+    }
+    if let Some((gw, n)) = served.iter().find(|(_, n)| **n < total / 3.0 * 0.8) {
+        bail!("round robin is uneven: {gw} served {n} of {total}");
+    }
+    if run.error_pct >= 5.0 {
+        bail!("error rate {:.2} %", run.error_pct);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(served: &[f64], error_pct: f64) -> common::record::RunRecord {
+        let mut r: common::record::RunRecord =
+            serde_json::from_str(r#"{"scenario":"hit","requests":300,"rps":30,"latency_ms":{}}"#)
+                .unwrap();
+        r.error_pct = error_pct;
+        r.server.requests_by_backend = Some(
+            served
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("10.0.0.{i}:8000"), *n))
+                .collect(),
+        );
+        r
+    }
+
+    #[test]
+    fn the_smoke_check_wants_three_even_gateways_and_few_errors() {
+        assert!(check_even_spread(&run(&[100.0, 100.0, 100.0], 0.0)).is_ok());
+        assert!(check_even_spread(&run(&[100.0, 100.0], 0.0)).is_err());
+        let uneven = check_even_spread(&run(&[200.0, 50.0, 50.0], 0.0)).unwrap_err();
+        assert!(uneven.to_string().contains("uneven"), "{uneven}");
+        assert!(check_even_spread(&run(&[100.0, 100.0, 100.0], 6.0)).is_err());
+    }
+
+    #[test]
+    fn the_benchmark_runs_each_scenario_on_one_then_three_gateways() {
+        let runs: Vec<Step> = benchmark_steps()
+            .into_iter()
+            .filter(|s| matches!(s, Step::Run(..)))
+            .collect();
+        assert_eq!(
+            runs,
+            vec![
+                Step::Run(1, "miss"),
+                Step::Run(1, "hit"),
+                Step::Run(3, "miss"),
+                Step::Run(3, "hit")
+            ]
+        );
+        assert_eq!(benchmark_steps().last(), Some(&Step::Report));
+    }
+
+    #[test]
+    fn bad_scenarios_and_profiles_are_named() {
+        let spec = |scenario: &str, profile: &str, gateways| LoadSpec {
+            gateways,
+            scenario: scenario.into(),
+            profile: profile.into(),
+            quick: false,
+            run_id: None,
+            results_dir: None,
+            env: Vec::new(),
+        };
+        assert!(spec("hit", "classic", 1).check().is_ok());
+        let e = spec("hot", "classic", 1).check().unwrap_err().to_string();
+        assert!(e.starts_with("SCENARIO must be one of hit, miss"), "{e}");
+        let e = spec("hit", "spiky", 1).check().unwrap_err().to_string();
+        assert!(e.starts_with("PROFILE must be one of"), "{e}");
+        assert!(spec("hit", "classic", 0).check().is_err());
+    }
+}

@@ -207,6 +207,14 @@ pub const TABLE: &[Setting] = &[
       "The worker (127.0.0.1 only; the load test samples its queue)."),
 ];
 
+/// Names earlier versions used in `.env`: an old file gets the new name in its error.
+const RENAMED: &[(&str, &str)] = &[
+    ("GATEWAY_MAX_IN_FLIGHT", "MAX_IN_FLIGHT"),
+    ("GATEWAY_MAX_QUEUE", "MAX_QUEUE"),
+    ("GATEWAY_QUEUE_TIMEOUT_MS", "QUEUE_TIMEOUT_MS"),
+    ("MICROSERVICE_DB_POOL_SIZE", "DB_POOL_SIZE"),
+];
+
 pub fn find(name: &str) -> Option<&'static Setting> {
     TABLE.iter().find(|s| s.name == name)
 }
@@ -283,6 +291,9 @@ impl Settings {
         let mut settings = Self::defaults();
         if let Some(text) = env_file {
             for (line_no, key, value) in parse_env_file(text)? {
+                if let Some((_, new)) = RENAMED.iter().find(|(old, _)| *old == key) {
+                    bail!(".env line {line_no}: {key} is now called {new}; rename it");
+                }
                 if find(&key).is_none() {
                     bail!(".env line {line_no}: {key} is not a lab setting (`lab settings` lists them)");
                 }

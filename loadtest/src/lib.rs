@@ -445,7 +445,10 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         Ok(metrics) => (metrics, Vec::new()),
         Err(GooseError::ThresholdsFailed { failed, metrics }) => (
             *metrics.0,
-            failed.iter().map(|f| format!("{f:?}")).collect(),
+            failed
+                .iter()
+                .map(|f| format!("{} (observed {})", f.rule, f.observed))
+                .collect(),
         ),
         Err(e) => return Err(anyhow::anyhow!("the load test failed: {e}")),
     };
@@ -461,6 +464,14 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     )?;
     if !options.keep_request_log {
         std::fs::remove_file(&log)?;
+    }
+    if sla_failed.is_empty() {
+        eprintln!(
+            "loadtest: SLA met (p95 < {} ms, errors <= {} %)",
+            options.sla_p95_ms, options.sla_error_pct
+        );
+    } else {
+        eprintln!("loadtest: SLA missed: {}", sla_failed.join("; "));
     }
     let outcome = record::Outcome {
         server,

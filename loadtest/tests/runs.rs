@@ -177,6 +177,26 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         .await
         .unwrap();
 
+    // The record round-trips: what the load generator wrote, the shared type and the report
+    // read back with the same figures.
+    for (id, run) in [("hit-run", &hit), ("miss-run", &miss)] {
+        let typed = common::record::RunRecord::read(&results.join(id)).expect("typed record");
+        assert_eq!(typed.schema_version, common::record::SCHEMA_VERSION);
+        assert_eq!(
+            serde_json::to_value(&typed).unwrap(),
+            *run,
+            "{id}: nothing lost"
+        );
+        let read = report::runs::load_run(&results.join(id)).expect("the report reads it");
+        assert_eq!(read.requests, typed.requests, "{id}");
+        assert_eq!(read.scenario, typed.scenario, "{id}");
+        assert_eq!(read.gateways, 2, "{id}");
+        assert_eq!(read.knobs.cache_ttl_secs, Some(60), "{id}");
+        assert_eq!(read.knobs.db_delay_ms, Some(5), "{id}");
+        assert!(read.goodput > 0.0 && read.calibrated_ms.is_some(), "{id}");
+        assert_eq!(read.by_backend.len(), 2, "{id}");
+    }
+
     for (name, run) in [("hit", &hit), ("miss", &miss)] {
         let requests = run["requests"].as_u64().unwrap();
         assert!(requests > 20, "{name}: {requests} requests");

@@ -170,7 +170,8 @@ async fn lookup(state: &AppState, key: String) -> Result<Lookup, ApiError> {
     }
     let row = client
         .query_one(
-            "SELECT count(*), coalesce(sum(value), 0)::float8 FROM items WHERE bucket = $1",
+            // Rounded to cents in Postgres: a float8 sum would print as 50120.99999999993.
+            "SELECT count(*), round(coalesce(sum(value), 0)::numeric, 2)::float8 FROM items WHERE bucket = $1",
             &[&bucket],
         )
         .await

@@ -150,6 +150,12 @@ async fn seeding_is_deterministic_and_idempotent() {
     let second = spawn(config(&db.url)).await;
     let (_, b, _) = get(&format!("{}/data/same", second.base)).await;
     assert_eq!(a["result"]["total"], b["result"]["total"]);
+    // A sum of money-like values reads as one: at most two decimals, no float noise.
+    let total = a["result"]["total"].to_string();
+    assert!(
+        total.split('.').nth(1).is_none_or(|d| d.len() <= 2),
+        "total {total}"
+    );
     let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
         .await
         .unwrap();
