@@ -389,7 +389,7 @@ pub struct BreakpointRecord {
 #[serde(default)]
 pub struct BreakpointStep {
     pub step: usize,
-    pub users: f64,
+    pub users: usize,
     pub run_id: Option<String>,
     pub rps: f64,
     pub p95_ms: Option<f64>,

@@ -495,8 +495,9 @@ mod tests {
             ("LOG_FORMAT=xml", "LOG_FORMAT must be one of pretty, json"),
             (
                 "GATEWAY_MAX_IN_FLIGHT=4",
-                "GATEWAY_MAX_IN_FLIGHT is not a lab setting",
+                "GATEWAY_MAX_IN_FLIGHT is now called MAX_IN_FLIGHT",
             ),
+            ("MAX_IN_FLIGTH=4", "MAX_IN_FLIGTH is not a lab setting"),
             ("just words", "expected NAME=value"),
         ] {
             let text = format!("{SECRET}{file}\n");

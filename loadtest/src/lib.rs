@@ -362,7 +362,7 @@ async fn breakpoint(options: Options) -> anyhow::Result<PathBuf> {
         let met = run.sla.met == Some(true);
         let row = common::record::BreakpointStep {
             step: k + 1,
-            users: users as f64,
+            users,
             run_id: run.run_id.clone(),
             rps: run.rps,
             p95_ms: run.latency_ms.p95,
@@ -428,7 +428,8 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         &options.lb_metrics_url,
         options.worker_metrics_url.clone(),
         &dir,
-    )?;
+    )
+    .await?;
     let cpu_before = common::host::process_cpu_seconds();
     let started = record::utc_now();
 

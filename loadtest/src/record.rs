@@ -57,15 +57,18 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Samples the load balancer's metrics, and each gateway's, now and then every second
-    /// until `stop`. The gateways are found again from the load balancer's `GET /backends`
-    /// every second, so a gateway that joins during the run (scaling) is sampled too.
-    pub fn start(
+    /// Samples the load balancer's metrics, and each gateway's, now (before it returns, so
+    /// that the first sample precedes the load) and then every second until `stop`. The
+    /// gateways are found again from the load balancer's `GET /backends` every second, so a
+    /// gateway that joins during the run (scaling) is sampled too.
+    pub async fn start(
         metrics_url: &str,
         worker_metrics_url: Option<String>,
         dir: &Path,
     ) -> anyhow::Result<Self> {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut first_tx = Some(first_tx);
         let url = metrics_url.to_string();
         let lb_base = url.trim_end_matches("/metrics").to_string();
         let path: PathBuf = dir.join("server.jsonl");
@@ -131,6 +134,9 @@ impl Sampler {
                     let _ = writeln!(file, "{text}");
                 }
                 lines.push(line);
+                if let Some(first) = first_tx.take() {
+                    let _ = first.send(());
+                }
                 if *stopped.borrow() {
                     return lines;
                 }
@@ -140,6 +146,7 @@ impl Sampler {
                 }
             }
         });
+        let _ = first_rx.await;
         Ok(Self { stop, task })
     }
 

@@ -320,7 +320,7 @@ pub fn load_breakpoints(dir: &Path) -> (Vec<Breakpoint>, Vec<String>) {
             .steps
             .iter()
             .map(|s| Step {
-                users: s.users,
+                users: s.users as f64,
                 rps: s.rps,
                 p95_ms: s.p95_ms.unwrap_or(0.0),
                 error_pct: s.error_pct,
