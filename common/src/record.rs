@@ -4,6 +4,7 @@
 //! - `run.json`: [`RunRecord`]
 //! - `server.jsonl`: a [`ServerSample`] per line, one a second
 //! - `latency_per_second.json`: [`LatencyPerSecond`]
+//! - `autoscaler.jsonl`: an [`AutoscalerSample`] per decision (autoscaled runs)
 //! - `<run-id>-breakpoint/breakpoint.json`: [`BreakpointRecord`]
 //!
 //! `schema_version` says which shape a record has. Version 1 (no field) is the shape written
@@ -300,6 +301,9 @@ pub struct Versions {
 #[serde(default)]
 pub struct ServerSample {
     pub t: f64,
+    /// Unix time of the sample (lines it up with the autoscaler's decisions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<f64>,
     /// The load balancer's metrics could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -315,6 +319,33 @@ pub struct ServerSample {
     pub host_cpu_busy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<Measured<WorkerSample>>,
+}
+
+/// One decision of the autoscaler (`autoscaler.jsonl`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AutoscalerSample {
+    /// Unix time of the decision.
+    pub at: f64,
+    /// Seconds since the autoscaler started.
+    pub t: f64,
+    pub metric_name: String,
+    /// The ready gateways' average over the sync period (None: none reported it).
+    pub metric: Option<f64>,
+    pub target: f64,
+    pub tolerance: f64,
+    /// Gateways in rotation (with or without a metric), starting, and without a metric.
+    pub ready: u32,
+    pub not_ready: u32,
+    pub missing: u32,
+    pub current: u32,
+    pub proposed: u32,
+    pub stabilized: u32,
+    pub desired: u32,
+    pub reason: String,
+    /// How long the runtime took to reach `desired` (a scale happened).
+    pub scale_secs: Option<f64>,
+    pub error: Option<String>,
 }
 
 /// A gateway's counters (totals since it started).
@@ -456,6 +487,15 @@ impl RunRecord {
             0.0
         }
     }
+}
+
+/// Every line of `autoscaler.jsonl` that parses (none for a run without the autoscaler).
+pub fn read_autoscaler(dir: &Path) -> Vec<AutoscalerSample> {
+    std::fs::read_to_string(dir.join("autoscaler.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// Every line of `server.jsonl` that parses.

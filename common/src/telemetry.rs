@@ -7,7 +7,12 @@ use tracing_subscriber::{fmt, EnvFilter};
 /// are no-ops.
 pub fn init(log_format: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_target(false);
+    // Colours only for a terminal: a log file or `docker logs` gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi);
     let _ = if log_format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -33,6 +33,15 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// Seconds since the Unix epoch, with a fraction: lines up records written by different
+/// processes (the load generator's samples, the autoscaler's decisions).
+pub fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 /// `20261122T193000Z`: sorts by time, safe in a folder name.
 pub fn utc_stamp() -> String {
     let (y, mo, d, h, mi, s) = civil(now_secs());

@@ -38,6 +38,24 @@ pub struct Inner {
     queue_timeout: Duration,
     rejected: prometheus::IntCounterVec,
     queued: prometheus::IntGauge,
+    in_service: prometheus::IntGauge,
+}
+
+/// A request holding a slot, counted in `limiter_in_service` until it is dropped (also
+/// when the client goes away mid-request).
+struct InService(prometheus::IntGauge);
+
+impl InService {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InService {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Limiter {
@@ -55,6 +73,9 @@ impl Limiter {
         .expect("valid metric");
         let queued = common::metrics::gauge("limiter_waiting", "Requests waiting for a slot");
         let capacity = common::metrics::gauge("limiter_max_in_flight", "Configured MAX_IN_FLIGHT");
+        // With limiter_waiting, what the autoscaler's utilization metric is made of.
+        let in_service = common::metrics::gauge("limiter_in_service", "Requests holding a slot");
+        metrics.register(Box::new(in_service.clone()));
         capacity.set(config.max_in_flight as i64);
         metrics.register(Box::new(rejected.clone()));
         metrics.register(Box::new(queued.clone()));
@@ -66,6 +87,7 @@ impl Limiter {
             queue_timeout: Duration::from_millis(config.queue_timeout_ms),
             rejected,
             queued,
+            in_service,
         })))
     }
 }
@@ -99,5 +121,6 @@ pub async fn enforce(State(limiter): State<Limiter>, req: Request, next: Next) -
             }
         }
     };
+    let _in_service = InService::new(&limiter.in_service);
     next.run(req).await
 }

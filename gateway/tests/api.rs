@@ -492,14 +492,27 @@ async fn the_limit_queues_requests_up_to_max_queue() {
     .await;
     let token = s.token().await;
     let started = Instant::now();
-    let replies = futures::future::join_all((0..3).map(|i| {
+    let requests = futures::future::join_all((0..3).map(|i| {
         let (s, token) = (&s, &token);
         async move { s.get(&format!("/data?key=q{i}"), token).await }
-    }))
-    .await;
+    }));
+    // Mid-way, one request holds the slot and two wait: what the autoscaler reads.
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let samples = s.metrics().await;
+        let g = |name| common::metrics::sum(&samples, name, &[]);
+        (g("limiter_in_service"), g("limiter_waiting"))
+    };
+    let (replies, (in_service, waiting)) = tokio::join!(requests, watch);
     assert!(replies.iter().all(|r| r.status == 200));
+    assert_eq!((in_service, waiting), (1.0, 2.0));
     // One at a time: three requests of 200 ms take at least 600 ms.
     assert!(started.elapsed() >= Duration::from_millis(600));
+    let samples = s.metrics().await;
+    assert_eq!(
+        common::metrics::sum(&samples, "limiter_in_service", &[]),
+        0.0
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 //! protocols (a recorded load run, `benchmark-all`). The Makefile is the front door and
 //! calls the `lab` binary.
 
+pub mod autoscale;
 pub mod lb;
 pub mod prereq;
 pub mod protocol;
@@ -87,6 +88,9 @@ pub enum Command {
     BenchmarkAll,
     /// CI's end-to-end check: 3 gateways, a short run spread evenly, then down.
     Smoke,
+    /// The autoscaling experiment: static 1, static 3 and autoscaled under a rising and
+    /// falling load, then burst and ramp autoscaled; then the report.
+    Autoscale,
 }
 
 /// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
@@ -228,6 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, cli.quick).await
         }
         Command::Smoke => protocol::smoke(rt.as_mut(), &paths.bin, &root).await,
+        Command::Autoscale => protocol::autoscale(rt.as_mut(), &paths.bin, &root, cli.quick).await,
     }
 }
 

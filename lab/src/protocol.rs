@@ -29,13 +29,23 @@ pub fn quick_load(profile: &str) -> Vec<(&'static str, &'static str)> {
         "warmup" => vec![("DURATION_SECS", "5")],
         "classic" => vec![("USERS", "300"), ("RATE", "100"), ("DURATION_SECS", "20")],
         "breakpoint" | "stages" => vec![],
+        // 20 → 300 → 20 users over 90 s: long enough after the fall for the scale-down window.
+        "wave" => vec![("USERS", "300"), ("DURATION_SECS", "90")],
         // Burst and ramp keep their own shape (a burst starts everyone at once).
         _ => vec![("USERS", "300"), ("DURATION_SECS", "20")],
     }
 }
 
 const SCENARIOS: &[&str] = &["hit", "miss", "mixed", "login", "longtask"];
-const PROFILES: &[&str] = &["classic", "warmup", "burst", "ramp", "stages", "breakpoint"];
+const PROFILES: &[&str] = &[
+    "classic",
+    "warmup",
+    "burst",
+    "ramp",
+    "stages",
+    "breakpoint",
+    "wave",
+];
 
 impl LoadSpec {
     pub fn check(&self) -> anyhow::Result<()> {
@@ -68,6 +78,64 @@ pub async fn load(
     root: &Path,
     spec: &LoadSpec,
 ) -> anyhow::Result<PathBuf> {
+    let (mut child, dir) = spawn_load(rt, bin, root, spec).await?;
+    let status = child.wait().await?;
+    if !status.success() {
+        bail!("the load test failed ({status})");
+    }
+    Ok(dir)
+}
+
+/// [`load`] with the autoscaler deciding every sync period until the load ends; its
+/// decisions go to `autoscaler.jsonl` in the run folder.
+pub async fn load_autoscaled(
+    rt: &mut dyn Runtime,
+    bin: &Path,
+    root: &Path,
+    spec: &LoadSpec,
+    mut controller: crate::autoscale::Controller,
+) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    let (mut child, dir) = spawn_load(rt, bin, root, spec).await?;
+    let mut pending: Vec<String> = Vec::new();
+    let mut file: Option<std::fs::File> = None;
+    // A step is never cut short (a scale-in half done would leave a gateway drained): the
+    // load's end is checked between steps.
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        match controller.step(rt).await {
+            Ok(sample) => pending.push(serde_json::to_string(&sample)?),
+            Err(e) => eprintln!("autoscaler: no decision this period: {e:#}"),
+        }
+        if file.is_none() && dir.exists() {
+            file = Some(std::fs::File::create(dir.join("autoscaler.jsonl"))?);
+        }
+        if let Some(f) = file.as_mut() {
+            for line in pending.drain(..) {
+                writeln!(f, "{line}")?;
+            }
+        }
+    };
+    if !status.success() {
+        bail!("the load test failed ({status})");
+    }
+    if let Some(f) = file.as_mut() {
+        for line in pending.drain(..) {
+            writeln!(f, "{line}")?;
+        }
+    }
+    Ok(dir)
+}
+
+/// Starts the load generator; returns it and the run folder it will write.
+async fn spawn_load(
+    rt: &mut dyn Runtime,
+    bin: &Path,
+    root: &Path,
+    spec: &LoadSpec,
+) -> anyhow::Result<(tokio::process::Child, PathBuf)> {
     spec.check()?;
     rt.up(spec.gateways).await?;
     let ends = rt.endpoints();
@@ -100,6 +168,7 @@ pub async fn load(
         .env("WORKER_METRICS_URL", &ends.worker_metrics)
         .env("LAB_USERS", s.get("LAB_USERS"))
         .env("LAB_PASSWORD", s.get("LAB_PASSWORD"))
+        .env("SLA_P95_MS", s.get("SLA_P95_MS"))
         .env("RESULTS_DIR", &results)
         .env("RUN_ID", &run_id)
         .envs(spec.env.iter().cloned());
@@ -111,14 +180,10 @@ pub async fn load(
         rt.kind().name(),
         if spec.quick { " (quick)" } else { "" }
     );
-    let status = cmd
-        .status()
-        .await
+    let child = cmd
+        .spawn()
         .with_context(|| format!("cannot run {}", bin.join("loadtest").display()))?;
-    if !status.success() {
-        bail!("the load test failed ({status})");
-    }
-    Ok(results.join(run_id))
+    Ok((child, results.join(run_id)))
 }
 
 /// `20261123-121500`: a batch's name, sorting by time.
@@ -406,4 +471,143 @@ mod tests {
         assert!(e.starts_with("PROFILE must be one of"), "{e}");
         assert!(spec("hit", "classic", 0).check().is_err());
     }
+}
+
+/// One run of the autoscaling experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoscaleRun {
+    /// `static-1`, `static-3`, `auto`, `auto-burst`, `auto-ramp`.
+    pub side: &'static str,
+    pub profile: &'static str,
+    /// Gateways at the start (and throughout, when not autoscaled).
+    pub gateways: usize,
+    pub autoscaled: bool,
+}
+
+/// The same rising-and-falling load on 1 gateway, on 3, and autoscaled from 1; then a burst
+/// and a ramp to 300 users, autoscaled.
+pub fn autoscale_runs() -> Vec<AutoscaleRun> {
+    let run = |side, profile, gateways, autoscaled| AutoscaleRun {
+        side,
+        profile,
+        gateways,
+        autoscaled,
+    };
+    vec![
+        run("static-1", "wave", 1, false),
+        run("static-3", "wave", 3, false),
+        run("auto", "wave", 1, true),
+        run("auto-burst", "burst", 1, true),
+        run("auto-ramp", "ramp", 1, true),
+    ]
+}
+
+/// `make autoscale`: the runs of [`autoscale_runs`] in one batch (cache misses, so that the
+/// gateways' slots fill), then the report.
+pub async fn autoscale(
+    rt: &mut dyn Runtime,
+    bin: &Path,
+    root: &Path,
+    quick: bool,
+) -> anyhow::Result<()> {
+    let config = crate::autoscale::Config::from_settings(rt.settings())?;
+    let batch = utc_stamp();
+    let runs = autoscale_runs();
+    let started = Instant::now();
+    let result = async {
+        rt.down(true).await?;
+        for (k, run) in runs.iter().enumerate() {
+            let elapsed = started.elapsed().as_secs();
+            eprintln!(
+                "\n\x1b[1m== [{}/{}] autoscale: {} ({} profile, {} gateway(s){})\x1b[0m  (elapsed {}m{:02}s)",
+                k + 1,
+                runs.len(),
+                run.side,
+                run.profile,
+                run.gateways,
+                if run.autoscaled { ", autoscaled" } else { "" },
+                elapsed / 60,
+                elapsed % 60
+            );
+            rt.up(run.gateways).await?;
+            let mut env = vec![
+                ("EXPERIMENT".to_string(), "autoscale".to_string()),
+                ("EXPERIMENT_SIDE".to_string(), run.side.to_string()),
+                (
+                    "EXPERIMENT_SETTINGS".to_string(),
+                    autoscale_settings(rt.settings(), run),
+                ),
+            ];
+            if run.profile != "wave" {
+                // Burst and ramp reach the wave's peak, for as long as its rise and hold.
+                env.push(("USERS".into(), "300".into()));
+                env.push((
+                    "DURATION_SECS".into(),
+                    if quick { "45" } else { "60" }.into(),
+                ));
+            }
+            let spec = LoadSpec {
+                gateways: run.gateways,
+                scenario: "miss".into(),
+                profile: run.profile.into(),
+                quick,
+                run_id: Some(format!("{batch}-autoscale-{}", run.side)),
+                results_dir: None,
+                env,
+            };
+            if run.autoscaled {
+                let controller = crate::autoscale::Controller::new(config.clone());
+                load_autoscaled(rt, bin, root, &spec, controller).await?;
+            } else {
+                load(rt, bin, root, &spec).await?;
+            }
+        }
+        rt.down(true).await?;
+        let status = tokio::process::Command::new(bin.join("report"))
+            .current_dir(root)
+            .status()
+            .await
+            .context("cannot run the report")?;
+        if !status.success() {
+            bail!("the report failed ({status})");
+        }
+        anyhow::Ok(())
+    };
+    let result = tokio::select! {
+        r = result => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    if let Err(e) = result {
+        eprintln!("autoscale: stopped before the end ({e:#}): taking the stack down");
+        let _ = rt.down(false).await;
+        return Err(e);
+    }
+    let secs = started.elapsed().as_secs();
+    eprintln!(
+        "autoscale: done in {}m{:02}s: runs in tests/results/{batch}-autoscale-*, report in tests/reports/summary.md (section Autoscaling)",
+        secs / 60,
+        secs % 60
+    );
+    Ok(())
+}
+
+/// `NAME=value,…` of what a run of the autoscaling experiment sets.
+fn autoscale_settings(s: &crate::settings::Settings, run: &AutoscaleRun) -> String {
+    if !run.autoscaled {
+        return format!("GATEWAYS={}", run.gateways);
+    }
+    [
+        "AUTOSCALE_METRIC",
+        "AUTOSCALE_TARGET",
+        "MIN_REPLICAS",
+        "MAX_REPLICAS",
+        "SYNC_PERIOD_SECS",
+        "TOLERANCE",
+        "SCALE_UP_STABILIZATION_SECS",
+        "SCALE_DOWN_STABILIZATION_SECS",
+    ]
+    .iter()
+    .map(|k| format!("{k}={}", s.get(k)))
+    .collect::<Vec<_>>()
+    .join(",")
 }

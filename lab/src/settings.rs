@@ -60,10 +60,12 @@ pub enum Scope {
     Compose,
     /// A host port the stack publishes (compose) or listens on (native).
     HostPort,
+    /// The lab's own: read by the lab (the autoscaler), never passed to a service.
+    Lab,
 }
 
 /// What a value must look like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     /// A whole number within [min, max].
     Int {
@@ -72,6 +74,13 @@ pub enum Kind {
     },
     /// A positive decimal number (CPUs).
     Cpus,
+    /// A decimal number within [min, max].
+    Decimal {
+        min: f64,
+        max: f64,
+    },
+    /// Rate policies: `4/15s,100%/15s` (at most 4 replicas, or 100 %, per 15 s).
+    Policies,
     Bool,
     /// One of a few words.
     Word(&'static [&'static str]),
@@ -194,6 +203,27 @@ pub const TABLE: &[Setting] = &[
       "Official Postgres image."),
     s("REDIS_IMAGE", "redis:7.4.1-bookworm", Scope::Compose, Kind::Text { min_len: 1 },
       "Official Redis image."),
+    // The autoscaler (make autoscale): the Kubernetes HPA's algorithm with classroom timings.
+    s("AUTOSCALE_METRIC", "utilization", Scope::Lab, Kind::Word(&["utilization", "cpu", "p95"]),
+      "What the autoscaler reads per gateway: utilization ((in service + waiting) / MAX_IN_FLIGHT), cpu (share of its CPU limit), or p95 (the load balancer's p95 to it / SLA_P95_MS)."),
+    s("AUTOSCALE_TARGET", "0.7", Scope::Lab, Kind::Decimal { min: 0.01, max: 100.0 },
+      "The metric's target per gateway: desired = ceil(current x metric / target)."),
+    s("MIN_REPLICAS", "1", Scope::Lab, int(1, 100), "Fewest gateways the autoscaler keeps."),
+    s("MAX_REPLICAS", "3", Scope::Lab, int(1, 100), "Most gateways the autoscaler starts."),
+    s("SYNC_PERIOD_SECS", "2", Scope::Lab, int(1, 300),
+      "How often the autoscaler decides (Kubernetes: 15 s; shorter so a class period sees it)."),
+    s("TOLERANCE", "0.1", Scope::Lab, Kind::Decimal { min: 0.0, max: 1.0 },
+      "No change while metric / target is within 1 +- this."),
+    s("SCALE_UP_STABILIZATION_SECS", "0", Scope::Lab, int(0, 3600),
+      "A scale-up takes the lowest recommendation of this window."),
+    s("SCALE_DOWN_STABILIZATION_SECS", "30", Scope::Lab, int(0, 3600),
+      "A scale-down takes the highest recommendation of this window (Kubernetes: 300 s; 30 s fits a class period)."),
+    s("SCALE_UP_POLICIES", "4/15s,100%/15s", Scope::Lab, Kind::Policies,
+      "At most N gateways or P % per period when scaling up; the most permissive wins."),
+    s("SCALE_DOWN_POLICIES", "100%/15s", Scope::Lab, Kind::Policies,
+      "The same when scaling down."),
+    s("SLA_P95_MS", "500", Scope::Lab, int(1, 600_000),
+      "The SLA's 95th percentile: the p95 metric's unit, and the load test's verdict."),
     // Host ports.
     s("LB_PORT", "8080", Scope::HostPort, Kind::Port,
       "The load balancer, where the load goes."),
@@ -232,6 +262,13 @@ impl Setting {
                 Ok(v) if (min..=max).contains(&v) => Ok(()),
                 _ => bail!("{name} must be a whole number from {min} to {max}, not {value:?}"),
             },
+            Kind::Decimal { min, max } => match value.parse::<f64>() {
+                Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(()),
+                _ => bail!("{name} must be a number from {min} to {max}, not {value:?}"),
+            },
+            Kind::Policies => parse_policies(value)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("{name}: {e}")),
             Kind::Cpus => match value.parse::<f64>() {
                 Ok(v) if v > 0.0 && v.is_finite() => Ok(()),
                 _ => bail!("{name} must be a number of CPUs above 0 (like 0.5), not {value:?}"),
@@ -348,6 +385,10 @@ impl Settings {
             .unwrap_or_else(|| panic!("{name} is not in the settings table"))
     }
 
+    pub fn number(&self, name: &str) -> f64 {
+        self.get(name).parse().expect("checked when resolved")
+    }
+
     pub fn port(&self, name: &str) -> u16 {
         self.get(name).parse().expect("checked when resolved")
     }
@@ -377,6 +418,36 @@ impl Settings {
             .map(|s| s.name)
             .collect()
     }
+}
+
+/// `4/15s,100%/15s` → at most 4 replicas per 15 s, or 100 % per 15 s.
+pub fn parse_policies(text: &str) -> anyhow::Result<Vec<crate::autoscale::hpa::Policy>> {
+    use crate::autoscale::hpa::Policy;
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad =
+            || anyhow::anyhow!("{part:?} is not N/PERIODs or P%/PERIODs (like 4/15s or 100%/15s)");
+        let (amount, period) = part.split_once('/').ok_or_else(bad)?;
+        let period_secs: f64 = period
+            .strip_suffix('s')
+            .and_then(|p| p.parse().ok())
+            .filter(|p: &f64| *p > 0.0 && p.is_finite())
+            .ok_or_else(bad)?;
+        out.push(match amount.strip_suffix('%') {
+            Some(p) => Policy::Percent {
+                value: p.parse().map_err(|_| bad())?,
+                period_secs,
+            },
+            None => Policy::Pods {
+                value: amount.parse().map_err(|_| bad())?,
+                period_secs,
+            },
+        });
+    }
+    if out.is_empty() {
+        bail!("no policy in {text:?}");
+    }
+    Ok(out)
 }
 
 /// `(line number, key, value)` of every assignment; comments and blank lines skipped,
@@ -499,6 +570,15 @@ mod tests {
             ),
             ("MAX_IN_FLIGTH=4", "MAX_IN_FLIGTH is not a lab setting"),
             ("just words", "expected NAME=value"),
+            (
+                "AUTOSCALE_METRIC=memory",
+                "AUTOSCALE_METRIC must be one of utilization, cpu, p95",
+            ),
+            ("TOLERANCE=2", "TOLERANCE must be a number from 0 to 1"),
+            (
+                "SCALE_UP_POLICIES=4 per 15s",
+                "is not N/PERIODs or P%/PERIODs",
+            ),
         ] {
             let text = format!("{SECRET}{file}\n");
             let err = Settings::resolve(Some(&text), env(&[]))

@@ -323,3 +323,75 @@ async fn a_leaving_gateway_finishes_requests_longer_than_its_grace_period() {
     s.rt.down(false).await.unwrap();
     let _ = std::fs::remove_dir_all(&s.run);
 }
+
+/// The autoscaler on the native stack: slots fill under load, it scales 1 → 3; the load
+/// stops, it scales back to 1 after its (short) scale-down window; no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_autoscaler_scales_up_under_load_and_back_down_after_it() {
+    let mut s = stack(&[
+        ("MAX_IN_FLIGHT", "2"),
+        ("DB_DELAY_MS", "100"),
+        ("SYNC_PERIOD_SECS", "1"),
+        ("AUTOSCALE_TARGET", "0.5"),
+        ("SCALE_DOWN_STABILIZATION_SECS", "5"),
+    ])
+    .await;
+    s.rt.up(1).await.expect("up with 1 gateway");
+    let config = lab::autoscale::Config::from_settings(s.rt.settings()).unwrap();
+    let mut controller = lab::autoscale::Controller::new(config);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, tasks) = start_load(&s.target, 8, false, stop.clone());
+
+    let mut decisions = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while s.rt.gateways().await.unwrap() < 3 && tokio::time::Instant::now() < deadline {
+        decisions.push(controller.step(&mut s.rt).await.expect("a decision"));
+    }
+    assert_eq!(
+        s.rt.gateways().await.unwrap(),
+        3,
+        "scaled out: {decisions:#?}"
+    );
+    let up = decisions
+        .iter()
+        .find(|d| d.desired > d.current)
+        .expect("a scale-up");
+    assert!(up.metric.unwrap() > 0.5 * 1.1, "{up:?}");
+    assert!(up.scale_secs.is_some() && up.error.is_none(), "{up:?}");
+    // The load goes on a little on three gateways.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let t = finish(stop, tasks, tally).await;
+    assert_eq!(
+        t.by_gateway.len(),
+        3,
+        "the new gateways served: {:?}",
+        t.by_gateway
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while s.rt.gateways().await.unwrap() > 1 && tokio::time::Instant::now() < deadline {
+        decisions.push(controller.step(&mut s.rt).await.expect("a decision"));
+    }
+    assert_eq!(
+        s.rt.gateways().await.unwrap(),
+        1,
+        "scaled back in: {decisions:#?}"
+    );
+    // The window held the first lower proposal back.
+    let down = decisions
+        .iter()
+        .position(|d| d.desired < d.current)
+        .unwrap();
+    let first_lower = decisions
+        .iter()
+        .position(|d| d.proposed < d.current)
+        .unwrap();
+    assert!(first_lower < down, "{decisions:#?}");
+    assert_eq!(
+        lb_retries(&s.rt).await,
+        0.0,
+        "no request was cut off by scaling"
+    );
+    s.rt.down(false).await.unwrap();
+    let _ = std::fs::remove_dir_all(&s.run);
+}

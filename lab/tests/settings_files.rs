@@ -96,6 +96,11 @@ fn compose_uses_the_table_names_and_defaults() {
                     );
                 }
             }
+            Scope::Lab => assert!(
+                !uses.iter().any(|(n, _)| n == setting.name),
+                "{} is the lab's own, yet docker-compose.yml passes it",
+                setting.name
+            ),
             Scope::Compose | Scope::HostPort => assert!(
                 uses.iter().any(|(n, _)| n == setting.name),
                 "{} is never used in docker-compose.yml",

@@ -48,6 +48,9 @@ pub enum Profile {
     /// Ramp up, hold, ramp down (20% / 60% / 20% of the duration; 1 min / 3 min / 1 min by
     /// default), the k6 shape.
     Stages,
+    /// A load that rises and falls, for the autoscaler: LOW_USERS, then up to USERS, held,
+    /// then back to LOW_USERS and held (10 % / 10 % / 30 % / 5 % / 45 % of the duration).
+    Wave,
 }
 
 #[derive(Debug, Clone, Parser, Serialize)]
@@ -155,6 +158,9 @@ pub struct Options {
     pub experiment_side: Option<String>,
     #[arg(long, env = "EXPERIMENT_SETTINGS", default_value = "")]
     pub experiment_settings: String,
+    /// Users before and after the `wave` profile's peak.
+    #[arg(long, env = "LOW_USERS", default_value_t = 20)]
+    pub low_users: usize,
     /// How long to wait for the target to answer /health before giving up.
     #[arg(long, env = "READY_TIMEOUT_SECS", default_value_t = 60)]
     pub ready_timeout_secs: u64,
@@ -170,6 +176,7 @@ impl Options {
             Profile::Warmup => (10, 10),
             Profile::Burst | Profile::Ramp => (100, 30),
             Profile::Stages => (100, 300),
+            Profile::Wave => (300, 120),
             Profile::Breakpoint => (self.start_users, self.step_secs),
         };
         let users = self.users.unwrap_or(users).max(1);
@@ -185,6 +192,10 @@ impl Options {
             Profile::Stages => {
                 let (up, _, _) = stage_secs(duration_secs);
                 users as f64 / up as f64
+            }
+            Profile::Wave => {
+                let [_, up, ..] = wave_secs(duration_secs);
+                users.saturating_sub(self.low_users) as f64 / up as f64
             }
         });
         Load {
@@ -231,6 +242,21 @@ pub fn stage_secs(duration_secs: u64) -> (u64, u64, u64) {
     (up, duration_secs.saturating_sub(up + down).max(1), down)
 }
 
+/// The `wave` profile's phases in seconds: low, rise, peak, fall, low again.
+pub fn wave_secs(duration_secs: u64) -> [u64; 5] {
+    let part = |pct: u64| (duration_secs * pct / 100).max(1);
+    let [low, rise, peak, fall] = [part(10), part(10), part(30), part(5)];
+    [
+        low,
+        rise,
+        peak,
+        fall,
+        duration_secs
+            .saturating_sub(low + rise + peak + fall)
+            .max(1),
+    ]
+}
+
 /// Waits until the target answers `/health`; a clear error naming the URL otherwise.
 pub async fn wait_ready(target: &str, limit: Duration) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
@@ -254,12 +280,18 @@ pub async fn wait_ready(target: &str, limit: Duration) -> anyhow::Result<()> {
     }
 }
 
-/// Goose's own configuration, as the command line it would accept.
+/// Goose's own configuration, from the command line it would accept.
 fn goose_config(
     options: &Options,
     load: &Load,
     dir: &std::path::Path,
 ) -> anyhow::Result<GooseConfiguration> {
+    <GooseConfiguration as clap::Parser>::try_parse_from(goose_args(options, load, dir))
+        .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))
+}
+
+/// The command line of Goose's configuration for a run.
+fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<String> {
     let dir = dir.display();
     let mut args: Vec<String> = vec![
         "loadtest".into(),
@@ -272,6 +304,18 @@ fn goose_config(
         args.extend([
             "--test-plan".into(),
             format!("{u},{up}s;{u},{hold}s;0,{down}s"),
+        ]);
+    } else if options.profile == Profile::Wave {
+        let [low_s, rise, peak, fall, tail] = wave_secs(load.duration_secs);
+        let (low, high) = (options.low_users.min(load.users).max(1), load.users);
+        // Goose ramps to each step's users over its duration: the low users start within
+        // 2 s and hold, rise, hold the peak, fall and hold.
+        args.extend([
+            "--test-plan".into(),
+            format!(
+                "{low},2s;{low},{}s;{high},{rise}s;{high},{peak}s;{low},{fall}s;{low},{tail}s",
+                low_s.saturating_sub(2).max(1)
+            ),
         ]);
     } else {
         args.extend([
@@ -305,8 +349,7 @@ fn goose_config(
         "--no-telnet".into(),
         "--quiet".into(),
     ]);
-    <GooseConfiguration as clap::Parser>::try_parse_from(args)
-        .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))
+    args
 }
 
 /// Runs the load test the options ask for and writes its record. Returns the run's folder
@@ -498,6 +541,26 @@ mod tests {
             &format!("{profile:?}").to_lowercase(),
         ])
         .unwrap()
+    }
+
+    #[test]
+    fn the_wave_rises_and_falls_over_its_whole_duration() {
+        assert_eq!(wave_secs(120), [12, 12, 36, 6, 54]);
+        assert_eq!(wave_secs(90).iter().sum::<u64>(), 90);
+        let o = options(Profile::Wave);
+        assert_eq!(o.load().users, 300);
+        let dir = std::path::Path::new("/tmp/x");
+        let args = goose_args(&o, &o.load(), dir);
+        let plan = args
+            .iter()
+            .position(|a| a == "--test-plan")
+            .map(|i| &args[i + 1]);
+        assert_eq!(
+            plan.map(String::as_str),
+            Some("20,2s;20,10s;300,12s;300,36s;20,6s;20,54s")
+        );
+        // Goose takes it.
+        goose_config(&o, &o.load(), dir).unwrap();
     }
 
     #[test]

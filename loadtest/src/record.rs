@@ -85,6 +85,7 @@ impl Sampler {
             loop {
                 let mut line = ServerSample {
                     t: started.elapsed().as_secs_f64(),
+                    at: Some(common::time::now_unix()),
                     ..ServerSample::default()
                 };
                 match common::metrics::scrape(&client, &url).await {

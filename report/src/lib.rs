@@ -1,9 +1,11 @@
 //! `make report`: reads `tests/results/*/`, writes `tests/reports/summary.md` and
 //! `tests/reports/graphs/*.{png,svg}`.
 
+pub mod autoscale;
 pub mod charts;
 pub mod model;
 pub mod runs;
+mod timelines;
 
 use charts::{BarChart, LineChart};
 use runs::Run;
@@ -19,7 +21,7 @@ pub struct Outcome {
     pub runs: usize,
 }
 
-fn label(run: &Run) -> String {
+pub(crate) fn label(run: &Run) -> String {
     format!(
         "{} gateway{} {}",
         run.gateways,
@@ -45,12 +47,12 @@ fn ms(v: f64) -> String {
     }
 }
 
-fn points(v: &[f64]) -> Vec<(f64, f64)> {
+pub(crate) fn points(v: &[f64]) -> Vec<(f64, f64)> {
     v.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect()
 }
 
 /// Seconds with a value only: a gap stays a gap rather than a drop to zero.
-fn some_points(v: &[Option<f64>]) -> Vec<(f64, f64)> {
+pub(crate) fn some_points(v: &[Option<f64>]) -> Vec<(f64, f64)> {
     v.iter()
         .enumerate()
         .filter_map(|(i, y)| y.map(|y| (i as f64, y)))
@@ -229,7 +231,8 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
     load_shapes(&mut report, &runs)?;
     breakpoint_sections(&mut report, &breakpoints)?;
     predictions(&mut report, &runs);
-    each_run(&mut report, &runs)?;
+    autoscale::section(&mut report, &runs)?;
+    timelines::each_run(&mut report, &runs)?;
 
     let summary = out.join("summary.md");
     std::fs::write(&summary, &report.md)?;
@@ -242,24 +245,24 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
 }
 
 /// The Markdown being written and the charts written so far.
-struct Writer {
+pub(crate) struct Writer {
     md: String,
     graphs: PathBuf,
     written: Vec<PathBuf>,
 }
 
 impl Writer {
-    fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         self.md.push_str(text);
         self.md.push('\n');
     }
 
     /// Writes a line chart as `graphs/<name>.{png,svg}` and links the PNG.
-    fn line_chart(&mut self, name: &str, chart: &LineChart) -> anyhow::Result<()> {
+    pub(crate) fn line_chart(&mut self, name: &str, chart: &LineChart) -> anyhow::Result<()> {
         self.chart(name, |base| charts::write_line(base, chart))
     }
 
-    fn bar_chart(&mut self, name: &str, chart: &BarChart) -> anyhow::Result<()> {
+    pub(crate) fn bar_chart(&mut self, name: &str, chart: &BarChart) -> anyhow::Result<()> {
         self.chart(name, |base| charts::write_bars(base, chart))
     }
 
@@ -742,91 +745,4 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
         ));
     }
     w.line("");
-}
-
-/// Per run: throughput, users and errors over time, latency percentiles per second, the
-/// worker's queue where sampled, and requests per gateway.
-fn each_run(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
-    w.line("## Each run over time\n");
-    for r in runs {
-        w.line(&format!(
-            "### `{}`: {}, {} users, {} runtime\n",
-            r.id,
-            label(r),
-            r.users,
-            r.runtime
-        ));
-        if !r.series.rps.is_empty() {
-            w.line_chart(
-                &format!("timeline-{}", r.id),
-                &LineChart::new(
-                    &format!("{}: throughput, users and errors", r.id),
-                    "seconds into the run",
-                    "per second / users",
-                    vec![
-                        ("requests per second".into(), points(&r.series.rps)),
-                        ("users".into(), points(&r.series.users)),
-                        ("errors per second".into(), points(&r.series.errors)),
-                    ],
-                ),
-            )?;
-            let series = if r.series.p95_ms.iter().any(Option::is_some) {
-                vec![
-                    ("p50".into(), some_points(&r.series.p50_ms)),
-                    ("p95".into(), some_points(&r.series.p95_ms)),
-                    ("p99".into(), some_points(&r.series.p99_ms)),
-                ]
-            } else {
-                vec![("average latency".into(), points(&r.series.avg_ms))]
-            };
-            w.line_chart(
-                &format!("latency-{}", r.id),
-                &LineChart::new(
-                    &format!("{}: latency per second", r.id),
-                    "seconds into the run",
-                    "latency (ms)",
-                    series,
-                )
-                .reference(r.sla_p95_ms.map(|v| (v, format!("SLA p95 {v:.0} ms")))),
-            )?;
-            w.line("");
-        }
-        if r.queue
-            .iter()
-            .any(|q| q.waiting + q.pending + q.in_progress > 0.0)
-        {
-            let pts = |f: fn(&runs::QueueSample) -> f64| -> Vec<(f64, f64)> {
-                r.queue.iter().map(|q| (q.t, f(q))).collect()
-            };
-            w.line_chart(
-                &format!("queue-{}", r.id),
-                &LineChart::new(
-                    &format!("{}: the worker's queue", r.id),
-                    "seconds into the run",
-                    "jobs",
-                    vec![
-                        ("waiting (not yet delivered)".into(), pts(|q| q.waiting)),
-                        (
-                            "pending (delivered, not acknowledged)".into(),
-                            pts(|q| q.pending),
-                        ),
-                        ("in progress".into(), pts(|q| q.in_progress)),
-                    ],
-                ),
-            )?;
-            w.line("");
-        }
-        if !r.by_backend.is_empty() {
-            w.bar_chart(
-                &format!("gateways-{}", r.id),
-                &BarChart {
-                    title: &format!("{}: requests per gateway (load balancer counters)", r.id),
-                    y_label: "requests",
-                    bars: r.by_backend.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-                },
-            )?;
-            w.line("");
-        }
-    }
-    Ok(())
 }

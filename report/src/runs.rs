@@ -57,6 +57,12 @@ pub struct Run {
     pub gateway_cpu_ms: Option<f64>,
     /// Worker samples over time, where the run sampled the worker (long tasks).
     pub queue: Vec<QueueSample>,
+    /// The experiment the run belongs to: (name, side).
+    pub experiment: Option<(String, String)>,
+    /// Gateways in the load balancer's rotation, (seconds into the run, count), each second.
+    pub in_rotation: Vec<(f64, f64)>,
+    /// The autoscaler's decisions, `t` moved to seconds into the run.
+    pub autoscaler: Vec<common::record::AutoscalerSample>,
 }
 
 /// p50, p95 and p99 in ms.
@@ -227,6 +233,9 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         gateway_cpu_ms: r.server.gateway_cpu.as_ref().map(|c| c.per_request_ms),
         host_cpu_busy: r.server.host_cpu_busy.as_ref().map(|b| b.mean),
         queue: Vec::new(),
+        experiment: None,
+        in_rotation: Vec::new(),
+        autoscaler: Vec::new(),
     };
     // goose.json (Goose's own format) is optional: without it the run has no time series or
     // percentile curve.
@@ -243,7 +252,27 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             run.ok_latency = Some((a, b, c));
         }
     }
-    run.queue = read_server_samples(dir)
+    let server = read_server_samples(dir);
+    let at0 = server.iter().find_map(|s| s.at);
+    run.in_rotation = server
+        .iter()
+        .filter_map(|s| Some((s.t, s.backends_healthy?)))
+        .collect();
+    run.autoscaler = common::record::read_autoscaler(dir)
+        .into_iter()
+        .map(|mut a| {
+            // On the run's clock: the first server sample is second 0.
+            if let Some(at0) = at0 {
+                a.t = a.at - at0;
+            }
+            a
+        })
+        .collect();
+    run.experiment = r
+        .experiment
+        .as_ref()
+        .map(|e| (e.name.clone(), e.side.clone()));
+    run.queue = server
         .into_iter()
         .filter_map(|s| {
             let w = s.worker.as_ref()?.ok()?;
