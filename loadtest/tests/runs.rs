@@ -348,9 +348,27 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
             ("SLA_P95_MS", "10000"),
         ];
         loadtest_with(&dir, "lenient", "hit", &t, &m, &lenient);
+        // The profiles made of a Goose test plan run to the end too.
+        for profile in ["stages", "wave"] {
+            let plan = [
+                ("PROFILE", profile),
+                ("USERS", "4"),
+                ("LOW_USERS", "1"),
+                ("DURATION_SECS", "10"),
+            ];
+            loadtest_with(&dir, profile, "hit", &t, &m, &plan);
+        }
     })
     .await
     .unwrap();
+    for profile in ["stages", "wave"] {
+        let run = common::record::RunRecord::read(&results.join(profile)).expect(profile);
+        assert_eq!(run.profile, profile);
+        assert!(run.requests > 0 && run.failures == 0, "{profile}: {run:?}");
+        // Every request the load balancer counted over the run is one Goose counted.
+        let counted: f64 = run.server.requests_by_backend.unwrap().values().sum();
+        assert_eq!(counted as u64, run.requests, "{profile}");
+    }
     let read = |name: &str| -> Value {
         serde_json::from_str(
             &std::fs::read_to_string(results.join(name).join("breakpoint.json")).unwrap(),
