@@ -139,7 +139,7 @@ fn the_section_compares_the_batch_and_says_why() {
     let outcome = report::generate(&root, &out).unwrap();
     let md = std::fs::read_to_string(&outcome.summary).unwrap();
     assert!(md.contains("## Autoscaling"), "{md}");
-    // static 3's cost: 3 × 20 s = 60 replica-seconds; the autoscaled run 38 → 63 %.
+    // 3 gateways over the run's 20 s: 60 replica-seconds; the autoscaled run's 38 → 63 %.
     assert!(
         md.contains("| auto (`20261123-120000-autoscale-auto`) | wave | 300 | 2 s | 5 s | 2 | 2 | 2 | 38 | 63 % | "),
         "{md}"
