@@ -93,6 +93,31 @@ pub enum Command {
     Autoscale,
 }
 
+impl Command {
+    /// Whether the command may start services: then the binaries are built first and the
+    /// compose runtime may try to pull the official images. Exhaustive on purpose: a new
+    /// command must say.
+    pub fn may_start_the_stack(&self) -> bool {
+        match self {
+            Command::Build
+            | Command::Up { .. }
+            | Command::Load { .. }
+            | Command::BenchmarkAll
+            | Command::Smoke
+            | Command::Autoscale
+            | Command::Restart { .. }
+            | Command::Act { .. } => true,
+            Command::Runtime
+            | Command::Settings
+            | Command::EnvExample
+            | Command::Scale { .. }
+            | Command::Down { .. }
+            | Command::Ps
+            | Command::Logs { .. } => false,
+        }
+    }
+}
+
 /// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
 pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(root) = explicit {
@@ -135,14 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     // down, ps and logs act on what runs: no build, no image choice.
-    let needs_build = matches!(
-        cli.command,
-        Command::Build
-            | Command::Up { .. }
-            | Command::Load { .. }
-            | Command::BenchmarkAll
-            | Command::Restart { .. }
-    );
+    let needs_build = cli.command.may_start_the_stack();
     // Only a command that may start the stack may try to pull the official images.
     let offline = kind == Kind::Compose
         && runtime::compose::decide_offline(cli.images.as_deref(), &paths, &settings, needs_build)
@@ -173,10 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if instances.is_empty() {
                 println!("nothing runs ({} runtime)", kind.name());
             } else {
-                println!(
-                    "{:<16} {:<14} {:<10} {}",
-                    "INSTANCE", "SERVICE", "ID", "STATE"
-                );
+                println!("INSTANCE         SERVICE        ID         STATE");
                 for i in instances {
                     let id: String = i.id.chars().take(10).collect();
                     println!(

@@ -54,7 +54,8 @@ pub fn missing(kind: Kind, offline: bool, building: bool) -> Vec<String> {
     }
     match kind {
         Kind::Native => {
-            if !answers(5432) && !(have_postgres_server() && have("psql")) {
+            let postgres_installed = have_postgres_server() && have("psql");
+            if !answers(5432) && !postgres_installed {
                 out.push("PostgreSQL (the native runtime starts it on 127.0.0.1): sudo apt-get install -y postgresql".to_string());
             }
             if !answers(6379) && !have("redis-server") {

@@ -196,6 +196,19 @@ pub fn utc_stamp() -> String {
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
+/// `make report`: the summary from every run folder.
+pub async fn report(bin: &Path, root: &Path) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new(bin.join("report"))
+        .current_dir(root)
+        .status()
+        .await
+        .context("cannot run the report")?;
+    if !status.success() {
+        bail!("the report failed ({status})");
+    }
+    Ok(())
+}
+
 /// One step of a protocol, with the seconds it is expected to take (for the time left).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -334,16 +347,7 @@ async fn run_steps(
                 );
                 load(rt, bin, root, &spec).await?;
             }
-            Step::Report => {
-                let status = tokio::process::Command::new(bin.join("report"))
-                    .current_dir(root)
-                    .status()
-                    .await
-                    .context("cannot run the report")?;
-                if !status.success() {
-                    bail!("the report failed ({status})");
-                }
-            }
+            Step::Report => report(bin, root).await?,
         }
         done += expected_secs(step, quick);
     }
@@ -563,15 +567,7 @@ pub async fn autoscale(
             }
         }
         rt.down(true).await?;
-        let status = tokio::process::Command::new(bin.join("report"))
-            .current_dir(root)
-            .status()
-            .await
-            .context("cannot run the report")?;
-        if !status.success() {
-            bail!("the report failed ({status})");
-        }
-        anyhow::Ok(())
+        report(bin, root).await
     };
     let result = tokio::select! {
         r = result => r,

@@ -11,9 +11,11 @@ fn write(dir: &Path, name: &str, text: String) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-/// One run folder of the experiment; `autoscaler` is (t, metric, current, proposed, desired,
-/// scale_secs).
-fn run(root: &Path, side: &str, autoscaler: &[(f64, f64, u32, u32, u32, Option<f64>)]) -> PathBuf {
+/// One decision: (t, metric, current, proposed, desired, scale_secs).
+type Decision = (f64, f64, u32, u32, u32, Option<f64>);
+
+/// One run folder of the experiment.
+fn run(root: &Path, side: &str, autoscaler: &[Decision]) -> PathBuf {
     let id = format!("20261123-120000-autoscale-{side}");
     let dir = root.join(&id);
     std::fs::create_dir_all(&dir).unwrap();

@@ -129,7 +129,7 @@ impl Compose {
                 ));
             }
         }
-        found.sort_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)));
+        found.sort_by_key(|c| (c.1, c.2));
         Ok(found)
     }
 
