@@ -48,10 +48,29 @@ pub fn with_ops(
         .with_state(ops);
     app.merge(ops_routes)
         .fallback(|| async { crate::ApiError::not_found("no such route") })
+        .layer(axum::middleware::map_response(json_method_not_allowed))
         .layer(axum::middleware::from_fn_with_state(
             metrics.clone(),
             crate::metrics::track,
         ))
+}
+
+/// axum answers a known path with the wrong method by an empty 405; every error of ours is
+/// JSON, so the body becomes the same error JSON (the `Allow` header is kept).
+async fn json_method_not_allowed(response: axum::response::Response) -> axum::response::Response {
+    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let error = crate::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this path",
+    )
+    .into_response();
+    let (error_parts, body) = error.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(error_parts.headers);
+    axum::response::Response::from_parts(parts, body)
 }
 
 async fn health(State(ops): State<Ops>) -> Json<Value> {

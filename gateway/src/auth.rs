@@ -223,6 +223,12 @@ pub async fn login(
             "username must be 1-64 characters and password at most 1024",
         ));
     }
+    // A NUL would reach Postgres, which refuses the byte (a 500); no lab user has any.
+    if req.username.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "username must not contain control characters",
+        ));
+    }
     let stored: Option<String> = {
         let client = state.pool.get().await.map_err(common::db::pool_error)?;
         client

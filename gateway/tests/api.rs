@@ -229,6 +229,20 @@ async fn login_rejects_wrong_password_unknown_user_and_bad_bodies() {
     assert_eq!(not_json.status, 415);
     let empty = s.login("", "x").await;
     assert_eq!(empty.status, 400);
+    // Postgres refuses a NUL byte: it must never get there (it was a 500).
+    for name in ["user\u{0}1", "user1\n", "\u{7f}"] {
+        let reply = s.login(name, "scalelab").await;
+        assert_eq!(reply.status, 400, "{name:?}: {}", reply.body);
+        assert!(reply.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("control characters"));
+    }
+    // A known path with the wrong method: a JSON 405 that still says what is allowed.
+    let wrong_method = s.send(s.http.get(&url)).await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.body["status"], 405, "{}", wrong_method.body);
+    assert_eq!(wrong_method.headers["allow"], "POST");
     let samples = s.metrics().await;
     assert_eq!(
         common::metrics::sum(&samples, "logins_total", &[("outcome", "rejected")]),
