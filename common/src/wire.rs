@@ -42,3 +42,19 @@ pub struct SetBackends {
 pub struct Drain {
     pub backends: Vec<String>,
 }
+
+/// `POST /login`'s body, as the load generator sends it and the gateway reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /login`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginAnswer {
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    pub expires_in: u64,
+}

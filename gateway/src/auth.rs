@@ -13,7 +13,6 @@ use clap::Args;
 use common::ApiError;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
@@ -207,16 +206,10 @@ fn hash(argon2: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
-#[derive(Deserialize)]
-pub struct LoginRequest {
-    username: String,
-    password: String,
-}
-
 pub async fn login(
     State(state): St,
-    body: Result<Json<LoginRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<common::wire::Login>, JsonRejection>,
+) -> Result<Json<common::wire::LoginAnswer>, ApiError> {
     let Json(req) = body?;
     if req.username.is_empty() || req.username.len() > 64 || req.password.len() > 1024 {
         return Err(ApiError::bad_request(
@@ -249,11 +242,11 @@ pub async fn login(
     }
     state.metrics.logins.with_label_values(&["ok"]).inc();
     let token = state.keys.issue(&req.username)?;
-    Ok(Json(json!({
-        "token": token,
-        "token_type": "Bearer",
-        "expires_in": state.keys.ttl.as_secs(),
-    })))
+    Ok(Json(common::wire::LoginAnswer {
+        token,
+        token_type: "Bearer".into(),
+        expires_in: state.keys.ttl.as_secs(),
+    }))
 }
 
 /// The authenticated user of a protected route. Rejects with 401 + `WWW-Authenticate: Bearer`.

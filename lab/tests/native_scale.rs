@@ -148,17 +148,24 @@ fn start_load(
     for c in 0..clients {
         let (target, stop, tally) = (target.to_string(), stop.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-            let login: serde_json::Value = http
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let login = common::wire::Login {
+                username: format!("user{}", c % 3 + 1),
+                password: "scalelab".into(),
+            };
+            let answer: common::wire::LoginAnswer = http
                 .post(format!("{target}/login"))
-                .json(&serde_json::json!({"username": format!("user{}", c % 3 + 1), "password": "scalelab"}))
+                .json(&login)
                 .send()
                 .await
                 .expect("login")
                 .json()
                 .await
                 .expect("login answer");
-            let token = login["token"].as_str().expect("token").to_string();
+            let token = answer.token;
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 i += 1;
@@ -178,7 +185,9 @@ fn start_load(
                 match answer {
                     Ok(r) => {
                         *t.by_status.entry(r.status().as_u16()).or_default() += 1;
-                        if let Some(gw) = r.headers().get("x-served-by").and_then(|v| v.to_str().ok()) {
+                        if let Some(gw) =
+                            r.headers().get("x-served-by").and_then(|v| v.to_str().ok())
+                        {
                             *t.by_gateway.entry(gw.to_string()).or_default() += 1;
                         }
                     }

@@ -6,7 +6,6 @@
 use crate::{Options, Scenario};
 use common::record::Calibration;
 use rand::Rng;
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// `calibration` of run.json: p50 of `CALIBRATION_REQUESTS` sequential requests (after one
@@ -44,10 +43,11 @@ async fn measure(
     if !login.status().is_success() {
         anyhow::bail!("login as user1 answered {}", login.status());
     }
-    let token = login.json::<Value>().await?["token"]
-        .as_str()
-        .map(String::from)
-        .ok_or_else(|| anyhow::anyhow!("the login answer has no token"))?;
+    let token = login
+        .json::<common::wire::LoginAnswer>()
+        .await
+        .map_err(|e| anyhow::anyhow!("the login answer is not the expected JSON: {e}"))?
+        .token;
     let mut times = Vec::new();
     let mut failed = 0;
     for i in 0..=options.calibration_requests {

@@ -69,8 +69,11 @@ pub fn configure(options: &Options) {
 pub const HIT_KEY: &str = "hot";
 
 /// The body of `POST /login` as lab user `n` (user1..userN).
-pub fn login_body(n: usize, password: &str) -> serde_json::Value {
-    json!({"username": format!("user{n}"), "password": password})
+pub fn login_body(n: usize, password: &str) -> common::wire::Login {
+    common::wire::Login {
+        username: format!("user{n}"),
+        password: password.to_string(),
+    }
 }
 
 fn settings() -> Settings {
@@ -115,10 +118,10 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let mut goose = user.post_json("/login", &body).await?;
     let token = match goose.response {
         Ok(r) if r.status().is_success() => r
-            .json::<serde_json::Value>()
+            .json::<common::wire::LoginAnswer>()
             .await
             .ok()
-            .and_then(|v| v["token"].as_str().map(String::from)),
+            .map(|answer| answer.token),
         _ => None,
     };
     match token {
