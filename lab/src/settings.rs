@@ -409,15 +409,6 @@ impl Settings {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()
     }
-
-    /// The settings whose value differs between two sets (the flipped knob of an A/B).
-    pub fn differences(&self, other: &Settings) -> Vec<&'static str> {
-        TABLE
-            .iter()
-            .filter(|s| self.values[s.name] != other.values[s.name])
-            .map(|s| s.name)
-            .collect()
-    }
 }
 
 /// `4/15s,100%/15s` → at most 4 replicas per 15 s, or 100 % per 15 s.

@@ -68,17 +68,27 @@ impl Compose {
         })
     }
 
-    pub fn offline(&self) -> bool {
-        self.offline
-    }
-
-    /// Offline images are built by scripts/images-offline, never by compose.
-    fn build_flag(&self) -> &'static str {
-        if self.offline {
+    /// `up` of one service alone (`--no-deps`), keeping the gateways at `gateways`;
+    /// `recreate`: containers whose settings changed are replaced, else none is.
+    async fn up_one(
+        &self,
+        service: Service,
+        gateways: usize,
+        recreate: bool,
+    ) -> anyhow::Result<()> {
+        // Offline images are built by scripts/images-offline, never by compose.
+        let build = if self.offline {
             "--no-build"
         } else {
             "--build"
+        };
+        let scale = format!("gateway={gateways}");
+        let mut args = vec!["up", "-d", build, "--no-deps"];
+        if !recreate {
+            args.push("--no-recreate");
         }
+        args.extend(["--scale", &scale, service.name()]);
+        self.compose_checked(&args).await.map(|_| ())
     }
 
     fn compose(&self) -> Command {
@@ -328,7 +338,11 @@ impl Runtime for Compose {
         )?;
         self.images().await?;
         let n = gateways.to_string();
-        let build = self.build_flag();
+        let build = if self.offline {
+            "--no-build"
+        } else {
+            "--build"
+        };
         eprintln!(
             "lab: compose up with {gateways} gateway(s) ({}, {} images)",
             self.cli.join(" "),
@@ -388,18 +402,7 @@ impl Runtime for Compose {
             }
         }
         // Starts missing replicas (a no-op when it already has n); never recreates the rest.
-        let build = self.build_flag();
-        self.compose_checked(&[
-            "up",
-            "-d",
-            build,
-            "--no-deps",
-            "--no-recreate",
-            "--scale",
-            &format!("gateway={gateways}"),
-            "gateway",
-        ])
-        .await?;
+        self.up_one(Service::Gateway, gateways, false).await?;
         self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
         // Drained addresses are gone from discovery; clear the list for addresses reused later.
         self.lb.drain(Vec::new()).await?;
@@ -452,21 +455,10 @@ impl Runtime for Compose {
 
     async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()> {
         self.settings = settings;
-        let gateways = self.gateways().await?.max(1).to_string();
-        let build = self.build_flag();
-        self.compose_checked(&[
-            "up",
-            "-d",
-            build,
-            "--no-deps",
-            "--scale",
-            &format!("gateway={gateways}"),
-            service.name(),
-        ])
-        .await?;
-        self.lb
-            .wait_in_rotation(gateways.parse().unwrap_or(1), READY_LIMIT)
-            .await
+        let gateways = self.gateways().await?.max(1);
+        // Recreated with the settings now in force.
+        self.up_one(service, gateways, true).await?;
+        self.lb.wait_in_rotation(gateways, READY_LIMIT).await
     }
 
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
