@@ -230,15 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             scenario,
             profile,
         } => {
-            let spec = protocol::LoadSpec {
-                gateways,
-                scenario,
-                profile,
-                quick: cli.quick,
-                run_id: None,
-                results_dir: None,
-                env: Vec::new(),
-            };
+            let spec = protocol::LoadSpec::new(gateways, &scenario, &profile, cli.quick);
             protocol::load(rt.as_mut(), &paths.bin, &root, &spec)
                 .await
                 .map(|_| ())

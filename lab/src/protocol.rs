@@ -48,6 +48,20 @@ const PROFILES: &[&str] = &[
 ];
 
 impl LoadSpec {
+    /// A run under the profile's own load (QUICK's when `quick`), named and placed by
+    /// default; the other fields are set with struct update where a protocol needs them.
+    pub fn new(gateways: usize, scenario: &str, profile: &str, quick: bool) -> Self {
+        Self {
+            gateways,
+            scenario: scenario.into(),
+            profile: profile.into(),
+            quick,
+            run_id: None,
+            results_dir: None,
+            env: Vec::new(),
+        }
+    }
+
     pub fn check(&self) -> anyhow::Result<()> {
         if !SCENARIOS.contains(&self.scenario.as_str()) {
             bail!(
@@ -315,13 +329,9 @@ async fn run_steps(
         let run =
             |gateways: usize, scenario: &str, profile: &str, id: String, dir: Option<PathBuf>| {
                 LoadSpec {
-                    gateways,
-                    scenario: scenario.into(),
-                    profile: profile.into(),
-                    quick,
                     run_id: Some(id),
                     results_dir: dir,
-                    env: Vec::new(),
+                    ..LoadSpec::new(gateways, scenario, profile, quick)
                 }
             };
         match step {
@@ -366,16 +376,13 @@ async fn run_steps(
 pub async fn smoke(rt: &mut dyn Runtime, bin: &Path, root: &Path) -> anyhow::Result<()> {
     let results = std::env::temp_dir().join(format!("scalelab-smoke-{}", std::process::id()));
     let spec = LoadSpec {
-        gateways: 3,
-        scenario: "hit".into(),
-        profile: "classic".into(),
-        quick: true,
         run_id: Some("smoke".into()),
         results_dir: Some(results.clone()),
         env: [("USERS", "30"), ("RATE", "30"), ("DURATION_SECS", "10")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..LoadSpec::new(3, "hit", "classic", true)
     };
     let outcome = async {
         let dir = load(rt, bin, root, &spec).await?;
@@ -459,15 +466,7 @@ mod tests {
 
     #[test]
     fn bad_scenarios_and_profiles_are_named() {
-        let spec = |scenario: &str, profile: &str, gateways| LoadSpec {
-            gateways,
-            scenario: scenario.into(),
-            profile: profile.into(),
-            quick: false,
-            run_id: None,
-            results_dir: None,
-            env: Vec::new(),
-        };
+        let spec = |scenario, profile, gateways| LoadSpec::new(gateways, scenario, profile, false);
         assert!(spec("hit", "classic", 1).check().is_ok());
         let e = spec("hot", "classic", 1).check().unwrap_err().to_string();
         assert!(e.starts_with("SCENARIO must be one of hit, miss"), "{e}");
@@ -551,13 +550,9 @@ pub async fn autoscale(
                 ));
             }
             let spec = LoadSpec {
-                gateways: run.gateways,
-                scenario: "miss".into(),
-                profile: run.profile.into(),
-                quick,
                 run_id: Some(format!("{batch}-autoscale-{}", run.side)),
-                results_dir: None,
                 env,
+                ..LoadSpec::new(run.gateways, "miss", run.profile, quick)
             };
             if run.autoscaled {
                 let controller = crate::autoscale::Controller::new(config.clone());

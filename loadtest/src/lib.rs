@@ -467,7 +467,10 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .lb_metrics_url
         .trim_end_matches("/metrics")
         .to_string();
-    let gateways = record::discover_gateways(&lb_base).await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let gateways = record::discover_gateways(&http, &lb_base).await;
     let stack =
         record::stack_config(&lb_base, &gateways, options.microservice_url.as_deref()).await;
     // Before the sampler starts, so the server-side counters of the run leave it out.

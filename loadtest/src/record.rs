@@ -99,7 +99,7 @@ impl Sampler {
                     Err(e) => line.error = Some(e.to_string()),
                 }
                 // Gateways that left discovery are still sampled (their counters close the run).
-                for gw in discover_gateways(&lb_base).await {
+                for gw in discover_gateways(&client, &lb_base).await {
                     if !gateways.contains(&gw) {
                         gateways.push(gw);
                     }
@@ -283,9 +283,10 @@ fn longtask_summary() -> Option<LongtaskSummary> {
     })
 }
 
-/// The gateways the load balancer knows, from its `GET /backends`.
-pub async fn discover_gateways(lb_base: &str) -> Vec<String> {
-    let Ok(resp) = reqwest::get(format!("{lb_base}/backends")).await else {
+/// The gateways the load balancer knows, from its `GET /backends` (bounded by the
+/// client's timeout: the sampler calls it every second).
+pub async fn discover_gateways(client: &reqwest::Client, lb_base: &str) -> Vec<String> {
+    let Ok(resp) = client.get(format!("{lb_base}/backends")).send().await else {
         return Vec::new();
     };
     resp.json::<wire::Backends>()

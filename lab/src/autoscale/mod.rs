@@ -228,7 +228,11 @@ impl Controller {
         let end = began + self.config.sync;
         loop {
             let at = began.elapsed().as_secs_f64();
-            let scrapes = futures_join(&self.http, &ready).await;
+            let scrapes = futures::future::join_all(ready.iter().map(|gw| {
+                let url = format!("http://{gw}/metrics");
+                async move { scrape(&self.http, &url).await.ok() }
+            }))
+            .await;
             for (gw, samples) in ready.iter().zip(scrapes) {
                 if let Some(samples) = samples {
                     period
@@ -317,20 +321,6 @@ impl Controller {
         }
         Ok(sample)
     }
-}
-
-/// Every gateway's metrics, scraped at once.
-async fn futures_join(http: &reqwest::Client, gateways: &[String]) -> Vec<Option<Vec<Sample>>> {
-    let mut tasks = Vec::new();
-    for gw in gateways {
-        let (http, url) = (http.clone(), format!("http://{gw}/metrics"));
-        tasks.push(tokio::spawn(async move { scrape(&http, &url).await.ok() }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.ok().flatten());
-    }
-    out
 }
 
 #[cfg(test)]
