@@ -3,7 +3,6 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -67,7 +66,10 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), error = %self.message, "request failed");
         }
-        let body = Json(json!({"error": self.message, "status": self.status.as_u16()}));
+        let body = Json(crate::wire::ErrorBody::new(
+            self.status.as_u16(),
+            self.message.clone(),
+        ));
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         if let Some(secs) = self.retry_after {

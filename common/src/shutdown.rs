@@ -94,3 +94,21 @@ impl Server {
         serve(self.listener, self.router, shutdown, self.grace).await
     }
 }
+
+/// Turns one shutdown future into a signal many tasks can watch: the receiver reads `true`
+/// from the moment `shutdown` resolves.
+pub fn watch(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (fired, watched) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = fired.send(true);
+    });
+    watched
+}
+
+/// Resolves once the watched shutdown has fired.
+pub async fn fired(mut watched: tokio::sync::watch::Receiver<bool>) {
+    let _ = watched.wait_for(|down| *down).await;
+}

@@ -58,3 +58,24 @@ pub struct LoginAnswer {
     pub token_type: String,
     pub expires_in: u64,
 }
+
+/// Every error answer of every service, the load balancer's own included:
+/// `{"error": "<what went wrong>", "status": <code>}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub status: u16,
+}
+
+impl ErrorBody {
+    pub fn new(status: u16, error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            status,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a string and a number serialise")
+    }
+}

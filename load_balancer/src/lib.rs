@@ -1,10 +1,13 @@
-//! scalelab's load balancer: Pingora, round robin over the gateways, with discovery, active and
-//! passive health checks, bounded safe retries, and Prometheus metrics on a separate port.
+//! scalelab's load balancer: Pingora's HTTP/1 sessions and connection pool, round robin over
+//! the gateways, with discovery, active and passive health checks, bounded safe retries, and
+//! Prometheus metrics on a separate port.
+//!
+//! Like the other services: [`build`] binds every port (port 0 in tests) and returns a
+//! [`LoadBalancer`]; [`LoadBalancer::run`] serves until SIGTERM/SIGINT.
 
 pub mod pool;
 pub mod proxy;
 
-use async_trait::async_trait;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -12,16 +15,13 @@ use clap::Parser;
 use common::config::ServiceConfig;
 use common::wire;
 use common::{ApiError, Server as HttpServer};
-use pingora::connectors::ConnectorOptions;
-use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{Server, ShutdownWatch};
-use pingora::services::background::{background_service, BackgroundService};
-use pingora::services::listening::Service;
 use pool::{HealthPolicy, Pool, PoolMetrics};
 use serde::Serialize;
 use serde_json::Value;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
 
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(
@@ -72,20 +72,55 @@ pub struct Config {
     /// Backends tried per request at most (the first try included).
     #[arg(long, env = "MAX_TRIES", default_value_t = 3)]
     pub max_tries: usize,
-    /// Proxy worker threads (0 = one per core).
+    /// Longest wait for the next piece of a client's request (its header, then each read of
+    /// its body) and for a client to take the next piece of an answer: a header past it closes
+    /// the connection, a body past it gets a 408.
+    #[arg(long, env = "CLIENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub client_timeout_ms: u64,
+    /// How long an idle kept-alive client connection is kept open between requests.
+    #[arg(long, env = "CLIENT_KEEPALIVE_SECS", default_value_t = 60)]
+    pub client_keepalive_secs: u64,
+    /// Worker threads of the load balancer's runtime (0 = one per core).
     #[arg(long, env = "THREADS", default_value_t = 0)]
     pub threads: usize,
-    /// Let idle proxy threads steal work from busy ones (Tokio multi-thread runtime) instead
-    /// of one single-threaded runtime per thread.
-    #[arg(long, env = "WORK_STEALING", default_value = "true",
-          value_parser = clap::builder::BoolishValueParser::new())]
-    pub work_stealing: bool,
     /// Idle keep-alive connections kept to the backends.
     #[arg(long, env = "KEEPALIVE_POOL_SIZE", default_value_t = 512)]
     pub keepalive_pool_size: usize,
 }
 
 impl Config {
+    /// Every port on loopback and chosen by the system, one gateway: for tests.
+    pub fn for_tests(backends: Vec<String>) -> Self {
+        Self {
+            listen_addr: "127.0.0.1:0".into(),
+            metrics_addr: "127.0.0.1:0".into(),
+            admin_addr: "127.0.0.1:0".into(),
+            service: ServiceConfig::named("lb-test"),
+            backends,
+            discovery_interval_ms: 200,
+            health_interval_ms: 200,
+            health_timeout_ms: 500,
+            health_path: "/health".into(),
+            healthy_threshold: 1,
+            unhealthy_threshold: 2,
+            upstream_connect_timeout_ms: 500,
+            upstream_read_timeout_ms: 5_000,
+            max_tries: 3,
+            client_timeout_ms: 2_000,
+            client_keepalive_secs: 60,
+            threads: 0,
+            keepalive_pool_size: 64,
+        }
+    }
+
+    /// Worker threads for the runtime `main` builds.
+    pub fn worker_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         for entry in &self.backends {
             validate_entry(entry).map_err(|e| anyhow::anyhow!("BACKENDS: {e}"))?;
@@ -95,6 +130,9 @@ impl Config {
         }
         if self.max_tries == 0 || self.max_tries > proxy::TRIES_CAP {
             anyhow::bail!("MAX_TRIES must be between 1 and {}", proxy::TRIES_CAP);
+        }
+        if self.client_timeout_ms == 0 || self.client_keepalive_secs == 0 {
+            anyhow::bail!("CLIENT_TIMEOUT_MS and CLIENT_KEEPALIVE_SECS must be above 0");
         }
         Ok(())
     }
@@ -109,14 +147,6 @@ pub fn validate_entry(entry: &str) -> Result<(), String> {
         return Err(format!("{entry:?} is not host:port"));
     }
     Ok(())
-}
-
-/// Discovery, health checks, and the metrics and admin ports, in Pingora's background runtime.
-struct Ops {
-    pool: Arc<Pool>,
-    config: Config,
-    metrics: common::metrics::Metrics,
-    instance: String,
 }
 
 fn describe(pool: &Pool) -> wire::Backends {
@@ -182,109 +212,27 @@ async fn set_draining(
     Ok(Json(describe(&pool)))
 }
 
-#[async_trait]
-impl BackgroundService for Ops {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        let pool = self.pool.clone();
-        let added = pool.discover().await;
-        pool.check(&added).await;
-
-        let discovery = {
-            let (pool, every) = (
-                pool.clone(),
-                Duration::from_millis(self.config.discovery_interval_ms),
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    let added = pool.discover().await;
-                    pool.check(&added).await;
-                }
-            })
-        };
-        let health = {
-            let (pool, every) = (
-                pool.clone(),
-                Duration::from_millis(self.config.health_interval_ms),
-            );
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    pool.check(&pool.members()).await;
-                }
-            })
-        };
-
-        let ready_pool = pool.clone();
-        let ready: common::http::ReadyCheck = Arc::new(move || {
-            let pool = ready_pool.clone();
-            Box::pin(async move {
-                let healthy = pool.members().iter().filter(|m| m.is_healthy()).count();
-                if healthy > 0 {
-                    Ok(())
-                } else {
-                    Err("no healthy backend".to_string())
-                }
-            })
-        });
-        let metrics_routes = Router::new()
-            .route("/backends", get(list_backends))
-            .with_state(pool.clone());
-        let metrics_router = common::http::with_ops(
-            metrics_routes,
-            "load_balancer",
-            &self.instance,
-            &self.metrics,
-            vec![("backends", ready)],
-            serde_json::to_value(&self.config).unwrap_or(Value::Null),
-        );
-        let admin_router = Router::new()
-            .route("/backends", get(list_backends).put(set_backends))
-            .route("/drain", axum::routing::put(set_draining))
-            .with_state(pool.clone());
-        let grace = Duration::from_secs(1);
-        let servers = async {
-            let metrics = HttpServer::bind(&self.config.metrics_addr, metrics_router, grace).await;
-            let admin = HttpServer::bind(&self.config.admin_addr, admin_router, grace).await;
-            match (metrics, admin) {
-                (Ok(metrics), Ok(admin)) => {
-                    let stop = |mut s: ShutdownWatch| async move {
-                        let _ = s.wait_for(|down| *down).await;
-                    };
-                    let _ = tokio::join!(
-                        metrics.run_until(stop(shutdown.clone())),
-                        admin.run_until(stop(shutdown.clone()))
-                    );
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::error!(error = %format!("{e:#}"), "load balancer ops port failed");
-                    eprintln!("load_balancer: {e:#}");
-                    std::process::exit(1);
-                }
-            }
-        };
-        servers.await;
-        discovery.abort();
-        health.abort();
-    }
+/// A load balancer with every port bound, not yet serving: tests build it on port 0 and read
+/// the ports.
+pub struct LoadBalancer {
+    listener: TcpListener,
+    metrics: HttpServer,
+    admin: HttpServer,
+    proxy: Arc<proxy::Proxy>,
+    pool: Arc<Pool>,
+    config: Config,
 }
 
-/// Builds the Pingora server and runs it until SIGTERM (graceful, bounded by
-/// SHUTDOWN_GRACE_SECS) or SIGINT (at once). Does not return.
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Checks the settings and binds the three ports: a port in use is one clear error here, before
+/// anything runs.
+pub async fn build(config: Config) -> anyhow::Result<LoadBalancer> {
     config.validate()?;
-    // Fail with one clear line when a port is taken, before Pingora's own start-up.
-    for addr in [
-        &config.listen_addr,
-        &config.metrics_addr,
-        &config.admin_addr,
-    ] {
-        std::net::TcpListener::bind(addr.as_str()).map_err(|e| {
-            anyhow::anyhow!("cannot listen on {addr}: {e} (is another process using the port?)")
-        })?;
-    }
+    let listener = TcpListener::bind(&config.listen_addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}: {e} (is another process using the port?)",
+            config.listen_addr
+        )
+    })?;
     let instance = config.service.instance_id("load_balancer");
     let metrics = common::metrics::Metrics::new("load_balancer", &instance);
     let pool = Arc::new(Pool::new(
@@ -297,48 +245,171 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         },
         PoolMetrics::new(&metrics),
     ));
-
-    let threads = match config.threads {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
-    let conf = ServerConf {
-        threads,
-        work_stealing: config.work_stealing,
-        upstream_keepalive_pool_size: config.keepalive_pool_size,
-        // Pingora's own default grace is minutes; a lab must stop in seconds.
-        grace_period_seconds: Some(config.service.shutdown_grace_secs.saturating_sub(1).max(1)),
-        graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(Option::<Opt>::None, conf);
-    server.bootstrap();
-
-    let proxy = proxy::Proxy::new(
+    let proxy = Arc::new(proxy::Proxy::new(
         pool.clone(),
         proxy::Settings {
             max_tries: config.max_tries,
             connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
             read_timeout: Duration::from_millis(config.upstream_read_timeout_ms),
+            client_timeout: Duration::from_millis(config.client_timeout_ms),
+            client_keepalive: Duration::from_secs(config.client_keepalive_secs),
+            keepalive_pool_size: config.keepalive_pool_size,
         },
-        ConnectorOptions::from_server_conf(&server.configuration),
+        &metrics,
+    ));
+
+    let ready_pool = pool.clone();
+    let ready: common::http::ReadyCheck = Arc::new(move || {
+        let pool = ready_pool.clone();
+        Box::pin(async move {
+            let healthy = pool.members().iter().filter(|m| m.is_healthy()).count();
+            if healthy > 0 {
+                Ok(())
+            } else {
+                Err("no healthy backend".to_string())
+            }
+        })
+    });
+    let metrics_routes = Router::new()
+        .route("/backends", get(list_backends))
+        .with_state(pool.clone());
+    let metrics_router = common::http::with_ops(
+        metrics_routes,
+        "load_balancer",
+        &instance,
+        &metrics,
+        vec![("backends", ready)],
+        serde_json::to_value(&config).unwrap_or(Value::Null),
     );
-    let mut service = Service::new("load balancer".to_string(), proxy);
-    service.add_tcp(&config.listen_addr);
-    tracing::info!(listen = %config.listen_addr, metrics = %config.metrics_addr, admin = %config.admin_addr,
-        backends = ?config.backends, threads, "load balancer starting");
-    let ops = background_service(
-        "ops",
-        Ops {
-            pool,
-            config: config.clone(),
+    let admin_router = Router::new()
+        .route("/backends", get(list_backends).put(set_backends))
+        .route("/drain", axum::routing::put(set_draining))
+        .with_state(pool.clone());
+    let grace = Duration::from_secs(1);
+    let metrics_server = HttpServer::bind(&config.metrics_addr, metrics_router, grace).await?;
+    let admin = HttpServer::bind(&config.admin_addr, admin_router, grace).await?;
+    Ok(LoadBalancer {
+        listener,
+        metrics: metrics_server,
+        admin,
+        proxy,
+        pool,
+        config,
+    })
+}
+
+impl LoadBalancer {
+    /// Where clients connect.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics.port()
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin.port()
+    }
+
+    /// Serves until SIGTERM/SIGINT.
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.run_until(common::shutdown::signal()).await
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets each connection finish the
+    /// request it is on (idle ones close at once), and returns within SHUTDOWN_GRACE_SECS.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
             metrics,
-            instance,
-        },
-    );
-    server.add_service(service);
-    server.add_service(ops);
-    server.run_forever()
+            admin,
+            proxy,
+            pool,
+            config,
+        } = self;
+        let stop = common::shutdown::watch(shutdown);
+        let stopped = common::shutdown::fired;
+
+        // The first discovery and health check before the first client: a load balancer
+        // that is up has its gateways in rotation.
+        let added = pool.discover().await;
+        pool.check(&added).await;
+        let discovery = {
+            let (pool, every) = (
+                pool.clone(),
+                Duration::from_millis(config.discovery_interval_ms),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let added = pool.discover().await;
+                    pool.check(&added).await;
+                }
+            })
+        };
+        let health = {
+            let (pool, every) = (
+                pool.clone(),
+                Duration::from_millis(config.health_interval_ms),
+            );
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    pool.check(&pool.members()).await;
+                }
+            })
+        };
+        let ops = tokio::spawn(futures::future::join(
+            metrics.run_until(stopped(stop.clone())),
+            admin.run_until(stopped(stop.clone())),
+        ));
+
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, backends = ?config.backends, "load balancer listening");
+        }
+        // Every connection task holds a sender; when the last one is gone, all have finished.
+        let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+        let stopping = stopped(stop.clone());
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                _ = &mut stopping => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, client)) => {
+                        let (proxy, stop, alive) = (proxy.clone(), stop.clone(), alive.clone());
+                        tokio::spawn(async move {
+                            proxy.serve_connection(tcp, client, stop).await;
+                            drop(alive);
+                        });
+                    }
+                    // Out of file descriptors and the like: wait a little instead of spinning.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        drop(alive);
+        let grace = config.service.shutdown_grace();
+        if tokio::time::timeout(grace, all_done.recv()).await.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs_f64(),
+                "grace period over, closing remaining connections"
+            );
+        }
+        discovery.abort();
+        health.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(2), ops).await;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

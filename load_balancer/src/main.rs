@@ -8,5 +8,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let config = load_balancer::Config::parse();
     common::telemetry::init(&config.service.log_format);
-    common::exit_on_error("load_balancer", load_balancer::run(config));
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads())
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async { load_balancer::build(config).await?.run().await })
+        });
+    common::exit_on_error("load_balancer", result);
 }

@@ -8,11 +8,8 @@
 //! leaves are not interrupted: they hold their own reference to it.
 
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
-use pingora_load_balancing::discovery::ServiceDiscovery;
-use pingora_load_balancing::Backend;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -38,27 +35,18 @@ impl DnsDiscovery {
     pub fn set_entries(&self, entries: Vec<String>) {
         self.entries.store(Arc::new(entries));
     }
-}
 
-#[async_trait]
-impl ServiceDiscovery for DnsDiscovery {
-    async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
+    /// Every address the entries resolve to now. A name that does not resolve (say, a service
+    /// scaled to 0) contributes nothing; the others still count.
+    pub async fn discover(&self) -> BTreeSet<SocketAddr> {
         let mut found = BTreeSet::new();
         for entry in self.entries.load().iter() {
-            // A name that does not resolve (say, a service scaled to 0) contributes nothing;
-            // the others still count.
             match tokio::net::lookup_host(entry.as_str()).await {
-                Ok(addrs) => {
-                    for addr in addrs {
-                        if let Ok(backend) = Backend::new(&addr.to_string()) {
-                            found.insert(backend);
-                        }
-                    }
-                }
+                Ok(addrs) => found.extend(addrs),
                 Err(err) => tracing::debug!(%entry, %err, "backend entry does not resolve"),
             }
         }
-        Ok((found, HashMap::new()))
+        found
     }
 }
 
@@ -317,13 +305,7 @@ impl Pool {
 
     /// Runs discovery once. New members start out of rotation and are probed at once.
     pub async fn discover(&self) -> Vec<Arc<Member>> {
-        let Ok((found, _)) = self.discovery.discover().await else {
-            return Vec::new();
-        };
-        let found: BTreeSet<SocketAddr> = found
-            .iter()
-            .filter_map(|b| b.addr.as_inet().copied())
-            .collect();
+        let found = self.discovery.discover().await;
         let added: Vec<Arc<Member>>;
         {
             let _guard = self.rebuild.lock().expect("not poisoned");

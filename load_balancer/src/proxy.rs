@@ -1,5 +1,6 @@
-//! The data path: read a client's request, pick the next healthy gateway, forward the request
-//! over a kept-alive upstream connection, stream the answer back, and count it.
+//! The data path: read a client's request, check that its framing is unambiguous, pick the next
+//! healthy gateway, forward the request over a kept-alive upstream connection, stream the answer
+//! back, and count it.
 //!
 //! It is built on Pingora's HTTP/1 sessions, connection pool and server (`pingora-core`)
 //! rather than on the generic `ProxyHttp` framework: that framework runs every request through
@@ -9,17 +10,13 @@
 //! and JSON errors.
 
 use crate::pool::{Member, Pool};
-use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
-use pingora::connectors::http::Connector;
-use pingora::connectors::ConnectorOptions;
+use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::protocols::http::client::HttpSession as UpstreamSession;
 use pingora::protocols::http::v1::client::HttpSession as UpstreamH1;
-use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::v1::server::HttpSession as ClientSession;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
-use pingora::server::ShutdownWatch;
+use pingora::protocols::Stream;
 use pingora::upstreams::peer::{Peer, PeerOptions};
 use pingora::{Error, ErrorType};
 use std::fmt;
@@ -28,6 +25,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// Tries per request are capped here (and by `MAX_TRIES`), so the per-request record of
 /// tried backends is a fixed array, not a heap allocation.
@@ -40,10 +38,24 @@ pub const RETRY_BODY_LIMIT: usize = 64 * 1024;
 /// How long an idle upstream connection stays in the pool.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
 
+/// The longest request line (method, target, version) accepted: longer is a 414.
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+/// The longest header line (name and value) accepted: longer is a 431 (nginx's 8 KiB buffer).
+pub const MAX_HEADER_LINE: usize = 8 * 1024;
+/// The most header lines, and the most header bytes in all, accepted: more is a 431.
+pub const MAX_HEADER_COUNT: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 pub struct Settings {
     pub max_tries: usize,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Longest wait for the next bytes of a client's request, or for a client to take an answer.
+    pub client_timeout: Duration,
+    /// How long an idle client connection stays open between requests.
+    pub client_keepalive: Duration,
+    /// Idle connections kept to the gateways.
+    pub keepalive_pool_size: usize,
 }
 
 pub struct Proxy {
@@ -51,9 +63,14 @@ pub struct Proxy {
     settings: Settings,
     /// The connect timeout, shared by every `Gateway` peer.
     peer_options: Arc<PeerOptions>,
-    connector: Connector,
+    /// Pingora's connector and its pool of idle upstream connections.
+    connector: TransportConnector,
     request_ids: AtomicU64,
     id_prefix: u32,
+    /// Requests sent again on a new connection because a kept-alive one had been closed.
+    stale_retries: prometheus::IntCounter,
+    /// Requests refused before any gateway was chosen, by reason.
+    refused: prometheus::IntCounterVec,
 }
 
 /// Why a request got no answer from a backend: the status and message the client gets.
@@ -78,10 +95,24 @@ enum Try {
     Answered { reuse: bool },
     /// Nothing reached the backend: any method may go elsewhere.
     NotConnected(Failure),
+    /// A kept-alive connection turned out closed before any byte of an answer came back: the
+    /// backend closed it while idle (its keep-alive ran out, or it is stopping), so it never
+    /// saw this request. It is sent once more on a new connection.
+    Stale(Failure),
     /// The request (or part of it) reached the backend, which failed before answering.
     FailedAfterSending(Failure),
     /// The client's side broke (it left, or sent a malformed body): stop, answer if useful.
     Client(Failure),
+}
+
+/// How sending the request body ended.
+enum Sent {
+    /// All of it reached the backend.
+    All,
+    /// The backend answered before it had all of it (a 413, a 401): its answer is read.
+    AnsweredEarly,
+    /// It failed; the outcome to report.
+    Failed(Try),
 }
 
 /// The request body as read so far, kept for a retry while it fits `RETRY_BODY_LIMIT`.
@@ -115,7 +146,7 @@ impl Body {
 }
 
 fn json_error(code: u16, message: &str) -> (ResponseHeader, Bytes) {
-    let body = Bytes::from(serde_json::json!({"error": message, "status": code}).to_string());
+    let body = Bytes::from(common::wire::ErrorBody::new(code, message).to_json());
     let mut header = ResponseHeader::build(code, Some(4)).expect("valid status");
     let _ = header.insert_header("Content-Type", "application/json");
     let _ = header.insert_header("Content-Length", body.len().to_string());
@@ -129,7 +160,8 @@ const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive")
 const PROXY_CONNECTION: http::HeaderName = http::HeaderName::from_static("proxy-connection");
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, not the message, so
-/// they are not forwarded. `Expect` is answered here too.
+/// they are not forwarded. `Expect` is answered here; `Proxy-Authorization` is meant for a
+/// proxy (this one takes none), never for the gateway.
 fn is_hop_by_hop(name: &http::HeaderName) -> bool {
     use http::header::*;
     name == CONNECTION
@@ -137,13 +169,23 @@ fn is_hop_by_hop(name: &http::HeaderName) -> bool {
         || name == TRAILER
         || name == UPGRADE
         || name == PROXY_AUTHENTICATE
+        || name == PROXY_AUTHORIZATION
         || name == EXPECT
         || name == KEEP_ALIVE
         || name == PROXY_CONNECTION
 }
 
-/// The hop-by-hop headers present, and any header the `Connection` header names. One pass
-/// over the (few) names, so that a message without any costs no hash lookup.
+/// Headers a `Connection` header may not remove: the message's framing and its target. A
+/// client naming them there would otherwise make the load balancer drop its body (RFC 9110
+/// §7.6.1: a sender must not list them).
+fn is_end_to_end(name: &http::HeaderName) -> bool {
+    use http::header::*;
+    name == CONTENT_LENGTH || name == TRANSFER_ENCODING || name == HOST
+}
+
+/// The hop-by-hop headers present, and any header the `Connection` header names (framing and
+/// `Host` excepted). One pass over the (few) names, so that a message without any costs no hash
+/// lookup.
 fn hop_by_hop(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
     let mut found: Vec<http::HeaderName> = Vec::new();
     for name in headers.keys() {
@@ -157,13 +199,135 @@ fn hop_by_hop(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
     for value in headers.get_all(http::header::CONNECTION) {
         for token in value.to_str().unwrap_or("").split(',') {
             if let Ok(name) = http::HeaderName::from_bytes(token.trim().as_bytes()) {
-                if !found.contains(&name) && headers.contains_key(&name) {
+                if !is_end_to_end(&name) && !found.contains(&name) && headers.contains_key(&name) {
                     found.push(name);
                 }
             }
         }
     }
     found
+}
+
+/// Why a request is refused before it is forwarded: its framing or size could be read in
+/// more than one way, or is beyond the limits. RFC 9112 §6 and what nginx does guide each case.
+#[derive(Debug, PartialEq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+    pub message: &'static str,
+}
+
+const fn refuse(status: u16, reason: &'static str, message: &'static str) -> Refusal {
+    Refusal {
+        status,
+        reason,
+        message,
+    }
+}
+
+/// The checks Pingora's parser leaves to the proxy. (It already refuses malformed lines,
+/// NUL/CR/LF in values, whitespace before a colon, obs-fold, differing `Content-Length`s, a
+/// `Transfer-Encoding` whose last coding is not `chunked`, and HTTP/1.0 with one.)
+/// `raw` is the header as the client sent it: Pingora drops `Content-Length` when
+/// `Transfer-Encoding` is present, and that combination must be seen to be refused.
+pub fn check_request(req: &RequestHeader, raw: &[u8]) -> Result<(), Refusal> {
+    use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+    let line = req.method.as_str().len() + req.raw_path().len() + " HTTP/1.1".len() + 1;
+    if line > MAX_REQUEST_LINE {
+        return Err(refuse(
+            414,
+            "uri_too_long",
+            "request target longer than 8 KiB",
+        ));
+    }
+    let headers = &req.headers;
+    if headers.len() > MAX_HEADER_COUNT {
+        return Err(refuse(
+            431,
+            "header_too_large",
+            "more than 100 header fields",
+        ));
+    }
+    let mut total = 0;
+    for (name, value) in headers {
+        let len = name.as_str().len() + value.len() + 2;
+        if len > MAX_HEADER_LINE {
+            return Err(refuse(
+                431,
+                "header_too_large",
+                "a header field longer than 8 KiB",
+            ));
+        }
+        total += len;
+    }
+    if total > MAX_HEADER_BYTES {
+        return Err(refuse(
+            431,
+            "header_too_large",
+            "header fields longer than 64 KiB in all",
+        ));
+    }
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version == http::Version::HTTP_11 => {
+            return Err(refuse(
+                400,
+                "host",
+                "an HTTP/1.1 request needs a Host header",
+            ));
+        }
+        (Some(_), Some(_)) => return Err(refuse(400, "host", "more than one Host header")),
+        (Some(host), None) if !is_host(host.as_bytes()) => {
+            return Err(refuse(400, "host", "a Host header that is not host[:port]"))
+        }
+        _ => {}
+    }
+    let mut codings = headers.get_all(TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        // Only plain `chunked` is forwarded: another coding, or `chunked` twice, is read one
+        // way here and maybe another way by the gateway (nginx answers 501; a 4xx says it is
+        // the request's fault).
+        let plain = first
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"chunked");
+        if !plain || codings.next().is_some() {
+            return Err(refuse(
+                400,
+                "transfer_encoding",
+                "Transfer-Encoding other than a single chunked",
+            ));
+        }
+        if has_header_named(raw, CONTENT_LENGTH.as_str()) {
+            return Err(refuse(
+                400,
+                "content_length_and_chunked",
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+    }
+    if req.method == http::Method::CONNECT {
+        return Err(refuse(405, "method", "CONNECT is not proxied"));
+    }
+    Ok(())
+}
+
+/// `host[:port]` as RFC 3986 spells it (a name, an IPv4 or a bracketed IPv6 address), without
+/// user information: what nginx accepts too.
+fn is_host(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(b))
+}
+
+/// Whether a raw header section has a field of this (lower-case) name.
+fn has_header_named(raw: &[u8], name: &str) -> bool {
+    raw.split(|b| *b == b'\n').skip(1).any(|line| {
+        line.iter()
+            .position(|b| *b == b':')
+            .is_some_and(|colon| line[..colon].eq_ignore_ascii_case(name.as_bytes()))
+    })
 }
 
 /// An IPv4 address as text without the formatting machinery (this runs once per request).
@@ -255,7 +419,7 @@ impl Peer for Gateway {
 }
 
 impl Proxy {
-    pub fn new(pool: Arc<Pool>, settings: Settings, connector: ConnectorOptions) -> Self {
+    pub fn new(pool: Arc<Pool>, settings: Settings, metrics: &common::metrics::Metrics) -> Self {
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
@@ -265,6 +429,22 @@ impl Proxy {
         // The connector reads only the connect timeout from a peer; read timeouts are set on
         // each session and the idle time on each release.
         peer_options.connection_timeout = Some(settings.connect_timeout);
+        let stale_retries = common::metrics::counter(
+            "lb_stale_connection_retries_total",
+            "Requests sent again on a new connection because a kept-alive one had been closed",
+        );
+        let refused = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "lb_refused_requests_total",
+                "Requests refused before forwarding (ambiguous framing, limits), by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        metrics.register(Box::new(stale_retries.clone()));
+        metrics.register(Box::new(refused.clone()));
+        let connector =
+            TransportConnector::new(Some(ConnectorOptions::new(settings.keepalive_pool_size)));
         Self {
             pool,
             peer_options: Arc::new(peer_options),
@@ -272,32 +452,112 @@ impl Proxy {
                 max_tries: settings.max_tries.clamp(1, TRIES_CAP),
                 ..settings
             },
-            connector: Connector::new(Some(connector)),
+            connector,
             request_ids: AtomicU64::new(0),
             id_prefix,
+            stale_retries,
+            refused,
+        }
+    }
+
+    /// Serves one client connection: its requests one after another (pipelined ones too, in
+    /// order) until it closes, idles past CLIENT_KEEPALIVE_SECS, breaks a rule, or the load
+    /// balancer stops (then after the request in progress).
+    pub async fn serve_connection(
+        &self,
+        tcp: tokio::net::TcpStream,
+        client: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let _ = tcp.set_nodelay(true);
+        let client_ip = ip_text(client.ip());
+        let mut stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+        let mut prefix = None;
+        let mut first = true;
+        loop {
+            let mut session = ClientSession::new(stream);
+            session.set_read_timeout(Some(self.settings.client_timeout));
+            session.set_write_timeout(Some(self.settings.client_timeout));
+            session.set_total_drain_timeout(Some(self.settings.client_timeout));
+            session.set_pipelining_enabled(true);
+            // An early answer (a 413, a 401) is followed by reading what is left of the body,
+            // so the connection stays usable and the client is not reset before it reads it.
+            session.set_close_on_response_before_downstream_finish(false);
+            if let Some(prefix) = prefix.take() {
+                session.set_pipelined_prefix(prefix);
+            }
+            if !first {
+                // Between requests: idle time is bounded by the keep-alive, not the timeout.
+                session.set_server_keepalive(Some(self.settings.client_keepalive.as_secs().max(1)));
+            }
+            first = false;
+            let read = tokio::select! {
+                read = session.read_request() => read,
+                // Stopping: an idle connection closes now.
+                _ = stop.wait_for(|down| *down) => return,
+            };
+            match read {
+                Ok(Some(_)) => {}
+                // The client closed an idle kept-alive connection, or idled past the keep-alive.
+                Ok(None) => return,
+                Err(e) => {
+                    if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
+                        self.refused.with_label_values(&["malformed"]).inc();
+                        self.fail(&mut session, None, bad_request(&e)).await;
+                    }
+                    return;
+                }
+            }
+            if let Err(refusal) =
+                check_request(session.req_header(), &session.get_headers_raw_bytes())
+            {
+                self.refused.with_label_values(&[refusal.reason]).inc();
+                self.fail(
+                    &mut session,
+                    None,
+                    Failure::new(refusal.status, refusal.message),
+                )
+                .await;
+                return;
+            }
+            if *stop.borrow() {
+                // Stopping: answer this request, then close the connection.
+                session.set_server_keepalive(None);
+            }
+            // Counted inside, before the answer reaches the client.
+            if !self.forward(&mut session, &client_ip).await {
+                return;
+            }
+            if session.finish_body().await.is_err() {
+                return;
+            }
+            match session.reuse().await {
+                Ok(Some(reusable)) => {
+                    let (next, overread) = reusable.into_parts();
+                    stream = next;
+                    prefix = overread;
+                }
+                _ => return,
+            }
         }
     }
 
     /// `X-Request-Id` (a new one unless the client sent one) and `X-Forwarded-For` (the
     /// client's address appended to what the client sent).
-    fn forwarding(&self, session: &ServerSession) -> Forwarding {
+    fn forwarding(&self, session: &ClientSession, client_ip: &str) -> Forwarding {
         let headers = &session.req_header().headers;
         let request_id = (!headers.contains_key("x-request-id")).then(|| {
             let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
             http::HeaderValue::try_from(format!("{:08x}-{n:x}", self.id_prefix))
                 .expect("hex digits are a valid header value")
         });
-        let forwarded_for = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .and_then(|client| {
-                let ip = ip_text(client.ip());
-                let text = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                    Some(earlier) => format!("{earlier}, {ip}"),
-                    None => ip,
-                };
-                http::HeaderValue::try_from(text).ok()
-            });
+        let forwarded_for = match headers.get("x-forwarded-for").map(|v| v.to_str()) {
+            Some(Ok(earlier)) => {
+                http::HeaderValue::try_from(format!("{earlier}, {client_ip}")).ok()
+            }
+            // A chain that is not text is replaced, not extended.
+            Some(Err(_)) | None => http::HeaderValue::try_from(client_ip).ok(),
+        };
         Forwarding {
             request_id,
             forwarded_for,
@@ -308,7 +568,7 @@ impl Proxy {
     /// headers added.
     fn upstream_request(
         &self,
-        session: &ServerSession,
+        session: &ClientSession,
         forwarding: &Forwarding,
     ) -> pingora::Result<Box<RequestHeader>> {
         let mut req = Box::new(session.req_header().clone());
@@ -327,8 +587,8 @@ impl Proxy {
 
     /// Forwards one request, retrying on other backends while that is safe, and counts its
     /// answer. Returns whether the client's connection may be reused.
-    async fn forward(&self, session: &mut ServerSession) -> bool {
-        let forwarding = self.forwarding(session);
+    async fn forward(&self, session: &mut ClientSession, client_ip: &str) -> bool {
+        let forwarding = self.forwarding(session, client_ip);
         let idempotent = session.req_header().method.is_idempotent();
         let expects_continue = session
             .req_header()
@@ -359,9 +619,34 @@ impl Proxy {
             tried[attempt] = member.addr;
             last = Some(member.clone());
             let last_try = attempt + 1 == self.settings.max_tries;
-            let outcome = self
-                .try_once(session, &member, &forwarding, &mut body, expects_continue)
+            let mut outcome = self
+                .try_once(
+                    session,
+                    &member,
+                    &forwarding,
+                    &mut body,
+                    expects_continue,
+                    false,
+                )
                 .await;
+            if let Try::Stale(failure) = outcome {
+                // Not a second try on another backend: the same one, on a new connection,
+                // once, and only if the whole body can be sent again.
+                outcome = if body.replayable() {
+                    self.stale_retries.inc();
+                    self.try_once(
+                        session,
+                        &member,
+                        &forwarding,
+                        &mut body,
+                        expects_continue,
+                        true,
+                    )
+                    .await
+                } else {
+                    Try::FailedAfterSending(failure)
+                };
+            }
             match outcome {
                 Try::Answered { reuse } => return reuse,
                 Try::NotConnected(failure) => {
@@ -371,7 +656,7 @@ impl Proxy {
                         return false;
                     }
                 }
-                Try::FailedAfterSending(failure) => {
+                Try::FailedAfterSending(failure) | Try::Stale(failure) => {
                     // Bytes may have reached the backend: only idempotent requests whose
                     // whole body can be sent again go elsewhere.
                     if last_try || !idempotent || !body.replayable() || failure.status == 504 {
@@ -388,15 +673,33 @@ impl Proxy {
         unreachable!("the last try returns")
     }
 
-    /// One try on one backend: connect (or reuse a pooled connection), send the request and
-    /// its body, read the answer's header, then stream the answer to the client.
+    /// A failure on the way to the backend: on a kept-alive connection, before any byte of an
+    /// answer, it means the backend had closed that connection.
+    fn sending_failed(reused: bool, upstream: &UpstreamH1, e: &Error) -> Try {
+        if reused
+            && upstream.resp_header().is_none()
+            && !matches!(
+                e.etype(),
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            )
+        {
+            Try::Stale(upstream_failure(e))
+        } else {
+            Try::FailedAfterSending(upstream_failure(e))
+        }
+    }
+
+    /// One try on one backend: connect (or reuse a pooled connection; `fresh`: never), send the
+    /// request and its body while watching for an early answer, read the answer's header, then
+    /// stream the answer to the client.
     async fn try_once(
         &self,
-        session: &mut ServerSession,
+        session: &mut ClientSession,
         member: &Member,
         forwarding: &Forwarding,
         body: &mut Body,
         expects_continue: bool,
+        fresh: bool,
     ) -> Try {
         let request = match self.upstream_request(session, forwarding) {
             Ok(request) => request,
@@ -405,9 +708,13 @@ impl Proxy {
         let _in_flight = member.busy();
         let peer = Gateway::new(member.addr, self.peer_options.clone());
         let started = Instant::now();
-        let mut upstream = match self.connector.get_http_session(&peer).await {
-            Ok((UpstreamSession::H1(h1), _reused)) => h1,
-            Ok(_) => return Try::NotConnected(Failure::new(502, "backend is not HTTP/1")),
+        let connected = if fresh {
+            self.connector.new_stream(&peer).await.map(|s| (s, false))
+        } else {
+            self.connector.get_stream(&peer).await
+        };
+        let (mut upstream, reused) = match connected {
+            Ok((stream, reused)) => (UpstreamH1::new_with_options(stream, &peer), reused),
             Err(e) => return Try::NotConnected(upstream_failure(&e)),
         };
         upstream.read_timeout = Some(self.settings.read_timeout);
@@ -418,20 +725,27 @@ impl Proxy {
         }
 
         if let Err(e) = upstream.write_request_header(request).await {
-            return Try::FailedAfterSending(upstream_failure(&e));
+            return Self::sending_failed(reused, &upstream, &e);
         }
-        if let Some(outcome) = self
-            .send_body(session, &mut upstream, body, expects_continue)
+        let mut complete = true;
+        match self
+            .send_body(session, &mut upstream, body, expects_continue, reused)
             .await
         {
-            return outcome;
+            Sent::All => {}
+            Sent::AnsweredEarly => complete = false,
+            Sent::Failed(outcome) => return outcome,
         }
 
         // The answer's header; informational answers (100 Continue, 103) are not forwarded.
+        let mut early = !complete;
         let mut response = loop {
-            if let Err(e) = upstream.read_response().await {
-                return Try::FailedAfterSending(upstream_failure(&e));
+            if !early {
+                if let Err(e) = upstream.read_response().await {
+                    return Self::sending_failed(reused, &upstream, &e);
+                }
             }
+            early = false;
             let Some(header) = upstream.resp_header() else {
                 return Try::FailedAfterSending(Failure::new(502, "backend sent no header"));
             };
@@ -463,11 +777,10 @@ impl Proxy {
         loop {
             match upstream.read_body_bytes().await {
                 Ok(Some(chunk)) => {
-                    let end = upstream.is_body_done();
-                    if session.write_response_body(chunk, end).await.is_err() {
+                    if session.write_body(&chunk).await.is_err() {
                         return Try::Answered { reuse: false };
                     }
-                    if end {
+                    if upstream.is_body_done() {
                         break;
                     }
                 }
@@ -478,56 +791,88 @@ impl Proxy {
                 }
             }
         }
-        self.connector
-            .release_http_session(UpstreamSession::H1(upstream), &peer, Some(UPSTREAM_IDLE))
-            .await;
+        if complete {
+            upstream.respect_keepalive();
+            if let Some(stream) = upstream.reuse().await {
+                self.connector
+                    .release_stream(stream, peer.reuse_hash(), Some(UPSTREAM_IDLE));
+            }
+        }
         Try::Answered { reuse: true }
     }
 
     /// Sends the request body: first what an earlier try kept, then the rest as the client
-    /// sends it. `None` when all of it reached the backend.
+    /// sends it, while watching for the backend answering before it has all of it.
     async fn send_body(
         &self,
-        session: &mut ServerSession,
+        session: &mut ClientSession,
         upstream: &mut UpstreamH1,
         body: &mut Body,
         expects_continue: bool,
-    ) -> Option<Try> {
+        reused: bool,
+    ) -> Sent {
+        let mut write_error = None;
         for chunk in &body.chunks {
             if let Err(e) = upstream.write_body(chunk).await {
-                return Some(Try::FailedAfterSending(upstream_failure(&e)));
+                write_error = Some(e);
+                break;
             }
         }
-        if !body.done && expects_continue && body.chunks.is_empty() && !body.overflowed {
+        if write_error.is_none()
+            && !body.done
+            && expects_continue
+            && body.chunks.is_empty()
+            && !body.overflowed
+        {
             // `Expect` is not forwarded: the client may send its body now.
             if session.write_continue_response().await.is_err() {
-                return Some(Try::Client(Failure::new(0, "")));
+                return Sent::Failed(Try::Client(Failure::new(0, "")));
             }
         }
-        while !body.done {
-            match session.read_request_body().await {
+        while write_error.is_none() && !body.done {
+            let read = tokio::select! {
+                biased;
+                read = session.read_body_bytes() => read,
+                // The backend answered before the body was complete (Pingora's header read
+                // keeps what it has read when it is dropped, so polling it here loses nothing).
+                answer = upstream.read_response() => return match answer {
+                    Ok(_) => Sent::AnsweredEarly,
+                    Err(e) => Sent::Failed(Self::sending_failed(reused, upstream, &e)),
+                },
+            };
+            match read {
                 Ok(Some(chunk)) => {
                     body.keep(&chunk);
                     if let Err(e) = upstream.write_body(&chunk).await {
-                        return Some(Try::FailedAfterSending(upstream_failure(&e)));
+                        write_error = Some(e);
                     }
                 }
                 Ok(None) => body.done = true,
-                Err(e) => return Some(Try::Client(client_failure(&e))),
+                Err(e) => return Sent::Failed(Try::Client(client_failure(&e))),
             }
         }
-        if let Err(e) = upstream.finish_body().await {
-            return Some(Try::FailedAfterSending(upstream_failure(&e)));
+        let write_error = match write_error {
+            Some(e) => e,
+            None => match upstream.finish_body().await {
+                Ok(_) => return Sent::All,
+                Err(e) => e,
+            },
+        };
+        // The backend stopped taking the body: often because it answered and closed (a 413
+        // past its body limit). Its answer may be waiting; read it before calling it a failure.
+        match upstream.read_response().await {
+            Ok(_) if upstream.resp_header().is_some() => Sent::AnsweredEarly,
+            _ => Sent::Failed(Self::sending_failed(reused, upstream, &write_error)),
         }
-        None
     }
 
-    /// Answers the client with a JSON error (status 0: the client is gone, answer nothing).
-    /// Counts the failure against `member` (or as unassigned), then answers it: counted
-    /// first, so that a client that has its answer sees it in the metrics.
+    /// Answers the client with a JSON error (status 0: the client is gone, answer nothing) and
+    /// closes the connection after it. Counts the failure against `member` (or as unassigned),
+    /// then answers it: counted first, so that a client that has its answer sees it in the
+    /// metrics.
     async fn fail(
         &self,
-        session: &mut ServerSession,
+        session: &mut ClientSession,
         member: Option<&Member>,
         failure: Failure,
     ) -> u16 {
@@ -538,8 +883,20 @@ impl Proxy {
             Some(member) => member.count(failure.status),
             None => self.pool.count_unassigned(failure.status),
         }
+        session.set_server_keepalive(None);
+        if session
+            .response_written()
+            .is_some_and(|r| !r.status.is_informational())
+        {
+            return failure.status;
+        }
         let (header, body) = json_error(failure.status, &failure.message);
-        if let Err(err) = session.write_error_response(header, body).await {
+        let written = async {
+            session.write_response_header(Box::new(header)).await?;
+            session.write_body(&body).await?;
+            session.finish_body().await
+        };
+        if let Err(err) = written.await {
             tracing::debug!(%err, "could not send the error response");
         }
         failure.status
@@ -555,54 +912,25 @@ fn upstream_failure(e: &Error) -> Failure {
     }
 }
 
+/// A failure reading the client's body: gone (nobody to answer), too slow (408), or a body
+/// that breaks the framing rules (400).
 fn client_failure(e: &Error) -> Failure {
     match e.etype() {
-        ErrorType::ReadError
-        | ErrorType::WriteError
-        | ErrorType::ConnectionClosed
-        | ErrorType::ReadTimedout => Failure::new(0, ""),
-        _ => bad_request(e),
+        ErrorType::ReadTimedout => Failure::new(408, "request body timed out"),
+        ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => {
+            Failure::new(0, "")
+        }
+        etype if etype.as_str() == "PrematureBodyEnd" => Failure::new(0, ""),
+        _ => {
+            tracing::debug!(error = %e, "malformed request body");
+            Failure::new(400, "malformed request body")
+        }
     }
 }
 
 fn bad_request(e: &Error) -> Failure {
     tracing::debug!(error = %e, "bad request");
     Failure::new(400, "bad request")
-}
-
-#[async_trait]
-impl HttpServerApp for Proxy {
-    async fn process_new_http(
-        self: &Arc<Self>,
-        mut session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        match session.read_request().await {
-            Ok(true) => {}
-            // The client closed an idle kept-alive connection.
-            Ok(false) => return None,
-            Err(e) => {
-                if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
-                    self.fail(&mut session, None, bad_request(&e)).await;
-                }
-                return None;
-            }
-        }
-        if *shutdown.borrow() {
-            // Stopping: answer this request, then close the connection.
-            session.set_keepalive(None);
-        }
-        // Counted inside, before the answer reaches the client.
-        let reuse = self.forward(&mut session).await;
-        if !reuse {
-            return None;
-        }
-        let settings = HttpPersistentSettings::for_session(&session);
-        match session.finish().await {
-            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, settings)),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,273 +1,15 @@
-//! The load balancer binary in front of real HTTP upstreams started by the test.
+//! The load balancer in front of real HTTP upstreams started by the test: balancing, health,
+//! failover, retries, forwarding headers, bodies, shutdown.
 
-use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::Router;
+mod support;
+
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// An upstream on its own runtime thread: `kill()` drops the runtime, so the listener and
-/// every open connection vanish as if the process died.
-struct Upstream {
-    addr: SocketAddr,
-    name: String,
-    /// Requests to `/slow` it received.
-    slow_hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Upstream {
-    fn start(name: &str) -> Self {
-        Self::start_on(name, "127.0.0.1:0".parse().unwrap())
-    }
-
-    fn start_on(name: &str, addr: SocketAddr) -> Self {
-        let listener = StdListener::bind(addr).expect("bind upstream");
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let owned = name.to_string();
-        let slow_hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let hits = slow_hits.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let name = owned.clone();
-            let app = Router::new()
-                .route("/health", get(|| async { "ok" }))
-                .route(
-                    "/echo",
-                    get(move |headers: HeaderMap| {
-                        let name = name.clone();
-                        async move {
-                            let h = |k: &str| {
-                                headers
-                                    .get(k)
-                                    .and_then(|v| v.to_str().ok())
-                                    .map(String::from)
-                            };
-                            (
-                                [("x-served-by", name.clone())],
-                                axum::Json(json!({
-                                    "served_by": name,
-                                    "x_request_id": h("x-request-id"),
-                                    "x_forwarded_for": h("x-forwarded-for"),
-                                })),
-                            )
-                        }
-                    })
-                    .post(|| async { "posted" }),
-                )
-                // The body it got, byte for byte.
-                .route(
-                    "/body",
-                    axum::routing::post(|body: axum::body::Bytes| async move { body })
-                        .put(|body: axum::body::Bytes| async move { body }),
-                )
-                // The names of the headers it got.
-                .route(
-                    "/headers",
-                    get(|headers: HeaderMap| async move {
-                        let names: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
-                        axum::Json(names)
-                    }),
-                )
-                // An answer in 20 chunks, sent as they are made.
-                .route(
-                    "/stream",
-                    get(|| async {
-                        let parts = futures::stream::iter(
-                            (0..20).map(|i| Ok::<_, std::io::Error>(format!("part {i}\n"))),
-                        );
-                        axum::body::Body::from_stream(parts)
-                    }),
-                )
-                .route(
-                    "/slow",
-                    get(move || {
-                        hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        async {
-                            tokio::time::sleep(Duration::from_millis(1500)).await;
-                            "slow"
-                        }
-                    }),
-                );
-            rt.spawn(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-            rt.block_on(async {
-                let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
-            });
-            rt.shutdown_background();
-        });
-        Self {
-            addr,
-            name: name.to_string(),
-            slow_hits,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Lb {
-    child: Child,
-    base: String,
-    metrics: String,
-    admin: String,
-    /// Its stderr (shown by `TEST_LOG=1`, and on a failed wait).
-    log: std::path::PathBuf,
-}
-
-impl Lb {
-    /// What went wrong, for a failed assertion: whether it still runs, and its last log lines.
-    fn state(&mut self) -> String {
-        let running = match self.child.try_wait() {
-            Ok(None) => "running".to_string(),
-            Ok(Some(status)) => format!("exited: {status}"),
-            Err(e) => format!("unknown: {e}"),
-        };
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        format!("load balancer {running}; log:\n{}", tail.join("\n"))
-    }
-}
-
-impl Drop for Lb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::env::var_os("TEST_LOG").is_some() {
-            eprintln!("{}", std::fs::read_to_string(&self.log).unwrap_or_default());
-        }
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-/// Starts the load balancer on free ports. A port found free can be taken by another test
-/// before the load balancer binds it; it then exits at once with "cannot listen", and is
-/// started again on other ports.
-fn start_lb(backends: &[String], extra: &[(&str, &str)]) -> Lb {
-    for _ in 0..5 {
-        let mut lb = spawn_lb(backends, extra);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = lb.child.try_wait() {
-                break;
-            }
-            let metrics = lb.metrics.trim_start_matches("http://");
-            if std::net::TcpStream::connect(metrics).is_ok() {
-                return lb;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let state = lb.state();
-        if !state.contains("cannot listen") {
-            panic!("the load balancer did not start: {state}");
-        }
-    }
-    panic!("no free ports for the load balancer after 5 tries");
-}
-
-fn spawn_lb(backends: &[String], extra: &[(&str, &str)]) -> Lb {
-    let (port, metrics, admin) = (free_port(), free_port(), free_port());
-    let log = std::env::temp_dir().join(format!(
-        "scalelab-lb-test-{}-{port}.log",
-        std::process::id()
-    ));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_load_balancer"));
-    cmd.env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"))
-        .env("ADMIN_ADDR", format!("127.0.0.1:{admin}"))
-        .env("BACKENDS", backends.join(","))
-        .env("HEALTH_INTERVAL_MS", "500")
-        // Generous: a loaded CI machine must not fail a check by slowness alone.
-        .env("HEALTH_TIMEOUT_MS", "3000")
-        .env("DISCOVERY_INTERVAL_MS", "500")
-        .env("THREADS", "2")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"));
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    Lb {
-        child: cmd.spawn().expect("start the load balancer"),
-        base: format!("http://127.0.0.1:{port}"),
-        metrics: format!("http://127.0.0.1:{metrics}"),
-        admin: format!("http://127.0.0.1:{admin}"),
-        log,
-    }
-}
-
-/// One upstream named NAME and a load balancer in front of it, once it is in rotation.
-async fn over_one_backend(name: &str) -> (Upstream, Lb) {
-    let up = Upstream::start(name);
-    let mut lb = start_lb(&[up.addr.to_string()], &[]);
-    wait_healthy(&mut lb, 1).await;
-    (up, lb)
-}
-
-async fn healthy_backends(lb: &Lb) -> Vec<String> {
-    let Ok(resp) = reqwest::get(format!("{}/backends", lb.metrics)).await else {
-        return Vec::new();
-    };
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    body["backends"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|b| b["healthy"] == true)
-                .map(|b| b["addr"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-async fn wait_healthy(lb: &mut Lb, n: usize) {
-    let ok = common::testing::wait_until(Duration::from_secs(10), || async {
-        healthy_backends(lb).await.len() == n
-    })
-    .await;
-    if !ok {
-        let have = healthy_backends(lb).await;
-        panic!(
-            "expected {n} healthy backends, have {have:?}; {}",
-            lb.state()
-        );
-    }
-}
+use support::*;
 
 async fn served_by(client: &reqwest::Client, lb: &Lb) -> (u16, String) {
     match client.get(format!("{}/echo", lb.base)).send().await {
@@ -288,11 +30,11 @@ async fn served_by(client: &reqwest::Client, lb: &Lb) -> (u16, String) {
 #[tokio::test]
 async fn round_robin_gives_each_of_three_backends_a_third() {
     let ups: Vec<Upstream> = ["a", "b", "c"].iter().map(|n| Upstream::start(n)).collect();
-    let mut lb = start_lb(
+    let lb = start_lb(
         &ups.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
-        &[],
+        |_| {},
     );
-    wait_healthy(&mut lb, 3).await;
+    wait_healthy(&lb, 3).await;
     let client = reqwest::Client::new();
     let mut counts: HashMap<String, usize> = HashMap::new();
     for _ in 0..300 {
@@ -330,11 +72,11 @@ async fn round_robin_gives_each_of_three_backends_a_third() {
 #[tokio::test]
 async fn a_killed_backend_fails_no_request_leaves_rotation_and_returns_after_restart() {
     let mut ups: Vec<Upstream> = ["a", "b", "c"].iter().map(|n| Upstream::start(n)).collect();
-    let mut lb = start_lb(
+    let lb = start_lb(
         &ups.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
-        &[],
+        |_| {},
     );
-    wait_healthy(&mut lb, 3).await;
+    wait_healthy(&lb, 3).await;
     let client = reqwest::Client::new();
     let victim = ups[1].addr;
 
@@ -381,8 +123,8 @@ async fn a_killed_backend_fails_no_request_leaves_rotation_and_returns_after_res
 async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
     let first = Upstream::start("first");
     let second = Upstream::start("second");
-    let mut lb = start_lb(&[first.addr.to_string()], &[]);
-    wait_healthy(&mut lb, 1).await;
+    let lb = start_lb(&[first.addr.to_string()], |_| {});
+    wait_healthy(&lb, 1).await;
     let client = reqwest::Client::new();
     assert_eq!(served_by(&client, &lb).await.1, "first");
 
@@ -393,7 +135,7 @@ async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
         .await
         .unwrap();
     assert_eq!(set.status(), 200);
-    wait_healthy(&mut lb, 2).await;
+    wait_healthy(&lb, 2).await;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for _ in 0..10 {
         *seen.entry(served_by(&client, &lb).await.1).or_default() += 1;
@@ -426,8 +168,8 @@ async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
 async fn a_backend_gets_no_traffic_before_it_passes_a_health_check() {
     let up = Upstream::start("only");
     // Checks every 60 s: only the check made at discovery can admit it.
-    let mut lb = start_lb(&[up.addr.to_string()], &[("HEALTH_INTERVAL_MS", "60000")]);
-    wait_healthy(&mut lb, 1).await;
+    let lb = start_lb(&[up.addr.to_string()], |c| c.health_interval_ms = 60_000);
+    wait_healthy(&lb, 1).await;
     // An address with nothing listening is discovered but never admitted.
     let dead = format!("127.0.0.1:{}", free_port());
     reqwest::Client::new()
@@ -444,7 +186,7 @@ async fn a_backend_gets_no_traffic_before_it_passes_a_health_check() {
 
 #[tokio::test]
 async fn with_no_healthy_backend_the_answer_is_a_503_json() {
-    let lb = start_lb(&[format!("127.0.0.1:{}", free_port())], &[]);
+    let lb = start_lb(&[format!("127.0.0.1:{}", free_port())], |_| {});
     let ready = common::testing::wait_until(Duration::from_secs(10), || async {
         reqwest::get(format!("{}/ready", lb.metrics))
             .await
@@ -545,11 +287,10 @@ async fn only_idempotent_requests_are_retried_after_reaching_a_backend() {
     let good = Upstream::start("good");
     let (dropper, dropped) = start_dropper();
     // Long health interval: the dropper stays in rotation for the whole test.
-    let mut lb = start_lb(
-        &[good.addr.to_string(), dropper.to_string()],
-        &[("HEALTH_INTERVAL_MS", "60000")],
-    );
-    wait_healthy(&mut lb, 2).await;
+    let lb = start_lb(&[good.addr.to_string(), dropper.to_string()], |c| {
+        c.health_interval_ms = 60_000
+    });
+    wait_healthy(&lb, 2).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
@@ -596,18 +337,71 @@ async fn only_idempotent_requests_are_retried_after_reaching_a_backend() {
 }
 
 #[tokio::test]
-async fn sigterm_stops_it_within_five_seconds() {
+async fn stopping_finishes_the_request_in_flight_then_returns_within_the_grace_period() {
     let (_up, mut lb) = over_one_backend("s").await;
-    let pid = lb.child.id().to_string();
+    let base = lb.base.clone();
+    // 1.5 s of work on the backend, under way when the stop comes.
+    let slow = tokio::spawn(async move { reqwest::get(format!("{base}/slow")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let took = tokio::task::spawn_blocking(move || {
+        let took = lb.stop();
+        (took, lb)
+    })
+    .await
+    .unwrap()
+    .0;
+    let answer = slow
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "slow");
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+}
+
+/// The binary: SIGTERM stops it within the grace period (Pingora's server, which it no longer
+/// uses, waited 5 minutes by default).
+#[tokio::test]
+async fn the_binary_stops_on_sigterm_within_five_seconds() {
+    let up = Upstream::start("s");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_load_balancer"))
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .env("ADMIN_ADDR", "127.0.0.1:0")
+        .env("BACKENDS", up.addr.to_string())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the load balancer");
+    let mut out = child.stdout.take().unwrap();
+    let listening = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+            if String::from_utf8_lossy(&seen).contains("load balancer listening") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(listening, "it logs that it listens");
     let sent = Instant::now();
     assert!(Command::new("kill")
-        .args(["-TERM", &pid])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap()
         .success());
     loop {
-        if let Some(status) = lb.child.try_wait().unwrap() {
-            assert!(status.success() || status.code().is_some(), "{status:?}");
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
             break;
         }
         assert!(
@@ -649,19 +443,6 @@ async fn bodies_pass_through_whole_both_ways() {
     assert_eq!(status, 200);
     assert!(got.is_empty());
     assert_eq!(served_by(&client, &lb).await, (200, "b".to_string()));
-}
-
-/// Sends raw bytes to the load balancer and returns what it answered before closing.
-fn raw_exchange(lb: &Lb, request: &[u8]) -> String {
-    let addr = lb.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.write_all(request).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
@@ -710,11 +491,11 @@ async fn hop_by_hop_headers_stay_on_their_hop_and_bad_requests_get_a_400() {
 #[tokio::test]
 async fn a_backend_slower_than_the_read_timeout_gets_a_504_and_no_retry() {
     let ups: Vec<Upstream> = ["s1", "s2"].iter().map(|n| Upstream::start(n)).collect();
-    let mut lb = start_lb(
+    let lb = start_lb(
         &ups.iter().map(|u| u.addr.to_string()).collect::<Vec<_>>(),
-        &[("UPSTREAM_READ_TIMEOUT_MS", "300")],
+        |c| c.upstream_read_timeout_ms = 300,
     );
-    wait_healthy(&mut lb, 2).await;
+    wait_healthy(&lb, 2).await;
     let started = Instant::now();
     let resp = reqwest::get(format!("{}/slow", lb.base)).await.unwrap();
     assert_eq!(resp.status(), 504);

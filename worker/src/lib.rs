@@ -124,15 +124,11 @@ impl Worker {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        });
-        let mut server_stop = stop_rx.clone();
-        let server = tokio::spawn(self.server.run_until(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        }));
+        let stop_rx = common::shutdown::watch(shutdown);
+        let server = tokio::spawn(
+            self.server
+                .run_until(common::shutdown::fired(stop_rx.clone())),
+        );
         let consumed = self.engine.run(stop_rx).await;
         server.await??;
         consumed
