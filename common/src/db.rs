@@ -223,3 +223,17 @@ impl Collector for PoolCollector {
             .collect()
     }
 }
+
+/// Whether Postgres can store this JSON as `jsonb`: it refuses the NUL character (`\u0000`)
+/// anywhere in a string or a key, and a whole batch of rows with it.
+pub fn jsonb_storable(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => !s.contains('\0'),
+        Value::Array(items) => items.iter().all(jsonb_storable),
+        Value::Object(map) => map
+            .iter()
+            .all(|(k, v)| !k.contains('\0') && jsonb_storable(v)),
+        _ => true,
+    }
+}

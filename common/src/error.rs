@@ -104,3 +104,53 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
         Self::new(rejection.status(), rejection.body_text())
     }
 }
+
+/// A JSON request body that must be an object (`{...}`) with each key once, read into `T`.
+/// serde would also take a struct from an array of its fields in order (`["user1","pw"]` as a
+/// login), and a map type keeps the last of two equal keys where another parser keeps the first;
+/// an API that documents objects answers both with a 4xx.
+pub struct JsonObject<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonObject<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .is_some_and(|essence| {
+                essence == "application/json"
+                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the JSON body must be an object",
+            ));
+        }
+        // Straight into `T`: a derived Deserialize refuses a repeated field.
+        let Json(value) = Json::<T>::from_bytes(&bytes)?;
+        Ok(JsonObject(value))
+    }
+}

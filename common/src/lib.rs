@@ -18,7 +18,7 @@ pub mod testing;
 pub mod time;
 pub mod wire;
 
-pub use error::ApiError;
+pub use error::{ApiError, JsonObject};
 pub use shutdown::Server;
 
 /// The end of every service's `main`: a start-up failure is one clear line and exit code 1.

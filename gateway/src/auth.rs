@@ -4,7 +4,6 @@ use crate::{AppState, St};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -208,9 +207,8 @@ fn hash(argon2: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
 
 pub async fn login(
     State(state): St,
-    body: Result<Json<common::wire::Login>, JsonRejection>,
+    common::JsonObject(req): common::JsonObject<common::wire::Login>,
 ) -> Result<Json<common::wire::LoginAnswer>, ApiError> {
-    let Json(req) = body?;
     if req.username.is_empty() || req.username.len() > 64 || req.password.len() > 1024 {
         return Err(ApiError::bad_request(
             "username must be 1-64 characters and password at most 1024",

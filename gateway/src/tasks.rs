@@ -4,7 +4,7 @@
 
 use crate::auth::User;
 use crate::St;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,10 +48,14 @@ fn now_ms() -> u64 {
 pub async fn enqueue(
     State(state): St,
     _user: User,
-    body: Result<Json<TaskRequest>, JsonRejection>,
+    common::JsonObject(req): common::JsonObject<TaskRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body?;
     validate_task_name(&req.task)?;
+    if !common::db::jsonb_storable(&req.payload) {
+        return Err(ApiError::bad_request(
+            "payload may not hold a NUL character (\\u0000): its result could not be stored",
+        ));
+    }
     let payload = req.payload.to_string();
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(ApiError::new(

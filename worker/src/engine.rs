@@ -273,7 +273,13 @@ impl Engine {
             .min(self.config.max_task_duration_ms);
         let started = Instant::now();
         tokio::time::sleep(Duration::from_millis(wanted)).await;
-        let (status, result) = if task == "fail" {
+        let (status, result) = if !common::db::jsonb_storable(&payload) {
+            // A result Postgres refuses would hold back every job batched with it, forever.
+            (
+                "failed",
+                json!({"error": "the payload holds a NUL character, which Postgres cannot store"}),
+            )
+        } else if task == "fail" {
             (
                 "failed",
                 json!({"error": "the task asked to fail", "payload": payload}),

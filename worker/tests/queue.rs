@@ -193,6 +193,58 @@ async fn an_unreadable_entry_is_dropped_not_retried_forever() {
     running.await.unwrap().unwrap();
 }
 
+/// A payload with a NUL character (a producer other than the gateway, which refuses it):
+/// Postgres refuses it as jsonb, and before the fix the batch holding it was retried forever,
+/// so every job batched with it was never stored.
+#[tokio::test]
+async fn a_result_postgres_cannot_store_fails_alone_and_holds_back_no_other_job() {
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let worker = worker::build(config(&db, &redis, "w-nul")).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    enqueue(&redis.stream_key(), 3, "echo", 10).await;
+    let mut conn = redis_conn().await;
+    let _: String = redis::cmd("XADD")
+        .arg(redis.stream_key())
+        .arg("*")
+        .arg("id")
+        .arg("poisoned")
+        .arg("task")
+        .arg("echo")
+        .arg("payload")
+        .arg(r#"{"duration_ms":10,"note":"a\u0000b"}"#)
+        .arg("enqueued_at")
+        .arg("1700000000000")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    enqueue(&redis.stream_key(), 3, "echo", 10).await;
+    let client = pg(&db.url).await;
+    assert!(
+        testing::wait_until(Duration::from_secs(10), || async {
+            result_rows(&client).await == 7
+        })
+        .await,
+        "all 7 jobs stored; have {}",
+        result_rows(&client).await
+    );
+    let row = client
+        .query_one(
+            "SELECT status, result::text FROM task_results WHERE id = 'poisoned'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "failed");
+    assert!(row.get::<_, String>(1).contains("NUL"));
+    assert!(drains(&redis.stream_key()).await);
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
+
 struct Process(Child);
 
 impl Drop for Process {
