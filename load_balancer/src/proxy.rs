@@ -528,7 +528,8 @@ impl Proxy {
             if !self.forward(&mut session, &client_ip).await {
                 return;
             }
-            if session.finish_body().await.is_err() {
+            // Stopping: the answer is out, the connection closes.
+            if session.finish_body().await.is_err() || *stop.borrow() {
                 return;
             }
             match session.reuse().await {

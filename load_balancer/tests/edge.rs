@@ -440,10 +440,18 @@ async fn slow_clients_are_cut_off_by_the_client_timeout() {
     still_serves(&lb);
 }
 
-/// A gateway stand-in that closes a kept-alive connection the moment the next request arrives,
-/// without answering it: the keep-alive race (its idle timeout, or its shutdown, crossing the
-/// load balancer's reuse). It answers the first request on each connection.
-fn start_closer() -> (SocketAddr, Arc<AtomicUsize>) {
+/// How a gateway stand-in ends a kept-alive connection after answering its first request.
+#[derive(Clone, Copy)]
+enum Close {
+    /// The moment the next request arrives, without answering it: the keep-alive race (its
+    /// idle timeout, or its shutdown, crossing the load balancer's reuse).
+    OnNextRequest,
+    /// After this long idle, before any next request (an idle timeout).
+    WhenIdle(Duration),
+}
+
+/// A gateway stand-in that answers the first request on each connection, then closes it.
+fn start_closer(close: Close) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = StdListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let answered = Arc::new(AtomicUsize::new(0));
@@ -476,8 +484,13 @@ fn start_closer() -> (SocketAddr, Arc<AtomicUsize>) {
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nanswered");
-                // The next request on this connection: read, then close without a word.
-                let _ = stream.read(&mut buf);
+                match close {
+                    // The next request on this connection: read, then close without a word.
+                    Close::OnNextRequest => {
+                        let _ = stream.read(&mut buf);
+                    }
+                    Close::WhenIdle(after) => std::thread::sleep(after),
+                }
             });
         }
     });
@@ -486,7 +499,7 @@ fn start_closer() -> (SocketAddr, Arc<AtomicUsize>) {
 
 #[tokio::test]
 async fn a_post_on_a_connection_the_gateway_just_closed_is_sent_again_on_a_new_one() {
-    let (closer, answered) = start_closer();
+    let (closer, answered) = start_closer(Close::OnNextRequest);
     let lb = start_lb(&[closer.to_string()], |c| {
         c.health_interval_ms = 60_000;
         c.health_path = "/".into();
@@ -516,6 +529,38 @@ async fn a_post_on_a_connection_the_gateway_just_closed_is_sent_again_on_a_new_o
             .unwrap();
     let stale = common::metrics::sum(&samples, "lb_stale_connection_retries_total", &[]);
     assert!(stale >= 9.0, "the stale connections were noticed: {stale}");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_gateway_closed_while_idle_is_not_used_again() {
+    let (closer, answered) = start_closer(Close::WhenIdle(Duration::from_millis(100)));
+    let lb = start_lb(&[closer.to_string()], |c| {
+        c.health_interval_ms = 60_000;
+        c.health_path = "/".into();
+    });
+    wait_healthy(&lb, 1).await;
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        // Longer than the gateway's idle timeout: each pooled connection is closed by then.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let resp = client
+            .post(format!("{}/tasks", lb.base))
+            .body(format!("job {i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(answered.load(Ordering::SeqCst), 5 + 1);
+    let samples =
+        common::metrics::scrape(&reqwest::Client::new(), &format!("{}/metrics", lb.metrics))
+            .await
+            .unwrap();
+    assert_eq!(
+        common::metrics::sum(&samples, "lb_stale_connection_retries_total", &[]),
+        0.0,
+        "Pingora's pool noticed each close while the connection was idle"
+    );
 }
 
 #[tokio::test]
