@@ -181,7 +181,7 @@ async fn request_smuggling_shapes_are_refused_and_never_forwarded() {
             400,
         ),
         (
-            "CONNECT (not proxied; nginx 405 as a plain server)",
+            "CONNECT (not proxied; nginx 400)",
             b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n",
             405,
         ),
@@ -270,7 +270,8 @@ async fn credentials_for_a_proxy_stay_at_the_proxy() {
 #[tokio::test]
 async fn oversized_heads_are_refused_like_nginx_does() {
     let (up, lb) = over_one_backend("u").await;
-    // nginx: 8 KiB per header line (large_client_header_buffers), 414 for a long target.
+    // nginx: 8 KiB per header line (large_client_header_buffers; it answers 400), 414 for a
+    // long target.
     let long_value = "v".repeat(200 * 1024);
     let answer = raw_exchange(
         &lb,
