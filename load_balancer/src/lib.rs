@@ -5,6 +5,8 @@
 //! Like the other services: [`build`] binds every port (port 0 in tests) and returns a
 //! [`LoadBalancer`]; [`LoadBalancer::run`] serves until SIGTERM/SIGINT.
 
+pub mod edge;
+mod peer;
 pub mod pool;
 pub mod proxy;
 
@@ -332,7 +334,6 @@ impl LoadBalancer {
             config,
         } = self;
         let stop = common::shutdown::watch(shutdown);
-        let stopped = common::shutdown::fired;
 
         // The first discovery and health check before the first client: a load balancer
         // that is up has its gateways in rotation.
@@ -366,8 +367,8 @@ impl LoadBalancer {
             })
         };
         let ops = tokio::spawn(futures::future::join(
-            metrics.run_until(stopped(stop.clone())),
-            admin.run_until(stopped(stop.clone())),
+            metrics.run_until(common::shutdown::fired(stop.clone())),
+            admin.run_until(common::shutdown::fired(stop.clone())),
         ));
 
         if let Ok(addr) = listener.local_addr() {
@@ -375,7 +376,7 @@ impl LoadBalancer {
         }
         // Every connection task holds a sender; when the last one is gone, all have finished.
         let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
-        let stopping = stopped(stop.clone());
+        let stopping = common::shutdown::fired(stop.clone());
         tokio::pin!(stopping);
         loop {
             tokio::select! {
