@@ -13,7 +13,7 @@ export RUNTIME QUICK IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale report images-offline smoke-compose clean
+	benchmark-all autoscale experiment experiments report images-offline smoke-compose clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -103,6 +103,13 @@ benchmark-all: lab-bin ## The lab: 1 then 3 gateways, miss and hit runs, report 
 
 autoscale: lab-bin ## Autoscaling lab: static 1, static 3, autoscaled under a rising and falling load; burst vs ramp autoscaled; report
 	@$(LAB) autoscale
+
+experiment: lab-bin ## One tactic A/B: NAME=index|db-pool|client-reuse|local-cache|batch|worker-threads|vertical; report
+	@if [ -z "$(NAME)" ]; then echo "make experiment: set NAME (index, db-pool, client-reuse, local-cache, batch, worker-threads, vertical)" >&2; exit 2; fi
+	@$(LAB) experiment "$(NAME)"
+
+experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 12 min), then the report
+	@$(LAB) experiments
 
 report: ## tests/reports/summary.md and charts from tests/results/*
 	$(CARGO) build --workspace --release --quiet

@@ -27,6 +27,8 @@ pub struct Metrics {
     /// The process's CPU time, read at each scrape: with request counts, the CPU each
     /// request costs.
     pub cpu_seconds: prometheus::Gauge,
+    /// TCP connections this service accepted: with requests, how often clients reconnect.
+    pub connections: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -63,11 +65,16 @@ impl Metrics {
             latency,
             in_flight,
             cpu_seconds,
+            connections: counter(
+                "http_connections_accepted_total",
+                "TCP connections accepted by the HTTP server",
+            ),
         };
         metrics.register(Box::new(metrics.requests.clone()));
         metrics.register(Box::new(metrics.latency.clone()));
         metrics.register(Box::new(metrics.in_flight.clone()));
         metrics.register(Box::new(metrics.cpu_seconds.clone()));
+        metrics.register(Box::new(metrics.connections.clone()));
         metrics
     }
 

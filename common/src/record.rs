@@ -102,6 +102,108 @@ pub struct Experiment {
     pub settings: BTreeMap<String, String>,
 }
 
+/// `experiment.json`, next to `run.json` in a run of `make experiment`: what the lab measured
+/// on the stack's own counters while the load ran, for the report to explain the effect.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExperimentRecord {
+    pub name: String,
+    /// The question the experiment answers, as the lab asks it.
+    pub question: String,
+    pub side: String,
+    /// The setting this experiment flips, and its value on this side.
+    pub flipped: String,
+    pub value: String,
+    /// Every setting the experiment set on this side (the flipped one and the fixed ones).
+    pub settings: BTreeMap<String, String>,
+    /// Seconds between the first and the last reading of the counters.
+    pub seconds: f64,
+    /// How much each counter grew over the run, per instance.
+    pub counters: Vec<CounterDelta>,
+    /// The highest value each gauge showed, per instance (read each second).
+    pub peaks: Vec<CounterDelta>,
+    /// How Postgres ran the microservice's query on this side (the `index` experiment).
+    pub query_plan: Option<crate::wire::QueryPlan>,
+}
+
+/// One series of one instance: `service`/`instance` as in its metric labels.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CounterDelta {
+    /// `gateway`, `microservice`, `worker`.
+    pub service: String,
+    pub instance: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+impl ExperimentRecord {
+    pub const FILE: &'static str = "experiment.json";
+
+    /// A counter's growth summed over a service's instances and the series whose labels
+    /// include `matching`.
+    pub fn delta(&self, service: &str, name: &str, matching: &[(&str, &str)]) -> f64 {
+        sum_matching(&self.counters, service, name, matching)
+    }
+
+    /// The same per instance, in instance order.
+    pub fn delta_by_instance(
+        &self,
+        service: &str,
+        name: &str,
+        matching: &[(&str, &str)],
+    ) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for c in self
+            .counters
+            .iter()
+            .filter(|c| c.service == service && c.name == name)
+        {
+            if matches_labels(&c.labels, matching) {
+                *out.entry(c.instance.clone()).or_insert(0.0) += c.value;
+            }
+        }
+        out
+    }
+
+    /// A gauge's highest value, summed over instances; None when it was never read.
+    pub fn peak(&self, service: &str, name: &str) -> Option<f64> {
+        self.peaks
+            .iter()
+            .any(|c| c.service == service && c.name == name)
+            .then(|| sum_matching(&self.peaks, service, name, &[]))
+    }
+
+    /// A histogram's mean over the run (its `_sum` growth over its `_count` growth).
+    pub fn mean(&self, service: &str, histogram: &str) -> Option<f64> {
+        let count = self.delta(service, &format!("{histogram}_count"), &[]);
+        (count > 0.0).then(|| self.delta(service, &format!("{histogram}_sum"), &[]) / count)
+    }
+
+    pub fn read(dir: &Path) -> Option<Self> {
+        read_json(&dir.join(Self::FILE)).ok()
+    }
+}
+
+fn matches_labels(labels: &BTreeMap<String, String>, matching: &[(&str, &str)]) -> bool {
+    matching
+        .iter()
+        .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+}
+
+fn sum_matching(
+    rows: &[CounterDelta],
+    service: &str,
+    name: &str,
+    matching: &[(&str, &str)],
+) -> f64 {
+    rows.iter()
+        .filter(|c| c.service == service && c.name == name && matches_labels(&c.labels, matching))
+        // From +0.0: an empty f64 sum is -0.0, which prints as "-0".
+        .fold(0.0, |total, c| total + c.value)
+}
+
 /// Milliseconds; the percentiles are None where the run had none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

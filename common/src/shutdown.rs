@@ -27,14 +27,22 @@ pub async fn signal() {
     }
 }
 
-/// Serves `router` until `shutdown` resolves, then drains for at most `grace`.
+/// Serves `router` until `shutdown` resolves, then drains for at most `grace`; each accepted
+/// connection adds one to `connections` when given.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
+    connections: Option<prometheus::IntCounter>,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let (fired_tx, mut fired_rx) = tokio::sync::watch::channel(false);
+    let listener = listener.tap_io(move |_| {
+        if let Some(c) = &connections {
+            c.inc();
+        }
+    });
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -61,6 +69,7 @@ pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     grace: Duration,
+    connections: Option<prometheus::IntCounter>,
 }
 
 impl Server {
@@ -72,7 +81,14 @@ impl Server {
             listener,
             router,
             grace,
+            connections: None,
         })
+    }
+
+    /// Counts the connections it accepts (`http_connections_accepted_total`).
+    pub fn counting(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.connections = Some(metrics.connections.clone());
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -91,7 +107,14 @@ impl Server {
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
-        serve(self.listener, self.router, shutdown, self.grace).await
+        serve(
+            self.listener,
+            self.router,
+            shutdown,
+            self.grace,
+            self.connections,
+        )
+        .await
     }
 }
 

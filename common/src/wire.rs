@@ -79,3 +79,31 @@ impl ErrorBody {
         serde_json::to_string(self).expect("a string and a number serialise")
     }
 }
+
+/// The microservice's `GET /explain/{key}`: how Postgres runs the query behind `/data`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueryPlan {
+    pub key: String,
+    /// The plan's top scan node: `Seq Scan`, `Index Scan`, `Bitmap Heap Scan`, ….
+    pub scan: String,
+    /// Whether the index on the filtered column exists (`ITEMS_INDEX`).
+    pub indexed: bool,
+    /// `EXPLAIN (ANALYZE)` as Postgres prints it, a line each.
+    pub plan: Vec<String>,
+    pub execution_ms: f64,
+}
+
+/// The microservice's `GET /listing/{prefix}` (a slow object-store listing stand-in), and
+/// the body of the gateway's `GET /listing`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    pub prefix: String,
+    pub objects: Vec<String>,
+    /// Unix milliseconds when the source produced this listing: its age is how stale an
+    /// answer served from a cache is.
+    pub listed_at_ms: u64,
+}
+
+/// Prefixes the load generator's `listing` scenario asks for (`p0`…), uniformly: what a
+/// listing cache can hold, and what the report's prediction counts.
+pub const LISTING_PREFIXES: u32 = 10;

@@ -35,7 +35,7 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
     pub argon2_parallelism: u32,
-    /// Password checks run at once (0 = one per CPU core). Bounds a login storm's CPU and
+    /// Password checks run at once (0 = one per gateway thread, GATEWAY_THREADS). Bounds a login storm's CPU and
     /// memory: the rest wait their turn instead of each taking ARGON2_MEMORY_KIB at once.
     #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 0)]
     pub login_concurrency: usize,
@@ -110,7 +110,8 @@ pub struct Login {
 }
 
 impl Login {
-    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
+    /// `threads`: the gateway's runtime threads, the default number of checks at once.
+    pub fn new(config: &AuthConfig, threads: usize) -> anyhow::Result<Self> {
         let params = Params::new(
             config.argon2_memory_kib,
             config.argon2_iterations,
@@ -120,7 +121,7 @@ impl Login {
         .map_err(|e| anyhow::anyhow!("invalid ARGON2_* settings: {e}"))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let slots = match config.login_concurrency {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => threads.max(1),
             n => n,
         };
         let dummy_hash = hash(&argon2, "not a real password")?;

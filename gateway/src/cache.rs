@@ -36,13 +36,32 @@ pub struct CacheConfig {
     pub microservice_timeout_ms: u64,
     #[arg(long, env = "MICROSERVICE_CONNECT_TIMEOUT_MS", default_value_t = 500)]
     pub microservice_connect_timeout_ms: u64,
+    /// `shared`: one HTTP client whose keep-alive connections every request reuses;
+    /// `per-request`: a client built for each request, so each opens a new connection.
+    #[arg(
+        long,
+        env = "MICROSERVICE_CLIENT",
+        value_enum,
+        default_value = "shared"
+    )]
+    pub microservice_client: ClientMode,
 }
 
-/// Pooled keep-alive HTTP client to the microservice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientMode {
+    Shared,
+    PerRequest,
+}
+
+/// The HTTP client to the microservice: one pooled keep-alive client, or a new one per
+/// request (`MICROSERVICE_CLIENT`).
 pub struct Upstream {
-    client: reqwest::Client,
+    /// Set when shared.
+    client: Option<reqwest::Client>,
     base: String,
     timeout: Duration,
+    connect_timeout: Duration,
 }
 
 impl Upstream {
@@ -50,32 +69,56 @@ impl Upstream {
         let base = config.microservice_url.trim_end_matches('/').to_string();
         reqwest::Url::parse(&base)
             .map_err(|e| anyhow::anyhow!("MICROSERVICE_URL {base:?} is not a URL: {e}"))?;
-        let timeout = Duration::from_millis(config.microservice_timeout_ms);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_millis(
-                config.microservice_connect_timeout_ms,
-            ))
+        let mut upstream = Self {
+            client: None,
+            base,
+            timeout: Duration::from_millis(config.microservice_timeout_ms),
+            connect_timeout: Duration::from_millis(config.microservice_connect_timeout_ms),
+        };
+        if config.microservice_client == ClientMode::Shared {
+            upstream.client = Some(upstream.build_client()?);
+        }
+        Ok(upstream)
+    }
+
+    fn build_client(&self) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
             .pool_max_idle_per_host(512)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
-            .build()?;
-        Ok(Self {
-            client,
-            base,
-            timeout,
-        })
+            .build()
     }
 
     async fn fetch(&self, route: &str, key: &str) -> Result<Value, ApiError> {
-        let url = format!("{}/{route}/{key}", self.base);
+        self.get_json(&format!("{route}/{key}")).await
+    }
+
+    /// `GET {MICROSERVICE_URL}/{path}` as `T`; a 503 stays a 503, anything else wrong is a
+    /// 502 (or 504 past the timeout) naming the cause.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        let url = format!("{}/{path}", self.base);
+        let own;
+        let client = match &self.client {
+            Some(shared) => shared,
+            None => {
+                own = self.build_client().map_err(|e| {
+                    ApiError::bad_gateway(format!("cannot build an HTTP client: {e}"))
+                })?;
+                &own
+            }
+        };
         let timed_out = || {
             ApiError::gateway_timeout(format!(
                 "microservice did not answer within {} ms",
                 self.timeout.as_millis()
             ))
         };
-        let response = self.client.get(&url).send().await.map_err(|e| {
+        let response = client.get(&url).send().await.map_err(|e| {
             if e.is_timeout() {
                 timed_out()
             } else if e.is_connect() {
@@ -85,16 +128,19 @@ impl Upstream {
             }
         })?;
         let status = response.status();
-        let body: Value = response.json().await.map_err(|e| {
+        let unreadable =
+            || ApiError::bad_gateway(format!("microservice sent an unreadable body ({status})"));
+        let bytes = response.bytes().await.map_err(|e| {
             if e.is_timeout() {
                 timed_out()
             } else {
-                ApiError::bad_gateway(format!("microservice sent an unreadable body ({status})"))
+                unreadable()
             }
         })?;
         if status.is_success() {
-            return Ok(body);
+            return serde_json::from_slice(&bytes).map_err(|_| unreadable());
         }
+        let body: Value = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
         let reason = body["error"].as_str().unwrap_or("no reason given");
         if status.as_u16() == 503 {
             // Overload downstream stays an overload signal (retryable), not a broken gateway.
@@ -147,41 +193,21 @@ async fn cache_aside(
 
     let cache_key = format!("{}cache:{route}:{key}", state.config.redis.redis_key_prefix);
     let mut failed = false;
-    match state
-        .redis
-        .query::<Option<String>>(redis::cmd("GET").arg(&cache_key))
-        .await
-    {
-        Ok(Some(cached)) => match serde_json::from_str::<Value>(&cached) {
+    match redis_get(&state, &cache_key).await {
+        Cached::Hit(text) => match serde_json::from_str::<Value>(&text) {
             Ok(data) => {
                 counted(CacheResult::Hit);
                 return Ok(respond(true, data));
             }
             Err(_) => failed = true,
         },
-        Ok(None) => {}
-        Err(err) => {
-            tracing::debug!(%err, "cache read failed");
-            failed = true;
-        }
+        Cached::Miss => {}
+        Cached::Failed => failed = true,
     }
 
     let data = state.upstream.fetch(route, &key).await?;
     if !failed {
-        let stored = state
-            .redis
-            .query::<()>(
-                redis::cmd("SET")
-                    .arg(&cache_key)
-                    .arg(data.to_string())
-                    .arg("EX")
-                    .arg(config.cache_ttl_secs.max(1)),
-            )
-            .await;
-        if let Err(err) = stored {
-            tracing::debug!(%err, "cache write failed");
-            failed = true;
-        }
+        failed = !redis_set(&state, &cache_key, data.to_string(), config.cache_ttl_secs).await;
     }
     counted(if failed {
         CacheResult::Error
@@ -189,6 +215,47 @@ async fn cache_aside(
         CacheResult::Miss
     });
     Ok(respond(false, data))
+}
+
+/// What Redis held for a key.
+pub enum Cached {
+    Hit(String),
+    Miss,
+    /// Redis could not be asked: the request goes on without the cache.
+    Failed,
+}
+
+pub async fn redis_get(state: &crate::AppState, key: &str) -> Cached {
+    match state
+        .redis
+        .query::<Option<String>>(redis::cmd("GET").arg(key))
+        .await
+    {
+        Ok(Some(text)) => Cached::Hit(text),
+        Ok(None) => Cached::Miss,
+        Err(err) => {
+            tracing::debug!(%err, "cache read failed");
+            Cached::Failed
+        }
+    }
+}
+
+/// Stores `value` for `ttl_secs` (at least 1); false when Redis could not.
+pub async fn redis_set(state: &crate::AppState, key: &str, value: String, ttl_secs: u64) -> bool {
+    let stored = state
+        .redis
+        .query::<()>(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("EX")
+                .arg(ttl_secs.max(1)),
+        )
+        .await;
+    if let Err(err) = &stored {
+        tracing::debug!(%err, "cache write failed");
+    }
+    stored.is_ok()
 }
 
 fn respond(cached: bool, data: Value) -> Response {

@@ -4,6 +4,7 @@
 mod auth;
 mod cache;
 mod limit;
+mod listing;
 mod tasks;
 
 use axum::extract::State;
@@ -41,6 +42,13 @@ pub struct Config {
     #[command(flatten)]
     #[serde(flatten)]
     pub limit: limit::LimitConfig,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub listing: listing::ListingConfig,
+    /// Threads of the gateway's runtime, and password checks at once by default (0 = one
+    /// per CPU core): 1 is a single event loop, as one Node.js process.
+    #[arg(long, env = "GATEWAY_THREADS", default_value_t = 0)]
+    pub gateway_threads: usize,
     /// How long a task's queued/running status is kept in Redis.
     #[arg(long, env = "TASK_STATUS_TTL_SECS", default_value_t = 86_400)]
     pub task_status_ttl_secs: u64,
@@ -81,20 +89,35 @@ impl Config {
                 microservice_url,
                 microservice_timeout_ms: 2000,
                 microservice_connect_timeout_ms: 500,
+                microservice_client: ClientMode::Shared,
             },
             limit: LimitConfig {
                 max_in_flight: 0,
                 max_queue: 100,
                 queue_timeout_ms: 5000,
             },
+            listing: ListingConfig {
+                listing_cache: ListingCache::Local,
+                listing_ttl_secs: 10,
+            },
+            gateway_threads: 0,
             task_status_ttl_secs: 600,
+        }
+    }
+
+    /// The runtime's threads: `GATEWAY_THREADS`, or the CPU cores when 0.
+    pub fn threads(&self) -> usize {
+        match self.gateway_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
         }
     }
 }
 
 pub use auth::AuthConfig;
-pub use cache::CacheConfig;
+pub use cache::{CacheConfig, ClientMode};
 pub use limit::LimitConfig;
+pub use listing::{ListingCache, ListingConfig};
 
 struct Inner {
     config: Config,
@@ -103,6 +126,7 @@ struct Inner {
     keys: auth::Keys,
     login: auth::Login,
     upstream: cache::Upstream,
+    local_listings: listing::LocalCache,
     metrics: GatewayMetrics,
 }
 
@@ -122,6 +146,8 @@ struct GatewayMetrics {
     cache: CacheCounters,
     logins: prometheus::IntCounterVec,
     tasks_enqueued: prometheus::IntCounter,
+    /// How old each `/listing` answer was: 0 from the source, up to the TTL from a cache.
+    listing_age: prometheus::Histogram,
 }
 
 impl GatewayMetrics {
@@ -144,10 +170,17 @@ impl GatewayMetrics {
         let cache = CacheCounters::new(&cache);
         metrics.register(Box::new(logins.clone()));
         metrics.register(Box::new(tasks_enqueued.clone()));
+        let listing_age = common::metrics::histogram(
+            "listing_age_seconds",
+            "Age of each /listing answer (how stale the cache let it be)",
+            &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0],
+        );
+        metrics.register(Box::new(listing_age.clone()));
         Self {
             cache,
             logins,
             tasks_enqueued,
+            listing_age,
         }
     }
 }
@@ -167,6 +200,7 @@ enum CacheResult {
 struct CacheCounters {
     data: [prometheus::IntCounter; 4],
     process: [prometheus::IntCounter; 4],
+    listing: [prometheus::IntCounter; 4],
 }
 
 impl CacheCounters {
@@ -177,12 +211,14 @@ impl CacheCounters {
         Self {
             data: row("data"),
             process: row("process"),
+            listing: row("listing"),
         }
     }
 
     fn get(&self, route: &str, result: CacheResult) -> &prometheus::IntCounter {
         let row = match route {
             "data" => &self.data,
+            "listing" => &self.listing,
             _ => &self.process,
         };
         &row[result as usize]
@@ -195,7 +231,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let instance = config.service.instance_id("gateway");
     let pool = common::db::pool(&config.db)?;
     common::db::migrate(&pool, &config.db).await?;
-    let login = auth::Login::new(&config.auth)?;
+    let login = auth::Login::new(&config.auth, config.threads())?;
     login.seed_lab_users(&pool).await?;
     let redis = Redis::new(&config.redis)?;
     redis.connect_in_background();
@@ -209,6 +245,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         keys,
         login,
         upstream,
+        local_listings: listing::LocalCache::default(),
         metrics: GatewayMetrics::new(&metrics),
         config: config.clone(),
     }));
@@ -217,6 +254,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .route("/login", post(auth::login))
         .route("/data", get(cache::data))
         .route("/process", get(cache::process))
+        .route("/listing", get(listing::listing))
         .route("/longtask", post(tasks::enqueue))
         .route("/tasks/{id}", get(tasks::status))
         .with_state(state)
@@ -246,7 +284,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
             }
         },
     ));
-    Server::bind(&config.listen_addr, router, config.service.shutdown_grace()).await
+    Ok(
+        Server::bind(&config.listen_addr, router, config.service.shutdown_grace())
+            .await?
+            .counting(&metrics),
+    )
 }
 
 /// Only for handlers that need the state type in signatures.

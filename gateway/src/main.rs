@@ -1,13 +1,18 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let config = gateway::Config::parse();
     common::telemetry::init(&config.service.log_format);
-    let result: anyhow::Result<()> = async {
-        gateway::build(config).await?.run().await?;
-        Ok(())
-    }
-    .await;
+    let result: anyhow::Result<()> = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads())
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                gateway::build(config).await?.run().await?;
+                Ok(())
+            })
+        });
     common::exit_on_error("gateway", result);
 }

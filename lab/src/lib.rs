@@ -4,6 +4,7 @@
 //! calls the `lab` binary.
 
 pub mod autoscale;
+pub mod experiments;
 pub mod lb;
 pub mod prereq;
 pub mod protocol;
@@ -91,6 +92,10 @@ pub enum Command {
     /// The autoscaling experiment: static 1, static 3 and autoscaled under a rising and
     /// falling load, then burst and ramp autoscaled; then the report.
     Autoscale,
+    /// One tactic as an A/B experiment (`index`, `db-pool`, …), then the report.
+    Experiment { name: String },
+    /// Every experiment this runtime can run, then the report.
+    Experiments,
 }
 
 impl Command {
@@ -105,6 +110,8 @@ impl Command {
             | Command::BenchmarkAll
             | Command::Smoke
             | Command::Autoscale
+            | Command::Experiment { .. }
+            | Command::Experiments
             | Command::Restart { .. }
             | Command::Act { .. } => true,
             Command::Runtime
@@ -240,6 +247,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Smoke => protocol::smoke(rt.as_mut(), &paths.bin, &root).await,
         Command::Autoscale => protocol::autoscale(rt.as_mut(), &paths.bin, &root, cli.quick).await,
+        Command::Experiment { name } => {
+            experiments::protocol(rt.as_mut(), &paths.bin, &root, Some(&name), cli.quick).await
+        }
+        Command::Experiments => {
+            experiments::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await
+        }
     }
 }
 

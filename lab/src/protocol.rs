@@ -36,7 +36,7 @@ pub fn quick_load(profile: &str) -> Vec<(&'static str, &'static str)> {
     }
 }
 
-const SCENARIOS: &[&str] = &["hit", "miss", "mixed", "login", "longtask"];
+const SCENARIOS: &[&str] = &["hit", "miss", "mixed", "login", "longtask", "listing"];
 const PROFILES: &[&str] = &[
     "classic",
     "warmup",
@@ -144,7 +144,7 @@ pub async fn load_autoscaled(
 }
 
 /// Starts the load generator; returns it and the run folder it will write.
-async fn spawn_load(
+pub(crate) async fn spawn_load(
     rt: &mut dyn Runtime,
     bin: &Path,
     root: &Path,

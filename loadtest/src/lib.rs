@@ -29,6 +29,9 @@ pub enum Scenario {
     Login,
     /// `POST /longtask`, then poll `/tasks/{id}` until done; end-to-end job time recorded.
     Longtask,
+    /// `GET /listing` of one of LISTING_PREFIXES prefixes: a slow listing behind the
+    /// gateway's LISTING_CACHE.
+    Listing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]

@@ -91,6 +91,7 @@ pub fn scenario(which: Scenario) -> goose::goose::Scenario {
         Scenario::Mixed => "mixed",
         Scenario::Login => "login",
         Scenario::Longtask => "longtask",
+        Scenario::Listing => "listing",
     };
     let base = goose::goose::Scenario::new(name)
         .register_transaction(transaction!(log_in).set_on_start().set_name("log in"));
@@ -102,6 +103,7 @@ pub fn scenario(which: Scenario) -> goose::goose::Scenario {
         Scenario::Longtask => {
             base.register_transaction(transaction!(long_task).set_name("longtask"))
         }
+        Scenario::Listing => base.register_transaction(transaction!(listing).set_name("listing")),
     }
 }
 
@@ -147,7 +149,8 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
                 continue;
             }
         };
-        let path = format!("{route}?key={key}");
+        let param = if route == "/listing" { "prefix" } else { "key" };
+        let path = format!("{route}?{param}={key}");
         let builder = user
             .get_request_builder(&GooseMethod::Get, &path)?
             .bearer_auth(token);
@@ -283,6 +286,14 @@ async fn mixed(user: &mut GooseUser) -> TransactionResult {
         skewed_index(s.key_space, s.zipf_s, rand::rng().random())
     );
     get_cached(user, route(), &key).await
+}
+
+async fn listing(user: &mut GooseUser) -> TransactionResult {
+    let prefix = format!(
+        "p{}",
+        rand::rng().random_range(0..common::wire::LISTING_PREFIXES)
+    );
+    get_cached(user, "/listing", &prefix).await
 }
 
 /// An index in `0..n`, uniform for `s = 0`, increasingly skewed to small indices as `s`

@@ -1,47 +1,17 @@
 //! The microservice against a real Postgres (a fresh database per test).
 
+mod support;
+
 use common::testing::{self, TcpRelay, TestDb};
 use microservice::Config;
-use serde_json::Value;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-
-struct Running {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
+use support::{get, spawn};
 
 fn config(db_url: &str) -> Config {
     Config {
         seed_rows: 5_000,
         ..Config::for_tests("ms-test", testing::db_config(db_url))
     }
-}
-
-async fn spawn(config: Config) -> Running {
-    common::telemetry::init_for_tests();
-    let server = microservice::build(config)
-        .await
-        .expect("microservice builds");
-    let base = format!("http://127.0.0.1:{}", server.port());
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run_until(async move {
-        let _ = rx.await;
-    }));
-    Running {
-        base,
-        stop: Some(tx),
-        task,
-    }
-}
-
-async fn get(url: &str) -> (u16, Value, reqwest::header::HeaderMap) {
-    let resp = reqwest::get(url).await.expect("request sent");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-    (status, body, headers)
 }
 
 #[tokio::test]

@@ -3,8 +3,10 @@
 
 pub mod autoscale;
 pub mod charts;
+pub mod experiments;
 pub mod model;
 pub mod runs;
+mod tactics;
 mod timelines;
 
 use charts::{BarChart, LineChart};
@@ -232,6 +234,7 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
     breakpoint_sections(&mut report, &breakpoints)?;
     predictions(&mut report, &runs);
     autoscale::section(&mut report, &runs)?;
+    experiments::section(&mut report, &runs)?;
     timelines::each_run(&mut report, &runs)?;
 
     let summary = out.join("summary.md");

@@ -63,6 +63,10 @@ pub struct Run {
     pub in_rotation: Vec<(f64, f64)>,
     /// The autoscaler's decisions, `t` moved to seconds into the run.
     pub autoscaler: Vec<common::record::AutoscalerSample>,
+    /// What the lab measured on the stack's counters (runs of `make experiment`).
+    pub measured: Option<common::record::ExperimentRecord>,
+    /// End-to-end job times and counts (long-task runs).
+    pub longtask: Option<common::record::LongtaskSummary>,
 }
 
 /// p50, p95 and p99 in ms.
@@ -236,6 +240,8 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         experiment: None,
         in_rotation: Vec::new(),
         autoscaler: Vec::new(),
+        measured: common::record::ExperimentRecord::read(dir),
+        longtask: r.longtask.clone(),
     };
     // goose.json (Goose's own format) is optional: without it the run has no time series or
     // percentile curve.

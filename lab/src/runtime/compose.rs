@@ -308,6 +308,10 @@ impl Runtime for Compose {
         &self.settings
     }
 
+    fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
     fn load_balancer(&self) -> &LoadBalancer {
         &self.lb
     }

@@ -82,6 +82,8 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 pub trait Runtime: Send {
     fn kind(&self) -> Kind;
     fn settings(&self) -> &Settings;
+    /// The settings the next `up` starts services with (what runs is not touched).
+    fn set_settings(&mut self, settings: Settings);
     fn load_balancer(&self) -> &LoadBalancer;
     /// Whether a stack of this runtime is up.
     async fn is_up(&self) -> bool;

@@ -355,6 +355,10 @@ impl Runtime for Native {
         &self.settings
     }
 
+    fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
     fn load_balancer(&self) -> &LoadBalancer {
         &self.lb
     }

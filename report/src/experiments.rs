@@ -1,0 +1,239 @@
+//! "Experiments": each tactic of `make experiment NAME=…` as its sides side by side (the
+//! latest batch of each): the client's view (ok req/s, p50, p95, failures), the mechanism the
+//! stack's own counters show (`experiment.json`), what a simple model predicts where it can,
+//! and why, in words with the run's numbers.
+
+use crate::runs::Run;
+use crate::Writer;
+use common::record::ExperimentRecord;
+
+/// The lab's order; an unknown name (a newer lab) is shown after these with the general rows.
+const ORDER: &[&str] = &[
+    "index",
+    "db-pool",
+    "client-reuse",
+    "local-cache",
+    "batch",
+    "worker-threads",
+    "vertical",
+];
+
+/// The sides of the latest batch of one experiment, A first.
+pub fn latest(runs: &[Run], name: &str) -> Vec<(Run, ExperimentRecord)> {
+    let ours: Vec<(&Run, &ExperimentRecord)> = runs
+        .iter()
+        .filter_map(|r| Some((r, r.measured.as_ref().filter(|m| m.name == name)?)))
+        .collect();
+    let batch = |r: &Run| {
+        r.id.split(&format!("-{name}-"))
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let Some(last) = ours.iter().map(|(r, _)| batch(r)).max() else {
+        return Vec::new();
+    };
+    let mut found: Vec<(Run, ExperimentRecord)> = ours
+        .into_iter()
+        .filter(|(r, _)| batch(r) == last)
+        .map(|(r, m)| (r.clone(), m.clone()))
+        .collect();
+    found.sort_by(|a, b| a.1.side.cmp(&b.1.side));
+    found
+}
+
+/// One row of a side-by-side table: a value per side, printed with `decimals`.
+pub(crate) struct Row {
+    label: String,
+    values: Vec<Option<f64>>,
+    decimals: usize,
+}
+
+pub(crate) fn row(label: &str, values: Vec<Option<f64>>, decimals: usize) -> Row {
+    Row {
+        label: label.into(),
+        values,
+        decimals,
+    }
+}
+
+pub(crate) fn fmt(v: Option<f64>, decimals: usize) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or("–".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// `B / A` (and `C / A`): the ratio column(s).
+fn ratios(values: &[Option<f64>]) -> Vec<String> {
+    let a = values.first().copied().flatten();
+    values[1..]
+        .iter()
+        .map(|v| match (a, v) {
+            (Some(a), Some(v)) if a.abs() > 1e-9 => format!("{:.2}×", v / a),
+            _ => "–".into(),
+        })
+        .collect()
+}
+
+fn table(w: &mut Writer, sides: &[(Run, ExperimentRecord)], rows: &[Row]) {
+    let heads: Vec<String> = sides
+        .iter()
+        .map(|(_, m)| format!("{}: {}={}", m.side, m.flipped, m.value))
+        .collect();
+    let ratio_heads: Vec<String> = sides[1..]
+        .iter()
+        .map(|(_, m)| format!("{} / A", m.side))
+        .collect();
+    w.line(&format!(
+        "| | {} | {} |",
+        heads.join(" | "),
+        ratio_heads.join(" | ")
+    ));
+    w.line(&format!(
+        "|---|{}{}",
+        "--:|".repeat(heads.len()),
+        "--:|".repeat(ratio_heads.len())
+    ));
+    for r in rows {
+        let cells: Vec<String> = r.values.iter().map(|v| fmt(*v, r.decimals)).collect();
+        w.line(&format!(
+            "| {} | {} | {} |",
+            r.label,
+            cells.join(" | "),
+            ratios(&r.values).join(" | ")
+        ));
+    }
+    w.line("");
+}
+
+pub(crate) fn p50(r: &Run) -> f64 {
+    r.ok_latency.map_or(r.latency.p50, |l| l.0)
+}
+
+fn p95(r: &Run) -> f64 {
+    r.ok_latency.map_or(r.latency.p95, |l| l.1)
+}
+
+/// Per second of the side's run.
+pub(crate) fn rate(m: &ExperimentRecord, v: f64) -> Option<f64> {
+    (m.seconds > 0.0).then(|| v / m.seconds)
+}
+
+pub(crate) fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}
+
+/// Requests the microservice answered on its slow routes over the run.
+pub(crate) fn ms_requests(m: &ExperimentRecord) -> f64 {
+    m.delta(
+        "microservice",
+        "http_requests_total",
+        &[("route", "/data/{key}")],
+    ) + m.delta(
+        "microservice",
+        "http_requests_total",
+        &[("route", "/process/{key}")],
+    )
+}
+
+pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
+    let mut names: Vec<String> = ORDER.iter().map(|s| s.to_string()).collect();
+    for r in runs {
+        if let Some(m) = &r.measured {
+            if !names.contains(&m.name) {
+                names.push(m.name.clone());
+            }
+        }
+    }
+    let found: Vec<(String, Vec<(Run, ExperimentRecord)>)> = names
+        .into_iter()
+        .map(|n| {
+            let sides = latest(runs, &n);
+            (n, sides)
+        })
+        .filter(|(_, s)| s.len() >= 2)
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    w.line("## Experiments\n");
+    w.line(
+        "Each tactic as an A/B experiment (`make experiment NAME=…`): the same load on every \
+         side, one setting flipped, each side on a freshly started stack. Ok req/s and \
+         latencies are the client's (successful requests only); the rest is read from the \
+         stack's own counters over the run (`experiment.json` in each run folder). Predict \
+         before you read the numbers.\n",
+    );
+    for (name, sides) in &found {
+        let question = &sides[0].1.question;
+        w.line(&format!("### `{name}`: {question}\n"));
+        let mut rows = vec![
+            row(
+                "ok req/s",
+                sides.iter().map(|(r, _)| Some(r.goodput)).collect(),
+                1,
+            ),
+            row(
+                "p50 (ms)",
+                sides.iter().map(|(r, _)| Some(p50(r))).collect(),
+                1,
+            ),
+            row(
+                "p95 (ms)",
+                sides.iter().map(|(r, _)| Some(p95(r))).collect(),
+                1,
+            ),
+            row(
+                "failed requests",
+                sides.iter().map(|(r, _)| Some(r.failures as f64)).collect(),
+                0,
+            ),
+        ];
+        let why = explain(name, sides, &mut rows);
+        table(w, sides, &rows);
+        for paragraph in why {
+            w.line(&paragraph);
+            w.line("");
+        }
+        w.line(&format!(
+            "Runs: {}.\n",
+            sides
+                .iter()
+                .map(|(r, _)| format!("`{}`", r.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The experiment's mechanism rows, and its explanation in words.
+fn explain(name: &str, sides: &[(Run, ExperimentRecord)], rows: &mut Vec<Row>) -> Vec<String> {
+    use crate::tactics;
+    match name {
+        "index" => tactics::index(sides, rows),
+        "db-pool" => tactics::db_pool(sides, rows),
+        "client-reuse" => tactics::client_reuse(sides, rows),
+        "local-cache" => tactics::local_cache(sides, rows),
+        "batch" => tactics::batch(sides, rows),
+        "worker-threads" | "vertical" => tactics::cpu_bound(name, sides, rows),
+        _ => vec![format!(
+            "This report does not know experiment `{name}` (a newer lab wrote it): only the client's view is shown."
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_are_against_side_a_and_dashes_where_undefined() {
+        assert_eq!(
+            ratios(&[Some(2.0), Some(5.0), None]),
+            vec!["2.50×".to_string(), "–".to_string()]
+        );
+        assert_eq!(ratios(&[Some(0.0), Some(5.0)]), vec!["–".to_string()]);
+        assert_eq!(fmt(Some(f64::NAN), 1), "–");
+        assert_eq!(fmt(Some(1.25), 1), "1.2");
+    }
+}

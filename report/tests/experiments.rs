@@ -1,0 +1,323 @@
+//! The Experiments section on hand-built run folders (`run.json` + `experiment.json`) whose
+//! figures are computed by hand.
+
+use common::record::{CounterDelta, ExperimentRecord};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn temp(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("report-experiments-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn counter(service: &str, name: &str, labels: &[(&str, &str)], value: f64) -> CounterDelta {
+    CounterDelta {
+        service: service.into(),
+        instance: format!("{service}-1"),
+        name: name.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        value,
+    }
+}
+
+/// A side: 20 s, 300 users thinking 1.5 s (not at all in a login storm), `ok` successful
+/// requests, p50 `p50` ms.
+fn side(
+    root: &Path,
+    batch: &str,
+    record: ExperimentRecord,
+    scenario: &str,
+    ok: u64,
+    p50: f64,
+) -> PathBuf {
+    let id = format!("{batch}-{}-{}", record.name, record.side);
+    let dir = root.join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = json!({
+        "schema_version": 2, "run_id": id, "scenario": scenario, "profile": "classic",
+        "load": {"users": 300, "rate": 100.0, "duration_secs": 20},
+        "think_time_ms": if scenario == "login" { json!(null) } else { json!([1000, 2000]) },
+        "gateways": 1,
+        "experiment": {"name": record.name, "side": record.side, "settings": record.settings},
+        "started": format!("2026-11-23T12:00:0{}Z", record.side.len()), "duration_secs": 20.0,
+        "requests": ok, "failures": 0, "error_pct": 0.0, "rps": ok as f64 / 20.0,
+        "latency_ms": {"avg": p50, "p50": p50, "p95": p50 * 2.0, "p99": p50 * 3.0, "max": p50 * 4.0},
+        "stack": {
+            "microservice": {"db_pool_size": 10},
+            "gateways": {"10.0.0.2:8000": {"max_in_flight": 4, "host": {"cores": 2}}}
+        },
+    });
+    std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+    std::fs::write(
+        dir.join(ExperimentRecord::FILE),
+        serde_json::to_string(&record).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+fn record(name: &str, side: &str, flipped: &str, value: &str) -> ExperimentRecord {
+    ExperimentRecord {
+        name: name.into(),
+        question: format!("What does {flipped} do?"),
+        side: side.into(),
+        flipped: flipped.into(),
+        value: value.into(),
+        settings: BTreeMap::from([(flipped.to_string(), value.to_string())]),
+        seconds: 20.0,
+        ..Default::default()
+    }
+}
+
+fn summary(root: &Path) -> String {
+    let out = root.join("out");
+    let outcome = report::generate(root, &out).unwrap();
+    std::fs::read_to_string(outcome.summary).unwrap()
+}
+
+#[test]
+fn the_index_section_shows_db_time_the_plans_and_littles_law() {
+    let root = temp("index");
+    let db = |ms: f64| {
+        vec![
+            counter(
+                "microservice",
+                "db_query_duration_seconds_sum",
+                &[],
+                ms / 1000.0 * 100.0,
+            ),
+            counter(
+                "microservice",
+                "db_query_duration_seconds_count",
+                &[],
+                100.0,
+            ),
+        ]
+    };
+    let plan = |scan: &str, indexed| common::wire::QueryPlan {
+        key: "hot".into(),
+        scan: scan.into(),
+        indexed,
+        plan: vec![
+            format!("->  {scan} on items"),
+            "Execution Time: 1.5 ms".into(),
+        ],
+        execution_ms: 1.5,
+    };
+    let mut a = record("index", "A", "ITEMS_INDEX", "false");
+    a.counters = db(80.0);
+    a.query_plan = Some(plan("Parallel Seq Scan", false));
+    a.settings.insert("SEED_ROWS".into(), "1000000".into());
+    let mut b = record("index", "B", "ITEMS_INDEX", "true");
+    b.counters = db(2.0);
+    b.query_plan = Some(plan("Bitmap Heap Scan", true));
+    // A: 4 at once / 0.08 s = 50 req/s (the users offer 300 / (1.5 + 0.08) = 190).
+    side(&root, "20261123-120000", a, "miss", 1000, 80.0);
+    side(&root, "20261123-120000", b, "miss", 3600, 4.0);
+    // An older batch of the same experiment is not the one shown.
+    side(
+        &root,
+        "20261122-090000",
+        record("index", "A", "ITEMS_INDEX", "false"),
+        "miss",
+        10,
+        1.0,
+    );
+    let md = summary(&root);
+    assert!(md.contains("## Experiments"), "{md}");
+    assert!(
+        md.contains("### `index`: What does ITEMS_INDEX do?"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| | A: ITEMS_INDEX=false | B: ITEMS_INDEX=true | B / A |"),
+        "{md}"
+    );
+    assert!(md.contains("| ok req/s | 50.0 | 180.0 | 3.60× |"), "{md}");
+    assert!(
+        md.contains("| DB time per query (ms) | 80.00 | 2.00 | 0.03× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| predicted ok req/s (Little's law, capped by the offered load) | 50.0 |"),
+        "{md}"
+    );
+    assert!(md.contains("ran `Parallel Seq Scan` on side A"), "{md}");
+    assert!(md.contains("(40.0× less)"), "{md}");
+    assert!(md.contains("measured 50.0, predicted 50.0 (+0 %)"), "{md}");
+    assert!(
+        md.contains("Side B plan (indexed, 1.50 ms in Postgres)"),
+        "{md}"
+    );
+    let section = &md[md.find("## Experiments").unwrap()..];
+    let section = &section[..section.find("## Each run").unwrap_or(section.len())];
+    assert!(!section.contains("20261122-090000"), "{section}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
+    let root = temp("mechanisms");
+    let batch = "20261123-130000";
+    let requests = |n: f64| {
+        counter(
+            "microservice",
+            "http_requests_total",
+            &[("route", "/data/{key}")],
+            n,
+        )
+    };
+
+    let mut a = record("db-pool", "A", "DB_POOL_MODE", "pooled");
+    a.counters = vec![requests(400.0)];
+    let mut b = record("db-pool", "B", "DB_POOL_MODE", "per-request");
+    b.counters = vec![
+        requests(400.0),
+        counter("microservice", "db_connections_opened_total", &[], 400.0),
+        counter(
+            "microservice",
+            "db_connect_duration_seconds_sum",
+            &[],
+            400.0 * 0.006,
+        ),
+        counter(
+            "microservice",
+            "db_connect_duration_seconds_count",
+            &[],
+            400.0,
+        ),
+    ];
+    b.peaks = vec![counter(
+        "microservice",
+        "db_request_connections_open",
+        &[],
+        4.0,
+    )];
+    side(&root, batch, a, "miss", 400, 60.0);
+    side(&root, batch, b, "miss", 400, 66.5);
+
+    let worker = |jobs: f64, commits: f64, flush_ms: f64| {
+        vec![
+            counter(
+                "worker",
+                "jobs_processed_total",
+                &[("status", "done")],
+                jobs,
+            ),
+            counter("worker", "batch_size_sum", &[], jobs),
+            counter("worker", "batch_size_count", &[], commits),
+            counter(
+                "worker",
+                "batch_flush_duration_seconds_sum",
+                &[],
+                commits * flush_ms / 1000.0,
+            ),
+            counter("worker", "batch_flush_duration_seconds_count", &[], commits),
+        ]
+    };
+    let mut a = record("batch", "A", "BATCH_SIZE", "1");
+    a.counters = worker(2000.0, 2000.0, 5.0);
+    let mut b = record("batch", "B", "BATCH_SIZE", "20");
+    b.counters = worker(4000.0, 400.0, 8.0);
+    side(&root, batch, a, "longtask", 2000, 300.0);
+    side(&root, batch, b, "longtask", 4000, 250.0);
+
+    let listing = |gw: &str, hit: f64, miss: f64| {
+        [("hit", hit), ("miss", miss)].map(|(result, v)| CounterDelta {
+            instance: gw.into(),
+            ..counter(
+                "gateway",
+                "cache_requests_total",
+                &[("route", "listing"), ("result", result)],
+                v,
+            )
+        })
+    };
+    for (i, (mode, made)) in [("none", 3000.0), ("redis", 20.0), ("local", 60.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = record("local-cache", ["A", "B", "C"][i], "LISTING_CACHE", mode);
+        r.settings.insert("LISTING_TTL_SECS".into(), "10".into());
+        r.counters = vec![counter("microservice", "listings_total", &[], made)];
+        if mode != "none" {
+            r.counters.extend(listing("gw-1", 990.0, 10.0));
+            r.counters.extend(listing("gw-2", 980.0, 20.0));
+        }
+        side(&root, batch, r, "listing", 3000, 10.0);
+    }
+
+    let cpu = |seconds: f64, logins: f64| {
+        vec![
+            counter("gateway", "process_cpu_seconds_total", &[], seconds),
+            counter("gateway", "logins_total", &[("outcome", "ok")], logins),
+        ]
+    };
+    let mut a = record("worker-threads", "A", "GATEWAY_THREADS", "1");
+    a.counters = cpu(18.0, 3600.0);
+    let mut b = record("worker-threads", "B", "GATEWAY_THREADS", "0");
+    b.counters = cpu(30.0, 6000.0);
+    side(&root, batch, a, "login", 3600, 50.0);
+    side(&root, batch, b, "login", 6000, 30.0);
+
+    let md = summary(&root);
+    // db-pool: one connection per request at 6 ms, so p50 60 + 6 = 66 predicted.
+    assert!(
+        md.contains("| Postgres connections opened per request | 0.00 | 1.00 | – |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| connect time, mean (ms) | – | 6.00 | – |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("60.0 ms + 6.0 ms = 66.0 ms; measured p50 66.5, predicted 66.0 (+1 %)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("(4 open at once at the peak, against DB_POOL_SIZE=10 pooled)"),
+        "{md}"
+    );
+    // batch: A 2000 commits in 20 s of 5 ms → bound 200 jobs/s; B 10 per commit / 8 ms → 1250.
+    assert!(
+        md.contains("| jobs done per second | 100.0 | 200.0 | 2.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| jobs per commit, mean | 1.0 | 10.0 | 10.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| bound: jobs per commit / commit time (jobs/s) | 200 | 1250 | 6.25× |"),
+        "{md}"
+    );
+    // local-cache: three sides, per-gateway hit ratios, predictions 10 × 2 and × 1 gateway.
+    assert!(md.contains("| | A: LISTING_CACHE=none | B: LISTING_CACHE=redis | C: LISTING_CACHE=local | B / A | C / A |"), "{md}");
+    assert!(md.contains("| hit ratio | – | 0.985 | 0.985 |"), "{md}");
+    assert!(
+        md.contains("| predicted listings (prefixes × TTLs in the run × caches) | – | 20 | 20 |"),
+        "{md}"
+    );
+    assert!(md.contains("B (redis): gw-1 0.990, gw-2 0.980"), "{md}");
+    // worker-threads: 5 ms per login; 1 core → 200/s, 2 cores → 400/s.
+    assert!(
+        md.contains("| gateway CPU per login (ms) | 5.00 | 5.00 | 1.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| predicted logins/s (cores / CPU per login) | 200.0 | 400.0 | 2.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Side A: measured 180.0, predicted 200.0 (-10 %)"),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}
