@@ -104,8 +104,8 @@ benchmark-all: lab-bin ## The lab: 1 then 3 gateways, miss and hit runs, report 
 autoscale: lab-bin ## Autoscaling lab: static 1, static 3, autoscaled under a rising and falling load; burst vs ramp autoscaled; report
 	@$(LAB) autoscale
 
-experiment: lab-bin ## One tactic A/B: NAME=index|db-pool|client-reuse|local-cache|batch|worker-threads|vertical; report
-	@if [ -z "$(NAME)" ]; then echo "make experiment: set NAME (index, db-pool, client-reuse, local-cache, batch, worker-threads, vertical)" >&2; exit 2; fi
+experiment: lab-bin ## One tactic A/B: NAME=index|db-pool|client-reuse|local-cache|batch|scale-workers|scale-microservice|worker-threads|vertical; report
+	@if [ -z "$(NAME)" ]; then echo "make experiment: set NAME (index, db-pool, client-reuse, local-cache, batch, scale-workers, scale-microservice, worker-threads, vertical)" >&2; exit 2; fi
 	@$(LAB) experiment "$(NAME)"
 
 experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 12 min), then the report

@@ -116,6 +116,8 @@ pub struct ExperimentRecord {
     pub value: String,
     /// Every setting the experiment set on this side (the flipped one and the fixed ones).
     pub settings: BTreeMap<String, String>,
+    /// The load generator's knobs the experiment set (`LONGTASK_MS`, …).
+    pub load: BTreeMap<String, String>,
     /// Seconds between the first and the last reading of the counters.
     pub seconds: f64,
     /// How much each counter grew over the run, per instance.

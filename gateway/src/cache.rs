@@ -3,6 +3,7 @@
 //! microservice and counted as a cache error, never answered with a 5xx because of the cache.
 
 use crate::auth::User;
+use crate::upstream::ClientMode;
 use crate::{CacheResult, St};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -13,7 +14,6 @@ use clap::Args;
 use common::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct CacheConfig {
@@ -24,7 +24,9 @@ pub struct CacheConfig {
     /// Seconds a cached answer lives.
     #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 30)]
     pub cache_ttl_secs: u64,
-    /// Base URL of the microservice that answers cache misses.
+    /// Base URL of the microservice that answers cache misses; several comma-separated.
+    /// Each name is resolved again every 2 s and requests go round robin over every address
+    /// found (every replica of a scaled microservice).
     #[arg(
         long,
         env = "MICROSERVICE_URL",
@@ -45,114 +47,6 @@ pub struct CacheConfig {
         default_value = "shared"
     )]
     pub microservice_client: ClientMode,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClientMode {
-    Shared,
-    PerRequest,
-}
-
-/// The HTTP client to the microservice: one pooled keep-alive client, or a new one per
-/// request (`MICROSERVICE_CLIENT`).
-pub struct Upstream {
-    /// Set when shared.
-    client: Option<reqwest::Client>,
-    base: String,
-    timeout: Duration,
-    connect_timeout: Duration,
-}
-
-impl Upstream {
-    pub fn new(config: &CacheConfig) -> anyhow::Result<Self> {
-        let base = config.microservice_url.trim_end_matches('/').to_string();
-        reqwest::Url::parse(&base)
-            .map_err(|e| anyhow::anyhow!("MICROSERVICE_URL {base:?} is not a URL: {e}"))?;
-        let mut upstream = Self {
-            client: None,
-            base,
-            timeout: Duration::from_millis(config.microservice_timeout_ms),
-            connect_timeout: Duration::from_millis(config.microservice_connect_timeout_ms),
-        };
-        if config.microservice_client == ClientMode::Shared {
-            upstream.client = Some(upstream.build_client()?);
-        }
-        Ok(upstream)
-    }
-
-    fn build_client(&self) -> reqwest::Result<reqwest::Client> {
-        reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .pool_max_idle_per_host(512)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-    }
-
-    async fn fetch(&self, route: &str, key: &str) -> Result<Value, ApiError> {
-        self.get_json(&format!("{route}/{key}")).await
-    }
-
-    /// `GET {MICROSERVICE_URL}/{path}` as `T`; a 503 stays a 503, anything else wrong is a
-    /// 502 (or 504 past the timeout) naming the cause.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-    ) -> Result<T, ApiError> {
-        let url = format!("{}/{path}", self.base);
-        let own;
-        let client = match &self.client {
-            Some(shared) => shared,
-            None => {
-                own = self.build_client().map_err(|e| {
-                    ApiError::bad_gateway(format!("cannot build an HTTP client: {e}"))
-                })?;
-                &own
-            }
-        };
-        let timed_out = || {
-            ApiError::gateway_timeout(format!(
-                "microservice did not answer within {} ms",
-                self.timeout.as_millis()
-            ))
-        };
-        let response = client.get(&url).send().await.map_err(|e| {
-            if e.is_timeout() {
-                timed_out()
-            } else if e.is_connect() {
-                ApiError::bad_gateway(format!("microservice unreachable at {}", self.base))
-            } else {
-                ApiError::bad_gateway(format!("microservice request failed: {e}"))
-            }
-        })?;
-        let status = response.status();
-        let unreadable =
-            || ApiError::bad_gateway(format!("microservice sent an unreadable body ({status})"));
-        let bytes = response.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                timed_out()
-            } else {
-                unreadable()
-            }
-        })?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|_| unreadable());
-        }
-        let body: Value = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
-        let reason = body["error"].as_str().unwrap_or("no reason given");
-        if status.as_u16() == 503 {
-            // Overload downstream stays an overload signal (retryable), not a broken gateway.
-            return Err(ApiError::unavailable(format!(
-                "microservice unavailable: {reason}"
-            )));
-        }
-        Err(ApiError::bad_gateway(format!(
-            "microservice answered {}: {reason}",
-            status.as_u16()
-        )))
-    }
 }
 
 #[derive(Deserialize)]

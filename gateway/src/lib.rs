@@ -6,6 +6,7 @@ mod cache;
 mod limit;
 mod listing;
 mod tasks;
+mod upstream;
 
 use axum::extract::State;
 use axum::http::HeaderValue;
@@ -115,9 +116,10 @@ impl Config {
 }
 
 pub use auth::AuthConfig;
-pub use cache::{CacheConfig, ClientMode};
+pub use cache::CacheConfig;
 pub use limit::LimitConfig;
 pub use listing::{ListingCache, ListingConfig};
+pub use upstream::{parse_urls, ClientMode};
 
 struct Inner {
     config: Config,
@@ -125,7 +127,7 @@ struct Inner {
     redis: Arc<Redis>,
     keys: auth::Keys,
     login: auth::Login,
-    upstream: cache::Upstream,
+    upstream: Arc<upstream::Upstream>,
     local_listings: listing::LocalCache,
     metrics: GatewayMetrics,
 }
@@ -235,7 +237,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     login.seed_lab_users(&pool).await?;
     let redis = Redis::new(&config.redis)?;
     redis.connect_in_background();
-    let upstream = cache::Upstream::new(&config.cache)?;
+    let upstream = upstream::Upstream::new(&config.cache)?;
+    upstream.discover();
 
     let metrics = Metrics::new("gateway", &instance);
     let limiter = limit::Limiter::new(&config.limit, &metrics);

@@ -6,7 +6,7 @@
 
 use crate::protocol::{self, LoadSpec};
 use crate::runtime::{Kind, Runtime};
-use crate::settings::Settings;
+use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use common::metrics::Sample;
 use common::record::{CounterDelta, ExperimentRecord};
@@ -54,8 +54,10 @@ pub const ALL: &[Experiment] = &[
         gateways: 1,
         flipped: "DB_POOL_MODE",
         values: &["pooled", "per-request"],
-        fixed: &[],
-        load: &[],
+        // Below saturation, and nothing in front of the microservice holding requests back:
+        // latency shows the connect, and the connections follow the load.
+        fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
+        load: &[("USERS", "100")],
         compose_only: false,
     },
     Experiment {
@@ -66,8 +68,8 @@ pub const ALL: &[Experiment] = &[
         gateways: 1,
         flipped: "MICROSERVICE_CLIENT",
         values: &["shared", "per-request"],
-        fixed: &[],
-        load: &[],
+        fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
+        load: &[("USERS", "100")],
         compose_only: false,
     },
     Experiment {
@@ -94,6 +96,29 @@ pub const ALL: &[Experiment] = &[
         compose_only: false,
     },
     Experiment {
+        name: "scale-workers",
+        question: "What do 3 workers do for the queue that 1 cannot?",
+        scenario: "longtask",
+        gateways: 1,
+        flipped: "WORKERS",
+        values: &["1", "3"],
+        fixed: &[("WORKER_CONCURRENCY", "4")],
+        load: &[("LONGTASK_MS", "500"), ("POLL_MS", "500")],
+        compose_only: false,
+    },
+    Experiment {
+        name: "scale-microservice",
+        question: "Three gateways are not 3x: what does a second microservice, the tier that binds, change?",
+        scenario: "miss",
+        gateways: 3,
+        flipped: "MICROSERVICES",
+        values: &["1", "2"],
+        // A smaller pool, so that the microservice binds before the gateways do.
+        fixed: &[("DB_POOL_SIZE", "5")],
+        load: &[],
+        compose_only: false,
+    },
+    Experiment {
         name: "worker-threads",
         question:
             "What do more threads per gateway do for CPU-bound work (the Node.js cluster question)?",
@@ -102,7 +127,8 @@ pub const ALL: &[Experiment] = &[
         flipped: "GATEWAY_THREADS",
         values: &["1", "0"],
         fixed: &[],
-        load: &[],
+        // Logins back to back: the users offer more than any side can hash.
+        load: &[("USERS", "32"), ("NO_THINK", "true")],
         compose_only: false,
     },
     Experiment {
@@ -113,7 +139,7 @@ pub const ALL: &[Experiment] = &[
         flipped: "GATEWAY_CPUS",
         values: &["0.5", "1.0"],
         fixed: &[("GATEWAY_THREADS", "0")],
-        load: &[],
+        load: &[("USERS", "32"), ("NO_THINK", "true")],
         compose_only: true,
     },
 ];
@@ -192,14 +218,14 @@ const GAUGES: &[&str] = &[
     "queue_lag",
 ];
 
-/// The stack's `/metrics` endpoints now: microservice, worker, and each gateway the load
-/// balancer knows.
+/// The stack's `/metrics` endpoints now: every microservice and worker, and each gateway the
+/// load balancer knows.
 async fn endpoints(rt: &dyn Runtime) -> Vec<String> {
-    let ends = rt.endpoints();
-    let mut urls = vec![
-        format!("{}/metrics", ends.microservice),
-        ends.worker_metrics.clone(),
-    ];
+    let mut urls: Vec<String> = [Service::Microservice, Service::Worker]
+        .into_iter()
+        .flat_map(|s| rt.instance_urls(s))
+        .map(|base| format!("{base}/metrics"))
+        .collect();
     if let Ok(backends) = rt.load_balancer().backends().await {
         for b in backends.backends {
             urls.push(format!("http://{}/metrics", b.addr));
@@ -310,8 +336,8 @@ async fn observed_run(
     Ok(dir)
 }
 
-/// `make experiment NAME=…`: each side on a freshly started stack (data kept between sides,
-/// removed before and after), in one batch.
+/// `make experiment NAME=…`: each side on a freshly started stack with an empty queue and
+/// caches, in one batch.
 pub async fn run(
     rt: &mut dyn Runtime,
     bin: &Path,
@@ -338,7 +364,9 @@ pub async fn run(
                 exp.flipped,
                 exp.values[i]
             );
-            rt.down(false).await?;
+            // Removing the data empties the job queue and the caches (the database keeps its
+            // rows natively, compose reseeds it): no side inherits the last one's backlog.
+            rt.down(true).await?;
             rt.set_settings(settings.clone());
             let mut env: Vec<(String, String)> = vec![
                 ("EXPERIMENT".into(), exp.name.into()),
@@ -359,6 +387,11 @@ pub async fn run(
                 value: exp.values[i].into(),
                 settings: std::iter::once((exp.flipped, exp.values[i]))
                     .chain(exp.fixed.iter().copied())
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                load: exp
+                    .load
+                    .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 ..ExperimentRecord::default()

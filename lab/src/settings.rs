@@ -186,6 +186,11 @@ pub const TABLE: &[Setting] = &[
       "Long tasks the worker runs at once."),
     s("BATCH_SIZE", "20", Scope::Services(WK), int(1, 10_000),
       "Task results the worker writes per transaction at most."),
+    // Replicas of the other tiers (native runtime; compose runs one of each).
+    s("WORKERS", "1", Scope::Lab, int(1, 16),
+      "Worker instances consuming the queue (native runtime: ports WORKER_PORT, +100, +200, ...)."),
+    s("MICROSERVICES", "1", Scope::Lab, int(1, 16),
+      "Microservice instances; each gateway sends its misses to them in turn (native runtime: ports MICROSERVICE_PORT, +100, ...)."),
     // Lab users: the gateway seeds them, the load generator logs in as them.
     s("LAB_USERS", "100", Scope::Services(GW), int(1, 1_000_000),
       "Lab users user1..userN."),

@@ -404,3 +404,83 @@ async fn the_autoscaler_scales_up_under_load_and_back_down_after_it() {
     s.rt.down(false).await.unwrap();
     let _ = std::fs::remove_dir_all(&s.run);
 }
+
+/// Data misses each microservice answered, by its base URL.
+async fn misses_by_instance(rt: &Native) -> Vec<f64> {
+    let http = reqwest::Client::new();
+    let mut out = Vec::new();
+    for base in rt.instance_urls(Service::Microservice) {
+        let samples = common::metrics::scrape(&http, &format!("{base}/metrics"))
+            .await
+            .expect("microservice metrics");
+        out.push(common::metrics::sum(
+            &samples,
+            "http_requests_total",
+            &[("route", "/data/{key}")],
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_and_microservices_run_as_replicas_and_the_gateways_use_each() {
+    // No cache: every request below is a miss the microservices answer.
+    let mut s = stack(&[
+        ("WORKERS", "2"),
+        ("MICROSERVICES", "2"),
+        ("CACHE_ENABLED", "false"),
+    ])
+    .await;
+    s.rt.up(2)
+        .await
+        .expect("up with 2 microservices and 2 workers");
+    let running: Vec<String> =
+        s.rt.ps()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.state == "running")
+            .map(|i| i.name)
+            .collect();
+    for name in ["microservice", "microservice-2", "worker", "worker-2"] {
+        assert!(running.contains(&name.to_string()), "{name}: {running:?}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, tasks) = start_load(&s.target, 4, false, stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    finish(stop, tasks, tally).await;
+    // Round robin at each gateway: each instance gets about half of the misses.
+    let misses = misses_by_instance(&s.rt).await;
+    let total: f64 = misses.iter().sum();
+    assert!(total >= 20.0, "{misses:?}");
+    assert!(misses.iter().all(|m| *m >= total * 0.35), "{misses:?}");
+
+    // Back to one of each: the extra instances stop and the gateways forget the second.
+    let mut one = s.rt.settings().clone();
+    one.set("MICROSERVICES", "1").unwrap();
+    one.set("WORKERS", "1").unwrap();
+    s.rt.set_settings(one);
+    s.rt.up(2).await.expect("back to one microservice");
+    let running: Vec<String> =
+        s.rt.ps()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.state == "running")
+            .map(|i| i.name)
+            .collect();
+    assert!(
+        !running
+            .iter()
+            .any(|n| n.ends_with("-2") && !n.starts_with("gateway")),
+        "{running:?}"
+    );
+    let before = misses_by_instance(&s.rt).await[0];
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, tasks) = start_load(&s.target, 2, false, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served = finish(stop, tasks, tally).await.by_status[&200];
+    assert_eq!(misses_by_instance(&s.rt).await[0] - before, served as f64);
+    s.rt.down(false).await.unwrap();
+    let _ = std::fs::remove_dir_all(&s.run);
+}

@@ -14,6 +14,8 @@ const ORDER: &[&str] = &[
     "client-reuse",
     "local-cache",
     "batch",
+    "scale-workers",
+    "scale-microservice",
     "worker-threads",
     "vertical",
 ];
@@ -62,13 +64,19 @@ pub(crate) fn fmt(v: Option<f64>, decimals: usize) -> String {
         .map_or("–".into(), |v| format!("{v:.decimals$}"))
 }
 
-/// `B / A` (and `C / A`): the ratio column(s).
-fn ratios(values: &[Option<f64>]) -> Vec<String> {
+/// `B / A` (and `C / A`): the ratio column(s); none where A shows as 0 at the row's
+/// precision (a ratio to a rounding error means nothing).
+fn ratios(values: &[Option<f64>], decimals: usize) -> Vec<String> {
+    let shown_zero = |a: f64| {
+        fmt(Some(a.abs()), decimals)
+            .trim_start_matches(['0', '.'])
+            .is_empty()
+    };
     let a = values.first().copied().flatten();
     values[1..]
         .iter()
         .map(|v| match (a, v) {
-            (Some(a), Some(v)) if a.abs() > 1e-9 => format!("{:.2}×", v / a),
+            (Some(a), Some(v)) if !shown_zero(a) => format!("{:.2}×", v / a),
             _ => "–".into(),
         })
         .collect()
@@ -99,7 +107,7 @@ fn table(w: &mut Writer, sides: &[(Run, ExperimentRecord)], rows: &[Row]) {
             "| {} | {} | {} |",
             r.label,
             cells.join(" | "),
-            ratios(&r.values).join(" | ")
+            ratios(&r.values, r.decimals).join(" | ")
         ));
     }
     w.line("");
@@ -215,6 +223,8 @@ fn explain(name: &str, sides: &[(Run, ExperimentRecord)], rows: &mut Vec<Row>) -
         "client-reuse" => tactics::client_reuse(sides, rows),
         "local-cache" => tactics::local_cache(sides, rows),
         "batch" => tactics::batch(sides, rows),
+        "scale-workers" => tactics::scale_workers(sides, rows),
+        "scale-microservice" => tactics::scale_microservice(sides, rows),
         "worker-threads" | "vertical" => tactics::cpu_bound(name, sides, rows),
         _ => vec![format!(
             "This report does not know experiment `{name}` (a newer lab wrote it): only the client's view is shown."
@@ -229,10 +239,16 @@ mod tests {
     #[test]
     fn ratios_are_against_side_a_and_dashes_where_undefined() {
         assert_eq!(
-            ratios(&[Some(2.0), Some(5.0), None]),
+            ratios(&[Some(2.0), Some(5.0), None], 1),
             vec!["2.50×".to_string(), "–".to_string()]
         );
-        assert_eq!(ratios(&[Some(0.0), Some(5.0)]), vec!["–".to_string()]);
+        assert_eq!(ratios(&[Some(0.0), Some(5.0)], 1), vec!["–".to_string()]);
+        // 0.004 shows as 0.00: no ratio to it.
+        assert_eq!(ratios(&[Some(0.004), Some(1.0)], 2), vec!["–".to_string()]);
+        assert_eq!(
+            ratios(&[Some(0.004), Some(1.0)], 3),
+            vec!["250.00×".to_string()]
+        );
         assert_eq!(fmt(Some(f64::NAN), 1), "–");
         assert_eq!(fmt(Some(1.25), 1), "1.2");
     }

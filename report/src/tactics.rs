@@ -41,9 +41,11 @@ fn versus(measured: f64, predicted: Option<f64>) -> String {
 }
 
 /// Requests per second the users can offer at most: each waits its think time plus the
-/// answer before the next request (a closed system).
-fn offered(r: &Run) -> Option<f64> {
-    let cycle = r.think_ms / 1000.0 + p50(r) / 1000.0;
+/// answer before its next request (a closed system), and an answer takes at least the
+/// service time `service_s` (nothing queued). Not the measured latency: with queueing in
+/// it, users / (think + latency) is the measured throughput itself, whatever binds.
+fn offered(r: &Run, service_s: f64) -> Option<f64> {
+    let cycle = r.think_ms / 1000.0 + service_s;
     (cycle > 0.0 && r.users > 0).then(|| r.users as f64 / cycle)
 }
 
@@ -68,8 +70,9 @@ pub(crate) fn index(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     // Little's law: at most `c` requests at the microservice, each holding a connection for
     // the DB time, and never more than the users offer.
     let predicted = each(sides, |r, m| {
-        let bound = microservice_concurrency(r)? / (db_ms(m)? / 1000.0);
-        Some(offered(r).map_or(bound, |o| bound.min(o)))
+        let service_s = db_ms(m)? / 1000.0;
+        let bound = microservice_concurrency(r)? / service_s;
+        Some(offered(r, service_s).map_or(bound, |o| bound.min(o)))
     });
     rows.push(row("DB time per query (ms)", db.clone(), 2));
     rows.push(row(
@@ -150,7 +153,7 @@ pub(crate) fn db_pool(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     ));
     let (a, b) = (&sides[0].0, &sides[1].0);
     let predicted_b = connect[1].map(|c| p50(a) + c);
-    vec![format!(
+    let mut out = vec![format!(
         "**Why.** With the pool (side A) the microservice opened its connections once and \
          lent them out: {} opened per request during the run. Without it (side B) every \
          request opened its own ({} per request): a TCP handshake, SCRAM authentication \
@@ -170,7 +173,16 @@ pub(crate) fn db_pool(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         versus(p50(b), predicted_b).replace("measured", "measured p50"),
         fmt(peak[1], 0),
         fmt(a.knobs.microservice_pool.map(f64::from), 0),
-    )]
+    )];
+    if db_ms(&sides[0].1).is_some_and(|db| p50(a) > 3.0 * db) {
+        out.push(
+            "Side A's p50 is mostly waiting, not database time: the requests queued (at the \
+             gateways or for the pool), so the connect shows less in the latency than in the \
+             throughput, and the prediction above holds only below saturation."
+                .into(),
+        );
+    }
+    out
 }
 
 pub(crate) fn client_reuse(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
@@ -193,8 +205,8 @@ pub(crate) fn client_reuse(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         "**Why.** With one shared client (side A) the gateway kept its connections to the \
          microservice open and sent request after request over them: {} new connections \
          per request, {} per second. With a client built per request (side B) each cache \
-         miss built a client (its connection pool, DNS resolver and TLS roots) and opened a \
-         new TCP connection that was closed right after: {} per request, {} per second. \
+         miss built a new client and opened a new TCP connection to the microservice that \
+         was closed right after: {} per request, {} per second. \
          p50 went from {} to {} ({:+.1} ms): on loopback a connection costs little; across \
          a network each adds a round trip (TLS two or three more), and every closed \
          connection leaves a socket in TIME_WAIT on the gateway's side for a minute.",
@@ -224,23 +236,38 @@ pub(crate) fn local_cache(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         Some(m.delta("microservice", "listings_total", &[]))
     });
     let age = each(sides, |_, m| m.mean("gateway", "listing_age_seconds"));
-    // Each cache asks the source once per prefix per TTL (plus the misses of a cold start);
-    // with no cache every request does.
+    // Each cache asks the source at least once per prefix per TTL. While a refill is under
+    // way (LISTING_DELAY_MS) every other request for that prefix misses too and asks again
+    // (a cache stampede): at most its request rate per prefix per cache × the delay more.
     let prefixes = f64::from(common::wire::LISTING_PREFIXES);
-    let predicted = each(sides, |r, m| {
-        let ttl: f64 = m.settings.get("LISTING_TTL_SECS")?.parse().ok()?;
-        let refreshes = (m.seconds / ttl).ceil();
-        match m.value.as_str() {
-            "redis" => Some(prefixes * refreshes),
-            "local" => Some(prefixes * refreshes * r.gateways.max(1) as f64),
-            _ => None,
-        }
-    });
+    let predicted = |stampede: bool| {
+        each(sides, move |r, m| {
+            let ttl: f64 = m.settings.get("LISTING_TTL_SECS")?.parse().ok()?;
+            let delay_s = number(&m.settings, "LISTING_DELAY_MS").unwrap_or(0.0) / 1000.0;
+            let caches = match m.value.as_str() {
+                "redis" => 1.0,
+                "local" => r.gateways.max(1) as f64,
+                _ => return None,
+            };
+            let fills = prefixes * (m.seconds / ttl).ceil() * caches;
+            let per_prefix_per_cache = r.goodput / prefixes / caches;
+            Some(if stampede {
+                fills * (1.0 + per_prefix_per_cache * delay_s)
+            } else {
+                fills
+            })
+        })
+    };
     rows.push(row("hit ratio", hit_ratio.clone(), 3));
     rows.push(row("listings the slow source produced", made.clone(), 0));
     rows.push(row(
-        "predicted listings (prefixes × TTLs in the run × caches)",
-        predicted.clone(),
+        "predicted: one fill per prefix per TTL per cache",
+        predicted(false),
+        0,
+    ));
+    rows.push(row(
+        "predicted: with every miss during a refill asking too",
+        predicted(true),
         0,
     ));
     rows.push(row("mean age of an answer (s)", age.clone(), 2));
@@ -325,7 +352,7 @@ pub(crate) fn batch(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     ));
     rows.push(row("queue lag, peak (jobs not yet delivered)", lag, 0));
     rows.push(row("end-to-end job time p50 (ms)", e2e, 0));
-    vec![format!(
+    let mut out = vec![format!(
         "**Why.** The worker writes results through one batcher that commits one batch at a \
          time, so it can finish at most (jobs per commit) / (commit time) jobs per second. \
          With BATCH_SIZE=1 every job is its own transaction and its own acknowledgement: \
@@ -342,7 +369,22 @@ pub(crate) fn batch(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         fmt(bound[1], 0),
         fmt(jobs[0], 1),
         fmt(jobs[1], 1),
-    )]
+    )];
+    let below = |i: usize| matches!((jobs[i], bound[i]), (Some(j), Some(b)) if j < 0.5 * b);
+    if below(0) && below(1) {
+        out.push(format!(
+            "Here the commits were not the bottleneck on either side (jobs/s well under each \
+             bound): the users' pace was, so throughput stayed the same. What batching \
+             changed is the database's work for the same jobs: {} transactions per second \
+             instead of {} ({}). On a Postgres that flushes every commit to disk (this lab's \
+             runs with fsync off) each commit costs milliseconds, and the bound on side A \
+             falls to a few hundred jobs/s.",
+            fmt(commits[1], 1),
+            fmt(commits[0], 1),
+            times(commits[0], commits[1]),
+        ));
+    }
+    out
 }
 
 /// `worker-threads` and `vertical`: CPU-bound logins, bounded by the cores the gateway may
@@ -356,7 +398,7 @@ pub(crate) fn cpu_bound(name: &str, sides: &Sides, rows: &mut Vec<Row>) -> Vec<S
     let predicted = each(sides, |r, m| {
         let per = ratio(cpu(m), logins(m))?;
         let bound = usable_cores(name, r, m)? / per;
-        Some(offered(r).map_or(bound, |o| bound.min(o)))
+        Some(offered(r, per).map_or(bound, |o| bound.min(o)))
     });
     rows.push(row("gateway CPU per login (ms)", per_login.clone(), 2));
     rows.push(row("gateway CPU used (cores)", cores_used.clone(), 2));
@@ -375,10 +417,10 @@ pub(crate) fn cpu_bound(name: &str, sides: &Sides, rows: &mut Vec<Row>) -> Vec<S
     vec![format!(
         "**Why.** A login is an argon2id hash: pure CPU, {} each here. A gateway can do at \
          most (cores it may use) / (CPU per login) of them per second, and the cores it may \
-         use are set by {knob}: {} on side A, {} on side B. Side A: {}. Side B: {}. Where B \
-         falls short of the prediction the machine is the bound: the load generator, the \
-         load balancer and Postgres share its {} cores (CPU used by the gateway: {} vs {} \
-         cores).",
+         use are set by {knob}: {} on side A, {} on side B. Side A: {}. Side B: {}. Where a \
+         side falls short of its prediction the machine is the bound: the load generator, \
+         the load balancer and Postgres share its {} cores (CPU used by the gateway: {} vs \
+         {} cores).",
         ms(per_login[0]),
         fmt(usable[0], 2),
         fmt(usable[1], 2),
@@ -403,4 +445,211 @@ fn usable_cores(name: &str, r: &Run, m: &ExperimentRecord) -> Option<f64> {
         value
     };
     Some(host.map_or(wanted, |h| wanted.min(h)))
+}
+
+fn number(map: &std::collections::BTreeMap<String, String>, key: &str) -> Option<f64> {
+    map.get(key)?.parse().ok()
+}
+
+/// Jobs finished per instance, as `worker 120, worker-2 118`.
+fn per_instance(
+    m: &ExperimentRecord,
+    service: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> String {
+    m.delta_by_instance(service, name, labels)
+        .iter()
+        .map(|(i, v)| format!("{i} {v:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn scale_workers(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
+    let jobs = each(sides, |_, m| {
+        rate(m, m.delta("worker", "jobs_processed_total", &[]))
+    });
+    // Each worker runs WORKER_CONCURRENCY jobs of LONGTASK_MS at once (Little's law).
+    let capacity = each(sides, |_, m| {
+        let workers: f64 = m.value.parse().ok()?;
+        let concurrency = number(&m.settings, "WORKER_CONCURRENCY")?;
+        let task_s = number(&m.load, "LONGTASK_MS")? / 1000.0;
+        Some(workers * concurrency / task_s)
+    });
+    let lag = each(sides, |_, m| m.peak("worker", "queue_lag"));
+    let e2e = each(sides, |r, _| r.longtask.as_ref()?.end_to_end_ms.p50);
+    let timed_out = each(sides, |r, _| Some(r.longtask.as_ref()?.timed_out as f64));
+    rows.push(row("jobs done per second", jobs.clone(), 1));
+    rows.push(row(
+        "capacity: workers × WORKER_CONCURRENCY / task time (jobs/s)",
+        capacity.clone(),
+        1,
+    ));
+    rows.push(row(
+        "queue lag, peak (jobs not yet delivered)",
+        lag.clone(),
+        0,
+    ));
+    rows.push(row("end-to-end job time p50 (ms)", e2e.clone(), 0));
+    rows.push(row("jobs the users gave up waiting for", timed_out, 0));
+    let spread: Vec<String> = sides
+        .iter()
+        .map(|(_, m)| {
+            format!(
+                "{}: {}",
+                m.side,
+                per_instance(m, "worker", "jobs_processed_total", &[])
+            )
+        })
+        .collect();
+    vec![
+        format!(
+            "**Why.** A worker runs at most WORKER_CONCURRENCY jobs at once, each taking the \
+             task's time, so by Little's law one worker finishes at most {} jobs/s and three \
+             {}. While the users submit faster than that, the queue grows (peak lag {} vs {} \
+             jobs) and every job waits behind the ones before it: end-to-end p50 {} vs {}. \
+             The workers share one consumer group, so each job goes to exactly one of them \
+             and they split the work without coordination. Measured {} vs {} jobs/s; a worker \
+             tier scales out until the users' own pace (or Postgres, or Redis) binds.",
+            fmt(capacity[0], 1),
+            fmt(capacity[1], 1),
+            fmt(lag[0], 0),
+            fmt(lag[1], 0),
+            ms(e2e[0]),
+            ms(e2e[1]),
+            fmt(jobs[0], 1),
+            fmt(jobs[1], 1),
+        ),
+        format!("Jobs per worker: {}.", spread.join("; ")),
+    ]
+}
+
+/// The bounds of a miss run: the gateways' slots, the microservices' pools and the users'
+/// pace, each in requests per second over the DB time per query.
+struct Bounds {
+    gateways: Option<f64>,
+    microservices: Option<f64>,
+    offered: Option<f64>,
+}
+
+fn bounds(r: &Run, m: &ExperimentRecord) -> Bounds {
+    let service_s = db_ms(m).map(|v| v / 1000.0).filter(|s| *s > 0.0);
+    let instances: f64 = m.value.parse().unwrap_or(1.0);
+    let pool = number(&m.settings, "DB_POOL_SIZE").or(r.knobs.microservice_pool.map(f64::from));
+    Bounds {
+        gateways: match r.knobs.max_in_flight {
+            0 => None,
+            n => service_s.map(|s| n as f64 * r.gateways.max(1) as f64 / s),
+        },
+        microservices: service_s.zip(pool).map(|(s, p)| instances * p / s),
+        offered: service_s.and_then(|s| offered(r, s)),
+    }
+}
+
+impl Bounds {
+    /// The bounds, smallest first.
+    fn ranked(&self) -> Vec<(&'static str, f64)> {
+        let mut all: Vec<(&'static str, f64)> = [
+            ("the gateways' slots", self.gateways),
+            ("the microservices' pools", self.microservices),
+            ("the users' pace", self.offered),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, v?)))
+        .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1));
+        all
+    }
+
+    fn binding(&self) -> (&'static str, Option<f64>) {
+        self.ranked()
+            .first()
+            .map_or(("nothing measured", None), |(n, v)| (n, Some(*v)))
+    }
+
+    /// What binds after the binding one: where the bottleneck moves next.
+    fn next(&self) -> String {
+        self.ranked()
+            .get(1)
+            .map_or("nothing else measured".into(), |(n, v)| {
+                format!("{n} ({v:.1} req/s)")
+            })
+    }
+}
+
+pub(crate) fn scale_microservice(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
+    let b: Vec<Bounds> = sides.iter().map(|(r, m)| bounds(r, m)).collect();
+    rows.push(row(
+        "DB time per query (ms)",
+        each(sides, |_, m| db_ms(m)),
+        1,
+    ));
+    rows.push(row(
+        "bound: gateways × MAX_IN_FLIGHT / DB time",
+        b.iter().map(|b| b.gateways).collect(),
+        1,
+    ));
+    rows.push(row(
+        "bound: microservices × DB_POOL_SIZE / DB time",
+        b.iter().map(|b| b.microservices).collect(),
+        1,
+    ));
+    rows.push(row(
+        "bound: users / (think + DB time)",
+        b.iter().map(|b| b.offered).collect(),
+        1,
+    ));
+    rows.push(row(
+        "predicted ok req/s (the smallest bound)",
+        b.iter().map(|b| b.binding().1).collect(),
+        1,
+    ));
+    let host_busy = each(sides, |r, _| r.host_cpu_busy.map(|b| b * 100.0));
+    rows.push(row("machine CPU busy (%)", host_busy.clone(), 0));
+    let spread: Vec<String> = sides
+        .iter()
+        .map(|(_, m)| {
+            format!(
+                "{}: {}",
+                m.side,
+                per_instance(
+                    m,
+                    "microservice",
+                    "http_requests_total",
+                    &[("route", "/data/{key}")]
+                )
+            )
+        })
+        .collect();
+    let (a, bb) = (&sides[0].0, &sides[1].0);
+    let mut out = vec![format!(
+        "**Why.** Three gateways were not three times one because the microservice binds: \
+         each request holds one of its DB_POOL_SIZE connections for the DB time, so one \
+         instance serves at most pool / DB time. On side A the smallest bound was {} ({} \
+         req/s), then {}. A second microservice doubles its tier's bound; on side B the \
+         smallest was {} ({} req/s), then {}: that is where the bottleneck moves next. \
+         Side A: {}. Side B: {}. The gateways send their misses to the instances in turn, \
+         so each got about half (requests per instance: {}). The DB time itself went from \
+         {} to {}: both instances' queries share one Postgres and the machine's cores.",
+        b[0].binding().0,
+        fmt(b[0].binding().1, 1),
+        b[0].next(),
+        b[1].binding().0,
+        fmt(b[1].binding().1, 1),
+        b[1].next(),
+        versus(a.goodput, b[0].binding().1),
+        versus(bb.goodput, b[1].binding().1),
+        spread.join("; "),
+        ms(db_ms(&sides[0].1)),
+        ms(db_ms(&sides[1].1)),
+    )];
+    if host_busy.iter().flatten().any(|b| *b > 90.0) {
+        out.push(format!(
+            "The machine's CPUs were {} % / {} % busy: on one laptop the next bottleneck is the \
+             laptop itself (every tier shares its cores), which no replica count fixes.",
+            fmt(host_busy[0], 0),
+            fmt(host_busy[1], 0)
+        ));
+    }
+    out
 }

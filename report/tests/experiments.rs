@@ -302,7 +302,12 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
     assert!(md.contains("| | A: LISTING_CACHE=none | B: LISTING_CACHE=redis | C: LISTING_CACHE=local | B / A | C / A |"), "{md}");
     assert!(md.contains("| hit ratio | – | 0.985 | 0.985 |"), "{md}");
     assert!(
-        md.contains("| predicted listings (prefixes × TTLs in the run × caches) | – | 20 | 20 |"),
+        md.contains("| predicted: one fill per prefix per TTL per cache | – | 20 | 20 |"),
+        "{md}"
+    );
+    // No LISTING_DELAY_MS recorded: no refill window, so no stampede either.
+    assert!(
+        md.contains("| predicted: with every miss during a refill asking too | – | 20 | 20 |"),
         "{md}"
     );
     assert!(md.contains("B (redis): gw-1 0.990, gw-2 0.980"), "{md}");
@@ -320,4 +325,109 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
         "{md}"
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
+    let root = temp("scaling");
+    let batch = "20261123-140000";
+    let jobs = |instances: &[(&str, f64)]| -> Vec<CounterDelta> {
+        instances
+            .iter()
+            .map(|(i, v)| CounterDelta {
+                instance: i.to_string(),
+                ..counter("worker", "jobs_processed_total", &[("status", "done")], *v)
+            })
+            .collect()
+    };
+    for (side, workers, done) in [
+        ("A", "1", vec![("worker", 160.0)]),
+        (
+            "B",
+            "3",
+            vec![("worker", 150.0), ("worker-2", 160.0), ("worker-3", 170.0)],
+        ),
+    ] {
+        let mut r = record("scale-workers", side, "WORKERS", workers);
+        r.settings.insert("WORKER_CONCURRENCY".into(), "4".into());
+        r.load.insert("LONGTASK_MS".into(), "500".into());
+        r.counters = jobs(&done);
+        side_run(&root, batch, r, "longtask");
+    }
+    for (side, n, split) in [
+        ("A", "1", vec![("microservice", 1000.0)]),
+        (
+            "B",
+            "2",
+            vec![("microservice", 900.0), ("microservice-2", 880.0)],
+        ),
+    ] {
+        let mut r = record("scale-microservice", side, "MICROSERVICES", n);
+        r.settings.insert("DB_POOL_SIZE".into(), "5".into());
+        for (i, v) in split {
+            r.counters.push(CounterDelta {
+                instance: i.into(),
+                ..counter(
+                    "microservice",
+                    "http_requests_total",
+                    &[("route", "/data/{key}")],
+                    v,
+                )
+            });
+        }
+        // 50 ms per query on both sides.
+        r.counters.push(counter(
+            "microservice",
+            "db_query_duration_seconds_sum",
+            &[],
+            5.0,
+        ));
+        r.counters.push(counter(
+            "microservice",
+            "db_query_duration_seconds_count",
+            &[],
+            100.0,
+        ));
+        side_run(&root, batch, r, "miss");
+    }
+    let md = summary(&root);
+    // 1 × 4 / 0.5 s = 8 jobs/s; 3 workers 24.
+    assert!(
+        md.contains(
+            "| capacity: workers × WORKER_CONCURRENCY / task time (jobs/s) | 8.0 | 24.0 | 3.00× |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| jobs done per second | 8.0 | 24.0 | 3.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Jobs per worker: A: worker 160; B: worker 150, worker-2 160, worker-3 170."),
+        "{md}"
+    );
+    // Gateways: 1 × 4 / 0.05 = 80; microservices 5 / 0.05 = 100 then 200; users 300 / 1.55.
+    assert!(
+        md.contains("| bound: gateways × MAX_IN_FLIGHT / DB time | 80.0 | 80.0 | 1.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| bound: microservices × DB_POOL_SIZE / DB time | 100.0 | 200.0 | 2.00× |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("On side A the smallest bound was the gateways' slots (80.0 req/s)"),
+        "{md}"
+    );
+    assert!(md.contains("(requests per instance: A: microservice 1000; B: microservice 900, microservice-2 880)"), "{md}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A side of 20 s, p50 50 ms: as many ok requests as jobs done, or 1000 misses.
+fn side_run(root: &Path, batch: &str, r: ExperimentRecord, scenario: &str) {
+    let ok = match scenario {
+        "longtask" => r.delta("worker", "jobs_processed_total", &[]) as u64,
+        _ => 1000,
+    };
+    side(root, batch, r, scenario, ok, 50.0);
 }

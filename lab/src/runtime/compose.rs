@@ -324,6 +324,14 @@ impl Runtime for Compose {
     }
 
     async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
+        for name in ["WORKERS", "MICROSERVICES"] {
+            if self.settings.get(name) != "1" {
+                bail!(
+                    "{name}={} needs the native runtime (RUNTIME=native): the compose stack publishes one port per service and runs one of each",
+                    self.settings.get(name)
+                );
+            }
+        }
         if gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }

@@ -111,6 +111,16 @@ pub trait Runtime: Send {
     fn endpoints(&self) -> Endpoints {
         Endpoints::from_settings(self.settings())
     }
+
+    /// Base URLs of every instance of the microservice or the worker the stack runs.
+    fn instance_urls(&self, service: Service) -> Vec<String> {
+        let port = match service {
+            Service::Microservice => "MICROSERVICE_PORT",
+            Service::Worker => "WORKER_PORT",
+            _ => return Vec::new(),
+        };
+        vec![format!("http://127.0.0.1:{}", self.settings().get(port))]
+    }
 }
 
 /// Host-side addresses of the stack (the same in every runtime: compose publishes them on

@@ -82,6 +82,28 @@ fn pid_alive(run: &std::path::Path, name: &str) -> bool {
     state.is_some_and(|s| s != 'Z' && s != 'X') && binary.starts_with(comm.trim())
 }
 
+/// The name of instance i: `gateway-i`; `microservice`, `worker` for the first of those and
+/// `worker-2`, … for the rest.
+fn replica_name(service: Service, i: usize) -> String {
+    match (service, i) {
+        (Service::Gateway, i) => format!("gateway-{i}"),
+        (s, 1) => s.name().to_string(),
+        (s, i) => format!("{}-{i}", s.name()),
+    }
+}
+
+/// The inverse of [`replica_name`].
+fn replica_index(service: Service, name: &str) -> Option<usize> {
+    if service != Service::Gateway && name == service.name() {
+        return Some(1);
+    }
+    name.strip_prefix(service.name())?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
+        .filter(|i| *i >= 1)
+}
+
 /// `gateway-2` → gateway.
 fn service_of(instance: &str) -> Option<Service> {
     let base = instance.split('-').next().unwrap_or(instance);
@@ -128,20 +150,70 @@ impl Native {
 
     /// Indices of the gateways whose process is alive, ascending.
     fn live_gateways(&mut self) -> Vec<usize> {
+        self.live(Service::Gateway)
+    }
+
+    /// Indices of a service's live instances, ascending (`worker` is 1, `worker-2` is 2).
+    fn live(&mut self, service: Service) -> Vec<usize> {
         let mut found: Vec<usize> = std::fs::read_dir(self.paths.run.join("pids"))
             .into_iter()
             .flatten()
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
-                name.strip_prefix("gateway-")?
-                    .strip_suffix(".pid")?
-                    .parse()
-                    .ok()
+                replica_index(service, name.strip_suffix(".pid")?)
             })
             .collect();
         found.sort_unstable();
-        found.retain(|i| self.alive(&format!("gateway-{i}")));
+        found.retain(|i| self.alive(&replica_name(service, *i)));
         found
+    }
+
+    /// The microservice's base URLs, one per instance the stack runs.
+    fn microservice_urls(&self) -> String {
+        (1..=self.replicas(Service::Microservice))
+            .map(|i| {
+                format!(
+                    "http://127.0.0.1:{}",
+                    self.replica_port(Service::Microservice, i)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Instances of the microservice or the worker the settings ask for.
+    fn replicas(&self, service: Service) -> usize {
+        match service {
+            Service::Microservice => self.settings.number("MICROSERVICES") as usize,
+            Service::Worker => self.settings.number("WORKERS") as usize,
+            _ => 1,
+        }
+    }
+
+    /// Instance i of the microservice or the worker listens 100 ports above instance i-1.
+    fn replica_port(&self, service: Service, i: usize) -> u16 {
+        self.port_of(service) + 100 * (i as u16 - 1)
+    }
+
+    /// Starts the missing instances of the microservice or the worker up to the settings'
+    /// count, and stops the ones beyond it.
+    async fn ensure_replicas(&mut self, service: Service) -> anyhow::Result<()> {
+        let wanted = self.replicas(service);
+        for i in 1..=wanted {
+            let name = replica_name(service, i);
+            if !self.alive(&name) {
+                let port = self.replica_port(service, i);
+                self.start(&name, service, port, Vec::new())?;
+                self.wait_ready(&name, &format!("http://127.0.0.1:{port}/ready"))
+                    .await?;
+            }
+        }
+        for i in self.live(service) {
+            if i > wanted {
+                self.stop(&replica_name(service, i)).await?;
+            }
+        }
+        Ok(())
     }
 
     fn database_url(&self) -> String {
@@ -254,29 +326,16 @@ impl Native {
         Ok(())
     }
 
-    async fn ensure(&mut self, service: Service) -> anyhow::Result<()> {
-        let name = service.name();
-        if self.alive(name) {
-            return Ok(());
-        }
-        let port = self.port_of(service);
-        self.start(name, service, port, Vec::new())?;
-        self.wait_ready(name, &format!("http://127.0.0.1:{port}/ready"))
-            .await
-    }
-
     async fn start_gateway(&mut self, i: usize) -> anyhow::Result<()> {
         let name = format!("gateway-{i}");
         let port = self.gateway_port(i);
-        let microservice = format!(
-            "http://127.0.0.1:{}",
-            self.settings.get("MICROSERVICE_PORT")
-        );
+        let microservices = self.microservice_urls();
+        std::fs::write(self.paths.run.join("gateway-microservices"), &microservices)?;
         self.start(
             &name,
             Service::Gateway,
             port,
-            vec![("MICROSERVICE_URL".into(), microservice)],
+            vec![("MICROSERVICE_URL".into(), microservices)],
         )?;
         self.wait_ready(&name, &format!("http://127.0.0.1:{port}/ready"))
             .await
@@ -359,6 +418,15 @@ impl Runtime for Native {
         self.settings = settings;
     }
 
+    fn instance_urls(&self, service: Service) -> Vec<String> {
+        if !matches!(service, Service::Microservice | Service::Worker) {
+            return Vec::new();
+        }
+        (1..=self.replicas(service))
+            .map(|i| format!("http://127.0.0.1:{}", self.replica_port(service, i)))
+            .collect()
+    }
+
     fn load_balancer(&self) -> &LoadBalancer {
         &self.lb
     }
@@ -382,8 +450,15 @@ impl Runtime for Native {
         }
         std::fs::write(self.paths.run.join("runtime"), "native\n")?;
         self.deps_up().await?;
-        self.ensure(Service::Microservice).await?;
-        self.ensure(Service::Worker).await?;
+        self.ensure_replicas(Service::Microservice).await?;
+        self.ensure_replicas(Service::Worker).await?;
+        // Gateways started with another list of microservices are restarted (rolling).
+        let listed = std::fs::read_to_string(self.paths.run.join("gateway-microservices"))
+            .unwrap_or_default();
+        if !self.live_gateways().is_empty() && listed != self.microservice_urls() {
+            self.restart(Service::Gateway, self.settings.clone())
+                .await?;
+        }
         self.scale(gateways).await?;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (native)",
@@ -432,8 +507,11 @@ impl Runtime for Native {
         for i in self.live_gateways() {
             self.stop(&format!("gateway-{i}")).await?;
         }
-        self.stop("worker").await?;
-        self.stop("microservice").await?;
+        for service in [Service::Worker, Service::Microservice] {
+            for i in self.live(service) {
+                self.stop(&replica_name(service, i)).await?;
+            }
+        }
         // Pid files of instances that died on their own.
         if let Ok(entries) = std::fs::read_dir(self.paths.run.join("pids")) {
             for e in entries.flatten() {
@@ -550,8 +628,10 @@ impl Runtime for Native {
                 self.lb.wait_in_rotation(live.len(), READY_LIMIT).await
             }
             other => {
-                self.stop(other.name()).await?;
-                self.ensure(other).await
+                for i in self.live(other) {
+                    self.stop(&replica_name(other, i)).await?;
+                }
+                self.ensure_replicas(other).await
             }
         }
     }
@@ -578,7 +658,15 @@ impl Runtime for Native {
                     let live = self.live_gateways();
                     self.start_load_balancer(&live).await
                 }
-                other => self.ensure(other).await,
+                other => {
+                    let i = replica_index(other, instance).with_context(|| {
+                        format!("no instance {instance:?}: `make ps` lists them")
+                    })?;
+                    let port = self.replica_port(other, i);
+                    self.start(instance, other, port, Vec::new())?;
+                    self.wait_ready(instance, &format!("http://127.0.0.1:{port}/ready"))
+                        .await
+                }
             };
         }
         let pid = pid_of(&self.paths.run, instance)
