@@ -169,6 +169,16 @@ impl ExperimentRecord {
         out
     }
 
+    /// A gauge every instance reports for the whole stack (the queue's lag): its highest
+    /// value on any instance; None when it was never read.
+    pub fn peak_shared(&self, service: &str, name: &str) -> Option<f64> {
+        self.peaks
+            .iter()
+            .filter(|c| c.service == service && c.name == name)
+            .map(|c| c.value)
+            .reduce(f64::max)
+    }
+
     /// A gauge's highest value, summed over instances; None when it was never read.
     pub fn peak(&self, service: &str, name: &str) -> Option<f64> {
         self.peaks

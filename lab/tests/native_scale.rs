@@ -405,6 +405,17 @@ async fn the_autoscaler_scales_up_under_load_and_back_down_after_it() {
     let _ = std::fs::remove_dir_all(&s.run);
 }
 
+/// The instances running now.
+async fn running_instances(rt: &Native) -> Vec<String> {
+    rt.ps()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.state == "running")
+        .map(|i| i.name)
+        .collect()
+}
+
 /// Data misses each microservice answered, by its base URL.
 async fn misses_by_instance(rt: &Native) -> Vec<f64> {
     let http = reqwest::Client::new();
@@ -434,14 +445,7 @@ async fn workers_and_microservices_run_as_replicas_and_the_gateways_use_each() {
     s.rt.up(2)
         .await
         .expect("up with 2 microservices and 2 workers");
-    let running: Vec<String> =
-        s.rt.ps()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|i| i.state == "running")
-            .map(|i| i.name)
-            .collect();
+    let running = running_instances(&s.rt).await;
     for name in ["microservice", "microservice-2", "worker", "worker-2"] {
         assert!(running.contains(&name.to_string()), "{name}: {running:?}");
     }
@@ -461,14 +465,7 @@ async fn workers_and_microservices_run_as_replicas_and_the_gateways_use_each() {
     one.set("WORKERS", "1").unwrap();
     s.rt.set_settings(one);
     s.rt.up(2).await.expect("back to one microservice");
-    let running: Vec<String> =
-        s.rt.ps()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|i| i.state == "running")
-            .map(|i| i.name)
-            .collect();
+    let running = running_instances(&s.rt).await;
     assert!(
         !running
             .iter()

@@ -329,7 +329,7 @@ pub(crate) fn batch(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         m.mean("worker", "batch_flush_duration_seconds")
             .map(|s| s * 1000.0)
     });
-    let lag = each(sides, |_, m| m.peak("worker", "queue_lag"));
+    let lag = each(sides, |_, m| m.peak_shared("worker", "queue_lag"));
     let e2e = each(sides, |r, _| r.longtask.as_ref()?.end_to_end_ms.p50);
     // One batch is committed at a time: jobs/s ≤ jobs per commit / commit time.
     let bound = each(sides, |_, m| {
@@ -451,18 +451,20 @@ fn number(map: &std::collections::BTreeMap<String, String>, key: &str) -> Option
     map.get(key)?.parse().ok()
 }
 
-/// Jobs finished per instance, as `worker 120, worker-2 118`.
-fn per_instance(
-    m: &ExperimentRecord,
-    service: &str,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> String {
-    m.delta_by_instance(service, name, labels)
+/// A counter's growth per instance on each side: `A: worker 120; B: worker 60, worker-2 58`.
+fn spread(sides: &Sides, service: &str, name: &str, labels: &[(&str, &str)]) -> String {
+    sides
         .iter()
-        .map(|(i, v)| format!("{i} {v:.0}"))
+        .map(|(_, m)| {
+            let each: Vec<String> = m
+                .delta_by_instance(service, name, labels)
+                .iter()
+                .map(|(i, v)| format!("{i} {v:.0}"))
+                .collect();
+            format!("{}: {}", m.side, each.join(", "))
+        })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join("; ")
 }
 
 pub(crate) fn scale_workers(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
@@ -476,7 +478,7 @@ pub(crate) fn scale_workers(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         let task_s = number(&m.load, "LONGTASK_MS")? / 1000.0;
         Some(workers * concurrency / task_s)
     });
-    let lag = each(sides, |_, m| m.peak("worker", "queue_lag"));
+    let lag = each(sides, |_, m| m.peak_shared("worker", "queue_lag"));
     let e2e = each(sides, |r, _| r.longtask.as_ref()?.end_to_end_ms.p50);
     let timed_out = each(sides, |r, _| Some(r.longtask.as_ref()?.timed_out as f64));
     rows.push(row("jobs done per second", jobs.clone(), 1));
@@ -492,16 +494,7 @@ pub(crate) fn scale_workers(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     ));
     rows.push(row("end-to-end job time p50 (ms)", e2e.clone(), 0));
     rows.push(row("jobs the users gave up waiting for", timed_out, 0));
-    let spread: Vec<String> = sides
-        .iter()
-        .map(|(_, m)| {
-            format!(
-                "{}: {}",
-                m.side,
-                per_instance(m, "worker", "jobs_processed_total", &[])
-            )
-        })
-        .collect();
+    let spread = spread(sides, "worker", "jobs_processed_total", &[]);
     vec![
         format!(
             "**Why.** A worker runs at most WORKER_CONCURRENCY jobs at once, each taking the \
@@ -510,7 +503,9 @@ pub(crate) fn scale_workers(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
              jobs) and every job waits behind the ones before it: end-to-end p50 {} vs {}. \
              The workers share one consumer group, so each job goes to exactly one of them \
              and they split the work without coordination. Measured {} vs {} jobs/s; a worker \
-             tier scales out until the users' own pace (or Postgres, or Redis) binds.",
+             tier scales out until the users' own pace (or Postgres, or Redis) binds. (Ok \
+             req/s above counts the users' status polls too: a job that waits longer is \
+             polled more often, so it falls as the jobs speed up.)",
             fmt(capacity[0], 1),
             fmt(capacity[1], 1),
             fmt(lag[0], 0),
@@ -520,7 +515,7 @@ pub(crate) fn scale_workers(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
             fmt(jobs[0], 1),
             fmt(jobs[1], 1),
         ),
-        format!("Jobs per worker: {}.", spread.join("; ")),
+        format!("Jobs per worker: {spread}."),
     ]
 }
 
@@ -606,21 +601,12 @@ pub(crate) fn scale_microservice(sides: &Sides, rows: &mut Vec<Row>) -> Vec<Stri
     ));
     let host_busy = each(sides, |r, _| r.host_cpu_busy.map(|b| b * 100.0));
     rows.push(row("machine CPU busy (%)", host_busy.clone(), 0));
-    let spread: Vec<String> = sides
-        .iter()
-        .map(|(_, m)| {
-            format!(
-                "{}: {}",
-                m.side,
-                per_instance(
-                    m,
-                    "microservice",
-                    "http_requests_total",
-                    &[("route", "/data/{key}")]
-                )
-            )
-        })
-        .collect();
+    let spread = spread(
+        sides,
+        "microservice",
+        "http_requests_total",
+        &[("route", "/data/{key}")],
+    );
     let (a, bb) = (&sides[0].0, &sides[1].0);
     let mut out = vec![format!(
         "**Why.** Three gateways were not three times one because the microservice binds: \
@@ -639,7 +625,7 @@ pub(crate) fn scale_microservice(sides: &Sides, rows: &mut Vec<Row>) -> Vec<Stri
         b[1].next(),
         versus(a.goodput, b[0].binding().1),
         versus(bb.goodput, b[1].binding().1),
-        spread.join("; "),
+        spread,
         ms(db_ms(&sides[0].1)),
         ms(db_ms(&sides[1].1)),
     )];

@@ -352,6 +352,14 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
         r.settings.insert("WORKER_CONCURRENCY".into(), "4".into());
         r.load.insert("LONGTASK_MS".into(), "500".into());
         r.counters = jobs(&done);
+        // Every worker reports the same queue: its lag is the highest, not the sum.
+        r.peaks = done
+            .iter()
+            .map(|(i, _)| CounterDelta {
+                instance: i.to_string(),
+                ..counter("worker", "queue_lag", &[], 250.0)
+            })
+            .collect();
         side_run(&root, batch, r, "longtask");
     }
     for (side, n, split) in [
