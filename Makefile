@@ -108,7 +108,7 @@ experiment: lab-bin ## One tactic A/B: NAME=index|db-pool|client-reuse|local-cac
 	@if [ -z "$(NAME)" ]; then echo "make experiment: set NAME (index, db-pool, client-reuse, local-cache, batch, scale-workers, scale-microservice, worker-threads, vertical)" >&2; exit 2; fi
 	@$(LAB) experiment "$(NAME)"
 
-experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 12 min), then the report
+experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 9 min natively), then the report
 	@$(LAB) experiments
 
 report: ## tests/reports/summary.md and charts from tests/results/*
