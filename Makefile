@@ -13,7 +13,7 @@ export RUNTIME QUICK IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale experiment experiments report images-offline smoke-compose clean
+	benchmark-all autoscale experiment experiments fault faults report images-offline smoke-compose clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -110,6 +110,13 @@ experiment: lab-bin ## One tactic A/B: NAME=index|db-pool|client-reuse|local-cac
 
 experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 9 min natively), then the report
 	@$(LAB) experiments
+
+fault: lab-bin ## One fault under load: NAME=kill-gateway|redis-outage|postgres-restart; report; fails on a broken promise
+	@if [ -z "$(NAME)" ]; then echo "make fault: set NAME (kill-gateway, redis-outage, postgres-restart)" >&2; exit 2; fi
+	@$(LAB) fault "$(NAME)"
+
+faults: lab-bin ## Every fault (QUICK=1: about 3 min natively), then the report
+	@$(LAB) faults
 
 report: ## tests/reports/summary.md and charts from tests/results/*
 	$(CARGO) build --workspace --release --quiet

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod metrics;
 pub mod record;
 pub mod redis_conn;
+pub mod relay;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -128,6 +128,43 @@ pub struct ExperimentRecord {
     pub query_plan: Option<crate::wire::QueryPlan>,
 }
 
+/// `fault.json`, beside `run.json` in a run of `make fault`: what the lab did to the stack
+/// and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultRecord {
+    pub name: String,
+    /// What the stack promises meanwhile, as the report checks it.
+    pub promise: String,
+    /// The load balancer's health-check interval in force (what "detected in time" means).
+    pub health_interval_ms: f64,
+    pub events: Vec<FaultEvent>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultEvent {
+    /// Unix seconds.
+    pub at: f64,
+    /// `fault` or `repair`.
+    pub kind: String,
+    /// `kill gateway-2`, `cut redis`, …
+    pub action: String,
+}
+
+impl FaultRecord {
+    pub const FILE: &'static str = "fault.json";
+
+    pub fn read(dir: &Path) -> Option<Self> {
+        read_json(&dir.join(Self::FILE)).ok()
+    }
+
+    /// When the event of this kind happened.
+    pub fn at(&self, kind: &str) -> Option<f64> {
+        self.events.iter().find(|e| e.kind == kind).map(|e| e.at)
+    }
+}
+
 /// One series of one instance: `service`/`instance` as in its metric labels.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -488,8 +525,16 @@ pub struct WorkerSample {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LatencyPerSecond {
+    /// Unix time of second 0 of these series: when the load generator's attack began.
+    pub started_at: Option<f64>,
     pub requests: Vec<u64>,
     pub failures: Vec<u64>,
+    /// Answers per second by status class: `2xx`, `4xx`, `5xx`, and `none` for a request
+    /// that got no answer (refused, reset, timed out).
+    pub status_classes: BTreeMap<String, Vec<u64>>,
+    /// Answers per second by exact status, for the classes a fault report tells apart (503
+    /// with `Retry-After` is shedding, 502/504 are upstream failures, 500 is a bug).
+    pub statuses: BTreeMap<u16, Vec<u64>>,
     pub p50_ms: Vec<Option<f64>>,
     pub p95_ms: Vec<Option<f64>>,
     pub p99_ms: Vec<Option<f64>>,

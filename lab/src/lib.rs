@@ -5,6 +5,7 @@
 
 pub mod autoscale;
 pub mod experiments;
+pub mod faults;
 pub mod lb;
 pub mod prereq;
 pub mod protocol;
@@ -96,6 +97,11 @@ pub enum Command {
     Experiment { name: String },
     /// Every experiment this runtime can run, then the report.
     Experiments,
+    /// One fault under load (`kill-gateway`, `redis-outage`, `postgres-restart`), then the
+    /// report; fails when the stack broke its promise.
+    Fault { name: String },
+    /// Every fault, then the report.
+    Faults,
 }
 
 impl Command {
@@ -112,6 +118,8 @@ impl Command {
             | Command::Autoscale
             | Command::Experiment { .. }
             | Command::Experiments
+            | Command::Fault { .. }
+            | Command::Faults
             | Command::Restart { .. }
             | Command::Act { .. } => true,
             Command::Runtime
@@ -253,6 +261,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiments => {
             experiments::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await
         }
+        Command::Fault { name } => {
+            faults::protocol(rt.as_mut(), &paths.bin, &root, Some(&name), cli.quick).await
+        }
+        Command::Faults => faults::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await,
     }
 }
 

@@ -481,3 +481,66 @@ async fn workers_and_microservices_run_as_replicas_and_the_gateways_use_each() {
     s.rt.down(false).await.unwrap();
     let _ = std::fs::remove_dir_all(&s.run);
 }
+
+/// One `/data` miss through the load balancer: its status.
+async fn one_miss(target: &str, token: &str, key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{target}/data"))
+        .query(&[("key", key)])
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faults_cut_postgres_and_redis_through_the_labs_relays_and_restore_them() {
+    use lab::runtime::Dependency;
+    let mut s = stack(&[("CACHE_ENABLED", "true")]).await;
+    // Without relays there is nothing the lab may cut.
+    let e =
+        s.rt.cut(Dependency::Redis, true)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("relays"), "{e}");
+    s.rt.isolate_dependencies().await.unwrap();
+    s.rt.up(1).await.expect("up behind the relays");
+    let login: common::wire::LoginAnswer = reqwest::Client::new()
+        .post(format!("{}/login", s.target))
+        .json(&common::wire::Login {
+            username: "user1".into(),
+            password: "scalelab".into(),
+        })
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login.token;
+    assert_eq!(one_miss(&s.target, &token, "before").await, 200);
+
+    // Redis away: still answered, from the microservice.
+    s.rt.cut(Dependency::Redis, true).await.unwrap();
+    assert_eq!(one_miss(&s.target, &token, "no-redis").await, 200);
+    s.rt.cut(Dependency::Redis, false).await.unwrap();
+
+    // Postgres away: a 503 (shed, retryable), never a 500; back without a restart.
+    s.rt.cut(Dependency::Postgres, true).await.unwrap();
+    assert_eq!(one_miss(&s.target, &token, "no-postgres").await, 503);
+    s.rt.cut(Dependency::Postgres, false).await.unwrap();
+    let back = common::testing::wait_until(Duration::from_secs(10), || {
+        let (target, token) = (s.target.clone(), token.clone());
+        async move { one_miss(&target, &token, "after").await == 200 }
+    })
+    .await;
+    assert!(
+        back,
+        "the stack did not serve again after Postgres returned"
+    );
+    s.rt.down(false).await.unwrap();
+    let _ = std::fs::remove_dir_all(&s.run);
+}

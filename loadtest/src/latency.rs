@@ -16,6 +16,9 @@ struct Line {
     #[serde(default)]
     response_time_fraction_us: u16,
     success: bool,
+    /// 0 when no answer came (connection refused or reset, timeout).
+    #[serde(default)]
+    status_code: u16,
     /// A later correction of a request already logged (e.g. marked failed): not a request.
     #[serde(default)]
     update: bool,
@@ -40,6 +43,8 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
     let mut buckets: Vec<Vec<f64>> = Vec::new();
     let mut failures: Vec<u64> = Vec::new();
     let mut ok: Vec<f64> = Vec::new();
+    let mut classes: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    let mut statuses: std::collections::BTreeMap<u16, Vec<u64>> = Default::default();
     for line in std::io::BufReader::new(file).lines() {
         let Ok(line) = serde_json::from_str::<Line>(&line?) else {
             continue;
@@ -54,6 +59,18 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
         }
         let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
         buckets[second].push(ms);
+        let class = match line.status_code {
+            0 => "none".to_string(),
+            code => format!("{}xx", code / 100),
+        };
+        let count = |v: &mut Vec<u64>| {
+            if v.len() <= second {
+                v.resize(second + 1, 0);
+            }
+            v[second] += 1;
+        };
+        count(classes.entry(class).or_default());
+        count(statuses.entry(line.status_code).or_default());
         if line.success {
             ok.push(ms);
         } else {
@@ -61,8 +78,14 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
         }
     }
     ok.sort_by(f64::total_cmp);
+    // Every series as long as the run, so that second k lines up across them.
+    for v in classes.values_mut().chain(statuses.values_mut()) {
+        v.resize(buckets.len(), 0);
+    }
     let mut out = PerSecond {
         failures,
+        status_classes: classes,
+        statuses,
         ok: Overall {
             requests: ok.len() as u64,
             p50_ms: percentile(&ok, 0.50),
@@ -87,8 +110,21 @@ mod tests {
     use std::io::Write;
 
     fn line(elapsed: u64, name: &str, ms: u64, us: u16, success: bool, update: bool) -> String {
+        let status = if success { 200 } else { 503 };
+        coded(elapsed, name, ms, us, success, update, status)
+    }
+
+    fn coded(
+        elapsed: u64,
+        name: &str,
+        ms: u64,
+        us: u16,
+        success: bool,
+        update: bool,
+        status: u16,
+    ) -> String {
         format!(
-            r#"{{"elapsed":{elapsed},"scenario_index":0,"name":"{name}","response_time":{ms},"response_time_fraction_us":{us},"success":{success},"update":{update},"status_code":200,"user":0}}"#
+            r#"{{"elapsed":{elapsed},"scenario_index":0,"name":"{name}","response_time":{ms},"response_time_fraction_us":{us},"success":{success},"update":{update},"status_code":{status},"user":0}}"#
         )
     }
 
@@ -117,13 +153,19 @@ mod tests {
         writeln!(f, "{}", line(1600, "/data", 5, 0, false, true)).unwrap();
         writeln!(f, "not json").unwrap();
         writeln!(f, "{}", line(2100, "/process", 0, 250, false, false)).unwrap();
+        writeln!(f, "{}", coded(2200, "/data", 1, 0, false, false, 0)).unwrap();
         drop(f);
         let s = per_second(&path).unwrap();
-        assert_eq!(s.requests, vec![20, 0, 1]);
-        assert_eq!(s.failures, vec![0, 0, 1]);
+        assert_eq!(s.requests, vec![20, 0, 2]);
+        assert_eq!(s.failures, vec![0, 0, 2]);
         assert_eq!(s.p50_ms, vec![Some(10.0), None, Some(0.25)]);
-        assert_eq!(s.p95_ms, vec![Some(19.0), None, Some(0.25)]);
-        assert_eq!(s.p99_ms, vec![Some(20.0), None, Some(0.25)]);
+        assert_eq!(s.p95_ms, vec![Some(19.0), None, Some(1.0)]);
+        assert_eq!(s.p99_ms, vec![Some(20.0), None, Some(1.0)]);
+        // Status classes per second, as long as the run: no answer at all is `none`.
+        assert_eq!(s.status_classes["2xx"], vec![20, 0, 0]);
+        assert_eq!(s.status_classes["5xx"], vec![0, 0, 1]);
+        assert_eq!(s.status_classes["none"], vec![0, 0, 1]);
+        assert_eq!(s.statuses[&503], vec![0, 0, 1]);
         // The failed 0.25 ms request is left out of the successful requests' percentiles.
         assert_eq!(
             s.ok,

@@ -495,6 +495,7 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         )?;
     }
     let attack = GooseAttack::initialize_with_config(goose_config(&options, &load, &dir)?)?
+        .test_start(scenarios::start_marker())
         .register_scenario(scenario);
     let (metrics, sla_failed) = match attack.execute().await {
         Ok(metrics) => (metrics, Vec::new()),
@@ -512,7 +513,8 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     let server = sampler.stop().await;
     // Goose has flushed its request log by the time execute() returns.
     let log = dir.join("requests.json");
-    let series = latency::per_second(&log)?;
+    let mut series = latency::per_second(&log)?;
+    series.started_at = scenarios::started_at();
     std::fs::write(
         dir.join("latency_per_second.json"),
         serde_json::to_string(&series)?,

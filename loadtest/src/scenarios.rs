@@ -65,6 +65,23 @@ pub fn configure(options: &Options) {
     *JOBS.lock().expect("not poisoned") = Jobs::default();
 }
 
+/// Unix time (f64 bits) when the attack began: second 0 of the per-second series, which
+/// the report lines the lab's fault events up with.
+static STARTED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Goose's test-start hook: runs once as the attack begins.
+pub async fn mark_start(_user: &mut GooseUser) -> TransactionResult {
+    STARTED_AT.store(common::time::now_unix().to_bits(), Ordering::SeqCst);
+    Ok(())
+}
+
+pub fn started_at() -> Option<f64> {
+    match STARTED_AT.load(Ordering::SeqCst) {
+        0 => None,
+        bits => Some(f64::from_bits(bits)),
+    }
+}
+
 /// The one key every `hit` request asks for (and the calibration warms).
 pub const HIT_KEY: &str = "hot";
 
@@ -342,4 +359,9 @@ mod tests {
             );
         }
     }
+}
+
+/// The transaction that marks the attack's start ([`mark_start`]).
+pub fn start_marker() -> goose::goose::Transaction {
+    transaction!(mark_start)
 }

@@ -114,6 +114,8 @@ pub struct LineChart<'a> {
     pub log_y: bool,
     /// A point to mark (x, y, label), e.g. the knee of a load curve.
     pub marker: Option<(f64, f64, String)>,
+    /// A shaded span of x (from, to, label), e.g. a fault's window.
+    pub shade: Option<(f64, f64, String)>,
 }
 
 impl<'a> LineChart<'a> {
@@ -131,6 +133,7 @@ impl<'a> LineChart<'a> {
             reference: None,
             log_y: false,
             marker: None,
+            shade: None,
         }
     }
 
@@ -204,12 +207,12 @@ fn draw_line<DB: DrawingBackend>(
         let mut chart = builder
             .build_cartesian_2d(x_min..x_max, (y_min..y_max).log_scale())
             .map_err(err)?;
-        plot_lines(&mut chart, c, x_min..x_max)?;
+        plot_lines(&mut chart, c, x_min..x_max, (y_min, y_max))?;
     } else {
         let mut chart = builder
             .build_cartesian_2d(x_min..x_max, 0.0..y_max)
             .map_err(err)?;
-        plot_lines(&mut chart, c, x_min..x_max)?;
+        plot_lines(&mut chart, c, x_min..x_max, (0.0, y_max))?;
     }
     root.present().map_err(err)
 }
@@ -219,6 +222,7 @@ fn plot_lines<'a, DB, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
     c: &LineChart,
     x: std::ops::Range<f64>,
+    y: (f64, f64),
 ) -> anyhow::Result<()>
 where
     DB: DrawingBackend + 'a,
@@ -234,6 +238,17 @@ where
     let line = |color: RGBColor| {
         move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
     };
+    if let Some((from, to, label)) = &c.shade {
+        let grey = RGBColor(200, 200, 200);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(*from, y.0), (*to, y.1)],
+                grey.mix(0.5).filled(),
+            )))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], grey.filled()));
+    }
     for (name, pts) in &c.series {
         let color = color_for(name);
         // Zero has no place on a log axis: such points are left out.

@@ -4,6 +4,7 @@
 pub mod autoscale;
 pub mod charts;
 pub mod experiments;
+pub mod faults;
 pub mod model;
 pub mod runs;
 mod tactics;
@@ -235,6 +236,7 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
     predictions(&mut report, &runs);
     autoscale::section(&mut report, &runs)?;
     experiments::section(&mut report, &runs)?;
+    faults::section(&mut report, &runs)?;
     timelines::each_run(&mut report, &runs)?;
 
     let summary = out.join("summary.md");

@@ -1,7 +1,13 @@
 //! `report [RESULTS_DIR] [REPORT_DIR]` (defaults tests/results, tests/reports).
+//! `report --check-faults RUN_DIR…`: each fault run's promise, PASS or FAIL; exit status 1
+//! when one is broken (what `make fault` ends with).
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--check-faults") {
+        args.next();
+        std::process::exit(check_faults(args.collect()));
+    }
     let results = args
         .next()
         .or_else(|| std::env::var("RESULTS_DIR").ok())
@@ -27,4 +33,36 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+fn check_faults(dirs: Vec<String>) -> i32 {
+    let mut status = 0;
+    for dir in dirs {
+        let run = match report::runs::load_run(dir.as_ref()) {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("report: {dir}: {e}");
+                status = 1;
+                continue;
+            }
+        };
+        let checks = report::faults::checks(&run);
+        if checks.is_empty() {
+            eprintln!("report: {dir}: not a fault run (no fault.json)");
+            status = 1;
+        }
+        for c in checks {
+            println!(
+                "{}: {} {}: {}",
+                run.id,
+                if c.passed { "PASS" } else { "FAIL" },
+                c.promise,
+                c.observed
+            );
+            if !c.passed {
+                status = 1;
+            }
+        }
+    }
+    status
 }

@@ -67,6 +67,16 @@ pub struct Run {
     pub measured: Option<common::record::ExperimentRecord>,
     /// End-to-end job times and counts (long-task runs).
     pub longtask: Option<common::record::LongtaskSummary>,
+    /// What a fault experiment did and when (runs of `make fault`).
+    pub fault: Option<common::record::FaultRecord>,
+    /// Unix time of second 0 of the run (its first server sample).
+    pub at0: Option<f64>,
+    /// Unix time of second 0 of the per-second latency and status series (the attack's
+    /// start), where the run recorded it.
+    pub series_t0: Option<f64>,
+    /// Answers per second by status class (`2xx`, `5xx`, `none`, …) and by status.
+    pub status_classes: BTreeMap<String, Vec<u64>>,
+    pub statuses: BTreeMap<u16, Vec<u64>>,
 }
 
 /// p50, p95 and p99 in ms.
@@ -242,6 +252,11 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         autoscaler: Vec::new(),
         measured: common::record::ExperimentRecord::read(dir),
         longtask: r.longtask.clone(),
+        fault: common::record::FaultRecord::read(dir),
+        at0: None,
+        series_t0: None,
+        status_classes: BTreeMap::new(),
+        statuses: BTreeMap::new(),
     };
     // goose.json (Goose's own format) is optional: without it the run has no time series or
     // percentile curve.
@@ -257,9 +272,13 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         if let (Some(a), Some(b), Some(c)) = (l.ok.p50_ms, l.ok.p95_ms, l.ok.p99_ms) {
             run.ok_latency = Some((a, b, c));
         }
+        run.status_classes = l.status_classes;
+        run.series_t0 = l.started_at;
+        run.statuses = l.statuses;
     }
     let server = read_server_samples(dir);
     let at0 = server.iter().find_map(|s| s.at);
+    run.at0 = at0;
     run.in_rotation = server
         .iter()
         .filter_map(|s| Some((s.t, s.backends_healthy?)))

@@ -3,7 +3,9 @@
 //! registry answers, on images built from Debian packages (`docker-compose.offline.yml`).
 //! Settings reach compose as the environment it interpolates `${NAME}` from.
 
-use super::{run_checked, Action, Instance, Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT};
+use super::{
+    run_checked, Action, Dependency, Instance, Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
+};
 use crate::lb::LoadBalancer;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -493,6 +495,12 @@ impl Runtime for Compose {
             &format!("docker {verb}"),
         )
         .await?;
+        Ok(())
+    }
+
+    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
+        let verb = if cut { "stop" } else { "start" };
+        self.compose_checked(&[verb, dependency.name()]).await?;
         Ok(())
     }
 }

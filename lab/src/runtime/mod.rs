@@ -73,6 +73,22 @@ impl Action {
     }
 }
 
+/// What a fault experiment cuts the stack off from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    Postgres,
+    Redis,
+}
+
+impl Dependency {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dependency::Postgres => "postgres",
+            Dependency::Redis => "redis",
+        }
+    }
+}
+
 /// Longest wait for a service to become ready or a gateway to enter the rotation.
 pub const READY_LIMIT: Duration = Duration::from_secs(120);
 /// Longest wait for the load balancer's requests to a draining gateway to complete.
@@ -96,6 +112,14 @@ pub trait Runtime: Send {
     /// Restarts every instance of a service with `settings` (which become the ones in force).
     async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()>;
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()>;
+    /// Makes Postgres or Redis unreachable for the stack (`cut`), or reachable again. Never
+    /// stops a server the lab did not start: natively it cuts the relay in front of it.
+    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()>;
+    /// Routes the stack's connections to Postgres and Redis through relays the lab can cut;
+    /// call with the stack down, before `up` (compose needs none: it stops the container).
+    async fn isolate_dependencies(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
 
     /// Gateways running now.
     async fn gateways(&self) -> anyhow::Result<usize> {

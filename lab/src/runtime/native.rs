@@ -5,13 +5,14 @@
 //! else started by `scripts/deps` (and never stopped by `down`).
 
 use super::{
-    check_ports_free, wait_http_ok, Action, Instance, Kind, Paths, Runtime, DRAIN_LIMIT,
-    READY_LIMIT,
+    check_ports_free, wait_http_ok, Action, Dependency, Instance, Kind, Paths, Runtime,
+    DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::lb::LoadBalancer;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
+use common::relay::TcpRelay;
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub struct Native {
     lb: LoadBalancer,
     /// Processes this lab process started: reaped when they exit.
     children: HashMap<String, Child>,
+    /// Relays in front of Postgres and Redis, when a fault experiment asked for them.
+    relays: Option<(TcpRelay, TcpRelay)>,
 }
 
 /// Whether a native stack is up (its marker and a live load balancer).
@@ -127,6 +130,7 @@ impl Native {
             options,
             lb,
             children: HashMap::new(),
+            relays: None,
         }
     }
 
@@ -687,6 +691,44 @@ impl Runtime for Native {
             if let Some(mut child) = self.children.remove(instance) {
                 let _ = child.wait();
             }
+        }
+        Ok(())
+    }
+
+    async fn isolate_dependencies(&mut self) -> anyhow::Result<()> {
+        if self.relays.is_some() {
+            return Ok(());
+        }
+        let database = self.database_url();
+        let redis = self.options.redis_url.clone();
+        let relay = |url: String| async move {
+            let target = common::relay::socket_of(&url)
+                .await
+                .with_context(|| format!("cannot resolve {}", common::db::describe(&url)))?;
+            TcpRelay::bind(target)
+                .await
+                .context("no loopback port for a relay")
+        };
+        let postgres = relay(database.clone()).await?;
+        let redis_relay = relay(redis.clone()).await?;
+        self.options.database_url = Some(postgres.rewrite_url(&database));
+        self.options.redis_url = redis_relay.rewrite_url(&redis);
+        self.relays = Some((postgres, redis_relay));
+        Ok(())
+    }
+
+    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
+        let (postgres, redis) = self.relays.as_ref().context(
+            "the native stack reaches Postgres and Redis directly: a fault needs the lab's relays (make fault sets them up)",
+        )?;
+        let relay = match dependency {
+            Dependency::Postgres => postgres,
+            Dependency::Redis => redis,
+        };
+        if cut {
+            relay.cut();
+        } else {
+            relay.restore();
         }
         Ok(())
     }

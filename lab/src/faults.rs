@@ -1,0 +1,302 @@
+//! Fault experiments (`make fault NAME=kill-gateway`): a steady load, a fault at a fixed
+//! second, the repair at another, and what the stack did meanwhile. The lab records when it
+//! acted (`fault.json` beside `run.json`); the report draws the timeline and checks the
+//! stack's promise (`report/src/faults.rs`). Postgres and Redis are never stopped natively:
+//! the stack reaches them through relays the lab cuts.
+
+use crate::protocol::{self, LoadSpec};
+use crate::runtime::{Action, Dependency, Runtime};
+use anyhow::{bail, Context};
+use common::record::{FaultEvent, FaultRecord};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One thing the lab does to the stack.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    Act(&'static str, Action),
+    Cut(Dependency),
+    Restore(Dependency),
+}
+
+impl Step {
+    pub fn describe(self) -> String {
+        match self {
+            Step::Act(instance, action) => format!("{} {instance}", action_word(action)),
+            Step::Cut(d) => format!("cut {}", d.name()),
+            Step::Restore(d) => format!("restore {}", d.name()),
+        }
+    }
+
+    async fn run(self, rt: &mut dyn Runtime) -> anyhow::Result<()> {
+        match self {
+            Step::Act(instance, action) => rt.act(instance, action).await,
+            Step::Cut(d) => rt.cut(d, true).await,
+            Step::Restore(d) => rt.cut(d, false).await,
+        }
+    }
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Stop => "stop",
+        Action::Kill => "kill",
+        Action::Pause => "pause",
+        Action::Resume => "resume",
+        Action::Start => "start",
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    pub name: &'static str,
+    /// What the stack promises while the part is down, as the report checks it.
+    pub promise: &'static str,
+    pub scenario: &'static str,
+    pub gateways: usize,
+    pub fault: Step,
+    pub repair: Step,
+    /// The load generator's own knobs.
+    pub load: &'static [(&'static str, &'static str)],
+}
+
+pub const ALL: &[Fault] = &[
+    Fault {
+        name: "kill-gateway",
+        promise: "0 failed requests; the killed gateway out of rotation within one health interval, back after it is healthy",
+        scenario: "hit",
+        gateways: 3,
+        fault: Step::Act("gateway-2", Action::Kill),
+        repair: Step::Act("gateway-2", Action::Start),
+        load: &[("USERS", "100")],
+    },
+    Fault {
+        name: "redis-outage",
+        promise: "0 5xx: cache misses served from the microservice; latency back by itself after Redis returns",
+        scenario: "hit",
+        gateways: 3,
+        fault: Step::Cut(Dependency::Redis),
+        repair: Step::Restore(Dependency::Redis),
+        load: &[("USERS", "100")],
+    },
+    Fault {
+        name: "postgres-restart",
+        promise: "only 503s while Postgres is away (no 500, no hang past the timeouts); serving again within 5 s of its return, no restart",
+        scenario: "miss",
+        gateways: 1,
+        fault: Step::Cut(Dependency::Postgres),
+        repair: Step::Restore(Dependency::Postgres),
+        load: &[("USERS", "100")],
+    },
+];
+
+pub fn find(name: &str) -> anyhow::Result<&'static Fault> {
+    ALL.iter().find(|f| f.name == name).with_context(|| {
+        let names: Vec<&str> = ALL.iter().map(|f| f.name).collect();
+        format!(
+            "unknown fault {name:?}: one of {} (NAME=...)",
+            names.join(", ")
+        )
+    })
+}
+
+/// Seconds into the load when the fault comes and when it is repaired, and the run's length:
+/// 10 s down, with time on both sides to see the before and the recovery.
+pub fn schedule(quick: bool) -> (u64, u64, u64) {
+    if quick {
+        (8, 18, 30)
+    } else {
+        (20, 30, 60)
+    }
+}
+
+/// Waits for the load to start: the load generator creates `server.jsonl` as its attack
+/// begins (after logging in and calibrating).
+async fn attack_started(dir: &Path, child: &mut tokio::process::Child) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !dir.join("server.jsonl").exists() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the load test ended before its load started ({status})");
+        }
+        if Instant::now() > deadline {
+            bail!("the load did not start within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// One fault under load on a fresh stack; returns the run folder.
+pub async fn run(
+    rt: &mut dyn Runtime,
+    bin: &Path,
+    root: &Path,
+    fault: &Fault,
+    quick: bool,
+    batch: &str,
+) -> anyhow::Result<PathBuf> {
+    let (at, repair_at, duration) = schedule(quick);
+    rt.down(true).await?;
+    rt.isolate_dependencies().await?;
+    let mut env: Vec<(String, String)> = vec![
+        ("EXPERIMENT".into(), fault.name.into()),
+        ("EXPERIMENT_SIDE".into(), "fault".into()),
+        ("DURATION_SECS".into(), duration.to_string()),
+    ];
+    env.extend(
+        fault
+            .load
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let spec = LoadSpec {
+        run_id: Some(format!("{batch}-fault-{}", fault.name)),
+        env,
+        ..LoadSpec::new(fault.gateways, fault.scenario, "classic", quick)
+    };
+    let (mut child, dir) = protocol::spawn_load(rt, bin, root, &spec).await?;
+    let mut record = FaultRecord {
+        name: fault.name.into(),
+        promise: fault.promise.into(),
+        health_interval_ms: rt.settings().number("HEALTH_INTERVAL_MS"),
+        ..FaultRecord::default()
+    };
+    let acted = async {
+        attack_started(&dir, &mut child).await?;
+        let started = Instant::now();
+        for (second, step, kind) in [
+            (at, fault.fault, "fault"),
+            (repair_at, fault.repair, "repair"),
+        ] {
+            let when = Duration::from_secs(second);
+            if let Some(wait) = when.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+            eprintln!("fault: {}s: {}", second, step.describe());
+            step.run(rt)
+                .await
+                .with_context(|| format!("{} failed", step.describe()))?;
+            record.events.push(FaultEvent {
+                at: common::time::now_unix(),
+                kind: kind.into(),
+                action: step.describe(),
+            });
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = acted {
+        let _ = child.kill().await;
+        // Whatever was cut comes back before the stack goes down.
+        let _ = fault.repair.run(rt).await;
+        return Err(e);
+    }
+    let status = child.wait().await?;
+    if !status.success() {
+        bail!("the load test failed ({status})");
+    }
+    std::fs::write(
+        dir.join(FaultRecord::FILE),
+        serde_json::to_string_pretty(&record)?,
+    )?;
+    rt.down(true).await?;
+    Ok(dir)
+}
+
+/// `make fault NAME=…` or `make faults` (every one), then the report, whose verdicts decide
+/// the exit status: a broken promise is a failure of the command.
+pub async fn protocol(
+    rt: &mut dyn Runtime,
+    bin: &Path,
+    root: &Path,
+    name: Option<&str>,
+    quick: bool,
+) -> anyhow::Result<()> {
+    let chosen: Vec<&Fault> = match name {
+        Some(n) => vec![find(n)?],
+        None => ALL.iter().collect(),
+    };
+    let batch = protocol::utc_stamp();
+    let started = Instant::now();
+    let work = async {
+        let mut dirs = Vec::new();
+        for (k, fault) in chosen.iter().enumerate() {
+            let elapsed = started.elapsed().as_secs();
+            eprintln!(
+                "\n\x1b[1m== [{}/{}] fault {}: {} → {}; promise: {}\x1b[0m  (elapsed {}m{:02}s)",
+                k + 1,
+                chosen.len(),
+                fault.name,
+                fault.fault.describe(),
+                fault.repair.describe(),
+                fault.promise,
+                elapsed / 60,
+                elapsed % 60
+            );
+            dirs.push(run(rt, bin, root, fault, quick, &batch).await?);
+        }
+        protocol::report(bin, root).await?;
+        anyhow::Ok(dirs)
+    };
+    let result = tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let dirs = match result {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("faults: stopped before the end ({e:#}): taking the stack down");
+            let _ = rt.down(false).await;
+            return Err(e);
+        }
+    };
+    // The report's checks decide: one definition of each promise.
+    let checked = tokio::process::Command::new(bin.join("report"))
+        .arg("--check-faults")
+        .args(&dirs)
+        .current_dir(root)
+        .status()
+        .await
+        .context("cannot run the report's fault checks")?;
+    let secs = started.elapsed().as_secs();
+    eprintln!(
+        "faults: done in {}m{:02}s: runs in tests/results/{batch}-fault-*, report in tests/reports/summary.md (section Faults)",
+        secs / 60,
+        secs % 60
+    );
+    if !checked.success() {
+        bail!(
+            "a promise was broken (FAIL above): a bug in the stack to fix, not a number to report"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_are_found_by_name_and_repair_what_they_break() {
+        assert_eq!(find("redis-outage").unwrap().scenario, "hit");
+        let e = find("kill-everything").unwrap_err().to_string();
+        assert!(e.contains("kill-gateway, redis-outage"), "{e}");
+        for f in ALL {
+            let undone = match (f.fault, f.repair) {
+                (Step::Act(a, Action::Kill), Step::Act(b, Action::Start)) => a == b,
+                (Step::Cut(a), Step::Restore(b)) => a == b,
+                _ => false,
+            };
+            assert!(
+                undone,
+                "{}: {:?} is not undone by {:?}",
+                f.name, f.fault, f.repair
+            );
+            assert!(LoadSpec::new(f.gateways, f.scenario, "classic", true)
+                .check()
+                .is_ok());
+        }
+        let (at, repair, len) = schedule(true);
+        assert!(at < repair && repair + 10 <= len);
+    }
+}

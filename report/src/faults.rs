@@ -1,0 +1,304 @@
+//! "Faults": each run of `make fault` as a timeline (answers per second by status class, p95,
+//! gateways in rotation, the fault's window shaded), its promise checked PASS or FAIL with
+//! what was observed, and why. The lab fails `make fault` on the same checks.
+
+use crate::charts::LineChart;
+use crate::runs::Run;
+use crate::{points, some_points, Writer};
+
+/// One promise of a fault experiment and what the run showed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub promise: String,
+    pub observed: String,
+    pub passed: bool,
+}
+
+fn check(promise: &str, passed: bool, observed: String) -> Check {
+    Check {
+        promise: promise.into(),
+        observed,
+        passed,
+    }
+}
+
+/// Seconds into the run's per-second series when the fault came and when it was repaired.
+pub fn window(r: &Run) -> Option<(f64, f64)> {
+    let f = r.fault.as_ref()?;
+    let t0 = t0(r)?;
+    Some((f.at("fault")? - t0, f.at("repair")? - t0))
+}
+
+/// Unix time of second 0 of the per-second series (the attack's start; else the first
+/// server sample, a second or two earlier).
+fn t0(r: &Run) -> Option<f64> {
+    r.series_t0.or(r.at0)
+}
+
+/// Gateways in rotation each second, on the per-second series' clock.
+fn rotation(r: &Run) -> Vec<(f64, f64)> {
+    let shift = match (r.at0, t0(r)) {
+        (Some(a), Some(t)) => a - t,
+        _ => 0.0,
+    };
+    r.in_rotation.iter().map(|(t, n)| (t + shift, *n)).collect()
+}
+
+/// Answers of these statuses over the seconds `from..to` of the run.
+fn answers(r: &Run, matching: impl Fn(u16) -> bool, from: usize, to: usize) -> u64 {
+    r.statuses
+        .iter()
+        .filter(|(s, _)| matching(**s))
+        .map(|(_, v)| {
+            v.iter()
+                .skip(from)
+                .take(to.saturating_sub(from))
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    (!v.is_empty()).then(|| v[v.len() / 2])
+}
+
+/// The median of the per-second p95s over seconds `from..to`.
+fn p95_over(r: &Run, from: usize, to: usize) -> Option<f64> {
+    median(
+        r.series
+            .p95_ms
+            .iter()
+            .skip(from)
+            .take(to.saturating_sub(from))
+            .flatten()
+            .copied()
+            .collect(),
+    )
+}
+
+/// The first second at or after `from` where `ok` holds, as seconds after `from`.
+fn first_second(from: f64, len: usize, ok: impl Fn(usize) -> bool) -> Option<f64> {
+    (from.ceil() as usize..len)
+        .find(|s| ok(*s))
+        .map(|s| s as f64 - from)
+}
+
+/// The checks of the run's promise; none for a run that is not a fault experiment.
+pub fn checks(r: &Run) -> Vec<Check> {
+    let (Some(f), Some((down, up))) = (r.fault.as_ref(), window(r)) else {
+        return Vec::new();
+    };
+    let len = r.statuses.values().map(Vec::len).max().unwrap_or(0);
+    let fives = answers(r, |s| s >= 500, 0, len);
+    let unanswered = answers(r, |s| s == 0, 0, len);
+    match f.name.as_str() {
+        "kill-gateway" => {
+            let gateways = r.gateways as f64;
+            let interval = f.health_interval_ms / 1000.0;
+            let rotation = rotation(r);
+            let out = rotation
+                .iter()
+                .find(|(t, n)| *t >= down && *n < gateways)
+                .map(|(t, _)| t - down);
+            let back = rotation
+                .iter()
+                .find(|(t, n)| *t >= up && *n >= gateways)
+                .map(|(t, _)| t - up);
+            vec![
+                check(
+                    "0 failed requests",
+                    r.failures == 0,
+                    format!("{} failed of {}", r.failures, r.requests),
+                ),
+                check(
+                    "out of rotation within one health interval",
+                    // Rotation is sampled once a second: one second of slack.
+                    out.is_some_and(|s| s <= interval + 1.0),
+                    out.map_or("never left the rotation".into(), |s| {
+                        format!("{s:.1} s after the kill (interval {interval:.1} s, sampled each second)")
+                    }),
+                ),
+                check(
+                    "back in rotation once healthy",
+                    back.is_some(),
+                    back.map_or("not back before the run ended".into(), |s| {
+                        format!("{s:.1} s after the restart")
+                    }),
+                ),
+            ]
+        }
+        "redis-outage" => {
+            let d = down.floor() as usize;
+            let before = p95_over(r, d.saturating_sub(5), d);
+            let after = p95_over(r, len.saturating_sub(5), len);
+            let recovered = matches!((before, after), (Some(b), Some(a)) if a <= 2.0 * b + 5.0);
+            vec![
+                check(
+                    "0 5xx",
+                    fives == 0 && unanswered == 0,
+                    format!("{fives} 5xx, {unanswered} without an answer"),
+                ),
+                check(
+                    "latency back by itself",
+                    recovered,
+                    format!(
+                        "p95 {} ms in the 5 s before the outage, {} ms in the last 5 s",
+                        crate::experiments::fmt(before, 1),
+                        crate::experiments::fmt(after, 1)
+                    ),
+                ),
+            ]
+        }
+        "postgres-restart" => {
+            let others = answers(r, |s| s >= 500 && s != 503, 0, len) + unanswered;
+            let worst_p99 = r
+                .series
+                .p99_ms
+                .iter()
+                .flatten()
+                .copied()
+                .fold(0.0, f64::max);
+            let serving = first_second(up, len, |s| {
+                let total: u64 = r
+                    .statuses
+                    .values()
+                    .map(|v| v.get(s).copied().unwrap_or(0))
+                    .sum();
+                let ok = answers(r, |c| (200..300).contains(&c), s, s + 1);
+                total > 0 && ok as f64 >= 0.9 * total as f64
+            });
+            vec![
+                check(
+                    "only 503s while Postgres is away",
+                    others == 0,
+                    format!(
+                        "{} 503s, {others} other 5xx or unanswered",
+                        answers(r, |s| s == 503, 0, len)
+                    ),
+                ),
+                check(
+                    "no hang past the timeouts",
+                    worst_p99 <= 5_500.0,
+                    format!(
+                        "worst p99 of a second {worst_p99:.0} ms (MICROSERVICE_TIMEOUT_MS 5000)"
+                    ),
+                ),
+                check(
+                    "serving again within 5 s of its return",
+                    serving.is_some_and(|s| s <= 5.0),
+                    serving.map_or("not serving by the end of the run".into(), |s| {
+                        format!("{s:.0} s after Postgres returned")
+                    }),
+                ),
+            ]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn why(name: &str) -> &'static str {
+    match name {
+        "kill-gateway" => {
+            "**Why.** A killed gateway refuses connections at once, so the load balancer takes \
+             it out of rotation on the first refused connect and sends that request to the \
+             next gateway (a refused connect is always safe to retry); requests already \
+             inside the dead gateway are retried only because they are idempotent GETs. The \
+             restarted gateway returns only after it passes a health check, so no request \
+             meets it half-started."
+        }
+        "redis-outage" => {
+            "**Why.** The cache is an accelerator, not a dependency: every Redis command is \
+             bounded by REDIS_TIMEOUT_MS, a failure counts as a cache error, and the request \
+             is served from the microservice instead. Latency rises to a miss's for the \
+             outage (hits became misses) and falls back once the gateways reconnect and the \
+             first miss refills the entry."
+        }
+        "postgres-restart" => {
+            "**Why.** Without Postgres the microservice cannot get a connection: its pool \
+             gives up after DB_CONNECT_TIMEOUT_MS and it answers 503 with Retry-After, which \
+             the gateway passes on as an overload signal, never as a 500 and never by \
+             waiting forever. The pool opens new connections on demand, so when Postgres \
+             returns the next requests succeed without restarting anything."
+        }
+        _ => "",
+    }
+}
+
+pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
+    // The latest run of each fault.
+    let mut latest: Vec<&Run> = Vec::new();
+    for r in runs.iter().filter(|r| r.fault.is_some()) {
+        let name = &r.fault.as_ref().expect("filtered").name;
+        latest.retain(|l| &l.fault.as_ref().expect("filtered").name != name);
+        latest.push(r);
+    }
+    if latest.is_empty() {
+        return Ok(());
+    }
+    w.line("## Faults\n");
+    w.line(
+        "Each fault under a steady load (`make fault NAME=…`): the part fails at a fixed \
+         second and is repaired ten seconds later. The shaded band is the fault's window; \
+         answers are counted per second by status class.\n",
+    );
+    for r in latest {
+        let f = r.fault.as_ref().expect("filtered");
+        w.line(&format!("### `{}`: {}\n", f.name, f.promise));
+        let actions: Vec<String> = f
+            .events
+            .iter()
+            .map(|e| {
+                let t = t0(r).map_or(String::new(), |a0| format!(" at {:.0} s", e.at - a0));
+                format!("{}{t}", e.action)
+            })
+            .collect();
+        w.line(&format!("The lab: {}.\n", actions.join(", then ")));
+        w.line("| promise | observed | |");
+        w.line("|---|---|---|");
+        for c in checks(r) {
+            w.line(&format!(
+                "| {} | {} | **{}** |",
+                c.promise,
+                c.observed,
+                if c.passed { "PASS" } else { "FAIL" }
+            ));
+        }
+        w.line("");
+        let shade = window(r).map(|(a, b)| (a, b, format!("{} → repaired", f.name)));
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = r
+            .status_classes
+            .iter()
+            .map(|(class, v)| {
+                let v: Vec<f64> = v.iter().map(|n| *n as f64).collect();
+                (format!("{class} per second"), points(&v))
+            })
+            .collect();
+        if !r.in_rotation.is_empty() {
+            let scale = r.status_classes.get("2xx").map_or(1.0, |v| {
+                (v.iter().copied().max().unwrap_or(1) as f64 / r.gateways.max(1) as f64).max(1.0)
+            });
+            series.push((
+                format!("gateways in rotation (× {scale:.0})"),
+                rotation(r).iter().map(|(t, n)| (*t, n * scale)).collect(),
+            ));
+        }
+        let title = format!("{}: answers per second", f.name);
+        let mut chart =
+            LineChart::new(&title, "seconds into the run", "answers per second", series);
+        chart.shade = shade.clone();
+        w.line_chart(&format!("fault-{}", r.id), &chart)?;
+        let title = format!("{}: p95 per second", f.name);
+        let mut latency = LineChart::new(
+            &title,
+            "seconds into the run",
+            "ms",
+            vec![("p95".into(), some_points(&r.series.p95_ms))],
+        );
+        latency.shade = shade;
+        latency.log_y = true;
+        w.line_chart(&format!("fault-p95-{}", r.id), &latency)?;
+        w.line(&format!("\n{}\n", why(&f.name)));
+    }
+    Ok(())
+}

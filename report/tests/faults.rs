@@ -1,0 +1,229 @@
+//! The Faults section and its checks on hand-built fault runs: 30 seconds, the fault at 8 s,
+//! the repair at 18 s, on the per-second series' clock.
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+const T0: f64 = 1_800_000_000.0;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("report-faults-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fault run: `statuses` per second (30 s), gateways in rotation per second, failures.
+fn fault_run(
+    root: &Path,
+    name: &str,
+    statuses: serde_json::Value,
+    rotation: &[f64],
+    failures: u64,
+    p95: Vec<f64>,
+) -> PathBuf {
+    let id = format!("20261123-150000-fault-{name}");
+    let dir = root.join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let write =
+        |file: &str, v: serde_json::Value| std::fs::write(dir.join(file), v.to_string()).unwrap();
+    write(
+        "run.json",
+        json!({
+            "schema_version": 2, "run_id": id, "scenario": "hit", "profile": "classic",
+            "load": {"users": 100, "rate": 100.0, "duration_secs": 30}, "gateways": 3,
+            "experiment": {"name": name, "side": "fault", "settings": {}},
+            "started": "2026-11-23T15:00:00Z", "duration_secs": 30.0,
+            "requests": 3000, "failures": failures, "error_pct": 0.0, "rps": 100.0,
+            "latency_ms": {"avg": 2.0, "p50": 1.0, "p95": 3.0, "p99": 5.0, "max": 9.0},
+        }),
+    );
+    let mut classes = serde_json::Map::new();
+    for (code, per_second) in statuses.as_object().unwrap() {
+        let class = if code == "0" {
+            "none".to_string()
+        } else {
+            format!("{}xx", &code[..1])
+        };
+        classes.insert(class, per_second.clone());
+    }
+    write(
+        "latency_per_second.json",
+        json!({
+            "started_at": T0, "requests": vec![100; 30], "failures": vec![0; 30],
+            "p50_ms": p95.clone(), "p95_ms": p95.clone(), "p99_ms": p95,
+            "status_classes": classes, "statuses": statuses,
+        }),
+    );
+    // The server samples start a second before the attack.
+    let server: Vec<String> = rotation
+        .iter()
+        .enumerate()
+        .map(|(t, n)| {
+            json!({"t": t as f64, "at": T0 - 1.0 + t as f64, "backends_healthy": n, "gateways": {}})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(dir.join("server.jsonl"), server.join("\n")).unwrap();
+    write(
+        "fault.json",
+        json!({
+            "name": name, "promise": "the promise", "health_interval_ms": 1000.0,
+            "events": [
+                {"at": T0 + 8.0, "kind": "fault", "action": "the fault"},
+                {"at": T0 + 18.0, "kind": "repair", "action": "the repair"},
+            ]
+        }),
+    );
+    dir
+}
+
+fn load(dir: &Path) -> report::runs::Run {
+    report::runs::load_run(dir).unwrap()
+}
+
+fn verdicts(dir: &Path) -> Vec<(String, bool)> {
+    report::faults::checks(&load(dir))
+        .into_iter()
+        .map(|c| (c.promise, c.passed))
+        .collect()
+}
+
+#[test]
+fn a_killed_gateway_is_checked_on_failures_and_the_rotation() {
+    let root = temp("kill");
+    // On the server clock (one second ahead): 3 gateways, 2 from second 10 (9 s into the
+    // series: 1 s after the kill), 3 again from second 21 (2 s after the repair).
+    let rotation: Vec<f64> = (0..31)
+        .map(|t| if (10..21).contains(&t) { 2.0 } else { 3.0 })
+        .collect();
+    let ok = json!({"200": vec![100; 30]});
+    let dir = fault_run(
+        &root,
+        "kill-gateway",
+        ok.clone(),
+        &rotation,
+        0,
+        vec![1.0; 30],
+    );
+    assert_eq!(report::faults::window(&load(&dir)), Some((8.0, 18.0)));
+    assert!(
+        verdicts(&dir).iter().all(|(_, passed)| *passed),
+        "{:?}",
+        verdicts(&dir)
+    );
+    let checks = report::faults::checks(&load(&dir));
+    assert_eq!(
+        checks[1].observed,
+        "1.0 s after the kill (interval 1.0 s, sampled each second)"
+    );
+    assert_eq!(checks[2].observed, "2.0 s after the restart");
+
+    // One failed request, and a gateway that never left the rotation: two FAILs.
+    let root2 = temp("kill-broken");
+    let dir = fault_run(&root2, "kill-gateway", ok, &[3.0; 31], 1, vec![1.0; 30]);
+    let v = verdicts(&dir);
+    assert_eq!(v.iter().filter(|(_, p)| !p).count(), 2, "{v:?}");
+
+    let outcome = report::generate(&root, &root.join("out")).unwrap();
+    let md = std::fs::read_to_string(outcome.summary).unwrap();
+    assert!(md.contains("## Faults"), "{md}");
+    assert!(
+        md.contains("The lab: the fault at 8 s, then the repair at 18 s."),
+        "{md}"
+    );
+    assert!(
+        md.contains("| 0 failed requests | 0 failed of 3000 | **PASS** |"),
+        "{md}"
+    );
+    assert!(root
+        .join("out/graphs/fault-20261123-150000-fault-kill-gateway.png")
+        .exists());
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root2);
+}
+
+#[test]
+fn a_postgres_outage_may_shed_with_503_only_and_must_recover_in_5_s() {
+    let root = temp("pg");
+    let mut ok = vec![100u64; 30];
+    let mut shed = vec![0u64; 30];
+    for s in 8..18 {
+        ok[s] = 0;
+        shed[s] = 100;
+    }
+    // Serving again 2 s after Postgres returned.
+    ok[18] = 0;
+    shed[18] = 100;
+    ok[19] = 50;
+    shed[19] = 50;
+    let dir = fault_run(
+        &root,
+        "postgres-restart",
+        json!({"200": ok.clone(), "503": shed.clone()}),
+        &[1.0; 31],
+        1100,
+        vec![50.0; 30],
+    );
+    let checks = report::faults::checks(&load(&dir));
+    assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+    assert_eq!(checks[2].observed, "2 s after Postgres returned");
+    // A single 500 breaks the promise.
+    let mut bug = vec![0u64; 30];
+    bug[12] = 1;
+    let root2 = temp("pg-500");
+    let dir = fault_run(
+        &root2,
+        "postgres-restart",
+        json!({"200": ok, "503": shed, "500": bug}),
+        &[1.0; 31],
+        1101,
+        vec![50.0; 30],
+    );
+    let checks = report::faults::checks(&load(&dir));
+    assert!(!checks[0].passed, "{checks:?}");
+    assert_eq!(checks[0].observed, "1150 503s, 1 other 5xx or unanswered");
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root2);
+}
+
+#[test]
+fn a_redis_outage_passes_without_5xx_when_latency_comes_back() {
+    let root = temp("redis");
+    let mut p95 = vec![2.0; 30];
+    for s in p95.iter_mut().take(18).skip(8) {
+        *s = 60.0;
+    }
+    let dir = fault_run(
+        &root,
+        "redis-outage",
+        json!({"200": vec![100; 30]}),
+        &[3.0; 31],
+        0,
+        p95.clone(),
+    );
+    assert!(verdicts(&dir).iter().all(|(_, p)| *p));
+    // Latency that stays high after Redis returned fails the second promise.
+    let root2 = temp("redis-slow");
+    for s in p95.iter_mut().skip(18) {
+        *s = 60.0;
+    }
+    let dir = fault_run(
+        &root2,
+        "redis-outage",
+        json!({"200": vec![100; 30]}),
+        &[3.0; 31],
+        0,
+        p95,
+    );
+    let v = verdicts(&dir);
+    assert_eq!(
+        v,
+        vec![
+            ("0 5xx".to_string(), true),
+            ("latency back by itself".to_string(), false)
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&root2);
+}
