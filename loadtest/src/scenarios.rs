@@ -75,6 +75,11 @@ pub async fn mark_start(_user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
+/// The transaction that marks the attack's start ([`mark_start`]).
+pub fn start_marker() -> goose::goose::Transaction {
+    transaction!(mark_start)
+}
+
 pub fn started_at() -> Option<f64> {
     match STARTED_AT.load(Ordering::SeqCst) {
         0 => None,
@@ -359,9 +364,4 @@ mod tests {
             );
         }
     }
-}
-
-/// The transaction that marks the attack's start ([`mark_start`]).
-pub fn start_marker() -> goose::goose::Transaction {
-    transaction!(mark_start)
 }
