@@ -527,6 +527,9 @@ pub struct WorkerSample {
 pub struct LatencyPerSecond {
     /// Unix time of second 0 of these series: when the load generator's attack began.
     pub started_at: Option<f64>,
+    /// When (ms into the attack) the first login was sent: the attack's first request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_login_ms: Option<u64>,
     pub requests: Vec<u64>,
     pub failures: Vec<u64>,
     /// Answers per second by status class: `2xx`, `4xx`, `5xx`, and `none` for a request

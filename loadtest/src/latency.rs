@@ -45,10 +45,14 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
     let mut ok: Vec<f64> = Vec::new();
     let mut classes: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     let mut statuses: std::collections::BTreeMap<u16, Vec<u64>> = Default::default();
+    let mut first_login_ms: Option<u64> = None;
     for line in std::io::BufReader::new(file).lines() {
         let Ok(line) = serde_json::from_str::<Line>(&line?) else {
             continue;
         };
+        if line.name.contains("login") && !line.update {
+            first_login_ms = Some(first_login_ms.map_or(line.elapsed, |f| f.min(line.elapsed)));
+        }
         if line.update || line.name.contains("login") {
             continue;
         }
@@ -83,6 +87,7 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
         v.resize(buckets.len(), 0);
     }
     let mut out = PerSecond {
+        first_login_ms,
         failures,
         status_classes: classes,
         statuses,
@@ -166,6 +171,7 @@ mod tests {
         assert_eq!(s.status_classes["5xx"], vec![0, 0, 1]);
         assert_eq!(s.status_classes["none"], vec![0, 0, 1]);
         assert_eq!(s.statuses[&503], vec![0, 0, 1]);
+        assert_eq!(s.first_login_ms, Some(1500));
         // The failed 0.25 ms request is left out of the successful requests' percentiles.
         assert_eq!(
             s.ok,

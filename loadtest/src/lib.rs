@@ -495,7 +495,6 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         )?;
     }
     let attack = GooseAttack::initialize_with_config(goose_config(&options, &load, &dir)?)?
-        .test_start(scenarios::start_marker())
         .register_scenario(scenario);
     let (metrics, sla_failed) = match attack.execute().await {
         Ok(metrics) => (metrics, Vec::new()),
@@ -514,7 +513,9 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     // Goose has flushed its request log by the time execute() returns.
     let log = dir.join("requests.json");
     let mut series = latency::per_second(&log)?;
-    series.started_at = scenarios::started_at();
+    series.started_at = scenarios::first_login_at()
+        .zip(series.first_login_ms)
+        .map(|(wall, elapsed_ms)| wall - elapsed_ms as f64 / 1000.0);
     std::fs::write(
         dir.join("latency_per_second.json"),
         serde_json::to_string(&series)?,

@@ -65,23 +65,14 @@ pub fn configure(options: &Options) {
     *JOBS.lock().expect("not poisoned") = Jobs::default();
 }
 
-/// Unix time (f64 bits) when the attack began: second 0 of the per-second series, which
-/// the report lines the lab's fault events up with.
-static STARTED_AT: AtomicU64 = AtomicU64::new(0);
+/// Unix time (f64 bits) when the first user sent its first request (a login): with that
+/// request's `elapsed` in Goose's log, it places second 0 of the per-second series on the
+/// wall clock, where the lab's fault events are.
+static FIRST_LOGIN_AT: AtomicU64 = AtomicU64::new(0);
 
-/// Goose's test-start hook: runs once as the attack begins.
-pub async fn mark_start(_user: &mut GooseUser) -> TransactionResult {
-    STARTED_AT.store(common::time::now_unix().to_bits(), Ordering::SeqCst);
-    Ok(())
-}
-
-/// The transaction that marks the attack's start ([`mark_start`]).
-pub fn start_marker() -> goose::goose::Transaction {
-    transaction!(mark_start)
-}
-
-pub fn started_at() -> Option<f64> {
-    match STARTED_AT.load(Ordering::SeqCst) {
+/// When the first login of the attack was sent (unix seconds).
+pub fn first_login_at() -> Option<f64> {
+    match FIRST_LOGIN_AT.load(Ordering::SeqCst) {
         0 => None,
         bits => Some(f64::from_bits(bits)),
     }
@@ -137,6 +128,12 @@ struct Session {
 
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
+    let _ = FIRST_LOGIN_AT.compare_exchange(
+        0,
+        common::time::now_unix().to_bits(),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     let n = user.weighted_users_index % s.lab_users + 1;
     let body = login_body(n, &s.lab_password);
     let mut goose = user.post_json("/login", &body).await?;

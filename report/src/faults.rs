@@ -225,6 +225,12 @@ fn why(name: &str) -> &'static str {
     }
 }
 
+/// Second k's count drawn at k + 0.5: it covers [k, k+1), and the fault's window is drawn
+/// on the same axis to the fraction of a second.
+fn mid_second(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    points.into_iter().map(|(t, v)| (t + 0.5, v)).collect()
+}
+
 pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
     // The latest run of each fault.
     let mut latest: Vec<&Run> = Vec::new();
@@ -271,7 +277,7 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             .iter()
             .map(|(class, v)| {
                 let v: Vec<f64> = v.iter().map(|n| *n as f64).collect();
-                (format!("{class} per second"), points(&v))
+                (format!("{class} per second"), mid_second(points(&v)))
             })
             .collect();
         if !r.in_rotation.is_empty() {
@@ -293,7 +299,7 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             &title,
             "seconds into the run",
             "ms",
-            vec![("p95".into(), some_points(&r.series.p95_ms))],
+            vec![("p95".into(), mid_second(some_points(&r.series.p95_ms)))],
         );
         latency.shade = shade;
         latency.log_y = true;
