@@ -138,6 +138,9 @@ pub struct FaultRecord {
     pub promise: String,
     /// The load balancer's health-check interval in force (what "detected in time" means).
     pub health_interval_ms: f64,
+    /// The timeouts in force (`QUEUE_TIMEOUT_MS`, `MICROSERVICE_TIMEOUT_MS`) and the settings
+    /// the fault set: what "no wait past the timeouts" means.
+    pub settings: BTreeMap<String, f64>,
     pub events: Vec<FaultEvent>,
 }
 

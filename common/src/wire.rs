@@ -107,3 +107,11 @@ pub struct Listing {
 /// Prefixes the load generator's `listing` scenario asks for (`p0`…), uniformly: what a
 /// listing cache can hold, and what the report's prediction counts.
 pub const LISTING_PREFIXES: u32 = 10;
+
+/// The microservice's `PUT /delay`: its `pg_sleep` per request from now on (a lab control
+/// for the slow-microservice fault, like the load balancer's admin port).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delay {
+    pub db_delay_ms: u64,
+}

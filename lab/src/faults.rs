@@ -17,6 +17,8 @@ pub enum Step {
     Act(&'static str, Action),
     Cut(Dependency),
     Restore(Dependency),
+    /// Every microservice's delay set to DB_DELAY_MS × this (`PUT /delay`).
+    SlowBy(u64),
 }
 
 impl Step {
@@ -25,6 +27,8 @@ impl Step {
             Step::Act(instance, action) => format!("{} {instance}", action_word(action)),
             Step::Cut(d) => format!("cut {}", d.name()),
             Step::Restore(d) => format!("restore {}", d.name()),
+            Step::SlowBy(1) => "microservice delay back to DB_DELAY_MS".into(),
+            Step::SlowBy(n) => format!("microservice delay × {n}"),
         }
     }
 
@@ -33,6 +37,25 @@ impl Step {
             Step::Act(instance, action) => rt.act(instance, action).await,
             Step::Cut(d) => rt.cut(d, true).await,
             Step::Restore(d) => rt.cut(d, false).await,
+            Step::SlowBy(factor) => {
+                let delay = common::wire::Delay {
+                    db_delay_ms: rt.settings().number("DB_DELAY_MS") as u64 * factor,
+                };
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()?;
+                for base in rt.instance_urls(crate::settings::Service::Microservice) {
+                    let answer = http
+                        .put(format!("{base}/delay"))
+                        .json(&delay)
+                        .send()
+                        .await?;
+                    if !answer.status().is_success() {
+                        bail!("PUT {base}/delay answered {}", answer.status());
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -58,6 +81,8 @@ pub struct Fault {
     pub repair: Step,
     /// The load generator's own knobs.
     pub load: &'static [(&'static str, &'static str)],
+    /// Lab settings the run sets (the rest stay as they are).
+    pub fixed: &'static [(&'static str, &'static str)],
 }
 
 pub const ALL: &[Fault] = &[
@@ -69,6 +94,7 @@ pub const ALL: &[Fault] = &[
         fault: Step::Act("gateway-2", Action::Kill),
         repair: Step::Act("gateway-2", Action::Start),
         load: &[("USERS", "100")],
+        fixed: &[],
     },
     Fault {
         name: "redis-outage",
@@ -78,6 +104,7 @@ pub const ALL: &[Fault] = &[
         fault: Step::Cut(Dependency::Redis),
         repair: Step::Restore(Dependency::Redis),
         load: &[("USERS", "100")],
+        fixed: &[],
     },
     Fault {
         name: "postgres-restart",
@@ -87,6 +114,19 @@ pub const ALL: &[Fault] = &[
         fault: Step::Cut(Dependency::Postgres),
         repair: Step::Restore(Dependency::Postgres),
         load: &[("USERS", "100")],
+        fixed: &[],
+    },
+    Fault {
+        name: "slow-microservice",
+        promise: "slowness becomes fast 504s and 503s (no wait past the timeouts, no 500); the load balancer does not multiply the load (no retry); serving again after the repair",
+        scenario: "miss",
+        gateways: 1,
+        fault: Step::SlowBy(10),
+        repair: Step::SlowBy(1),
+        // Well under the gateway's capacity (4 slots / 0.2 s) before the fault.
+        load: &[("USERS", "20")],
+        // 200 ms becomes 2 s, past the gateway's 1 s timeout.
+        fixed: &[("DB_DELAY_MS", "200"), ("MICROSERVICE_TIMEOUT_MS", "1000")],
     },
 ];
 
@@ -126,7 +166,7 @@ async fn attack_started(dir: &Path, child: &mut tokio::process::Child) -> anyhow
     Ok(())
 }
 
-/// One fault under load on a fresh stack; returns the run folder.
+/// One fault under load on a fresh stack with the fault's settings; returns the run folder.
 pub async fn run(
     rt: &mut dyn Runtime,
     bin: &Path,
@@ -137,6 +177,35 @@ pub async fn run(
 ) -> anyhow::Result<PathBuf> {
     let (at, repair_at, duration) = schedule(quick);
     rt.down(true).await?;
+    let base = rt.settings().clone();
+    let mut settings = base.clone();
+    for (k, v) in fault.fixed {
+        settings.set(k, v)?;
+    }
+    rt.set_settings(settings);
+    let result = run_with(
+        rt,
+        bin,
+        root,
+        fault,
+        quick,
+        batch,
+        (at, repair_at, duration),
+    )
+    .await;
+    rt.set_settings(base);
+    result
+}
+
+async fn run_with(
+    rt: &mut dyn Runtime,
+    bin: &Path,
+    root: &Path,
+    fault: &Fault,
+    quick: bool,
+    batch: &str,
+    (at, repair_at, duration): (u64, u64, u64),
+) -> anyhow::Result<PathBuf> {
     rt.isolate_dependencies().await?;
     let mut env: Vec<(String, String)> = vec![
         ("EXPERIMENT".into(), fault.name.into()),
@@ -159,6 +228,10 @@ pub async fn run(
         name: fault.name.into(),
         promise: fault.promise.into(),
         health_interval_ms: rt.settings().number("HEALTH_INTERVAL_MS"),
+        settings: ["QUEUE_TIMEOUT_MS", "MICROSERVICE_TIMEOUT_MS", "DB_DELAY_MS"]
+            .iter()
+            .map(|k| (k.to_string(), rt.settings().number(k)))
+            .collect(),
         ..FaultRecord::default()
     };
     let acted = async {
@@ -285,8 +358,13 @@ mod tests {
             let undone = match (f.fault, f.repair) {
                 (Step::Act(a, Action::Kill), Step::Act(b, Action::Start)) => a == b,
                 (Step::Cut(a), Step::Restore(b)) => a == b,
+                (Step::SlowBy(_), Step::SlowBy(1)) => true,
                 _ => false,
             };
+            let mut s = crate::settings::Settings::defaults();
+            for (k, v) in f.fixed {
+                s.set(k, v).unwrap();
+            }
             assert!(
                 undone,
                 "{}: {:?} is not undone by {:?}",

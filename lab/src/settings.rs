@@ -153,6 +153,8 @@ pub const TABLE: &[Setting] = &[
       "Requests each gateway queues for a slot before it answers 503."),
     s("QUEUE_TIMEOUT_MS", "5000", Scope::Services(GW), int(1, 600_000),
       "Longest wait for a slot."),
+    s("MICROSERVICE_TIMEOUT_MS", "5000", Scope::Services(GW), int(1, 600_000),
+      "Longest wait for the microservice's answer; past it the gateway answers 504."),
     s("GATEWAY_CPUS", "0.5", Scope::Compose, Kind::Cpus,
       "CPUs each gateway container may use (compose only)."),
     s("CACHE_ENABLED", "true", Scope::Services(GW), Kind::Bool,

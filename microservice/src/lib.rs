@@ -83,7 +83,8 @@ impl Config {
 struct AppState {
     connections: Connections,
     instance: Arc<str>,
-    db_delay_secs: f64,
+    /// `DB_DELAY_MS` at start, changed by `PUT /delay`.
+    db_delay_ms: Arc<std::sync::atomic::AtomicU64>,
     cpu_iterations: u64,
     query_latency: prometheus::Histogram,
     listing_delay_ms: u64,
@@ -116,7 +117,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let state = AppState {
         connections,
         instance: instance.clone().into(),
-        db_delay_secs: config.db_delay_ms as f64 / 1000.0,
+        db_delay_ms: Arc::new(config.db_delay_ms.into()),
         cpu_iterations: config.process_cpu_iterations,
         query_latency,
         listing_delay_ms: config.listing_delay_ms,
@@ -127,6 +128,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .route("/process/{key}", get(routes::process))
         .route("/explain/{key}", get(routes::explain))
         .route("/listing/{prefix}", get(routes::listing))
+        .route("/delay", axum::routing::put(routes::set_delay))
         .with_state(state);
     let router = common::http::with_ops(
         routes,

@@ -10,6 +10,7 @@ use common::wire::{Listing, QueryPlan};
 use common::ApiError;
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Buckets the key hashes into; each holds `SEED_ROWS / BUCKETS` rows.
@@ -42,9 +43,10 @@ async fn lookup(state: &AppState, key: String) -> Result<Lookup, ApiError> {
     let bucket = bucket_of(&key);
     let client = state.connections.get().await?;
     let started = Instant::now();
-    if state.db_delay_secs > 0.0 {
+    let delay_secs = state.db_delay_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+    if delay_secs > 0.0 {
         client
-            .execute("SELECT pg_sleep($1)", &[&state.db_delay_secs])
+            .execute("SELECT pg_sleep($1)", &[&delay_secs])
             .await
             .map_err(query_error)?;
     }
@@ -182,6 +184,26 @@ pub async fn listing(
         prefix,
         listed_at_ms: (common::time::now_unix() * 1000.0) as u64,
     }))
+}
+
+/// Longest delay `PUT /delay` accepts (as `DB_DELAY_MS`).
+const MAX_DELAY_MS: u64 = 60_000;
+
+/// `PUT /delay {"db_delay_ms": N}`: every request from now on holds its connection N ms.
+pub async fn set_delay(
+    State(state): State<AppState>,
+    common::JsonObject(delay): common::JsonObject<common::wire::Delay>,
+) -> Result<Json<common::wire::Delay>, ApiError> {
+    if delay.db_delay_ms > MAX_DELAY_MS {
+        return Err(ApiError::bad_request(format!(
+            "db_delay_ms must be at most {MAX_DELAY_MS}"
+        )));
+    }
+    state
+        .db_delay_ms
+        .store(delay.db_delay_ms, Ordering::Relaxed);
+    tracing::info!(db_delay_ms = delay.db_delay_ms, "delay changed");
+    Ok(Json(delay))
 }
 
 /// Deterministic CPU work (splitmix64 rounds) that the optimiser cannot remove.

@@ -202,3 +202,41 @@ async fn a_smaller_seed_rows_leaves_exactly_that_many_rows() {
     let (_, body) = get(&format!("{}/data/same", small.base)).await;
     assert_eq!(body["result"]["rows"], 3, "{body}");
 }
+
+#[tokio::test]
+async fn put_delay_slows_every_request_from_then_on_and_refuses_bad_bodies() {
+    let db = TestDb::create().await;
+    let app = spawn(Config::for_tests("ms-delay", db.config())).await;
+    let http = reqwest::Client::new();
+    let put = |body: String| {
+        http.put(format!("{}/delay", app.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = put(r#"{"db_delay_ms": 300}"#.into()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let started = Instant::now();
+    let (status, body) = get(&format!("{}/data/slow", app.base)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(body["result"]["db_ms"].as_f64().unwrap() >= 300.0);
+    for (bad, want) in [
+        (r#"{"db_delay_ms": 60001}"#, 400),
+        (r#"{"db_delay_ms": -1}"#, 422),
+        (r#"{"db_delay_ms": "10"}"#, 422),
+        (r#"{"delay": 10}"#, 422),
+        (r#"[10]"#, 422),
+        ("{not json", 400),
+        ("not json", 422),
+    ] {
+        let r = put(bad.into()).await.unwrap();
+        assert_eq!(r.status().as_u16(), want, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].is_string(), "{bad}: {body}");
+    }
+    put(r#"{"db_delay_ms": 0}"#.into()).await.unwrap();
+    let started = Instant::now();
+    get(&format!("{}/data/fast", app.base)).await;
+    assert!(started.elapsed() < Duration::from_millis(300));
+}

@@ -193,6 +193,60 @@ pub fn checks(r: &Run) -> Vec<Check> {
                 ),
             ]
         }
+        "slow-microservice" => {
+            let limit = |k: &str| f.settings.get(k).copied();
+            let bound = limit("QUEUE_TIMEOUT_MS").zip(limit("MICROSERVICE_TIMEOUT_MS"));
+            let worst_p99 = r
+                .series
+                .p99_ms
+                .iter()
+                .flatten()
+                .copied()
+                .fold(0.0, f64::max);
+            let others = answers(r, |s| s >= 500 && s != 503 && s != 504, 0, len) + unanswered;
+            let (d, u) = (down.floor() as usize, up.ceil() as usize + 1);
+            let timeouts = answers(r, |s| s == 504, d, u);
+            let shed = answers(r, |s| s == 503, d, u);
+            let serving = first_second(up, len, |s| {
+                let total: u64 = r
+                    .statuses
+                    .values()
+                    .map(|v| v.get(s).copied().unwrap_or(0))
+                    .sum();
+                let ok = answers(r, |c| (200..300).contains(&c), s, s + 1);
+                total > 0 && ok as f64 >= 0.9 * total as f64
+            });
+            vec![
+                check(
+                    "slowness becomes fast 504s and 503s",
+                    timeouts > 0 && others == 0,
+                    format!("{timeouts} 504s and {shed} 503s in the window, {others} other 5xx or unanswered"),
+                ),
+                check(
+                    "no wait past the timeouts",
+                    bound.is_some_and(|(q, m)| worst_p99 <= q + m + 500.0),
+                    format!(
+                        "worst p99 of a second {worst_p99:.0} ms (QUEUE_TIMEOUT_MS {} + MICROSERVICE_TIMEOUT_MS {})",
+                        crate::experiments::fmt(bound.map(|b| b.0), 0),
+                        crate::experiments::fmt(bound.map(|b| b.1), 0)
+                    ),
+                ),
+                check(
+                    "the load balancer does not multiply the load",
+                    r.lb_retries == Some(0.0),
+                    r.lb_retries.map_or("retries not recorded".into(), |n| {
+                        format!("{n:.0} requests sent to a second gateway")
+                    }),
+                ),
+                check(
+                    "serving again after the repair",
+                    serving.is_some_and(|s| s <= 10.0),
+                    serving.map_or("not serving by the end of the run".into(), |s| {
+                        format!("{s:.0} s after the delay came back")
+                    }),
+                ),
+            ]
+        }
         _ => Vec::new(),
     }
 }
@@ -220,6 +274,15 @@ fn why(name: &str) -> &'static str {
              the gateway passes on as an overload signal, never as a 500 and never by \
              waiting forever. The pool opens new connections on demand, so when Postgres \
              returns the next requests succeed without restarting anything."
+        }
+        "slow-microservice" => {
+            "**Why.** A slow dependency is worse than a dead one: it holds every caller's \
+             resources. The gateway bounds it twice: it stops waiting for the microservice \
+             after MICROSERVICE_TIMEOUT_MS (a 504, fast compared with the slowness), and its \
+             limiter admits MAX_IN_FLIGHT requests at once and sheds the queue past \
+             QUEUE_TIMEOUT_MS with 503s, so the gateway stays responsive. The load balancer \
+             never re-sends a request that timed out or was shed: a second copy would only \
+             double the load on the part that is already too slow."
         }
         _ => "",
     }

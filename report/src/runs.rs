@@ -71,6 +71,8 @@ pub struct Run {
     pub fault: Option<common::record::FaultRecord>,
     /// Unix time of second 0 of the run (its first server sample).
     pub at0: Option<f64>,
+    /// Requests the load balancer sent to a second gateway over the run.
+    pub lb_retries: Option<f64>,
     /// Unix time of second 0 of the per-second latency and status series (the attack's
     /// start), where the run recorded it.
     pub series_t0: Option<f64>,
@@ -254,6 +256,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         longtask: r.longtask.clone(),
         fault: common::record::FaultRecord::read(dir),
         at0: None,
+        lb_retries: None,
         series_t0: None,
         status_classes: BTreeMap::new(),
         statuses: BTreeMap::new(),
@@ -279,6 +282,10 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
     let server = read_server_samples(dir);
     let at0 = server.iter().find_map(|s| s.at);
     run.at0 = at0;
+    let retries: Vec<f64> = server.iter().filter_map(|s| s.retries).collect();
+    if let (Some(first), Some(last)) = (retries.first(), retries.last()) {
+        run.lb_retries = Some(last - first);
+    }
     run.in_rotation = server
         .iter()
         .filter_map(|s| Some((s.t, s.backends_healthy?)))

@@ -227,3 +227,56 @@ fn a_redis_outage_passes_without_5xx_when_latency_comes_back() {
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&root2);
 }
+
+#[test]
+fn a_slow_microservice_must_turn_into_504s_and_503s_without_retries() {
+    let root = temp("slow");
+    let mut ok = vec![60u64; 30];
+    let mut timeouts = vec![0u64; 30];
+    let mut shed = vec![0u64; 30];
+    for s in 8..18 {
+        ok[s] = 0;
+        timeouts[s] = 4;
+        shed[s] = 50;
+    }
+    let dir = fault_run(
+        &root,
+        "slow-microservice",
+        json!({"200": ok, "503": shed, "504": timeouts}),
+        &[1.0; 31],
+        540,
+        vec![900.0; 30],
+    );
+    // The lab's record of the timeouts in force, and the load balancer's retry counter.
+    let mut fault: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("fault.json")).unwrap()).unwrap();
+    fault["settings"] = json!({"QUEUE_TIMEOUT_MS": 5000.0, "MICROSERVICE_TIMEOUT_MS": 1000.0});
+    std::fs::write(dir.join("fault.json"), fault.to_string()).unwrap();
+    let server: Vec<String> = (0..31)
+        .map(|t| {
+            json!({"t": t as f64, "at": T0 - 1.0 + t as f64, "backends_healthy": 1.0,
+                   "retries": 7.0, "gateways": {}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(dir.join("server.jsonl"), server.join("\n")).unwrap();
+    let checks = report::faults::checks(&load(&dir));
+    assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+    assert_eq!(
+        checks[0].observed,
+        "40 504s and 500 503s in the window, 0 other 5xx or unanswered"
+    );
+    assert_eq!(checks[2].observed, "0 requests sent to a second gateway");
+    // Retries during the run break the promise.
+    let server: Vec<String> = (0..31)
+        .map(|t| {
+            json!({"t": t as f64, "at": T0 - 1.0 + t as f64, "backends_healthy": 1.0,
+                   "retries": 7.0 + t as f64, "gateways": {}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(dir.join("server.jsonl"), server.join("\n")).unwrap();
+    let checks = report::faults::checks(&load(&dir));
+    assert!(!checks[2].passed, "{checks:?}");
+    let _ = std::fs::remove_dir_all(&root);
+}
