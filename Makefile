@@ -115,7 +115,7 @@ fault: lab-bin ## One fault under load: NAME=kill-gateway|redis-outage|postgres-
 	@if [ -z "$(NAME)" ]; then echo "make fault: set NAME (kill-gateway, redis-outage, postgres-restart, slow-microservice)" >&2; exit 2; fi
 	@$(LAB) fault "$(NAME)"
 
-faults: lab-bin ## Every fault (QUICK=1: about 3 min natively), then the report
+faults: lab-bin ## Every fault (QUICK=1: about 2.5 min natively), then the report
 	@$(LAB) faults
 
 report: ## tests/reports/summary.md and charts from tests/results/*
