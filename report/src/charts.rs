@@ -55,7 +55,7 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 pub fn color_for(name: &str) -> RGBColor {
     let n = name.to_ascii_lowercase();
     // Series that share a chart and must never share a colour.
-    const NAMED: [(&str, RGBColor); 11] = [
+    const NAMED: [(&str, RGBColor); 16] = [
         ("p50", RGBColor(41, 128, 185)),
         ("p95", RGBColor(230, 126, 34)),
         ("p99", RGBColor(142, 68, 173)),
@@ -67,6 +67,12 @@ pub fn color_for(name: &str) -> RGBColor {
         ("pending", RGBColor(211, 84, 0)),
         ("in progress", RGBColor(22, 160, 133)),
         ("burst", RGBColor(192, 57, 43)),
+        // Answers by status class (the Faults section) and the rotation beside them.
+        ("2xx", RGBColor(39, 174, 96)),
+        ("4xx", RGBColor(241, 196, 15)),
+        ("5xx", RGBColor(192, 57, 43)),
+        ("none", RGBColor(44, 62, 80)),
+        ("gateways in rotation", RGBColor(41, 128, 185)),
     ];
     if let Some((_, c)) = NAMED.iter().find(|(k, _)| n.starts_with(k)) {
         return *c;
