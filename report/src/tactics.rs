@@ -161,7 +161,7 @@ pub(crate) fn db_pool(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
          should be about A's plus one connect: {} + {} = {}; {}. The cost is not only \
          latency: nothing bounds B's connections but the load ({} open at once at the peak, \
          against DB_POOL_SIZE={} pooled). Past Postgres's `max_connections` (100 by default, \
-         200 in the compose stack) a new connection is refused with \"too many clients\", \
+         200 in the compose stack, 300 in the native lab's) a new connection is refused with \"too many clients\", \
          and the microservice answers those requests with a 503; a pool caps each instance \
          at its size instead.",
         fmt(opened[0], 2),
@@ -174,6 +174,17 @@ pub(crate) fn db_pool(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         fmt(peak[1], 0),
         fmt(a.knobs.microservice_pool.map(f64::from), 0),
     )];
+    if let (Some(da), Some(dbb)) = (db_ms(&sides[0].1), db_ms(&sides[1].1)) {
+        if dbb > 1.1 * da {
+            out.push(format!(
+                "The queries themselves also took longer on side B ({} → {}): Postgres starts \
+                 a backend process and authenticates for every connection, CPU the queries \
+                 then share, which is why B's p50 exceeds the prediction.",
+                ms(Some(da)),
+                ms(Some(dbb))
+            ));
+        }
+    }
     if db_ms(&sides[0].1).is_some_and(|db| p50(a) > 3.0 * db) {
         out.push(
             "Side A's p50 is mostly waiting, not database time: the requests queued (at the \

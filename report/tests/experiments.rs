@@ -175,8 +175,25 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
         )
     };
 
+    let db = |ms: f64| {
+        [
+            counter(
+                "microservice",
+                "db_query_duration_seconds_sum",
+                &[],
+                ms / 1000.0 * 400.0,
+            ),
+            counter(
+                "microservice",
+                "db_query_duration_seconds_count",
+                &[],
+                400.0,
+            ),
+        ]
+    };
     let mut a = record("db-pool", "A", "DB_POOL_MODE", "pooled");
     a.counters = vec![requests(400.0)];
+    a.counters.extend(db(50.0));
     let mut b = record("db-pool", "B", "DB_POOL_MODE", "per-request");
     b.counters = vec![
         requests(400.0),
@@ -194,6 +211,7 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
             400.0,
         ),
     ];
+    b.counters.extend(db(60.0));
     b.peaks = vec![counter(
         "microservice",
         "db_request_connections_open",
@@ -283,6 +301,10 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
     );
     assert!(
         md.contains("(4 open at once at the peak, against DB_POOL_SIZE=10 pooled)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("The queries themselves also took longer on side B (50.0 ms → 60.0 ms)"),
         "{md}"
     );
     // batch: A 2000 commits in 20 s of 5 ms → bound 200 jobs/s; B 10 per commit / 8 ms → 1250.
