@@ -111,11 +111,11 @@ experiment: lab-bin ## One tactic A/B: NAME=index|db-pool|client-reuse|local-cac
 experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 9 min natively), then the report
 	@$(LAB) experiments
 
-fault: lab-bin ## One fault under load: NAME=kill-gateway|redis-outage|postgres-restart|slow-microservice; report; fails on a broken promise
-	@if [ -z "$(NAME)" ]; then echo "make fault: set NAME (kill-gateway, redis-outage, postgres-restart, slow-microservice)" >&2; exit 2; fi
+fault: lab-bin ## One fault under load: NAME=kill-gateway|redis-outage|postgres-restart|worker-crash|slow-microservice; report; fails on a broken promise
+	@if [ -z "$(NAME)" ]; then echo "make fault: set NAME (kill-gateway, redis-outage, postgres-restart, worker-crash, slow-microservice)" >&2; exit 2; fi
 	@$(LAB) fault "$(NAME)"
 
-faults: lab-bin ## Every fault (QUICK=1: about 2.5 min natively), then the report
+faults: lab-bin ## Every fault (QUICK=1: about 3 min natively), then the report
 	@$(LAB) faults
 
 report: ## tests/reports/summary.md and charts from tests/results/*

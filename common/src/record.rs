@@ -142,6 +142,24 @@ pub struct FaultRecord {
     /// the fault set: what "no wait past the timeouts" means.
     pub settings: BTreeMap<String, f64>,
     pub events: Vec<FaultEvent>,
+    /// The jobs the lab queued before a worker crash, and what became of them.
+    pub jobs: Option<JobAccount>,
+}
+
+/// Jobs the lab queued itself and followed to the end (`worker-crash`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JobAccount {
+    /// Asked for.
+    pub queued: u64,
+    /// Accepted by the gateway (202).
+    pub accepted: u64,
+    pub done: u64,
+    pub failed: u64,
+    /// Neither done nor failed when the lab stopped waiting: lost.
+    pub unfinished: u64,
+    /// Finished after more than one delivery: taken over from the crashed worker.
+    pub taken_over: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

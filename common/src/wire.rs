@@ -115,3 +115,47 @@ pub const LISTING_PREFIXES: u32 = 10;
 pub struct Delay {
     pub db_delay_ms: u64,
 }
+
+/// `POST /longtask`'s body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub task: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+/// `POST /longtask`'s answer (202).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskAccepted {
+    pub id: String,
+    /// Always `queued`.
+    pub status: String,
+    pub status_url: String,
+}
+
+/// `GET /tasks/{id}`: queued or running (from Redis), done or failed (from Postgres).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub id: String,
+    /// `queued`, `running`, `done`, `failed`.
+    pub status: String,
+    #[serde(default)]
+    pub task: Option<String>,
+    #[serde(default)]
+    pub result: serde_json::Value,
+    /// The worker that stored the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Deliveries it took: more than 1 when a crashed worker's job was taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+impl TaskStatus {
+    /// Done or failed: it will not change again.
+    pub fn finished(&self) -> bool {
+        matches!(self.status.as_str(), "done" | "failed")
+    }
+}

@@ -10,18 +10,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use common::ApiError;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 
-#[derive(Deserialize)]
-pub struct TaskRequest {
-    task: String,
-    #[serde(default)]
-    payload: Value,
-}
+use common::wire::{NewTask as TaskRequest, TaskAccepted, TaskStatus};
 
 fn validate_task_name(task: &str) -> Result<(), ApiError> {
     let ok = !task.is_empty()
@@ -104,7 +98,11 @@ pub async fn enqueue(
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, status_url.clone())],
-        Json(json!({"id": id, "status": "queued", "status_url": status_url})),
+        Json(TaskAccepted {
+            id,
+            status: "queued".into(),
+            status_url,
+        }),
     )
         .into_response())
 }
@@ -113,7 +111,7 @@ pub async fn status(
     State(state): St,
     _user: User,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskStatus>, ApiError> {
     let Path(id) = id?;
     let not_found = || ApiError::not_found(format!("no task with id {id:?}"));
     if uuid::Uuid::parse_str(&id).is_err() {
@@ -133,15 +131,15 @@ pub async fn status(
     };
     if let Some(row) = finished {
         let result: String = row.get(2);
-        return Ok(Json(json!({
-            "id": id,
-            "status": row.get::<_, String>(0),
-            "task": row.get::<_, String>(1),
-            "result": serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
-            "worker": row.get::<_, String>(3),
-            "attempts": row.get::<_, i32>(4),
-            "finished_at": row.get::<_, String>(5),
-        })));
+        return Ok(Json(TaskStatus {
+            id,
+            status: row.get(0),
+            task: Some(row.get(1)),
+            result: serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
+            worker: Some(row.get(3)),
+            attempts: Some(row.get(4)),
+            finished_at: Some(row.get(5)),
+        }));
     }
     let pending: HashMap<String, String> = state
         .redis
@@ -149,12 +147,15 @@ pub async fn status(
         .await
         .map_err(|e| ApiError::unavailable(format!("task queue unavailable: {e}")))?;
     match pending.get("status") {
-        Some(status) => Ok(Json(json!({
-            "id": id,
-            "status": status,
-            "task": pending.get("task"),
-            "result": Value::Null,
-        }))),
+        Some(status) => Ok(Json(TaskStatus {
+            id,
+            status: status.clone(),
+            task: pending.get("task").cloned(),
+            result: Value::Null,
+            worker: None,
+            attempts: None,
+            finished_at: None,
+        })),
         None => Err(not_found()),
     }
 }

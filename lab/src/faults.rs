@@ -19,6 +19,8 @@ pub enum Step {
     Restore(Dependency),
     /// Every microservice's delay set to DB_DELAY_MS × this (`PUT /delay`).
     SlowBy(u64),
+    /// Queue this many short jobs through the load balancer, then SIGKILL the worker.
+    BacklogThenKillWorker(u64),
 }
 
 impl Step {
@@ -29,6 +31,7 @@ impl Step {
             Step::Restore(d) => format!("restore {}", d.name()),
             Step::SlowBy(1) => "microservice delay back to DB_DELAY_MS".into(),
             Step::SlowBy(n) => format!("microservice delay × {n}"),
+            Step::BacklogThenKillWorker(n) => format!("queue {n} jobs, kill worker"),
         }
     }
 
@@ -56,7 +59,126 @@ impl Step {
                 }
                 Ok(())
             }
+            Step::BacklogThenKillWorker(_) => {
+                bail!("a backlog step runs through `backlog`, which keeps the jobs' ids")
+            }
         }
+    }
+}
+
+/// The jobs a worker crash is measured on: queued through the load balancer as lab user 1.
+struct Backlog {
+    http: reqwest::Client,
+    target: String,
+    token: String,
+    ids: Vec<String>,
+    queued: u64,
+}
+
+impl Backlog {
+    async fn queue(rt: &dyn Runtime, n: u64) -> anyhow::Result<Self> {
+        use futures::StreamExt;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let target = rt.endpoints().target;
+        let login = common::wire::Login {
+            username: "user1".into(),
+            password: rt.settings().get("LAB_PASSWORD").into(),
+        };
+        let answer = http
+            .post(format!("{target}/login"))
+            .json(&login)
+            .send()
+            .await?;
+        if !answer.status().is_success() {
+            bail!("login as user1 answered {}", answer.status());
+        }
+        let token = answer.json::<common::wire::LoginAnswer>().await?.token;
+        let task = common::wire::NewTask {
+            task: "report".into(),
+            payload: serde_json::json!({"duration_ms": 20}),
+        };
+        let ids: Vec<String> = futures::stream::iter(0..n)
+            .map(|_| {
+                let req = http
+                    .post(format!("{target}/longtask"))
+                    .bearer_auth(&token)
+                    .json(&task);
+                async move {
+                    let r = req.send().await.ok()?;
+                    (r.status().as_u16() == 202)
+                        .then_some(r)?
+                        .json::<common::wire::TaskAccepted>()
+                        .await
+                        .ok()
+                        .map(|a| a.id)
+                }
+            })
+            .buffer_unordered(16)
+            .filter_map(|id| async move { id })
+            .collect()
+            .await;
+        Ok(Self {
+            http,
+            target,
+            token,
+            ids,
+            queued: n,
+        })
+    }
+
+    /// Follows every job until it is done or failed, for at most `limit`.
+    async fn account(&self, limit: Duration) -> common::record::JobAccount {
+        use futures::StreamExt;
+        let deadline = Instant::now() + limit;
+        let mut open: Vec<String> = self.ids.clone();
+        let mut account = common::record::JobAccount {
+            queued: self.queued,
+            accepted: self.ids.len() as u64,
+            ..Default::default()
+        };
+        while !open.is_empty() && Instant::now() < deadline {
+            let statuses: Vec<(String, Option<common::wire::TaskStatus>)> =
+                futures::stream::iter(open.iter().cloned())
+                    .map(|id| {
+                        let req = self
+                            .http
+                            .get(format!("{}/tasks/{id}", self.target))
+                            .bearer_auth(&self.token);
+                        async move {
+                            let status = match req.send().await {
+                                Ok(r) if r.status().is_success() => r.json().await.ok(),
+                                _ => None,
+                            };
+                            (id, status)
+                        }
+                    })
+                    .buffer_unordered(16)
+                    .collect()
+                    .await;
+            open.clear();
+            for (id, status) in statuses {
+                match status.filter(|s| s.finished()) {
+                    Some(s) => {
+                        if s.status == "done" {
+                            account.done += 1;
+                        } else {
+                            account.failed += 1;
+                        }
+                        if s.attempts.unwrap_or(1) > 1 {
+                            account.taken_over += 1;
+                        }
+                    }
+                    None => open.push(id),
+                }
+            }
+            if !open.is_empty() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        account.unfinished = open.len() as u64;
+        account
     }
 }
 
@@ -115,6 +237,17 @@ pub const ALL: &[Fault] = &[
         repair: Step::Restore(Dependency::Postgres),
         load: &[("USERS", "100")],
         fixed: &[],
+    },
+    Fault {
+        name: "worker-crash",
+        promise: "0 jobs lost and 0 failed when the worker dies mid-batch with a backlog; results keyed by job id, so a replay stores nothing twice",
+        scenario: "longtask",
+        gateways: 1,
+        fault: Step::BacklogThenKillWorker(1000),
+        repair: Step::Act("worker", Action::Start),
+        load: &[("USERS", "20"), ("LONGTASK_MS", "20")],
+        // A crashed worker's jobs are taken over 3 s after their delivery, within the run.
+        fixed: &[("VISIBILITY_TIMEOUT_MS", "3000")],
     },
     Fault {
         name: "slow-microservice",
@@ -234,6 +367,7 @@ async fn run_with(
             .collect(),
         ..FaultRecord::default()
     };
+    let mut backlog: Option<Backlog> = None;
     let acted = async {
         attack_started(&dir, &mut child).await?;
         let started = Instant::now();
@@ -246,9 +380,14 @@ async fn run_with(
                 tokio::time::sleep(wait).await;
             }
             eprintln!("fault: {}s: {}", second, step.describe());
-            step.run(rt)
-                .await
-                .with_context(|| format!("{} failed", step.describe()))?;
+            if let Step::BacklogThenKillWorker(n) = step {
+                backlog = Some(Backlog::queue(rt, n).await?);
+                rt.act("worker", Action::Kill).await?;
+            } else {
+                step.run(rt)
+                    .await
+                    .with_context(|| format!("{} failed", step.describe()))?;
+            }
             record.events.push(FaultEvent {
                 at: common::time::now_unix(),
                 kind: kind.into(),
@@ -267,6 +406,13 @@ async fn run_with(
     let status = child.wait().await?;
     if !status.success() {
         bail!("the load test failed ({status})");
+    }
+    if let Some(backlog) = &backlog {
+        eprintln!(
+            "fault: following the {} queued jobs to the end",
+            backlog.ids.len()
+        );
+        record.jobs = Some(backlog.account(Duration::from_secs(60)).await);
     }
     std::fs::write(
         dir.join(FaultRecord::FILE),
@@ -359,6 +505,7 @@ mod tests {
                 (Step::Act(a, Action::Kill), Step::Act(b, Action::Start)) => a == b,
                 (Step::Cut(a), Step::Restore(b)) => a == b,
                 (Step::SlowBy(_), Step::SlowBy(1)) => true,
+                (Step::BacklogThenKillWorker(_), Step::Act("worker", Action::Start)) => true,
                 _ => false,
             };
             let mut s = crate::settings::Settings::defaults();

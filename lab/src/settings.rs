@@ -188,6 +188,8 @@ pub const TABLE: &[Setting] = &[
       "Long tasks the worker runs at once."),
     s("BATCH_SIZE", "20", Scope::Services(WK), int(1, 10_000),
       "Task results the worker writes per transaction at most."),
+    s("VISIBILITY_TIMEOUT_MS", "30000", Scope::Services(WK), int(100, 3_600_000),
+      "A job delivered but not acknowledged for this long is taken over by a live worker (a crashed worker's jobs)."),
     // Replicas of the other tiers (native runtime; compose runs one of each).
     s("WORKERS", "1", Scope::Lab, int(1, 16),
       "Worker instances consuming the queue (native runtime: ports WORKER_PORT, +100, +200, ...)."),

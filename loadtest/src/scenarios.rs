@@ -214,7 +214,10 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
     let builder = user
         .get_request_builder(&GooseMethod::Post, "/longtask")?
         .bearer_auth(&token)
-        .json(&json!({"task": "report", "payload": {"duration_ms": s.longtask_ms}}));
+        .json(&common::wire::NewTask {
+            task: "report".into(),
+            payload: json!({"duration_ms": s.longtask_ms}),
+        });
     let request = GooseRequest::builder()
         .method(GooseMethod::Post)
         .path("/longtask")
@@ -224,10 +227,10 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
     let goose = user.request(request).await?;
     let status_url = match goose.response {
         Ok(r) if r.status().as_u16() == 202 => r
-            .json::<serde_json::Value>()
+            .json::<common::wire::TaskAccepted>()
             .await
             .ok()
-            .and_then(|v| v["status_url"].as_str().map(String::from)),
+            .map(|a| a.status_url),
         Ok(r) if r.status().as_u16() == 401 => {
             RELOGINS.fetch_add(1, Ordering::Relaxed);
             return log_in(user).await;
@@ -251,10 +254,10 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
         let goose = user.request(request).await?;
         let state = match goose.response {
             Ok(r) => r
-                .json::<serde_json::Value>()
+                .json::<common::wire::TaskStatus>()
                 .await
                 .ok()
-                .and_then(|v| v["status"].as_str().map(String::from)),
+                .map(|t| t.status),
             Err(_) => None,
         };
         let waited = started.elapsed().as_secs_f64() * 1000.0;

@@ -193,6 +193,30 @@ pub fn checks(r: &Run) -> Vec<Check> {
                 ),
             ]
         }
+        "worker-crash" => {
+            let Some(j) = f.jobs.as_ref() else {
+                return vec![check(
+                    "0 jobs lost",
+                    false,
+                    "the jobs were not followed".into(),
+                )];
+            };
+            vec![
+                check(
+                    "0 jobs lost",
+                    j.accepted == j.queued && j.unfinished == 0 && j.done + j.failed == j.accepted,
+                    format!(
+                        "{} queued, {} accepted, {} done, {} failed, {} unfinished; {} taken over from the killed worker",
+                        j.queued, j.accepted, j.done, j.failed, j.unfinished, j.taken_over
+                    ),
+                ),
+                check(
+                    "0 jobs failed",
+                    j.failed == 0,
+                    format!("{} failed", j.failed),
+                ),
+            ]
+        }
         "slow-microservice" => {
             let limit = |k: &str| f.settings.get(k).copied();
             let bound = limit("QUEUE_TIMEOUT_MS").zip(limit("MICROSERVICE_TIMEOUT_MS"));
@@ -274,6 +298,16 @@ fn why(name: &str) -> &'static str {
              the gateway passes on as an overload signal, never as a 500 and never by \
              waiting forever. The pool opens new connections on demand, so when Postgres \
              returns the next requests succeed without restarting anything."
+        }
+        "worker-crash" => {
+            "**Why.** A job leaves the stream's pending list only after its result row is \
+             committed. The killed worker's delivered-but-unacknowledged jobs stay pending; \
+             once they are older than VISIBILITY_TIMEOUT_MS a live worker (here the restarted \
+             one) claims them and runs them again (`attempts` > 1). The result is inserted \
+             with the job id as its key and ON CONFLICT DO NOTHING, so a job that was \
+             committed before the crash but not yet acknowledged is stored once, not twice. \
+             The run's queue chart (under *Each run over time*) shows the backlog waiting \
+             while no worker runs."
         }
         "slow-microservice" => {
             "**Why.** A slow dependency is worse than a dead one: it holds every caller's \

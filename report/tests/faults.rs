@@ -280,3 +280,39 @@ fn a_slow_microservice_must_turn_into_504s_and_503s_without_retries() {
     assert!(!checks[2].passed, "{checks:?}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_worker_crash_loses_no_job_or_fails_the_check() {
+    let root = temp("worker");
+    let dir = fault_run(
+        &root,
+        "worker-crash",
+        json!({"200": vec![20; 30]}),
+        &[1.0; 31],
+        0,
+        vec![5.0; 30],
+    );
+    let write_jobs = |jobs: serde_json::Value| {
+        let mut fault: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("fault.json")).unwrap())
+                .unwrap();
+        fault["jobs"] = jobs;
+        std::fs::write(dir.join("fault.json"), fault.to_string()).unwrap();
+    };
+    write_jobs(
+        json!({"queued": 1000, "accepted": 1000, "done": 1000, "failed": 0, "unfinished": 0, "taken_over": 4}),
+    );
+    let checks = report::faults::checks(&load(&dir));
+    assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+    assert_eq!(
+        checks[0].observed,
+        "1000 queued, 1000 accepted, 1000 done, 0 failed, 0 unfinished; 4 taken over from the killed worker"
+    );
+    write_jobs(
+        json!({"queued": 1000, "accepted": 1000, "done": 997, "failed": 0, "unfinished": 3, "taken_over": 0}),
+    );
+    assert!(!report::faults::checks(&load(&dir))[0].passed);
+    write_jobs(json!(null));
+    assert!(!report::faults::checks(&load(&dir))[0].passed);
+    let _ = std::fs::remove_dir_all(&root);
+}
