@@ -35,11 +35,12 @@ impl Step {
         }
     }
 
-    async fn run(self, rt: &mut dyn Runtime) -> anyhow::Result<()> {
+    /// Does it; a step that queues jobs returns them, for the run to follow to the end.
+    async fn run(self, rt: &mut dyn Runtime) -> anyhow::Result<Option<Backlog>> {
         match self {
-            Step::Act(instance, action) => rt.act(instance, action).await,
-            Step::Cut(d) => rt.cut(d, true).await,
-            Step::Restore(d) => rt.cut(d, false).await,
+            Step::Act(instance, action) => rt.act(instance, action).await.map(|_| None),
+            Step::Cut(d) => rt.cut(d, true).await.map(|_| None),
+            Step::Restore(d) => rt.cut(d, false).await.map(|_| None),
             Step::SlowBy(factor) => {
                 let delay = common::wire::Delay {
                     db_delay_ms: rt.settings().number("DB_DELAY_MS") as u64 * factor,
@@ -57,10 +58,12 @@ impl Step {
                         bail!("PUT {base}/delay answered {}", answer.status());
                     }
                 }
-                Ok(())
+                Ok(None)
             }
-            Step::BacklogThenKillWorker(_) => {
-                bail!("a backlog step runs through `backlog`, which keeps the jobs' ids")
+            Step::BacklogThenKillWorker(n) => {
+                let backlog = Backlog::queue(rt, n).await?;
+                rt.act("worker", Action::Kill).await?;
+                Ok(Some(backlog))
             }
         }
     }
@@ -380,13 +383,12 @@ async fn run_with(
                 tokio::time::sleep(wait).await;
             }
             eprintln!("fault: {}s: {}", second, step.describe());
-            if let Step::BacklogThenKillWorker(n) = step {
-                backlog = Some(Backlog::queue(rt, n).await?);
-                rt.act("worker", Action::Kill).await?;
-            } else {
-                step.run(rt)
-                    .await
-                    .with_context(|| format!("{} failed", step.describe()))?;
+            let queued = step
+                .run(rt)
+                .await
+                .with_context(|| format!("{} failed", step.describe()))?;
+            if queued.is_some() {
+                backlog = queued;
             }
             record.events.push(FaultEvent {
                 at: common::time::now_unix(),

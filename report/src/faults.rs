@@ -84,6 +84,25 @@ fn first_second(from: f64, len: usize, ok: impl Fn(usize) -> bool) -> Option<f64
         .map(|s| s as f64 - from)
 }
 
+/// Seconds after `from` until the first second whose answers are at least 90 % 2xx.
+fn serving_again(r: &Run, from: f64, len: usize) -> Option<f64> {
+    first_second(from, len, |s| {
+        let total = answers(r, |_| true, s, s + 1);
+        let ok = answers(r, |c| (200..300).contains(&c), s, s + 1);
+        total > 0 && ok as f64 >= 0.9 * total as f64
+    })
+}
+
+/// The highest p99 of any second of the run (ms).
+fn worst_p99(r: &Run) -> f64 {
+    r.series
+        .p99_ms
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max)
+}
+
 /// The checks of the run's promise; none for a run that is not a fault experiment.
 pub fn checks(r: &Run) -> Vec<Check> {
     let (Some(f), Some((down, up))) = (r.fault.as_ref(), window(r)) else {
@@ -152,22 +171,8 @@ pub fn checks(r: &Run) -> Vec<Check> {
         }
         "postgres-restart" => {
             let others = answers(r, |s| s >= 500 && s != 503, 0, len) + unanswered;
-            let worst_p99 = r
-                .series
-                .p99_ms
-                .iter()
-                .flatten()
-                .copied()
-                .fold(0.0, f64::max);
-            let serving = first_second(up, len, |s| {
-                let total: u64 = r
-                    .statuses
-                    .values()
-                    .map(|v| v.get(s).copied().unwrap_or(0))
-                    .sum();
-                let ok = answers(r, |c| (200..300).contains(&c), s, s + 1);
-                total > 0 && ok as f64 >= 0.9 * total as f64
-            });
+            let worst_p99 = worst_p99(r);
+            let serving = serving_again(r, up, len);
             vec![
                 check(
                     "only 503s while Postgres is away",
@@ -220,26 +225,12 @@ pub fn checks(r: &Run) -> Vec<Check> {
         "slow-microservice" => {
             let limit = |k: &str| f.settings.get(k).copied();
             let bound = limit("QUEUE_TIMEOUT_MS").zip(limit("MICROSERVICE_TIMEOUT_MS"));
-            let worst_p99 = r
-                .series
-                .p99_ms
-                .iter()
-                .flatten()
-                .copied()
-                .fold(0.0, f64::max);
+            let worst_p99 = worst_p99(r);
             let others = answers(r, |s| s >= 500 && s != 503 && s != 504, 0, len) + unanswered;
             let (d, u) = (down.floor() as usize, up.ceil() as usize + 1);
             let timeouts = answers(r, |s| s == 504, d, u);
             let shed = answers(r, |s| s == 503, d, u);
-            let serving = first_second(up, len, |s| {
-                let total: u64 = r
-                    .statuses
-                    .values()
-                    .map(|v| v.get(s).copied().unwrap_or(0))
-                    .sum();
-                let ok = answers(r, |c| (200..300).contains(&c), s, s + 1);
-                total > 0 && ok as f64 >= 0.9 * total as f64
-            });
+            let serving = serving_again(r, up, len);
             vec![
                 check(
                     "slowness becomes fast 504s and 503s",
