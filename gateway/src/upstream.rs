@@ -28,7 +28,7 @@ pub struct Upstream {
     /// What MICROSERVICE_URL lists.
     configured: Vec<reqwest::Url>,
     /// Every instance those resolve to now (`http://10.0.0.5:8001`), in a stable order.
-    targets: RwLock<Arc<Vec<String>>>,
+    targets: RwLock<Vec<String>>,
     next: AtomicUsize,
     timeout: Duration,
     connect_timeout: Duration,
@@ -67,7 +67,7 @@ impl Upstream {
         let mut upstream = Self {
             client: None,
             configured,
-            targets: RwLock::new(Arc::new(targets)),
+            targets: RwLock::new(targets),
             next: AtomicUsize::new(0),
             timeout: Duration::from_millis(config.microservice_timeout_ms),
             connect_timeout: Duration::from_millis(config.microservice_connect_timeout_ms),
@@ -87,7 +87,7 @@ impl Upstream {
                     return;
                 };
                 let found = upstream.resolve().await;
-                *upstream.targets.write().expect("not poisoned") = Arc::new(found);
+                *upstream.targets.write().expect("not poisoned") = found;
                 drop(upstream);
                 tokio::time::sleep(DISCOVERY_EVERY).await;
             }
@@ -122,15 +122,12 @@ impl Upstream {
         found
     }
 
-    /// The instances requests go to now.
-    pub fn targets(&self) -> Arc<Vec<String>> {
-        self.targets.read().expect("not poisoned").clone()
-    }
-
-    fn pick(&self) -> String {
-        let targets = self.targets();
+    /// `{next instance}/{path}`: one allocation per request, under a read lock that only
+    /// discovery (every 2 s) ever waits on.
+    fn url(&self, path: &str) -> String {
+        let targets = self.targets.read().expect("not poisoned");
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        targets[i % targets.len()].clone()
+        format!("{}/{path}", targets[i % targets.len()])
     }
 
     fn build_client(&self) -> reqwest::Result<reqwest::Client> {
@@ -153,8 +150,8 @@ impl Upstream {
         &self,
         path: &str,
     ) -> Result<T, ApiError> {
-        let base = self.pick();
-        let url = format!("{base}/{path}");
+        let url = self.url(path);
+        let base = &url[..url.len() - path.len() - 1];
         let own;
         let client = match &self.client {
             Some(shared) => shared,
@@ -244,8 +241,10 @@ mod tests {
             "{resolved:?}"
         );
         assert_eq!(resolved.last().unwrap(), "http://127.0.0.2:8101");
-        *upstream.targets.write().unwrap() = Arc::new(resolved.clone());
-        let picks: Vec<String> = (0..resolved.len() * 2).map(|_| upstream.pick()).collect();
+        *upstream.targets.write().unwrap() = resolved.clone();
+        let picks: Vec<String> = (0..resolved.len() * 2)
+            .map(|_| upstream.url("x").trim_end_matches("/x").to_string())
+            .collect();
         for target in &resolved {
             assert_eq!(
                 picks.iter().filter(|p| *p == target).count(),
