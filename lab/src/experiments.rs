@@ -353,7 +353,6 @@ pub async fn run(
         .map(|i| exp.settings_for(&base, i))
         .collect::<anyhow::Result<_>>()?;
     let result = async {
-        rt.down(true).await?;
         let mut dirs = Vec::new();
         for (i, settings) in sides.into_iter().enumerate() {
             let side = side_name(i);

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use connections::PoolMode;
-pub use routes::top_scan;
 
 /// The index `ITEMS_INDEX` creates on the filtered column.
 pub const INDEX: &str = "items_bucket_idx";
