@@ -29,6 +29,14 @@ pub struct Metrics {
     pub cpu_seconds: prometheus::Gauge,
     /// TCP connections this service accepted: with requests, how often clients reconnect.
     pub connections: prometheus::IntCounter,
+    /// When the process started (unix seconds): a fault run checks that no service restarted.
+    pub started_at: prometheus::Gauge,
+}
+
+/// Unix time of the process's first metrics registry: its start, as far as a scrape can tell.
+fn process_started_at() -> f64 {
+    static STARTED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(crate::time::now_unix)
 }
 
 impl Metrics {
@@ -69,12 +77,19 @@ impl Metrics {
                 "http_connections_accepted_total",
                 "TCP connections accepted by the HTTP server",
             ),
+            started_at: prometheus::Gauge::new(
+                "process_start_time_seconds",
+                "Start time of the process since the unix epoch, in seconds",
+            )
+            .expect("valid metric"),
         };
+        metrics.started_at.set(process_started_at());
         metrics.register(Box::new(metrics.requests.clone()));
         metrics.register(Box::new(metrics.latency.clone()));
         metrics.register(Box::new(metrics.in_flight.clone()));
         metrics.register(Box::new(metrics.cpu_seconds.clone()));
         metrics.register(Box::new(metrics.connections.clone()));
+        metrics.register(Box::new(metrics.started_at.clone()));
         metrics
     }
 

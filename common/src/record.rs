@@ -68,6 +68,9 @@ pub struct RunRecord {
     pub longtask: Option<LongtaskSummary>,
     #[serde(default)]
     pub relogins: u64,
+    /// The 503s the load generator got, and how many lacked `Retry-After`.
+    #[serde(default)]
+    pub shed: Shed,
     #[serde(default)]
     pub server: ServerSummary,
     #[serde(default)]
@@ -338,6 +341,14 @@ impl<T> Measured<T> {
     }
 }
 
+/// 503 answers seen by the load generator: shedding must say when to come back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Shed {
+    pub answers_503: u64,
+    pub without_retry_after: u64,
+}
+
 /// What the servers counted over the run (differences between the first and last sample).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -491,6 +502,8 @@ pub struct ServerSample {
     pub host_cpu_busy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<Measured<WorkerSample>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub microservice: Option<Measured<MicroserviceSample>>,
 }
 
 /// One decision of the autoscaler (`autoscaler.jsonl`).
@@ -530,6 +543,22 @@ pub struct GatewaySample {
     pub cache_error: f64,
     pub limiter_rejected: f64,
     pub cpu_seconds: f64,
+    /// The process's start (unix seconds): a change between samples is a restart.
+    pub started_at: f64,
+}
+
+/// The microservice's counters and its pool's gauges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MicroserviceSample {
+    pub requests: f64,
+    /// Requests answered 503 (no database connection within its timeout, too many clients).
+    pub unavailable: f64,
+    pub pool_open: f64,
+    pub pool_available: f64,
+    /// Requests waiting for a pooled connection.
+    pub pool_waiting: f64,
+    pub started_at: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -540,6 +569,11 @@ pub struct WorkerSample {
     pub queue_lag: f64,
     pub jobs_in_progress: f64,
     pub jobs_processed: f64,
+    /// Jobs this worker took over from a worker that died holding them.
+    pub jobs_reclaimed: f64,
+    /// Replayed jobs whose result was already stored (stored once, not twice).
+    pub duplicates_absorbed: f64,
+    pub started_at: f64,
 }
 
 /// `latency_per_second.json`: index = second of the run; None for a second without requests.

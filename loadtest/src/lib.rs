@@ -481,6 +481,17 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     let sampler = record::Sampler::start(
         &options.lb_metrics_url,
         options.worker_metrics_url.clone(),
+        // The lab names the microservice; else the gateways' own setting (the first of a list).
+        options
+            .microservice_url
+            .clone()
+            .or_else(|| stack.gateway()?.microservice_url.clone())
+            .and_then(|u| {
+                Some(format!(
+                    "{}/metrics",
+                    u.split(',').next()?.trim().trim_end_matches('/')
+                ))
+            }),
         &dir,
     )
     .await?;

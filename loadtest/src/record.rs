@@ -5,8 +5,8 @@
 use crate::{Load, Options};
 use common::record::{
     Calibration, GatewayCache, GatewayCpu, GatewaySample, HostCpuBusy, HostInfo, LatencySummary,
-    LongtaskSummary, Measured, RouteRecord, RunRecord, ServerSample, ServerSummary, Sla, Stack,
-    Versions, WorkerSample,
+    LongtaskSummary, Measured, MicroserviceSample, RouteRecord, RunRecord, ServerSample,
+    ServerSummary, Sla, Stack, Versions, WorkerSample,
 };
 use common::wire;
 use std::collections::BTreeMap;
@@ -37,6 +37,19 @@ fn gateway_sample(s: &[common::metrics::Sample]) -> GatewaySample {
         cache_error: cache("error"),
         limiter_rejected: common::metrics::sum(s, "limiter_rejected_total", &[]),
         cpu_seconds: common::metrics::sum(s, "process_cpu_seconds_total", &[]),
+        started_at: common::metrics::sum(s, "process_start_time_seconds", &[]),
+    }
+}
+
+fn microservice_sample(s: &[common::metrics::Sample]) -> MicroserviceSample {
+    let g = |name: &str| common::metrics::sum(s, name, &[]);
+    MicroserviceSample {
+        requests: g("http_requests_total"),
+        unavailable: common::metrics::sum(s, "http_requests_total", &[("status", "503")]),
+        pool_open: g("db_pool_connections"),
+        pool_available: g("db_pool_available"),
+        pool_waiting: g("db_pool_waiting"),
+        started_at: g("process_start_time_seconds"),
     }
 }
 
@@ -48,6 +61,9 @@ fn worker_sample(w: &[common::metrics::Sample]) -> WorkerSample {
         queue_lag: g("queue_lag"),
         jobs_in_progress: g("jobs_in_progress"),
         jobs_processed: g("jobs_processed_total"),
+        jobs_reclaimed: g("jobs_reclaimed_total"),
+        duplicates_absorbed: g("results_duplicates_absorbed_total"),
+        started_at: g("process_start_time_seconds"),
     }
 }
 
@@ -57,13 +73,15 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Samples the load balancer's metrics, and each gateway's, now (before it returns, so
+    /// Samples the load balancer's metrics, each gateway's, the worker's and the
+    /// microservice's (where their URLs are given) now (before it returns, so
     /// that the first sample precedes the load) and then every second until `stop`. The
     /// gateways are found again from the load balancer's `GET /backends` every second, so a
     /// gateway that joins during the run (scaling) is sampled too.
     pub async fn start(
         metrics_url: &str,
         worker_metrics_url: Option<String>,
+        microservice_metrics_url: Option<String>,
         dir: &Path,
     ) -> anyhow::Result<Self> {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -126,6 +144,14 @@ impl Sampler {
                 if let Some(url) = &worker_metrics_url {
                     line.worker = Some(match common::metrics::scrape(&client, url).await {
                         Ok(w) => Measured::Ok(worker_sample(&w)),
+                        Err(e) => Measured::Failed {
+                            error: e.to_string(),
+                        },
+                    });
+                }
+                if let Some(url) = &microservice_metrics_url {
+                    line.microservice = Some(match common::metrics::scrape(&client, url).await {
+                        Ok(m) => Measured::Ok(microservice_sample(&m)),
                         Err(e) => Measured::Failed {
                             error: e.to_string(),
                         },
@@ -500,6 +526,11 @@ pub fn run_record(
         },
         longtask: longtask_summary(),
         relogins: crate::scenarios::RELOGINS.load(std::sync::atomic::Ordering::SeqCst),
+        shed: common::record::Shed {
+            answers_503: crate::scenarios::SHED.load(std::sync::atomic::Ordering::SeqCst),
+            without_retry_after: crate::scenarios::SHED_WITHOUT_RETRY_AFTER
+                .load(std::sync::atomic::Ordering::SeqCst),
+        },
         server: ServerSummary {
             samples: server.len(),
             requests_by_backend: delta_by_backend(server),

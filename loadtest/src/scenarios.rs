@@ -29,6 +29,9 @@ static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
 pub static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 pub static CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
 pub static RELOGINS: AtomicU64 = AtomicU64::new(0);
+/// 503 answers to the scenario's requests, and those without `Retry-After`.
+pub static SHED: AtomicU64 = AtomicU64::new(0);
+pub static SHED_WITHOUT_RETRY_AFTER: AtomicU64 = AtomicU64::new(0);
 
 /// End-to-end times of long tasks: from `POST /longtask` to the poll that saw them finished.
 #[derive(Default, Clone)]
@@ -59,7 +62,13 @@ pub fn configure(options: &Options) {
         poll_ms: options.poll_ms.max(10),
         longtask_timeout_ms: options.longtask_timeout_secs * 1000,
     });
-    for counter in [&CACHE_HITS, &CACHE_MISSES, &RELOGINS] {
+    for counter in [
+        &CACHE_HITS,
+        &CACHE_MISSES,
+        &RELOGINS,
+        &SHED,
+        &SHED_WITHOUT_RETRY_AFTER,
+    ] {
         counter.store(0, Ordering::SeqCst);
     }
     *JOBS.lock().expect("not poisoned") = Jobs::default();
@@ -184,6 +193,12 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
                 RELOGINS.fetch_add(1, Ordering::Relaxed);
                 log_in(user).await?;
                 continue;
+            }
+            if response.status().as_u16() == 503 {
+                SHED.fetch_add(1, Ordering::Relaxed);
+                if !response.headers().contains_key("retry-after") {
+                    SHED_WITHOUT_RETRY_AFTER.fetch_add(1, Ordering::Relaxed);
+                }
             }
             match response.headers().get("x-cache").map(|v| v.as_bytes()) {
                 Some(b"HIT") => CACHE_HITS.fetch_add(1, Ordering::Relaxed),

@@ -237,6 +237,18 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         miss["calibration"],
         hit["calibration"]
     );
+    // The microservice and every gateway sampled each second, with their processes' start.
+    let samples = std::fs::read_to_string(results.join("miss-run").join("server.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(samples.lines().last().unwrap()).unwrap();
+    assert!(
+        last["microservice"]["requests"].as_f64().unwrap() > 0.0,
+        "{last}"
+    );
+    assert!(last["microservice"]["pool_open"].as_f64().unwrap() >= 1.0);
+    assert!(last["microservice"]["started_at"].as_f64().unwrap() > 1.7e9);
+    for (_, g) in last["gateways"].as_object().unwrap() {
+        assert!(g["started_at"].as_f64().unwrap() > 1.7e9, "{g}");
+    }
     // Latency percentiles per second, from Goose's request log, cover the same requests.
     for (id, run) in [("hit-run", &hit), ("miss-run", &miss)] {
         let folder = results.join(id);

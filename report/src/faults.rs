@@ -4,6 +4,7 @@
 
 use crate::charts::LineChart;
 use crate::runs::Run;
+use crate::signals;
 use crate::{points, some_points, Writer};
 
 /// One promise of a fault experiment and what the run showed.
@@ -37,11 +38,33 @@ fn t0(r: &Run) -> Option<f64> {
 
 /// Gateways in rotation each second, on the per-second series' clock.
 fn rotation(r: &Run) -> Vec<(f64, f64)> {
-    let shift = match (r.at0, t0(r)) {
-        (Some(a), Some(t)) => a - t,
-        _ => 0.0,
-    };
+    let shift = signals::shift(r);
     r.in_rotation.iter().map(|(t, n)| (t + shift, *n)).collect()
+}
+
+/// "No service restarted", where the run recorded the processes' start times.
+fn no_restart(r: &Run) -> Check {
+    let restarts = signals::restarts(r);
+    check(
+        "no restart",
+        signals::knows_restarts(r) && restarts.is_empty(),
+        if !signals::knows_restarts(r) {
+            "the run did not record the processes' start times".into()
+        } else if restarts.is_empty() {
+            "every gateway and the microservice kept their process".into()
+        } else {
+            restarts.join(", ")
+        },
+    )
+}
+
+/// The hit ratio over the 5 s before the outage and over the run's last 5 s.
+fn hit_ratio_before_after(r: &Run, down: f64, len: usize) -> (Option<f64>, Option<f64>) {
+    let ratio = signals::hit_ratio(r);
+    (
+        signals::mean_over(&ratio, down - 5.0, down),
+        signals::mean_over(&ratio, len as f64 - 5.0, len as f64 + 1.0),
+    )
 }
 
 /// Answers of these statuses over the seconds `from..to` of the run.
@@ -152,7 +175,23 @@ pub fn checks(r: &Run) -> Vec<Check> {
             let before = p95_over(r, d.saturating_sub(5), d);
             let after = p95_over(r, len.saturating_sub(5), len);
             let recovered = matches!((before, after), (Some(b), Some(a)) if a <= 2.0 * b + 5.0);
+            let errors = signals::gateway_rate(r, |g| g.cache_error);
+            let felt = signals::mean_over(&errors, down, up + 1.0).is_some_and(|e| e > 0.0);
+            let (hits_before, hits_after) = hit_ratio_before_after(r, down, len);
             vec![
+                check(
+                    "the outage was felt (cache errors while Redis was away)",
+                    felt,
+                    format!(
+                        "{} cache errors in the window",
+                        errors
+                            .iter()
+                            .filter(|(t, _)| *t >= down && *t < up + 1.0)
+                            .map(|(_, v)| v)
+                            .sum::<f64>()
+                            .round()
+                    ),
+                ),
                 check(
                     "0 5xx",
                     fives == 0 && unanswered == 0,
@@ -167,6 +206,16 @@ pub fn checks(r: &Run) -> Vec<Check> {
                         crate::experiments::fmt(after, 1)
                     ),
                 ),
+                check(
+                    "hit ratio back by itself",
+                    matches!((hits_before, hits_after), (Some(b), Some(a)) if a >= 0.9 * b),
+                    format!(
+                        "{} in the 5 s before the outage, {} in the last 5 s",
+                        crate::experiments::fmt(hits_before, 3),
+                        crate::experiments::fmt(hits_after, 3)
+                    ),
+                ),
+                no_restart(r),
             ]
         }
         "postgres-restart" => {
@@ -190,12 +239,21 @@ pub fn checks(r: &Run) -> Vec<Check> {
                     ),
                 ),
                 check(
+                    "503s say when to come back (Retry-After)",
+                    r.shed.answers_503 > 0 && r.shed.without_retry_after == 0,
+                    format!(
+                        "{} of {} 503s without Retry-After",
+                        r.shed.without_retry_after, r.shed.answers_503
+                    ),
+                ),
+                check(
                     "serving again within 5 s of its return",
                     serving.is_some_and(|s| s <= 5.0),
                     serving.map_or("not serving by the end of the run".into(), |s| {
                         format!("{s:.0} s after Postgres returned")
                     }),
                 ),
+                no_restart(r),
             ]
         }
         "worker-crash" => {
@@ -264,6 +322,171 @@ pub fn checks(r: &Run) -> Vec<Check> {
         }
         _ => Vec::new(),
     }
+}
+
+/// Non-2xx answers over the run by status, e.g. "503 × 1,204, 504 × 12" (`none`: no answer).
+fn failed_by_status(r: &Run) -> String {
+    let parts: Vec<String> = r
+        .statuses
+        .iter()
+        .filter(|(s, _)| !(200..300).contains(*s))
+        .map(|(s, v)| (s, v.iter().sum::<u64>()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| match s {
+            0 => format!("no answer × {n}"),
+            s => format!("{s} × {n}"),
+        })
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn secs(v: Option<f64>, what: &str) -> String {
+    v.map_or("–".into(), |s| format!("{s:.0} s ({what})"))
+}
+
+/// One row of the fault's outcome: failed requests by status, time to detect, time to
+/// recover, jobs lost or stored twice.
+pub fn outcome(r: &Run) -> Option<[String; 4]> {
+    let f = r.fault.as_ref()?;
+    let (down, up) = window(r)?;
+    let len = r.statuses.values().map(Vec::len).max().unwrap_or(0);
+    let first_status =
+        |m: &dyn Fn(u16) -> bool| first_second(down, len, |s| answers(r, m, s, s + 1) > 0);
+    let (detect, recover) = match f.name.as_str() {
+        "kill-gateway" => {
+            let rot = rotation(r);
+            let g = r.gateways as f64;
+            (
+                secs(
+                    signals::first_after(&rot, down, |n| n < g),
+                    "out of rotation",
+                ),
+                secs(
+                    signals::first_after(&rot, up, |n| n >= g),
+                    "back in rotation",
+                ),
+            )
+        }
+        "redis-outage" => {
+            let errors = signals::gateway_rate(r, |g| g.cache_error);
+            let (before, _) = hit_ratio_before_after(r, down, len);
+            let ratio = signals::hit_ratio(r);
+            (
+                secs(
+                    signals::first_after(&errors, down, |e| e > 0.0),
+                    "first cache errors",
+                ),
+                secs(
+                    before.and_then(|b| signals::first_after(&ratio, up, |h| h >= 0.9 * b)),
+                    "hit ratio back to 90 % of before",
+                ),
+            )
+        }
+        "worker-crash" => {
+            let reclaimed = signals::gauge(r, |x| Some(x.worker.as_ref()?.ok()?.jobs_reclaimed));
+            let queued = signals::gauge(r, |x| {
+                let w = x.worker.as_ref()?.ok()?;
+                Some(w.queue_lag + w.queue_pending)
+            });
+            (
+                secs(
+                    signals::first_after(&reclaimed, down, |n| n > 0.0),
+                    "first job taken over",
+                ),
+                secs(
+                    signals::first_after(&queued, up, |n| n == 0.0),
+                    "queue empty",
+                ),
+            )
+        }
+        _ => (
+            secs(
+                first_status(&|s| !(200..300).contains(&s)),
+                "first failed answer",
+            ),
+            secs(serving_again(r, up, len), "90 % answered 2xx again"),
+        ),
+    };
+    let jobs = f.jobs.as_ref().map_or("–".into(), |j| {
+        let absorbed = signals::total(r, |x| Some(x.worker.as_ref()?.ok()?.duplicates_absorbed));
+        format!(
+            "{} lost; {} ran again after the crash, {absorbed:.0} replays found their result \
+             already stored and stored nothing",
+            (j.queued - j.accepted.min(j.queued)) + j.unfinished,
+            j.taken_over
+        )
+    });
+    Some([failed_by_status(r), detect, recover, jobs])
+}
+
+/// The stack's own counters behind the fault's answers: what a student watches to see the
+/// mechanism work (y label, series).
+fn mechanism(r: &Run) -> Option<(&'static str, Vec<(String, Vec<(f64, f64)>)>)> {
+    let name = r.fault.as_ref()?.name.as_str();
+    let micro = |read: fn(&common::record::MicroserviceSample) -> f64| {
+        signals::gauge(r, move |x| Some(read(x.microservice.as_ref()?.ok()?)))
+    };
+    let series = match name {
+        "kill-gateway" => vec![
+            ("gateways in rotation".to_string(), rotation(r)),
+            (
+                "requests sent to a second gateway per second".into(),
+                signals::rate(r, |x| x.retries),
+            ),
+        ],
+        "redis-outage" => vec![
+            (
+                "cache errors per second".into(),
+                signals::gateway_rate(r, |g| g.cache_error),
+            ),
+            (
+                "hit ratio (%)".into(),
+                signals::hit_ratio(r)
+                    .into_iter()
+                    .map(|(t, h)| (t, h * 100.0))
+                    .collect(),
+            ),
+        ],
+        "postgres-restart" | "slow-microservice" => vec![
+            (
+                "requests waiting for a database connection".into(),
+                micro(|m| m.pool_waiting),
+            ),
+            ("open database connections".into(), micro(|m| m.pool_open)),
+            (
+                "microservice 503s per second".into(),
+                signals::rate(r, |x| Some(x.microservice.as_ref()?.ok()?.unavailable)),
+            ),
+            (
+                "microservice requests per second".into(),
+                signals::rate(r, |x| Some(x.microservice.as_ref()?.ok()?.requests)),
+            ),
+        ],
+        "worker-crash" => {
+            let worker = |read: fn(&common::record::WorkerSample) -> f64| {
+                signals::gauge(r, move |x| Some(read(x.worker.as_ref()?.ok()?)))
+            };
+            vec![
+                ("jobs waiting".into(), worker(|w| w.queue_lag)),
+                (
+                    "delivered, not acknowledged".into(),
+                    worker(|w| w.queue_pending),
+                ),
+                ("taken over (total)".into(), worker(|w| w.jobs_reclaimed)),
+            ]
+        }
+        _ => return None,
+    };
+    let series: Vec<_> = series.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let label = match name {
+        "worker-crash" => "jobs",
+        _ => "count",
+    };
+    (!series.is_empty()).then_some((label, series))
 }
 
 fn why(name: &str) -> &'static str {
@@ -359,6 +582,11 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             ));
         }
         w.line("");
+        if let Some([failed, detect, recover, jobs]) = outcome(r) {
+            w.line("| failed requests by status | time to detect | time to recover | jobs lost / stored twice |");
+            w.line("|---|---|---|---|");
+            w.line(&format!("| {failed} | {detect} | {recover} | {jobs} |\n"));
+        }
         let shade = window(r).map(|(a, b)| (a, b, format!("{} → repaired", f.name)));
         let mut series: Vec<(String, Vec<(f64, f64)>)> = r
             .status_classes
@@ -389,9 +617,15 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             "ms",
             vec![("p95".into(), mid_second(some_points(&r.series.p95_ms)))],
         );
-        latency.shade = shade;
         latency.log_y = true;
+        latency.shade = shade.clone();
         w.line_chart(&format!("fault-p95-{}", r.id), &latency)?;
+        if let Some((y, series)) = mechanism(r) {
+            let title = format!("{}: what the stack's counters showed", f.name);
+            let mut chart = LineChart::new(&title, "seconds into the run", y, series);
+            chart.shade = shade;
+            w.line_chart(&format!("fault-mechanism-{}", r.id), &chart)?;
+        }
         w.line(&format!("\n{}\n", why(&f.name)));
     }
     Ok(())

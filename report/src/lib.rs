@@ -7,6 +7,7 @@ pub mod experiments;
 pub mod faults;
 pub mod model;
 pub mod runs;
+pub mod signals;
 mod tactics;
 mod timelines;
 

@@ -79,6 +79,10 @@ pub struct Run {
     /// Answers per second by status class (`2xx`, `5xx`, `none`, …) and by status.
     pub status_classes: BTreeMap<String, Vec<u64>>,
     pub statuses: BTreeMap<u16, Vec<u64>>,
+    /// The servers' counters each second (`server.jsonl`), for the fault timelines.
+    pub server: Vec<common::record::ServerSample>,
+    /// The 503s the load generator got and how many lacked `Retry-After`.
+    pub shed: common::record::Shed,
 }
 
 /// p50, p95 and p99 in ms.
@@ -260,6 +264,8 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         series_t0: None,
         status_classes: BTreeMap::new(),
         statuses: BTreeMap::new(),
+        server: Vec::new(),
+        shed: r.shed,
     };
     // goose.json (Goose's own format) is optional: without it the run has no time series or
     // percentile curve.
@@ -305,7 +311,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         .as_ref()
         .map(|e| (e.name.clone(), e.side.clone()));
     run.queue = server
-        .into_iter()
+        .iter()
         .filter_map(|s| {
             let w = s.worker.as_ref()?.ok()?;
             Some(QueueSample {
@@ -316,6 +322,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             })
         })
         .collect();
+    run.server = server;
     Ok(run)
 }
 

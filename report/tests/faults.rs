@@ -78,6 +78,27 @@ fn fault_run(
     dir
 }
 
+/// Rewrites one JSON file of a run folder.
+fn patch(dir: &Path, file: &str, change: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+    change(&mut v);
+    std::fs::write(dir.join(file), v.to_string()).unwrap();
+}
+
+/// Replaces `server.jsonl` with 31 samples (server second t = series second t - 1).
+fn server_samples(dir: &Path, sample: impl Fn(usize) -> serde_json::Value) {
+    let lines: Vec<String> = (0..31)
+        .map(|t| {
+            let mut v = sample(t);
+            v["t"] = json!(t as f64);
+            v["at"] = json!(T0 - 1.0 + t as f64);
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(dir.join("server.jsonl"), lines.join("\n")).unwrap();
+}
+
 fn load(dir: &Path) -> report::runs::Run {
     report::runs::load_run(dir).unwrap()
 }
@@ -136,6 +157,13 @@ fn a_killed_gateway_is_checked_on_failures_and_the_rotation() {
         md.contains("| 0 failed requests | 0 failed of 3000 | **PASS** |"),
         "{md}"
     );
+    assert!(
+        md.contains("| none | 1 s (out of rotation) | 2 s (back in rotation) | – |"),
+        "{md}"
+    );
+    assert!(root
+        .join("out/graphs/fault-mechanism-20261123-150000-fault-kill-gateway.png")
+        .exists());
     assert!(root
         .join("out/graphs/fault-20261123-150000-fault-kill-gateway.png")
         .exists());
@@ -165,9 +193,35 @@ fn a_postgres_outage_may_shed_with_503_only_and_must_recover_in_5_s() {
         1100,
         vec![50.0; 30],
     );
+    patch(&dir, "run.json", |v| {
+        v["shed"] = json!({"answers_503": 1150, "without_retry_after": 0});
+    });
+    // The microservice's pool: requests wait for a connection while Postgres is away.
+    server_samples(&dir, |t| {
+        let waiting = if (9..19).contains(&t) { 4.0 } else { 0.0 };
+        json!({"backends_healthy": 1.0, "gateways": {},
+               "microservice": {"requests": 100.0 * t as f64, "pool_open": 4.0 - waiting,
+                                "pool_waiting": waiting, "started_at": T0 - 60.0}})
+    });
     let checks = report::faults::checks(&load(&dir));
     assert!(checks.iter().all(|c| c.passed), "{checks:?}");
-    assert_eq!(checks[2].observed, "2 s after Postgres returned");
+    assert_eq!(checks[3].observed, "2 s after Postgres returned");
+    assert_eq!(
+        report::faults::outcome(&load(&dir)).unwrap(),
+        [
+            "503 × 1150".to_string(),
+            "0 s (first failed answer)".into(),
+            "2 s (90 % answered 2xx again)".into(),
+            "–".into()
+        ]
+    );
+    // 503s without Retry-After break the promise.
+    patch(&dir, "run.json", |v| {
+        v["shed"] = json!({"answers_503": 1150, "without_retry_after": 3});
+    });
+    let checks = report::faults::checks(&load(&dir));
+    assert!(!checks[2].passed, "{checks:?}");
+    assert_eq!(checks[2].observed, "3 of 1150 503s without Retry-After");
     // A single 500 breaks the promise.
     let mut bug = vec![0u64; 30];
     bug[12] = 1;
@@ -187,8 +241,34 @@ fn a_postgres_outage_may_shed_with_503_only_and_must_recover_in_5_s() {
     let _ = std::fs::remove_dir_all(&root2);
 }
 
+/// Cache counters of one gateway per server second: 90 hits a second, errors instead while
+/// Redis is away (series seconds 8..18), hits again after it unless `stays_cold`.
+fn cache_samples(dir: &Path, stays_cold: bool, restart_at: Option<usize>) {
+    server_samples(dir, |t| {
+        let (mut hit, mut miss, mut error) = (0.0, 0.0, 0.0);
+        for s in 1..=t {
+            let series_second = s as f64 - 1.0;
+            if (8.0..18.0).contains(&series_second) {
+                error += 90.0;
+            } else if stays_cold && series_second >= 18.0 {
+                miss += 90.0;
+            } else {
+                hit += 90.0;
+            }
+        }
+        let started = if restart_at.is_some_and(|r| t >= r) {
+            2.0
+        } else {
+            1.0
+        };
+        json!({"backends_healthy": 3.0, "gateways": {"g1": {
+            "requests": hit + miss + error, "cache_hit": hit, "cache_miss": miss,
+            "cache_error": error, "started_at": T0 - started}}})
+    });
+}
+
 #[test]
-fn a_redis_outage_passes_without_5xx_when_latency_comes_back() {
+fn a_redis_outage_passes_without_5xx_when_latency_and_hits_come_back() {
     let root = temp("redis");
     let mut p95 = vec![2.0; 30];
     for s in p95.iter_mut().take(18).skip(8) {
@@ -202,8 +282,21 @@ fn a_redis_outage_passes_without_5xx_when_latency_comes_back() {
         0,
         p95.clone(),
     );
-    assert!(verdicts(&dir).iter().all(|(_, p)| *p));
-    // Latency that stays high after Redis returned fails the second promise.
+    cache_samples(&dir, false, None);
+    let checks = report::faults::checks(&load(&dir));
+    assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+    assert_eq!(checks[0].observed, "900 cache errors in the window");
+    assert_eq!(
+        checks[3].observed,
+        "1.000 in the 5 s before the outage, 1.000 in the last 5 s"
+    );
+    let [failed, detect, recover, _] = report::faults::outcome(&load(&dir)).unwrap();
+    assert_eq!(failed, "none");
+    assert_eq!(detect, "0 s (first cache errors)");
+    assert_eq!(recover, "0 s (hit ratio back to 90 % of before)");
+
+    // Latency that stays high, hits that never come back, a gateway that restarted, and an
+    // outage nobody felt: each breaks its promise.
     let root2 = temp("redis-slow");
     for s in p95.iter_mut().skip(18) {
         *s = 60.0;
@@ -216,14 +309,28 @@ fn a_redis_outage_passes_without_5xx_when_latency_comes_back() {
         0,
         p95,
     );
+    cache_samples(&dir, true, Some(20));
     let v = verdicts(&dir);
     assert_eq!(
         v,
         vec![
+            (
+                "the outage was felt (cache errors while Redis was away)".to_string(),
+                true
+            ),
             ("0 5xx".to_string(), true),
-            ("latency back by itself".to_string(), false)
+            ("latency back by itself".to_string(), false),
+            ("hit ratio back by itself".to_string(), false),
+            ("no restart".to_string(), false),
         ]
     );
+    assert_eq!(
+        report::faults::checks(&load(&dir))[4].observed,
+        "gateway g1 restarted 1 time(s)"
+    );
+    server_samples(&dir, |_| json!({"backends_healthy": 3.0, "gateways": {}}));
+    let v = verdicts(&dir);
+    assert!(!v[0].1 && !v[3].1 && !v[4].1, "{v:?}");
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_dir_all(&root2);
 }
@@ -307,6 +414,25 @@ fn a_worker_crash_loses_no_job_or_fails_the_check() {
     assert_eq!(
         checks[0].observed,
         "1000 queued, 1000 accepted, 1000 done, 0 failed, 0 unfinished; 4 taken over from the killed worker"
+    );
+    // The worker killed at second 8 (its samples fail), restarted at 18 with new counters.
+    server_samples(&dir, |t| {
+        if (9..19).contains(&t) {
+            return json!({"backends_healthy": 1.0, "gateways": {}, "worker": {"error": "refused"}});
+        }
+        let reclaimed = if t >= 22 { 4.0 } else { 0.0 };
+        let absorbed = if t >= 23 { 1.0 } else { 0.0 };
+        let waiting = if t < 25 { 500.0 } else { 0.0 };
+        json!({"backends_healthy": 1.0, "gateways": {}, "worker": {
+            "queue_lag": waiting, "queue_pending": 0.0, "jobs_reclaimed": reclaimed,
+            "duplicates_absorbed": absorbed, "started_at": if t < 9 { 1.0 } else { 2.0 }}})
+    });
+    let [_, detect, recover, jobs] = report::faults::outcome(&load(&dir)).unwrap();
+    assert_eq!(detect, "13 s (first job taken over)");
+    assert_eq!(recover, "6 s (queue empty)");
+    assert_eq!(
+        jobs,
+        "0 lost; 4 ran again after the crash, 1 replays found their result already stored and stored nothing"
     );
     write_jobs(
         json!({"queued": 1000, "accepted": 1000, "done": 997, "failed": 0, "unfinished": 3, "taken_over": 0}),

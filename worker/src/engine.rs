@@ -373,27 +373,31 @@ impl Engine {
         let finished: Vec<i64> = batch.iter().map(|d| d.finished_at_ms).collect();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO task_results
+        let stored = tx
+            .execute(
+                "INSERT INTO task_results
                  (id, task, status, result, worker, attempts, enqueued_at, finished_at)
              SELECT id, task, status, result::jsonb, $5, attempts,
                     to_timestamp(NULLIF(enq, 0) / 1000.0), to_timestamp(fin / 1000.0)
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::int4[],
                          $7::int8[], $8::int8[]) AS t(id, task, status, result, attempts, enq, fin)
              ON CONFLICT (id) DO NOTHING",
-            &[
-                &ids,
-                &tasks,
-                &statuses,
-                &results,
-                &self.consumer,
-                &attempts,
-                &enqueued,
-                &finished,
-            ],
-        )
-        .await?;
+                &[
+                    &ids,
+                    &tasks,
+                    &statuses,
+                    &results,
+                    &self.consumer,
+                    &attempts,
+                    &enqueued,
+                    &finished,
+                ],
+            )
+            .await?;
         tx.commit().await?;
+        self.metrics
+            .duplicates_absorbed
+            .inc_by((batch.len() as u64).saturating_sub(stored));
         Ok(())
     }
 

@@ -7,6 +7,8 @@ use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts};
 pub struct WorkerMetrics {
     pub processed: IntCounterVec,
     pub reclaimed: IntCounter,
+    /// Results a replayed job found already stored (the job-id key kept them single).
+    pub duplicates_absorbed: IntCounter,
     pub malformed: IntCounter,
     pub in_progress: IntGauge,
     pub batch_size: Histogram,
@@ -31,6 +33,10 @@ impl WorkerMetrics {
             reclaimed: counter(
                 "jobs_reclaimed_total",
                 "Jobs taken over after the visibility timeout",
+            ),
+            duplicates_absorbed: counter(
+                "results_duplicates_absorbed_total",
+                "Results of replayed jobs not stored because the job's result already was",
             ),
             malformed: counter(
                 "jobs_malformed_total",
@@ -59,6 +65,7 @@ impl WorkerMetrics {
         };
         metrics.register(Box::new(m.processed.clone()));
         metrics.register(Box::new(m.reclaimed.clone()));
+        metrics.register(Box::new(m.duplicates_absorbed.clone()));
         metrics.register(Box::new(m.malformed.clone()));
         metrics.register(Box::new(m.in_progress.clone()));
         metrics.register(Box::new(m.batch_size.clone()));

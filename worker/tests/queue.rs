@@ -333,3 +333,76 @@ async fn a_worker_killed_mid_batch_loses_no_job_and_duplicates_no_result() {
         "jobs in progress at the kill were reclaimed and redone (attempts > 1)"
     );
 }
+
+#[tokio::test]
+async fn a_replayed_job_whose_result_is_stored_keeps_the_first_result_and_is_counted() {
+    common::telemetry::init_for_tests();
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let worker = worker::build(config(&db, &redis, "w-replay"))
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", worker.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    // A worker that died between its commit and its acknowledgement leaves this behind: the
+    // result stored, the job still in the stream. Here the job is queued after its result.
+    let client = pg(&db.url).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    client
+        .execute(
+            "INSERT INTO task_results (id, task, status, result, worker, attempts, finished_at)
+             VALUES ($1, 'echo', 'done', '{\"first\": true}', 'w-dead', 1, now())",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let mut conn = redis_conn().await;
+    let _: String = redis::cmd("XADD")
+        .arg(redis.stream_key())
+        .arg("*")
+        .arg("id")
+        .arg(&id)
+        .arg("task")
+        .arg("echo")
+        .arg("payload")
+        .arg("{\"duration_ms\":10}")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let fresh = enqueue(&redis.stream_key(), 3, "echo", 10).await;
+    assert!(
+        testing::wait_until(Duration::from_secs(15), || async {
+            result_rows(&client).await == 4
+        })
+        .await,
+        "the three fresh jobs stored beside the replayed one"
+    );
+    assert!(
+        drains(&redis.stream_key()).await,
+        "the replay is acknowledged"
+    );
+    let row = client
+        .query_one(
+            "SELECT count(*), min(worker), bool_and(result ? 'first') FROM task_results WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1, "stored once");
+    assert_eq!(row.get::<_, String>(1), "w-dead", "the first result kept");
+    assert!(row.get::<_, bool>(2));
+    let samples = common::metrics::scrape(&reqwest::Client::new(), &format!("{base}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(
+        common::metrics::sum(&samples, "results_duplicates_absorbed_total", &[]),
+        1.0,
+        "the replay counted, the {} fresh jobs not",
+        fresh.len()
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
