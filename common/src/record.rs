@@ -163,6 +163,8 @@ pub struct JobAccount {
     pub unfinished: u64,
     /// Finished after more than one delivery: taken over from the crashed worker.
     pub taken_over: u64,
+    /// Unix time by which the lab saw every job finished (None: some never did).
+    pub all_finished_at: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

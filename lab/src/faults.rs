@@ -181,6 +181,9 @@ impl Backlog {
             }
         }
         account.unfinished = open.len() as u64;
+        if open.is_empty() {
+            account.all_finished_at = Some(common::time::now_unix());
+        }
         account
     }
 }

@@ -53,6 +53,25 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 /// A fixed colour per series name, so a scenario looks the same in every chart.
 pub fn color_for(name: &str) -> RGBColor {
+    named_color(name).unwrap_or_else(|| {
+        const OTHERS: [RGBColor; 6] = [
+            RGBColor(142, 68, 173),
+            RGBColor(39, 174, 96),
+            RGBColor(127, 140, 141),
+            RGBColor(211, 84, 0),
+            RGBColor(44, 62, 80),
+            RGBColor(241, 196, 15),
+        ];
+        let h = name
+            .to_ascii_lowercase()
+            .bytes()
+            .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+        OTHERS[h % OTHERS.len()]
+    })
+}
+
+/// The colour a series has by its meaning (a percentile, a status class, a run kind).
+fn named_color(name: &str) -> Option<RGBColor> {
     let n = name.to_ascii_lowercase();
     // Series that share a chart and must never share a colour.
     const NAMED: [(&str, RGBColor); 16] = [
@@ -75,38 +94,69 @@ pub fn color_for(name: &str) -> RGBColor {
         ("gateways in rotation", RGBColor(41, 128, 185)),
     ];
     if let Some((_, c)) = NAMED.iter().find(|(k, _)| n.starts_with(k)) {
-        return *c;
+        return Some(*c);
     }
     if n.starts_with("ramp") {
-        return RGBColor(41, 128, 185);
+        return Some(RGBColor(41, 128, 185));
     }
     let three = n.contains("3 gateway") || n.contains("3gw");
     if n.contains("miss") {
-        if three {
+        Some(if three {
             RGBColor(230, 126, 34)
         } else {
             RGBColor(192, 57, 43)
-        }
+        })
     } else if n.contains("hit") {
-        if three {
+        Some(if three {
             RGBColor(22, 160, 133)
         } else {
             RGBColor(41, 128, 185)
-        }
+        })
     } else {
-        const OTHERS: [RGBColor; 6] = [
-            RGBColor(142, 68, 173),
-            RGBColor(39, 174, 96),
-            RGBColor(127, 140, 141),
-            RGBColor(211, 84, 0),
-            RGBColor(44, 62, 80),
-            RGBColor(241, 196, 15),
-        ];
-        let h = n
-            .bytes()
-            .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
-        OTHERS[h % OTHERS.len()]
+        None
     }
+}
+
+/// One colour per series of a chart: each its own [`color_for`], except that a series whose
+/// colour an earlier one already took gets the first colour no series of the chart uses.
+pub fn colors_for<'n>(names: impl IntoIterator<Item = &'n str>) -> Vec<RGBColor> {
+    const SPARE: [RGBColor; 10] = [
+        RGBColor(41, 128, 185),
+        RGBColor(230, 126, 34),
+        RGBColor(142, 68, 173),
+        RGBColor(39, 174, 96),
+        RGBColor(192, 57, 43),
+        RGBColor(44, 62, 80),
+        RGBColor(22, 160, 133),
+        RGBColor(241, 196, 15),
+        RGBColor(127, 140, 141),
+        RGBColor(211, 84, 0),
+    ];
+    let names: Vec<&str> = names.into_iter().collect();
+    let wanted: Vec<RGBColor> = names.iter().map(|n| color_for(n)).collect();
+    // Colours that series named for their meaning keep: the others stay off them.
+    let mut used: Vec<RGBColor> = Vec::new();
+    let reserved: Vec<RGBColor> = names.iter().filter_map(|n| named_color(n)).collect();
+    wanted
+        .iter()
+        .zip(&names)
+        .map(|(c, n)| {
+            let mine = named_color(n).is_some();
+            let taken = used.contains(c) || (!mine && reserved.contains(c));
+            let c = if taken {
+                SPARE
+                    .iter()
+                    .copied()
+                    .find(|s| !used.contains(s) && !wanted.contains(s))
+                    .or_else(|| SPARE.iter().copied().find(|s| !used.contains(s)))
+                    .unwrap_or(*c)
+            } else {
+                *c
+            };
+            used.push(c);
+            c
+        })
+        .collect()
 }
 
 pub struct LineChart<'a> {
@@ -122,6 +172,9 @@ pub struct LineChart<'a> {
     pub marker: Option<(f64, f64, String)>,
     /// A shaded span of x (from, to, label), e.g. a fault's window.
     pub shade: Option<(f64, f64, String)>,
+    /// A step in x wider than this is drawn as a gap, not a line across it (seconds in
+    /// which a sampled service did not answer).
+    pub gap: Option<f64>,
 }
 
 impl<'a> LineChart<'a> {
@@ -140,6 +193,7 @@ impl<'a> LineChart<'a> {
             log_y: false,
             marker: None,
             shade: None,
+            gap: None,
         }
     }
 
@@ -223,6 +277,23 @@ fn draw_line<DB: DrawingBackend>(
     root.present().map_err(err)
 }
 
+/// The runs of points between steps in x wider than `gap` (one run without it).
+fn split_at_gaps(pts: &[(f64, f64)], gap: Option<f64>) -> Vec<&[(f64, f64)]> {
+    let Some(gap) = gap else {
+        return vec![pts];
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..pts.len() {
+        if pts[i].0 - pts[i - 1].0 > gap {
+            out.push(&pts[start..i]);
+            start = i;
+        }
+    }
+    out.push(&pts[start..]);
+    out
+}
+
 /// Axes, lines, the reference line and the legend, on linear or logarithmic y.
 fn plot_lines<'a, DB, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
@@ -255,15 +326,26 @@ where
             .label(label.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], grey.filled()));
     }
-    for (name, pts) in &c.series {
-        let color = color_for(name);
+    let colors = colors_for(c.series.iter().map(|(n, _)| n.as_str()));
+    for ((name, pts), color) in c.series.iter().zip(colors) {
         // Zero has no place on a log axis: such points are left out.
-        let pts = pts.iter().copied().filter(|p| !c.log_y || p.1 > 0.0);
-        chart
-            .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-            .map_err(err)?
-            .label(name.as_str())
-            .legend(line(color));
+        let pts: Vec<(f64, f64)> = pts
+            .iter()
+            .copied()
+            .filter(|p| !c.log_y || p.1 > 0.0)
+            .collect();
+        let segments = split_at_gaps(&pts, c.gap);
+        for (k, segment) in segments.iter().enumerate() {
+            let drawn = chart
+                .draw_series(LineSeries::new(
+                    segment.iter().copied(),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?;
+            if k == 0 {
+                drawn.label(name.as_str()).legend(line(color));
+            }
+        }
     }
     if let Some((value, label)) = &c.reference {
         let red = RGBColor(200, 0, 0);
@@ -328,8 +410,8 @@ fn draw_bars<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &BarChart) -> 
         .label_style((FONT, 14))
         .draw()
         .map_err(err)?;
-    for (i, (name, value)) in c.bars.iter().enumerate() {
-        let color = color_for(name);
+    let colors = colors_for(c.bars.iter().map(|(n, _)| n.as_str()));
+    for (i, ((_, value), color)) in c.bars.iter().zip(colors).enumerate() {
         let x = i as f64;
         chart
             .draw_series(std::iter::once(Rectangle::new(
@@ -355,5 +437,36 @@ pub fn format_value(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_of_one_chart_never_share_a_colour() {
+        let names = [
+            "requests waiting for a database connection",
+            "open database connections",
+            "microservice 503s per second",
+            "microservice requests per second",
+            "2xx per second",
+        ];
+        let colors = colors_for(names);
+        for (i, a) in colors.iter().enumerate() {
+            assert!(!colors[i + 1..].contains(a), "{names:?}: {colors:?}");
+        }
+        // A named series keeps its own colour.
+        assert_eq!(colors[4], color_for("2xx per second"));
+    }
+
+    #[test]
+    fn a_missing_sample_is_a_gap_not_a_line_across_it() {
+        let pts = [(0.0, 1.0), (1.0, 1.0), (5.0, 9.0), (6.0, 9.0)];
+        assert_eq!(split_at_gaps(&pts, None).len(), 1);
+        let parts = split_at_gaps(&pts, Some(1.5));
+        assert_eq!(parts, vec![&pts[..2], &pts[2..]]);
+        assert_eq!(split_at_gaps(&[], Some(1.5)), vec![&[][..]]);
     }
 }

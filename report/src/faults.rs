@@ -392,15 +392,21 @@ pub fn outcome(r: &Run) -> Option<[String; 4]> {
                 let w = x.worker.as_ref()?.ok()?;
                 Some(w.queue_lag + w.queue_pending)
             });
+            // The backlog may outlive the load: the lab followed every job to its end.
+            let all_done = f.jobs.as_ref().and_then(|j| j.all_finished_at);
+            let recover = match (all_done, f.at("repair")) {
+                (Some(done), Some(at)) => secs(Some(done - at), "every queued job finished"),
+                _ => secs(
+                    signals::first_after(&queued, up, |n| n == 0.0),
+                    "queue empty",
+                ),
+            };
             (
                 secs(
                     signals::first_after(&reclaimed, down, |n| n > 0.0),
                     "first job taken over",
                 ),
-                secs(
-                    signals::first_after(&queued, up, |n| n == 0.0),
-                    "queue empty",
-                ),
+                recover,
             )
         }
         _ => (
@@ -483,8 +489,10 @@ fn mechanism(r: &Run) -> Option<(&'static str, Vec<(String, Vec<(f64, f64)>)>)> 
     };
     let series: Vec<_> = series.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     let label = match name {
-        "worker-crash" => "jobs",
-        _ => "count",
+        "kill-gateway" => "gateways; requests per second",
+        "redis-outage" => "errors per second; hit ratio (%)",
+        "worker-crash" => "jobs (none drawn while the worker is down)",
+        _ => "requests or connections",
     };
     (!series.is_empty()).then_some((label, series))
 }
@@ -624,6 +632,8 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             let title = format!("{}: what the stack's counters showed", f.name);
             let mut chart = LineChart::new(&title, "seconds into the run", y, series);
             chart.shade = shade;
+            // A service that did not answer a sample (killed, restarting) leaves a gap.
+            chart.gap = Some(1.6);
             w.line_chart(&format!("fault-mechanism-{}", r.id), &chart)?;
         }
         w.line(&format!("\n{}\n", why(&f.name)));

@@ -430,6 +430,12 @@ fn a_worker_crash_loses_no_job_or_fails_the_check() {
     let [_, detect, recover, jobs] = report::faults::outcome(&load(&dir)).unwrap();
     assert_eq!(detect, "13 s (first job taken over)");
     assert_eq!(recover, "6 s (queue empty)");
+    // When the lab followed the jobs past the run's end, their last finish is the recovery.
+    patch(&dir, "fault.json", |v| {
+        v["jobs"]["all_finished_at"] = json!(T0 + 18.0 + 41.0);
+    });
+    let [_, _, recover, _] = report::faults::outcome(&load(&dir)).unwrap();
+    assert_eq!(recover, "41 s (every queued job finished)");
     assert_eq!(
         jobs,
         "0 lost; 4 ran again after the crash, 1 replays found their result already stored and stored nothing"
