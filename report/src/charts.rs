@@ -51,22 +51,28 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 
+/// Colours for series that have none by their meaning.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(41, 128, 185),
+    RGBColor(230, 126, 34),
+    RGBColor(142, 68, 173),
+    RGBColor(39, 174, 96),
+    RGBColor(192, 57, 43),
+    RGBColor(44, 62, 80),
+    RGBColor(22, 160, 133),
+    RGBColor(241, 196, 15),
+    RGBColor(127, 140, 141),
+    RGBColor(211, 84, 0),
+];
+
 /// A fixed colour per series name, so a scenario looks the same in every chart.
 pub fn color_for(name: &str) -> RGBColor {
     named_color(name).unwrap_or_else(|| {
-        const OTHERS: [RGBColor; 6] = [
-            RGBColor(142, 68, 173),
-            RGBColor(39, 174, 96),
-            RGBColor(127, 140, 141),
-            RGBColor(211, 84, 0),
-            RGBColor(44, 62, 80),
-            RGBColor(241, 196, 15),
-        ];
         let h = name
             .to_ascii_lowercase()
             .bytes()
             .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
-        OTHERS[h % OTHERS.len()]
+        PALETTE[h % PALETTE.len()]
     })
 }
 
@@ -120,18 +126,6 @@ fn named_color(name: &str) -> Option<RGBColor> {
 /// One colour per series of a chart: each its own [`color_for`], except that a series whose
 /// colour an earlier one already took gets the first colour no series of the chart uses.
 pub fn colors_for<'n>(names: impl IntoIterator<Item = &'n str>) -> Vec<RGBColor> {
-    const SPARE: [RGBColor; 10] = [
-        RGBColor(41, 128, 185),
-        RGBColor(230, 126, 34),
-        RGBColor(142, 68, 173),
-        RGBColor(39, 174, 96),
-        RGBColor(192, 57, 43),
-        RGBColor(44, 62, 80),
-        RGBColor(22, 160, 133),
-        RGBColor(241, 196, 15),
-        RGBColor(127, 140, 141),
-        RGBColor(211, 84, 0),
-    ];
     let names: Vec<&str> = names.into_iter().collect();
     let wanted: Vec<RGBColor> = names.iter().map(|n| color_for(n)).collect();
     // Colours that series named for their meaning keep: the others stay off them.
@@ -144,11 +138,11 @@ pub fn colors_for<'n>(names: impl IntoIterator<Item = &'n str>) -> Vec<RGBColor>
             let mine = named_color(n).is_some();
             let taken = used.contains(c) || (!mine && reserved.contains(c));
             let c = if taken {
-                SPARE
+                PALETTE
                     .iter()
                     .copied()
                     .find(|s| !used.contains(s) && !wanted.contains(s))
-                    .or_else(|| SPARE.iter().copied().find(|s| !used.contains(s)))
+                    .or_else(|| PALETTE.iter().copied().find(|s| !used.contains(s)))
                     .unwrap_or(*c)
             } else {
                 *c
