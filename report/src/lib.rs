@@ -5,6 +5,7 @@ pub mod autoscale;
 pub mod charts;
 pub mod experiments;
 pub mod faults;
+pub mod honest;
 pub mod model;
 pub mod runs;
 pub mod signals;
@@ -80,23 +81,23 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[(v.len() - 1) / 2])
 }
 
-/// "2.8× the throughput of …, p95 −64 %": the ratios a comparison spells out. Throughput is
-/// successful requests of the scenario per second.
+/// "3 gateways miss against 1 gateway miss: 2.50× the throughput; p95 of successful requests
+/// 1248 → 2.0 ms (624× lower)": throughput is successful requests of the scenario per
+/// second; a difference inside the runs' own noise is said to be none.
 pub fn compare_sentence(a: &Run, b: &Run) -> String {
-    let ratio = if a.goodput > 0.0 {
-        b.goodput / a.goodput
-    } else {
-        0.0
-    };
     let ((_, pa, _), (_, pb, _), which) = compared_latency(a, b);
-    let p95 = if pa > 0.0 { pb / pa - 1.0 } else { 0.0 };
+    // Goose's whole-run percentiles are whole milliseconds; the successful requests' are not.
+    let whole_ms = which.is_empty();
     format!(
-        "{}: {:.2}× the throughput of {}, p95{} {}",
+        "{} against {}: {}; {}",
         label(b),
-        ratio,
         label(a),
-        which,
-        pct(p95)
+        honest::throughput_change(honest::goodput(a), honest::goodput(b)),
+        honest::latency_change(
+            &format!("p95{which}"),
+            honest::latency(pa, &a.series.p95_ms, whole_ms),
+            honest::latency(pb, &b.series.p95_ms, whole_ms),
+        )
     )
 }
 
