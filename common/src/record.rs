@@ -609,6 +609,13 @@ pub struct OkLatency {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// (percentile, ms) of the successful requests, from p50 to the slowest.
+    pub curve: Vec<(f64, f64)>,
+}
+
+impl OkLatency {
+    /// The percentiles drawn in the report's percentile charts.
+    pub const CURVE: [f64; 10] = [50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 99.0, 99.5, 99.9, 100.0];
 }
 
 /// `breakpoint.json`: a step-load search, each step a run of its own.

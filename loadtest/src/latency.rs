@@ -96,6 +96,10 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
             p50_ms: percentile(&ok, 0.50),
             p95_ms: percentile(&ok, 0.95),
             p99_ms: percentile(&ok, 0.99),
+            curve: Overall::CURVE
+                .iter()
+                .filter_map(|p| Some((*p, percentile(&ok, p / 100.0)?)))
+                .collect(),
         },
         ..PerSecond::default()
     };

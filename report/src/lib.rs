@@ -341,102 +341,194 @@ fn settings_table(w: &mut Writer, runs: &[Run]) {
     w.line("");
 }
 
-/// The seed lab's comparisons, from the latest classic run of each (scenario, gateways).
-fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
-    let mut latest: BTreeMap<(String, u32), &Run> = BTreeMap::new();
-    for r in runs
+/// The batch a run belongs to: its id up to the gateway count (`20261123-150000-3gw-miss` →
+/// `20261123-150000`, one `make benchmark-all`); the id itself otherwise.
+pub fn batch_of(id: &str) -> &str {
+    let parts: Vec<&str> = id.split('-').collect();
+    let gw = parts.iter().position(|p| {
+        p.strip_suffix("gw")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    match gw {
+        Some(k) if k > 0 => &id[..parts[..k].iter().map(|p| p.len() + 1).sum::<usize>() - 1],
+        _ => id,
+    }
+}
+
+/// The classic hit and miss runs in groups to compare: one per batch and runtime; runs that
+/// are alone in their batch (made one at a time) form one group per runtime, latest of each
+/// kind.
+fn comparison_groups(runs: &[Run]) -> Vec<(String, String, Vec<&Run>)> {
+    let classic: Vec<&Run> = runs
         .iter()
         .filter(|r| r.profile == "classic" && (r.scenario == "miss" || r.scenario == "hit"))
-    {
-        latest.insert((r.scenario.clone(), r.gateways), r);
-    }
-    let get = |s: &str, g: u32| latest.get(&(s.to_string(), g)).copied();
-    let pairs = [
-        (
-            "1 vs 3 gateways, cache miss",
-            get("miss", 1),
-            get("miss", 3),
-        ),
-        ("1 vs 3 gateways, cache hit", get("hit", 1), get("hit", 3)),
-        (
-            "Cache miss vs hit, 1 gateway",
-            get("miss", 1),
-            get("hit", 1),
-        ),
-        (
-            "Cache miss vs hit, 3 gateways",
-            get("miss", 3),
-            get("hit", 3),
-        ),
-    ];
-    if !pairs.iter().any(|p| p.1.is_some() && p.2.is_some()) {
-        return Ok(());
-    }
-    w.line("## Comparisons\n");
-    w.line(
-        "From the latest `classic` run of each scenario and gateway count. Throughput is \
-        successful requests of the scenario per second; latencies are of successful requests \
-        where both runs recorded them (a saturated gateway's fast 503s would flatter it).\n",
-    );
-    for (title, a, b) in &pairs {
-        let (Some(a), Some(b)) = (a, b) else { continue };
-        w.line(&format!("### {title}\n"));
-        let (la, lb, which) = compared_latency(a, b);
-        w.line(&format!(
-            "| run | ok req/s | p50 ms{which} | p95 ms | p99 ms | error % |\n|---|--:|--:|--:|--:|--:|"
-        ));
-        for (r, (p50, p95, p99)) in [(a, la), (b, lb)] {
-            w.line(&format!(
-                "| {} (`{}`) | {:.1} | {} | {} | {} | {:.2} |",
-                label(r),
-                r.id,
-                r.goodput,
-                ms(p50),
-                ms(p95),
-                ms(p99),
-                r.error_pct
-            ));
+        .collect();
+    let mut groups: Vec<(String, String, Vec<&Run>)> = Vec::new();
+    for r in &classic {
+        let batch = batch_of(&r.id).to_string();
+        match groups.iter_mut().find(|g| g.0 == batch && g.1 == r.runtime) {
+            Some(g) => g.2.push(r),
+            None => groups.push((batch, r.runtime.clone(), vec![r])),
         }
-        w.line(&format!("\n**{}.**\n", compare_sentence(a, b)));
     }
-    let compared: Vec<&Run> = latest.values().copied().collect();
-    w.bar_chart(
-        "compare-throughput",
-        &BarChart {
-            title: "Throughput by run (latest classic runs)",
-            y_label: "successful requests per second",
-            bars: compared.iter().map(|r| (label(r), r.goodput)).collect(),
-        },
-    )?;
-    w.bar_chart(
-        "compare-p95",
-        &BarChart {
-            title: "p95 latency by run (latest classic runs)",
-            y_label: "p95 latency (ms)",
-            bars: compared.iter().map(|r| (label(r), r.latency.p95)).collect(),
-        },
-    )?;
-    w.line("");
-    for scenario in ["miss", "hit"] {
-        let series: Vec<(String, Vec<(f64, f64)>)> = compared
-            .iter()
-            .filter(|r| r.scenario == scenario && !r.percentiles.is_empty())
-            .map(|r| (label(r), r.percentiles.clone()))
-            .collect();
-        if series.is_empty() {
+    let (mut kept, alone): (Vec<_>, Vec<_>) = groups.into_iter().partition(|g| g.2.len() > 1);
+    for (_, runtime, rs) in alone {
+        match kept
+            .iter_mut()
+            .find(|g| g.0 == "separate runs" && g.1 == runtime)
+        {
+            Some(g) => g.2.extend(rs),
+            None => kept.push(("separate runs".into(), runtime, rs)),
+        }
+    }
+    kept
+}
+
+/// The seed lab's comparisons (1 vs 3 gateways, miss vs hit), per batch and runtime.
+fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
+    let groups = comparison_groups(runs);
+    let mut heading = false;
+    for (batch, runtime, rs) in &groups {
+        let mut latest: BTreeMap<(String, u32), &Run> = BTreeMap::new();
+        for r in rs {
+            latest.insert((r.scenario.clone(), r.gateways), r);
+        }
+        let get = |s: &str, g: u32| latest.get(&(s.to_string(), g)).copied();
+        let pairs = [
+            (
+                "1 vs 3 gateways, cache miss",
+                get("miss", 1),
+                get("miss", 3),
+            ),
+            ("1 vs 3 gateways, cache hit", get("hit", 1), get("hit", 3)),
+            (
+                "Cache miss vs hit, 1 gateway",
+                get("miss", 1),
+                get("hit", 1),
+            ),
+            (
+                "Cache miss vs hit, 3 gateways",
+                get("miss", 3),
+                get("hit", 3),
+            ),
+        ];
+        if !pairs.iter().any(|p| p.1.is_some() && p.2.is_some()) {
             continue;
         }
-        w.line_chart(
-            &format!("percentiles-{scenario}"),
-            &LineChart::new(
-                &format!("Latency percentiles, cache {scenario}"),
-                "percentile",
-                "latency (ms, log scale)",
-                series,
-            )
-            .log_y(),
+        if !heading {
+            w.line("## Comparisons\n");
+            w.line(
+                "One set per batch (one `make benchmark-all`) and runtime; runs made one at a \
+                time are compared as *separate runs*, the latest of each kind. Throughput is \
+                successful requests of the scenario per second; latencies are of successful \
+                requests where both runs recorded them (a saturated gateway's fast 503s would \
+                flatter it). A difference within two standard errors of the runs' own \
+                per-second figures is written *no measurable difference*.\n",
+            );
+            heading = true;
+        }
+        let name = if batch == "separate runs" {
+            format!("separate runs, {runtime}")
+        } else {
+            format!("batch `{batch}`, {runtime}")
+        };
+        let slug = format!("{}-{runtime}", batch.replace(' ', "-"));
+        w.line(&format!("### Comparisons: {name}\n"));
+        for (title, a, b) in &pairs {
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            w.line(&format!("#### {title}\n"));
+            let (la, lb, which) = compared_latency(a, b);
+            w.line(&format!(
+                "| run | ok req/s | p50 ms{which} | p95 ms | p99 ms | error % |\n|---|--:|--:|--:|--:|--:|"
+            ));
+            for (r, (p50, p95, p99)) in [(a, la), (b, lb)] {
+                w.line(&format!(
+                    "| {} (`{}`) | {:.1} | {} | {} | {} | {:.2} |",
+                    label(r),
+                    r.id,
+                    r.goodput,
+                    ms(p50),
+                    ms(p95),
+                    ms(p99),
+                    r.error_pct
+                ));
+            }
+            w.line(&format!("\n**{}.**\n", compare_sentence(a, b)));
+        }
+        let compared: Vec<&Run> = latest.values().copied().collect();
+        let ids: Vec<&str> = compared.iter().map(|r| r.id.as_str()).collect();
+        w.line(&format!("Charts of {}.\n", ids.join(", ")));
+        w.bar_chart(
+            &format!("compare-throughput-{slug}"),
+            &BarChart {
+                title: &format!("Successful requests per second ({name})"),
+                y_label: "successful requests per second",
+                bars: compared.iter().map(|r| (label(r), r.goodput)).collect(),
+            },
+        )?;
+        // The same p95 as the tables: of successful requests when every run recorded it.
+        let ok_p95: Option<Vec<f64>> = compared.iter().map(|r| r.ok_latency.map(|l| l.1)).collect();
+        let (what, p95s) = match ok_p95 {
+            Some(v) => ("p95 of successful requests", v),
+            None => (
+                "p95 of all requests (failures included)",
+                compared.iter().map(|r| r.latency.p95).collect(),
+            ),
+        };
+        w.bar_chart(
+            &format!("compare-p95-{slug}"),
+            &BarChart {
+                title: &format!("{what} ({name})"),
+                y_label: "ms",
+                bars: compared
+                    .iter()
+                    .zip(p95s)
+                    .map(|(r, v)| (label(r), v))
+                    .collect(),
+            },
         )?;
         w.line("");
+        for scenario in ["miss", "hit"] {
+            // Successful requests' curves: failed ones are counted in the legend, not drawn
+            // (a 1-gateway run's fast 503s would make it look faster).
+            let series: Vec<(String, Vec<(f64, f64)>)> = compared
+                .iter()
+                .filter(|r| r.scenario == scenario)
+                .filter_map(|r| {
+                    if !r.ok_percentiles.is_empty() {
+                        let failed = if r.failures > 0 {
+                            format!(" ({:.1} % failed, not drawn)", r.error_pct)
+                        } else {
+                            String::new()
+                        };
+                        Some((format!("{}{failed}", label(r)), r.ok_percentiles.clone()))
+                    } else if !r.percentiles.is_empty() {
+                        Some((
+                            format!("{} (all requests)", label(r)),
+                            r.percentiles.clone(),
+                        ))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            if series.is_empty() {
+                continue;
+            }
+            w.line_chart(
+                &format!("percentiles-{scenario}-{slug}"),
+                &LineChart::new(
+                    &format!(
+                        "Latency percentiles of successful requests, cache {scenario} ({name})"
+                    ),
+                    "percentile",
+                    "latency (ms, log scale)",
+                    series,
+                )
+                .log_y(),
+            )?;
+            w.line("");
+        }
     }
     Ok(())
 }

@@ -44,6 +44,8 @@ pub struct Run {
     pub route_p50_ms: Option<f64>,
     /// p50, p95 and p99 (ms) of the successful requests only, where the run recorded them.
     pub ok_latency: Option<Percentiles>,
+    /// (percentile, ms) of the successful requests only, where the run recorded them.
+    pub ok_percentiles: Vec<(f64, f64)>,
     /// Service time measured one request at a time before the load (`calibration.p50_ms`).
     pub calibrated_ms: Option<f64>,
     /// Successful requests per second of the scenario's routes (logins left out): the
@@ -243,6 +245,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             .filter_map(|k| r.by_route.get(*k)?.latency_ms.p50)
             .reduce(f64::min),
         ok_latency: None,
+        ok_percentiles: Vec::new(),
         calibrated_ms: r
             .calibration
             .as_ref()
@@ -281,6 +284,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         if let (Some(a), Some(b), Some(c)) = (l.ok.p50_ms, l.ok.p95_ms, l.ok.p99_ms) {
             run.ok_latency = Some((a, b, c));
         }
+        run.ok_percentiles = l.ok.curve;
         run.status_classes = l.status_classes;
         run.series_t0 = l.started_at;
         run.statuses = l.statuses;

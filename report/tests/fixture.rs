@@ -141,10 +141,10 @@ fn every_expected_chart_is_written_as_png_and_svg_of_the_same_size() {
     let out = out_dir("charts");
     let outcome = report::generate(&fixture(), &out).unwrap();
     let mut expected = vec![
-        "compare-throughput".to_string(),
-        "compare-p95".into(),
-        "percentiles-miss".into(),
-        "percentiles-hit".into(),
+        "compare-throughput-f-native".to_string(),
+        "compare-p95-f-native".into(),
+        "percentiles-miss-f-native".into(),
+        "percentiles-hit-f-native".into(),
     ];
     for id in [
         "f-1gw-miss",
@@ -237,4 +237,45 @@ fn no_runs_is_a_clear_error() {
         "{missing}"
     );
     let _ = std::fs::remove_dir_all(empty);
+}
+
+#[test]
+fn two_batches_and_two_runtimes_give_a_comparison_section_each() {
+    let results = out_dir("batches");
+    // The four classic fixture runs as two batches: one native, one under compose.
+    for (batch, runtime) in [("20261123-100000", "native"), ("20261123-120000", "compose")] {
+        for kind in ["1gw-miss", "3gw-miss", "1gw-hit", "3gw-hit"] {
+            let id = format!("{batch}-{kind}");
+            let dir = results.join(&id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let from = fixture().join(format!("f-{kind}"));
+            for file in std::fs::read_dir(&from).unwrap() {
+                let file = file.unwrap().path();
+                std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
+            }
+            let mut run: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap())
+                    .unwrap();
+            run["run_id"] = serde_json::json!(id);
+            run["runtime"] = serde_json::json!(runtime);
+            std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+        }
+    }
+    assert_eq!(report::batch_of("20261123-100000-3gw-miss"), "20261123-100000");
+    assert_eq!(report::batch_of("f-1gw-hit"), "f");
+    assert_eq!(report::batch_of("smoke"), "smoke");
+    let out = results.join("out");
+    let outcome = report::generate(&results, &out).unwrap();
+    let md = std::fs::read_to_string(outcome.summary).unwrap();
+    for heading in [
+        "### Comparisons: batch `20261123-100000`, native",
+        "### Comparisons: batch `20261123-120000`, compose",
+    ] {
+        assert_eq!(md.matches(heading).count(), 1, "{heading}\n{md}");
+    }
+    // Each batch's charts are its own, named for it.
+    for slug in ["20261123-100000-native", "20261123-120000-compose"] {
+        assert!(out.join(format!("graphs/compare-p95-{slug}.png")).exists());
+    }
+    let _ = std::fs::remove_dir_all(&results);
 }
