@@ -429,9 +429,12 @@ pub fn outcome(r: &Run) -> Option<[String; 4]> {
     Some([failed_by_status(r), detect, recover, jobs])
 }
 
+/// A named line of a chart.
+type Series = (String, Vec<(f64, f64)>);
+
 /// The stack's own counters behind the fault's answers: what a student watches to see the
 /// mechanism work (y label, series).
-fn mechanism(r: &Run) -> Option<(&'static str, Vec<(String, Vec<(f64, f64)>)>)> {
+fn mechanism(r: &Run) -> Option<(&'static str, Vec<Series>)> {
     let name = r.fault.as_ref()?.name.as_str();
     let micro = |read: fn(&common::record::MicroserviceSample) -> f64| {
         signals::gauge(r, move |x| Some(read(x.microservice.as_ref()?.ok()?)))

@@ -11,6 +11,7 @@ pub mod runs;
 pub mod signals;
 mod tactics;
 mod timelines;
+pub mod words;
 
 use charts::{BarChart, LineChart};
 use runs::Run;
@@ -453,7 +454,11 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
                     r.error_pct
                 ));
             }
-            w.line(&format!("\n**{}.**\n", compare_sentence(a, b)));
+            w.line(&format!("\n**{}.**", compare_sentence(a, b)));
+            if let Some(why) = words::comparison_why(runs, a, b) {
+                w.line(&why);
+            }
+            w.line("");
         }
         let compared: Vec<&Run> = latest.values().copied().collect();
         let ids: Vec<&str> = compared.iter().map(|r| r.id.as_str()).collect();
@@ -844,4 +849,26 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
         ));
     }
     w.line("");
+    let limits: Vec<String> = runs.iter().filter_map(|r| words::limits(runs, r)).collect();
+    if !limits.is_empty() {
+        w.line(
+            "### What limited each run
+",
+        );
+        for l in limits {
+            w.line(&format!("- {l}"));
+        }
+        w.line("");
+    }
+    let failed: Vec<String> = runs.iter().filter_map(words::failures).collect();
+    if !failed.is_empty() {
+        w.line(
+            "### What failed, and why
+",
+        );
+        for f in failed {
+            w.line(&format!("- {f}"));
+        }
+        w.line("");
+    }
 }

@@ -85,6 +85,8 @@ pub struct Run {
     pub server: Vec<common::record::ServerSample>,
     /// The 503s the load generator got and how many lacked `Retry-After`.
     pub shed: common::record::Shed,
+    /// Requests, failures and statuses per route (`GET /data`, `POST /login`, …).
+    pub routes: BTreeMap<String, common::record::RouteRecord>,
 }
 
 /// p50, p95 and p99 in ms.
@@ -269,6 +271,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         statuses: BTreeMap::new(),
         server: Vec::new(),
         shed: r.shed,
+        routes: r.by_route.clone(),
     };
     // goose.json (Goose's own format) is optional: without it the run has no time series or
     // percentile curve.

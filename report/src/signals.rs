@@ -51,9 +51,10 @@ fn grew(before: f64, after: f64) -> f64 {
     }
 }
 
-/// How much a gateway counter grew per second, summed over the gateways that answered both
-/// samples (a gateway that was down for one of them adds nothing rather than a jump).
-pub fn gateway_rate(r: &Run, field: impl Fn(&GatewaySample) -> f64) -> Vec<(f64, f64)> {
+/// How much a gateway counter grew between consecutive samples, summed over the gateways
+/// that answered both (a gateway that was down for one of them adds nothing rather than a
+/// jump): (time of the later sample, seconds between them, growth).
+fn gateway_growth(r: &Run, field: &impl Fn(&GatewaySample) -> f64) -> Vec<(f64, f64, f64)> {
     let s = shift(r);
     r.server
         .windows(2)
@@ -66,9 +67,22 @@ pub fn gateway_rate(r: &Run, field: impl Fn(&GatewaySample) -> f64) -> Vec<(f64,
                     *total.get_or_insert(0.0) += grew(field(b), field(a));
                 }
             }
-            (dt > 0.0).then_some((w[1].t + s, total? / dt))
+            (dt > 0.0).then_some((w[1].t + s, dt, total?))
         })
         .collect()
+}
+
+/// How much a gateway counter grew per second, summed over the gateways.
+pub fn gateway_rate(r: &Run, field: impl Fn(&GatewaySample) -> f64) -> Vec<(f64, f64)> {
+    gateway_growth(r, &field)
+        .into_iter()
+        .map(|(t, dt, g)| (t, g / dt))
+        .collect()
+}
+
+/// How much a gateway counter grew over the run, summed over the gateways.
+pub fn gateway_total(r: &Run, field: impl Fn(&GatewaySample) -> f64) -> f64 {
+    gateway_growth(r, &field).iter().map(|(_, _, g)| g).sum()
 }
 
 /// The gateways' cache hit ratio each second (hits over hits, misses and errors), where the

@@ -62,6 +62,16 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
         "{md}"
     );
     assert!(!md.contains("−100 %") && !md.contains("−99 %"), "{md}");
+    // Words from the model: what bound each run and what would move it; why 3 gateways are
+    // not 3×; what failed and why.
+    assert!(md.contains("- `f-1gw-miss` (1 gateway miss): 1 gateway serves 4 requests at once (MAX_IN_FLIGHT 4); at 60 ms each that is 66.7 requests per second; it served 60.0 ok req/s (90 % of that). More gateways or a higher MAX_IN_FLIGHT would raise it, up to the next bound: the microservice pool at 166.7/s."), "{md}");
+    assert!(md.contains("The bottleneck moved from the gateway slots (66.7/s) to the microservice pool (161.3/s), so the model expects 2.42×, not 3×: 3× the gateways raise the slot bound to 193.5/s, but the microservice pool binds first."), "{md}");
+    assert!(md.contains("`f-3gw-miss` (3 gateways miss) failed 12 of 9000 requests: 2 × no answer on `GET /data` (0.0 % of its requests): no answer at all"), "{md}");
+    assert!(
+        md.contains("; 4 × 503 on `GET /data` (0.1 % of its requests): unavailable"),
+        "{md}"
+    );
+    assert!(md.contains("; 6 × 503 on `GET /process`"), "{md}");
     assert!(
         md.contains("| 1 gateway hit (`f-1gw-hit`) | 640.0 | 5 | 18 | 28 | 0.00 |"),
         "{md}"
@@ -243,7 +253,10 @@ fn no_runs_is_a_clear_error() {
 fn two_batches_and_two_runtimes_give_a_comparison_section_each() {
     let results = out_dir("batches");
     // The four classic fixture runs as two batches: one native, one under compose.
-    for (batch, runtime) in [("20261123-100000", "native"), ("20261123-120000", "compose")] {
+    for (batch, runtime) in [
+        ("20261123-100000", "native"),
+        ("20261123-120000", "compose"),
+    ] {
         for kind in ["1gw-miss", "3gw-miss", "1gw-hit", "3gw-hit"] {
             let id = format!("{batch}-{kind}");
             let dir = results.join(&id);
@@ -261,7 +274,10 @@ fn two_batches_and_two_runtimes_give_a_comparison_section_each() {
             std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
         }
     }
-    assert_eq!(report::batch_of("20261123-100000-3gw-miss"), "20261123-100000");
+    assert_eq!(
+        report::batch_of("20261123-100000-3gw-miss"),
+        "20261123-100000"
+    );
     assert_eq!(report::batch_of("f-1gw-hit"), "f");
     assert_eq!(report::batch_of("smoke"), "smoke");
     let out = results.join("out");

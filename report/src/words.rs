@@ -1,0 +1,235 @@
+//! Sentences from the model: what limited a run and what would move the bound, what its
+//! failed requests were and why, and why a comparison came out as it did. The figures are
+//! the run's own (its knobs, its calibrated service time, its counters), so the words change
+//! when the run does.
+
+use crate::model::Prediction;
+use crate::runs::Run;
+use crate::{label, predict_run, service_time_s, signals};
+
+fn plural(n: f64, one: &str, many: &str) -> String {
+    if (n - 1.0).abs() < f64::EPSILON {
+        format!("{n:.0} {one}")
+    } else {
+        format!("{n:.0} {many}")
+    }
+}
+
+fn bound(p: &Prediction, prefix: &str) -> Option<f64> {
+    p.bounds
+        .iter()
+        .find(|b| b.0.starts_with(prefix))
+        .map(|b| b.1)
+}
+
+/// The bound in words: which resource, how its figure comes about.
+fn mechanism(r: &Run, p: &Prediction, service_s: f64) -> String {
+    let ms = service_s * 1000.0;
+    let g = r.gateways.max(1) as f64;
+    match p.bottleneck.split(" (").next().unwrap_or("") {
+        "gateway slots" => format!(
+            "{} {} at once (MAX_IN_FLIGHT {}); at {ms:.0} ms each that is {:.1} requests per second",
+            plural(g, "gateway serves", "gateways serve"),
+            plural(
+                g * r.knobs.max_in_flight as f64,
+                "request",
+                "requests"
+            ),
+            r.knobs.max_in_flight,
+            p.rps
+        ),
+        "microservice pool" => format!(
+            "every miss holds one of the microservice's {} database connections for {ms:.0} ms, \
+             so it completes at most {:.1} misses per second, whatever the gateways do",
+            r.knobs.microservice_pool.unwrap_or(0),
+            p.rps
+        ),
+        "gateway CPU" => format!(
+            "the gateways' CPUs run out first: each request costs them {:.2} ms of CPU, so the \
+             CPUs they may use complete {:.1} requests per second",
+            r.gateway_cpu_ms.unwrap_or(0.0),
+            p.rps
+        ),
+        "offered load" => format!(
+            "the stack was not the limit: {} users, each waiting {:.0} ms between requests \
+             and {ms:.0} ms for an answer, send {:.1} requests per second (Little's law)",
+            r.users, r.think_ms, p.rps
+        ),
+        _ => "no bound could be computed".into(),
+    }
+}
+
+/// What would raise the bound, and where the next one is.
+fn lever(p: &Prediction) -> String {
+    let next = p
+        .bounds
+        .iter()
+        .filter(|b| b.0 != p.bottleneck && b.1 > p.rps)
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let then = next.map_or(String::new(), |(name, v)| {
+        format!(
+            ", up to the next bound: the {} at {v:.1}/s",
+            name.split(" (").next().unwrap_or(name)
+        )
+    });
+    let how = match p.bottleneck.split(" (").next().unwrap_or("") {
+        "gateway slots" => "more gateways or a higher MAX_IN_FLIGHT would raise it",
+        "microservice pool" => {
+            "a larger DB_POOL_SIZE or a faster query would raise it (more gateways would not)"
+        }
+        "gateway CPU" => "more CPU per gateway (GATEWAY_CPUS) or cheaper requests would raise it",
+        "offered load" => "more users or less think time would load the stack harder",
+        _ => "",
+    };
+    format!("{how}{then}")
+}
+
+/// "What limited the run": the bound in words, against the measurement, and the lever.
+pub fn limits(runs: &[Run], r: &Run) -> Option<String> {
+    // The model is of a steady closed workload: classic runs of the cached read path.
+    if (r.scenario != "hit" && r.scenario != "miss") || r.profile != "classic" {
+        return None;
+    }
+    let service = service_time_s(runs, r)?;
+    let p = predict_run(r, service);
+    let mut s = format!(
+        "`{}` ({}): {}; it served {:.1} ok req/s ({:.0} % of that). {}.",
+        r.id,
+        label(r),
+        mechanism(r, &p, service),
+        r.goodput,
+        if p.rps > 0.0 {
+            100.0 * r.goodput / p.rps
+        } else {
+            0.0
+        },
+        capitalised(&lever(&p))
+    );
+    if let Some(busy) = r.host_cpu_busy.filter(|b| *b > 0.9) {
+        s.push_str(&format!(
+            " The machine's CPUs were {:.0} % busy: every process, the load generator included, \
+             waited for a core, so the measurement sits under the bound.",
+            busy * 100.0
+        ));
+    }
+    Some(s)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| {
+        f.to_uppercase().collect::<String>() + c.as_str()
+    })
+}
+
+/// Why answers of this status come back, in this stack.
+fn cause(status: u16, r: &Run, rejected_by_limiter: f64) -> String {
+    match status {
+        503 if rejected_by_limiter > 0.0 => format!(
+            "turned away fast by the gateways' limiter ({rejected_by_limiter:.0} counted by the \
+             gateways): {} requests at once per gateway, a queue of {} behind them, and a \
+             request past the queue or waiting longer than QUEUE_TIMEOUT_MS gets a 503 with \
+             Retry-After instead of a slow answer",
+            r.knobs.max_in_flight,
+            r.knobs.max_queue.map_or("?".into(), |q| q.to_string())
+        ),
+        503 => "unavailable: no gateway in rotation, or the microservice or Redis could not \
+                serve (a 503 with Retry-After)"
+            .into(),
+        502 => "the load balancer lost the gateway's connection mid-request (a gateway \
+                stopped or reset it)"
+            .into(),
+        504 => "the gateway stopped waiting for the microservice (MICROSERVICE_TIMEOUT_MS)".into(),
+        500 => "a bug: an error the service did not expect (its log names it)".into(),
+        401 => "a token the gateway no longer accepted (expired or signed with another \
+                secret)"
+            .into(),
+        429 => "rate limited".into(),
+        0 => "no answer at all: the connection was refused or reset, or the load generator \
+              gave up waiting"
+            .into(),
+        s if (400..500).contains(&s) => "the request was refused as invalid".into(),
+        _ => "an unexpected status".into(),
+    }
+}
+
+/// The run's failed requests by route and status, with their cause; None without failures.
+pub fn failures(r: &Run) -> Option<String> {
+    let rejected = signals::gateway_total(r, |g| g.limiter_rejected);
+    let mut lines = Vec::new();
+    for (route, rec) in &r.routes {
+        let failed: Vec<(u16, u64)> = rec
+            .status_codes
+            .iter()
+            .filter(|(s, n)| !(200..300).contains(*s) && **n > 0)
+            .map(|(s, n)| (*s, *n))
+            .collect();
+        for (status, n) in failed {
+            let share = 100.0 * n as f64 / rec.requests.max(1) as f64;
+            lines.push(format!(
+                "{n} × {} on `{route}` ({share:.1} % of its requests): {}",
+                if status == 0 {
+                    "no answer".to_string()
+                } else {
+                    status.to_string()
+                },
+                cause(status, r, rejected)
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return (r.failures > 0).then(|| {
+            format!(
+                "`{}`: {} failed requests; the run did not record their statuses.",
+                r.id, r.failures
+            )
+        });
+    }
+    Some(format!(
+        "`{}` ({}) failed {} of {} requests: {}.",
+        r.id,
+        label(r),
+        r.failures,
+        r.requests,
+        lines.join("; ")
+    ))
+}
+
+/// Why B's throughput is what it is against A's: the bound of each and where it moved.
+pub fn comparison_why(runs: &[Run], a: &Run, b: &Run) -> Option<String> {
+    let (sa, sb) = (service_time_s(runs, a)?, service_time_s(runs, b)?);
+    let (pa, pb) = (predict_run(a, sa), predict_run(b, sb));
+    let name = |p: &Prediction| p.bottleneck.split(" (").next().unwrap_or("").to_string();
+    let predicted = if pa.rps > 0.0 { pb.rps / pa.rps } else { 0.0 };
+    let mut s = if name(&pa) == name(&pb) {
+        format!(
+            "Both are bound by the {} ({:.1} vs {:.1}/s), so the model expects {predicted:.2}×",
+            name(&pa),
+            pa.rps,
+            pb.rps
+        )
+    } else {
+        format!(
+            "The bottleneck moved from the {} ({:.1}/s) to the {} ({:.1}/s), so the model \
+             expects {predicted:.2}×",
+            name(&pa),
+            pa.rps,
+            name(&pb),
+            pb.rps
+        )
+    };
+    if b.gateways > a.gateways && b.scenario == a.scenario {
+        let k = b.gateways as f64 / a.gateways.max(1) as f64;
+        let slots = bound(&pb, "gateway slots");
+        if name(&pb) != "gateway slots" {
+            s.push_str(&format!(
+                ", not {k:.0}×: {k:.0}× the gateways raise the slot bound to {}/s, but the {} \
+                 binds first",
+                slots.map_or("?".into(), |v| format!("{v:.1}")),
+                name(&pb)
+            ));
+        }
+    }
+    s.push('.');
+    Some(s)
+}
