@@ -56,7 +56,9 @@ pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
         if line.update || line.name.contains("login") {
             continue;
         }
-        let second = (line.elapsed / 1000) as usize;
+        // The second the answer came (Goose's `elapsed` is when the request was sent): a
+        // request sent before a fault that fails after it counts after it.
+        let second = ((line.elapsed + line.response_time) / 1000) as usize;
         if buckets.len() <= second {
             buckets.resize_with(second + 1, Vec::new);
             failures.resize(second + 1, 0);
@@ -163,29 +165,30 @@ mod tests {
         writeln!(f, "not json").unwrap();
         writeln!(f, "{}", line(2100, "/process", 0, 250, false, false)).unwrap();
         writeln!(f, "{}", coded(2200, "/data", 1, 0, false, false, 0)).unwrap();
+        // Sent in second 1, answered in second 2: it counts in second 2.
+        writeln!(f, "{}", coded(1900, "/data", 300, 0, true, false, 200)).unwrap();
         drop(f);
         let s = per_second(&path).unwrap();
-        assert_eq!(s.requests, vec![20, 0, 2]);
+        assert_eq!(s.requests, vec![20, 0, 3]);
         assert_eq!(s.failures, vec![0, 0, 2]);
-        assert_eq!(s.p50_ms, vec![Some(10.0), None, Some(0.25)]);
-        assert_eq!(s.p95_ms, vec![Some(19.0), None, Some(1.0)]);
-        assert_eq!(s.p99_ms, vec![Some(20.0), None, Some(1.0)]);
+        assert_eq!(s.p50_ms, vec![Some(10.0), None, Some(1.0)]);
+        assert_eq!(s.p95_ms, vec![Some(19.0), None, Some(300.0)]);
+        assert_eq!(s.p99_ms, vec![Some(20.0), None, Some(300.0)]);
         // Status classes per second, as long as the run: no answer at all is `none`.
-        assert_eq!(s.status_classes["2xx"], vec![20, 0, 0]);
+        assert_eq!(s.status_classes["2xx"], vec![20, 0, 1]);
         assert_eq!(s.status_classes["5xx"], vec![0, 0, 1]);
         assert_eq!(s.status_classes["none"], vec![0, 0, 1]);
         assert_eq!(s.statuses[&503], vec![0, 0, 1]);
         assert_eq!(s.first_login_ms, Some(1500));
         // The failed 0.25 ms request is left out of the successful requests' percentiles.
+        assert_eq!(s.ok.requests, 21);
         assert_eq!(
-            s.ok,
-            Overall {
-                requests: 20,
-                p50_ms: Some(10.0),
-                p95_ms: Some(19.0),
-                p99_ms: Some(20.0)
-            }
+            (s.ok.p50_ms, s.ok.p95_ms, s.ok.p99_ms),
+            (Some(11.0), Some(20.0), Some(300.0))
         );
+        assert_eq!(s.ok.curve.first(), Some(&(50.0, 11.0)));
+        assert_eq!(s.ok.curve.last(), Some(&(100.0, 300.0)));
+        assert_eq!(s.ok.curve.len(), Overall::CURVE.len());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

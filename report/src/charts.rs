@@ -169,6 +169,9 @@ pub struct LineChart<'a> {
     /// A step in x wider than this is drawn as a gap, not a line across it (seconds in
     /// which a sampled service did not answer).
     pub gap: Option<f64>,
+    /// Moments to mark with a vertical dashed line (x, label): a scale, a fault, all users
+    /// started.
+    pub events: Vec<(f64, String)>,
 }
 
 impl<'a> LineChart<'a> {
@@ -188,6 +191,7 @@ impl<'a> LineChart<'a> {
             marker: None,
             shade: None,
             gap: None,
+            events: Vec::new(),
         }
     }
 
@@ -198,6 +202,11 @@ impl<'a> LineChart<'a> {
 
     pub fn log_y(mut self) -> Self {
         self.log_y = true;
+        self
+    }
+
+    pub fn events(mut self, events: Vec<(f64, String)>) -> Self {
+        self.events = events;
         self
     }
 
@@ -339,6 +348,32 @@ where
             if k == 0 {
                 drawn.label(name.as_str()).legend(line(color));
             }
+        }
+    }
+    const EVENT_COLORS: [RGBColor; 3] = [
+        RGBColor(90, 90, 90),
+        RGBColor(155, 89, 182),
+        RGBColor(26, 188, 156),
+    ];
+    let mut labelled: Vec<&str> = Vec::new();
+    for (ex, label) in &c.events {
+        // One legend entry and one colour per kind of event.
+        let kind = labelled
+            .iter()
+            .position(|l| *l == label.as_str())
+            .unwrap_or(labelled.len());
+        let color = EVENT_COLORS[kind % EVENT_COLORS.len()];
+        let drawn = chart
+            .draw_series(DashedLineSeries::new(
+                vec![(*ex, y.0), (*ex, y.1)],
+                4,
+                4,
+                color.stroke_width(1),
+            ))
+            .map_err(err)?;
+        if kind == labelled.len() {
+            labelled.push(label);
+            drawn.label(label.as_str()).legend(line(color));
         }
     }
     if let Some((value, label)) = &c.reference {

@@ -3,7 +3,29 @@
 
 use crate::charts::{BarChart, LineChart};
 use crate::runs::{self, Run};
-use crate::{label, points, some_points, Writer};
+use crate::{label, points, signals, some_points, Writer};
+
+/// The moments a reader needs on a run's timeline, in seconds of its per-second series:
+/// when the last user started, each scale the autoscaler made, the fault and its repair.
+pub(crate) fn events(r: &Run) -> Vec<(f64, String)> {
+    let mut out = Vec::new();
+    let most = r.series.users.iter().copied().fold(0.0, f64::max);
+    if let Some(k) = r.series.users.iter().position(|u| *u >= most && most > 0.0) {
+        if k > 0 {
+            out.push((k as f64, "all users started".to_string()));
+        }
+    }
+    let shift = signals::shift(r);
+    for a in r.autoscaler.iter().filter(|a| a.desired != a.current) {
+        out.push((a.t + shift, "scale".to_string()));
+    }
+    if let (Some(f), Some(t0)) = (&r.fault, r.series_t0.or(r.at0)) {
+        for e in &f.events {
+            out.push((e.at - t0, format!("{} ({})", e.kind, e.action)));
+        }
+    }
+    out
+}
 
 pub(crate) fn each_run(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
     w.line("## Each run over time\n");
@@ -16,18 +38,33 @@ pub(crate) fn each_run(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             r.runtime
         ));
         if !r.series.rps.is_empty() {
+            let marks = events(r);
+            // Answers by status class when the run recorded them: successes and failures
+            // apart, so a run that fails fast does not look busy.
+            let mut lines: Vec<(String, Vec<(f64, f64)>)> = if r.status_classes.is_empty() {
+                vec![
+                    ("requests per second".into(), points(&r.series.rps)),
+                    ("errors per second".into(), points(&r.series.errors)),
+                ]
+            } else {
+                r.status_classes
+                    .iter()
+                    .map(|(class, v)| {
+                        let v: Vec<f64> = v.iter().map(|n| *n as f64).collect();
+                        (format!("{class} per second"), points(&v))
+                    })
+                    .collect()
+            };
+            lines.push(("users".into(), points(&r.series.users)));
             w.line_chart(
                 &format!("timeline-{}", r.id),
                 &LineChart::new(
-                    &format!("{}: throughput, users and errors", r.id),
+                    &format!("{}: answers per second by status, and users", r.id),
                     "seconds into the run",
                     "per second / users",
-                    vec![
-                        ("requests per second".into(), points(&r.series.rps)),
-                        ("users".into(), points(&r.series.users)),
-                        ("errors per second".into(), points(&r.series.errors)),
-                    ],
-                ),
+                    lines,
+                )
+                .events(marks.clone()),
             )?;
             let series = if r.series.p95_ms.iter().any(Option::is_some) {
                 vec![
@@ -46,7 +83,8 @@ pub(crate) fn each_run(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
                     "latency (ms)",
                     series,
                 )
-                .reference(r.sla_p95_ms.map(|v| (v, format!("SLA p95 {v:.0} ms")))),
+                .reference(r.sla_p95_ms.map(|v| (v, format!("SLA p95 {v:.0} ms"))))
+                .events(marks),
             )?;
             w.line("");
         }
