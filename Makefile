@@ -9,7 +9,7 @@ LAB := target/lab/debug/lab
 GATEWAYS ?= 1
 SCENARIO ?= hit
 PROFILE ?= classic
-export RUNTIME QUICK IMAGES BUILD SKIP_BUILD
+export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs load test1-hit test1-miss test3-hit test3-miss \
@@ -98,7 +98,7 @@ test3-hit: lab-bin ## 3 gateways, cache-hit load test
 test3-miss: lab-bin ## 3 gateways, cache-miss load test
 	@$(LAB) load 3 miss
 
-benchmark-all: lab-bin ## The lab: 1 then 3 gateways, miss and hit runs, report (QUICK=1 smoke, RUNTIME=native)
+benchmark-all: lab-bin ## The lab: 1 then 3 gateways, miss and hit runs, report (QUICK=1 smoke, RUNTIME=native, REPEATS=3 each run 3 times)
 	@$(LAB) benchmark-all
 
 autoscale: lab-bin ## Autoscaling lab: static 1, static 3, autoscaled under a rising and falling load; burst vs ramp autoscaled; report

@@ -37,6 +37,10 @@ pub struct Cli {
     /// Shorter runs: 300 users, +100/s, 20 s.
     #[arg(long, env = "QUICK", global = true, value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     pub quick: bool,
+    /// `make benchmark-all`: run each configuration this many times (1..=10), so the
+    /// report can give each figure's spread.
+    #[arg(long, env = "REPEATS", global = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub repeats: u32,
     /// Do not run `cargo build` first (the binaries are already built).
     #[arg(long, env = "SKIP_BUILD", global = true, value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     pub skip_build: bool,
@@ -251,7 +255,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|_| ())
         }
         Command::BenchmarkAll => {
-            protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, cli.quick).await
+            protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, cli.quick, cli.repeats).await
         }
         Command::Smoke => protocol::smoke(rt.as_mut(), &paths.bin, &root).await,
         Command::Autoscale => protocol::autoscale(rt.as_mut(), &paths.bin, &root, cli.quick).await,

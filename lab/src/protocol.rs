@@ -229,28 +229,36 @@ pub enum Step {
     Clean,
     Up(usize),
     Warmup(usize),
-    Run(usize, &'static str),
+    /// N gateways, a scenario, and which repeat of it (1 when the protocol runs each once).
+    Run(usize, &'static str, u32),
     Down,
     Report,
 }
 
 /// The seed lab's protocol: clean → 1 gateway → warm-up → miss, hit → 3 gateways → warm-up
 /// → miss, hit → down → report.
-pub fn benchmark_steps() -> Vec<Step> {
+pub fn benchmark_steps(repeats: u32) -> Vec<Step> {
     use Step::*;
-    vec![
-        Clean,
-        Up(1),
-        Warmup(1),
-        Run(1, "miss"),
-        Run(1, "hit"),
-        Up(3),
-        Warmup(3),
-        Run(3, "miss"),
-        Run(3, "hit"),
-        Down,
-        Report,
-    ]
+    let mut steps = vec![Clean];
+    for n in [1, 3] {
+        steps.extend([Up(n), Warmup(n)]);
+        // Repeats interleave the scenarios (miss, hit, miss, hit, …), so that a drift of the
+        // machine over the minutes touches both alike.
+        for k in 1..=repeats.max(1) {
+            steps.extend([Run(n, "miss", k), Run(n, "hit", k)]);
+        }
+    }
+    steps.extend([Down, Report]);
+    steps
+}
+
+/// The run id of a benchmark run: `<batch>-<n>gw-<scenario>`, and `-r<k>` when repeated.
+pub fn benchmark_run_id(batch: &str, n: usize, scenario: &str, k: u32, repeats: u32) -> String {
+    if repeats > 1 {
+        format!("{batch}-{n}gw-{scenario}-r{k}")
+    } else {
+        format!("{batch}-{n}gw-{scenario}")
+    }
 }
 
 fn expected_secs(step: &Step, quick: bool) -> u64 {
@@ -270,7 +278,8 @@ fn describe(step: &Step) -> String {
         Step::Clean => "clean".into(),
         Step::Up(n) => format!("up {n}"),
         Step::Warmup(n) => format!("warm-up {n}"),
-        Step::Run(n, s) => format!("run {n} {s}"),
+        Step::Run(n, s, 1) => format!("run {n} {s}"),
+        Step::Run(n, s, k) => format!("run {n} {s} (repeat {k})"),
         Step::Down => "down".into(),
         Step::Report => "report".into(),
     }
@@ -283,15 +292,21 @@ pub async fn benchmark_all(
     bin: &Path,
     root: &Path,
     quick: bool,
+    repeats: u32,
 ) -> anyhow::Result<()> {
     let batch = utc_stamp();
     eprintln!(
-        "benchmark-all: {} runtime, batch {batch}, {} protocol",
+        "benchmark-all: {} runtime, batch {batch}, {} protocol{}",
         rt.kind().name(),
-        if quick { "quick" } else { "full" }
+        if quick { "quick" } else { "full" },
+        if repeats > 1 {
+            format!(", each run {repeats} times")
+        } else {
+            String::new()
+        }
     );
     let result = tokio::select! {
-        r = run_steps(rt, bin, root, quick, &batch) => r,
+        r = run_steps(rt, bin, root, quick, repeats, &batch) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     if let Err(e) = result {
@@ -307,9 +322,10 @@ async fn run_steps(
     bin: &Path,
     root: &Path,
     quick: bool,
+    repeats: u32,
     batch: &str,
 ) -> anyhow::Result<()> {
-    let steps = benchmark_steps();
+    let steps = benchmark_steps(repeats);
     let total: u64 = steps.iter().map(|s| expected_secs(s, quick)).sum();
     let started = Instant::now();
     let mut done = 0;
@@ -347,12 +363,12 @@ async fn run_steps(
                 );
                 load(rt, bin, root, &spec).await?;
             }
-            Step::Run(n, scenario) => {
+            Step::Run(n, scenario, k) => {
                 let spec = run(
                     *n,
                     scenario,
                     "classic",
-                    format!("{batch}-{n}gw-{scenario}"),
+                    benchmark_run_id(batch, *n, scenario, *k, repeats),
                     None,
                 );
                 load(rt, bin, root, &spec).await?;
@@ -448,20 +464,35 @@ mod tests {
 
     #[test]
     fn the_benchmark_runs_each_scenario_on_one_then_three_gateways() {
-        let runs: Vec<Step> = benchmark_steps()
-            .into_iter()
-            .filter(|s| matches!(s, Step::Run(..)))
-            .collect();
+        let runs = |repeats| -> Vec<Step> {
+            benchmark_steps(repeats)
+                .into_iter()
+                .filter(|s| matches!(s, Step::Run(..)))
+                .collect()
+        };
         assert_eq!(
-            runs,
+            runs(1),
             vec![
-                Step::Run(1, "miss"),
-                Step::Run(1, "hit"),
-                Step::Run(3, "miss"),
-                Step::Run(3, "hit")
+                Step::Run(1, "miss", 1),
+                Step::Run(1, "hit", 1),
+                Step::Run(3, "miss", 1),
+                Step::Run(3, "hit", 1)
             ]
         );
-        assert_eq!(benchmark_steps().last(), Some(&Step::Report));
+        assert_eq!(benchmark_steps(1).last(), Some(&Step::Report));
+        // Repeats interleave the scenarios on each stack and name each run.
+        let three = runs(3);
+        assert_eq!(three.len(), 12);
+        assert_eq!(
+            &three[..3],
+            &[
+                Step::Run(1, "miss", 1),
+                Step::Run(1, "hit", 1),
+                Step::Run(1, "miss", 2)
+            ]
+        );
+        assert_eq!(benchmark_run_id("b", 3, "hit", 2, 3), "b-3gw-hit-r2");
+        assert_eq!(benchmark_run_id("b", 3, "hit", 1, 1), "b-3gw-hit");
     }
 
     #[test]

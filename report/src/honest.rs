@@ -66,6 +66,52 @@ pub fn latency(value: f64, per_second: &[Option<f64>], whole_ms: bool) -> Figure
     }
 }
 
+/// A figure measured over repeated runs: mean, spread and a 95 % confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Repeated {
+    pub n: usize,
+    pub mean: f64,
+    /// Coefficient of variation: standard deviation over the mean.
+    pub cv: f64,
+    /// 95 % confidence interval of the mean (Student's t with n − 1 degrees of freedom).
+    pub ci: (f64, f64),
+}
+
+/// Student's t for a two-sided 95 % interval with `df` degrees of freedom.
+fn t95(df: usize) -> f64 {
+    const T: [f64; 10] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    ];
+    T.get(df.saturating_sub(1)).copied().unwrap_or(1.96)
+}
+
+/// The repeats' figure (None for fewer than two runs).
+pub fn repeated(values: &[f64]) -> Option<Repeated> {
+    let (mean, error) = mean_and_error(values)?;
+    let sd = error * (values.len() as f64).sqrt();
+    let half = t95(values.len() - 1) * error;
+    Some(Repeated {
+        n: values.len(),
+        mean,
+        cv: if mean != 0.0 { sd / mean.abs() } else { 0.0 },
+        ci: (mean - half, mean + half),
+    })
+}
+
+impl Repeated {
+    /// As a figure to compare: the mean with its standard error.
+    pub fn figure(&self) -> Figure {
+        Figure {
+            value: self.mean,
+            error: (self.ci.1 - self.mean) / t95(self.n - 1),
+        }
+    }
+
+    pub fn overlaps(&self, other: &Repeated) -> bool {
+        self.ci.0 <= other.ci.1 && other.ci.0 <= self.ci.1
+    }
+}
+
 /// Whether `a` and `b` differ by more than their noise (two combined standard errors).
 pub fn measurable(a: Figure, b: Figure) -> bool {
     (b.value - a.value).abs() > 2.0 * (a.error.powi(2) + b.error.powi(2)).sqrt()
@@ -99,7 +145,7 @@ pub fn throughput_change(a: Figure, b: Figure) -> String {
 }
 
 /// "3.1× higher" / "624× lower": the larger over the smaller, so a fall never reads −100 %.
-fn ratio_words(a: f64, b: f64, up: &str, down: &str) -> String {
+pub fn ratio_words(a: f64, b: f64, up: &str, down: &str) -> String {
     let (hi, lo, word) = if b >= a { (b, a, up) } else { (a, b, down) };
     if lo <= 0.0 {
         return format!("{word}, from under the figures' resolution");
@@ -162,6 +208,19 @@ mod tests {
             latency_change("p95", fig(60.0, 1.0), fig(75.0, 1.0)),
             "p95 60 → 75 ms (1.25× higher)"
         );
+    }
+
+    #[test]
+    fn repeats_give_mean_cv_and_a_t_interval() {
+        let r = repeated(&[100.0, 110.0, 90.0]).unwrap();
+        assert_eq!(r.n, 3);
+        assert!((r.mean - 100.0).abs() < 1e-9);
+        assert!((r.cv - 0.1).abs() < 1e-9, "{r:?}");
+        // sd 10, se 10/√3, t(2) = 4.303: ± 24.84.
+        assert!((r.ci.1 - 124.843).abs() < 0.01, "{r:?}");
+        let far = repeated(&[200.0, 205.0, 195.0]).unwrap();
+        assert!(!r.overlaps(&far) && r.overlaps(&r));
+        assert!(repeated(&[1.0]).is_none());
     }
 
     #[test]

@@ -102,6 +102,83 @@ pub fn compare_sentence(a: &Run, b: &Run) -> String {
     )
 }
 
+/// The p95 a comparison uses for a run: of successful requests when recorded.
+fn p95_of(r: &Run) -> f64 {
+    r.ok_latency.map_or(r.latency.p95, |l| l.1)
+}
+
+/// Mean, CV and 95 % interval of each configuration's throughput and p95 over its repeats.
+fn repeats_table(w: &mut Writer, repeats: &BTreeMap<(String, u32), Vec<&Run>>) {
+    w.line(
+        "Each configuration was run several times (`REPEATS`): the mean, the coefficient of \
+         variation (CV: the spread over the mean) and the 95 % confidence interval of the mean \
+         (Student's t). Comparisons below use the means; where the two intervals overlap, the \
+         difference is not measurable.\n",
+    );
+    w.line(
+        "| configuration | runs | ok req/s | CV | 95 % interval | p95 ms | CV | 95 % interval |",
+    );
+    w.line("|---|--:|--:|--:|---|--:|--:|---|");
+    for ((scenario, gateways), rs) in repeats {
+        let good: Vec<f64> = rs.iter().map(|r| r.goodput).collect();
+        let p95: Vec<f64> = rs.iter().map(|r| p95_of(r)).collect();
+        let (Some(g), Some(p)) = (honest::repeated(&good), honest::repeated(&p95)) else {
+            continue;
+        };
+        w.line(&format!(
+            "| {gateways} gateway{} {scenario} | {} | {:.1} | {:.1} % | {:.1} – {:.1} | {} | {:.1} % | {} – {} |",
+            if *gateways == 1 { "" } else { "s" },
+            g.n,
+            g.mean,
+            g.cv * 100.0,
+            g.ci.0,
+            g.ci.1,
+            honest::ms(p.mean),
+            p.cv * 100.0,
+            honest::ms(p.ci.0.max(0.0)),
+            honest::ms(p.ci.1),
+        ));
+    }
+    w.line("");
+}
+
+/// The comparison sentence from repeats: means, and "no measurable difference" where the
+/// 95 % intervals overlap.
+fn compare_repeats(a: &[&Run], b: &[&Run]) -> Option<String> {
+    let figure = |rs: &[&Run], f: fn(&Run) -> f64| {
+        honest::repeated(&rs.iter().map(|r| f(r)).collect::<Vec<f64>>())
+    };
+    let (ga, gb) = (figure(a, |r| r.goodput)?, figure(b, |r| r.goodput)?);
+    let (pa, pb) = (figure(a, p95_of)?, figure(b, p95_of)?);
+    let throughput = if ga.overlaps(&gb) {
+        format!(
+            "no measurable difference in throughput ({:.1} vs {:.1} ok req/s, the 95 % intervals overlap)",
+            ga.mean, gb.mean
+        )
+    } else {
+        format!(
+            "{:.2}× the throughput",
+            gb.mean / ga.mean.max(f64::MIN_POSITIVE)
+        )
+    };
+    let figures = format!("p95 {} → {} ms", honest::ms(pa.mean), honest::ms(pb.mean));
+    let latency = if pa.overlaps(&pb) {
+        format!("{figures}: no measurable difference (the 95 % intervals overlap)")
+    } else {
+        format!(
+            "{figures} ({})",
+            honest::ratio_words(pa.mean, pb.mean, "higher", "lower")
+        )
+    };
+    Some(format!(
+        "{} against {}, means of {} and {} runs: {throughput}; {latency}",
+        label(b[0]),
+        label(a[0]),
+        b.len(),
+        a.len()
+    ))
+}
+
 /// The (p50, p95, p99) two runs are compared on: of successful requests when both recorded
 /// them (fast rejections would flatter a saturated run), else Goose's whole-run figures.
 fn compared_latency(a: &Run, b: &Run) -> (runs::Percentiles, runs::Percentiles, &'static str) {
@@ -391,9 +468,19 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
     let mut heading = false;
     for (batch, runtime, rs) in &groups {
         let mut latest: BTreeMap<(String, u32), &Run> = BTreeMap::new();
+        let mut repeats: BTreeMap<(String, u32), Vec<&Run>> = BTreeMap::new();
         for r in rs {
             latest.insert((r.scenario.clone(), r.gateways), r);
+            repeats
+                .entry((r.scenario.clone(), r.gateways))
+                .or_default()
+                .push(r);
         }
+        let repeated = |r: &Run| {
+            repeats
+                .get(&(r.scenario.clone(), r.gateways))
+                .filter(|v| v.len() > 1)
+        };
         let get = |s: &str, g: u32| latest.get(&(s.to_string(), g)).copied();
         let pairs = [
             (
@@ -435,6 +522,9 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
         };
         let slug = format!("{}-{runtime}", batch.replace(' ', "-"));
         w.line(&format!("### Comparisons: {name}\n"));
+        if repeats.values().any(|v| v.len() > 1) {
+            repeats_table(w, &repeats);
+        }
         for (title, a, b) in &pairs {
             let (Some(a), Some(b)) = (a, b) else { continue };
             w.line(&format!("#### {title}\n"));
@@ -454,7 +544,14 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
                     r.error_pct
                 ));
             }
-            w.line(&format!("\n**{}.**", compare_sentence(a, b)));
+            let sentence = match (repeated(a), repeated(b)) {
+                (Some(ra), Some(rb)) => compare_repeats(ra, rb),
+                _ => None,
+            };
+            w.line(&format!(
+                "\n**{}.**",
+                sentence.unwrap_or_else(|| compare_sentence(a, b))
+            ));
             if let Some(why) = words::comparison_why(runs, a, b) {
                 w.line(&why);
             }

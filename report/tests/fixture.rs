@@ -295,3 +295,55 @@ fn two_batches_and_two_runtimes_give_a_comparison_section_each() {
     }
     let _ = std::fs::remove_dir_all(&results);
 }
+
+#[test]
+fn repeats_give_mean_spread_and_interval_and_the_comparison_uses_the_means() {
+    let results = out_dir("repeats");
+    for kind in ["1gw-miss", "3gw-miss", "1gw-hit", "3gw-hit"] {
+        for k in 1..=3u64 {
+            let id = format!("20261123-140000-{kind}-r{k}");
+            let dir = results.join(&id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let from = fixture().join(format!("f-{kind}"));
+            for file in std::fs::read_dir(&from).unwrap() {
+                let file = file.unwrap().path();
+                std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
+            }
+            // Each repeat serves a little more than the one before: 99 %, 100 %, 101 %.
+            let mut run: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap())
+                    .unwrap();
+            run["run_id"] = serde_json::json!(id);
+            for route in run["by_route"].as_object_mut().unwrap().values_mut() {
+                let n = route["requests"].as_f64().unwrap();
+                route["requests"] =
+                    serde_json::json!((n * (0.98 + 0.01 * k as f64)).round() as u64);
+            }
+            std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+        }
+    }
+    let out = results.join("out");
+    let md = std::fs::read_to_string(report::generate(&results, &out).unwrap().summary).unwrap();
+    assert!(
+        md.contains("Each configuration was run several times"),
+        "{md}"
+    );
+    assert_eq!(
+        md.matches("### Comparisons: batch `20261123-140000`, native")
+            .count(),
+        1,
+        "{md}"
+    );
+    // 1 gateway miss: (1800 + 1800) × (0.99, 1.00, 1.01) / 60 → 59.4, 60.0, 60.6 ok req/s.
+    assert!(
+        md.contains("| 1 gateway miss | 3 | 60.0 | 1.0 % | 58.5 – 61.5 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "3 gateways miss against 1 gateway miss, means of 3 and 3 runs: 2.50× the throughput"
+        ),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&results);
+}
