@@ -249,6 +249,21 @@ fn no_runs_is_a_clear_error() {
     let _ = std::fs::remove_dir_all(empty);
 }
 
+/// Copies fixture run `f-<kind>` into `results/<id>`, named `id`, with `edit` applied.
+fn copy_run(results: &Path, kind: &str, id: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let dir = results.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in std::fs::read_dir(fixture().join(format!("f-{kind}"))).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
+    }
+    let mut run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    run["run_id"] = serde_json::json!(id);
+    edit(&mut run);
+    std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+}
+
 #[test]
 fn two_batches_and_two_runtimes_give_a_comparison_section_each() {
     let results = out_dir("batches");
@@ -258,20 +273,9 @@ fn two_batches_and_two_runtimes_give_a_comparison_section_each() {
         ("20261123-120000", "compose"),
     ] {
         for kind in ["1gw-miss", "3gw-miss", "1gw-hit", "3gw-hit"] {
-            let id = format!("{batch}-{kind}");
-            let dir = results.join(&id);
-            std::fs::create_dir_all(&dir).unwrap();
-            let from = fixture().join(format!("f-{kind}"));
-            for file in std::fs::read_dir(&from).unwrap() {
-                let file = file.unwrap().path();
-                std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
-            }
-            let mut run: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap())
-                    .unwrap();
-            run["run_id"] = serde_json::json!(id);
-            run["runtime"] = serde_json::json!(runtime);
-            std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+            copy_run(&results, kind, &format!("{batch}-{kind}"), |run| {
+                run["runtime"] = serde_json::json!(runtime);
+            });
         }
     }
     assert_eq!(
@@ -301,25 +305,15 @@ fn repeats_give_mean_spread_and_interval_and_the_comparison_uses_the_means() {
     let results = out_dir("repeats");
     for kind in ["1gw-miss", "3gw-miss", "1gw-hit", "3gw-hit"] {
         for k in 1..=3u64 {
-            let id = format!("20261123-140000-{kind}-r{k}");
-            let dir = results.join(&id);
-            std::fs::create_dir_all(&dir).unwrap();
-            let from = fixture().join(format!("f-{kind}"));
-            for file in std::fs::read_dir(&from).unwrap() {
-                let file = file.unwrap().path();
-                std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
-            }
             // Each repeat serves a little more than the one before: 99 %, 100 %, 101 %.
-            let mut run: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap())
-                    .unwrap();
-            run["run_id"] = serde_json::json!(id);
-            for route in run["by_route"].as_object_mut().unwrap().values_mut() {
-                let n = route["requests"].as_f64().unwrap();
-                route["requests"] =
-                    serde_json::json!((n * (0.98 + 0.01 * k as f64)).round() as u64);
-            }
-            std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
+            let id = format!("20261123-140000-{kind}-r{k}");
+            copy_run(&results, kind, &id, |run| {
+                for route in run["by_route"].as_object_mut().unwrap().values_mut() {
+                    let n = route["requests"].as_f64().unwrap();
+                    route["requests"] =
+                        serde_json::json!((n * (0.98 + 0.01 * k as f64)).round() as u64);
+                }
+            });
         }
     }
     let out = results.join("out");
