@@ -221,7 +221,18 @@ pub fn predict_run(run: &Run, service_s: f64) -> model::Prediction {
             (None, None) => 0.0,
         },
         gateway_cpu_s: run.gateway_cpu_ms.unwrap_or(0.0) / 1000.0,
+        machine_cores: run.machine_cores.unwrap_or(0) as f64,
+        machine_cpu_s: machine_cpu_per_ok_s(run).unwrap_or(0.0),
     })
+}
+
+/// CPU seconds the whole machine spent per successful request of the run: its mean busy
+/// share × cores ÷ successful requests per second (the load generator, the logins and the
+/// failed requests are all in the numerator).
+pub fn machine_cpu_per_ok_s(run: &Run) -> Option<f64> {
+    let busy = run.host_cpu_busy?;
+    let cores = run.machine_cores? as f64;
+    (run.goodput > 0.0 && busy > 0.0).then(|| busy * cores / run.goodput)
 }
 
 /// Writes the report; fails when there is no run to report on.
@@ -897,9 +908,11 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
     w.line("Each run's throughput bound from its recorded knobs: the offered load of a closed workload \
         (users ÷ (think time + service time), Little's law), the gateways' request slots \
         (gateways × `MAX_IN_FLIGHT` ÷ service time), for cache misses the microservice's \
-        connection pool (`DB_POOL_SIZE` ÷ service time), and the gateways' CPU (the CPUs they \
+        connection pool (`DB_POOL_SIZE` ÷ service time), the gateways' CPU (the CPUs they \
         may use, `GATEWAY_CPUS` × gateways or the host's cores, ÷ the CPU each request cost them), \
-        by the utilisation law (for `hit` and `miss` runs). The service time is the run's own \
+        and the whole machine's CPU (its cores ÷ the CPU every process on it, the load generator \
+        included, spent per successful request: on one machine the generator and the turned-away \
+        requests cost CPU the stack cannot use), by the utilisation law (for `hit` and `miss` runs). The service time is the run's own \
         calibration (p50 of requests sent one at a time before the load); for a run without one, \
         the lowest p50 any run of the scenario recorded on that runtime. The smallest bound is the bottleneck; the measurement is the \
         scenario's successful requests per second, and one more than 20 % away from the bound \
@@ -908,8 +921,8 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
         "The last column is how busy the whole machine's CPUs were during the run: near \
         100 %, every service is short of CPU and no single modelled bound holds.\n",
     );
-    w.line("| run | service time ms | offered | gateway slots | microservice pool | gateway CPU | bottleneck | predicted req/s | measured ok req/s | difference | machine CPU busy |");
-    w.line("|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|");
+    w.line("| run | service time ms | offered | gateway slots | microservice pool | gateway CPU | machine CPU | bottleneck | predicted req/s | measured ok req/s | difference | machine CPU busy |");
+    w.line("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|");
     // The model is about the cached read path; long tasks and login storms are bound by
     // other resources (the worker, password hashing).
     for r in runs
@@ -929,13 +942,14 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
         };
         let d = model::deviation(p.rps, r.goodput);
         w.line(&format!(
-            "| `{}` | {:.1} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {}{} | {} |",
+            "| `{}` | {:.1} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {}{} | {} |",
             r.id,
             service * 1000.0,
             bound("offered"),
             bound("gateway slots"),
             bound("microservice"),
             bound("gateway CPU"),
+            bound("machine CPU"),
             p.bottleneck.split(" (").next().unwrap_or(""),
             p.rps,
             r.goodput,

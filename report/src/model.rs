@@ -34,6 +34,11 @@ pub struct Inputs {
     pub gateway_cpus: f64,
     /// CPU seconds a gateway spends per request it serves; 0 = not measured.
     pub gateway_cpu_s: f64,
+    /// Cores of the machine everything runs on; 0 = unknown.
+    pub machine_cores: f64,
+    /// CPU seconds the whole machine spent per successful request: every process, the load
+    /// generator, the logins and the turned-away requests included; 0 = not measured.
+    pub machine_cpu_s: f64,
 }
 
 pub fn predict(i: &Inputs) -> Prediction {
@@ -57,6 +62,12 @@ pub fn predict(i: &Inputs) -> Prediction {
         bounds.push((
             "gateway CPU (CPUs for gateways / CPU per request)",
             i.gateway_cpus / i.gateway_cpu_s,
+        ));
+    }
+    if i.machine_cores > 0.0 && i.machine_cpu_s > 0.0 {
+        bounds.push((
+            "machine CPU (cores / CPU of every process per successful request)",
+            i.machine_cores / i.machine_cpu_s,
         ));
     }
     let (bottleneck, rps) =
@@ -94,7 +105,23 @@ mod tests {
             microservice_pool: 10.0,
             gateway_cpus: 0.0,
             gateway_cpu_s: 0.0,
+            machine_cores: 0.0,
+            machine_cpu_s: 0.0,
         }
+    }
+
+    #[test]
+    fn a_busy_machine_is_the_bound_when_its_cpu_runs_out_first() {
+        // 3 gateways: slots 200/s, pool 166.67/s; the whole machine spends 17.4 ms of CPU per
+        // successful request on 2 cores: 114.9/s, the real bottleneck.
+        let p = predict(&Inputs {
+            gateways: 3.0,
+            machine_cores: 2.0,
+            machine_cpu_s: 0.0174,
+            ..inputs()
+        });
+        assert!((p.rps - 114.94).abs() < 0.01, "{p:?}");
+        assert!(p.bottleneck.starts_with("machine CPU"));
     }
 
     #[test]

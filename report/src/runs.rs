@@ -55,6 +55,8 @@ pub struct Run {
     pub rate: f64,
     /// Mean share of the whole machine's CPU that was busy during the run (0..=1).
     pub host_cpu_busy: Option<f64>,
+    /// Cores of the machine the load generator ran on (the stack's, on one machine).
+    pub machine_cores: Option<u32>,
     /// The gateways' CPU per request served (ms), from their process CPU counters.
     pub gateway_cpu_ms: Option<f64>,
     /// Worker samples over time, where the run sampled the worker (long tasks).
@@ -223,6 +225,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             .git_commit
             .clone()
             .unwrap_or_else(|| "unknown".into()),
+        machine_cores: r.host.cores,
         host: format!(
             "{} ({} cores)",
             r.host.cpu.as_deref().unwrap_or("?"),

@@ -50,6 +50,16 @@ fn mechanism(r: &Run, p: &Prediction, service_s: f64) -> String {
             r.gateway_cpu_ms.unwrap_or(0.0),
             p.rps
         ),
+        "machine CPU" => format!(
+            "the machine's CPUs ran out first: every process on it (the load generator, the \
+             stack, the logins and the turned-away requests) spent {:.1} ms of CPU per \
+             successful request ({:.0} % of {} cores busy), so the machine completes at most \
+             {:.1} of them per second",
+            crate::machine_cpu_per_ok_s(r).unwrap_or(0.0) * 1000.0,
+            r.host_cpu_busy.unwrap_or(0.0) * 100.0,
+            r.machine_cores.unwrap_or(0),
+            p.rps
+        ),
         "offered load" => format!(
             "the stack was not the limit: {} users, each waiting {:.0} ms between requests \
              and {ms:.0} ms for an answer, send {:.1} requests per second (Little's law)",
@@ -79,6 +89,7 @@ fn lever(p: &Prediction) -> String {
         }
         "gateway CPU" => "more CPU per gateway (GATEWAY_CPUS) or cheaper requests would raise it",
         "offered load" => "more users or less think time would load the stack harder",
+        "machine CPU" => "the load generator on another machine, or more cores, would raise it",
         _ => "",
     };
     format!("{how}{then}")
@@ -105,7 +116,10 @@ pub fn limits(runs: &[Run], r: &Run) -> Option<String> {
         },
         capitalised(&lever(&p))
     );
-    if let Some(busy) = r.host_cpu_busy.filter(|b| *b > 0.9) {
+    if let Some(busy) = r
+        .host_cpu_busy
+        .filter(|b| *b > 0.9 && !p.bottleneck.starts_with("machine CPU"))
+    {
         s.push_str(&format!(
             " The machine's CPUs were {:.0} % busy: every process, the load generator included, \
              waited for a core, so the measurement sits under the bound.",

@@ -65,7 +65,11 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
     // Words from the model: what bound each run and what would move it; why 3 gateways are
     // not 3×; what failed and why.
     assert!(md.contains("- `f-1gw-miss` (1 gateway miss): 1 gateway serves 4 requests at once (MAX_IN_FLIGHT 4); at 60 ms each that is 66.7 requests per second; it served 60.0 ok req/s (90 % of that). More gateways or a higher MAX_IN_FLIGHT would raise it, up to the next bound: the microservice pool at 166.7/s."), "{md}");
-    assert!(md.contains("The bottleneck moved from the gateway slots (66.7/s) to the microservice pool (161.3/s), so the model expects 2.42×, not 3×: 3× the gateways raise the slot bound to 193.5/s, but the microservice pool binds first."), "{md}");
+    assert!(md.contains("The bottleneck moved from the gateway slots (66.7/s) to the machine CPU (157.7/s), so the model expects 2.37×, not 3×: 3× the gateways raise the slot bound to 193.5/s, but the machine CPU binds first."), "{md}");
+    assert!(
+        md.contains("spent 12.7 ms of CPU per successful request (95 % of 2 cores busy)"),
+        "{md}"
+    );
     assert!(md.contains("`f-3gw-miss` (3 gateways miss) failed 12 of 9000 requests: 2 × no answer on `GET /data` (0.0 % of its requests): no answer at all"), "{md}");
     assert!(
         md.contains("; 4 × 503 on `GET /data` (0.1 % of its requests): unavailable"),
@@ -81,29 +85,31 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
     // offered 1000 / 1.56 = 641.0, slots 1 × 4 / 0.06 = 66.7, pool 10 / 0.06 = 166.7.
     assert!(
         md.contains(
-            "| `f-1gw-miss` | 60.0 | 641.0 | 66.7 | 166.7 | – | gateway slots | 66.7 | 60.0 | −10 % |"
+            "| `f-1gw-miss` | 60.0 | 641.0 | 66.7 | 166.7 | – | – | gateway slots | 66.7 | 60.0 | −10 % |"
         ),
         "{md}"
     );
     // Three gateways, with their own calibrated 62 ms: offered 1000 / 1.562 = 640.2, slots
-    // 3 × 4 / 0.062 = 193.5 > pool 10 / 0.062 = 161.3, which becomes the bottleneck.
-    assert!(md.contains("| `f-3gw-miss` | 62.0 | 640.2 | 193.5 | 161.3 | – | microservice pool | 161.3 | 149.8 | −7 % | 95 % |"), "{md}");
+    // 3 × 4 / 0.062 = 193.5 > pool 10 / 0.062 = 161.3; but the machine's 2 cores were 95 %
+    // busy: 0.95 × 2 / 149.8 = 12.7 ms of CPU per successful request, 2 / 0.0127 = 157.7/s,
+    // the real bottleneck.
+    assert!(md.contains("| `f-3gw-miss` | 62.0 | 640.2 | 193.5 | 161.3 | – | 157.7 | machine CPU | 157.7 | 149.8 | −5 % | 95 % |"), "{md}");
     // Hits (4 ms): offered 1000 / 1.504 = 664.9 bounds one gateway; three gateways of
     // 0.5 CPU at 4 ms of CPU per request: 1.5 / 0.004 = 375 req/s, the CPU bound.
     assert!(
         md.contains(
-            "| `f-1gw-hit` | 4.0 | 664.9 | 1000.0 | – | – | offered load | 664.9 | 640.0 | −4 % |"
+            "| `f-1gw-hit` | 4.0 | 664.9 | 1000.0 | – | – | – | offered load | 664.9 | 640.0 | −4 % |"
         ),
         "{md}"
     );
     assert!(
         md.contains(
-            "| `f-3gw-hit` | 4.0 | 664.9 | 3000.0 | – | 375.0 | gateway CPU | 375.0 | 400.0 | +7 % |"
+            "| `f-3gw-hit` | 4.0 | 664.9 | 3000.0 | – | 375.0 | – | gateway CPU | 375.0 | 400.0 | +7 % |"
         ),
         "{md}"
     );
     // A burst of 100 users ran 100 req/s against an offered 100 / 1.504 = 66.5: flagged.
-    assert!(md.contains("| `f-burst-hit` | 4.0 | 66.5 | 1000.0 | – | – | offered load | 66.5 | 100.0 | +50 % ⚠ |"), "{md}");
+    assert!(md.contains("| `f-burst-hit` | 4.0 | 66.5 | 1000.0 | – | – | – | offered load | 66.5 | 100.0 | +50 % ⚠ |"), "{md}");
     // Long tasks are not the read path's model.
     assert!(!md.contains("| `f-longtask` | 550.0"), "{md}");
 
