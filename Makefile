@@ -9,6 +9,7 @@ LAB := target/lab/debug/lab
 GATEWAYS ?= 1
 SCENARIO ?= hit
 PROFILE ?= classic
+REPEATS ?= 1
 export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
