@@ -925,9 +925,10 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
     w.line("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|");
     // The model is about the cached read path; long tasks and login storms are bound by
     // other resources (the worker, password hashing).
+    // Fault runs are disturbed on purpose: the Faults section reads them.
     for r in runs
         .iter()
-        .filter(|r| r.scenario == "hit" || r.scenario == "miss")
+        .filter(|r| (r.scenario == "hit" || r.scenario == "miss") && r.fault.is_none())
     {
         let Some(service) = service_time_s(runs, r) else {
             continue;
@@ -971,7 +972,11 @@ fn predictions(w: &mut Writer, runs: &[Run]) {
         }
         w.line("");
     }
-    let failed: Vec<String> = runs.iter().filter_map(words::failures).collect();
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| r.fault.is_none())
+        .filter_map(words::failures)
+        .collect();
     if !failed.is_empty() {
         w.line(
             "### What failed, and why

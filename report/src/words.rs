@@ -24,22 +24,18 @@ fn bound(p: &Prediction, prefix: &str) -> Option<f64> {
 
 /// The bound in words: which resource, how its figure comes about.
 fn mechanism(r: &Run, p: &Prediction, service_s: f64) -> String {
-    let ms = service_s * 1000.0;
+    let ms = crate::honest::ms(service_s * 1000.0);
     let g = r.gateways.max(1) as f64;
     match p.bottleneck.split(" (").next().unwrap_or("") {
         "gateway slots" => format!(
-            "{} {} at once (MAX_IN_FLIGHT {}); at {ms:.0} ms each that is {:.1} requests per second",
+            "{} {} at once (MAX_IN_FLIGHT {}); at {ms} ms each that is {:.1} requests per second",
             plural(g, "gateway serves", "gateways serve"),
-            plural(
-                g * r.knobs.max_in_flight as f64,
-                "request",
-                "requests"
-            ),
+            plural(g * r.knobs.max_in_flight as f64, "request", "requests"),
             r.knobs.max_in_flight,
             p.rps
         ),
         "microservice pool" => format!(
-            "every miss holds one of the microservice's {} database connections for {ms:.0} ms, \
+            "every miss holds one of the microservice's {} database connections for {ms} ms, \
              so it completes at most {:.1} misses per second, whatever the gateways do",
             r.knobs.microservice_pool.unwrap_or(0),
             p.rps
@@ -62,7 +58,7 @@ fn mechanism(r: &Run, p: &Prediction, service_s: f64) -> String {
         ),
         "offered load" => format!(
             "the stack was not the limit: {} users, each waiting {:.0} ms between requests \
-             and {ms:.0} ms for an answer, send {:.1} requests per second (Little's law)",
+             and {ms} ms for an answer, send {:.1} requests per second (Little's law)",
             r.users, r.think_ms, p.rps
         ),
         _ => "no bound could be computed".into(),
@@ -98,7 +94,8 @@ fn lever(p: &Prediction) -> String {
 /// "What limited the run": the bound in words, against the measurement, and the lever.
 pub fn limits(runs: &[Run], r: &Run) -> Option<String> {
     // The model is of a steady closed workload: classic runs of the cached read path.
-    if (r.scenario != "hit" && r.scenario != "miss") || r.profile != "classic" {
+    if (r.scenario != "hit" && r.scenario != "miss") || r.profile != "classic" || r.fault.is_some()
+    {
         return None;
     }
     let service = service_time_s(runs, r)?;
@@ -136,20 +133,32 @@ fn capitalised(s: &str) -> String {
     })
 }
 
-/// Why answers of this status come back, in this stack.
-fn cause(status: u16, r: &Run, rejected_by_limiter: f64) -> String {
+/// Why answers of this status come back, in this stack. `shed` and `passed_on`: the 503s the
+/// gateways' limiter turned away and those the microservice answered, by their counters.
+fn cause(status: u16, r: &Run, shed: f64, passed_on: f64) -> String {
     match status {
-        503 if rejected_by_limiter > 0.0 => format!(
-            "turned away fast by the gateways' limiter ({rejected_by_limiter:.0} counted by the \
-             gateways): {} requests at once per gateway, a queue of {} behind them, and a \
-             request past the queue or waiting longer than QUEUE_TIMEOUT_MS gets a 503 with \
-             Retry-After instead of a slow answer",
-            r.knobs.max_in_flight,
-            r.knobs.max_queue.map_or("?".into(), |q| q.to_string())
-        ),
-        503 => "unavailable: no gateway in rotation, or the microservice or Redis could not \
-                serve (a 503 with Retry-After)"
-            .into(),
+        503 => {
+            let limiter = format!(
+                "the gateways' limiter turned {shed:.0} away fast: each gateway serves {} \
+                 requests at once with a queue of {} behind them, and a request past the \
+                 queue, or waiting longer than QUEUE_TIMEOUT_MS, gets a 503 with Retry-After \
+                 instead of a slow answer",
+                r.knobs.max_in_flight,
+                r.knobs.max_queue.map_or("?".into(), |q| q.to_string())
+            );
+            let upstream = format!(
+                "the microservice answered {passed_on:.0} with 503 (no database connection \
+                 within its timeout), which the gateways passed on"
+            );
+            match (shed > 0.0, passed_on > 0.0) {
+                (true, true) => format!("{limiter}; {upstream}"),
+                (true, false) => limiter,
+                (false, true) => upstream,
+                (false, false) => "unavailable: no gateway in rotation, or Redis or the \
+                                   microservice could not serve (a 503 with Retry-After)"
+                    .into(),
+            }
+        }
         502 => "the load balancer lost the gateway's connection mid-request (a gateway \
                 stopped or reset it)"
             .into(),
@@ -158,7 +167,6 @@ fn cause(status: u16, r: &Run, rejected_by_limiter: f64) -> String {
         401 => "a token the gateway no longer accepted (expired or signed with another \
                 secret)"
             .into(),
-        429 => "rate limited".into(),
         0 => "no answer at all: the connection was refused or reset, or the load generator \
               gave up waiting"
             .into(),
@@ -167,31 +175,26 @@ fn cause(status: u16, r: &Run, rejected_by_limiter: f64) -> String {
     }
 }
 
-/// The run's failed requests by route and status, with their cause; None without failures.
+/// The run's failed requests by status and route, then each status's cause once; None
+/// without failures.
 pub fn failures(r: &Run) -> Option<String> {
-    let rejected = signals::gateway_total(r, |g| g.limiter_rejected);
-    let mut lines = Vec::new();
+    let shed = signals::gateway_total(r, |g| g.limiter_rejected);
+    let passed_on = signals::total(r, |x| Some(x.microservice.as_ref()?.ok()?.unavailable));
+    let mut by_status: std::collections::BTreeMap<u16, Vec<String>> = Default::default();
     for (route, rec) in &r.routes {
-        let failed: Vec<(u16, u64)> = rec
+        for (status, n) in rec
             .status_codes
             .iter()
             .filter(|(s, n)| !(200..300).contains(*s) && **n > 0)
-            .map(|(s, n)| (*s, *n))
-            .collect();
-        for (status, n) in failed {
-            let share = 100.0 * n as f64 / rec.requests.max(1) as f64;
-            lines.push(format!(
-                "{n} × {} on `{route}` ({share:.1} % of its requests): {}",
-                if status == 0 {
-                    "no answer".to_string()
-                } else {
-                    status.to_string()
-                },
-                cause(status, r, rejected)
-            ));
+        {
+            let share = 100.0 * *n as f64 / rec.requests.max(1) as f64;
+            by_status
+                .entry(*status)
+                .or_default()
+                .push(format!("{n} on `{route}` ({share:.1} % of its requests)"));
         }
     }
-    if lines.is_empty() {
+    if by_status.is_empty() {
         return (r.failures > 0).then(|| {
             format!(
                 "`{}`: {} failed requests; the run did not record their statuses.",
@@ -199,13 +202,29 @@ pub fn failures(r: &Run) -> Option<String> {
             )
         });
     }
+    let parts: Vec<String> = by_status
+        .iter()
+        .map(|(status, where_)| {
+            let name = if *status == 0 {
+                "No answer".to_string()
+            } else {
+                status.to_string()
+            };
+            format!(
+                "**{name}**: {}. Why: {}.",
+                where_.join(", "),
+                cause(*status, r, shed, passed_on)
+            )
+        })
+        .collect();
     Some(format!(
-        "`{}` ({}) failed {} of {} requests: {}.",
+        "`{}` ({}) failed {} of {} requests ({:.1} %). {}",
         r.id,
         label(r),
         r.failures,
         r.requests,
-        lines.join("; ")
+        100.0 * r.failures as f64 / r.requests.max(1) as f64,
+        parts.join(" ")
     ))
 }
 

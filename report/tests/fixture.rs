@@ -70,12 +70,8 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
         md.contains("spent 12.7 ms of CPU per successful request (95 % of 2 cores busy)"),
         "{md}"
     );
-    assert!(md.contains("`f-3gw-miss` (3 gateways miss) failed 12 of 9000 requests: 2 × no answer on `GET /data` (0.0 % of its requests): no answer at all"), "{md}");
-    assert!(
-        md.contains("; 4 × 503 on `GET /data` (0.1 % of its requests): unavailable"),
-        "{md}"
-    );
-    assert!(md.contains("; 6 × 503 on `GET /process`"), "{md}");
+    assert!(md.contains("`f-3gw-miss` (3 gateways miss) failed 12 of 9000 requests (0.1 %). **No answer**: 2 on `GET /data` (0.0 % of its requests). Why: no answer at all"), "{md}");
+    assert!(md.contains("**503**: 4 on `GET /data` (0.1 % of its requests), 6 on `GET /process` (0.1 % of its requests). Why: unavailable"), "{md}");
     assert!(
         md.contains("| 1 gateway hit (`f-1gw-hit`) | 640.0 | 5 | 18 | 28 | 0.00 |"),
         "{md}"
@@ -343,6 +339,41 @@ fn repeats_give_mean_spread_and_interval_and_the_comparison_uses_the_means() {
         md.contains(
             "3 gateways miss against 1 gateway miss, means of 3 and 3 runs: 2.50× the throughput"
         ),
+        "{md}"
+    );
+    let _ = std::fs::remove_dir_all(&results);
+}
+
+#[test]
+fn the_503s_are_told_apart_by_who_answered_them() {
+    let results = out_dir("why-503");
+    let id = "20261123-160000-1gw-miss";
+    copy_run(&results, "1gw-miss", id, |run| {
+        run["failures"] = serde_json::json!(300);
+        let data = &mut run["by_route"]["GET /data"];
+        data["failures"] = serde_json::json!(300);
+        data["status_codes"] = serde_json::json!({"200": 1500, "503": 300});
+    });
+    // The gateways' limiter turned 200 away; the microservice answered 100 with 503.
+    let lines: Vec<String> = (0..3)
+        .map(|t| {
+            serde_json::json!({
+                "t": t as f64,
+                "gateways": {"g1": {"limiter_rejected": 100.0 * t as f64}},
+                "microservice": {"unavailable": 50.0 * t as f64},
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(results.join(id).join("server.jsonl"), lines.join("\n")).unwrap();
+    let out = results.join("out");
+    let md = std::fs::read_to_string(report::generate(&results, &out).unwrap().summary).unwrap();
+    assert!(
+        md.contains("**503**: 300 on `GET /data` (16.7 % of its requests). Why: the gateways' limiter turned 200 away fast"),
+        "{md}"
+    );
+    assert!(
+        md.contains("; the microservice answered 100 with 503 (no database connection within its timeout), which the gateways passed on."),
         "{md}"
     );
     let _ = std::fs::remove_dir_all(&results);
