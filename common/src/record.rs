@@ -544,6 +544,9 @@ pub struct GatewaySample {
     pub cache_miss: f64,
     pub cache_error: f64,
     pub limiter_rejected: f64,
+    /// Seconds requests held a limiter slot, and how many did (`limiter_slot_seconds`).
+    pub slot_seconds: f64,
+    pub slot_holds: f64,
     pub cpu_seconds: f64,
     /// The process's start (unix seconds): a change between samples is a restart.
     pub started_at: f64,

@@ -39,22 +39,33 @@ pub struct Inner {
     rejected: prometheus::IntCounterVec,
     queued: prometheus::IntGauge,
     in_service: prometheus::IntGauge,
+    held: prometheus::Histogram,
 }
 
 /// A request holding a slot, counted in `limiter_in_service` until it is dropped (also
-/// when the client goes away mid-request).
-struct InService(prometheus::IntGauge);
+/// when the client goes away mid-request), and how long it held it in `limiter_slot_seconds`:
+/// with the slots, the throughput they allow under the load of the moment (Little's law).
+struct InService {
+    gauge: prometheus::IntGauge,
+    held: prometheus::Histogram,
+    since: std::time::Instant,
+}
 
 impl InService {
-    fn new(gauge: &prometheus::IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
+    fn new(inner: &Inner) -> Self {
+        inner.in_service.inc();
+        Self {
+            gauge: inner.in_service.clone(),
+            held: inner.held.clone(),
+            since: std::time::Instant::now(),
+        }
     }
 }
 
 impl Drop for InService {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
+        self.held.observe(self.since.elapsed().as_secs_f64());
     }
 }
 
@@ -76,6 +87,12 @@ impl Limiter {
         // With limiter_waiting, what the autoscaler's utilization metric is made of.
         let in_service = common::metrics::gauge("limiter_in_service", "Requests holding a slot");
         metrics.register(Box::new(in_service.clone()));
+        let held = common::metrics::histogram(
+            "limiter_slot_seconds",
+            "Time a request held its slot",
+            common::metrics::LATENCY_BUCKETS,
+        );
+        metrics.register(Box::new(held.clone()));
         capacity.set(config.max_in_flight as i64);
         metrics.register(Box::new(rejected.clone()));
         metrics.register(Box::new(queued.clone()));
@@ -88,6 +105,7 @@ impl Limiter {
             rejected,
             queued,
             in_service,
+            held,
         })))
     }
 }
@@ -121,6 +139,6 @@ pub async fn enforce(State(limiter): State<Limiter>, req: Request, next: Next) -
             }
         }
     };
-    let _in_service = InService::new(&limiter.in_service);
+    let _in_service = InService::new(&limiter);
     next.run(req).await
 }

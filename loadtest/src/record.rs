@@ -36,6 +36,8 @@ fn gateway_sample(s: &[common::metrics::Sample]) -> GatewaySample {
         cache_miss: cache("miss"),
         cache_error: cache("error"),
         limiter_rejected: common::metrics::sum(s, "limiter_rejected_total", &[]),
+        slot_seconds: common::metrics::sum(s, "limiter_slot_seconds_sum", &[]),
+        slot_holds: common::metrics::sum(s, "limiter_slot_seconds_count", &[]),
         cpu_seconds: common::metrics::sum(s, "process_cpu_seconds_total", &[]),
         started_at: common::metrics::sum(s, "process_start_time_seconds", &[]),
     }

@@ -221,6 +221,8 @@ pub fn predict_run(run: &Run, service_s: f64) -> model::Prediction {
             (None, None) => 0.0,
         },
         gateway_cpu_s: run.gateway_cpu_ms.unwrap_or(0.0) / 1000.0,
+        slot_hold_s: run.slot_hold_ms.unwrap_or(0.0) / 1000.0,
+        slot_share: run.slot_share.unwrap_or(0.0),
         machine_cores: run.machine_cores.unwrap_or(0) as f64,
         machine_cpu_s: machine_cpu_per_ok_s(run).unwrap_or(0.0),
     })

@@ -34,6 +34,11 @@ pub struct Inputs {
     pub gateway_cpus: f64,
     /// CPU seconds a gateway spends per request it serves; 0 = not measured.
     pub gateway_cpu_s: f64,
+    /// Mean time a request held a gateway slot under the run's load (s), and the share of
+    /// slot holders that were successful scenario requests; 0 = not measured (the slot
+    /// bound then uses the service time).
+    pub slot_hold_s: f64,
+    pub slot_share: f64,
     /// Cores of the machine everything runs on; 0 = unknown.
     pub machine_cores: f64,
     /// CPU seconds the whole machine spent per successful request: every process, the load
@@ -46,7 +51,12 @@ pub fn predict(i: &Inputs) -> Prediction {
         "offered load (users / (think + service time))",
         i.users / (i.think_s + i.service_s),
     )];
-    if i.max_in_flight > 0.0 && i.service_s > 0.0 {
+    if i.max_in_flight > 0.0 && i.slot_hold_s > 0.0 && i.slot_share > 0.0 {
+        bounds.push((
+            "gateway slots (gateways × MAX_IN_FLIGHT / time a slot is held under load × share of successful scenario requests)",
+            i.gateways * i.max_in_flight / i.slot_hold_s * i.slot_share,
+        ));
+    } else if i.max_in_flight > 0.0 && i.service_s > 0.0 {
         bounds.push((
             "gateway slots (gateways × MAX_IN_FLIGHT / service time)",
             i.gateways * i.max_in_flight / i.service_s,
@@ -105,9 +115,24 @@ mod tests {
             microservice_pool: 10.0,
             gateway_cpus: 0.0,
             gateway_cpu_s: 0.0,
+            slot_hold_s: 0.0,
+            slot_share: 0.0,
             machine_cores: 0.0,
             machine_cpu_s: 0.0,
         }
+    }
+
+    #[test]
+    fn slots_held_longer_under_load_and_shared_with_logins_bound_lower() {
+        // 4 slots, each request holding one 80 ms under load, 85 % of them misses: 4 / 0.08
+        // × 0.85 = 42.5/s, not 4 / 0.06 = 66.7/s.
+        let p = predict(&Inputs {
+            slot_hold_s: 0.080,
+            slot_share: 0.85,
+            ..inputs()
+        });
+        assert!((p.rps - 42.5).abs() < 1e-9, "{p:?}");
+        assert!(p.bottleneck.starts_with("gateway slots"));
     }
 
     #[test]

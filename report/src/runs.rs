@@ -87,6 +87,11 @@ pub struct Run {
     pub server: Vec<common::record::ServerSample>,
     /// The 503s the load generator got and how many lacked `Retry-After`.
     pub shed: common::record::Shed,
+    /// Mean time a request held a gateway's limiter slot under the run's load (ms), and the
+    /// share of slot holders that were successful requests of the scenario (the rest:
+    /// logins, failures).
+    pub slot_hold_ms: Option<f64>,
+    pub slot_share: Option<f64>,
     /// Requests, failures and statuses per route (`GET /data`, `POST /login`, …).
     pub routes: BTreeMap<String, common::record::RouteRecord>,
 }
@@ -275,6 +280,8 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         server: Vec::new(),
         shed: r.shed,
         routes: r.by_route.clone(),
+        slot_hold_ms: None,
+        slot_share: None,
     };
     // goose.json (Goose's own format) is optional: without it the run has no time series or
     // percentile curve.
@@ -333,6 +340,12 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         })
         .collect();
     run.server = server;
+    let held = crate::signals::gateway_total(&run, |g| g.slot_seconds);
+    let holds = crate::signals::gateway_total(&run, |g| g.slot_holds);
+    if holds > 0.0 && held > 0.0 {
+        run.slot_hold_ms = Some(1000.0 * held / holds);
+        run.slot_share = Some((run.goodput * run.duration_secs / holds).min(1.0));
+    }
     Ok(run)
 }
 

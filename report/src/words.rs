@@ -27,13 +27,27 @@ fn mechanism(r: &Run, p: &Prediction, service_s: f64) -> String {
     let ms = crate::honest::ms(service_s * 1000.0);
     let g = r.gateways.max(1) as f64;
     match p.bottleneck.split(" (").next().unwrap_or("") {
-        "gateway slots" => format!(
-            "{} {} at once (MAX_IN_FLIGHT {}); at {ms} ms each that is {:.1} requests per second",
-            plural(g, "gateway serves", "gateways serve"),
-            plural(g * r.knobs.max_in_flight as f64, "request", "requests"),
-            r.knobs.max_in_flight,
-            p.rps
-        ),
+        "gateway slots" => match (r.slot_hold_ms, r.slot_share) {
+            (Some(held), Some(share)) => format!(
+                "{} {} at once (MAX_IN_FLIGHT {}); under this load a request held its slot \
+                 {} ms ({ms} ms one at a time) and {:.0} % of the slot holders were successful \
+                 requests of the scenario (the rest: logins and failures), so the slots \
+                 complete at most {:.1} of them per second",
+                plural(g, "gateway serves", "gateways serve"),
+                plural(g * r.knobs.max_in_flight as f64, "request", "requests"),
+                r.knobs.max_in_flight,
+                crate::honest::ms(held),
+                share * 100.0,
+                p.rps
+            ),
+            _ => format!(
+                "{} {} at once (MAX_IN_FLIGHT {}); at {ms} ms each that is {:.1} requests per second",
+                plural(g, "gateway serves", "gateways serve"),
+                plural(g * r.knobs.max_in_flight as f64, "request", "requests"),
+                r.knobs.max_in_flight,
+                p.rps
+            ),
+        },
         "microservice pool" => format!(
             "every miss holds one of the microservice's {} database connections for {ms} ms, \
              so it completes at most {:.1} misses per second, whatever the gateways do",
@@ -119,7 +133,7 @@ pub fn limits(runs: &[Run], r: &Run) -> Option<String> {
     {
         s.push_str(&format!(
             " The machine's CPUs were {:.0} % busy: every process, the load generator included, \
-             waited for a core, so the measurement sits under the bound.",
+             waited for a core, which stretches every time above.",
             busy * 100.0
         ));
     }
@@ -254,7 +268,22 @@ pub fn comparison_why(runs: &[Run], a: &Run, b: &Run) -> Option<String> {
     if b.gateways > a.gateways && b.scenario == a.scenario {
         let k = b.gateways as f64 / a.gateways.max(1) as f64;
         let slots = bound(&pb, "gateway slots");
-        if name(&pb) != "gateway slots" {
+        if name(&pb) == "gateway slots" && name(&pa) == "gateway slots" {
+            if let (Some(ha), Some(hb)) = (a.slot_hold_ms, b.slot_hold_ms) {
+                s.push_str(&format!(
+                    ", not {k:.0}×: {k:.0}× the slots, but each request held its slot {} ms \
+                     instead of {} ms{}",
+                    crate::honest::ms(hb),
+                    crate::honest::ms(ha),
+                    b.host_cpu_busy
+                        .filter(|x| *x > 0.8)
+                        .map_or(String::new(), |x| format!(
+                        " (the machine's CPUs were {:.0} % busy: every process waited for a core)",
+                        x * 100.0
+                    ))
+                ));
+            }
+        } else if name(&pb) != "gateway slots" {
             s.push_str(&format!(
                 ", not {k:.0}×: {k:.0}× the gateways raise the slot bound to {}/s, but the {} \
                  binds first",

@@ -359,7 +359,8 @@ fn the_503s_are_told_apart_by_who_answered_them() {
         .map(|t| {
             serde_json::json!({
                 "t": t as f64,
-                "gateways": {"g1": {"limiter_rejected": 100.0 * t as f64}},
+                "gateways": {"g1": {"limiter_rejected": 100.0 * t as f64,
+                    "slot_seconds": 6.0 * t as f64, "slot_holds": 100.0 * t as f64}},
                 "microservice": {"unavailable": 50.0 * t as f64},
             })
             .to_string()
@@ -374,6 +375,11 @@ fn the_503s_are_told_apart_by_who_answered_them() {
     );
     assert!(
         md.contains("; the microservice answered 100 with 503 (no database connection within its timeout), which the gateways passed on."),
+        "{md}"
+    );
+    // The slots as the run used them: 12 s held over 200 holds, 60 ms each.
+    assert!(
+        md.contains("under this load a request held its slot 60 ms (60 ms one at a time)"),
         "{md}"
     );
     let _ = std::fs::remove_dir_all(&results);
