@@ -533,6 +533,8 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
         } else {
             format!("batch `{batch}`, {runtime}")
         };
+        // Chart titles are pictures: no Markdown in them.
+        let plain = name.replace('`', "");
         let slug = format!("{}-{runtime}", batch.replace(' ', "-"));
         w.line(&format!("### Comparisons: {name}\n"));
         if repeats.values().any(|v| v.len() > 1) {
@@ -576,7 +578,7 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
         w.bar_chart(
             &format!("compare-throughput-{slug}"),
             &BarChart {
-                title: &format!("Successful requests per second ({name})"),
+                title: &format!("Successful requests per second ({plain})"),
                 y_label: "successful requests per second",
                 bars: compared.iter().map(|r| (label(r), r.goodput)).collect(),
             },
@@ -593,7 +595,7 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
         w.bar_chart(
             &format!("compare-p95-{slug}"),
             &BarChart {
-                title: &format!("{what} ({name})"),
+                title: &format!("{what} ({plain})"),
                 y_label: "ms",
                 bars: compared
                     .iter()
@@ -634,7 +636,7 @@ fn comparisons(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
                 &format!("percentiles-{scenario}-{slug}"),
                 &LineChart::new(
                     &format!(
-                        "Latency percentiles of successful requests, cache {scenario} ({name})"
+                        "Latency percentiles of successful requests, cache {scenario} ({plain})"
                     ),
                     "percentile",
                     "latency (ms, log scale)",
