@@ -14,7 +14,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale experiment experiments fault faults report images-offline smoke-compose clean
+	benchmark-all autoscale experiment experiments fault faults lab report images-offline smoke-compose clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -118,6 +118,10 @@ fault: lab-bin ## One fault under load: NAME=kill-gateway|redis-outage|postgres-
 
 faults: lab-bin ## Every fault (QUICK=1: about 3 min natively), then the report
 	@$(LAB) faults
+
+lab: lab-bin ## A classroom lab (labs/README.md): N=1 runs its experiment in QUICK form, then says where to read the answer
+	@if [ -z "$(N)" ]; then echo "make lab: set N (labs/README.md lists the labs)" >&2; exit 2; fi
+	@$(LAB) lab "$(N)"
 
 report: ## tests/reports/summary.md and charts from tests/results/*
 	$(CARGO) build --workspace --release --quiet

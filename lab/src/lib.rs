@@ -6,6 +6,7 @@
 pub mod autoscale;
 pub mod experiments;
 pub mod faults;
+pub mod labs;
 pub mod lb;
 pub mod prereq;
 pub mod protocol;
@@ -106,6 +107,8 @@ pub enum Command {
     Fault { name: String },
     /// Every fault, then the report.
     Faults,
+    /// A classroom lab (`labs/`): its experiment in QUICK form, then where to look.
+    Lab { n: u32 },
 }
 
 impl Command {
@@ -124,6 +127,7 @@ impl Command {
             | Command::Experiments
             | Command::Fault { .. }
             | Command::Faults
+            | Command::Lab { .. }
             | Command::Restart { .. }
             | Command::Act { .. } => true,
             Command::Runtime
@@ -159,6 +163,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
     if !matches!(cli.build.as_str(), "release" | "debug") {
         bail!("BUILD must be release or debug, not {:?}", cli.build);
+    }
+    // A lab that does not exist is said before anything is built.
+    if let Command::Lab { n } = &cli.command {
+        labs::find(*n)?;
     }
     let paths = Paths::new(&root, &cli.build);
     match &cli.command {
@@ -269,6 +277,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             faults::protocol(rt.as_mut(), &paths.bin, &root, Some(&name), cli.quick).await
         }
         Command::Faults => faults::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await,
+        Command::Lab { n } => {
+            let lab = labs::find(n)?;
+            eprintln!("lab {}: {}\nhandout: {}", lab.n, lab.question, lab.handout);
+            match lab.run {
+                labs::Run::Benchmark { repeats } => {
+                    protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, true, repeats).await?
+                }
+            }
+            eprintln!(
+                "lab {}: done. Read {}\nAnswer the analysis questions in {}",
+                lab.n, lab.look, lab.handout
+            );
+            Ok(())
+        }
     }
 }
 
