@@ -7,6 +7,8 @@
 pub enum Run {
     /// `make benchmark-all QUICK=1 REPEATS=n`.
     Benchmark { repeats: u32 },
+    /// `make faults QUICK=1`.
+    Faults,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -21,16 +23,27 @@ pub struct Lab {
     pub look: &'static str,
 }
 
-pub const ALL: &[Lab] = &[Lab {
-    n: 1,
-    question: "What do 3 gateways and a cache buy, and why not 3×?",
-    handout: "labs/01-gateways-and-cache.md",
-    teacher: "labs/teacher/01-gateways-and-cache.md",
-    run: Run::Benchmark { repeats: 3 },
-    look: "tests/reports/summary.md: Comparisons (the repeats table and the sentences), \
+pub const ALL: &[Lab] = &[
+    Lab {
+        n: 1,
+        question: "What do 3 gateways and a cache buy, and why not 3×?",
+        handout: "labs/01-gateways-and-cache.md",
+        teacher: "labs/teacher/01-gateways-and-cache.md",
+        run: Run::Benchmark { repeats: 3 },
+        look: "tests/reports/summary.md: Comparisons (the repeats table and the sentences), \
            Predicted vs measured → What limited each run, What failed, and why; \
            graphs/compare-throughput-*.png, graphs/timeline-*.png",
-}];
+    },
+    Lab {
+        n: 2,
+        question: "What happens when a part fails?",
+        handout: "labs/02-faults.md",
+        teacher: "labs/teacher/02-faults.md",
+        run: Run::Faults,
+        look: "tests/reports/summary.md: Faults (per fault the promise PASS/FAIL, the outcome \
+               row, graphs/fault-*.png, fault-p95-*.png, fault-mechanism-*.png)",
+    },
+];
 
 pub fn find(n: u32) -> anyhow::Result<&'static Lab> {
     ALL.iter().find(|l| l.n == n).ok_or_else(|| {
@@ -47,6 +60,7 @@ mod tests {
     fn labs_are_found_by_number_or_named_in_the_error() {
         assert_eq!(find(1).unwrap().run, Run::Benchmark { repeats: 3 });
         let e = find(99).unwrap_err().to_string();
-        assert!(e.starts_with("no lab 99: labs are 1"), "{e}");
+        assert!(e.starts_with("no lab 99: labs are 1, 2"), "{e}");
+        assert_eq!(find(2).unwrap().run, Run::Faults);
     }
 }

@@ -284,6 +284,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 labs::Run::Benchmark { repeats } => {
                     protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, true, repeats).await?
                 }
+                labs::Run::Faults => {
+                    faults::protocol(rt.as_mut(), &paths.bin, &root, None, true).await?
+                }
             }
             eprintln!(
                 "lab {}: done. Read {}\nAnswer the analysis questions in {}",

@@ -452,6 +452,8 @@ enum Close {
 }
 
 /// A gateway stand-in that answers the first request on each connection, then closes it.
+/// It counts the POSTs it answered (health checks are GETs: how many the load balancer
+/// sends depends on timing).
 fn start_closer(close: Close) -> (SocketAddr, Arc<AtomicUsize>) {
     let listener = StdListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -483,7 +485,9 @@ fn start_closer(close: Close) -> (SocketAddr, Arc<AtomicUsize>) {
                         }
                     }
                 }
-                counter.fetch_add(1, Ordering::SeqCst);
+                if have.starts_with(b"POST ") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nanswered");
                 match close {
                     // The next request on this connection: read, then close without a word.
@@ -521,8 +525,8 @@ async fn a_post_on_a_connection_the_gateway_just_closed_is_sent_again_on_a_new_o
     // Each POST was answered once: the retry went to a connection the closer answers.
     assert_eq!(
         answered.load(Ordering::SeqCst),
-        10 + 1,
-        "10 POSTs and the first health check"
+        10,
+        "each POST answered once"
     );
     let samples =
         common::metrics::scrape(&reqwest::Client::new(), &format!("{}/metrics", lb.metrics))
@@ -555,7 +559,11 @@ async fn a_pooled_connection_the_gateway_closed_while_idle_is_not_used_again() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    assert_eq!(answered.load(Ordering::SeqCst), 5 + 1);
+    assert_eq!(
+        answered.load(Ordering::SeqCst),
+        5,
+        "each POST answered once"
+    );
     let samples =
         common::metrics::scrape(&reqwest::Client::new(), &format!("{}/metrics", lb.metrics))
             .await
