@@ -9,6 +9,8 @@ pub enum Run {
     Benchmark { repeats: u32 },
     /// `make faults QUICK=1`.
     Faults,
+    /// `make experiment NAME=… QUICK=1`.
+    Experiment(&'static str),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +45,15 @@ pub const ALL: &[Lab] = &[
         look: "tests/reports/summary.md: Faults (per fault the promise PASS/FAIL, the outcome \
                row, graphs/fault-*.png, fault-p95-*.png, fault-mechanism-*.png)",
     },
+    Lab {
+        n: 3,
+        question: "What does an index do to a slow query, and to the whole stack?",
+        handout: "labs/03-index.md",
+        teacher: "labs/teacher/03-index.md",
+        run: Run::Experiment("index"),
+        look: "tests/reports/summary.md: Experiments → `index` (both sides, DB time per query, \
+               the prediction, the Why paragraph and both query plans)",
+    },
 ];
 
 pub fn find(n: u32) -> anyhow::Result<&'static Lab> {
@@ -60,7 +71,17 @@ mod tests {
     fn labs_are_found_by_number_or_named_in_the_error() {
         assert_eq!(find(1).unwrap().run, Run::Benchmark { repeats: 3 });
         let e = find(99).unwrap_err().to_string();
-        assert!(e.starts_with("no lab 99: labs are 1, 2"), "{e}");
+        assert!(e.starts_with("no lab 99: labs are 1, 2, 3"), "{e}");
+        // A lab's experiment is one the lab runs.
+        for lab in ALL {
+            if let Run::Experiment(name) = lab.run {
+                assert!(
+                    crate::experiments::find(name).is_ok(),
+                    "lab {}: {name}",
+                    lab.n
+                );
+            }
+        }
         assert_eq!(find(2).unwrap().run, Run::Faults);
     }
 }

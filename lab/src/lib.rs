@@ -287,6 +287,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 labs::Run::Faults => {
                     faults::protocol(rt.as_mut(), &paths.bin, &root, None, true).await?
                 }
+                labs::Run::Experiment(name) => {
+                    experiments::protocol(rt.as_mut(), &paths.bin, &root, Some(name), true).await?
+                }
             }
             eprintln!(
                 "lab {}: done. Read {}\nAnswer the analysis questions in {}",

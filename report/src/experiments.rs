@@ -76,6 +76,10 @@ fn ratios(values: &[Option<f64>], decimals: usize) -> Vec<String> {
     values[1..]
         .iter()
         .map(|v| match (a, v) {
+            // A fall as "74× lower" (honest.rs): 0.01× would hide the size of the change.
+            (Some(a), Some(v)) if !shown_zero(a) && *v > 0.0 && v / a < 0.5 => {
+                crate::honest::ratio_words(a, *v, "higher", "lower")
+            }
             (Some(a), Some(v)) if !shown_zero(a) => format!("{:.2}×", v / a),
             _ => "–".into(),
         })
@@ -248,6 +252,11 @@ mod tests {
         assert_eq!(
             ratios(&[Some(0.004), Some(1.0)], 3),
             vec!["250.00×".to_string()]
+        );
+        // A fall is written as the larger over the smaller.
+        assert_eq!(
+            ratios(&[Some(2828.6), Some(38.0)], 1),
+            vec!["74× lower".to_string()]
         );
         assert_eq!(fmt(Some(f64::NAN), 1), "–");
         assert_eq!(fmt(Some(1.25), 1), "1.2");
