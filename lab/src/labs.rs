@@ -54,6 +54,15 @@ pub const ALL: &[Lab] = &[
         look: "tests/reports/summary.md: Experiments → `index` (both sides, DB time per query, \
                the prediction, the Why paragraph and both query plans)",
     },
+    Lab {
+        n: 4,
+        question: "What does a pool of database connections save?",
+        handout: "labs/04-db-pool.md",
+        teacher: "labs/teacher/04-db-pool.md",
+        run: Run::Experiment("db-pool"),
+        look: "tests/reports/summary.md: Experiments → `db-pool` (connections opened per \
+               request, connect time, peak connections, B's p50 against A's plus one connect)",
+    },
 ];
 
 pub fn find(n: u32) -> anyhow::Result<&'static Lab> {
@@ -71,7 +80,7 @@ mod tests {
     fn labs_are_found_by_number_or_named_in_the_error() {
         assert_eq!(find(1).unwrap().run, Run::Benchmark { repeats: 3 });
         let e = find(99).unwrap_err().to_string();
-        assert!(e.starts_with("no lab 99: labs are 1, 2, 3"), "{e}");
+        assert!(e.starts_with("no lab 99: labs are 1, 2, 3, 4"), "{e}");
         // A lab's experiment is one the lab runs.
         for lab in ALL {
             if let Run::Experiment(name) = lab.run {
