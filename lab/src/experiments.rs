@@ -438,34 +438,18 @@ pub async fn protocol(
     let started = Instant::now();
     let work = async {
         for (k, exp) in chosen.iter().enumerate() {
-            let elapsed = started.elapsed().as_secs();
-            eprintln!(
-                "\n\x1b[1m== [{}/{}] experiment {}: {}\x1b[0m  (elapsed {}m{:02}s)",
-                k + 1,
-                chosen.len(),
-                exp.name,
-                exp.question,
-                elapsed / 60,
-                elapsed % 60
-            );
+            let what = format!("experiment {}: {}", exp.name, exp.question);
+            protocol::banner(k, chosen.len(), &what, started, "");
             run(rt, bin, root, exp, quick, &batch).await?;
         }
         protocol::report(bin, root).await
     };
-    let result = tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    if let Err(e) = result {
-        eprintln!("experiments: stopped before the end ({e:#}): taking the stack down");
-        let _ = rt.down(false).await;
-        return Err(e);
+    if let Err(e) = protocol::until_interrupted(work).await {
+        return protocol::stopped(rt, "experiments", e).await;
     }
-    let secs = started.elapsed().as_secs();
     eprintln!(
-        "experiments: done in {}m{:02}s: runs in tests/results/{batch}-*, report in tests/reports/summary.md (section Experiments)",
-        secs / 60,
-        secs % 60
+        "experiments: done in {}: runs in tests/results/{batch}-*, report in tests/reports/summary.md (section Experiments)",
+        protocol::min_sec(started.elapsed().as_secs())
     );
     Ok(())
 }

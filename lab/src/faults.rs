@@ -445,34 +445,22 @@ pub async fn protocol(
     let work = async {
         let mut dirs = Vec::new();
         for (k, fault) in chosen.iter().enumerate() {
-            let elapsed = started.elapsed().as_secs();
-            eprintln!(
-                "\n\x1b[1m== [{}/{}] fault {}: {} → {}; promise: {}\x1b[0m  (elapsed {}m{:02}s)",
-                k + 1,
-                chosen.len(),
+            let what = format!(
+                "fault {}: {} → {}; promise: {}",
                 fault.name,
                 fault.fault.describe(),
                 fault.repair.describe(),
-                fault.promise,
-                elapsed / 60,
-                elapsed % 60
+                fault.promise
             );
+            protocol::banner(k, chosen.len(), &what, started, "");
             dirs.push(run(rt, bin, root, fault, quick, &batch).await?);
         }
         protocol::report(bin, root).await?;
         anyhow::Ok(dirs)
     };
-    let result = tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    let dirs = match result {
+    let dirs = match protocol::until_interrupted(work).await {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("faults: stopped before the end ({e:#}): taking the stack down");
-            let _ = rt.down(false).await;
-            return Err(e);
-        }
+        Err(e) => return protocol::stopped(rt, "faults", e).await,
     };
     // The report's checks decide: one definition of each promise.
     let checked = tokio::process::Command::new(bin.join("report"))
@@ -482,11 +470,9 @@ pub async fn protocol(
         .status()
         .await
         .context("cannot run the report's fault checks")?;
-    let secs = started.elapsed().as_secs();
     eprintln!(
-        "faults: done in {}m{:02}s: runs in tests/results/{batch}-fault-*, report in tests/reports/summary.md (section Faults)",
-        secs / 60,
-        secs % 60
+        "faults: done in {}: runs in tests/results/{batch}-fault-*, report in tests/reports/summary.md (section Faults)",
+        protocol::min_sec(started.elapsed().as_secs())
     );
     if !checked.success() {
         bail!(

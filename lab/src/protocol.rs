@@ -285,6 +285,39 @@ fn describe(step: &Step) -> String {
     }
 }
 
+/// `3m07s`.
+pub fn min_sec(secs: u64) -> String {
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}
+
+/// The banner of step `k` (0-based) of `n` of a protocol, with the time it has taken so far
+/// and anything after it (`, about 3m00s left`).
+pub fn banner(k: usize, n: usize, what: &str, started: Instant, after: &str) {
+    eprintln!(
+        "\n\x1b[1m== [{}/{n}] {what}\x1b[0m  (elapsed {}{after})",
+        k + 1,
+        min_sec(started.elapsed().as_secs())
+    );
+}
+
+/// A protocol's steps until they end or Ctrl-C. A protocol that stops before its end takes
+/// the stack down (what it started) and keeps the error: `outcome.or_else(|e| stopped(…))`.
+pub async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    }
+}
+
+/// A protocol stopped before its end: the stack goes down, the error is returned.
+pub async fn stopped<T>(rt: &mut dyn Runtime, what: &str, e: anyhow::Error) -> anyhow::Result<T> {
+    eprintln!("{what}: stopped before the end ({e:#}): taking the stack down");
+    let _ = rt.down(false).await;
+    Err(e)
+}
+
 /// Runs `benchmark-all`, with step k of n and the time left; the stack is taken down when a
 /// step fails or on Ctrl-C.
 pub async fn benchmark_all(
@@ -305,14 +338,9 @@ pub async fn benchmark_all(
             String::new()
         }
     );
-    let result = tokio::select! {
-        r = run_steps(rt, bin, root, quick, repeats, &batch) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
+    let result = until_interrupted(run_steps(rt, bin, root, quick, repeats, &batch)).await;
     if let Err(e) = result {
-        eprintln!("benchmark-all: stopped before the end ({e:#}): taking the stack down");
-        let _ = rt.down(false).await;
-        return Err(e);
+        return stopped(rt, "benchmark-all", e).await;
     }
     Ok(())
 }
@@ -330,17 +358,13 @@ async fn run_steps(
     let started = Instant::now();
     let mut done = 0;
     for (k, step) in steps.iter().enumerate() {
-        let elapsed = started.elapsed().as_secs();
         let left = total.saturating_sub(done);
-        eprintln!(
-            "\n\x1b[1m== [{}/{}] {}\x1b[0m  (elapsed {}m{:02}s, about {}m{:02}s left)",
-            k + 1,
+        banner(
+            k,
             steps.len(),
-            describe(step),
-            elapsed / 60,
-            elapsed % 60,
-            left / 60,
-            left % 60
+            &describe(step),
+            started,
+            &format!(", about {} left", min_sec(left)),
         );
         let run =
             |gateways: usize, scenario: &str, profile: &str, id: String, dir: Option<PathBuf>| {
@@ -377,11 +401,9 @@ async fn run_steps(
         }
         done += expected_secs(step, quick);
     }
-    let secs = started.elapsed().as_secs();
     eprintln!(
-        "benchmark-all: done in {}m{:02}s: runs in tests/results/{batch}-*, report in tests/reports/summary.md",
-        secs / 60,
-        secs % 60
+        "benchmark-all: done in {}: runs in tests/results/{batch}-*, report in tests/reports/summary.md",
+        min_sec(started.elapsed().as_secs())
     );
     Ok(())
 }
@@ -493,6 +515,7 @@ mod tests {
         );
         assert_eq!(benchmark_run_id("b", 3, "hit", 2, 3), "b-3gw-hit-r2");
         assert_eq!(benchmark_run_id("b", 3, "hit", 1, 1), "b-3gw-hit");
+        assert_eq!(min_sec(187), "3m07s");
     }
 
     #[test]
@@ -551,18 +574,14 @@ pub async fn autoscale(
     let result = async {
         rt.down(true).await?;
         for (k, run) in runs.iter().enumerate() {
-            let elapsed = started.elapsed().as_secs();
-            eprintln!(
-                "\n\x1b[1m== [{}/{}] autoscale: {} ({} profile, {} gateway(s){})\x1b[0m  (elapsed {}m{:02}s)",
-                k + 1,
-                runs.len(),
+            let what = format!(
+                "autoscale: {} ({} profile, {} gateway(s){})",
                 run.side,
                 run.profile,
                 run.gateways,
-                if run.autoscaled { ", autoscaled" } else { "" },
-                elapsed / 60,
-                elapsed % 60
+                if run.autoscaled { ", autoscaled" } else { "" }
             );
+            banner(k, runs.len(), &what, started, "");
             rt.up(run.gateways).await?;
             let mut env = vec![
                 ("EXPERIMENT".to_string(), "autoscale".to_string()),
@@ -595,20 +614,12 @@ pub async fn autoscale(
         rt.down(true).await?;
         report(bin, root).await
     };
-    let result = tokio::select! {
-        r = result => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
-    if let Err(e) = result {
-        eprintln!("autoscale: stopped before the end ({e:#}): taking the stack down");
-        let _ = rt.down(false).await;
-        return Err(e);
+    if let Err(e) = until_interrupted(result).await {
+        return stopped(rt, "autoscale", e).await;
     }
-    let secs = started.elapsed().as_secs();
     eprintln!(
-        "autoscale: done in {}m{:02}s: runs in tests/results/{batch}-autoscale-*, report in tests/reports/summary.md (section Autoscaling)",
-        secs / 60,
-        secs % 60
+        "autoscale: done in {}: runs in tests/results/{batch}-autoscale-*, report in tests/reports/summary.md (section Autoscaling)",
+        min_sec(started.elapsed().as_secs())
     );
     Ok(())
 }
