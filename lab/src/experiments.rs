@@ -295,9 +295,7 @@ async fn observed_run(
     spec: &LoadSpec,
     mut record: ExperimentRecord,
 ) -> anyhow::Result<PathBuf> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()?;
+    let client = common::http::client(Duration::from_secs(3));
     rt.up(spec.gateways).await?;
     let urls = endpoints(rt).await;
     let before = read_all(&client, &urls, COUNTERS).await;

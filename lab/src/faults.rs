@@ -45,9 +45,7 @@ impl Step {
                 let delay = common::wire::Delay {
                     db_delay_ms: rt.settings().number("DB_DELAY_MS") as u64 * factor,
                 };
-                let http = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()?;
+                let http = common::http::client(Duration::from_secs(5));
                 for base in rt.instance_urls(crate::settings::Service::Microservice) {
                     let answer = http
                         .put(format!("{base}/delay"))
@@ -81,23 +79,13 @@ struct Backlog {
 impl Backlog {
     async fn queue(rt: &dyn Runtime, n: u64) -> anyhow::Result<Self> {
         use futures::StreamExt;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        let http = common::http::client(Duration::from_secs(10));
         let target = rt.endpoints().target;
         let login = common::wire::Login {
             username: "user1".into(),
             password: rt.settings().get("LAB_PASSWORD").into(),
         };
-        let answer = http
-            .post(format!("{target}/login"))
-            .json(&login)
-            .send()
-            .await?;
-        if !answer.status().is_success() {
-            bail!("login as user1 answered {}", answer.status());
-        }
-        let token = answer.json::<common::wire::LoginAnswer>().await?.token;
+        let token = common::http::log_in(&http, &target, &login).await?;
         let task = common::wire::NewTask {
             task: "report".into(),
             payload: serde_json::json!({"duration_ms": 20}),

@@ -19,10 +19,7 @@ impl LoadBalancer {
         Self {
             metrics: format!("http://127.0.0.1:{metrics_port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("http client"),
+            client: common::http::client(Duration::from_secs(5)),
         }
     }
 

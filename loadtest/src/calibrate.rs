@@ -32,22 +32,13 @@ async fn measure(
     key: impl Fn(usize) -> Option<String>,
 ) -> anyhow::Result<Calibration> {
     let base = options.target.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let login = client
-        .post(format!("{base}/login"))
-        .json(&crate::scenarios::login_body(1, &options.lab.lab_password))
-        .send()
-        .await?;
-    if !login.status().is_success() {
-        anyhow::bail!("login as user1 answered {}", login.status());
-    }
-    let token = login
-        .json::<common::wire::LoginAnswer>()
-        .await
-        .map_err(|e| anyhow::anyhow!("the login answer is not the expected JSON: {e}"))?
-        .token;
+    let client = common::http::client(Duration::from_secs(10));
+    let token = common::http::log_in(
+        &client,
+        base,
+        &crate::scenarios::login_body(1, &options.lab.lab_password),
+    )
+    .await?;
     let mut times = Vec::new();
     let mut failed = 0;
     for i in 0..=options.calibration_requests {

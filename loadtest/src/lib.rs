@@ -262,9 +262,7 @@ pub fn wave_secs(duration_secs: u64) -> [u64; 5] {
 
 /// Waits until the target answers `/health`; a clear error naming the URL otherwise.
 pub async fn wait_ready(target: &str, limit: Duration) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?;
+    let client = common::http::client(Duration::from_secs(2));
     let url = format!("{}/health", target.trim_end_matches('/'));
     let deadline = Instant::now() + limit;
     loop {
@@ -470,9 +468,7 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .lb_metrics_url
         .trim_end_matches("/metrics")
         .to_string();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?;
+    let http = common::http::client(Duration::from_secs(2));
     let gateways = record::discover_gateways(&http, &lb_base).await;
     let stack =
         record::stack_config(&lb_base, &gateways, options.microservice_url.as_deref()).await;

@@ -94,10 +94,7 @@ impl Sampler {
         let path: PathBuf = dir.join("server.jsonl");
         let mut file = std::fs::File::create(&path)?;
         let task = tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .expect("http client");
+            let client = common::http::client(Duration::from_secs(2));
             let started = Instant::now();
             let mut lines = Vec::new();
             let mut cpu_before = common::host::machine_cpu_now();
@@ -329,10 +326,7 @@ pub async fn stack_config(
     gateways: &[String],
     microservice_url: Option<&str>,
 ) -> Stack {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("http client");
+    let client = common::http::client(Duration::from_secs(2));
     let get = |url: String| {
         let client = client.clone();
         async move {

@@ -189,10 +189,7 @@ impl Controller {
         Self {
             autoscaler: Autoscaler::new(config.hpa.clone()),
             config,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_millis(800))
-                .build()
-                .expect("http client"),
+            http: common::http::client(Duration::from_millis(800)),
             started: Instant::now(),
             cpu_limits: BTreeMap::new(),
         }

@@ -262,10 +262,7 @@ pub async fn wait_http_ok(
     limit: Duration,
     mut alive: impl FnMut() -> bool,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("http client");
+    let client = common::http::client(Duration::from_secs(2));
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Ok(r) = client.get(url).send().await {
