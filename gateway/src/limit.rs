@@ -45,27 +45,25 @@ pub struct Inner {
 /// A request holding a slot, counted in `limiter_in_service` until it is dropped (also
 /// when the client goes away mid-request), and how long it held it in `limiter_slot_seconds`:
 /// with the slots, the throughput they allow under the load of the moment (Little's law).
-struct InService {
-    gauge: prometheus::IntGauge,
-    held: prometheus::Histogram,
+struct InService<'a> {
+    inner: &'a Inner,
     since: std::time::Instant,
 }
 
-impl InService {
-    fn new(inner: &Inner) -> Self {
+impl<'a> InService<'a> {
+    fn new(inner: &'a Inner) -> Self {
         inner.in_service.inc();
         Self {
-            gauge: inner.in_service.clone(),
-            held: inner.held.clone(),
+            inner,
             since: std::time::Instant::now(),
         }
     }
 }
 
-impl Drop for InService {
+impl Drop for InService<'_> {
     fn drop(&mut self) {
-        self.gauge.dec();
-        self.held.observe(self.since.elapsed().as_secs_f64());
+        self.inner.in_service.dec();
+        self.inner.held.observe(self.since.elapsed().as_secs_f64());
     }
 }
 
