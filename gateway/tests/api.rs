@@ -359,7 +359,11 @@ async fn the_limit_queues_requests_up_to_max_queue() {
     let started = Instant::now();
     let requests = futures::future::join_all((0..3).map(|i| {
         let (s, token) = (&s, &token);
-        async move { s.get(&format!("/data?key=q{i}"), token).await }
+        async move {
+            let sent = Instant::now();
+            let reply = s.get(&format!("/data?key=q{i}"), token).await;
+            (reply, sent.elapsed())
+        }
     }));
     // Mid-way, one request holds the slot and two wait: what the autoscaler reads.
     let watch = async {
@@ -369,7 +373,8 @@ async fn the_limit_queues_requests_up_to_max_queue() {
         (g("limiter_in_service"), g("limiter_waiting"))
     };
     let (replies, (in_service, waiting)) = tokio::join!(requests, watch);
-    assert!(replies.iter().all(|r| r.status == 200));
+    assert!(replies.iter().all(|(r, _)| r.status == 200));
+    let waited_and_served: f64 = replies.iter().map(|(_, t)| t.as_secs_f64()).sum();
     assert_eq!((in_service, waiting), (1.0, 2.0));
     // One at a time: three requests of 200 ms take at least 600 ms.
     assert!(started.elapsed() >= Duration::from_millis(600));
@@ -377,6 +382,17 @@ async fn the_limit_queues_requests_up_to_max_queue() {
     assert_eq!(
         common::metrics::sum(&samples, "limiter_in_service", &[]),
         0.0
+    );
+    // How long each held its slot: the microservice's 200 ms at least, the queueing not
+    // included (the second waited one request, the third two: the clients' total is longer
+    // by those waits). The login before them held a slot too.
+    let holds = common::metrics::sum(&samples, "limiter_slot_seconds_count", &[]);
+    let held = common::metrics::sum(&samples, "limiter_slot_seconds_sum", &[]);
+    assert_eq!(holds, 4.0, "the login and the three requests");
+    assert!(held >= 0.6, "{held} s held in all");
+    assert!(
+        held < waited_and_served,
+        "{held} s held vs {waited_and_served} s waited and served"
     );
 }
 
