@@ -26,14 +26,8 @@ fn check(promise: &str, passed: bool, observed: String) -> Check {
 /// Seconds into the run's per-second series when the fault came and when it was repaired.
 pub fn window(r: &Run) -> Option<(f64, f64)> {
     let f = r.fault.as_ref()?;
-    let t0 = t0(r)?;
+    let t0 = signals::t0(r)?;
     Some((f.at("fault")? - t0, f.at("repair")? - t0))
-}
-
-/// Unix time of second 0 of the per-second series (the attack's start; else the first
-/// server sample, a second or two earlier).
-fn t0(r: &Run) -> Option<f64> {
-    r.series_t0.or(r.at0)
 }
 
 /// Gateways in rotation each second, on the per-second series' clock.
@@ -577,7 +571,8 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             .events
             .iter()
             .map(|e| {
-                let t = t0(r).map_or(String::new(), |a0| format!(" at {:.0} s", e.at - a0));
+                let t =
+                    signals::t0(r).map_or(String::new(), |a0| format!(" at {:.0} s", e.at - a0));
                 format!("{}{t}", e.action)
             })
             .collect();

@@ -5,9 +5,15 @@
 use crate::runs::Run;
 use common::record::{GatewaySample, ServerSample};
 
+/// Unix time of second 0 of the per-second answer series (the attack's start; else the
+/// first server sample, a second or two earlier).
+pub fn t0(r: &Run) -> Option<f64> {
+    r.series_t0.or(r.at0)
+}
+
 /// Seconds from second 0 of the per-second answer series to the first server sample.
 pub fn shift(r: &Run) -> f64 {
-    match (r.at0, r.series_t0.or(r.at0)) {
+    match (r.at0, t0(r)) {
         (Some(a), Some(t)) => a - t,
         _ => 0.0,
     }

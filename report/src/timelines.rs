@@ -19,7 +19,7 @@ pub(crate) fn events(r: &Run) -> Vec<(f64, String)> {
     for a in r.autoscaler.iter().filter(|a| a.desired != a.current) {
         out.push((a.t + shift, "scale".to_string()));
     }
-    if let (Some(f), Some(t0)) = (&r.fault, r.series_t0.or(r.at0)) {
+    if let (Some(f), Some(t0)) = (&r.fault, signals::t0(r)) {
         for e in &f.events {
             out.push((e.at - t0, format!("{} ({})", e.kind, e.action)));
         }
