@@ -144,6 +144,13 @@ pub const ALL: &[Experiment] = &[
     },
 ];
 
+/// An experiment's conditions as one run sets them ([`Experiment::conditions`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conditions {
+    pub fixed: Vec<(String, String)>,
+    pub load: Vec<(String, String)>,
+}
+
 /// Side names: A, B, C, ….
 pub fn side_name(i: usize) -> String {
     char::from(b'A' + i as u8).to_string()
@@ -161,9 +168,34 @@ pub fn find(name: &str) -> anyhow::Result<&'static Experiment> {
 
 impl Experiment {
     /// The settings of side `i`: those in force, the fixed ones, and the flipped one.
-    pub fn settings_for(&self, base: &Settings, i: usize) -> anyhow::Result<Settings> {
+    /// What both sides share (`fixed`) and the load's knobs (`load`) as a run sets them: the
+    /// table's values, except where the caller set one in the environment
+    /// (`LISTING_TTL_SECS=2 make lab N=8`), so that a handout's extension changes one
+    /// condition and predicts again. The flipped setting is the experiment and never yields.
+    pub fn conditions(&self, env: impl Fn(&str) -> Option<String>) -> Conditions {
+        let resolve = |pairs: &[(&'static str, &'static str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    let v = env(k).filter(|v| !v.is_empty()).unwrap_or(v.to_string());
+                    (k.to_string(), v)
+                })
+                .collect()
+        };
+        Conditions {
+            fixed: resolve(self.fixed),
+            load: resolve(self.load),
+        }
+    }
+
+    pub fn settings_for(
+        &self,
+        base: &Settings,
+        i: usize,
+        c: &Conditions,
+    ) -> anyhow::Result<Settings> {
         let mut s = base.clone();
-        for (k, v) in self.fixed {
+        for (k, v) in &c.fixed {
             s.set(k, v)?;
         }
         s.set(self.flipped, self.values[i])?;
@@ -171,9 +203,9 @@ impl Experiment {
     }
 
     /// `NAME=value,…` of what side `i` sets, for the run record.
-    pub fn settings_line(&self, i: usize) -> String {
-        std::iter::once((self.flipped, self.values[i]))
-            .chain(self.fixed.iter().copied())
+    pub fn settings_line(&self, i: usize, c: &Conditions) -> String {
+        std::iter::once((self.flipped.to_string(), self.values[i].to_string()))
+            .chain(c.fixed.iter().cloned())
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",")
@@ -346,9 +378,16 @@ pub async fn run(
 ) -> anyhow::Result<Vec<PathBuf>> {
     exp.runs_in(rt.kind())?;
     let base = rt.settings().clone();
+    let conditions = exp.conditions(|k| std::env::var(k).ok());
+    if std::env::var_os(exp.flipped).is_some() {
+        eprintln!(
+            "lab: experiment {} sets {} on each side itself: the environment's value is not used",
+            exp.name, exp.flipped
+        );
+    }
     // Every side's settings are checked before anything starts.
     let sides: Vec<Settings> = (0..exp.values.len())
-        .map(|i| exp.settings_for(&base, i))
+        .map(|i| exp.settings_for(&base, i, &conditions))
         .collect::<anyhow::Result<_>>()?;
     let result = async {
         let mut dirs = Vec::new();
@@ -368,9 +407,12 @@ pub async fn run(
             let mut env: Vec<(String, String)> = vec![
                 ("EXPERIMENT".into(), exp.name.into()),
                 ("EXPERIMENT_SIDE".into(), side.clone()),
-                ("EXPERIMENT_SETTINGS".into(), exp.settings_line(i)),
+                (
+                    "EXPERIMENT_SETTINGS".into(),
+                    exp.settings_line(i, &conditions),
+                ),
             ];
-            env.extend(exp.load.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            env.extend(conditions.load.iter().cloned());
             let spec = LoadSpec {
                 run_id: Some(format!("{batch}-{}-{side}", exp.name)),
                 env,
@@ -382,15 +424,10 @@ pub async fn run(
                 side,
                 flipped: exp.flipped.into(),
                 value: exp.values[i].into(),
-                settings: std::iter::once((exp.flipped, exp.values[i]))
-                    .chain(exp.fixed.iter().copied())
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                settings: std::iter::once((exp.flipped.to_string(), exp.values[i].to_string()))
+                    .chain(conditions.fixed.iter().cloned())
                     .collect(),
-                load: exp
-                    .load
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
+                load: conditions.load.iter().cloned().collect(),
                 ..ExperimentRecord::default()
             };
             dirs.push(observed_run(rt, bin, root, &spec, record).await?);
@@ -468,7 +505,10 @@ mod tests {
         for exp in ALL {
             assert!(exp.values.len() >= 2, "{}", exp.name);
             let sides: Vec<Settings> = (0..exp.values.len())
-                .map(|i| exp.settings_for(&base(), i).unwrap())
+                .map(|i| {
+                    exp.settings_for(&base(), i, &exp.conditions(|_| None))
+                        .unwrap()
+                })
                 .collect();
             for side in &sides[1..] {
                 let differ: Vec<&str> = crate::settings::TABLE
@@ -499,10 +539,37 @@ mod tests {
     #[test]
     fn the_record_names_what_each_side_sets() {
         let exp = find("index").unwrap();
+        let table = exp.conditions(|_| None);
         assert_eq!(
-            exp.settings_line(1),
+            exp.settings_line(1, &table),
             "ITEMS_INDEX=true,SEED_ROWS=1000000,DB_DELAY_MS=0"
         );
+        // A condition the caller set wins (a handout's extension); the flipped one is the
+        // experiment's own.
+        let caller = |k: &str| match k {
+            "SEED_ROWS" => Some("100000".to_string()),
+            "ITEMS_INDEX" => Some("false".to_string()),
+            _ => None,
+        };
+        let changed = exp.conditions(caller);
+        assert_eq!(
+            exp.settings_line(1, &changed),
+            "ITEMS_INDEX=true,SEED_ROWS=100000,DB_DELAY_MS=0"
+        );
+        let side_b = exp.settings_for(&base(), 1, &changed).unwrap();
+        assert_eq!(
+            (side_b.get("SEED_ROWS"), side_b.get("ITEMS_INDEX")),
+            ("100000", "true")
+        );
+        let batch = find("batch").unwrap();
+        let load = batch
+            .conditions(|k| (k == "LONGTASK_MS").then(|| "1".to_string()))
+            .load;
+        assert_eq!(load[0], ("LONGTASK_MS".to_string(), "1".to_string()));
+        // A bad value is a one-line error naming the setting, before anything starts.
+        let bad = exp.conditions(|k| (k == "SEED_ROWS").then(|| "many".to_string()));
+        let e = exp.settings_for(&base(), 0, &bad).unwrap_err().to_string();
+        assert!(e.contains("SEED_ROWS"), "{e}");
         assert_eq!(side_name(2), "C");
     }
 

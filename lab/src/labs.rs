@@ -11,6 +11,20 @@ pub enum Run {
     Faults,
     /// `make experiment NAME=… QUICK=1`.
     Experiment(&'static str),
+    /// `make autoscale QUICK=1`.
+    Autoscale,
+    /// Recorded runs of `make load`, one after the other in one batch, then the report.
+    Loads(&'static [Load]),
+}
+
+/// One `make load` run of a lab: `GATEWAYS`, `SCENARIO`, `PROFILE` and the load generator's
+/// own settings (`USERS`, `STEP_USERS`, …).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Load {
+    pub gateways: usize,
+    pub scenario: &'static str,
+    pub profile: &'static str,
+    pub env: &'static [(&'static str, &'static str)],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +77,107 @@ pub const ALL: &[Lab] = &[
         look: "tests/reports/summary.md: Experiments → `db-pool` (connections opened per \
                request, connect time, peak connections, B's p50 against A's plus one connect)",
     },
+    Lab {
+        n: 5,
+        question: "How much load can one gateway take before it breaks its SLA?",
+        handout: "labs/05-breaking-point.md",
+        teacher: "labs/teacher/05-breaking-point.md",
+        run: Run::Loads(&[
+            Load {
+                gateways: 1,
+                scenario: "miss",
+                profile: "breakpoint",
+                env: &[
+                    ("START_USERS", "20"),
+                    ("STEP_USERS", "40"),
+                    ("STEP_SECS", "10"),
+                    ("MAX_STEPS", "6"),
+                ],
+            },
+            Load {
+                gateways: 1,
+                scenario: "miss",
+                profile: "stages",
+                env: &[("USERS", "100"), ("DURATION_SECS", "60")],
+            },
+        ]),
+        look: "tests/reports/summary.md: Breaking point (the steps, the knee, \
+               graphs/breakpoint-p95-*.png), Load shapes → Stages (ramp-up, hold, ramp-down), \
+               Each run over time (graphs/timeline-*.png of the stages run)",
+    },
+    Lab {
+        n: 6,
+        question:
+            "Does an autoscaler (1 → 3 → 1 gateways) keep up, and does a burst or a ramp matter?",
+        handout: "labs/06-autoscaling.md",
+        teacher: "labs/teacher/06-autoscaling.md",
+        run: Run::Autoscale,
+        look: "tests/reports/summary.md: Autoscaling (the table, the sentences, \
+               graphs/autoscale-*.png), Load shapes → Burst vs ramp (graphs/shape-*.png)",
+    },
+    Lab {
+        n: 7,
+        question: "What does one shared HTTP client save over a client per request?",
+        handout: "labs/07-client-reuse.md",
+        teacher: "labs/teacher/07-client-reuse.md",
+        run: Run::Experiment("client-reuse"),
+        look: "tests/reports/summary.md: Experiments → `client-reuse` (new TCP connections per \
+               miss, p50 of both sides, the Why paragraph)",
+    },
+    Lab {
+        n: 8,
+        question: "Where should a slow listing be cached: nowhere, in Redis, or in each gateway?",
+        handout: "labs/08-local-cache.md",
+        teacher: "labs/teacher/08-local-cache.md",
+        run: Run::Experiment("local-cache"),
+        look: "tests/reports/summary.md: Experiments → `local-cache` (ok req/s, hit ratio, \
+               times the source was asked against the prediction, answer age)",
+    },
+    Lab {
+        n: 9,
+        question: "What does writing results in batches do to the worker's throughput?",
+        handout: "labs/09-batch.md",
+        teacher: "labs/teacher/09-batch.md",
+        run: Run::Experiment("batch"),
+        look: "tests/reports/summary.md: Experiments → `batch` (jobs per second, commits per \
+               second, the Why paragraph)",
+    },
+    Lab {
+        n: 10,
+        question: "What do 3 workers do for a queue that 1 cannot?",
+        handout: "labs/10-scale-workers.md",
+        teacher: "labs/teacher/10-scale-workers.md",
+        run: Run::Experiment("scale-workers"),
+        look: "tests/reports/summary.md: Experiments → `scale-workers` (jobs per second against \
+               the capacity, end-to-end job time), Each run over time (the queue)",
+    },
+    Lab {
+        n: 11,
+        question: "Three gateways are not 3×: what does a second microservice change?",
+        handout: "labs/11-scale-microservice.md",
+        teacher: "labs/teacher/11-scale-microservice.md",
+        run: Run::Experiment("scale-microservice"),
+        look: "tests/reports/summary.md: Experiments → `scale-microservice` (ok req/s against \
+               both bounds, the machine's CPU)",
+    },
+    Lab {
+        n: 12,
+        question: "What do more threads per gateway do for CPU-bound work?",
+        handout: "labs/12-worker-threads.md",
+        teacher: "labs/teacher/12-worker-threads.md",
+        run: Run::Experiment("worker-threads"),
+        look: "tests/reports/summary.md: Experiments → `worker-threads` (logins per second \
+               against the prediction, CPU per login)",
+    },
+    Lab {
+        n: 13,
+        question: "What does a bigger gateway (more CPU) do for CPU-bound work?",
+        handout: "labs/13-vertical.md",
+        teacher: "labs/teacher/13-vertical.md",
+        run: Run::Experiment("vertical"),
+        look: "tests/reports/summary.md: Experiments → `vertical` (logins per second against \
+               the prediction, the CPU limit of each side)",
+    },
 ];
 
 pub fn find(n: u32) -> anyhow::Result<&'static Lab> {
@@ -80,7 +195,10 @@ mod tests {
     fn labs_are_found_by_number_or_named_in_the_error() {
         assert_eq!(find(1).unwrap().run, Run::Benchmark { repeats: 3 });
         let e = find(99).unwrap_err().to_string();
-        assert!(e.starts_with("no lab 99: labs are 1, 2, 3, 4"), "{e}");
+        assert!(
+            e.starts_with("no lab 99: labs are 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"),
+            "{e}"
+        );
         // A lab's experiment is one the lab runs.
         for lab in ALL {
             if let Run::Experiment(name) = lab.run {
@@ -92,5 +210,15 @@ mod tests {
             }
         }
         assert_eq!(find(2).unwrap().run, Run::Faults);
+        // A lab's loads are ones the load generator accepts.
+        for lab in ALL {
+            if let Run::Loads(loads) = lab.run {
+                for l in loads {
+                    let spec =
+                        crate::protocol::LoadSpec::new(l.gateways, l.scenario, l.profile, true);
+                    spec.check().unwrap();
+                }
+            }
+        }
     }
 }

@@ -290,6 +290,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 labs::Run::Experiment(name) => {
                     experiments::protocol(rt.as_mut(), &paths.bin, &root, Some(name), true).await?
                 }
+                labs::Run::Autoscale => {
+                    protocol::autoscale(rt.as_mut(), &paths.bin, &root, true).await?
+                }
+                labs::Run::Loads(loads) => {
+                    protocol::lab_loads(rt.as_mut(), &paths.bin, &root, lab.n, loads).await?
+                }
             }
             eprintln!(
                 "lab {}: done. Read {}\nAnswer the analysis questions in {}",

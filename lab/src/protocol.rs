@@ -530,6 +530,53 @@ mod tests {
     }
 }
 
+/// A classroom lab's `make load` runs (QUICK), one batch, one after the other from a clean
+/// stack; then the stack goes down and the report is written.
+pub async fn lab_loads(
+    rt: &mut dyn Runtime,
+    bin: &Path,
+    root: &Path,
+    n: u32,
+    loads: &[crate::labs::Load],
+) -> anyhow::Result<()> {
+    let batch = utc_stamp();
+    let started = Instant::now();
+    let result = async {
+        rt.down(true).await?;
+        for (k, l) in loads.iter().enumerate() {
+            let what = format!(
+                "lab {n}: {} gateway(s), cache {}, profile {}",
+                l.gateways, l.scenario, l.profile
+            );
+            banner(k, loads.len(), &what, started, "");
+            let spec = LoadSpec {
+                // A breakpoint search names its own folders (`…-breakpoint`, `…-step01-20u`).
+                run_id: Some(match l.profile {
+                    "breakpoint" => format!("{batch}-lab{n}-{}gw-{}", l.gateways, l.scenario),
+                    p => format!("{batch}-lab{n}-{}gw-{}-{p}", l.gateways, l.scenario),
+                }),
+                env: l
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..LoadSpec::new(l.gateways, l.scenario, l.profile, true)
+            };
+            load(rt, bin, root, &spec).await?;
+        }
+        rt.down(true).await?;
+        report(bin, root).await
+    };
+    if let Err(e) = until_interrupted(result).await {
+        return stopped(rt, &format!("lab {n}"), e).await;
+    }
+    eprintln!(
+        "lab {n}: runs in tests/results/{batch}-lab{n}-*, done in {}",
+        min_sec(started.elapsed().as_secs())
+    );
+    Ok(())
+}
+
 /// One run of the autoscaling experiment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AutoscaleRun {
