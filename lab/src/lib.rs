@@ -181,7 +181,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load(&root)?;
-    let kind = runtime::choose(cli.runtime.as_deref(), &paths).await?;
+    // A classroom lab runs on the runtime its teacher notes were measured on, unless RUNTIME
+    // says otherwise.
+    let lab_runtime = match &cli.command {
+        Command::Lab { n } => Some(labs::find(*n)?.runtime.name()),
+        _ => None,
+    };
+    let requested = cli.runtime.as_deref().filter(|r| !r.is_empty());
+    let kind = runtime::choose(requested.or(lab_runtime), &paths).await?;
     if let Command::Runtime = cli.command {
         println!("{}", kind.name());
         return Ok(());

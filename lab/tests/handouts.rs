@@ -52,6 +52,13 @@ fn every_lab_has_its_handout_teacher_notes_and_a_line_in_the_sequence() {
             "labs/README.md does not list lab {} ({file})",
             lab.n
         );
+        for page in [lab.handout, lab.teacher] {
+            let text = read(&root().join(page));
+            assert!(
+                !text.contains("@@") && !text.contains("TODO") && !text.contains("TBD"),
+                "{page} still has a placeholder"
+            );
+        }
         let handout = read(&root().join(lab.handout));
         assert!(
             handout.contains(&format!("make lab N={}", lab.n)),
@@ -61,32 +68,97 @@ fn every_lab_has_its_handout_teacher_notes_and_a_line_in_the_sequence() {
     }
 }
 
+/// The `make` commands in a handout's code (inline or fenced): the `NAME=value` words before
+/// and after `make`, and the target.
+fn make_commands(text: &str) -> Vec<(Vec<String>, String)> {
+    let mut out = Vec::new();
+    for (k, _) in text.match_indices("make ") {
+        // What precedes `make` on its line or in its inline code: only assignments.
+        let line_start = text[..k].rfind(['\n', '`']).map_or(0, |i| i + 1);
+        let before: Vec<&str> = text[line_start..k].split_whitespace().collect();
+        if !before.iter().all(|w| w.contains('=')) {
+            continue; // prose ("make sure"), not a command
+        }
+        let rest = &text[k + 5..];
+        let end = rest.find(['\n', '`']).unwrap_or(rest.len());
+        let mut words = rest[..end].split_whitespace();
+        let target = words.next().unwrap_or("").to_string();
+        if target.is_empty()
+            || !target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            continue;
+        }
+        let names = before
+            .into_iter()
+            .chain(words.filter(|w| w.contains('=')))
+            .map(|w| w.split('=').next().unwrap().to_string())
+            .collect();
+        out.push((names, target));
+    }
+    out
+}
+
 #[test]
-fn every_make_target_a_handout_names_exists() {
+fn every_make_command_a_handout_gives_names_a_target_and_settings_that_exist() {
     let makefile = read(&root().join("Makefile"));
     let targets: Vec<&str> = makefile
         .lines()
         .filter_map(|l| l.split_once(':').map(|(t, _)| t))
         .filter(|t| !t.is_empty() && !t.contains(' ') && !t.starts_with('.'))
         .collect();
+    // What a command may set: a lab setting, a load generator option, or a Makefile variable.
+    let loadtest = read(&root().join("loadtest/src/lib.rs"));
+    let known = |name: &str| {
+        lab::settings::TABLE.iter().any(|s| s.name == name)
+            || loadtest.contains(&format!("env = \"{name}\""))
+            || makefile.contains(&format!("$({name})"))
+            || makefile.contains(&format!("export {name}"))
+            || makefile.contains(&format!(" {name} "))
+    };
+    let mut seen = 0;
     for path in handouts() {
         let text = read(&path);
-        for (k, _) in text.match_indices("make ") {
-            let target: String = text[k + 5..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            // Prose ("make sure") is not a command: commands are in code.
-            let in_code = text[..k].ends_with('`') || text[..k].ends_with('\n');
-            if in_code && !target.is_empty() {
+        for (names, target) in make_commands(&text) {
+            seen += 1;
+            assert!(
+                targets.contains(&target.as_str()),
+                "{} names `make {target}`, which the Makefile does not have",
+                path.display()
+            );
+            for name in names {
                 assert!(
-                    targets.contains(&target.as_str()),
-                    "{} names `make {target}`, which the Makefile does not have",
+                    known(&name),
+                    "{} sets {name} for `make {target}`, which neither the lab's settings, the \
+                     load generator nor the Makefile knows",
                     path.display()
                 );
             }
         }
     }
+    assert!(
+        seen > 20,
+        "only {seen} commands found: the parser lost them"
+    );
+}
+
+#[test]
+fn commands_are_told_from_prose() {
+    let text =
+        "To make sure, run\n\n```\nLISTING_TTL_SECS=2 make lab N=8\n```\nand `make report`; \
+                `QUICK=1 make load GATEWAYS=3 START_USERS=20`.";
+    assert_eq!(
+        make_commands(text),
+        vec![
+            (vec!["LISTING_TTL_SECS".into(), "N".into()], "lab".into()),
+            (vec![], "report".into()),
+            (
+                vec!["QUICK".into(), "GATEWAYS".into(), "START_USERS".into()],
+                "load".into()
+            ),
+        ]
+    );
 }
 
 #[test]
