@@ -27,8 +27,10 @@ pub struct Inputs {
     pub max_in_flight: f64,
     /// Whether requests reach the microservice (cache misses).
     pub misses: bool,
-    /// Connections of the microservice's pool (each request holds one).
+    /// Connections of each microservice's pool (each request holds one).
     pub microservice_pool: f64,
+    /// Microservice instances the gateways spread their misses over (each with its pool).
+    pub microservices: f64,
     /// CPUs the gateways together may use (limit × gateways, or the host's cores when
     /// unlimited); 0 = unknown.
     pub gateway_cpus: f64,
@@ -64,8 +66,8 @@ pub fn predict(i: &Inputs) -> Prediction {
     }
     if i.misses && i.microservice_pool > 0.0 && i.service_s > 0.0 {
         bounds.push((
-            "microservice pool (DB_POOL_SIZE / service time)",
-            i.microservice_pool / i.service_s,
+            "microservice pool (microservices × DB_POOL_SIZE / service time)",
+            i.microservices.max(1.0) * i.microservice_pool / i.service_s,
         ));
     }
     if i.gateway_cpus > 0.0 && i.gateway_cpu_s > 0.0 {
@@ -113,6 +115,7 @@ mod tests {
             max_in_flight: 4.0,
             misses: true,
             microservice_pool: 10.0,
+            microservices: 1.0,
             gateway_cpus: 0.0,
             gateway_cpu_s: 0.0,
             slot_hold_s: 0.0,
@@ -168,6 +171,28 @@ mod tests {
         });
         assert!((p.rps - 166.666).abs() < 0.01, "{p:?}");
         assert!(p.bottleneck.starts_with("microservice pool"));
+    }
+
+    #[test]
+    fn a_second_microservice_doubles_the_pool_bound_and_moves_the_bottleneck_on() {
+        // 3 gateways, 2 microservices of 5 connections at 60 ms: pools 2 × 5 / 0.06 = 166.67,
+        // slots 200: the pools still bind, at twice one instance's 83.33.
+        let p = predict(&Inputs {
+            gateways: 3.0,
+            microservice_pool: 5.0,
+            microservices: 2.0,
+            ..inputs()
+        });
+        assert!((p.rps - 166.666).abs() < 0.01, "{p:?}");
+        assert!(p.bottleneck.starts_with("microservice pool"));
+        // With 4, the gateways' slots bind.
+        let p = predict(&Inputs {
+            gateways: 3.0,
+            microservice_pool: 5.0,
+            microservices: 4.0,
+            ..inputs()
+        });
+        assert!(p.bottleneck.starts_with("gateway slots"), "{p:?}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn predict_run(run: &Run, service_s: f64) -> model::Prediction {
         max_in_flight: run.knobs.max_in_flight as f64,
         misses: run.scenario == "miss" || !run.knobs.cache_enabled,
         microservice_pool: run.knobs.microservice_pool.unwrap_or(0) as f64,
+        microservices: run.knobs.microservices as f64,
         gateway_cpus: match (run.knobs.gateway_cpu_limit, run.knobs.gateway_host_cores) {
             (Some(limit), _) => limit * run.gateways.max(1) as f64,
             // No limit: the gateways share the host's cores (with everything else on it).

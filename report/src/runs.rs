@@ -126,6 +126,8 @@ pub struct Knobs {
     pub max_in_flight: u32,
     pub cache_enabled: bool,
     pub microservice_pool: Option<u32>,
+    /// Microservice instances (each with its own pool of `microservice_pool`).
+    pub microservices: u32,
     /// CPUs each gateway may use (a container limit); None = no limit.
     pub gateway_cpu_limit: Option<f64>,
     /// Cores of the machine the gateways run on.
@@ -242,6 +244,12 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             max_in_flight: gateway.max_in_flight.unwrap_or(0),
             cache_enabled: gateway.cache_enabled.unwrap_or(true),
             microservice_pool: microservice.db_pool_size,
+            // The gateways' MICROSERVICE_URL lists every instance they spread misses over.
+            microservices: gateway
+                .microservice_url
+                .as_deref()
+                .map_or(1, |u| u.split(',').filter(|p| !p.trim().is_empty()).count())
+                .max(1) as u32,
             gateway_cpu_limit: gateway.host.as_ref().and_then(|h| h.cpu_limit),
             gateway_host_cores: gateway.host.as_ref().and_then(|h| h.cores),
             max_queue: gateway.max_queue,

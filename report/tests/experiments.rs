@@ -418,9 +418,39 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
             &[],
             100.0,
         ));
-        side_run(&root, batch, r, "miss");
+        let dir = self::side(&root, batch, r, "miss", 1000, 50.0);
+        // What the run recorded of the stack: the gateways list every microservice instance,
+        // each with a pool of 5; a calibration gives the service time (50 ms).
+        let mut run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+        let urls = if n == "2" {
+            "http://127.0.0.1:8001,http://127.0.0.1:8101"
+        } else {
+            "http://127.0.0.1:8001"
+        };
+        run["gateways"] = json!(3);
+        run["load"]["users"] = json!(1000);
+        run["stack"] = json!({
+            "microservice": {"db_pool_size": 5},
+            "gateways": {"10.0.0.2:8000": {"max_in_flight": 4, "microservice_url": urls}}
+        });
+        run["calibration"] = json!({"requests": 20, "failed": 0, "p50_ms": 50.0});
+        std::fs::write(dir.join("run.json"), run.to_string()).unwrap();
     }
     let md = summary(&root);
+    // Predicted vs measured knows both instances: 2 × 5 / 0.05 = 200/s, not one pool's 100.
+    assert!(
+        md.contains(
+            "every miss holds one of the 10 database connections of 2 microservices (5 each) for 50 ms, so they complete at most 200.0 misses per second"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "every miss holds one of the microservice's 5 database connections for 50 ms, so it completes at most 100.0 misses per second"
+        ),
+        "{md}"
+    );
     // 1 × 4 / 0.5 s = 8 jobs/s; 3 workers 24.
     assert!(
         md.contains(
@@ -436,9 +466,9 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
         md.contains("Jobs per worker: A: worker 160; B: worker 150, worker-2 160, worker-3 170."),
         "{md}"
     );
-    // Gateways: 1 × 4 / 0.05 = 80; microservices 5 / 0.05 = 100 then 200; users 300 / 1.55.
+    // Gateways: 3 × 4 / 0.05 = 240; microservices 5 / 0.05 = 100 then 200; users 1000 / 1.55.
     assert!(
-        md.contains("| bound: gateways × MAX_IN_FLIGHT / DB time | 80.0 | 80.0 | 1.00× |"),
+        md.contains("| bound: gateways × MAX_IN_FLIGHT / DB time | 240.0 | 240.0 | 1.00× |"),
         "{md}"
     );
     assert!(
@@ -446,7 +476,7 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
         "{md}"
     );
     assert!(
-        md.contains("On side A the smallest bound was the gateways' slots (80.0 req/s)"),
+        md.contains("On side A the smallest bound was the microservices' pools (100.0 req/s), then the gateways' slots (240.0 req/s)"),
         "{md}"
     );
     assert!(md.contains("(requests per instance: A: microservice 1000; B: microservice 900, microservice-2 880)"), "{md}");
