@@ -1,4 +1,4 @@
-//! scalelab's load balancer: Pingora's HTTP/1 sessions and connection pool, round robin over
+//! scalelab's load balancer: Pingora's HTTP/1 sessions and connector, round robin over
 //! the gateways, with discovery, active and passive health checks, bounded safe retries, and
 //! Prometheus metrics on a separate port.
 //!
@@ -6,6 +6,7 @@
 //! [`LoadBalancer`]; [`LoadBalancer::run`] serves until SIGTERM/SIGINT.
 
 pub mod edge;
+pub mod idle;
 mod peer;
 pub mod pool;
 pub mod proxy;
@@ -353,8 +354,9 @@ impl LoadBalancer {
             })
         };
         let health = {
-            let (pool, every) = (
+            let (pool, proxy, every) = (
                 pool.clone(),
+                proxy.clone(),
                 Duration::from_millis(config.health_interval_ms),
             );
             tokio::spawn(async move {
@@ -363,6 +365,7 @@ impl LoadBalancer {
                 loop {
                     tick.tick().await;
                     pool.check(&pool.members()).await;
+                    proxy.sweep_idle();
                 }
             })
         };

@@ -1,15 +1,14 @@
-//! A gateway as Pingora's connector and upstream connection pool see it.
+//! A gateway as Pingora's connector sees it.
 
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::upstreams::peer::{Peer, PeerOptions};
 use std::fmt;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-/// A gateway as Pingora's connector and connection pool see it. Pingora's general `HttpPeer`
-/// carries TLS, proxy and ALPN settings and hashes all of them into its pool key on every
-/// request; a plain-HTTP gateway is just an address.
+/// A gateway as Pingora's connector sees it. Pingora's general `HttpPeer` carries TLS, proxy
+/// and ALPN settings and hashes all of them into its key on every request; a plain-HTTP
+/// gateway is just an address.
 #[derive(Clone)]
 pub struct Gateway {
     addr: PeerAddr,
@@ -52,18 +51,12 @@ impl Peer for Gateway {
     fn sni(&self) -> &str {
         ""
     }
-    /// The connection pool's key: one pool per gateway address.
+    /// The idle connections' key (`idle.rs`): one list per gateway address.
     fn reuse_hash(&self) -> u64 {
         self.key
     }
     fn get_peer_options(&self) -> Option<&PeerOptions> {
         Some(&self.options)
-    }
-    /// Pingora checks with `getpeername` (a system call per request) that a pooled connection
-    /// still leads to this address. The pool is keyed by the address and owns its sockets, so
-    /// a pooled connection cannot lead elsewhere.
-    fn matches_fd<V: AsRawFd>(&self, _fd: V) -> bool {
-        true
     }
 }
 

@@ -2,18 +2,19 @@
 //! healthy gateway, forward the request over a kept-alive upstream connection, stream the answer
 //! back, and count it.
 //!
-//! It is built on Pingora's HTTP/1 sessions, connection pool and server (`pingora-core`)
-//! rather than on the generic `ProxyHttp` framework: that framework runs every request through
+//! It is built on Pingora's HTTP/1 sessions and connector (`pingora-core`), with its own list of
+//! idle upstream connections (`idle.rs`), rather than on the generic `ProxyHttp` framework: that framework runs every request through
 //! its cache, module and sub-request machinery and two task channels, which cost this proxy
 //! about half of its instructions per request (BENCHMARKS.md). What a load balancer needs is
 //! here, in one function a reader can follow: retries, timeouts, forwarding headers, metrics
 //! and JSON errors.
 
 use crate::edge::{check_request, hop_by_hop};
+use crate::idle::IdlePool;
 use crate::peer::Gateway;
 use crate::pool::{Member, Pool};
 use bytes::Bytes;
-use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::connectors::TransportConnector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::HttpSession as UpstreamH1;
 use pingora::protocols::http::v1::server::HttpSession as ClientSession;
@@ -54,8 +55,10 @@ pub struct Proxy {
     settings: Settings,
     /// The connect timeout, shared by every `Gateway` peer.
     peer_options: Arc<PeerOptions>,
-    /// Pingora's connector and its pool of idle upstream connections.
+    /// Pingora's connector: new connections to the gateways.
     connector: TransportConnector,
+    /// Kept-alive connections to the gateways between requests.
+    idle: IdlePool,
     request_ids: AtomicU64,
     id_prefix: u32,
     /// Requests sent again on a new connection because a kept-alive one had been closed.
@@ -200,8 +203,8 @@ impl Proxy {
         .expect("valid metric");
         metrics.register(Box::new(stale_retries.clone()));
         metrics.register(Box::new(refused.clone()));
-        let connector =
-            TransportConnector::new(Some(ConnectorOptions::new(settings.keepalive_pool_size)));
+        let connector = TransportConnector::new(None);
+        let idle = IdlePool::new(settings.keepalive_pool_size, UPSTREAM_IDLE);
         Self {
             pool,
             peer_options: Arc::new(peer_options),
@@ -210,11 +213,17 @@ impl Proxy {
                 ..settings
             },
             connector,
+            idle,
             request_ids: AtomicU64::new(0),
             id_prefix,
             stale_retries,
             refused,
         }
+    }
+
+    /// Closes the upstream connections idle longer than they may be kept.
+    pub fn sweep_idle(&self) {
+        self.idle.sweep();
     }
 
     /// Serves one client connection: its requests one after another (pipelined ones too, in
@@ -466,10 +475,14 @@ impl Proxy {
         let _in_flight = member.busy();
         let peer = Gateway::new(member.addr, self.peer_options.clone());
         let started = Instant::now();
-        let connected = if fresh {
-            self.connector.new_stream(&peer).await.map(|s| (s, false))
+        let pooled = if fresh {
+            None
         } else {
-            self.connector.get_stream(&peer).await
+            self.idle.take(peer.reuse_hash())
+        };
+        let connected = match pooled {
+            Some(stream) => Ok((stream, true)),
+            None => self.connector.new_stream(&peer).await.map(|s| (s, false)),
         };
         let (mut upstream, reused) = match connected {
             Ok((stream, reused)) => (UpstreamH1::new_with_options(stream, &peer), reused),
@@ -552,8 +565,7 @@ impl Proxy {
         if complete {
             upstream.respect_keepalive();
             if let Some(stream) = upstream.reuse().await {
-                self.connector
-                    .release_stream(stream, peer.reuse_hash(), Some(UPSTREAM_IDLE));
+                self.idle.put(peer.reuse_hash(), stream);
             }
         }
         Try::Answered { reuse: true }
