@@ -167,7 +167,6 @@ pub fn find(name: &str) -> anyhow::Result<&'static Experiment> {
 }
 
 impl Experiment {
-    /// The settings of side `i`: those in force, the fixed ones, and the flipped one.
     /// What both sides share (`fixed`) and the load's knobs (`load`) as a run sets them: the
     /// table's values, except where the caller set one in the environment
     /// (`LISTING_TTL_SECS=2 make lab N=8`), so that a handout's extension changes one
@@ -188,6 +187,7 @@ impl Experiment {
         }
     }
 
+    /// The settings of side `i`: those in force, the fixed ones, and the flipped one.
     pub fn settings_for(
         &self,
         base: &Settings,
@@ -202,10 +202,17 @@ impl Experiment {
         Ok(s)
     }
 
-    /// `NAME=value,…` of what side `i` sets, for the run record.
-    pub fn settings_line(&self, i: usize, c: &Conditions) -> String {
+    /// What side `i` sets: the flipped setting first, then the fixed ones.
+    pub fn side_settings(&self, i: usize, c: &Conditions) -> Vec<(String, String)> {
         std::iter::once((self.flipped.to_string(), self.values[i].to_string()))
             .chain(c.fixed.iter().cloned())
+            .collect()
+    }
+
+    /// `NAME=value,…` of what side `i` sets, for the run record.
+    pub fn settings_line(&self, i: usize, c: &Conditions) -> String {
+        self.side_settings(i, c)
+            .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",")
@@ -424,9 +431,7 @@ pub async fn run(
                 side,
                 flipped: exp.flipped.into(),
                 value: exp.values[i].into(),
-                settings: std::iter::once((exp.flipped.to_string(), exp.values[i].to_string()))
-                    .chain(conditions.fixed.iter().cloned())
-                    .collect(),
+                settings: exp.side_settings(i, &conditions).into_iter().collect(),
                 load: conditions.load.iter().cloned().collect(),
                 ..ExperimentRecord::default()
             };

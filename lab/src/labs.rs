@@ -37,10 +37,6 @@ pub struct Lab {
     pub handout: &'static str,
     pub teacher: &'static str,
     pub run: Run,
-    /// The runtime the teacher notes were measured on, used unless `RUNTIME` says otherwise
-    /// (so that a student's figures compare with them; lab 13 needs a container CPU limit,
-    /// labs 10 and 11 several workers or microservices, which only the native runtime runs).
-    pub runtime: Kind,
     /// Where in the report the answer is.
     pub look: &'static str,
 }
@@ -52,7 +48,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/01-gateways-and-cache.md",
         teacher: "labs/teacher/01-gateways-and-cache.md",
         run: Run::Benchmark { repeats: 3 },
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Comparisons (the repeats table and the sentences), \
            Predicted vs measured → What limited each run, What failed, and why; \
            graphs/compare-throughput-*.png, graphs/timeline-*.png",
@@ -63,7 +58,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/02-faults.md",
         teacher: "labs/teacher/02-faults.md",
         run: Run::Faults,
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Faults (per fault the promise PASS/FAIL, the outcome \
                row, graphs/fault-*.png, fault-p95-*.png, fault-mechanism-*.png)",
     },
@@ -73,7 +67,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/03-index.md",
         teacher: "labs/teacher/03-index.md",
         run: Run::Experiment("index"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `index` (both sides, DB time per query, \
                the prediction, the Why paragraph and both query plans)",
     },
@@ -83,7 +76,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/04-db-pool.md",
         teacher: "labs/teacher/04-db-pool.md",
         run: Run::Experiment("db-pool"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `db-pool` (connections opened per \
                request, connect time, peak connections, B's p50 against A's plus one connect)",
     },
@@ -111,7 +103,6 @@ pub const ALL: &[Lab] = &[
                 env: &[("USERS", "100"), ("DURATION_SECS", "60")],
             },
         ]),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Breaking point (the steps, the knee, \
                graphs/breakpoint-p95-*.png), Load shapes → Stages (ramp-up, hold, ramp-down), \
                Each run over time (graphs/timeline-*.png of the stages run)",
@@ -123,7 +114,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/06-autoscaling.md",
         teacher: "labs/teacher/06-autoscaling.md",
         run: Run::Autoscale,
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Autoscaling (the table, the sentences, \
                graphs/autoscale-*.png), Load shapes → Burst vs ramp (graphs/shape-*.png)",
     },
@@ -133,7 +123,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/07-client-reuse.md",
         teacher: "labs/teacher/07-client-reuse.md",
         run: Run::Experiment("client-reuse"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `client-reuse` (new TCP connections per \
                miss, p50 of both sides, the Why paragraph)",
     },
@@ -143,7 +132,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/08-local-cache.md",
         teacher: "labs/teacher/08-local-cache.md",
         run: Run::Experiment("local-cache"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `local-cache` (ok req/s, hit ratio, \
                times the source was asked against the prediction, answer age)",
     },
@@ -153,7 +141,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/09-batch.md",
         teacher: "labs/teacher/09-batch.md",
         run: Run::Experiment("batch"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `batch` (jobs per second, commits per \
                second, the Why paragraph)",
     },
@@ -163,7 +150,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/10-scale-workers.md",
         teacher: "labs/teacher/10-scale-workers.md",
         run: Run::Experiment("scale-workers"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `scale-workers` (jobs per second against \
                the capacity, end-to-end job time), Each run over time (the queue)",
     },
@@ -173,7 +159,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/11-scale-microservice.md",
         teacher: "labs/teacher/11-scale-microservice.md",
         run: Run::Experiment("scale-microservice"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `scale-microservice` (ok req/s against \
                both bounds, the machine's CPU)",
     },
@@ -183,7 +168,6 @@ pub const ALL: &[Lab] = &[
         handout: "labs/12-worker-threads.md",
         teacher: "labs/teacher/12-worker-threads.md",
         run: Run::Experiment("worker-threads"),
-        runtime: Kind::Native,
         look: "tests/reports/summary.md: Experiments → `worker-threads` (logins per second \
                against the prediction, CPU per login)",
     },
@@ -193,11 +177,27 @@ pub const ALL: &[Lab] = &[
         handout: "labs/13-vertical.md",
         teacher: "labs/teacher/13-vertical.md",
         run: Run::Experiment("vertical"),
-        runtime: Kind::Compose,
         look: "tests/reports/summary.md: Experiments → `vertical` (logins per second against \
                the prediction, the CPU limit of each side)",
     },
 ];
+
+impl Lab {
+    /// The runtime a lab runs on unless `RUNTIME` says otherwise, the one its teacher notes
+    /// were measured on (so that a student's figures compare with them): native, which alone
+    /// runs several workers or microservices, except for an experiment that needs a container
+    /// CPU limit.
+    pub fn runtime(&self) -> Kind {
+        match self.run {
+            Run::Experiment(name)
+                if crate::experiments::find(name).is_ok_and(|e| e.compose_only) =>
+            {
+                Kind::Compose
+            }
+            _ => Kind::Native,
+        }
+    }
+}
 
 pub fn find(n: u32) -> anyhow::Result<&'static Lab> {
     ALL.iter().find(|l| l.n == n).ok_or_else(|| {
@@ -229,11 +229,13 @@ mod tests {
             }
         }
         assert_eq!(find(2).unwrap().run, Run::Faults);
+        assert_eq!(find(13).unwrap().runtime(), Kind::Compose);
+        assert_eq!(find(10).unwrap().runtime(), Kind::Native);
         // A lab's experiment runs on the lab's runtime.
         for lab in ALL {
             if let Run::Experiment(name) = lab.run {
                 let exp = crate::experiments::find(name).unwrap();
-                assert!(exp.runs_in(lab.runtime).is_ok(), "lab {}", lab.n);
+                assert!(exp.runs_in(lab.runtime()).is_ok(), "lab {}", lab.n);
             }
         }
         // A lab's loads are ones the load generator accepts.

@@ -165,9 +165,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("BUILD must be release or debug, not {:?}", cli.build);
     }
     // A lab that does not exist is said before anything is built.
-    if let Command::Lab { n } = &cli.command {
-        labs::find(*n)?;
-    }
+    let lab = match &cli.command {
+        Command::Lab { n } => Some(labs::find(*n)?),
+        _ => None,
+    };
     let paths = Paths::new(&root, &cli.build);
     match &cli.command {
         Command::EnvExample => {
@@ -181,14 +182,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load(&root)?;
-    // A classroom lab runs on the runtime its teacher notes were measured on, unless RUNTIME
-    // says otherwise.
-    let lab_runtime = match &cli.command {
-        Command::Lab { n } => Some(labs::find(*n)?.runtime.name()),
-        _ => None,
-    };
+    // A classroom lab runs on its own runtime (`Lab::runtime`) unless RUNTIME says otherwise.
     let requested = cli.runtime.as_deref().filter(|r| !r.is_empty());
-    let kind = runtime::choose(requested.or(lab_runtime), &paths).await?;
+    let kind = runtime::choose(requested.or(lab.map(|l| l.runtime().name())), &paths).await?;
     if let Command::Runtime = cli.command {
         println!("{}", kind.name());
         return Ok(());
@@ -284,8 +280,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             faults::protocol(rt.as_mut(), &paths.bin, &root, Some(&name), cli.quick).await
         }
         Command::Faults => faults::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await,
-        Command::Lab { n } => {
-            let lab = labs::find(n)?;
+        Command::Lab { .. } => {
+            let lab = lab.context("the lab is looked up before the build")?;
             eprintln!("lab {}: {}\nhandout: {}", lab.n, lab.question, lab.handout);
             match lab.run {
                 labs::Run::Benchmark { repeats } => {
