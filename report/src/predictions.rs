@@ -58,8 +58,8 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) {
     w.line("## Predicted vs measured\n");
     w.line("Each run's throughput bound from its recorded knobs: the offered load of a closed workload \
         (users ÷ (think time + service time), Little's law), the gateways' request slots \
-        (gateways × `MAX_IN_FLIGHT` ÷ service time), for cache misses the microservice's \
-        connection pool (`DB_POOL_SIZE` ÷ service time), the gateways' CPU (the CPUs they \
+        (gateways × `MAX_IN_FLIGHT` ÷ service time), for cache misses the microservices' \
+        connection pools (microservices × `DB_POOL_SIZE` ÷ service time), the gateways' CPU (the CPUs they \
         may use, `GATEWAY_CPUS` × gateways or the host's cores, ÷ the CPU each request cost them), \
         and the whole machine's CPU (its cores ÷ the CPU every process on it, the load generator \
         included, spent per successful request: on one machine the generator and the turned-away \

@@ -540,7 +540,7 @@ struct Bounds {
 
 fn bounds(r: &Run, m: &ExperimentRecord) -> Bounds {
     let service_s = db_ms(m).map(|v| v / 1000.0).filter(|s| *s > 0.0);
-    let instances: f64 = m.value.parse().unwrap_or(1.0);
+    let instances = f64::from(r.knobs.microservices.max(1));
     let pool = number(&m.settings, "DB_POOL_SIZE").or(r.knobs.microservice_pool.map(f64::from));
     Bounds {
         gateways: match r.knobs.max_in_flight {

@@ -48,22 +48,27 @@ fn mechanism(r: &Run, p: &Prediction, service_s: f64) -> String {
                 p.rps
             ),
         },
-        "microservice pool" => match r.knobs.microservices.max(1) {
-            1 => format!(
-                "every miss holds one of the microservice's {} database connections for {ms} ms, \
-                 so it completes at most {:.1} misses per second, whatever the gateways do",
-                r.knobs.microservice_pool.unwrap_or(0),
+        "microservice pool" => {
+            let pool = r.knobs.microservice_pool.unwrap_or(0);
+            let (connections, they) = match r.knobs.microservices.max(1) {
+                1 => (
+                    format!("the microservice's {pool} database connections"),
+                    "it completes",
+                ),
+                n => (
+                    format!(
+                        "the {} database connections of {n} microservices ({pool} each)",
+                        n * pool
+                    ),
+                    "they complete",
+                ),
+            };
+            format!(
+                "every miss holds one of {connections} for {ms} ms, so {they} at most {:.1} \
+                 misses per second, whatever the gateways do",
                 p.rps
-            ),
-            n => format!(
-                "every miss holds one of the {} database connections of {n} microservices ({} \
-                 each) for {ms} ms, so they complete at most {:.1} misses per second, whatever \
-                 the gateways do",
-                n * r.knobs.microservice_pool.unwrap_or(0),
-                r.knobs.microservice_pool.unwrap_or(0),
-                p.rps
-            ),
-        },
+            )
+        }
         "gateway CPU" => format!(
             "the gateways' CPUs run out first: each request costs them {:.2} ms of CPU, so the \
              CPUs they may use complete {:.1} requests per second",
