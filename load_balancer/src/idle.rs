@@ -12,7 +12,7 @@
 use futures::FutureExt;
 use pingora::protocols::Stream;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
@@ -24,7 +24,8 @@ pub struct IdlePool {
 }
 
 impl IdlePool {
-    /// At most `per_gateway` idle connections to each gateway, each kept at most `max_idle`.
+    /// At most `per_gateway` idle connections to each gateway (`KEEPALIVE_POOL_SIZE`), each
+    /// kept at most `max_idle`.
     pub fn new(per_gateway: usize, max_idle: Duration) -> Self {
         Self {
             idle: Mutex::new(HashMap::new()),
@@ -36,7 +37,7 @@ impl IdlePool {
     /// The most recently released connection to the gateway `key` that is still open, if any.
     pub fn take(&self, key: u64) -> Option<Stream> {
         loop {
-            let (mut stream, since) = self.idle.lock().ok()?.get_mut(&key)?.pop()?;
+            let (mut stream, since) = self.lock().get_mut(&key)?.pop()?;
             if since.elapsed() <= self.max_idle && still_open(&mut stream) {
                 return Some(stream);
             }
@@ -49,9 +50,7 @@ impl IdlePool {
         if self.per_gateway == 0 {
             return;
         }
-        let Ok(mut idle) = self.idle.lock() else {
-            return;
-        };
+        let mut idle = self.lock();
         let list = idle.entry(key).or_default();
         if list.len() >= self.per_gateway {
             list.remove(0);
@@ -61,25 +60,22 @@ impl IdlePool {
 
     /// Closes the connections idle longer than `max_idle` (a gateway that left, a quiet time).
     pub fn sweep(&self) {
-        let Ok(mut idle) = self.idle.lock() else {
-            return;
-        };
-        idle.retain(|_, list| {
+        self.lock().retain(|_, list| {
             list.retain(|(_, since)| since.elapsed() <= self.max_idle);
             !list.is_empty()
         });
     }
 
-    /// Idle connections kept, over every gateway.
-    pub fn len(&self) -> usize {
-        self.idle
-            .lock()
-            .map(|idle| idle.values().map(Vec::len).sum())
-            .unwrap_or(0)
+    /// The lists stay consistent whatever panicked while holding them (a list is only ever
+    /// pushed to, popped from or filtered), so a poisoned lock does not turn pooling off.
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Vec<(Stream, Instant)>>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Idle connections kept, over every gateway.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
     }
 }
 
@@ -153,7 +149,7 @@ mod tests {
         assert_eq!(pool.len(), 2, "the oldest was closed");
         tokio::time::sleep(Duration::from_millis(150)).await;
         pool.sweep();
-        assert!(pool.is_empty());
+        assert_eq!(pool.len(), 0);
         let (s, _server) = pair().await;
         pool.put(1, s);
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -161,7 +157,7 @@ mod tests {
         let none = IdlePool::new(0, Duration::from_secs(1));
         let (s, _server) = pair().await;
         none.put(1, s);
-        assert!(none.is_empty());
+        assert_eq!(none.len(), 0);
         drop(servers);
         assert_eq!(ids.len(), 3);
     }

@@ -86,7 +86,7 @@ pub struct Config {
     /// Worker threads of the load balancer's runtime (0 = one per core).
     #[arg(long, env = "THREADS", default_value_t = 0)]
     pub threads: usize,
-    /// Idle keep-alive connections kept to the backends.
+    /// Idle keep-alive connections kept to each backend.
     #[arg(long, env = "KEEPALIVE_POOL_SIZE", default_value_t = 512)]
     pub keepalive_pool_size: usize,
 }

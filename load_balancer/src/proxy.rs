@@ -46,7 +46,7 @@ pub struct Settings {
     pub client_timeout: Duration,
     /// How long an idle client connection stays open between requests.
     pub client_keepalive: Duration,
-    /// Idle connections kept to the gateways.
+    /// Idle connections kept to each gateway.
     pub keepalive_pool_size: usize,
 }
 
