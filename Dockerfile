@@ -33,7 +33,7 @@ RUN find common gateway load_balancer microservice worker loadtest report lab -n
     && cargo build --release --workspace --locked \
     && mkdir /out \
     && cp target/release/gateway target/release/microservice target/release/worker target/release/healthcheck \
-          target/release/load_balancer target/release/loadtest /out/
+          target/release/load_balancer target/release/loadtest target/release/relay /out/
 
 FROM debian:bookworm-20250520-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

@@ -63,7 +63,7 @@ settings: lab-bin ## The lab settings in force (.env and environment), defaults 
 env-example: lab-bin ## Regenerate .env.example from the settings table
 	@$(LAB) env-example >.env.example
 
-up: lab-bin ## Start the stack with GATEWAYS=N gateways (RUNTIME=compose|native), or rescale it in place
+up: lab-bin ## Start the stack with GATEWAYS=N gateways (RUNTIME=compose|native|swarm), or rescale it in place
 	@$(LAB) up $(GATEWAYS)
 
 up1: lab-bin ## Start the stack with 1 gateway

@@ -69,6 +69,8 @@ pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     grace: Duration,
+    /// How long it goes on serving after the shutdown signal before it stops accepting.
+    delay: Duration,
     connections: Option<prometheus::IntCounter>,
 }
 
@@ -81,8 +83,17 @@ impl Server {
             listener,
             router,
             grace,
+            delay: Duration::ZERO,
             connections: None,
         })
+    }
+
+    /// Goes on serving for `delay` after the shutdown signal, then stops accepting: where an
+    /// orchestrator, not the lab, picks which instance leaves (Swarm), this is the time a load
+    /// balancer gets to take it out of rotation before it refuses connections.
+    pub fn leaving_after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
 
     /// Counts the connections it accepts (`http_connections_accepted_total`).
@@ -107,6 +118,17 @@ impl Server {
         if let Ok(addr) = self.listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
+        let delay = self.delay;
+        let shutdown = async move {
+            shutdown.await;
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "still serving before leaving (SHUTDOWN_DELAY_MS)"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        };
         serve(
             self.listener,
             self.router,

@@ -53,6 +53,11 @@ pub struct Config {
     /// How long a task's queued/running status is kept in Redis.
     #[arg(long, env = "TASK_STATUS_TTL_SECS", default_value_t = 86_400)]
     pub task_status_ttl_secs: u64,
+    /// After SIGTERM, go on serving this long before refusing connections: the load
+    /// balancer's time to take this gateway out of rotation when the orchestrator picks
+    /// which gateway leaves (Swarm). 0 where the lab drains first (native, compose).
+    #[arg(long, env = "SHUTDOWN_DELAY_MS", default_value_t = 0)]
+    pub shutdown_delay_ms: u64,
 }
 
 /// The JWT secret of `Config::for_tests`, for tests that sign their own tokens.
@@ -103,6 +108,7 @@ impl Config {
             },
             gateway_threads: 0,
             task_status_ttl_secs: 600,
+            shutdown_delay_ms: 0,
         }
     }
 
@@ -290,7 +296,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     Ok(
         Server::bind(&config.listen_addr, router, config.service.shutdown_grace())
             .await?
-            .counting(&metrics),
+            .counting(&metrics)
+            .leaving_after(std::time::Duration::from_millis(config.shutdown_delay_ms)),
     )
 }
 

@@ -219,9 +219,9 @@ impl Experiment {
     }
 
     pub fn runs_in(&self, kind: Kind) -> anyhow::Result<()> {
-        if self.compose_only && kind != Kind::Compose {
+        if self.compose_only && kind == Kind::Native {
             bail!(
-                "experiment {} needs the compose runtime (a CPU limit per container): run it with RUNTIME=compose",
+                "experiment {} needs a container runtime (a CPU limit per container): run it with RUNTIME=compose or RUNTIME=swarm",
                 self.name
             );
         }

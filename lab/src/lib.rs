@@ -1,5 +1,5 @@
 //! scalelab's orchestration, in Rust like rust-analyzer's `xtask`: the one table of lab
-//! settings, the runtimes (native processes, Docker Compose) behind one trait, and the
+//! settings, the runtimes (native processes, Docker Compose, Docker Swarm) behind one trait, and the
 //! protocols (a recorded load run, `benchmark-all`). The Makefile is the front door and
 //! calls the `lab` binary.
 
@@ -192,7 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // down, ps and logs act on what runs: no build, no image choice.
     let needs_build = cli.command.may_start_the_stack();
     // Only a command that may start the stack may try to pull the official images.
-    let offline = kind == Kind::Compose
+    let offline = matches!(kind, Kind::Compose | Kind::Swarm)
         && runtime::compose::decide_offline(cli.images.as_deref(), &paths, &settings, needs_build)
             .await?;
     let mut rt = runtime::open(kind, paths.clone(), settings.clone(), offline).await?;
@@ -319,12 +319,13 @@ async fn down(
     remove_data: bool,
 ) -> anyhow::Result<()> {
     rt.down(remove_data).await?;
-    let other = match kind {
-        Kind::Native if runtime::compose::engine_answers().await => Some(Kind::Compose),
-        Kind::Compose if runtime::native::marked_up(paths) => Some(Kind::Native),
-        _ => None,
-    };
-    if let Some(other) = other {
+    let engine = runtime::compose::engine_answers().await;
+    let others = [
+        (Kind::Native, runtime::native::marked_up(paths)),
+        (Kind::Compose, engine),
+        (Kind::Swarm, engine && runtime::swarm::marked_up(paths)),
+    ];
+    for (other, _) in others.into_iter().filter(|(k, maybe)| *k != kind && *maybe) {
         let offline = runtime::compose::decide_offline(None, paths, settings, false)
             .await
             .unwrap_or(false);

@@ -65,7 +65,7 @@ pub fn missing(kind: Kind, offline: bool, building: bool) -> Vec<String> {
                 out.push("redis-cli: sudo apt-get install -y redis-tools".to_string());
             }
         }
-        Kind::Compose => out.extend(compose::prerequisites(offline)),
+        Kind::Compose | Kind::Swarm => out.extend(compose::prerequisites(offline)),
     }
     out
 }

@@ -152,14 +152,14 @@ pub(crate) async fn spawn_load(
 ) -> anyhow::Result<(tokio::process::Child, PathBuf)> {
     spec.check()?;
     rt.up(spec.gateways).await?;
-    let ends = rt.endpoints();
+    let ends = rt.generator_endpoints();
     let s = rt.settings();
-    let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
-    cmd.current_dir(root);
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
     if spec.quick {
         for (k, v) in quick_load(&spec.profile) {
             if std::env::var_os(k).is_none() && !spec.env.iter().any(|(n, _)| n == k) {
-                cmd.env(k, v);
+                set(k, v);
             }
         }
     }
@@ -168,24 +168,31 @@ pub(crate) async fn spawn_load(
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("tests/results"))
     });
+    let results = if results.is_absolute() {
+        results
+    } else {
+        root.join(results)
+    };
     let run_id = spec.run_id.clone().unwrap_or_else(|| {
         std::env::var("RUN_ID")
             .unwrap_or_else(|_| format!("{}-{}gw-{}", utc_stamp(), spec.gateways, spec.scenario))
     });
-    cmd.env("SCENARIO", &spec.scenario)
-        .env("PROFILE", &spec.profile)
-        .env("GATEWAYS", spec.gateways.to_string())
-        .env("RUNTIME", rt.kind().name())
-        .env("TARGET_URL", &ends.target)
-        .env("LB_METRICS_URL", &ends.lb_metrics)
-        .env("MICROSERVICE_URL", &ends.microservice)
-        .env("WORKER_METRICS_URL", &ends.worker_metrics)
-        .env("LAB_USERS", s.get("LAB_USERS"))
-        .env("LAB_PASSWORD", s.get("LAB_PASSWORD"))
-        .env("SLA_P95_MS", s.get("SLA_P95_MS"))
-        .env("RESULTS_DIR", &results)
-        .env("RUN_ID", &run_id)
-        .envs(spec.env.iter().cloned());
+    set("SCENARIO", &spec.scenario);
+    set("PROFILE", &spec.profile);
+    set("GATEWAYS", &spec.gateways.to_string());
+    set("RUNTIME", rt.kind().name());
+    set("TARGET_URL", &ends.target);
+    set("LB_METRICS_URL", &ends.lb_metrics);
+    set("MICROSERVICE_URL", &ends.microservice);
+    set("WORKER_METRICS_URL", &ends.worker_metrics);
+    for name in ["LAB_USERS", "LAB_PASSWORD", "SLA_P95_MS"] {
+        set(name, s.get(name));
+    }
+    set("RESULTS_DIR", &results.display().to_string());
+    set("RUN_ID", &run_id);
+    env.extend(spec.env.iter().cloned());
+    let mut cmd = rt.generator(bin, &env, &results)?;
+    cmd.current_dir(root);
     eprintln!(
         "lab: load: {}, profile {}, {} gateway(s), {} runtime{}",
         spec.scenario,

@@ -218,6 +218,8 @@ pub const TABLE: &[Setting] = &[
       "Log filter."),
     s("SHUTDOWN_GRACE_SECS", "5", Scope::Services(ALL), int(1, 600),
       "Longest drain after SIGTERM."),
+    s("SHUTDOWN_DELAY_MS", "0", Scope::Services(GW), int(0, 60_000),
+      "A gateway serves this long after SIGTERM before it refuses connections (the swarm runtime uses 3000 when 0: Swarm, not the lab, picks which gateway leaves)."),
     s("POSTGRES_PASSWORD", "postgres", Scope::Compose, Kind::Text { min_len: 1 },
       "Password of the stack's Postgres (and of the native runtime's database URL)."),
     // Images (compose; the offline override replaces them with images built here).

@@ -93,7 +93,7 @@ impl Compose {
         self.compose_checked(&args).await.map(|_| ())
     }
 
-    fn compose(&self) -> Command {
+    pub(crate) fn compose(&self) -> Command {
         let mut cmd = Command::new(&self.cli[0]);
         cmd.args(&self.cli[1..])
             .current_dir(&self.paths.root)
@@ -105,7 +105,7 @@ impl Compose {
         cmd
     }
 
-    async fn compose_checked(&self, args: &[&str]) -> anyhow::Result<String> {
+    pub(crate) async fn compose_checked(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut cmd = self.compose();
         cmd.args(args);
         run_checked(&mut cmd, &format!("compose {}", args.join(" "))).await
@@ -165,7 +165,7 @@ impl Compose {
     }
 
     /// Builds what the stack's images need: offline images from the host's release binaries.
-    async fn images(&self) -> anyhow::Result<()> {
+    pub(crate) async fn images(&self) -> anyhow::Result<()> {
         if !self.offline {
             return Ok(());
         }
@@ -223,7 +223,7 @@ impl Compose {
         out
     }
 
-    fn ports_free(&self) -> anyhow::Result<()> {
+    pub(crate) fn ports_free(&self) -> anyhow::Result<()> {
         let s = &self.settings;
         super::check_ports_free(&[
             ("LB_PORT", s.port("LB_PORT")),
@@ -272,6 +272,20 @@ async fn official_images_available(image: &str) -> bool {
         eprintln!("lab: cannot pull {image} (no registry): using images built from Debian packages (IMAGES=offline)");
     }
     pulled
+}
+
+/// The container runtimes publish one port per service and run one microservice and one
+/// worker: more needs the native runtime.
+pub(crate) fn one_of_each(settings: &Settings, runtime: &str) -> anyhow::Result<()> {
+    for name in ["WORKERS", "MICROSERVICES"] {
+        if settings.get(name) != "1" {
+            bail!(
+                "{name}={} needs the native runtime (RUNTIME=native): the {runtime} stack runs one of each",
+                settings.get(name)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What the compose runtime needs on this machine before anything is built.
@@ -326,14 +340,7 @@ impl Runtime for Compose {
     }
 
     async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
-        for name in ["WORKERS", "MICROSERVICES"] {
-            if self.settings.get(name) != "1" {
-                bail!(
-                    "{name}={} needs the native runtime (RUNTIME=native): the compose stack publishes one port per service and runs one of each",
-                    self.settings.get(name)
-                );
-            }
-        }
+        one_of_each(&self.settings, "compose")?;
         if gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }

@@ -11,6 +11,7 @@
 
 pub mod compose;
 pub mod native;
+pub mod swarm;
 
 use crate::lb::LoadBalancer;
 use crate::settings::{Service, Settings};
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub enum Kind {
     Native,
     Compose,
+    Swarm,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
         match self {
             Kind::Native => "native",
             Kind::Compose => "compose",
+            Kind::Swarm => "swarm",
         }
     }
 }
@@ -131,9 +134,29 @@ pub trait Runtime: Send {
             .count())
     }
 
-    /// Where the load generator sends load and reads the stack's metrics.
+    /// Where the lab, on the host, reaches the stack.
     fn endpoints(&self) -> Endpoints {
         Endpoints::from_settings(self.settings())
+    }
+
+    /// Where the load generator sends load and reads the stack's metrics (on Swarm, from
+    /// inside the stack's network).
+    fn generator_endpoints(&self) -> Endpoints {
+        self.endpoints()
+    }
+
+    /// The load generator's command with `env`, writing its run folders under `results`:
+    /// the host's binary, or (Swarm) a container on the stack's network.
+    fn generator(
+        &self,
+        bin: &Path,
+        env: &[(String, String)],
+        results: &Path,
+    ) -> anyhow::Result<tokio::process::Command> {
+        let _ = results;
+        let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
+        cmd.envs(env.iter().cloned());
+        Ok(cmd)
     }
 
     /// Base URLs of every instance of the microservice or the worker the stack runs.
@@ -147,8 +170,8 @@ pub trait Runtime: Send {
     }
 }
 
-/// Host-side addresses of the stack (the same in every runtime: compose publishes them on
-/// loopback).
+/// Addresses of the stack (on the host the same in every runtime: compose publishes them on
+/// loopback, Swarm through its edge container).
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     pub target: String,
@@ -194,16 +217,23 @@ impl Paths {
 pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Kind> {
     match requested.filter(|r| !r.is_empty()) {
         Some("native") => Ok(Kind::Native),
-        Some("compose") => {
+        Some(kind @ ("compose" | "swarm")) => {
             if !compose::engine_answers().await {
-                bail!("RUNTIME=compose but no Docker engine answers (is the daemon running, may you use it?)");
+                bail!("RUNTIME={kind} but no Docker engine answers (is the daemon running, may you use it?)");
             }
-            Ok(Kind::Compose)
+            Ok(if kind == "swarm" {
+                Kind::Swarm
+            } else {
+                Kind::Compose
+            })
         }
-        Some(other) => bail!("RUNTIME must be native or compose, not {other:?}"),
+        Some(other) => bail!("RUNTIME must be native, compose or swarm, not {other:?}"),
         None => {
             if native::marked_up(paths) {
                 return Ok(Kind::Native);
+            }
+            if swarm::marked_up(paths) {
+                return Ok(Kind::Swarm);
             }
             if compose::engine_answers().await {
                 return Ok(Kind::Compose);
@@ -224,6 +254,7 @@ pub async fn open(
     Ok(match kind {
         Kind::Native => Box::new(native::Native::new(paths, settings, native::Options::lab())),
         Kind::Compose => Box::new(compose::Compose::new(paths, settings, offline_images).await?),
+        Kind::Swarm => Box::new(swarm::Swarm::new(paths, settings, offline_images).await?),
     })
 }
 

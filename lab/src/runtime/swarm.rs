@@ -1,0 +1,876 @@
+//! The swarm runtime: the compose stack deployed on Docker Swarm (`docker stack deploy`), on
+//! one node here or on every machine of a lab room (README, "Beyond one laptop").
+//!
+//! - The stack file is generated from the same compose definition (`compose config`, so the
+//!   settings are interpolated the same way) by [`stack_file`]: what Swarm ignores is dropped,
+//!   a service's `cpus` becomes `deploy.resources`, a service's name resolves to its tasks'
+//!   addresses (`endpoint_mode: dnsrr`: the load balancer sees every gateway), and only the load balancer publishes a port,
+//!   in host mode (this kind of machine's ingress routing mesh refuses connections; one load
+//!   balancer per node is what a lab wants anyway).
+//! - Published ports bind on every interface in Swarm, so the ports only the lab should reach
+//!   (the load balancer's metrics and admin API, the microservice's and the worker's) go
+//!   through an edge container on the stack's attachable network that publishes them on
+//!   the host's loopback alone (`relay`, a binary of the app image).
+//! - The load generator runs in a container on that network: it reaches every gateway task
+//!   the load balancer lists, which the host cannot on an overlay network.
+//! - Swarm, not the lab, picks which gateway leaves on a scale-in: gateways serve on for
+//!   `SHUTDOWN_DELAY_MS` after SIGTERM, and the lab drains the tasks Swarm picked through the
+//!   load balancer in that time.
+//! - `docker swarm init` only when this node is in no swarm, and `down` leaves it again only
+//!   then (a marker in `.scalelab/run/`).
+
+use super::compose::Compose;
+use super::{
+    run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT,
+    READY_LIMIT,
+};
+use crate::lb::LoadBalancer;
+use crate::settings::{Service, Settings};
+use anyhow::{bail, Context};
+use async_trait::async_trait;
+use serde_yaml::{Mapping, Value};
+use std::path::Path;
+use std::time::Duration;
+use tokio::process::Command;
+
+/// The stack's name: its services are `scalelab-swarm_gateway`, …, its network
+/// `scalelab-swarm_lab`.
+pub const STACK: &str = "scalelab-swarm";
+const EDGE: &str = "scalelab-swarm-edge";
+/// In `.scalelab/run/`: present when the lab initialised the swarm (and so may leave it).
+const MARKER: &str = "swarm-initialised";
+/// The gateways' `SHUTDOWN_DELAY_MS` on Swarm when the setting is 0: longer than the lab
+/// needs to see which tasks Swarm stops and drain them (a few `docker` calls).
+pub const LEAVE_DELAY_MS: &str = "3000";
+
+/// A stack service's full name from its compose name (`gateway`, `redis`, …).
+fn service_name(name: &str) -> String {
+    format!("{STACK}_{name}")
+}
+
+fn network() -> String {
+    format!("{STACK}_lab")
+}
+
+/// This node's swarm state (`inactive`, `active`, …) and whether it is a manager.
+pub async fn node_state() -> anyhow::Result<(String, bool)> {
+    let out = run_checked(
+        Command::new("docker").args([
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+        ]),
+        "docker info",
+    )
+    .await?;
+    let mut words = out.split_whitespace();
+    let state = words.next().unwrap_or("unknown").to_string();
+    Ok((state, words.next() == Some("true")))
+}
+
+/// Whether the lab deployed a swarm stack that it has not taken down (its stack file is kept
+/// in `.scalelab/run/` while it runs).
+pub fn marked_up(paths: &Paths) -> bool {
+    paths.run.join("stack.yml").exists()
+}
+
+fn yaml(s: &str) -> Value {
+    Value::String(s.to_string())
+}
+
+fn map(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Mapping(pairs.into_iter().map(|(k, v)| (yaml(k), v)).collect())
+}
+
+/// The stack file for `gateways` gateways from `compose config`'s output (settings already
+/// interpolated). A pure function: tested without a Docker engine.
+pub fn stack_file(compose_config: &str, s: &Settings, gateways: usize) -> anyhow::Result<String> {
+    let mut doc: Value =
+        serde_yaml::from_str(compose_config).context("compose config printed no YAML")?;
+    let root = doc
+        .as_mapping_mut()
+        .context("compose config is not a mapping")?;
+    root.insert(yaml("version"), yaml("3.8"));
+    let services = root
+        .get_mut("services")
+        .and_then(Value::as_mapping_mut)
+        .context("compose config has no services")?;
+    for (name, service) in services.iter_mut() {
+        let name = name.as_str().unwrap_or_default().to_string();
+        let m = service
+            .as_mapping_mut()
+            .with_context(|| format!("service {name} is not a mapping"))?;
+        // What Swarm ignores or refuses: it builds nothing, restarts by its own policy and
+        // starts services in no order (each one waits for what it needs itself).
+        for key in ["build", "restart", "depends_on", "container_name", "ports"] {
+            m.remove(key);
+        }
+        let mut deploy = Mapping::new();
+        // A service name resolves to its tasks' own addresses (for the gateways, every one
+        // of them, which the load balancer rotates over), not to a virtual IP: Swarm's
+        // virtual IPs, like its routing mesh, do not answer on some machines (this kind).
+        deploy.insert(yaml("endpoint_mode"), yaml("dnsrr"));
+        if let Some(cpus) = m.remove("cpus") {
+            let cpus = match cpus {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s,
+                other => bail!("service {name}: cpus is {other:?}"),
+            };
+            deploy.insert(
+                yaml("resources"),
+                map(vec![("limits", map(vec![("cpus", yaml(&cpus))]))]),
+            );
+        }
+        match name.as_str() {
+            "gateway" => {
+                deploy.insert(yaml("replicas"), Value::from(gateways as u64));
+                // A changed gateway starts before the old one leaves.
+                deploy.insert(
+                    yaml("update_config"),
+                    map(vec![("order", yaml("start-first"))]),
+                );
+                let env = m
+                    .get_mut("environment")
+                    .and_then(Value::as_mapping_mut)
+                    .context("the gateway has no environment")?;
+                if s.get("SHUTDOWN_DELAY_MS") == "0" {
+                    env.insert(yaml("SHUTDOWN_DELAY_MS"), yaml(LEAVE_DELAY_MS));
+                }
+            }
+            "load_balancer" => {
+                let published: u64 = s.get("LB_PORT").parse().context("LB_PORT")?;
+                m.insert(
+                    yaml("ports"),
+                    Value::Sequence(vec![map(vec![
+                        ("target", Value::from(8080u64)),
+                        ("published", Value::from(published)),
+                        ("protocol", yaml("tcp")),
+                        ("mode", yaml("host")),
+                    ])]),
+                );
+            }
+            _ => {}
+        }
+        m.insert(yaml("deploy"), Value::Mapping(deploy));
+    }
+    root.insert(
+        yaml("networks"),
+        map(vec![(
+            "lab",
+            map(vec![
+                ("driver", yaml("overlay")),
+                ("attachable", Value::Bool(true)),
+            ]),
+        )]),
+    );
+    let body = serde_yaml::to_string(&doc)?;
+    Ok(format!(
+        "# Generated by `lab` from docker-compose.yml for `docker stack deploy` (RUNTIME=swarm);\n\
+         # edit docker-compose.yml, not this file. Only the load balancer publishes a port, in\n\
+         # host mode: Swarm's ingress routing mesh is not used (it refuses connections on some\n\
+         # machines, and a lab wants one load balancer per node). The lab reaches the other\n\
+         # ports through the {EDGE} container, on 127.0.0.1 only.\n{body}"
+    ))
+}
+
+pub struct Swarm {
+    paths: Paths,
+    compose: Compose,
+    offline: bool,
+    lb: LoadBalancer,
+}
+
+impl Swarm {
+    pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
+        let lb = LoadBalancer::new(
+            settings.port("LB_METRICS_PORT"),
+            settings.port("LB_ADMIN_PORT"),
+        );
+        let compose = Compose::new(paths.clone(), settings, offline).await?;
+        Ok(Self {
+            paths,
+            compose,
+            offline,
+            lb,
+        })
+    }
+
+    fn app_image(&self) -> String {
+        if self.offline {
+            "scalelab/app:offline".into()
+        } else {
+            self.settings().get("APP_IMAGE").to_string()
+        }
+    }
+
+    /// Joins a swarm of one when this node is in none; refuses a node that is a worker.
+    async fn ensure_swarm(&self) -> anyhow::Result<()> {
+        let (state, manager) = node_state().await?;
+        match state.as_str() {
+            "active" if manager => Ok(()),
+            "active" => bail!("this node is a swarm worker: run the lab on a manager node (docker node ls there)"),
+            "inactive" => {
+                run_checked(
+                    Command::new("docker").args(["swarm", "init", "--advertise-addr", "127.0.0.1"]),
+                    "docker swarm init",
+                )
+                .await?;
+                std::fs::create_dir_all(&self.paths.run)?;
+                std::fs::write(self.paths.run.join(MARKER), "the lab ran docker swarm init; make down leaves the swarm\n")?;
+                eprintln!("lab: this node was in no swarm: initialised a swarm of one (make down leaves it)");
+                Ok(())
+            }
+            other => bail!("this node's swarm state is {other:?}: fix it (docker swarm leave --force, or finish joining) and try again"),
+        }
+    }
+
+    /// Writes the stack file for `gateways` gateways and deploys it (creating or updating).
+    async fn deploy(&self, gateways: usize) -> anyhow::Result<()> {
+        let config = self.compose.compose_checked(&["config"]).await?;
+        let file = self.paths.run.join("stack.yml");
+        std::fs::create_dir_all(&self.paths.run)?;
+        std::fs::write(&file, stack_file(&config, self.settings(), gateways)?)?;
+        run_checked(
+            Command::new("docker")
+                .args([
+                    "stack",
+                    "deploy",
+                    "--resolve-image",
+                    "never",
+                    "--prune",
+                    "-c",
+                ])
+                .arg(&file)
+                .arg(STACK),
+            "docker stack deploy",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The edge: the lab's ports on the host's loopback, relayed into the stack's network.
+    async fn start_edge(&self) -> anyhow::Result<()> {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", EDGE])
+            .output()
+            .await;
+        let s = self.settings();
+        let publish = |name: &str, inner: u16| format!("127.0.0.1:{}:{inner}", s.get(name));
+        run_checked(
+            Command::new("docker").args([
+                "run",
+                "-d",
+                "--name",
+                EDGE,
+                "--restart",
+                "unless-stopped",
+                "--network",
+                &network(),
+                "--label",
+                &format!("scalelab.stack={STACK}"),
+                "-p",
+                &publish("LB_METRICS_PORT", 9100),
+                "-p",
+                &publish("LB_ADMIN_PORT", 9101),
+                "-p",
+                &publish("MICROSERVICE_PORT", 8001),
+                "-p",
+                &publish("WORKER_PORT", 8002),
+                &self.app_image(),
+                "relay",
+                "9100=load_balancer:9100",
+                "9101=load_balancer:9101",
+                "8001=microservice:8001",
+                "8002=worker:8002",
+            ]),
+            "docker run (the edge)",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Running tasks of a service: (slot, task id, container id).
+    async fn tasks(&self, service: Service) -> anyhow::Result<Vec<(u32, String, String)>> {
+        let out = run_checked(
+            Command::new("docker").args([
+                "ps",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={}", service_name(service.name())),
+                "--format",
+                "{{.Label \"com.docker.swarm.task.name\"}}\t{{.Label \"com.docker.swarm.task.id\"}}\t{{.ID}}",
+            ]),
+            "docker ps",
+        )
+        .await?;
+        let mut tasks: Vec<_> = out
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                let slot = f.first()?.split('.').nth(1)?.parse().ok()?;
+                Some((slot, f.get(1)?.to_string(), f.get(2)?.to_string()))
+            })
+            .collect();
+        tasks.sort();
+        Ok(tasks)
+    }
+
+    /// A task's address on the stack's network, as the load balancer knows it (`ip:8000`).
+    async fn task_addr(&self, task: &str) -> anyhow::Result<String> {
+        let out = run_checked(
+            Command::new("docker").args([
+                "inspect",
+                "-f",
+                "{{range .NetworksAttachments}}{{.Network.Spec.Name}}={{range .Addresses}}{{.}}{{end}} {{end}}",
+                task,
+            ]),
+            "docker inspect (task)",
+        )
+        .await?;
+        let want = format!("{}=", network());
+        let cidr = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&want))
+            .with_context(|| format!("task {task} has no address on {}", network()))?;
+        Ok(format!("{}:8000", cidr.split('/').next().unwrap_or(cidr)))
+    }
+
+    async fn desired_shutdown(&self) -> anyhow::Result<Vec<String>> {
+        let out = run_checked(
+            Command::new("docker").args([
+                "service",
+                "ps",
+                &service_name(Service::Gateway.name()),
+                "--filter",
+                "desired-state=shutdown",
+                "--format",
+                "{{.ID}}",
+                "--no-trunc",
+            ]),
+            "docker service ps",
+        )
+        .await?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    async fn replicas(&self, service: &str) -> anyhow::Result<(usize, usize)> {
+        let out = run_checked(
+            Command::new("docker").args([
+                "service",
+                "ls",
+                "--filter",
+                &format!("name={}", service_name(service)),
+                "--format",
+                "{{.Name}} {{.Replicas}}",
+            ]),
+            "docker service ls",
+        )
+        .await?;
+        let want = service_name(service);
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(want.as_str()))
+            .with_context(|| format!("no service {want}: is the swarm stack up?"))?;
+        let replicas = line.split_whitespace().nth(1).unwrap_or("0/0");
+        let (running, desired) = replicas.split_once('/').unwrap_or(("0", "0"));
+        Ok((
+            running.parse().unwrap_or(0),
+            desired
+                .split_whitespace()
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0),
+        ))
+    }
+
+    /// Waits until a service runs as many tasks as it wants.
+    async fn converged(&self, service: &str, limit: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let (running, desired) = self.replicas(service).await?;
+            if running == desired {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "{} runs {running} of {desired} tasks after {}s:\n{}",
+                    service_name(service),
+                    limit.as_secs(),
+                    self.logs(Service::parse(service).ok(), 20)
+                        .await
+                        .unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn scale_service(&self, service: &str, n: usize) -> anyhow::Result<()> {
+        run_checked(
+            Command::new("docker").args([
+                "service",
+                "scale",
+                "--detach",
+                &format!("{}={n}", service_name(service)),
+            ]),
+            "docker service scale",
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Environment names a generator container takes from the lab's environment: the lab's and
+/// the load generator's settings (upper-case names), not the shell's own.
+fn passed_through(name: &str) -> bool {
+    const SHELL: &[&str] = &[
+        "PATH", "HOME", "HOSTNAME", "USER", "SHELL", "PWD", "OLDPWD", "TERM", "LANG", "SHLVL",
+        "LOGNAME", "MAIL", "TMPDIR", "DISPLAY", "_",
+    ];
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !SHELL.contains(&name)
+        && !["CARGO", "RUSTUP", "MAKE", "MFLAGS", "LC_", "SSH_", "XDG_"]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+#[async_trait]
+impl Runtime for Swarm {
+    fn kind(&self) -> Kind {
+        Kind::Swarm
+    }
+
+    fn settings(&self) -> &Settings {
+        self.compose.settings()
+    }
+
+    fn set_settings(&mut self, settings: Settings) {
+        self.compose.set_settings(settings);
+    }
+
+    fn load_balancer(&self) -> &LoadBalancer {
+        &self.lb
+    }
+
+    async fn is_up(&self) -> bool {
+        Command::new("docker")
+            .args([
+                "service",
+                "inspect",
+                "--format",
+                "{{.ID}}",
+                &service_name(Service::LoadBalancer.name()),
+            ])
+            .output()
+            .await
+            .is_ok_and(|o| o.status.success())
+    }
+
+    async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
+        super::compose::one_of_each(self.settings(), "swarm")?;
+        if gateways == 0 {
+            bail!("GATEWAYS must be at least 1");
+        }
+        if self.is_up().await {
+            return self.scale(gateways).await;
+        }
+        self.compose.ports_free()?;
+        self.ensure_swarm().await?;
+        std::fs::create_dir_all(&self.paths.run)?;
+        std::fs::write(
+            self.paths.run.join("images"),
+            if self.offline {
+                "offline\n"
+            } else {
+                "official\n"
+            },
+        )?;
+        if self.offline {
+            self.compose.images().await?;
+        } else {
+            // Swarm builds nothing: the app image is built here first.
+            self.compose.compose_checked(&["build"]).await?;
+        }
+        eprintln!(
+            "lab: swarm stack {STACK} with {gateways} gateway(s) ({} images)",
+            if self.offline { "offline" } else { "official" }
+        );
+        self.deploy(gateways).await?;
+        self.start_edge().await?;
+        self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
+        eprintln!(
+            "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (swarm)",
+            self.settings().get("LB_PORT")
+        );
+        Ok(())
+    }
+
+    async fn scale(&mut self, gateways: usize) -> anyhow::Result<()> {
+        if gateways == 0 {
+            bail!("GATEWAYS must be at least 1");
+        }
+        let before = self.tasks(Service::Gateway).await?;
+        if before.len() > gateways {
+            // Swarm picks the tasks that leave; each serves on for SHUTDOWN_DELAY_MS after
+            // its SIGTERM, time to take exactly those out of rotation and let the load
+            // balancer's requests to them finish.
+            let was_shutting: Vec<String> = self.desired_shutdown().await?;
+            self.scale_service(Service::Gateway.name(), gateways)
+                .await?;
+            let want = before.len() - gateways;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let leaving = loop {
+                let now: Vec<String> = self
+                    .desired_shutdown()
+                    .await?
+                    .into_iter()
+                    .filter(|t| !was_shutting.contains(t))
+                    .filter(|t| before.iter().any(|(_, id, _)| id == t))
+                    .collect();
+                if now.len() >= want || tokio::time::Instant::now() >= deadline {
+                    break now;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let mut addrs = Vec::new();
+            for task in &leaving {
+                addrs.push(self.task_addr(task).await?);
+            }
+            self.lb.drain_and_wait(&addrs, DRAIN_LIMIT).await?;
+        } else if before.len() < gateways {
+            self.scale_service(Service::Gateway.name(), gateways)
+                .await?;
+        }
+        self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
+        self.converged(Service::Gateway.name(), READY_LIMIT).await?;
+        // Drained addresses are gone from discovery; clear the list for addresses reused later.
+        self.lb.drain(Vec::new()).await?;
+        Ok(())
+    }
+
+    async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", EDGE])
+            .output()
+            .await;
+        if self.is_up().await {
+            run_checked(
+                Command::new("docker").args(["stack", "rm", STACK]),
+                "docker stack rm",
+            )
+            .await?;
+        }
+        // `stack rm` returns at once: wait for its containers and network to go.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let left = Command::new("docker")
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=com.docker.stack.namespace={STACK}"),
+                ])
+                .output()
+                .await
+                .map(|o| !o.stdout.is_empty())
+                .unwrap_or(false);
+            let net = Command::new("docker")
+                .args(["network", "inspect", &network()])
+                .output()
+                .await
+                .is_ok_and(|o| o.status.success());
+            if !left && !net {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("the swarm stack's containers or network are still there after 90 s (docker stack ps {STACK})");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if remove_data {
+            for v in ["pgdata", "redisdata"] {
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", &format!("{STACK}_{v}")])
+                    .output()
+                    .await;
+            }
+        }
+        let _ = std::fs::remove_file(self.paths.run.join("images"));
+        let _ = std::fs::remove_file(self.paths.run.join("stack.yml"));
+        let marker = self.paths.run.join(MARKER);
+        if marker.exists() {
+            run_checked(
+                Command::new("docker").args(["swarm", "leave", "--force"]),
+                "docker swarm leave",
+            )
+            .await?;
+            std::fs::remove_file(&marker)?;
+            eprintln!("lab: left the swarm the lab had initialised");
+        }
+        eprintln!("lab: swarm stack stopped");
+        Ok(())
+    }
+
+    async fn ps(&self) -> anyhow::Result<Vec<Instance>> {
+        let mut found = Vec::new();
+        for service in Service::ALL {
+            if !self.is_up().await {
+                break;
+            }
+            for (slot, _, id) in self.tasks(service).await? {
+                found.push(Instance {
+                    name: if service == Service::Gateway {
+                        format!("gateway-{slot}")
+                    } else {
+                        service.name().to_string()
+                    },
+                    service,
+                    state: "running".into(),
+                    id,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn logs(&self, service: Option<Service>, lines: usize) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for s in Service::ALL
+            .iter()
+            .filter(|s| service.is_none_or(|w| w == **s))
+        {
+            let o = Command::new("docker")
+                .args([
+                    "service",
+                    "logs",
+                    "--no-trunc",
+                    "--tail",
+                    &lines.to_string(),
+                    &service_name(s.name()),
+                ])
+                .output()
+                .await
+                .context("cannot run docker service logs")?;
+            out.push_str(&String::from_utf8_lossy(&o.stdout));
+            out.push_str(&String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(out)
+    }
+
+    async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()> {
+        self.set_settings(settings);
+        let gateways = self.tasks(Service::Gateway).await?.len().max(1);
+        // The whole stack file is written again (a later deploy keeps these settings); the
+        // service is updated alone and waited for (`--detach=false`).
+        let config = self.compose.compose_checked(&["config"]).await?;
+        let stack = stack_file(&config, self.settings(), gateways)?;
+        std::fs::write(self.paths.run.join("stack.yml"), &stack)?;
+        let doc: Value = serde_yaml::from_str(&stack)?;
+        let env = doc["services"][service.name()]["environment"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        let mut cmd = Command::new("docker");
+        cmd.args(["service", "update", "--detach=false", "--quiet"]);
+        for (k, v) in env {
+            let v = match v {
+                Value::String(s) => s,
+                other => serde_yaml::to_string(&other)?.trim().to_string(),
+            };
+            cmd.arg("--env-add")
+                .arg(format!("{}={v}", k.as_str().unwrap_or_default()));
+        }
+        cmd.arg(service_name(service.name()));
+        run_checked(&mut cmd, "docker service update").await?;
+        self.lb.wait_in_rotation(gateways, READY_LIMIT).await
+    }
+
+    async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
+        let inst = self
+            .ps()
+            .await?
+            .into_iter()
+            .find(|i| i.name == instance)
+            .with_context(|| format!("no running instance {instance:?}: `make ps` lists them"));
+        let verb = match action {
+            Action::Stop => "stop",
+            Action::Kill => "kill",
+            Action::Pause => "pause",
+            Action::Resume => "unpause",
+            Action::Start => {
+                // Swarm starts a stopped task again on its own: wait for the service to run
+                // every task it wants.
+                let service = match instance.split_once('-') {
+                    Some(("gateway", _)) => Service::Gateway,
+                    _ => Service::parse(instance)?,
+                };
+                return self.converged(service.name(), READY_LIMIT).await;
+            }
+        };
+        let id = inst?.id;
+        run_checked(
+            Command::new("docker").args([verb, &id]),
+            &format!("docker {verb}"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
+        let service = dependency.name();
+        self.scale_service(service, usize::from(!cut)).await?;
+        if !cut {
+            self.converged(service, READY_LIMIT).await?;
+        }
+        Ok(())
+    }
+
+    fn generator_endpoints(&self) -> Endpoints {
+        Endpoints {
+            target: "http://load_balancer:8080".into(),
+            lb_metrics: "http://load_balancer:9100/metrics".into(),
+            microservice: "http://microservice:8001".into(),
+            worker_metrics: "http://worker:8002/metrics".into(),
+        }
+    }
+
+    fn generator(
+        &self,
+        _bin: &Path,
+        env: &[(String, String)],
+        results: &Path,
+    ) -> anyhow::Result<Command> {
+        std::fs::create_dir_all(results)?;
+        let results = results.display().to_string();
+        // SAFETY: getuid and getgid have no preconditions.
+        let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
+        let mut cmd = Command::new("docker");
+        cmd.args([
+            "run",
+            "--rm",
+            "--network",
+            &network(),
+            "--label",
+            &format!("scalelab.stack={STACK}"),
+            "--user",
+            &user,
+            "-v",
+            &format!("{results}:{results}"),
+            "-w",
+            &results,
+        ]);
+        let mut names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+        names.extend(
+            std::env::vars()
+                .map(|(k, _)| k)
+                .filter(|k| passed_through(k)),
+        );
+        names.sort();
+        names.dedup();
+        for name in names {
+            // `-e NAME` alone: the value comes from this command's environment.
+            cmd.arg("-e").arg(name);
+        }
+        cmd.envs(env.iter().cloned());
+        cmd.args([self.app_image().as_str(), "loadtest"]);
+        Ok(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+networks:
+  lab: {}
+services:
+  gateway:
+    build: {context: /x}
+    command: [gateway]
+    cpus: 0.5
+    depends_on: {redis: {condition: service_healthy}}
+    environment: {LISTEN_ADDR: 0.0.0.0:8000, SHUTDOWN_DELAY_MS: '0'}
+    image: scalelab/app:offline
+    networks: {lab: {}}
+    restart: unless-stopped
+  load_balancer:
+    command: [load_balancer]
+    environment: {BACKENDS: gateway:8000}
+    image: scalelab/app:offline
+    ports: ["8080:8080/tcp", "127.0.0.1:9100:9100/tcp"]
+  worker:
+    image: scalelab/app:offline
+    ports: ["127.0.0.1:8002:8002/tcp"]
+volumes:
+  pgdata: {}
+"#;
+
+    #[test]
+    fn the_stack_file_is_the_compose_stack_as_swarm_takes_it() {
+        let s = Settings::defaults();
+        let out = stack_file(CONFIG, &s, 3).unwrap();
+        assert!(out.starts_with("# Generated by `lab`"));
+        let doc: Value = serde_yaml::from_str(&out).unwrap();
+        let gw = &doc["services"]["gateway"];
+        for gone in ["build", "restart", "depends_on", "cpus", "ports"] {
+            assert!(gw.get(gone).is_none(), "{gone} left in the gateway");
+        }
+        assert_eq!(gw["deploy"]["replicas"], Value::from(3u64));
+        assert_eq!(gw["deploy"]["endpoint_mode"], yaml("dnsrr"));
+        assert_eq!(
+            doc["services"]["worker"]["deploy"]["endpoint_mode"],
+            yaml("dnsrr")
+        );
+        assert_eq!(gw["deploy"]["resources"]["limits"]["cpus"], yaml("0.5"));
+        assert_eq!(gw["environment"]["SHUTDOWN_DELAY_MS"], yaml(LEAVE_DELAY_MS));
+        // Only the load balancer publishes, one port, in host mode.
+        assert!(doc["services"]["worker"].get("ports").is_none());
+        let ports = doc["services"]["load_balancer"]["ports"]
+            .as_sequence()
+            .unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0]["mode"], yaml("host"));
+        assert_eq!(ports[0]["target"], Value::from(8080u64));
+        assert_eq!(
+            ports[0]["published"],
+            Value::from(s.get("LB_PORT").parse::<u64>().unwrap())
+        );
+        assert_eq!(doc["networks"]["lab"]["attachable"], Value::Bool(true));
+        assert_eq!(doc["networks"]["lab"]["driver"], yaml("overlay"));
+        assert_eq!(doc["version"], yaml("3.8"));
+        assert!(doc["volumes"].get("pgdata").is_some());
+    }
+
+    #[test]
+    fn a_delay_the_user_set_is_kept() {
+        let mut s = Settings::defaults();
+        s.set("SHUTDOWN_DELAY_MS", "5000").unwrap();
+        let config = CONFIG.replace("SHUTDOWN_DELAY_MS: '0'", "SHUTDOWN_DELAY_MS: '5000'");
+        let doc: Value = serde_yaml::from_str(&stack_file(&config, &s, 1).unwrap()).unwrap();
+        assert_eq!(
+            doc["services"]["gateway"]["environment"]["SHUTDOWN_DELAY_MS"],
+            yaml("5000")
+        );
+    }
+
+    #[test]
+    fn a_generator_gets_the_lab_settings_not_the_shell() {
+        for name in ["USERS", "RATE", "DURATION_SECS", "SCENARIO", "GENERATORS"] {
+            assert!(passed_through(name), "{name}");
+        }
+        for name in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "MAKEFLAGS",
+            "lowercase",
+            "SSH_AUTH_SOCK",
+        ] {
+            assert!(!passed_through(name), "{name}");
+        }
+    }
+}
