@@ -79,6 +79,17 @@ pub struct RunRecord {
     pub calibration: Option<Calibration>,
     #[serde(default)]
     pub generator: Generator,
+    /// How the load was offered: `closed` (each user waits for its answer, then thinks) or
+    /// `open` (a fixed arrival rate, whatever the answers take).
+    #[serde(default)]
+    pub model: LoadModel,
+    /// Each load generator's part when several ran (empty for one): the run's totals are
+    /// their sums, its percentiles those of their merged raw latencies.
+    #[serde(default)]
+    pub generators: Vec<GeneratorPart>,
+    /// Where the generators ran against the stack's CPUs: pinned apart, or why not.
+    #[serde(default)]
+    pub generator_pinning: Option<String>,
     #[serde(default)]
     pub sla: Sla,
     #[serde(default)]
@@ -452,6 +463,34 @@ pub struct Generator {
     pub cpu_per_request_us: f64,
     pub share_of_machine: f64,
     pub saturated: bool,
+}
+
+/// The load model of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadModel {
+    /// `closed` or `open`.
+    pub kind: String,
+    /// Open model: requests per second offered, across every generator.
+    pub arrival_rate: Option<f64>,
+    /// Goose's coordinated-omission mitigation (`average`), when on.
+    pub co_mitigation: Option<String>,
+}
+
+/// One load generator of a run made by several.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GeneratorPart {
+    pub index: usize,
+    pub users: usize,
+    pub requests: u64,
+    pub failures: u64,
+    pub cpu_seconds: f64,
+    pub cpu_per_request_us: f64,
+    /// The CPUs it was pinned to (`taskset`), when it was.
+    pub cpus: Option<String>,
+    /// Milliseconds its load started after the first generator's.
+    pub start_offset_ms: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -38,49 +38,59 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// Reads a Goose JSON request log. Lines that are not requests (or not JSON) are skipped.
 pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
-    let file = std::fs::File::open(log)
-        .map_err(|e| anyhow::anyhow!("cannot read the request log {}: {e}", log.display()))?;
+    per_second_merged(&[(log.to_path_buf(), 0)])
+}
+
+/// [`per_second`] of several generators' logs as one: each log's clock shifted by its
+/// offset (milliseconds its load started after the first one's), every percentile taken
+/// over the merged raw latencies.
+pub fn per_second_merged(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<PerSecond> {
     let mut buckets: Vec<Vec<f64>> = Vec::new();
     let mut failures: Vec<u64> = Vec::new();
     let mut ok: Vec<f64> = Vec::new();
     let mut classes: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     let mut statuses: std::collections::BTreeMap<u16, Vec<u64>> = Default::default();
     let mut first_login_ms: Option<u64> = None;
-    for line in std::io::BufReader::new(file).lines() {
-        let Ok(line) = serde_json::from_str::<Line>(&line?) else {
-            continue;
-        };
-        if line.name.contains("login") && !line.update {
-            first_login_ms = Some(first_login_ms.map_or(line.elapsed, |f| f.min(line.elapsed)));
-        }
-        if line.update || line.name.contains("login") {
-            continue;
-        }
-        // The second the answer came (Goose's `elapsed` is when the request was sent): a
-        // request sent before a fault that fails after it counts after it.
-        let second = ((line.elapsed + line.response_time) / 1000) as usize;
-        if buckets.len() <= second {
-            buckets.resize_with(second + 1, Vec::new);
-            failures.resize(second + 1, 0);
-        }
-        let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
-        buckets[second].push(ms);
-        let class = match line.status_code {
-            0 => "none".to_string(),
-            code => format!("{}xx", code / 100),
-        };
-        let count = |v: &mut Vec<u64>| {
-            if v.len() <= second {
-                v.resize(second + 1, 0);
+    for (log, offset) in logs {
+        let file = std::fs::File::open(log)
+            .map_err(|e| anyhow::anyhow!("cannot read the request log {}: {e}", log.display()))?;
+        for line in std::io::BufReader::new(file).lines() {
+            let Ok(mut line) = serde_json::from_str::<Line>(&line?) else {
+                continue;
+            };
+            line.elapsed += offset;
+            if line.name.contains("login") && !line.update {
+                first_login_ms = Some(first_login_ms.map_or(line.elapsed, |f| f.min(line.elapsed)));
             }
-            v[second] += 1;
-        };
-        count(classes.entry(class).or_default());
-        count(statuses.entry(line.status_code).or_default());
-        if line.success {
-            ok.push(ms);
-        } else {
-            failures[second] += 1;
+            if line.update || line.name.contains("login") {
+                continue;
+            }
+            // The second the answer came (Goose's `elapsed` is when the request was sent): a
+            // request sent before a fault that fails after it counts after it.
+            let second = ((line.elapsed + line.response_time) / 1000) as usize;
+            if buckets.len() <= second {
+                buckets.resize_with(second + 1, Vec::new);
+                failures.resize(second + 1, 0);
+            }
+            let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
+            buckets[second].push(ms);
+            let class = match line.status_code {
+                0 => "none".to_string(),
+                code => format!("{}xx", code / 100),
+            };
+            let count = |v: &mut Vec<u64>| {
+                if v.len() <= second {
+                    v.resize(second + 1, 0);
+                }
+                v[second] += 1;
+            };
+            count(classes.entry(class).or_default());
+            count(statuses.entry(line.status_code).or_default());
+            if line.success {
+                ok.push(ms);
+            } else {
+                failures[second] += 1;
+            }
         }
     }
     ok.sort_by(f64::total_cmp);

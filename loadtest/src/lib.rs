@@ -5,6 +5,7 @@
 
 pub mod calibrate;
 pub mod latency;
+pub mod merge;
 pub mod record;
 pub mod scenarios;
 
@@ -54,6 +55,10 @@ pub enum Profile {
     /// A load that rises and falls, for the autoscaler: LOW_USERS, then up to USERS, held,
     /// then back to LOW_USERS and held (10 % / 10 % / 30 % / 5 % / 45 % of the duration).
     Wave,
+    /// The open model: ARRIVAL_RATE requests per second whatever the answers take (Goose's
+    /// throttle over enough users sending without think time), with coordinated-omission
+    /// mitigation; 60 s.
+    Open,
 }
 
 #[derive(Debug, Clone, Parser, Serialize)]
@@ -167,6 +172,32 @@ pub struct Options {
     /// How long to wait for the target to answer /health before giving up.
     #[arg(long, env = "READY_TIMEOUT_SECS", default_value_t = 60)]
     pub ready_timeout_secs: u64,
+    /// The `open` profile's requests per second, across every generator.
+    #[arg(long, env = "ARRIVAL_RATE", default_value_t = 100.0)]
+    pub arrival_rate: f64,
+    /// Load generators of the run (the lab starts one process each), and which one this is:
+    /// each takes its share of the users and the rates; the first samples the stack and
+    /// calibrates, every one keeps its request log for the merge (`loadtest merge DIR`).
+    #[arg(long, env = "GENERATORS", default_value_t = 1)]
+    pub generators: usize,
+    #[arg(long, env = "GENERATOR_INDEX", default_value_t = 0)]
+    pub generator_index: usize,
+    /// Wall-clock start of the load (Unix milliseconds), the same for every generator.
+    #[arg(long, env = "START_AT_MS")]
+    pub start_at_ms: Option<u64>,
+    /// The CPUs this generator is pinned to, and the sentence saying where generators and
+    /// stack run (the lab sets both).
+    #[arg(long, env = "GENERATOR_CPUS")]
+    pub generator_cpus: Option<String>,
+    #[arg(long, env = "GENERATOR_PINNING")]
+    pub generator_pinning: Option<String>,
+}
+
+/// Generator `index`'s share of `total` when `of` generators split it: the shares differ
+/// by at most one and sum to the total.
+pub fn share(total: usize, index: usize, of: usize) -> usize {
+    let of = of.max(1);
+    total * (index + 1) / of - total * index / of
 }
 
 /// The load a run applies, after the profile's defaults and the overrides.
@@ -181,6 +212,8 @@ impl Options {
             Profile::Stages => (100, 300),
             Profile::Wave => (300, 120),
             Profile::Breakpoint => (self.start_users, self.step_secs),
+            // Enough users that the arrival rate is kept while answers take up to 2 s.
+            Profile::Open => ((self.arrival_rate * 2.0).ceil().max(10.0) as usize, 60),
         };
         let users = self.users.unwrap_or(users).max(1);
         let duration_secs = self.duration_secs.unwrap_or(duration_secs).max(1);
@@ -200,12 +233,43 @@ impl Options {
                 let [_, up, ..] = wave_secs(duration_secs);
                 users.saturating_sub(self.low_users) as f64 / up as f64
             }
+            // Every user within the first second: the throttle sets the pace, not them.
+            Profile::Open => users as f64,
         });
+        let of = self.generators.max(1);
         Load {
-            users,
-            rate,
+            users: share(users, self.generator_index, of).max(1),
+            rate: rate / of as f64,
             duration_secs,
         }
+    }
+
+    /// This generator's requests per second under the open model (Goose's throttle takes
+    /// whole requests per second).
+    pub fn throttle(&self) -> usize {
+        let of = self.generators.max(1) as f64;
+        (self.arrival_rate / of).round().max(1.0) as usize
+    }
+
+    /// The load model this run uses.
+    pub fn model(&self) -> common::record::LoadModel {
+        if self.profile == Profile::Open {
+            common::record::LoadModel {
+                kind: "open".into(),
+                arrival_rate: Some(self.arrival_rate),
+                co_mitigation: Some("average".into()),
+            }
+        } else {
+            common::record::LoadModel {
+                kind: "closed".into(),
+                ..Default::default()
+            }
+        }
+    }
+
+    /// Whether this process is the first (or only) generator: it samples the stack.
+    pub fn leads(&self) -> bool {
+        self.generator_index == 0
     }
 
     pub fn experiment(&self) -> Option<common::record::Experiment> {
@@ -330,6 +394,14 @@ fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<Stri
             format!("{}s", load.duration_secs),
         ]);
     }
+    if options.profile == Profile::Open {
+        args.extend([
+            "--throttle-requests".into(),
+            options.throttle().to_string(),
+            "--co-mitigation".into(),
+            "average".into(),
+        ]);
+    }
     args.extend::<Vec<String>>(vec![
         "--report-file".into(),
         format!("{dir}/goose.html"),
@@ -451,6 +523,19 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     if options.think_min_ms > options.think_max_ms {
         anyhow::bail!("THINK_MIN_MS must not exceed THINK_MAX_MS");
     }
+    if options.generators == 0 || options.generator_index >= options.generators {
+        anyhow::bail!(
+            "GENERATOR_INDEX must be below GENERATORS (index {} of {})",
+            options.generator_index,
+            options.generators
+        );
+    }
+    if options.profile == Profile::Open
+        && !(options.arrival_rate.is_finite() && options.arrival_rate >= 1.0)
+    {
+        anyhow::bail!("ARRIVAL_RATE must be at least 1 request per second");
+    }
+    let several = options.generators > 1;
     wait_ready(
         &options.target,
         Duration::from_secs(options.ready_timeout_secs),
@@ -472,30 +557,49 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     let gateways = record::discover_gateways(&http, &lb_base).await;
     let stack =
         record::stack_config(&lb_base, &gateways, options.microservice_url.as_deref()).await;
-    // Before the sampler starts, so the server-side counters of the run leave it out.
-    let calibration = calibrate::service_time(&options).await;
-    let sampler = record::Sampler::start(
-        &options.lb_metrics_url,
-        options.worker_metrics_url.clone(),
-        // The lab names the microservice; else the gateways' own setting (the first of a list).
-        options
-            .microservice_url
-            .clone()
-            .or_else(|| stack.gateway()?.microservice_url.clone())
-            .and_then(|u| {
-                Some(format!(
-                    "{}/metrics",
-                    u.split(',').next()?.trim().trim_end_matches('/')
-                ))
-            }),
-        &dir,
-    )
-    .await?;
+    // Before the sampler starts, so the server-side counters of the run leave it out; by the
+    // first generator alone, which alone samples the stack.
+    let calibration = if options.leads() {
+        calibrate::service_time(&options).await
+    } else {
+        None
+    };
+    let sampler = if !options.leads() {
+        None
+    } else {
+        Some(
+            record::Sampler::start(
+                &options.lb_metrics_url,
+                options.worker_metrics_url.clone(),
+                // The lab names the microservice; else the gateways' own setting (the first of a list).
+                options
+                    .microservice_url
+                    .clone()
+                    .or_else(|| stack.gateway()?.microservice_url.clone())
+                    .and_then(|u| {
+                        Some(format!(
+                            "{}/metrics",
+                            u.split(',').next()?.trim().trim_end_matches('/')
+                        ))
+                    }),
+                &dir,
+            )
+            .await?,
+        )
+    };
+    if let Some(at) = options.start_at_ms {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await;
+    }
     let cpu_before = common::host::process_cpu_seconds();
     let started = record::utc_now();
 
     let mut scenario = scenarios::scenario(options.scenario);
-    if !options.no_think {
+    // The open model's pace is the throttle's, never a think time.
+    if !options.no_think && options.profile != Profile::Open {
         scenario = scenario.set_wait_time(
             Duration::from_millis(options.think_min_ms),
             Duration::from_millis(options.think_max_ms),
@@ -516,7 +620,14 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     };
     let ended = record::utc_now();
     let cpu_seconds = common::host::process_cpu_seconds() - cpu_before;
-    let server = sampler.stop().await;
+    if several && options.leads() {
+        // The stack is sampled until every generator's load has ended.
+        merge::wait_for_parts(&dir, options.generators, Duration::from_secs(60)).await;
+    }
+    let server = match sampler {
+        Some(s) => s.stop().await,
+        None => Vec::new(),
+    };
     // Goose has flushed its request log by the time execute() returns.
     let log = dir.join("requests.json");
     let mut series = latency::per_second(&log)?;
@@ -527,7 +638,8 @@ async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         dir.join("latency_per_second.json"),
         serde_json::to_string(&series)?,
     )?;
-    if !options.keep_request_log {
+    // Several generators' logs are merged into the run's percentiles.
+    if !options.keep_request_log && !several {
         std::fs::remove_file(&log)?;
     }
     if sla_failed.is_empty() {

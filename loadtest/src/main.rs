@@ -26,6 +26,25 @@ async fn main() {
     if log::set_logger(&GooseLog).is_ok() {
         log::set_max_level(log::LevelFilter::Warn);
     }
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("merge") {
+        let Some(dir) = args.get(2) else {
+            eprintln!("loadtest: usage: loadtest merge RUN_DIR");
+            std::process::exit(2);
+        };
+        match loadtest::merge::merge(std::path::Path::new(dir)) {
+            Ok(r) => println!(
+                "merged {} generators into {dir}: {} requests",
+                r.generators.len(),
+                r.requests
+            ),
+            Err(err) => {
+                eprintln!("loadtest: {err:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let options = loadtest::Options::parse();
     match loadtest::run(options).await {
         Ok(dir) => println!("run recorded in {}", dir.display()),

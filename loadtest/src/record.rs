@@ -542,6 +542,23 @@ pub fn run_record(
             share_of_machine: busy,
             saturated: busy > 0.8,
         },
+        model: options.model(),
+        // Its own part when it is one of several (the merge lists them all).
+        generators: if options.generators > 1 {
+            vec![common::record::GeneratorPart {
+                index: options.generator_index,
+                users: load.users,
+                requests,
+                failures,
+                cpu_seconds: cpu,
+                cpu_per_request_us,
+                cpus: options.generator_cpus.clone(),
+                start_offset_ms: 0.0,
+            }]
+        } else {
+            Vec::new()
+        },
+        generator_pinning: options.generator_pinning.clone(),
         sla: Sla {
             p95_ms: Some(options.sla_p95_ms as f64),
             error_pct: Some(options.sla_error_pct),

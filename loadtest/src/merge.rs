@@ -1,0 +1,272 @@
+//! One run from several load generators (`GENERATORS=K`): each wrote its part in
+//! `<run>/generators/<i>/` with its raw request log; [`merge`] writes the run's own record in
+//! `<run>/`. Totals are sums; every percentile (the run's, each route's, each second's) is
+//! the percentile of the merged raw latencies, never an average of the parts' percentiles;
+//! the stack's counters are the first generator's samples, taken until every part had ended.
+
+use crate::latency;
+use common::record::{LatencySummary, RunRecord};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The folder of generator `index`'s part of the run in `run`.
+pub fn part_dir(run: &Path, index: usize) -> PathBuf {
+    run.join("generators").join(index.to_string())
+}
+
+/// From a part's folder (`<run>/generators/0`), its peers' folders.
+fn peers(part: &Path, generators: usize) -> Vec<PathBuf> {
+    let parent = part.parent().unwrap_or(part);
+    (0..generators)
+        .map(|i| parent.join(i.to_string()))
+        .collect()
+}
+
+/// Waits (at most `limit`) until every part of the run has its `run.json`: the first
+/// generator samples the stack until the others' load has ended too.
+pub async fn wait_for_parts(own: &Path, generators: usize, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    let others: Vec<PathBuf> = peers(own, generators)
+        .into_iter()
+        .filter(|p| p != own)
+        .collect();
+    while !others.iter().all(|p| p.join("run.json").exists()) {
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!(
+                "loadtest: a generator's part has not ended within {limit:?}; sampling stops"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A request-log line, as far as the merge needs it.
+#[derive(Deserialize)]
+struct Line {
+    name: String,
+    response_time: u64,
+    #[serde(default)]
+    response_time_fraction_us: u16,
+    #[serde(default)]
+    update: bool,
+    raw: Raw,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    method: String,
+}
+
+/// Every request's latency in a part's log, by Goose's route key (`GET /data`).
+fn latencies(log: &Path, into: &mut BTreeMap<String, Vec<f64>>) -> anyhow::Result<()> {
+    let file = std::fs::File::open(log)
+        .map_err(|e| anyhow::anyhow!("cannot read the request log {}: {e}", log.display()))?;
+    for line in std::io::BufReader::new(file).lines() {
+        let Ok(line) = serde_json::from_str::<Line>(&line?) else {
+            continue;
+        };
+        if line.update {
+            continue;
+        }
+        let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
+        into.entry(format!("{} {}", line.raw.method.to_uppercase(), line.name))
+            .or_default()
+            .push(ms);
+    }
+    Ok(())
+}
+
+fn summary(sorted: &[f64]) -> LatencySummary {
+    LatencySummary {
+        avg: if sorted.is_empty() {
+            0.0
+        } else {
+            sorted.iter().sum::<f64>() / sorted.len() as f64
+        },
+        p50: latency::percentile(sorted, 0.50),
+        p95: latency::percentile(sorted, 0.95),
+        p99: latency::percentile(sorted, 0.99),
+        max: sorted.last().copied().unwrap_or(0.0),
+    }
+}
+
+/// Merges the parts in `<run>/generators/*` into `<run>/run.json` and
+/// `<run>/latency_per_second.json` (and the first part's `server.jsonl`). Returns the record.
+pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
+    let mut parts = Vec::new();
+    for i in 0.. {
+        let dir = part_dir(run, i);
+        if !dir.exists() {
+            break;
+        }
+        let record = RunRecord::read(&dir)
+            .map_err(|e| anyhow::anyhow!("generator {i}'s part has no record: {e}"))?;
+        parts.push((dir, record));
+    }
+    if parts.is_empty() {
+        anyhow::bail!("{} holds no generators/0: nothing to merge", run.display());
+    }
+    // Each part's clock starts with its own load; line them up on the first one's.
+    let starts: Vec<f64> = parts
+        .iter()
+        .map(|(dir, _)| {
+            std::fs::read_to_string(dir.join("latency_per_second.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<latency::PerSecond>(&t).ok())
+                .and_then(|s| s.started_at)
+                .unwrap_or(0.0)
+        })
+        .collect();
+    let t0 = starts.iter().copied().fold(f64::INFINITY, f64::min);
+    let offsets: Vec<u64> = starts
+        .iter()
+        .map(|s| ((s - t0) * 1000.0).round().max(0.0) as u64)
+        .collect();
+    let logs: Vec<(PathBuf, u64)> = parts
+        .iter()
+        .zip(&offsets)
+        .map(|((dir, _), off)| (dir.join("requests.json"), *off))
+        .collect();
+    let mut series = latency::per_second_merged(&logs)?;
+    series.started_at = t0.is_finite().then_some(t0);
+    std::fs::write(
+        run.join("latency_per_second.json"),
+        serde_json::to_string(&series)?,
+    )?;
+    let mut by_key: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (log, _) in &logs {
+        latencies(log, &mut by_key)?;
+    }
+
+    let (lead_dir, lead) = &parts[0];
+    let mut out = lead.clone();
+    out.run_id = run.file_name().and_then(|n| n.to_str()).map(String::from);
+    out.load.users = parts.iter().map(|(_, r)| r.load.users).sum();
+    out.load.rate = parts.iter().map(|(_, r)| r.load.rate).sum();
+    out.duration_secs = parts
+        .iter()
+        .map(|(_, r)| r.duration_secs)
+        .fold(0.0, f64::max);
+    out.requests = parts.iter().map(|(_, r)| r.requests).sum();
+    out.failures = parts.iter().map(|(_, r)| r.failures).sum();
+    out.error_pct = if out.requests > 0 {
+        100.0 * out.failures as f64 / out.requests as f64
+    } else {
+        0.0
+    };
+    out.rps = out.requests as f64 / out.duration_secs.max(1.0);
+    out.by_route.clear();
+    for (_, r) in &parts {
+        for (route, rr) in &r.by_route {
+            let m = out.by_route.entry(route.clone()).or_default();
+            m.requests += rr.requests;
+            m.failures += rr.failures;
+            for (code, n) in &rr.status_codes {
+                *m.status_codes.entry(*code).or_default() += n;
+            }
+        }
+    }
+    let mut all: Vec<f64> = Vec::new();
+    for (route, mut v) in by_key {
+        v.sort_by(f64::total_cmp);
+        if let Some(m) = out.by_route.get_mut(&route) {
+            m.latency_ms = summary(&v);
+        }
+        all.extend(v);
+    }
+    all.sort_by(f64::total_cmp);
+    out.latency_ms = summary(&all);
+    out.cache_seen_by_client.hit = parts.iter().map(|(_, r)| r.cache_seen_by_client.hit).sum();
+    out.cache_seen_by_client.miss = parts.iter().map(|(_, r)| r.cache_seen_by_client.miss).sum();
+    out.relogins = parts.iter().map(|(_, r)| r.relogins).sum();
+    out.shed.answers_503 = parts.iter().map(|(_, r)| r.shed.answers_503).sum();
+    out.shed.without_retry_after = parts.iter().map(|(_, r)| r.shed.without_retry_after).sum();
+    out.longtask = merge_longtask(parts.iter().map(|(_, r)| r));
+    out.started = parts
+        .iter()
+        .map(|(_, r)| r.started.clone())
+        .min()
+        .unwrap_or_default();
+    out.ended = parts
+        .iter()
+        .map(|(_, r)| r.ended.clone())
+        .max()
+        .unwrap_or_default();
+    let cpu: f64 = parts.iter().map(|(_, r)| r.generator.cpu_seconds).sum();
+    out.generator.cpu_seconds = cpu;
+    out.generator.cpu_per_request_us = if out.requests > 0 {
+        cpu * 1e6 / out.requests as f64
+    } else {
+        0.0
+    };
+    out.generator.share_of_machine = parts
+        .iter()
+        .map(|(_, r)| r.generator.share_of_machine)
+        .sum();
+    out.generator.saturated = parts.iter().any(|(_, r)| r.generator.saturated);
+    out.generators = parts
+        .iter()
+        .zip(&offsets)
+        .enumerate()
+        .map(|(i, ((_, r), off))| {
+            let mut p = r.generators.first().cloned().unwrap_or_default();
+            p.index = i;
+            p.users = r.load.users;
+            p.requests = r.requests;
+            p.failures = r.failures;
+            p.cpu_seconds = r.generator.cpu_seconds;
+            p.cpu_per_request_us = r.generator.cpu_per_request_us;
+            p.start_offset_ms = *off as f64;
+            p
+        })
+        .collect();
+    // The SLA verdict again, on the merged figures.
+    let mut failed = Vec::new();
+    if let (Some(limit), Some(p95)) = (out.sla.p95_ms, out.latency_ms.p95) {
+        if p95 >= limit {
+            failed.push(format!("p95<{limit}ms (observed {p95:.1})"));
+        }
+    }
+    if let Some(limit) = out.sla.error_pct {
+        if out.error_pct > limit {
+            failed.push(format!(
+                "error-rate<={limit}% (observed {:.2})",
+                out.error_pct
+            ));
+        }
+    }
+    out.sla.met = Some(failed.is_empty());
+    out.sla.failed_rules = failed;
+    if lead_dir.join("server.jsonl").exists() {
+        std::fs::copy(lead_dir.join("server.jsonl"), run.join("server.jsonl"))?;
+    }
+    out.write(run)?;
+    Ok(out)
+}
+
+/// Long-task counts are sums; the end-to-end times' percentiles are not mergeable from the
+/// parts' summaries, so the merged record keeps the worst (highest) of each.
+fn merge_longtask<'a>(
+    parts: impl Iterator<Item = &'a RunRecord>,
+) -> Option<common::record::LongtaskSummary> {
+    let mut out: Option<common::record::LongtaskSummary> = None;
+    for p in parts.filter_map(|r| r.longtask.as_ref()) {
+        let o = out.get_or_insert_with(Default::default);
+        o.submitted += p.submitted;
+        o.done += p.done;
+        o.failed += p.failed;
+        o.timed_out += p.timed_out;
+        let worst = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        o.end_to_end_ms.p50 = worst(o.end_to_end_ms.p50, p.end_to_end_ms.p50);
+        o.end_to_end_ms.p95 = worst(o.end_to_end_ms.p95, p.end_to_end_ms.p95);
+        o.end_to_end_ms.max = worst(o.end_to_end_ms.max, p.end_to_end_ms.max);
+    }
+    out
+}
