@@ -279,9 +279,11 @@ pub fn schedule(quick: bool) -> (u64, u64, u64) {
 
 /// Waits for the load to start: the load generator creates `server.jsonl` as its attack
 /// begins (after logging in and calibrating).
-async fn attack_started(dir: &Path, child: &mut tokio::process::Child) -> anyhow::Result<()> {
+async fn attack_started(dir: &Path, child: &mut crate::generators::LoadRun) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !dir.join("server.jsonl").exists() {
+    // With several generators, the first one samples the stack in its part's folder.
+    let lead = dir.join("generators/0/server.jsonl");
+    while !dir.join("server.jsonl").exists() && !lead.exists() {
         if let Some(status) = child.try_wait()? {
             bail!("the load test ended before its load started ({status})");
         }

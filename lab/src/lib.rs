@@ -6,6 +6,7 @@
 pub mod autoscale;
 pub mod experiments;
 pub mod faults;
+pub mod generators;
 pub mod labs;
 pub mod lb;
 pub mod prereq;

@@ -149,7 +149,7 @@ pub(crate) async fn spawn_load(
     bin: &Path,
     root: &Path,
     spec: &LoadSpec,
-) -> anyhow::Result<(tokio::process::Child, PathBuf)> {
+) -> anyhow::Result<(crate::generators::LoadRun, PathBuf)> {
     spec.check()?;
     rt.up(spec.gateways).await?;
     let ends = rt.generator_endpoints();
@@ -191,8 +191,7 @@ pub(crate) async fn spawn_load(
     set("RESULTS_DIR", &results.display().to_string());
     set("RUN_ID", &run_id);
     env.extend(spec.env.iter().cloned());
-    let mut cmd = rt.generator(bin, &env, &results)?;
-    cmd.current_dir(root);
+    let generators = crate::generators::count(&env)?;
     eprintln!(
         "lab: load: {}, profile {}, {} gateway(s), {} runtime{}",
         spec.scenario,
@@ -201,10 +200,18 @@ pub(crate) async fn spawn_load(
         rt.kind().name(),
         if spec.quick { " (quick)" } else { "" }
     );
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run {}", bin.join("loadtest").display()))?;
-    Ok((child, results.join(run_id)))
+    let run = if generators > 1 {
+        crate::generators::LoadRun::several(rt, bin, root, &env, &results, &run_id, generators)
+            .await?
+    } else {
+        let mut cmd = rt.generator(bin, &env, &results)?;
+        cmd.current_dir(root);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", bin.join("loadtest").display()))?;
+        crate::generators::LoadRun::one(child, results.join(&run_id))
+    };
+    Ok((run, results.join(run_id)))
 }
 
 /// `20261123-121500`: a batch's name, sorting by time.
@@ -418,20 +425,42 @@ async fn run_steps(
 /// CI's check of a runtime end to end: 3 gateways, a short `hit` run whose requests the load
 /// balancer must have spread evenly (each gateway within 20 % of a third), under 5 % errors;
 /// the stack is taken down (with its data) whatever happens.
+/// On Swarm the load comes from two generators (containers on the stack's network), so
+/// the smoke also checks their merge: the run's requests are the sum of the parts'.
 pub async fn smoke(rt: &mut dyn Runtime, bin: &Path, root: &Path) -> anyhow::Result<()> {
     let results = std::env::temp_dir().join(format!("scalelab-smoke-{}", std::process::id()));
+    let generators = if rt.kind() == crate::runtime::Kind::Swarm {
+        "2"
+    } else {
+        "1"
+    };
     let spec = LoadSpec {
         run_id: Some("smoke".into()),
         results_dir: Some(results.clone()),
-        env: [("USERS", "30"), ("RATE", "30"), ("DURATION_SECS", "10")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        env: [
+            ("USERS", "30"),
+            ("RATE", "30"),
+            ("DURATION_SECS", "10"),
+            ("GENERATORS", generators),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
         ..LoadSpec::new(3, "hit", "classic", true)
     };
     let outcome = async {
         let dir = load(rt, bin, root, &spec).await?;
         let run = common::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if generators != "1" {
+            let parts: u64 = run.generators.iter().map(|g| g.requests).sum();
+            if run.generators.len() != 2 || parts != run.requests {
+                bail!(
+                    "the generators' parts ({parts} requests in {}) do not make the run's {}",
+                    run.generators.len(),
+                    run.requests
+                );
+            }
+        }
         check_even_spread(&run)
     }
     .await;

@@ -100,6 +100,13 @@ impl Sampler {
             let mut cpu_before = common::host::machine_cpu_now();
             let mut gateways: Vec<String> = Vec::new();
             loop {
+                // The last sample starts after the stop (one in progress when it came may
+                // have read a counter before the load's last answers), and a moment after
+                // it: a server counts a request once its answer is written.
+                let last = *stopped.borrow();
+                if last {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 let mut line = ServerSample {
                     t: started.elapsed().as_secs_f64(),
                     at: Some(common::time::now_unix()),
@@ -163,7 +170,7 @@ impl Sampler {
                 if let Some(first) = first_tx.take() {
                     let _ = first.send(());
                 }
-                if *stopped.borrow() {
+                if last {
                     return lines;
                 }
                 tokio::select! {

@@ -447,7 +447,142 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         last["worker"]["jobs_processed"].as_f64().unwrap() >= lt["done"].as_f64().unwrap(),
         "{last}"
     );
+    let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
+    tokio::task::spawn_blocking(move || two_generators(&dir, &t, &m))
+        .await
+        .unwrap();
     let _ = std::fs::remove_dir_all(&results);
+}
+
+/// Every latency in a request log (updates left out), as the merge reads them.
+fn raw_latencies(log: &Path) -> Vec<f64> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["update"] != true)
+        .map(|l| {
+            l["response_time"].as_f64().unwrap()
+                + l["response_time_fraction_us"].as_f64().unwrap_or(0.0) / 1000.0
+        })
+        .collect()
+}
+
+/// Two cooperating generators, started as the lab starts them, then merged: the run is the
+/// sum of its parts, the load balancer counted every request of both, and the merged p95 is
+/// the nearest-rank p95 of both raw logs together.
+fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 4_000;
+    let parts: Vec<_> = (0..2)
+        .map(|i| {
+            let (dir, t, m) = (
+                results.to_path_buf(),
+                target.to_string(),
+                lb_metrics.to_string(),
+            );
+            std::thread::spawn(move || {
+                let (index, start) = (i.to_string(), start_at.to_string());
+                loadtest_with(
+                    &dir,
+                    &format!("two/generators/{i}"),
+                    "hit",
+                    &t,
+                    &m,
+                    &[
+                        ("GENERATORS", "2"),
+                        ("GENERATOR_INDEX", &index),
+                        ("START_AT_MS", &start),
+                    ],
+                )
+            })
+        })
+        .collect();
+    for p in parts {
+        p.join().unwrap();
+    }
+    let run = results.join("two");
+    let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("merge")
+        .arg(&run)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "loadtest merge exited {status}");
+    let read = |dir: &Path| common::record::RunRecord::read(dir).expect("a record");
+    let (a, b, merged) = (
+        read(&run.join("generators/0")),
+        read(&run.join("generators/1")),
+        read(&run),
+    );
+    // Each took half the users; the first alone sampled the stack and calibrated.
+    assert_eq!((a.load.users, b.load.users, merged.load.users), (2, 2, 4));
+    assert!(a.calibration.is_some() && b.calibration.is_none());
+    assert!(a.server.samples > 0 && b.server.samples == 0);
+    assert!(a.requests > 0 && b.requests > 0, "both sent load");
+    assert_eq!(merged.requests, a.requests + b.requests);
+    assert_eq!(merged.failures, a.failures + b.failures);
+    for (route, r) in &merged.by_route {
+        let part = |x: &common::record::RunRecord| x.by_route.get(route).map_or(0, |r| r.requests);
+        assert_eq!(r.requests, part(&a) + part(&b), "{route}");
+    }
+    // The load balancer saw exactly the requests of both, while the first one sampled.
+    let counted: f64 = merged
+        .server
+        .requests_by_backend
+        .as_ref()
+        .expect("the load balancer's counts")
+        .values()
+        .sum();
+    assert_eq!(counted as u64, merged.requests, "{:?}", merged.server);
+    // Percentiles of the merged raw latencies, never an average of the parts'.
+    let mut all = raw_latencies(&run.join("generators/0/requests.json"));
+    all.extend(raw_latencies(&run.join("generators/1/requests.json")));
+    all.sort_by(f64::total_cmp);
+    assert_eq!(all.len() as u64, merged.requests);
+    let rank = |p: f64| all[((p * all.len() as f64).ceil() as usize).clamp(1, all.len()) - 1];
+    // (Equal but for the last bit a decimal in run.json may change.)
+    let same = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+    assert!(
+        same(merged.latency_ms.p95, rank(0.95)),
+        "{:?}",
+        merged.latency_ms
+    );
+    assert!(
+        same(merged.latency_ms.p50, rank(0.50)),
+        "{:?}",
+        merged.latency_ms
+    );
+    assert!(same(Some(merged.latency_ms.max), *all.last().unwrap()));
+    let series: common::record::LatencyPerSecond = serde_json::from_str(
+        &std::fs::read_to_string(run.join("latency_per_second.json")).unwrap(),
+    )
+    .unwrap();
+    let per_second: u64 = series.requests.iter().sum();
+    let routed: u64 = ["GET /data", "GET /process"]
+        .iter()
+        .map(|r| merged.by_route.get(*r).map_or(0, |r| r.requests))
+        .sum();
+    assert_eq!(
+        per_second, routed,
+        "every scenario request in the merged seconds"
+    );
+    assert_eq!(merged.generators.len(), 2);
+    assert_eq!(
+        merged.generators.iter().map(|g| g.requests).sum::<u64>(),
+        merged.requests
+    );
+    assert!(merged.generators.iter().all(|g| g.cpu_seconds > 0.0));
+    // Both started together: within a second of each other.
+    assert!(
+        merged.generators[1].start_offset_ms < 1000.0,
+        "{:?}",
+        merged.generators
+    );
+    assert_eq!(merged.model.kind, "closed");
 }
 
 fn tempdir() -> PathBuf {

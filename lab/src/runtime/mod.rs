@@ -11,6 +11,7 @@
 
 pub mod compose;
 pub mod native;
+pub mod stack;
 pub mod swarm;
 
 use crate::lb::LoadBalancer;

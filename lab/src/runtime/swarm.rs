@@ -20,6 +20,7 @@
 //!   then (a marker in `.scalelab/run/`).
 
 use super::compose::Compose;
+pub use super::stack::stack_file;
 use super::{
     run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT,
     READY_LIMIT,
@@ -28,7 +29,7 @@ use crate::lb::LoadBalancer;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 use std::path::Path;
 use std::time::Duration;
 use tokio::process::Command;
@@ -36,12 +37,9 @@ use tokio::process::Command;
 /// The stack's name: its services are `scalelab-swarm_gateway`, …, its network
 /// `scalelab-swarm_lab`.
 pub const STACK: &str = "scalelab-swarm";
-const EDGE: &str = "scalelab-swarm-edge";
+pub(crate) const EDGE: &str = "scalelab-swarm-edge";
 /// In `.scalelab/run/`: present when the lab initialised the swarm (and so may leave it).
 const MARKER: &str = "swarm-initialised";
-/// The gateways' `SHUTDOWN_DELAY_MS` on Swarm when the setting is 0: longer than the lab
-/// needs to see which tasks Swarm stops and drain them (a few `docker` calls).
-pub const LEAVE_DELAY_MS: &str = "3000";
 
 /// A stack service's full name from its compose name (`gateway`, `redis`, …).
 fn service_name(name: &str) -> String {
@@ -72,105 +70,6 @@ pub async fn node_state() -> anyhow::Result<(String, bool)> {
 /// in `.scalelab/run/` while it runs).
 pub fn marked_up(paths: &Paths) -> bool {
     paths.run.join("stack.yml").exists()
-}
-
-fn yaml(s: &str) -> Value {
-    Value::String(s.to_string())
-}
-
-fn map(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Mapping(pairs.into_iter().map(|(k, v)| (yaml(k), v)).collect())
-}
-
-/// The stack file for `gateways` gateways from `compose config`'s output (settings already
-/// interpolated). A pure function: tested without a Docker engine.
-pub fn stack_file(compose_config: &str, s: &Settings, gateways: usize) -> anyhow::Result<String> {
-    let mut doc: Value =
-        serde_yaml::from_str(compose_config).context("compose config printed no YAML")?;
-    let root = doc
-        .as_mapping_mut()
-        .context("compose config is not a mapping")?;
-    root.insert(yaml("version"), yaml("3.8"));
-    let services = root
-        .get_mut("services")
-        .and_then(Value::as_mapping_mut)
-        .context("compose config has no services")?;
-    for (name, service) in services.iter_mut() {
-        let name = name.as_str().unwrap_or_default().to_string();
-        let m = service
-            .as_mapping_mut()
-            .with_context(|| format!("service {name} is not a mapping"))?;
-        // What Swarm ignores or refuses: it builds nothing, restarts by its own policy and
-        // starts services in no order (each one waits for what it needs itself).
-        for key in ["build", "restart", "depends_on", "container_name", "ports"] {
-            m.remove(key);
-        }
-        let mut deploy = Mapping::new();
-        // A service name resolves to its tasks' own addresses (for the gateways, every one
-        // of them, which the load balancer rotates over), not to a virtual IP: Swarm's
-        // virtual IPs, like its routing mesh, do not answer on some machines (this kind).
-        deploy.insert(yaml("endpoint_mode"), yaml("dnsrr"));
-        if let Some(cpus) = m.remove("cpus") {
-            let cpus = match cpus {
-                Value::Number(n) => n.to_string(),
-                Value::String(s) => s,
-                other => bail!("service {name}: cpus is {other:?}"),
-            };
-            deploy.insert(
-                yaml("resources"),
-                map(vec![("limits", map(vec![("cpus", yaml(&cpus))]))]),
-            );
-        }
-        match name.as_str() {
-            "gateway" => {
-                deploy.insert(yaml("replicas"), Value::from(gateways as u64));
-                // A changed gateway starts before the old one leaves.
-                deploy.insert(
-                    yaml("update_config"),
-                    map(vec![("order", yaml("start-first"))]),
-                );
-                let env = m
-                    .get_mut("environment")
-                    .and_then(Value::as_mapping_mut)
-                    .context("the gateway has no environment")?;
-                if s.get("SHUTDOWN_DELAY_MS") == "0" {
-                    env.insert(yaml("SHUTDOWN_DELAY_MS"), yaml(LEAVE_DELAY_MS));
-                }
-            }
-            "load_balancer" => {
-                let published: u64 = s.get("LB_PORT").parse().context("LB_PORT")?;
-                m.insert(
-                    yaml("ports"),
-                    Value::Sequence(vec![map(vec![
-                        ("target", Value::from(8080u64)),
-                        ("published", Value::from(published)),
-                        ("protocol", yaml("tcp")),
-                        ("mode", yaml("host")),
-                    ])]),
-                );
-            }
-            _ => {}
-        }
-        m.insert(yaml("deploy"), Value::Mapping(deploy));
-    }
-    root.insert(
-        yaml("networks"),
-        map(vec![(
-            "lab",
-            map(vec![
-                ("driver", yaml("overlay")),
-                ("attachable", Value::Bool(true)),
-            ]),
-        )]),
-    );
-    let body = serde_yaml::to_string(&doc)?;
-    Ok(format!(
-        "# Generated by `lab` from docker-compose.yml for `docker stack deploy` (RUNTIME=swarm);\n\
-         # edit docker-compose.yml, not this file. Only the load balancer publishes a port, in\n\
-         # host mode: Swarm's ingress routing mesh is not used (it refuses connections on some\n\
-         # machines, and a lab wants one load balancer per node). The lab reaches the other\n\
-         # ports through the {EDGE} container, on 127.0.0.1 only.\n{body}"
-    ))
 }
 
 pub struct Swarm {
@@ -783,79 +682,6 @@ impl Runtime for Swarm {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const CONFIG: &str = r#"
-networks:
-  lab: {}
-services:
-  gateway:
-    build: {context: /x}
-    command: [gateway]
-    cpus: 0.5
-    depends_on: {redis: {condition: service_healthy}}
-    environment: {LISTEN_ADDR: 0.0.0.0:8000, SHUTDOWN_DELAY_MS: '0'}
-    image: scalelab/app:offline
-    networks: {lab: {}}
-    restart: unless-stopped
-  load_balancer:
-    command: [load_balancer]
-    environment: {BACKENDS: gateway:8000}
-    image: scalelab/app:offline
-    ports: ["8080:8080/tcp", "127.0.0.1:9100:9100/tcp"]
-  worker:
-    image: scalelab/app:offline
-    ports: ["127.0.0.1:8002:8002/tcp"]
-volumes:
-  pgdata: {}
-"#;
-
-    #[test]
-    fn the_stack_file_is_the_compose_stack_as_swarm_takes_it() {
-        let s = Settings::defaults();
-        let out = stack_file(CONFIG, &s, 3).unwrap();
-        assert!(out.starts_with("# Generated by `lab`"));
-        let doc: Value = serde_yaml::from_str(&out).unwrap();
-        let gw = &doc["services"]["gateway"];
-        for gone in ["build", "restart", "depends_on", "cpus", "ports"] {
-            assert!(gw.get(gone).is_none(), "{gone} left in the gateway");
-        }
-        assert_eq!(gw["deploy"]["replicas"], Value::from(3u64));
-        assert_eq!(gw["deploy"]["endpoint_mode"], yaml("dnsrr"));
-        assert_eq!(
-            doc["services"]["worker"]["deploy"]["endpoint_mode"],
-            yaml("dnsrr")
-        );
-        assert_eq!(gw["deploy"]["resources"]["limits"]["cpus"], yaml("0.5"));
-        assert_eq!(gw["environment"]["SHUTDOWN_DELAY_MS"], yaml(LEAVE_DELAY_MS));
-        // Only the load balancer publishes, one port, in host mode.
-        assert!(doc["services"]["worker"].get("ports").is_none());
-        let ports = doc["services"]["load_balancer"]["ports"]
-            .as_sequence()
-            .unwrap();
-        assert_eq!(ports.len(), 1);
-        assert_eq!(ports[0]["mode"], yaml("host"));
-        assert_eq!(ports[0]["target"], Value::from(8080u64));
-        assert_eq!(
-            ports[0]["published"],
-            Value::from(s.get("LB_PORT").parse::<u64>().unwrap())
-        );
-        assert_eq!(doc["networks"]["lab"]["attachable"], Value::Bool(true));
-        assert_eq!(doc["networks"]["lab"]["driver"], yaml("overlay"));
-        assert_eq!(doc["version"], yaml("3.8"));
-        assert!(doc["volumes"].get("pgdata").is_some());
-    }
-
-    #[test]
-    fn a_delay_the_user_set_is_kept() {
-        let mut s = Settings::defaults();
-        s.set("SHUTDOWN_DELAY_MS", "5000").unwrap();
-        let config = CONFIG.replace("SHUTDOWN_DELAY_MS: '0'", "SHUTDOWN_DELAY_MS: '5000'");
-        let doc: Value = serde_yaml::from_str(&stack_file(&config, &s, 1).unwrap()).unwrap();
-        assert_eq!(
-            doc["services"]["gateway"]["environment"]["SHUTDOWN_DELAY_MS"],
-            yaml("5000")
-        );
-    }
 
     #[test]
     fn a_generator_gets_the_lab_settings_not_the_shell() {

@@ -1,0 +1,277 @@
+//! The load generators of one run: one process, or `GENERATORS=K` cooperating ones. Each of
+//! K takes its share of the users and rates, starts its load at the same wall-clock moment
+//! and writes its part in `<run>/generators/<i>/`; when all have ended, `loadtest merge`
+//! writes the run's own record (sums, and percentiles of the merged raw latencies). Where the
+//! machine has the cores (natively: two per generator, one for it and one for the stack),
+//! generators and stack are pinned to separate CPUs, and `run.json` says where they ran.
+
+use crate::runtime::{Kind, Runtime};
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use tokio::process::Child;
+
+/// The most generators one run may have.
+pub const MOST: usize = 16;
+
+/// Where generators and stack run: a CPU list each, or why not pinned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pinning {
+    /// Per generator, the CPU it is pinned to.
+    pub generators: Vec<Option<usize>>,
+    /// The stack's CPUs (`taskset` list), when pinned.
+    pub stack: Option<String>,
+    /// The sentence for `run.json`.
+    pub sentence: String,
+}
+
+/// Pins each of `k` generators to a CPU of its own at the top of the machine and the stack
+/// to the rest, when there are at least `2k` cores and the stack is native processes.
+pub fn plan(cores: usize, k: usize, runtime: Kind) -> Pinning {
+    let unpinned = |why: String| Pinning {
+        generators: vec![None; k],
+        stack: None,
+        sentence: format!("not pinned: {why}"),
+    };
+    if runtime != Kind::Native {
+        return unpinned(format!(
+            "the {} runtime's containers are placed by Docker",
+            runtime.name()
+        ));
+    }
+    if cores < 2 * k {
+        return unpinned(format!(
+            "{cores} cores, fewer than {} (one per generator and as many for the stack)",
+            2 * k
+        ));
+    }
+    let first = cores - k;
+    Pinning {
+        generators: (first..cores).map(Some).collect(),
+        stack: Some(format!("0-{}", first - 1)),
+        sentence: format!(
+            "{k} generators on CPUs {first}-{}, the stack on CPUs 0-{}",
+            cores - 1,
+            first - 1
+        ),
+    }
+}
+
+/// How many generators the run has: `GENERATORS` from the run's or the lab's environment.
+pub fn count(env: &[(String, String)]) -> anyhow::Result<usize> {
+    let value = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "GENERATORS")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("GENERATORS").ok())
+        .filter(|v| !v.is_empty());
+    let Some(value) = value else { return Ok(1) };
+    match value.parse::<usize>() {
+        Ok(k) if (1..=MOST).contains(&k) => Ok(k),
+        _ => bail!("GENERATORS must be a whole number from 1 to {MOST}, not {value:?}"),
+    }
+}
+
+/// A run's load generators while they run.
+pub struct LoadRun {
+    children: Vec<Child>,
+    /// The run folder, and the merge to do once all have ended (several generators).
+    dir: PathBuf,
+    merge: Option<PathBuf>,
+    /// Stack processes pinned for the run, set free again at its end.
+    pinned: Vec<String>,
+    cores: usize,
+    status: Option<ExitStatus>,
+}
+
+impl LoadRun {
+    /// The load generator alone.
+    pub fn one(child: Child, dir: PathBuf) -> Self {
+        Self {
+            children: vec![child],
+            dir,
+            merge: None,
+            pinned: Vec::new(),
+            cores: 0,
+            status: None,
+        }
+    }
+
+    /// Starts `k` generators for the run `run_id` under `results`, with the run's `env`.
+    pub async fn several(
+        rt: &dyn Runtime,
+        bin: &Path,
+        root: &Path,
+        env: &[(String, String)],
+        results: &Path,
+        run_id: &str,
+        k: usize,
+    ) -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pinning = plan(cores, k, rt.kind());
+        eprintln!("lab: {k} load generators, {}", pinning.sentence);
+        let mut pinned = Vec::new();
+        if let Some(cpus) = &pinning.stack {
+            for i in rt.ps().await? {
+                let ok = std::process::Command::new("taskset")
+                    .args(["-a", "-p", "-c", cpus, &i.id])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ok {
+                    pinned.push(i.id);
+                }
+            }
+        }
+        // Every generator's load starts at the same moment, after each has logged in.
+        let start_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+            + 8_000;
+        let mut children = Vec::new();
+        for i in 0..k {
+            let mut env = env.to_vec();
+            env.retain(|(name, _)| name != "RUN_ID" && name != "GENERATORS");
+            env.extend(
+                [
+                    ("GENERATORS", k.to_string()),
+                    ("GENERATOR_INDEX", i.to_string()),
+                    ("RUN_ID", format!("{run_id}/generators/{i}")),
+                    ("START_AT_MS", start_at.to_string()),
+                    ("GENERATOR_PINNING", pinning.sentence.clone()),
+                ]
+                .map(|(k, v)| (k.to_string(), v)),
+            );
+            if let Some(cpu) = pinning.generators[i] {
+                env.push(("GENERATOR_CPUS".into(), cpu.to_string()));
+            }
+            let mut cmd = rt.generator(bin, &env, results)?;
+            cmd.current_dir(root);
+            if let Some(cpu) = pinning.generators[i] {
+                // SAFETY: only async-signal-safe libc calls between fork and exec.
+                unsafe {
+                    cmd.pre_exec(move || {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut set);
+                        if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            children.push(
+                cmd.spawn()
+                    .with_context(|| format!("cannot start load generator {i}"))?,
+            );
+        }
+        Ok(Self {
+            children,
+            dir: results.join(run_id),
+            merge: Some(bin.join("loadtest")),
+            pinned,
+            cores,
+            status: None,
+        })
+    }
+
+    /// The run's status once every generator has ended (and their parts are merged), else
+    /// `None`.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        if let Some(s) = self.status {
+            return Ok(Some(s));
+        }
+        let mut statuses = Vec::new();
+        for c in &mut self.children {
+            match c.try_wait()? {
+                Some(s) => statuses.push(s),
+                None => return Ok(None),
+            }
+        }
+        self.unpin();
+        let mut status = statuses
+            .iter()
+            .find(|s| !s.success())
+            .copied()
+            .unwrap_or(statuses[0]);
+        if status.success() {
+            if let Some(loadtest) = &self.merge {
+                status = std::process::Command::new(loadtest)
+                    .arg("merge")
+                    .arg(&self.dir)
+                    .status()?;
+            }
+        }
+        self.status = Some(status);
+        Ok(Some(status))
+    }
+
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            if let Some(s) = self.try_wait()? {
+                return Ok(s);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn kill(&mut self) -> std::io::Result<()> {
+        for c in &mut self.children {
+            let _ = c.kill().await;
+        }
+        self.unpin();
+        Ok(())
+    }
+
+    fn unpin(&mut self) {
+        let all = format!("0-{}", self.cores.saturating_sub(1));
+        for pid in self.pinned.drain(..) {
+            let _ = std::process::Command::new("taskset")
+                .args(["-a", "-p", "-c", &all, &pid])
+                .output();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generators_and_stack_get_separate_cpus_only_where_there_are_enough() {
+        let p = plan(8, 2, Kind::Native);
+        assert_eq!(p.generators, vec![Some(6), Some(7)]);
+        assert_eq!(p.stack.as_deref(), Some("0-5"));
+        assert_eq!(
+            p.sentence,
+            "2 generators on CPUs 6-7, the stack on CPUs 0-5"
+        );
+        let p = plan(4, 2, Kind::Native);
+        assert_eq!(p.generators, vec![Some(2), Some(3)]);
+        assert_eq!(p.stack.as_deref(), Some("0-1"));
+        // This machine: 2 cores cannot give 2 generators and the stack CPUs of their own.
+        let p = plan(2, 2, Kind::Native);
+        assert_eq!(p.generators, vec![None, None]);
+        assert_eq!(p.stack, None);
+        assert!(
+            p.sentence.starts_with("not pinned: 2 cores"),
+            "{}",
+            p.sentence
+        );
+        let p = plan(16, 2, Kind::Swarm);
+        assert_eq!(p.stack, None);
+        assert!(p.sentence.contains("swarm runtime"));
+    }
+
+    #[test]
+    fn the_count_is_checked() {
+        let env = |v: &str| vec![("GENERATORS".to_string(), v.to_string())];
+        assert_eq!(count(&env("2")).unwrap(), 2);
+        assert_eq!(count(&env("1")).unwrap(), 1);
+        for bad in ["0", "17", "two", "-1"] {
+            let e = count(&env(bad)).unwrap_err().to_string();
+            assert!(e.contains("GENERATORS must be"), "{e}");
+        }
+    }
+}
