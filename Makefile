@@ -84,7 +84,7 @@ ps: lab-bin ## What runs, and its state
 logs: lab-bin ## Last log lines of every instance (SERVICE=gateway: every gateway)
 	@$(LAB) logs $(SERVICE)
 
-load: lab-bin ## One recorded run: GATEWAYS=N SCENARIO=hit|miss|mixed|login|longtask PROFILE=classic|warmup|burst|ramp|stages|breakpoint|wave
+load: lab-bin ## One recorded run: GATEWAYS=N SCENARIO=hit|miss|mixed|login|longtask PROFILE=classic|warmup|burst|ramp|stages|breakpoint|wave|open (GENERATORS=K: K generators)
 	@$(LAB) load $(GATEWAYS) $(SCENARIO) $(PROFILE)
 
 test1-hit: lab-bin ## 1 gateway, cache-hit load test (QUICK=1 for a short run)

@@ -31,6 +31,8 @@ pub fn quick_load(profile: &str) -> Vec<(&'static str, &'static str)> {
         "breakpoint" | "stages" => vec![],
         // 20 → 300 → 20 users over 90 s: long enough after the fall for the scale-down window.
         "wave" => vec![("USERS", "300"), ("DURATION_SECS", "90")],
+        // The open model's users follow its ARRIVAL_RATE.
+        "open" => vec![("DURATION_SECS", "20")],
         // Burst and ramp keep their own shape (a burst starts everyone at once).
         _ => vec![("USERS", "300"), ("DURATION_SECS", "20")],
     }
@@ -45,6 +47,7 @@ const PROFILES: &[&str] = &[
     "stages",
     "breakpoint",
     "wave",
+    "open",
 ];
 
 impl LoadSpec {

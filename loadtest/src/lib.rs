@@ -738,6 +738,40 @@ mod tests {
     }
 
     #[test]
+    fn generators_share_users_and_rates_and_the_open_model_is_throttled() {
+        for (total, of) in [(7, 2), (100, 3), (1, 1), (10, 10)] {
+            let shares: Vec<usize> = (0..of).map(|i| share(total, i, of)).collect();
+            assert_eq!(shares.iter().sum::<usize>(), total, "{total}/{of}");
+            assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
+        }
+        let o = Options::try_parse_from([
+            "loadtest",
+            "--profile",
+            "open",
+            "--arrival-rate",
+            "150",
+            "--generators",
+            "2",
+            "--generator-index",
+            "1",
+        ])
+        .unwrap();
+        // 300 users keep 150 req/s up while answers take up to 2 s; half of each here.
+        assert_eq!(o.load().users, 150);
+        assert_eq!(o.throttle(), 75);
+        assert_eq!(o.model().kind, "open");
+        let args = goose_args(&o, &o.load(), std::path::Path::new("/tmp/x"));
+        let at = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].clone())
+        };
+        assert_eq!(at("--throttle-requests").as_deref(), Some("75"));
+        assert_eq!(at("--co-mitigation").as_deref(), Some("average"));
+        assert_eq!(options(Profile::Burst).model().kind, "closed");
+    }
+
+    #[test]
     fn overrides_win_over_the_profile() {
         let o = Options::try_parse_from([
             "loadtest",
@@ -768,6 +802,7 @@ mod tests {
             Profile::Burst,
             Profile::Ramp,
             Profile::Stages,
+            Profile::Open,
         ] {
             let o = options(profile);
             goose_config(&o, &o.load(), &dir).unwrap_or_else(|e| panic!("{profile:?}: {e}"));

@@ -252,13 +252,19 @@ fn runs_table(w: &mut Writer, runs: &[Run]) {
 fn settings_table(w: &mut Writer, runs: &[Run]) {
     let opt = |v: Option<u32>| v.map_or_else(|| "–".to_string(), |v| v.to_string());
     w.line("### Stack settings of each run\n");
-    w.line("As the services reported them at the start of the run (`/config`).\n");
-    w.line("| run | MAX_IN_FLIGHT | MAX_QUEUE | gateway CPU limit | cache TTL s | DB pool | DB delay ms | think ms | commit |");
-    w.line("|---|--:|--:|--:|--:|--:|--:|--:|---|");
+    w.line(
+        "As the services reported them at the start of the run (`/config`). The load model: \
+        `closed`, each user sends its next request only after its answer (and a think time), \
+        so a slower stack is offered less load; `open`, requests arrive at a fixed rate \
+        whatever the answers take, so a slower stack queues them (coordinated-omission \
+        mitigation fills in the requests a stalled user could not send).\n",
+    );
+    w.line("| run | MAX_IN_FLIGHT | MAX_QUEUE | gateway CPU limit | cache TTL s | DB pool | DB delay ms | think ms | load model | commit |");
+    w.line("|---|--:|--:|--:|--:|--:|--:|--:|---|---|");
     for r in runs {
         let k = &r.knobs;
         w.line(&format!(
-            "| `{}` | {} | {} | {} | {} | {} | {} | {:.0} | `{}` |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {:.0} | {} | `{}` |",
             r.id,
             if k.max_in_flight == 0 {
                 "unlimited".to_string()
@@ -276,6 +282,7 @@ fn settings_table(w: &mut Writer, runs: &[Run]) {
             opt(k.microservice_pool),
             opt(k.db_delay_ms),
             r.think_ms,
+            r.load_model,
             &r.commit[..r.commit.len().min(10)],
         ));
     }

@@ -30,6 +30,8 @@ pub struct Run {
     pub sla_met: Option<bool>,
     pub sla_p95_ms: Option<f64>,
     pub generator_saturated: bool,
+    /// How the load was offered, in words: the model, and the generators when several.
+    pub load_model: String,
     pub commit: String,
     pub host: String,
     /// Mean think time per iteration in ms (0 with NO_THINK).
@@ -227,6 +229,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         sla_met: r.sla.met,
         sla_p95_ms: r.sla.p95_ms,
         generator_saturated: r.generator.saturated,
+        load_model: load_model(&r.model, &r.generators, r.generator_pinning.as_deref()),
         commit: r
             .versions
             .git_commit
@@ -496,5 +499,57 @@ fn read_goose(g: &Value, run: &mut Run) {
                 }
             }
         }
+    }
+}
+
+/// `closed`, or `open, 100 req/s, CO mitigation average`, with `; 2 generators (not pinned:
+/// …)` when several generators made the run.
+pub fn load_model(
+    model: &common::record::LoadModel,
+    generators: &[common::record::GeneratorPart],
+    pinning: Option<&str>,
+) -> String {
+    let mut words = match model.kind.as_str() {
+        "open" => format!(
+            "open, {} req/s{}",
+            model
+                .arrival_rate
+                .map_or_else(|| "?".to_string(), |a| format!("{a:.0}")),
+            model
+                .co_mitigation
+                .as_deref()
+                .map(|c| format!(", CO mitigation {c}"))
+                .unwrap_or_default()
+        ),
+        // Records older than the field were all closed-model runs.
+        _ => "closed".to_string(),
+    };
+    if generators.len() > 1 {
+        words.push_str(&format!("; {} generators", generators.len()));
+        if let Some(p) = pinning {
+            words.push_str(&format!(" ({p})"));
+        }
+    }
+    words
+}
+
+#[cfg(test)]
+mod load_model_tests {
+    use super::load_model;
+    use common::record::{GeneratorPart, LoadModel};
+
+    #[test]
+    fn the_model_and_the_generators_are_said() {
+        assert_eq!(load_model(&LoadModel::default(), &[], None), "closed");
+        let open = LoadModel {
+            kind: "open".into(),
+            arrival_rate: Some(150.0),
+            co_mitigation: Some("average".into()),
+        };
+        let two = vec![GeneratorPart::default(), GeneratorPart::default()];
+        assert_eq!(
+            load_model(&open, &two, Some("not pinned: 2 cores")),
+            "open, 150 req/s, CO mitigation average; 2 generators (not pinned: 2 cores)"
+        );
     }
 }
