@@ -40,7 +40,9 @@ fn the_summary_holds_the_tables_comparisons_and_predictions() {
 
     // The recorded knobs: f-3gw-hit's gateways are limited to half a CPU each.
     assert!(
-        md.contains("| `f-3gw-hit` | 4 | – | 0.5 CPU | – | 10 | 50 | 1500 | `0123456789` |"),
+        md.contains(
+            "| `f-3gw-hit` | 4 | – | 0.5 CPU | – | 10 | 50 | 1500 | closed | `0123456789` |"
+        ),
         "{md}"
     );
     // Ratios of ok req/s: 149.8 / 60 = 2.50×; latency as the two figures and the larger over
