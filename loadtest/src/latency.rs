@@ -22,7 +22,20 @@ struct Line {
     /// A later correction of a request already logged (e.g. marked failed): not a request.
     #[serde(default)]
     update: bool,
+    #[serde(default)]
+    raw: Raw,
 }
+
+#[derive(Deserialize, Default)]
+struct Raw {
+    /// `Get`, `Post`: Goose's route key is `GET /data`.
+    #[serde(default)]
+    method: String,
+}
+
+/// Every request's latency in ms by Goose's route key (`GET /data`), logins included, as
+/// Goose's own per-route and aggregate figures count them.
+pub type ByRoute = std::collections::BTreeMap<String, Vec<f64>>;
 
 /// Per-second series and the successful requests' percentiles: the shared record type.
 pub use common::record::{LatencyPerSecond as PerSecond, OkLatency as Overall};
@@ -38,13 +51,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 /// Reads a Goose JSON request log. Lines that are not requests (or not JSON) are skipped.
 pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
-    per_second_merged(&[(log.to_path_buf(), 0)])
+    Ok(read_logs(&[(log.to_path_buf(), 0)])?.0)
 }
 
-/// [`per_second`] of several generators' logs as one: each log's clock shifted by its
-/// offset (milliseconds its load started after the first one's), every percentile taken
-/// over the merged raw latencies.
-pub fn per_second_merged(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<PerSecond> {
+/// [`per_second`] of several generators' logs as one, and every latency by route: each log's
+/// clock shifted by its offset (milliseconds its load started after the first one's), every
+/// percentile taken over the merged raw latencies. One pass over each log.
+pub fn read_logs(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<(PerSecond, ByRoute)> {
+    let mut by_route = ByRoute::new();
     let mut buckets: Vec<Vec<f64>> = Vec::new();
     let mut failures: Vec<u64> = Vec::new();
     let mut ok: Vec<f64> = Vec::new();
@@ -59,6 +73,13 @@ pub fn per_second_merged(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<P
                 continue;
             };
             line.elapsed += offset;
+            let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
+            if !line.update {
+                by_route
+                    .entry(format!("{} {}", line.raw.method.to_uppercase(), line.name))
+                    .or_default()
+                    .push(ms);
+            }
             if line.name.contains("login") && !line.update {
                 first_login_ms = Some(first_login_ms.map_or(line.elapsed, |f| f.min(line.elapsed)));
             }
@@ -72,7 +93,6 @@ pub fn per_second_merged(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<P
                 buckets.resize_with(second + 1, Vec::new);
                 failures.resize(second + 1, 0);
             }
-            let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
             buckets[second].push(ms);
             let class = match line.status_code {
                 0 => "none".to_string(),
@@ -122,7 +142,7 @@ pub fn per_second_merged(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<P
         out.p95_ms.push(percentile(&b, 0.95));
         out.p99_ms.push(percentile(&b, 0.99));
     }
-    Ok(out)
+    Ok((out, by_route))
 }
 
 #[cfg(test)]

@@ -6,9 +6,6 @@
 
 use crate::latency;
 use common::record::{LatencySummary, RunRecord};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,42 +39,6 @@ pub async fn wait_for_parts(own: &Path, generators: usize, limit: Duration) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A request-log line, as far as the merge needs it.
-#[derive(Deserialize)]
-struct Line {
-    name: String,
-    response_time: u64,
-    #[serde(default)]
-    response_time_fraction_us: u16,
-    #[serde(default)]
-    update: bool,
-    raw: Raw,
-}
-
-#[derive(Deserialize)]
-struct Raw {
-    method: String,
-}
-
-/// Every request's latency in a part's log, by Goose's route key (`GET /data`).
-fn latencies(log: &Path, into: &mut BTreeMap<String, Vec<f64>>) -> anyhow::Result<()> {
-    let file = std::fs::File::open(log)
-        .map_err(|e| anyhow::anyhow!("cannot read the request log {}: {e}", log.display()))?;
-    for line in std::io::BufReader::new(file).lines() {
-        let Ok(line) = serde_json::from_str::<Line>(&line?) else {
-            continue;
-        };
-        if line.update {
-            continue;
-        }
-        let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
-        into.entry(format!("{} {}", line.raw.method.to_uppercase(), line.name))
-            .or_default()
-            .push(ms);
-    }
-    Ok(())
 }
 
 fn summary(sorted: &[f64]) -> LatencySummary {
@@ -131,16 +92,12 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
         .zip(&offsets)
         .map(|((dir, _), off)| (dir.join("requests.json"), *off))
         .collect();
-    let mut series = latency::per_second_merged(&logs)?;
+    let (mut series, by_key) = latency::read_logs(&logs)?;
     series.started_at = t0.is_finite().then_some(t0);
     std::fs::write(
         run.join("latency_per_second.json"),
         serde_json::to_string(&series)?,
     )?;
-    let mut by_key: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (log, _) in &logs {
-        latencies(log, &mut by_key)?;
-    }
 
     let (lead_dir, lead) = &parts[0];
     let mut out = lead.clone();
@@ -213,13 +170,9 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
         .zip(&offsets)
         .enumerate()
         .map(|(i, ((_, r), off))| {
+            // Each part recorded itself; only its start relative to the others is new.
             let mut p = r.generators.first().cloned().unwrap_or_default();
             p.index = i;
-            p.users = r.load.users;
-            p.requests = r.requests;
-            p.failures = r.failures;
-            p.cpu_seconds = r.generator.cpu_seconds;
-            p.cpu_per_request_us = r.generator.cpu_per_request_us;
             p.start_offset_ms = *off as f64;
             p
         })

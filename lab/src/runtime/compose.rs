@@ -70,6 +70,11 @@ impl Compose {
         })
     }
 
+    /// Whether it runs on the offline images.
+    pub(crate) fn offline(&self) -> bool {
+        self.offline
+    }
+
     /// `up` of one service alone (`--no-deps`), keeping the gateways at `gateways`;
     /// `recreate`: containers whose settings changed are replaced, else none is.
     async fn up_one(
@@ -147,15 +152,12 @@ impl Compose {
 
     /// The address the load balancer knows a gateway container by (`ip:8000`).
     async fn gateway_addr(&self, id: &str) -> anyhow::Result<String> {
-        let ip = run_checked(
-            Command::new("docker").args([
-                "inspect",
-                "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-                id,
-            ]),
-            "docker inspect",
-        )
+        let ip = super::docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+            id,
+        ])
         .await?;
         let ip = ip
             .split_whitespace()
@@ -258,12 +260,7 @@ pub async fn decide_offline(
 
 /// Whether the official images can be had: present, or pulled within two minutes.
 async fn official_images_available(image: &str) -> bool {
-    let present = Command::new("docker")
-        .args(["image", "inspect", image])
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    if present {
+    if super::docker_ok(&["image", "inspect", image]).await {
         return true;
     }
     let pull = Command::new("docker").args(["pull", "-q", image]).output();

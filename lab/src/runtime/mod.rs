@@ -152,9 +152,8 @@ pub trait Runtime: Send {
         &self,
         bin: &Path,
         env: &[(String, String)],
-        results: &Path,
+        _results: &Path,
     ) -> anyhow::Result<tokio::process::Command> {
-        let _ = results;
         let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
         cmd.envs(env.iter().cloned());
         Ok(cmd)
@@ -310,6 +309,24 @@ pub async fn wait_http_ok(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `docker ARGS…`: its standard output, or an error with its stderr's last lines.
+pub async fn docker(args: &[&str]) -> anyhow::Result<String> {
+    run_checked(
+        tokio::process::Command::new("docker").args(args),
+        &format!("docker {}", args.first().copied().unwrap_or_default()),
+    )
+    .await
+}
+
+/// Whether `docker ARGS…` succeeds (an object exists, an engine answers).
+pub async fn docker_ok(args: &[&str]) -> bool {
+    tokio::process::Command::new("docker")
+        .args(args)
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs a command, failing with its stderr's last lines.

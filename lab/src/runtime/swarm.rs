@@ -22,8 +22,8 @@
 use super::compose::Compose;
 pub use super::stack::stack_file;
 use super::{
-    run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT,
-    READY_LIMIT,
+    docker, docker_ok, run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime,
+    DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::lb::LoadBalancer;
 use crate::settings::{Service, Settings};
@@ -52,14 +52,11 @@ fn network() -> String {
 
 /// This node's swarm state (`inactive`, `active`, …) and whether it is a manager.
 pub async fn node_state() -> anyhow::Result<(String, bool)> {
-    let out = run_checked(
-        Command::new("docker").args([
-            "info",
-            "--format",
-            "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
-        ]),
-        "docker info",
-    )
+    let out = docker(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+    ])
     .await?;
     let mut words = out.split_whitespace();
     let state = words.next().unwrap_or("unknown").to_string();
@@ -75,7 +72,6 @@ pub fn marked_up(paths: &Paths) -> bool {
 pub struct Swarm {
     paths: Paths,
     compose: Compose,
-    offline: bool,
     lb: LoadBalancer,
 }
 
@@ -86,16 +82,11 @@ impl Swarm {
             settings.port("LB_ADMIN_PORT"),
         );
         let compose = Compose::new(paths.clone(), settings, offline).await?;
-        Ok(Self {
-            paths,
-            compose,
-            offline,
-            lb,
-        })
+        Ok(Self { paths, compose, lb })
     }
 
     fn app_image(&self) -> String {
-        if self.offline {
+        if self.compose.offline() {
             "scalelab/app:offline".into()
         } else {
             self.settings().get("APP_IMAGE").to_string()
@@ -109,10 +100,7 @@ impl Swarm {
             "active" if manager => Ok(()),
             "active" => bail!("this node is a swarm worker: run the lab on a manager node (docker node ls there)"),
             "inactive" => {
-                run_checked(
-                    Command::new("docker").args(["swarm", "init", "--advertise-addr", "127.0.0.1"]),
-                    "docker swarm init",
-                )
+                docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"])
                 .await?;
                 std::fs::create_dir_all(&self.paths.run)?;
                 std::fs::write(self.paths.run.join(MARKER), "the lab ran docker swarm init; make down leaves the swarm\n")?;
@@ -149,81 +137,86 @@ impl Swarm {
 
     /// The edge: the lab's ports on the host's loopback, relayed into the stack's network.
     async fn start_edge(&self) -> anyhow::Result<()> {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", EDGE])
-            .output()
-            .await;
+        let _ = docker_ok(&["rm", "-f", EDGE]).await;
         let s = self.settings();
         let publish = |name: &str, inner: u16| format!("127.0.0.1:{}:{inner}", s.get(name));
-        run_checked(
-            Command::new("docker").args([
-                "run",
-                "-d",
-                "--name",
-                EDGE,
-                "--restart",
-                "unless-stopped",
-                "--network",
-                &network(),
-                "--label",
-                &format!("scalelab.stack={STACK}"),
-                "-p",
-                &publish("LB_METRICS_PORT", 9100),
-                "-p",
-                &publish("LB_ADMIN_PORT", 9101),
-                "-p",
-                &publish("MICROSERVICE_PORT", 8001),
-                "-p",
-                &publish("WORKER_PORT", 8002),
-                &self.app_image(),
-                "relay",
-                "9100=load_balancer:9100",
-                "9101=load_balancer:9101",
-                "8001=microservice:8001",
-                "8002=worker:8002",
-            ]),
-            "docker run (the edge)",
-        )
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            EDGE,
+            "--restart",
+            "unless-stopped",
+            "--network",
+            &network(),
+            "--label",
+            &format!("scalelab.stack={STACK}"),
+            "-p",
+            &publish("LB_METRICS_PORT", 9100),
+            "-p",
+            &publish("LB_ADMIN_PORT", 9101),
+            "-p",
+            &publish("MICROSERVICE_PORT", 8001),
+            "-p",
+            &publish("WORKER_PORT", 8002),
+            &self.app_image(),
+            "relay",
+            "9100=load_balancer:9100",
+            "9101=load_balancer:9101",
+            "8001=microservice:8001",
+            "8002=worker:8002",
+        ])
         .await?;
         Ok(())
     }
 
-    /// Running tasks of a service: (slot, task id, container id).
-    async fn tasks(&self, service: Service) -> anyhow::Result<Vec<(u32, String, String)>> {
-        let out = run_checked(
-            Command::new("docker").args([
+    /// The stack's running tasks of the lab's services, in service and slot order:
+    /// (service, slot, task id, container id). One `docker ps` for all of them.
+    async fn running_tasks(&self) -> anyhow::Result<Vec<(Service, u32, String, String)>> {
+        let out = docker(&[
                 "ps",
                 "--filter",
-                &format!("label=com.docker.swarm.service.name={}", service_name(service.name())),
+                &format!("label=com.docker.stack.namespace={STACK}"),
                 "--format",
                 "{{.Label \"com.docker.swarm.task.name\"}}\t{{.Label \"com.docker.swarm.task.id\"}}\t{{.ID}}",
-            ]),
-            "docker ps",
-        )
+            ])
         .await?;
+        let prefix = format!("{STACK}_");
         let mut tasks: Vec<_> = out
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                let slot = f.first()?.split('.').nth(1)?.parse().ok()?;
-                Some((slot, f.get(1)?.to_string(), f.get(2)?.to_string()))
+                // `scalelab-swarm_gateway.2.<id>`: service, slot; Postgres and Redis are
+                // not the lab's services and are left out.
+                let mut name = f.first()?.strip_prefix(&prefix)?.split('.');
+                let service = Service::parse(name.next()?).ok()?;
+                let slot = name.next()?.parse().ok()?;
+                Some((service, slot, f.get(1)?.to_string(), f.get(2)?.to_string()))
             })
             .collect();
         tasks.sort();
         Ok(tasks)
     }
 
+    /// Running tasks of one service: (slot, task id, container id).
+    async fn tasks(&self, service: Service) -> anyhow::Result<Vec<(u32, String, String)>> {
+        Ok(self
+            .running_tasks()
+            .await?
+            .into_iter()
+            .filter(|t| t.0 == service)
+            .map(|(_, slot, task, id)| (slot, task, id))
+            .collect())
+    }
+
     /// A task's address on the stack's network, as the load balancer knows it (`ip:8000`).
     async fn task_addr(&self, task: &str) -> anyhow::Result<String> {
-        let out = run_checked(
-            Command::new("docker").args([
-                "inspect",
-                "-f",
-                "{{range .NetworksAttachments}}{{.Network.Spec.Name}}={{range .Addresses}}{{.}}{{end}} {{end}}",
-                task,
-            ]),
-            "docker inspect (task)",
-        )
+        let out = docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworksAttachments}}{{.Network.Spec.Name}}={{range .Addresses}}{{.}}{{end}} {{end}}",
+            task,
+        ])
         .await?;
         let want = format!("{}=", network());
         let cidr = out
@@ -234,35 +227,29 @@ impl Swarm {
     }
 
     async fn desired_shutdown(&self) -> anyhow::Result<Vec<String>> {
-        let out = run_checked(
-            Command::new("docker").args([
-                "service",
-                "ps",
-                &service_name(Service::Gateway.name()),
-                "--filter",
-                "desired-state=shutdown",
-                "--format",
-                "{{.ID}}",
-                "--no-trunc",
-            ]),
-            "docker service ps",
-        )
+        let out = docker(&[
+            "service",
+            "ps",
+            &service_name(Service::Gateway.name()),
+            "--filter",
+            "desired-state=shutdown",
+            "--format",
+            "{{.ID}}",
+            "--no-trunc",
+        ])
         .await?;
         Ok(out.lines().map(str::to_string).collect())
     }
 
     async fn replicas(&self, service: &str) -> anyhow::Result<(usize, usize)> {
-        let out = run_checked(
-            Command::new("docker").args([
-                "service",
-                "ls",
-                "--filter",
-                &format!("name={}", service_name(service)),
-                "--format",
-                "{{.Name}} {{.Replicas}}",
-            ]),
-            "docker service ls",
-        )
+        let out = docker(&[
+            "service",
+            "ls",
+            "--filter",
+            &format!("name={}", service_name(service)),
+            "--format",
+            "{{.Name}} {{.Replicas}}",
+        ])
         .await?;
         let want = service_name(service);
         let line = out
@@ -305,15 +292,12 @@ impl Swarm {
     }
 
     async fn scale_service(&self, service: &str, n: usize) -> anyhow::Result<()> {
-        run_checked(
-            Command::new("docker").args([
-                "service",
-                "scale",
-                "--detach",
-                &format!("{}={n}", service_name(service)),
-            ]),
-            "docker service scale",
-        )
+        docker(&[
+            "service",
+            "scale",
+            "--detach",
+            &format!("{}={n}", service_name(service)),
+        ])
         .await?;
         Ok(())
     }
@@ -355,17 +339,14 @@ impl Runtime for Swarm {
     }
 
     async fn is_up(&self) -> bool {
-        Command::new("docker")
-            .args([
-                "service",
-                "inspect",
-                "--format",
-                "{{.ID}}",
-                &service_name(Service::LoadBalancer.name()),
-            ])
-            .output()
-            .await
-            .is_ok_and(|o| o.status.success())
+        docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.ID}}",
+            &service_name(Service::LoadBalancer.name()),
+        ])
+        .await
     }
 
     async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
@@ -381,13 +362,13 @@ impl Runtime for Swarm {
         std::fs::create_dir_all(&self.paths.run)?;
         std::fs::write(
             self.paths.run.join("images"),
-            if self.offline {
+            if self.compose.offline() {
                 "offline\n"
             } else {
                 "official\n"
             },
         )?;
-        if self.offline {
+        if self.compose.offline() {
             self.compose.images().await?;
         } else {
             // Swarm builds nothing: the app image is built here first.
@@ -395,7 +376,11 @@ impl Runtime for Swarm {
         }
         eprintln!(
             "lab: swarm stack {STACK} with {gateways} gateway(s) ({} images)",
-            if self.offline { "offline" } else { "official" }
+            if self.compose.offline() {
+                "offline"
+            } else {
+                "official"
+            }
         );
         self.deploy(gateways).await?;
         self.start_edge().await?;
@@ -451,16 +436,9 @@ impl Runtime for Swarm {
     }
 
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", EDGE])
-            .output()
-            .await;
+        let _ = docker_ok(&["rm", "-f", EDGE]).await;
         if self.is_up().await {
-            run_checked(
-                Command::new("docker").args(["stack", "rm", STACK]),
-                "docker stack rm",
-            )
-            .await?;
+            docker(&["stack", "rm", STACK]).await?;
         }
         // `stack rm` returns at once: wait for its containers and network to go.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
@@ -476,11 +454,7 @@ impl Runtime for Swarm {
                 .await
                 .map(|o| !o.stdout.is_empty())
                 .unwrap_or(false);
-            let net = Command::new("docker")
-                .args(["network", "inspect", &network()])
-                .output()
-                .await
-                .is_ok_and(|o| o.status.success());
+            let net = docker_ok(&["network", "inspect", &network()]).await;
             if !left && !net {
                 break;
             }
@@ -491,21 +465,14 @@ impl Runtime for Swarm {
         }
         if remove_data {
             for v in ["pgdata", "redisdata"] {
-                let _ = Command::new("docker")
-                    .args(["volume", "rm", &format!("{STACK}_{v}")])
-                    .output()
-                    .await;
+                let _ = docker_ok(&["volume", "rm", &format!("{STACK}_{v}")]).await;
             }
         }
         let _ = std::fs::remove_file(self.paths.run.join("images"));
         let _ = std::fs::remove_file(self.paths.run.join("stack.yml"));
         let marker = self.paths.run.join(MARKER);
         if marker.exists() {
-            run_checked(
-                Command::new("docker").args(["swarm", "leave", "--force"]),
-                "docker swarm leave",
-            )
-            .await?;
+            docker(&["swarm", "leave", "--force"]).await?;
             std::fs::remove_file(&marker)?;
             eprintln!("lab: left the swarm the lab had initialised");
         }
@@ -514,25 +481,24 @@ impl Runtime for Swarm {
     }
 
     async fn ps(&self) -> anyhow::Result<Vec<Instance>> {
-        let mut found = Vec::new();
-        for service in Service::ALL {
-            if !self.is_up().await {
-                break;
-            }
-            for (slot, _, id) in self.tasks(service).await? {
-                found.push(Instance {
-                    name: if service == Service::Gateway {
-                        format!("gateway-{slot}")
-                    } else {
-                        service.name().to_string()
-                    },
-                    service,
-                    state: "running".into(),
-                    id,
-                });
-            }
+        if !self.is_up().await {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        Ok(self
+            .running_tasks()
+            .await?
+            .into_iter()
+            .map(|(service, slot, _, id)| Instance {
+                name: if service == Service::Gateway {
+                    format!("gateway-{slot}")
+                } else {
+                    service.name().to_string()
+                },
+                service,
+                state: "running".into(),
+                id,
+            })
+            .collect())
     }
 
     async fn logs(&self, service: Option<Service>, lines: usize) -> anyhow::Result<String> {
