@@ -6,6 +6,7 @@
 //! [`LoadBalancer`]; [`LoadBalancer::run`] serves until SIGTERM/SIGINT.
 
 pub mod edge;
+pub mod h1;
 pub mod idle;
 mod peer;
 pub mod pool;

@@ -181,6 +181,16 @@ async fn request_smuggling_shapes_are_refused_and_never_forwarded() {
             400,
         ),
         (
+            "an absolute-form target (this load balancer takes paths only)",
+            b"GET http://other.example/smuggled HTTP/1.1\r\nHost: lb\r\n\r\n",
+            400,
+        ),
+        (
+            "an authority-form target outside CONNECT",
+            b"GET other.example:80 HTTP/1.1\r\nHost: lb\r\n\r\n",
+            400,
+        ),
+        (
             "CONNECT (not proxied; nginx 400)",
             b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n",
             405,
@@ -195,13 +205,10 @@ async fn request_smuggling_shapes_are_refused_and_never_forwarded() {
             "{what}: a hidden request got through"
         );
     }
-    // The ones refused at the header never reached the upstream at all. (A bad chunk is seen
-    // only once the header has gone: the upstream gets a request cut short, never a second.)
-    assert_eq!(
-        seen_on(&up, "/body"),
-        4,
-        "only the 4 bad-chunk requests began upstream"
-    );
+    // None reached the upstream at all: those refused at the head never go, and a bad chunk
+    // that arrives with its head is found before the head is sent (the head and the body at
+    // hand leave in one write).
+    assert_eq!(seen_on(&up, "/body"), 0, "nothing began upstream");
     still_serves(&lb);
 }
 
@@ -308,18 +315,21 @@ async fn oversized_heads_are_refused_like_nginx_does() {
         format!("GET /echo?{target} HTTP/1.1\r\nHost: lb\r\n\r\n").as_bytes(),
     );
     assert_refused(&answer, 414, "a 9 KB request target");
-    // Past Pingora's own 1 MiB cap, the head is refused while it is still being read.
+    // A head that does not end is refused once it is past the limits, while it is still
+    // being read (at most 72 KiB of it is held), and the client, still sending, gets the
+    // answer rather than a reset.
     let huge = "v".repeat(1_100_000);
     let answer = raw_exchange(
         &lb,
         format!("GET /echo HTTP/1.1\r\nHost: lb\r\nX-Huge: {huge}\r\n\r\n").as_bytes(),
     );
-    assert_eq!(
-        statuses(&answer),
-        vec![400],
-        "{}",
-        &answer[..answer.len().min(200)]
+    assert_refused(&answer, 431, "a 1.1 MB header line");
+    let huge_target = "a".repeat(1_100_000);
+    let answer = raw_exchange(
+        &lb,
+        format!("GET /echo?{huge_target} HTTP/1.1\r\nHost: lb\r\n\r\n").as_bytes(),
     );
+    assert_refused(&answer, 414, "a 1.1 MB request target");
     assert_eq!(
         seen_on(&up, "/echo"),
         1,
@@ -604,4 +614,94 @@ async fn hostile_bytes_do_not_stop_the_load_balancer() {
         }
     }
     still_serves(&lb);
+}
+
+/// A gateway stand-in that answers `GET /healthz` with a plain 200 and every other request
+/// with `answer`, exactly as given, then closes the connection: answers a well-behaved
+/// gateway never sends.
+fn start_raw(answer: &'static [u8]) -> SocketAddr {
+    let listener = StdListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut have = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(n) if n > 0 => have.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                if have.starts_with(b"GET /healthz ") {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                } else {
+                    let _ = stream.write_all(answer);
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn over_raw(answer: &'static [u8]) -> Lb {
+    let lb = start_lb(&[start_raw(answer).to_string()], |c| {
+        c.health_path = "/healthz".into();
+    });
+    wait_healthy(&lb, 1).await;
+    lb
+}
+
+#[tokio::test]
+async fn answers_are_reframed_for_the_client_and_bad_ones_are_a_502() {
+    // Chunked, with a trailer and a chunk extension: an HTTP/1.1 client gets chunks again (no
+    // trailer), an HTTP/1.0 client the bytes alone, then the end of the connection.
+    let lb = over_raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Up: 1\r\n\r\n\
+          5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+    )
+    .await;
+    let answer = raw_exchange(&lb, b"GET /a HTTP/1.1\r\nHost: lb\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.contains("\r\nTransfer-Encoding: chunked\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("\r\nX-Up: 1\r\n"), "{answer}");
+    assert!(
+        answer.ends_with("\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+        "{answer}"
+    );
+    let answer = raw_exchange(&lb, b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    assert!(!answer.contains("chunked"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhello world"), "{answer}");
+
+    // No length at all: the body is what comes until the gateway closes, and the client's
+    // connection closes after it (the only way to mark its end).
+    let lb = over_raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end").await;
+    let answer = raw_exchange(&lb, b"GET /a HTTP/1.1\r\nHost: lb\r\n\r\n");
+    assert!(answer.contains("\r\nConnection: close\r\n"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nuntil the end"), "{answer}");
+
+    // A malformed head, two different lengths, a bad chunk before any byte went out: a 502
+    // JSON error, and the load balancer serves on.
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+        b"NOT HTTP\r\n\r\n",
+    ] {
+        let lb = over_raw(bad).await;
+        let answer = raw_exchange(&lb, b"GET /a HTTP/1.1\r\nHost: lb\r\n\r\n");
+        assert_refused(&answer, 502, &String::from_utf8_lossy(bad));
+    }
+    // An answer cut short: the client gets what there was, then the connection ends (its
+    // length says it is short), never a second answer on top.
+    let lb = over_raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this").await;
+    let answer = raw_exchange(&lb, b"GET /a HTTP/1.1\r\nHost: lb\r\n\r\n");
+    assert_eq!(statuses(&answer), vec![200], "{answer}");
+    assert!(answer.ends_with("only this"), "{answer}");
 }
