@@ -7,7 +7,7 @@
 //! tokio answers from its readiness state without a system call when nothing arrived), and the
 //! health ticker drops the ones idle too long. A connection the gateway closes between that check
 //! and the request is the data path's stale-connection case: the request goes once more on a
-//! new connection (`proxy.rs`).
+//! new connection (`proxy/mod.rs`).
 
 use futures::FutureExt;
 use pingora::protocols::Stream;

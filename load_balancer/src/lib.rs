@@ -1,4 +1,4 @@
-//! scalelab's load balancer: Pingora's HTTP/1 sessions and connector, round robin over
+//! scalelab's load balancer: its own HTTP/1.1 (`h1`) on Pingora's connector, round robin over
 //! the gateways, with discovery, active and passive health checks, bounded safe retries, and
 //! Prometheus metrics on a separate port.
 //!

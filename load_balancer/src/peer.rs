@@ -1,4 +1,4 @@
-//! A gateway as Pingora's connector sees it.
+//! A gateway as Pingora's connector and the idle list see it.
 
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::upstreams::peer::{Peer, PeerOptions};

@@ -581,7 +581,7 @@ async fn a_pooled_connection_the_gateway_closed_while_idle_is_not_used_again() {
     assert_eq!(
         common::metrics::sum(&samples, "lb_stale_connection_retries_total", &[]),
         0.0,
-        "Pingora's pool noticed each close while the connection was idle"
+        "the idle list noticed each close while the connection was idle"
     );
 }
 

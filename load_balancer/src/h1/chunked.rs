@@ -105,11 +105,13 @@ fn take_line(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, &'stati
     }
 }
 
-/// `1*HEXDIG [ BWS ";" extensions ] CRLF`: the size, at most 16 hex digits.
+/// `1*HEXDIG [ BWS ";" extensions ] CRLF`: the size, at most 16 hex digits after any zeros.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, &'static str> {
     let line = &line[..line.len() - 2];
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > 16 {
+    // Leading zeros are allowed (nginx takes them too); what is left must fit in 64 bits.
+    let zeros = line[..digits].iter().take_while(|b| **b == b'0').count();
+    if digits == 0 || digits - zeros > 16 {
         return Err("a chunk size that is not 1 to 16 hex digits");
     }
     let rest = line[digits..].trim_ascii_start();
@@ -161,12 +163,17 @@ mod tests {
             (b"hello world".to_vec(), true)
         );
         assert_eq!(decode(b"5\r\nhel").unwrap(), (b"hel".to_vec(), false));
+        assert_eq!(
+            decode(b"00000000000000003 ; x\r\nabc\r\n0\r\n\r\n").unwrap(),
+            (b"abc".to_vec(), true)
+        );
         for bad in [
             &b"zz\r\nabc\r\n"[..],
             b"-3\r\nabc\r\n",
             b"fffffffffffffffff\r\nabc\r\n",
             b"3\r\nabcdef\r\n",
             b"3\nabc\r\n",
+            b"3\r\nabc\n0\r\n\r\n",
             b"3 x\r\nabc\r\n",
         ] {
             assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
