@@ -28,6 +28,18 @@ pub const fn refuse(status: u16, reason: &'static str, message: &'static str) ->
     }
 }
 
+/// The refusals for a head beyond the limits above.
+pub const TARGET_TOO_LONG: Refusal =
+    refuse(414, "uri_too_long", "request target longer than 8 KiB");
+pub const FIELD_TOO_LONG: Refusal =
+    refuse(431, "header_too_large", "a header field longer than 8 KiB");
+pub const TOO_MANY_FIELDS: Refusal = refuse(431, "header_too_large", "more than 100 header fields");
+pub const FIELDS_TOO_LONG: Refusal = refuse(
+    431,
+    "header_too_large",
+    "header fields longer than 64 KiB in all",
+);
+
 /// `host[:port]` as RFC 3986 spells it (a name, an IPv4 or a bracketed IPv6 address), without
 /// user information: what nginx accepts too.
 pub fn is_host(value: &[u8]) -> bool {

@@ -130,7 +130,7 @@ pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    push_hex(out, data.len() as u64);
+    push_hex(out, data.len() as u64, 0);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");

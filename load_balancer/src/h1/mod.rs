@@ -13,7 +13,7 @@ mod request;
 mod response;
 
 pub use chunked::{push_chunk, ChunkedDecoder, Piece, LAST_CHUNK};
-pub use request::{parse_request, Request, MAX_HEAD};
+pub use request::{parse_request, Request, RequestId, MAX_HEAD};
 pub use response::{parse_response, reason_phrase, Outgoing, Response};
 
 use std::ops::Range;
@@ -90,29 +90,29 @@ fn elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// A `Content-Length` value (a list of equal numbers counts as one, RFC 9110 §8.6), merged
-/// into what earlier fields said: `None` when it is not a plain decimal or differs.
-fn merge_content_length(value: &[u8], seen: Option<u64>) -> Option<Option<u64>> {
-    let mut seen = seen;
-    let mut any = false;
+/// with what an earlier field said: `None` when it is not a plain decimal or differs.
+fn merge_content_length(value: &[u8], earlier: Option<u64>) -> Option<u64> {
+    let mut length = earlier;
+    // `split` yields at least one part, so an empty value is refused too.
     for part in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
         // 19 digits always fit in 64 bits; a longer number is refused, not wrapped.
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
         let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        match seen {
-            Some(earlier) if earlier != n => return None,
-            _ => seen = Some(n),
+        if length.is_some_and(|seen| seen != n) {
+            return None;
         }
-        any = true;
+        length = Some(n);
     }
-    any.then_some(seen)
+    length
 }
 
 /// What a `Connection` field says: `close`, `keep-alive`, and the other fields it names.
 #[derive(Default)]
 struct ConnectionOptions {
     close: bool,
+    /// `keep-alive` was listed (what an HTTP/1.0 peer must say to keep the connection).
     keep_alive: bool,
     /// Ranges (in the head) of the other names listed.
     named: Vec<Range<usize>>,
@@ -129,6 +129,12 @@ impl ConnectionOptions {
                 self.named.push(range_in(head, token));
             }
         }
+    }
+
+    /// Whether the connection stays open after this message: HTTP/1.1 unless `close`,
+    /// HTTP/1.0 only with `keep-alive` (RFC 9112 §9.3).
+    fn persistent(&self, http10: bool) -> bool {
+        !self.close && (self.keep_alive || !http10)
     }
 
     /// Marks the fields the `Connection` field named as staying on this hop. Framing and
@@ -149,6 +155,20 @@ impl ConnectionOptions {
                 }
             }
         }
+    }
+}
+
+/// The framing field for a body sent as `framing` (none for no body or one that runs until the
+/// close).
+fn push_framing(out: &mut Vec<u8>, framing: Framing) {
+    match framing {
+        Framing::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::None | Framing::UntilClose => {}
     }
 }
 
@@ -176,14 +196,15 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
-pub fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+/// `n` in lower-case hex, padded with zeros to at least `width` digits (at most 16).
+pub fn push_hex(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut digits = [0u8; 16];
     let mut i = digits.len();
     loop {
         i -= 1;
         digits[i] = b"0123456789abcdef"[(n & 15) as usize];
         n >>= 4;
-        if n == 0 {
+        if n == 0 && digits.len() - i >= width {
             break;
         }
     }
@@ -201,7 +222,9 @@ mod tests {
         out.push(b' ');
         push_decimal(&mut out, u64::MAX);
         out.push(b' ');
-        push_hex(&mut out, 0x1f0);
-        assert_eq!(out, b"0 18446744073709551615 1f0");
+        push_hex(&mut out, 0x1f0, 0);
+        out.push(b' ');
+        push_hex(&mut out, 0x2a, 8);
+        assert_eq!(out, b"0 18446744073709551615 1f0 0000002a");
     }
 }

@@ -1,9 +1,9 @@
 //! A client's request head: parsed, checked against the edge rules, and written for the gateway.
 
-use super::{merge_content_length, name_of, push_decimal, push_forwarded, range_in};
+use super::{merge_content_length, name_of, push_forwarded, push_framing, push_hex, range_in};
 use super::{ConnectionOptions, Field, Framing, Name};
 use crate::edge::{
-    is_host, refuse, Refusal, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_HEADER_LINE, MAX_REQUEST_LINE,
+    self, is_host, refuse, Refusal, MAX_HEADER_BYTES, MAX_HEADER_LINE, MAX_REQUEST_LINE,
 };
 use bytes::{Bytes, BytesMut};
 use std::mem::MaybeUninit;
@@ -12,6 +12,13 @@ use std::ops::Range;
 /// The most bytes a request head may take while it is read: past this without its end, it is
 /// refused (414 or 431, whichever limit it broke).
 pub const MAX_HEAD: usize = MAX_REQUEST_LINE + MAX_HEADER_BYTES + 4;
+
+/// A request id the load balancer gives: `<prefix>-<n>` in hex, the prefix fixed per process.
+#[derive(Clone, Copy)]
+pub struct RequestId {
+    pub prefix: u32,
+    pub n: u64,
+}
 
 /// A client's request head, checked: nothing in it can be read two ways.
 pub struct Request {
@@ -39,19 +46,13 @@ fn malformed() -> Refusal {
 /// (its head split off `buf`, any body or next request left there) once complete, or why it
 /// is refused.
 pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
-    let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADER_COUNT];
+    let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; edge::MAX_HEADER_COUNT];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(too_long(buf)),
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(refuse(
-                431,
-                "header_too_large",
-                "more than 100 header fields",
-            ))
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(edge::TOO_MANY_FIELDS),
         Err(_) => return Err(malformed()),
     };
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
@@ -61,18 +62,13 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
     let method = range_in(head, method.as_bytes());
     let target = range_in(head, target.as_bytes());
     if target.end + " HTTP/1.1".len() > MAX_REQUEST_LINE {
-        return Err(refuse(
-            414,
-            "uri_too_long",
-            "request target longer than 8 KiB",
-        ));
+        return Err(edge::TARGET_TOO_LONG);
     }
     let http10 = version == 0;
     let mut fields = Vec::with_capacity(req.headers.len());
     let mut total = 0;
     let mut hosts = 0;
     let mut content_length = None;
-    let mut has_content_length = false;
     let mut codings = 0;
     let mut chunked = false;
     let mut connection = ConnectionOptions::default();
@@ -82,11 +78,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
     for header in req.headers.iter() {
         let line = header.name.len() + header.value.len() + 2;
         if line > MAX_HEADER_LINE {
-            return Err(refuse(
-                431,
-                "header_too_large",
-                "a header field longer than 8 KiB",
-            ));
+            return Err(edge::FIELD_TOO_LONG);
         }
         total += line;
         let value = range_in(head, header.value);
@@ -99,10 +91,14 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
                 }
             }
             Name::ContentLength => {
-                has_content_length = true;
                 forward = false;
-                content_length = merge_content_length(header.value, content_length)
-                    .ok_or(refuse(400, "content_length", "an invalid Content-Length"))?;
+                content_length = Some(
+                    merge_content_length(header.value, content_length).ok_or(refuse(
+                        400,
+                        "content_length",
+                        "an invalid Content-Length",
+                    ))?,
+                );
             }
             Name::TransferEncoding => {
                 codings += 1;
@@ -135,11 +131,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
         });
     }
     if total > MAX_HEADER_BYTES {
-        return Err(refuse(
-            431,
-            "header_too_large",
-            "header fields longer than 64 KiB in all",
-        ));
+        return Err(edge::FIELDS_TOO_LONG);
     }
     match hosts {
         0 if !http10 => {
@@ -160,7 +152,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
                 "Transfer-Encoding other than a single chunked",
             ));
         }
-        if has_content_length {
+        if content_length.is_some() {
             return Err(refuse(
                 400,
                 "content_length_and_chunked",
@@ -195,11 +187,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
         return Err(refuse(400, "target", "a request target that is not a path"));
     }
     connection.drop_named(head, &mut fields);
-    let keep_alive = if http10 {
-        connection.keep_alive && !connection.close
-    } else {
-        !connection.close
-    };
+    let keep_alive = connection.persistent(http10);
     let head = buf.split_to(len).freeze();
     Ok(Some(Request {
         head,
@@ -218,12 +206,8 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<Request>, Refusal> {
 /// A head past `MAX_HEAD` without its end: a request line too long (414) or header fields.
 fn too_long(buf: &[u8]) -> Refusal {
     match buf.iter().position(|b| *b == b'\n') {
-        Some(end) if end <= MAX_REQUEST_LINE => refuse(
-            431,
-            "header_too_large",
-            "header fields longer than 64 KiB in all",
-        ),
-        _ => refuse(414, "uri_too_long", "request target longer than 8 KiB"),
+        Some(end) if end <= MAX_REQUEST_LINE => edge::FIELDS_TOO_LONG,
+        _ => edge::TARGET_TOO_LONG,
     }
 }
 
@@ -253,7 +237,7 @@ impl Request {
     /// client sent one, and `X-Forwarded-For` with the client's address appended.
     pub fn write_upstream_head(
         &self,
-        request_id: Option<&[u8]>,
+        request_id: Option<RequestId>,
         client_ip: &str,
         out: &mut Vec<u8>,
     ) {
@@ -262,18 +246,12 @@ impl Request {
         out.extend_from_slice(self.target());
         out.extend_from_slice(b" HTTP/1.1\r\n");
         push_forwarded(&self.head, &self.fields, out);
-        match self.framing {
-            Framing::Length(n) => {
-                out.extend_from_slice(b"Content-Length: ");
-                push_decimal(out, n);
-                out.extend_from_slice(b"\r\n");
-            }
-            Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-            Framing::None | Framing::UntilClose => {}
-        }
+        push_framing(out, self.framing);
         if let Some(id) = request_id {
             out.extend_from_slice(b"X-Request-Id: ");
-            out.extend_from_slice(id);
+            push_hex(out, u64::from(id.prefix), 8);
+            out.push(b'-');
+            push_hex(out, id.n, 0);
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"X-Forwarded-For: ");
@@ -305,7 +283,7 @@ mod tests {
     fn upstream_head(text: &[u8]) -> String {
         let req = request(text).unwrap().unwrap();
         let mut out = Vec::new();
-        req.write_upstream_head(Some(b"id-1"), "10.0.0.9", &mut out);
+        req.write_upstream_head(Some(RequestId { prefix: 0xab, n: 1 }), "10.0.0.9", &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -329,7 +307,7 @@ mod tests {
         );
         assert_eq!(
             head,
-            "GET /x HTTP/1.1\r\nHost: lb\r\nX-Kept: 2\r\nX-Request-Id: id-1\r\n\
+            "GET /x HTTP/1.1\r\nHost: lb\r\nX-Kept: 2\r\nX-Request-Id: 000000ab-1\r\n\
              X-Forwarded-For: 1.2.3.4, 10.0.0.9\r\n\r\n"
         );
     }

@@ -1,6 +1,8 @@
 //! A gateway's answer head: parsed, framed as RFC 9112 §6.3 says, and written for the client.
 
-use super::{elements, merge_content_length, name_of, push_decimal, push_forwarded, range_in};
+use super::{
+    elements, merge_content_length, name_of, push_decimal, push_forwarded, push_framing, range_in,
+};
 use super::{ConnectionOptions, Field, Framing, Name};
 use bytes::{Bytes, BytesMut};
 use std::ops::Range;
@@ -61,7 +63,7 @@ pub fn parse_response(
                 forward = false;
                 content_length_field.get_or_insert(value.clone());
                 content_length = Some(
-                    merge_content_length(header.value, content_length.flatten())
+                    merge_content_length(header.value, content_length)
                         .ok_or("invalid Content-Length in the answer")?,
                 );
             }
@@ -81,11 +83,7 @@ pub fn parse_response(
         });
     }
     connection.drop_named(head, &mut fields);
-    let mut keep_alive = if version == 0 {
-        connection.keep_alive && !connection.close
-    } else {
-        !connection.close
-    };
+    let mut keep_alive = connection.persistent(version == 0);
     // RFC 9112 §6.3, in its order.
     let framing = if head_request || (100..200).contains(&status) || status == 204 || status == 304
     {
@@ -102,7 +100,7 @@ pub fn parse_response(
             Framing::UntilClose
         }
     } else {
-        match content_length.flatten() {
+        match content_length {
             Some(n) => Framing::Length(n),
             None => {
                 keep_alive = false;
@@ -165,27 +163,21 @@ impl Response {
         out.extend_from_slice(b"\r\n");
         push_forwarded(&self.head, &self.fields, out);
         let keep_alive = self.client_keep_alive(keep_alive, http10);
-        let outgoing = match self.framing {
-            Framing::None => {
-                if let Some(length) = &self.content_length {
-                    out.extend_from_slice(b"Content-Length: ");
-                    out.extend_from_slice(&self.head[length.clone()]);
-                    out.extend_from_slice(b"\r\n");
-                }
-                Outgoing::None
-            }
-            Framing::Length(n) => {
-                out.extend_from_slice(b"Content-Length: ");
-                push_decimal(out, n);
-                out.extend_from_slice(b"\r\n");
-                Outgoing::Raw
-            }
-            Framing::Chunked if !http10 => {
-                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-                Outgoing::Chunked
-            }
-            Framing::Chunked | Framing::UntilClose => Outgoing::Raw,
+        // What the client reads: the same length, chunks again, or (an HTTP/1.0 client, an
+        // answer without length) the bytes until the close.
+        let (outgoing, sent_as) = match self.framing {
+            Framing::None => (Outgoing::None, Framing::None),
+            Framing::Length(n) => (Outgoing::Raw, Framing::Length(n)),
+            Framing::Chunked if !http10 => (Outgoing::Chunked, Framing::Chunked),
+            Framing::Chunked | Framing::UntilClose => (Outgoing::Raw, Framing::UntilClose),
         };
+        push_framing(out, sent_as);
+        if let (Framing::None, Some(length)) = (self.framing, &self.content_length) {
+            // No body, but the length of the one it stands for (a HEAD, a 304).
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(&self.head[length.clone()]);
+            out.extend_from_slice(b"\r\n");
+        }
         if !keep_alive {
             out.extend_from_slice(b"Connection: close\r\n");
         } else if http10 {

@@ -10,7 +10,7 @@
 //! follow: retries, timeouts, forwarding headers, metrics and JSON errors.
 
 use crate::edge::Refusal;
-use crate::h1::{self, ChunkedDecoder, Framing, Outgoing, Piece, Request};
+use crate::h1::{self, ChunkedDecoder, Framing, Outgoing, Piece, Request, RequestId};
 use crate::idle::IdlePool;
 use crate::peer::Gateway;
 use crate::pool::{Member, Pool};
@@ -273,19 +273,11 @@ impl Proxy {
     }
 
     /// The request's id for the backend: a new one unless the client sent one.
-    fn request_id(&self, request: &Request) -> Option<Vec<u8>> {
-        if request.has_request_id {
-            return None;
-        }
-        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-        let mut id = Vec::with_capacity(24);
-        let prefix = self.id_prefix;
-        for shift in (0..8).rev() {
-            id.push(b"0123456789abcdef"[((prefix >> (shift * 4)) & 15) as usize]);
-        }
-        id.push(b'-');
-        h1::push_hex(&mut id, n);
-        Some(id)
+    fn request_id(&self, request: &Request) -> Option<RequestId> {
+        (!request.has_request_id).then(|| RequestId {
+            prefix: self.id_prefix,
+            n: self.request_ids.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     /// Forwards one request, retrying on other backends while that is safe, and counts its
@@ -299,7 +291,7 @@ impl Proxy {
     ) -> Next {
         let mut head = Vec::with_capacity(512);
         let request_id = self.request_id(request);
-        request.write_upstream_head(request_id.as_deref(), client_ip, &mut head);
+        request.write_upstream_head(request_id, client_ip, &mut head);
         let mut body = Body::new(request.framing);
         // Backends tried so far: `tried[..attempt]`.
         let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); TRIES_CAP];
@@ -505,8 +497,6 @@ impl Proxy {
         // metrics finds its request there).
         member.count(response.status);
 
-        // An answer that came before the whole body: the rest of the body is read and dropped
-        // after it, so the connection stays usable and the client is not reset mid-send.
         out.clear();
         let outgoing = response.write_client_head(exchange.keep_alive, request.http10, &mut out);
         let reuse = response.client_keep_alive(exchange.keep_alive, request.http10);
@@ -579,7 +569,9 @@ impl Proxy {
             self.idle.put(peer.reuse_hash(), upstream.io);
         }
         if !complete && reuse {
-            // The rest of the body the backend did not wait for.
+            // An answer that came before the whole body: the rest of the body is read and
+            // dropped after it, so the connection stays usable and the client is not reset
+            // mid-send.
             loop {
                 match body.next(client).await {
                     Ok(Some(_)) => {}
