@@ -127,8 +127,8 @@ report: ## tests/reports/summary.md and charts from tests/results/*
 	$(CARGO) build --workspace --release --quiet
 	target/release/report
 
-images-offline: ## Build the stack's images from Debian packages (no registry needed)
-	@scripts/images-offline
+images-offline: ## Build the stack's and the lab's images from Debian packages (no registry needed)
+	@WITH_LAB=1 scripts/images-offline
 
 smoke-compose: lab-bin ## CI's compose check: offline images from debug binaries, 3 gateways, short run, even spread, down
 	@RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke

@@ -1,13 +1,48 @@
 //! What the process can learn about the machine it runs on: its own CPU time, and the CPU
-//! limit its container imposes. The load test records both, so that the report can bound a
+//! limit its container imposes. `/proc` and cgroups are read on Linux only
+//! (`cfg(target_os = "linux")`); elsewhere the process's CPU time comes from `getrusage` and
+//! the machine-wide figures are unknown (`None`), which the report says. The load test records both, so that the report can bound a
 //! run by CPU (utilisation law: a gateway limited to L CPUs, spending D CPU-seconds per
 //! request, serves at most L / D requests per second).
 
-/// CPU time (user + system) this process has used, in seconds; 0 where `/proc` is missing.
+/// A file of `/proc` (`stat`, `cpuinfo`, `self/stat`): Linux only, `None` elsewhere or when
+/// it cannot be read.
+#[cfg(target_os = "linux")]
+pub fn proc_file(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{name}")).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn proc_file(_name: &str) -> Option<String> {
+    None
+}
+
+/// CPU time (user + system) this process has used, in seconds; 0 where it cannot be read.
+#[cfg(target_os = "linux")]
 pub fn process_cpu_seconds() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
+    proc_file("self/stat")
         .map(|stat| cpu_seconds_from_stat(&stat))
         .unwrap_or(0.0)
+}
+
+/// CPU time (user + system) this process has used, in seconds, from `getrusage`.
+#[cfg(all(unix, not(target_os = "linux")))]
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0.0;
+        }
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+#[cfg(not(unix))]
+pub fn process_cpu_seconds() -> f64 {
+    0.0
 }
 
 /// utime + stime of a `/proc/<pid>/stat` line, in seconds.
@@ -43,9 +78,9 @@ pub fn machine_cpu_times(stat: &str) -> Option<(u64, u64)> {
     Some((total - v[3] - v[4], total))
 }
 
-/// The machine's busy and total CPU jiffies now.
+/// The machine's busy and total CPU jiffies now (Linux; `None` elsewhere).
 pub fn machine_cpu_now() -> Option<(u64, u64)> {
-    machine_cpu_times(&std::fs::read_to_string("/proc/stat").ok()?)
+    machine_cpu_times(&proc_file("stat")?)
 }
 
 /// Share of the machine's CPU time that was busy between two readings (0..=1).
@@ -66,6 +101,7 @@ pub fn cpu_limit_from_cpu_max(line: &str) -> Option<f64> {
 
 /// The CPU limit of this process's cgroup (`docker run --cpus`, compose `cpus:`), if any:
 /// cgroup v2's `cpu.max`, else v1's `cpu.cfs_quota_us` / `cpu.cfs_period_us` (quota -1: none).
+#[cfg(target_os = "linux")]
 pub fn cpu_limit() -> Option<f64> {
     if let Ok(line) = std::fs::read_to_string("/sys/fs/cgroup/cpu.max") {
         return cpu_limit_from_cpu_max(&line);
@@ -75,9 +111,15 @@ pub fn cpu_limit() -> Option<f64> {
     cpu_limit_from_cpu_max(&format!("{} {}", quota.trim(), period.trim()))
 }
 
+/// No cgroups outside Linux: no container CPU limit to read.
+#[cfg(not(target_os = "linux"))]
+pub fn cpu_limit() -> Option<f64> {
+    None
+}
+
 /// The machine's processors, whatever this process's cgroup allows it.
 pub fn host_cores() -> usize {
-    let listed = std::fs::read_to_string("/proc/cpuinfo")
+    let listed = proc_file("cpuinfo")
         .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
         .unwrap_or(0);
     if listed > 0 {

@@ -33,6 +33,9 @@ pub fn plan(cores: usize, k: usize, runtime: Kind) -> Pinning {
         stack: None,
         sentence: format!("not pinned: {why}"),
     };
+    if !crate::platform::CAN_PIN {
+        return unpinned("pinning to CPUs needs Linux".into());
+    }
     if runtime != Kind::Native {
         return unpinned(format!(
             "the {} runtime's containers are placed by Docker",
@@ -114,11 +117,7 @@ impl LoadRun {
         let mut pinned = Vec::new();
         if let Some(cpus) = &pinning.stack {
             for i in rt.ps().await? {
-                let ok = std::process::Command::new("taskset")
-                    .args(["-a", "-p", "-c", cpus, &i.id])
-                    .output()
-                    .is_ok_and(|o| o.status.success());
-                if ok {
+                if crate::platform::pin_process(cpus, &i.id) {
                     pinned.push(i.id);
                 }
             }
@@ -149,17 +148,7 @@ impl LoadRun {
             let mut cmd = rt.generator(bin, &env, results)?;
             cmd.current_dir(root);
             if let Some(cpu) = pinning.generators[i] {
-                // SAFETY: only async-signal-safe libc calls between fork and exec.
-                unsafe {
-                    cmd.pre_exec(move || {
-                        let mut set: libc::cpu_set_t = std::mem::zeroed();
-                        libc::CPU_SET(cpu, &mut set);
-                        if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
+                crate::platform::pin_command(&mut cmd, cpu);
             }
             children.push(
                 cmd.spawn()
@@ -227,9 +216,7 @@ impl LoadRun {
     fn unpin(&mut self) {
         let all = format!("0-{}", self.cores.saturating_sub(1));
         for pid in self.pinned.drain(..) {
-            let _ = std::process::Command::new("taskset")
-                .args(["-a", "-p", "-c", &all, &pid])
-                .output();
+            crate::platform::pin_process(&all, &pid);
         }
     }
 }
@@ -239,6 +226,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn generators_and_stack_get_separate_cpus_only_where_there_are_enough() {
         let p = plan(8, 2, Kind::Native);
         assert_eq!(p.generators, vec![Some(6), Some(7)]);

@@ -16,9 +16,17 @@ pub struct LoadBalancer {
 
 impl LoadBalancer {
     pub fn new(metrics_port: u16, admin_port: u16) -> Self {
+        Self::at(
+            &format!("http://127.0.0.1:{metrics_port}"),
+            &format!("http://127.0.0.1:{admin_port}"),
+        )
+    }
+
+    /// At these base URLs (`http://load_balancer:9100` from inside the stack's network).
+    pub fn at(metrics: &str, admin: &str) -> Self {
         Self {
-            metrics: format!("http://127.0.0.1:{metrics_port}"),
-            admin: format!("http://127.0.0.1:{admin_port}"),
+            metrics: metrics.to_string(),
+            admin: admin.to_string(),
             client: common::http::client(Duration::from_secs(5)),
         }
     }

@@ -4,11 +4,13 @@
 //! calls the `lab` binary.
 
 pub mod autoscale;
+pub mod container;
 pub mod experiments;
 pub mod faults;
 pub mod generators;
 pub mod labs;
 pub mod lb;
+pub mod platform;
 pub mod prereq;
 pub mod protocol;
 pub mod runtime;
@@ -64,9 +66,15 @@ pub enum Command {
     /// Check this machine has what the chosen runtime needs, then build the binaries.
     Build,
     /// Start the stack with N gateways, or bring a running one to N in place.
-    Up { gateways: usize },
+    Up {
+        #[arg(env = "GATEWAYS", default_value_t = 1)]
+        gateways: usize,
+    },
     /// Scale the gateways of a running stack to N in place (drained before they stop).
-    Scale { gateways: usize },
+    Scale {
+        #[arg(env = "GATEWAYS")]
+        gateways: usize,
+    },
     /// Stop the stack (only what the lab started).
     Down {
         /// Also remove its data: volumes (compose) or the lab's Redis keys (native).
@@ -77,6 +85,7 @@ pub enum Command {
     Ps,
     /// Last log lines of every instance, or of every instance of one service.
     Logs {
+        #[arg(env = "SERVICE")]
         service: Option<String>,
         #[arg(long, default_value_t = 50)]
         lines: usize,
@@ -87,9 +96,11 @@ pub enum Command {
     Act { instance: String, action: String },
     /// Bring the stack to N gateways, then one recorded load-test run.
     Load {
+        #[arg(env = "GATEWAYS", default_value_t = 1)]
         gateways: usize,
+        #[arg(env = "SCENARIO", default_value = "hit")]
         scenario: String,
-        #[arg(default_value = "classic")]
+        #[arg(env = "PROFILE", default_value = "classic")]
         profile: String,
     },
     /// The seed lab's protocol: 1 then 3 gateways, miss and hit, then the report.
@@ -100,16 +111,27 @@ pub enum Command {
     /// falling load, then burst and ramp autoscaled; then the report.
     Autoscale,
     /// One tactic as an A/B experiment (`index`, `db-pool`, …), then the report.
-    Experiment { name: String },
+    Experiment {
+        #[arg(env = "NAME")]
+        name: String,
+    },
     /// Every experiment this runtime can run, then the report.
     Experiments,
     /// One fault under load (`kill-gateway`, `redis-outage`, `postgres-restart`), then the
     /// report; fails when the stack broke its promise.
-    Fault { name: String },
+    Fault {
+        #[arg(env = "NAME")]
+        name: String,
+    },
     /// Every fault, then the report.
     Faults,
     /// A classroom lab (`labs/`): its experiment in QUICK form, then where to look.
-    Lab { n: u32 },
+    Lab {
+        #[arg(env = "N")]
+        n: u32,
+    },
+    /// `tests/reports/summary.md` and its charts from every run folder.
+    Report,
 }
 
 impl Command {
@@ -137,7 +159,8 @@ impl Command {
             | Command::Scale { .. }
             | Command::Down { .. }
             | Command::Ps
-            | Command::Logs { .. } => false,
+            | Command::Logs { .. }
+            | Command::Report => false,
         }
     }
 }
@@ -172,6 +195,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let paths = Paths::new(&root, &cli.build);
     match &cli.command {
+        Command::Report => return protocol::report(&paths.bin, &root).await,
         Command::EnvExample => {
             print!("{}", settings::env_example());
             return Ok(());
@@ -185,7 +209,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&root)?;
     // A classroom lab runs on its own runtime (`Lab::runtime`) unless RUNTIME says otherwise.
     let requested = cli.runtime.as_deref().filter(|r| !r.is_empty());
-    let kind = runtime::choose(requested.or(lab.map(|l| l.runtime().name())), &paths).await?;
+    // In the lab container every lab runs on the compose stack beside it.
+    let lab_runtime = lab
+        .filter(|_| !container::inside())
+        .map(|l| l.runtime().name());
+    let kind = runtime::choose(requested.or(lab_runtime), &paths).await?;
     if let Command::Runtime = cli.command {
         println!("{}", kind.name());
         return Ok(());
@@ -199,13 +227,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut rt = runtime::open(kind, paths.clone(), settings.clone(), offline).await?;
     if needs_build {
         // Everything the runtime needs is checked before the long build, not after it.
-        prereq::check(kind, offline, cli.skip_build)?;
-        if !cli.skip_build {
+        // The lab container's binaries come with its image: nothing to build.
+        let skip_build = cli.skip_build || container::inside();
+        prereq::check(kind, offline, skip_build)?;
+        if !skip_build {
             prereq::build(&root, &cli.build).await?;
         }
     }
     match cli.command {
-        Command::Runtime | Command::Settings | Command::EnvExample => unreachable!("handled above"),
+        Command::Runtime | Command::Settings | Command::EnvExample | Command::Report => {
+            unreachable!("handled above")
+        }
         Command::Build => Ok(()),
         Command::Up { gateways } => rt.up(gateways).await,
         Command::Scale { gateways } => {

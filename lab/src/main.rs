@@ -1,23 +1,90 @@
 use clap::Parser;
 
+/// Names a `NAME=value` argument may set besides the settings table's (make's variables).
+const LAB_VARIABLES: [&str; 13] = [
+    "RUNTIME",
+    "IMAGES",
+    "BUILD",
+    "QUICK",
+    "REPEATS",
+    "SKIP_BUILD",
+    "LAB_ROOT",
+    "NAME",
+    "N",
+    "GATEWAYS",
+    "SERVICE",
+    "SCENARIO",
+    "PROFILE",
+];
+
+/// `NAME=value` arguments, as `make` takes them (`lab experiment NAME=index QUICK=1`): set in
+/// the environment and taken out of the arguments. An unknown name is one line.
+fn take_assignments(args: Vec<String>) -> Result<Vec<String>, String> {
+    let mut rest = Vec::new();
+    for arg in args {
+        let Some((name, value)) = arg.split_once('=') else {
+            rest.push(arg);
+            continue;
+        };
+        let looks_like_a_name = !name.is_empty()
+            && name.starts_with(|c: char| c.is_ascii_uppercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !looks_like_a_name {
+            rest.push(arg);
+            continue;
+        }
+        if !LAB_VARIABLES.contains(&name) && lab::settings::find(name).is_none() {
+            return Err(format!(
+                "{name} is not a lab setting or variable (`lab settings` lists the settings)"
+            ));
+        }
+        // SAFETY: called before any thread exists.
+        std::env::set_var(name, value);
+    }
+    Ok(rest)
+}
+
 fn main() {
+    let args = match take_assignments(std::env::args().collect()) {
+        Ok(args) => args,
+        Err(line) => {
+            eprintln!("lab: error: {line}");
+            std::process::exit(2);
+        }
+    };
     // `make` exports its variables even when unset (QUICK=, RUNTIME=): empty means unset.
     // Done before any thread exists, the only time changing the environment is sound.
-    for name in [
-        "RUNTIME",
-        "IMAGES",
-        "BUILD",
-        "QUICK",
-        "SKIP_BUILD",
-        "LAB_ROOT",
-    ] {
+    for name in LAB_VARIABLES {
         if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
             std::env::remove_var(name);
         }
     }
-    let cli = lab::Cli::parse();
+    let cli = match lab::Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version: exit 0
+        Err(err) => {
+            // One line, as `make` gives for an unknown target: clap's first line, and where to look.
+            let text = err.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            eprintln!("lab: error: {first} (`lab --help` lists the commands)");
+            std::process::exit(2);
+        }
+    };
+    let root = lab::find_root(cli.root.clone()).ok();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    if let Err(err) = runtime.block_on(lab::run(cli)) {
+    let result = runtime.block_on(lab::run(cli));
+    if lab::container::inside() {
+        if let Some(root) = &root {
+            lab::container::hand_back(root);
+        }
+    }
+    if let Err(err) = result {
         eprintln!("lab: error: {err:#}");
         std::process::exit(1);
     }

@@ -1,6 +1,7 @@
 //! What a runtime needs on this machine, checked before the long build so that a missing
 //! package is one line with its install command, not a failure nine minutes in.
 
+use crate::platform::install;
 use crate::runtime::{compose, Kind};
 use anyhow::{bail, Context};
 use std::path::Path;
@@ -21,12 +22,14 @@ fn answers(port: u16) -> bool {
 }
 
 fn have_postgres_server() -> bool {
+    // Debian keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin.
     have("initdb")
-        || std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| e.path().join("bin/initdb").exists())
+        || (cfg!(target_os = "linux")
+            && std::fs::read_dir("/usr/lib/postgresql")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.path().join("bin/initdb").exists()))
 }
 
 /// Every missing prerequisite, each with the command that installs it.
@@ -37,32 +40,36 @@ pub fn missing(kind: Kind, offline: bool, building: bool) -> Vec<String> {
             out.push("cargo (Rust): see https://rustup.rs".to_string());
         }
         if !have("cmake") {
-            out.push(
-                "cmake (the load balancer's zlib-ng): sudo apt-get install -y cmake".to_string(),
-            );
+            out.push(format!(
+                "cmake (the load balancer's zlib-ng): {}",
+                install("cmake", Some("cmake"))
+            ));
         }
         if !have("cc") {
-            out.push("a C compiler: sudo apt-get install -y build-essential".to_string());
+            out.push(if cfg!(target_os = "macos") {
+                "a C compiler: xcode-select --install".to_string()
+            } else {
+                format!("a C compiler: {}", install("build-essential", None))
+            });
         }
-    }
-    if !Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists()
-        && std::env::var_os("REPORT_FONT").is_none()
-    {
-        out.push(
-            "a font for the report's charts: sudo apt-get install -y fonts-dejavu-core".to_string(),
-        );
     }
     match kind {
         Kind::Native => {
             let postgres_installed = have_postgres_server() && have("psql");
             if !answers(5432) && !postgres_installed {
-                out.push("PostgreSQL (the native runtime starts it on 127.0.0.1): sudo apt-get install -y postgresql".to_string());
+                out.push(format!(
+                    "PostgreSQL (the native runtime starts it on 127.0.0.1): {}",
+                    install("postgresql", Some("postgresql@16"))
+                ));
             }
             if !answers(6379) && !have("redis-server") {
-                out.push("Redis: sudo apt-get install -y redis-server".to_string());
+                out.push(format!("Redis: {}", install("redis-server", Some("redis"))));
             }
             if !have("redis-cli") {
-                out.push("redis-cli: sudo apt-get install -y redis-tools".to_string());
+                out.push(format!(
+                    "redis-cli: {}",
+                    install("redis-tools", Some("redis"))
+                ));
             }
         }
         Kind::Compose | Kind::Swarm => out.extend(compose::prerequisites(offline)),

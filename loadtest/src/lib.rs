@@ -7,6 +7,7 @@ pub mod breakpoint;
 pub mod calibrate;
 pub mod latency;
 pub mod merge;
+pub mod open_files;
 pub mod record;
 pub mod scenarios;
 
@@ -458,6 +459,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         anyhow::bail!("ARRIVAL_RATE must be at least 1 request per second");
     }
     let several = options.generators > 1;
+    open_files::ensure(options.load().users)?;
     wait_ready(
         &options.target,
         Duration::from_secs(options.ready_timeout_secs),

@@ -382,14 +382,15 @@ fn first_line_of(cmd: &str, arg: &str) -> Option<String> {
 }
 
 fn host() -> HostInfo {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    // The CPU model and memory are known on Linux only (common::host::proc_file).
+    let proc_file = |name: &str| common::host::proc_file(name).unwrap_or_default();
+    let cpuinfo = proc_file("cpuinfo");
     let cpu = cpuinfo
         .lines()
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string());
-    let mem_kib = std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
+    let mem_kib = proc_file("meminfo")
         .lines()
         .find(|l| l.starts_with("MemTotal:"))
         .and_then(|l| {
@@ -590,11 +591,59 @@ fn git_commit() -> Option<String> {
         .filter(|o| o.status.success())
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
+        // The lab container has no git: the checkout's .git is read directly.
+        .or_else(|| {
+            let cwd = std::env::current_dir().ok()?;
+            cwd.ancestors()
+                .map(|d| d.join(".git"))
+                .find(|g| g.is_dir())
+                .and_then(|g| head_commit(&g))
+        })
+}
+
+/// The commit HEAD names in a `.git` folder: detached, a loose ref, or a packed one.
+fn head_commit(git: &std::path::Path) -> Option<String> {
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(name) = head.strip_prefix("ref: ") else {
+        return Some(head.to_string()).filter(|h| h.len() >= 40);
+    };
+    if let Ok(commit) = std::fs::read_to_string(git.join(name)) {
+        return Some(commit.trim().to_string());
+    }
+    let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+    packed.lines().find_map(|l| {
+        let (commit, r) = l.split_once(' ')?;
+        (r == name).then(|| commit.to_string())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn head_is_read_without_git() {
+        let git = std::env::temp_dir().join(format!("scalelab-git-{}", std::process::id()));
+        let c1 = "1111111111111111111111111111111111111111";
+        let c2 = "2222222222222222222222222222222222222222";
+        std::fs::create_dir_all(git.join("refs/heads")).unwrap();
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(git.join("refs/heads/main"), format!("{c1}\n")).unwrap();
+        assert_eq!(head_commit(&git).as_deref(), Some(c1));
+        std::fs::remove_file(git.join("refs/heads/main")).unwrap();
+        std::fs::write(
+            git.join("packed-refs"),
+            format!("# pack-refs with: peeled\n{c2} refs/heads/main\n"),
+        )
+        .unwrap();
+        assert_eq!(head_commit(&git).as_deref(), Some(c2));
+        std::fs::write(git.join("HEAD"), format!("{c1}\n")).unwrap();
+        assert_eq!(head_commit(&git).as_deref(), Some(c1));
+        std::fs::write(git.join("HEAD"), "ref: refs/heads/gone\n").unwrap();
+        assert_eq!(head_commit(&git), None);
+        std::fs::remove_dir_all(&git).unwrap();
+    }
 
     fn gw(requests: f64, cpu_seconds: f64) -> Measured<GatewaySample> {
         Measured::Ok(GatewaySample {

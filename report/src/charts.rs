@@ -10,14 +10,9 @@ use std::path::Path;
 pub const SIZE: (u32, u32) = (900, 460);
 const FONT: &str = "sans-serif";
 
-/// Text in PNGs needs a TrueType font; DejaVu Sans ships with Debian (`fonts-dejavu-core`).
-const FONT_PATHS: [&str; 3] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-];
-
-/// Loads the font (REPORT_FONT names another .ttf); later calls reuse the first outcome.
+/// Loads the font the charts' text is drawn in: DejaVu Sans, embedded in the binary at build
+/// time (the `dejavu` crate), so no machine needs a system font; `REPORT_FONT` names another
+/// .ttf. Later calls reuse the first outcome.
 pub fn init_font() -> anyhow::Result<()> {
     static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     LOADED
@@ -27,23 +22,20 @@ pub fn init_font() -> anyhow::Result<()> {
 }
 
 fn load_font() -> anyhow::Result<()> {
-    let custom = std::env::var("REPORT_FONT").ok();
-    let path = custom
-        .iter()
-        .map(String::as_str)
-        .chain(FONT_PATHS)
-        .find(|p| Path::new(p).exists())
-        .ok_or_else(|| {
-            anyhow!("no TrueType font found for the charts; install one with: sudo apt-get install -y fonts-dejavu-core (or set REPORT_FONT to a .ttf file)")
-        })?;
-    // plotters keeps the font for the life of the process: leaked once, not per report.
-    let bytes: &'static [u8] = Box::leak(
-        std::fs::read(path)
-            .with_context(|| format!("reading {path}"))?
-            .into_boxed_slice(),
-    );
+    let (bytes, from): (&'static [u8], String) = match std::env::var("REPORT_FONT") {
+        Ok(path) if !path.is_empty() => (
+            // plotters keeps the font for the life of the process: leaked once, not per report.
+            Box::leak(
+                std::fs::read(&path)
+                    .with_context(|| format!("REPORT_FONT: cannot read {path}"))?
+                    .into_boxed_slice(),
+            ),
+            path,
+        ),
+        _ => (dejavu::sans::regular(), "the embedded DejaVu Sans".into()),
+    };
     plotters::style::register_font(FONT, FontStyle::Normal, bytes)
-        .map_err(|_| anyhow!("{path} is not a usable TrueType font"))?;
+        .map_err(|_| anyhow!("{from} is not a usable TrueType font"))?;
     Ok(())
 }
 

@@ -4,8 +4,10 @@
 //! Settings reach compose as the environment it interpolates `${NAME}` from.
 
 use super::{
-    run_checked, Action, Dependency, Instance, Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
+    run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT,
+    READY_LIMIT,
 };
+use crate::container;
 use crate::lb::LoadBalancer;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -57,17 +59,26 @@ impl Compose {
     /// `offline`: run on the offline images (see [`decide_offline`]).
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
         let cli = compose_cli().await?;
-        let lb = LoadBalancer::new(
-            settings.port("LB_METRICS_PORT"),
-            settings.port("LB_ADMIN_PORT"),
-        );
-        Ok(Self {
+        let lb = if container::inside() {
+            LoadBalancer::at("http://load_balancer:9100", "http://load_balancer:9101")
+        } else {
+            LoadBalancer::new(
+                settings.port("LB_METRICS_PORT"),
+                settings.port("LB_ADMIN_PORT"),
+            )
+        };
+        let compose = Self {
             paths,
             settings,
             cli,
             offline,
             lb,
-        })
+        };
+        // A stack already up (from `up` in an earlier container, or `make up`): join it now.
+        if container::inside() && super::docker_ok(&["network", "inspect", &network()]).await {
+            container::join(&network()).await?;
+        }
+        Ok(compose)
     }
 
     /// Whether it runs on the offline images.
@@ -83,14 +94,9 @@ impl Compose {
         gateways: usize,
         recreate: bool,
     ) -> anyhow::Result<()> {
-        // Offline images are built by scripts/images-offline, never by compose.
-        let build = if self.offline {
-            "--no-build"
-        } else {
-            "--build"
-        };
+        // The image was built by `up` (offline images by scripts/images-offline).
         let scale = format!("gateway={gateways}");
-        let mut args = vec!["up", "-d", build, "--no-deps"];
+        let mut args = vec!["up", "-d", "--no-build", "--no-deps"];
         if !recreate {
             args.push("--no-recreate");
         }
@@ -166,9 +172,20 @@ impl Compose {
         Ok(format!("{ip}:8000"))
     }
 
-    /// Builds what the stack's images need: offline images from the host's release binaries.
+    /// Builds what the stack's images need: the app image once, by the one service that
+    /// builds it (official images), or the offline images from the host's binaries.
     pub(crate) async fn images(&self) -> anyhow::Result<()> {
         if !self.offline {
+            eprintln!("lab: building the app image (the first time takes several minutes, then only what changed)");
+            self.compose_checked(&["build", APP_BUILDER]).await?;
+            return Ok(());
+        }
+        if container::inside() {
+            for image in OFFLINE_IMAGES {
+                if !super::docker_ok(&["image", "inspect", image]).await {
+                    bail!("the offline image {image} is missing: build the offline images on the Linux host first (sudo make images-offline)");
+                }
+            }
             return Ok(());
         }
         let status = Command::new(self.paths.root.join("scripts/images-offline"))
@@ -226,6 +243,10 @@ impl Compose {
     }
 
     pub(crate) fn ports_free(&self) -> anyhow::Result<()> {
+        if container::inside() {
+            // The container's loopback is not the host's: compose itself tells a taken port.
+            return Ok(());
+        }
         let s = &self.settings;
         super::check_ports_free(&[
             ("LB_PORT", s.port("LB_PORT")),
@@ -235,6 +256,79 @@ impl Compose {
             ("WORKER_PORT", s.port("WORKER_PORT")),
         ])
     }
+}
+
+impl Compose {
+    /// `down` from the lab container: `compose down` would stop every container of the
+    /// project, the lab's own among them when it runs in this project, so the stack's
+    /// services are removed by name, then its volumes (`remove_data`) and its network.
+    async fn down_from_inside(&mut self, remove_data: bool) -> anyhow::Result<()> {
+        let mut args = vec!["rm", "--stop", "--force"];
+        args.extend(STACK_SERVICES);
+        self.compose_checked(&args).await?;
+        if remove_data {
+            for volume in ["pgdata", "redisdata"] {
+                let name = format!("{PROJECT}_{volume}");
+                if super::docker_ok(&["volume", "inspect", &name]).await {
+                    super::docker(&["volume", "rm", &name]).await?;
+                }
+            }
+        }
+        container::leave(&network()).await;
+        // Still in use when the lab container is of this project: it goes with the next down.
+        let _ = super::docker(&["network", "rm", &network()]).await;
+        let _ = std::fs::remove_file(self.paths.run.join("images"));
+        eprintln!("lab: compose stack stopped");
+        Ok(())
+    }
+}
+
+/// The one service whose `build:` makes the app image; the others run its tag.
+pub const APP_BUILDER: &str = "microservice";
+
+/// Every service of the stack (not the `lab` service, which runs the lab itself).
+pub const STACK_SERVICES: [&str; 6] = [
+    "load_balancer",
+    "gateway",
+    "worker",
+    "microservice",
+    "redis",
+    "postgres",
+];
+
+/// The images `docker-compose.offline.yml` runs.
+const OFFLINE_IMAGES: [&str; 3] = [
+    "scalelab/app:offline",
+    "scalelab-offline/postgres:latest",
+    "scalelab-offline/redis:latest",
+];
+
+/// The stack's network, which the lab container joins.
+pub fn network() -> String {
+    format!("{PROJECT}_lab")
+}
+
+/// The one line for compose's "port is already allocated": which setting moves it.
+fn port_taken(error: &str, settings: &Settings) -> Option<String> {
+    if !(error.contains("port is already allocated") || error.contains("address already in use")) {
+        return None;
+    }
+    let named = [
+        "LB_PORT",
+        "LB_METRICS_PORT",
+        "LB_ADMIN_PORT",
+        "MICROSERVICE_PORT",
+        "WORKER_PORT",
+    ]
+    .into_iter()
+    .find(|name| error.contains(&format!(":{}", settings.get(name))));
+    Some(match named {
+        Some(name) => format!(
+            "port {} ({name}) is taken on this machine; stop what holds it or set {name} in .env",
+            settings.get(name)
+        ),
+        None => "a port the stack publishes is taken on this machine; stop what holds it or move it in .env (LB_PORT, LB_METRICS_PORT, LB_ADMIN_PORT, MICROSERVICE_PORT, WORKER_PORT)".into(),
+    })
 }
 
 /// Offline images or official ones: `IMAGES` when set; else the choice of the stack that is
@@ -252,23 +346,115 @@ pub async fn decide_offline(
         Some(other) => bail!("IMAGES must be official or offline, not {other:?}"),
         None => match std::fs::read_to_string(paths.run.join("images")) {
             Ok(text) => text.trim() == "offline",
-            Err(_) if may_pull => !official_images_available(settings.get("POSTGRES_IMAGE")).await,
+            Err(_) if may_pull => {
+                !official_images_available(settings.get("POSTGRES_IMAGE")).await?
+            }
             Err(_) => false,
         },
     })
 }
 
-/// Whether the official images can be had: present, or pulled within two minutes.
-async fn official_images_available(image: &str) -> bool {
+/// Longest wait for one image to be pulled.
+const PULL_LIMIT: Duration = Duration::from_secs(120);
+
+/// Why a `docker pull` failed, from what it said: each has its own advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullTrouble {
+    /// No registry answers: no network, no DNS, a proxy in the way.
+    NoRegistry,
+    /// `toomanyrequests`: Docker Hub's limit of anonymous pulls per address (a classroom
+    /// behind one address meets it).
+    RateLimited,
+    /// The registry wants a login (`unauthorized`, `denied`).
+    LoginRequired,
+    /// The registry answers too slowly.
+    TimedOut,
+    /// No such image or tag.
+    NotFound,
+    /// Anything else: its own words are shown.
+    Other,
+}
+
+impl PullTrouble {
+    pub fn of(said: &str, timed_out: bool) -> Self {
+        let said = said.to_ascii_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| said.contains(w));
+        if timed_out || has(&["timeout", "timed out", "deadline exceeded"]) {
+            PullTrouble::TimedOut
+        } else if has(&["toomanyrequests", "too many requests", "rate limit"]) {
+            PullTrouble::RateLimited
+        } else if has(&[
+            "unauthorized",
+            "authentication required",
+            "denied",
+            "no basic auth",
+        ]) {
+            PullTrouble::LoginRequired
+        } else if has(&["manifest unknown", "not found", "does not exist"]) {
+            PullTrouble::NotFound
+        } else if has(&[
+            "no such host",
+            "dial tcp",
+            "connection refused",
+            "network is unreachable",
+            "no route to host",
+            "temporary failure in name resolution",
+            "proxyconnect",
+        ]) {
+            PullTrouble::NoRegistry
+        } else {
+            PullTrouble::Other
+        }
+    }
+
+    /// The one line a student reads: what happened and what to do.
+    pub fn line(self, image: &str, said: &str) -> String {
+        let before_class = "or pull once before class: docker compose pull postgres redis";
+        match self {
+            PullTrouble::NoRegistry => format!("cannot pull {image}: no registry answers (offline, or a proxy in the way): connect and retry, {before_class}"),
+            PullTrouble::RateLimited => format!("cannot pull {image}: Docker Hub's limit of anonymous pulls was reached (toomanyrequests; a classroom shares one address): docker login (a free account has its own limit), or retry in an hour, {before_class}"),
+            PullTrouble::LoginRequired => format!("cannot pull {image}: the registry wants a login: docker login, then retry"),
+            PullTrouble::TimedOut => format!("cannot pull {image}: the registry did not answer within {} s (a slow or busy network): retry, {before_class}", PULL_LIMIT.as_secs()),
+            PullTrouble::NotFound => format!("cannot pull {image}: no such image or tag (POSTGRES_IMAGE / REDIS_IMAGE in .env?)"),
+            PullTrouble::Other => {
+                let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                format!("cannot pull {image}: {last}")
+            }
+        }
+    }
+}
+
+/// Whether the offline images can be had here: already built, or buildable (Linux, outside
+/// the lab container, root or the base already imported, debootstrap).
+async fn offline_images_possible() -> bool {
+    let mut all_present = true;
+    for image in OFFLINE_IMAGES {
+        all_present &= super::docker_ok(&["image", "inspect", image]).await;
+    }
+    all_present
+        || (cfg!(target_os = "linux") && !container::inside() && prerequisites(true).is_empty())
+}
+
+/// Whether the official images can be had: present, or pulled within two minutes. Where no
+/// registry answers and the offline images can be had, false (use them); any other trouble
+/// is one line with what to do.
+async fn official_images_available(image: &str) -> anyhow::Result<bool> {
     if super::docker_ok(&["image", "inspect", image]).await {
-        return true;
+        return Ok(true);
     }
     let pull = Command::new("docker").args(["pull", "-q", image]).output();
-    let pulled = matches!(tokio::time::timeout(Duration::from_secs(120), pull).await, Ok(Ok(o)) if o.status.success());
-    if !pulled {
-        eprintln!("lab: cannot pull {image} (no registry): using images built from Debian packages (IMAGES=offline)");
+    let (said, timed_out) = match tokio::time::timeout(PULL_LIMIT, pull).await {
+        Ok(Ok(o)) if o.status.success() => return Ok(true),
+        Ok(Ok(o)) => (String::from_utf8_lossy(&o.stderr).into_owned(), false),
+        Ok(Err(e)) => (e.to_string(), false),
+        Err(_) => (String::new(), true),
+    };
+    let trouble = PullTrouble::of(&said, timed_out);
+    if trouble == PullTrouble::NoRegistry && offline_images_possible().await {
+        eprintln!("lab: cannot pull {image} (no registry answers): using images built from Debian packages (IMAGES=offline)");
+        return Ok(false);
     }
-    pulled
+    bail!("{}", trouble.line(image, &said))
 }
 
 /// The container runtimes publish one port per service and run one microservice and one
@@ -303,8 +489,7 @@ pub fn prerequisites(offline: bool) -> Vec<String> {
         if !have_base && !have_debootstrap {
             missing.push("debootstrap (the offline images are built from Debian packages): sudo apt-get install -y debootstrap".into());
         }
-        // SAFETY: geteuid has no preconditions.
-        if !have_base && unsafe { libc::geteuid() } != 0 {
+        if !have_base && !crate::platform::is_root() {
             missing.push("root, for debootstrap: run it with sudo".into());
         }
     }
@@ -356,36 +541,34 @@ impl Runtime for Compose {
         )?;
         self.images().await?;
         let n = gateways.to_string();
-        let build = if self.offline {
-            "--no-build"
-        } else {
-            "--build"
-        };
         eprintln!(
             "lab: compose up with {gateways} gateway(s) ({}, {} images)",
             self.cli.join(" "),
             if self.offline { "offline" } else { "official" }
         );
         let mut cmd = self.compose();
-        cmd.args([
-            "up",
-            "-d",
-            build,
-            "--remove-orphans",
-            "--scale",
-            &format!("gateway={n}"),
-        ]);
+        cmd.args(["up", "-d", "--no-build", "--scale", &format!("gateway={n}")]);
+        if !container::inside() {
+            // Inside, the lab's own container may belong to this project: it is no orphan.
+            cmd.arg("--remove-orphans");
+        }
         if let Err(e) = run_checked(&mut cmd, "compose up").await {
+            if let Some(line) = port_taken(&format!("{e:#}"), &self.settings) {
+                bail!("{line}");
+            }
             bail!(
                 "{e:#}\n{}the stack did not come up",
                 self.show_unhealthy().await
             );
         }
+        if container::inside() {
+            container::join(&network()).await?;
+        }
         if let Err(e) = self.lb.wait_in_rotation(gateways, READY_LIMIT).await {
             bail!("{e:#}\n{}", self.show_unhealthy().await);
         }
         eprintln!(
-            "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (compose)",
+            "lab: ready: {gateways} gateway(s) behind http://localhost:{} (compose)",
             self.settings.get("LB_PORT")
         );
         Ok(())
@@ -428,6 +611,9 @@ impl Runtime for Compose {
     }
 
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
+        if container::inside() {
+            return self.down_from_inside(remove_data).await;
+        }
         let mut args = vec!["down", "--remove-orphans", "--timeout", "10"];
         if remove_data {
             args.push("--volumes");
@@ -506,5 +692,89 @@ impl Runtime for Compose {
         let verb = if cut { "stop" } else { "start" };
         self.compose_checked(&[verb, dependency.name()]).await?;
         Ok(())
+    }
+
+    fn endpoints(&self) -> Endpoints {
+        if container::inside() {
+            Endpoints::inside_the_network()
+        } else {
+            Endpoints::from_settings(&self.settings)
+        }
+    }
+
+    fn instance_urls(&self, service: Service) -> Vec<String> {
+        let (name, inner, port) = match service {
+            Service::Microservice => ("microservice", 8001, "MICROSERVICE_PORT"),
+            Service::Worker => ("worker", 8002, "WORKER_PORT"),
+            _ => return Vec::new(),
+        };
+        if container::inside() {
+            vec![format!("http://{name}:{inner}")]
+        } else {
+            vec![format!("http://127.0.0.1:{}", self.settings.get(port))]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_failures_are_told_apart() {
+        let cases = [
+            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host", PullTrouble::NoRegistry),
+            ("Error response from daemon: toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading", PullTrouble::RateLimited),
+            ("Error response from daemon: pull access denied for scalelab/nothing, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", PullTrouble::LoginRequired),
+            ("Error response from daemon: Head \"https://registry-1.docker.io/v2/library/postgres/manifests/16.4\": unauthorized: incorrect username or password", PullTrouble::LoginRequired),
+            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)", PullTrouble::TimedOut),
+            ("Error response from daemon: manifest for postgres:99 not found: manifest unknown: manifest unknown", PullTrouble::NotFound),
+            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": proxyconnect tcp: dial tcp 10.0.0.1:3128: connect: connection refused", PullTrouble::NoRegistry),
+            ("something new", PullTrouble::Other),
+        ];
+        for (said, want) in cases {
+            assert_eq!(PullTrouble::of(said, false), want, "{said}");
+        }
+        assert_eq!(PullTrouble::of("", true), PullTrouble::TimedOut);
+    }
+
+    #[test]
+    fn each_trouble_is_one_line_saying_what_to_do() {
+        let all = [
+            (
+                PullTrouble::NoRegistry,
+                "docker compose pull postgres redis",
+            ),
+            (PullTrouble::RateLimited, "docker login"),
+            (PullTrouble::LoginRequired, "docker login"),
+            (PullTrouble::TimedOut, "retry"),
+            (PullTrouble::NotFound, "POSTGRES_IMAGE"),
+            (PullTrouble::Other, "the daemon's last words"),
+        ];
+        for (trouble, advice) in all {
+            let line = trouble.line("postgres:16.4-bookworm", "first\nthe daemon's last words\n");
+            assert!(!line.contains('\n'), "{line}");
+            assert!(
+                line.starts_with("cannot pull postgres:16.4-bookworm: "),
+                "{line}"
+            );
+            assert!(line.contains(advice), "{trouble:?}: {line}");
+        }
+        // Only the no-registry case may send anyone to the offline images, and never to root.
+        assert!(!PullTrouble::RateLimited
+            .line("x", "")
+            .contains("debootstrap"));
+    }
+
+    #[test]
+    fn a_taken_port_is_one_line_naming_its_setting() {
+        let settings = Settings::defaults();
+        let err = "compose up failed (exit status: 1):\nERROR: for load_balancer  Cannot start service load_balancer: driver failed programming external connectivity on endpoint scalelab_load_balancer_1: Bind for 0.0.0.0:8080 failed: port is already allocated";
+        let line = port_taken(err, &settings).unwrap();
+        assert_eq!(line, "port 8080 (LB_PORT) is taken on this machine; stop what holds it or set LB_PORT in .env");
+        assert_eq!(
+            port_taken("compose up failed: no space left on device", &settings),
+            None
+        );
     }
 }

@@ -191,6 +191,19 @@ impl Endpoints {
     }
 }
 
+impl Endpoints {
+    /// From inside the stack's network (the lab container, a generator on Swarm): the
+    /// services by name, on the ports they listen on.
+    pub fn inside_the_network() -> Self {
+        Self {
+            target: "http://load_balancer:8080".into(),
+            lb_metrics: "http://load_balancer:9100/metrics".into(),
+            microservice: "http://microservice:8001".into(),
+            worker_metrics: "http://worker:8002/metrics".into(),
+        }
+    }
+}
+
 /// The project's folders: the checkout, and `.scalelab/` under it.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -206,7 +219,12 @@ impl Paths {
         Self {
             root: root.to_path_buf(),
             run: root.join(".scalelab/run"),
-            bin: root.join("target").join(build),
+            // In the lab container the binaries come with the image, beside the lab.
+            bin: if crate::container::inside() {
+                crate::container::bin_dir()
+            } else {
+                root.join("target").join(build)
+            },
         }
     }
 }
@@ -215,8 +233,19 @@ impl Paths {
 /// after a native `make up` does not try compose); else compose where a Docker engine
 /// answers, native otherwise (said once).
 pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Kind> {
+    if crate::container::inside() {
+        return match requested.filter(|r| !r.is_empty()) {
+            None | Some("compose") => Ok(Kind::Compose),
+            Some(other) => bail!("RUNTIME={other} runs from the host (make … RUNTIME={other}); the lab container runs the compose stack"),
+        };
+    }
     match requested.filter(|r| !r.is_empty()) {
-        Some("native") => Ok(Kind::Native),
+        Some("native") => {
+            if let Some(why) = crate::platform::native_refusal() {
+                bail!("{why}");
+            }
+            Ok(Kind::Native)
+        }
         Some(kind @ ("compose" | "swarm")) => {
             if !compose::engine_answers().await {
                 bail!("RUNTIME={kind} but no Docker engine answers (is the daemon running, may you use it?)");
@@ -258,27 +287,12 @@ pub async fn open(
     })
 }
 
-/// Who listens on a TCP port, from `ss` (None when nobody does).
-pub fn port_holder(port: u16) -> Option<String> {
-    let out = std::process::Command::new("ss")
-        .args(["-Hltnp", &format!("sport = :{port}")])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().next()?;
-    Some(
-        line.split("users:((")
-            .nth(1)
-            .map(|u| u.trim_end_matches(')').to_string())
-            .unwrap_or_else(|| "another process".to_string()),
-    )
-}
-
 /// Fails with a line naming the holder when any of the ports is taken.
 pub fn check_ports_free(ports: &[(&str, u16)]) -> anyhow::Result<()> {
     for (name, port) in ports {
         if std::net::TcpListener::bind(("127.0.0.1", *port)).is_err() {
-            let who = port_holder(*port).unwrap_or_else(|| "another process".into());
+            let who =
+                crate::platform::port_holder(*port).unwrap_or_else(|| "another process".into());
             bail!(
                 "port {port} ({name}) is taken by {who}; stop that process or set {name} in .env"
             );

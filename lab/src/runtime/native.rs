@@ -9,12 +9,12 @@ use super::{
     DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::lb::LoadBalancer;
+use crate::platform::{self, Signal};
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
 use common::relay::TcpRelay;
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -74,15 +74,12 @@ fn pid_alive(run: &std::path::Path, name: &str) -> bool {
     let Some(pid) = pid_of(run, name) else {
         return false;
     };
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Some((state, comm)) = platform::process_state(pid) else {
         return false;
     };
-    let state = stat
-        .rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next());
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let binary = service_of(name).map(|s| s.name()).unwrap_or("");
-    state.is_some_and(|s| s != 'Z' && s != 'X') && binary.starts_with(comm.trim())
+    // Linux's comm is the first 15 bytes of the name; ps on macOS gives it whole.
+    state != 'Z' && state != 'X' && !comm.is_empty() && binary.starts_with(comm.as_str())
 }
 
 /// The name of instance i: `gateway-i`; `microservice`, `worker` for the first of those and
@@ -111,11 +108,6 @@ fn replica_index(service: Service, name: &str) -> Option<usize> {
 fn service_of(instance: &str) -> Option<Service> {
     let base = instance.split('-').next().unwrap_or(instance);
     Service::parse(base).ok()
-}
-
-fn signal(pid: i32, sig: libc::c_int) -> bool {
-    // SAFETY: kill(2) with a pid read from our own pid file, checked to be our binary.
-    unsafe { libc::kill(pid, sig) == 0 }
 }
 
 impl Native {
@@ -266,9 +258,10 @@ impl Native {
             .envs(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            // Its own process group: Ctrl-C on `make` does not reach the stack.
-            .process_group(0);
+            .stderr(log);
+        // Its own process group: Ctrl-C on `make` does not reach the stack.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
@@ -308,7 +301,7 @@ impl Native {
     async fn stop(&mut self, name: &str) -> anyhow::Result<()> {
         if self.alive(name) {
             let pid = pid_of(&self.paths.run, name).expect("alive has a pid");
-            signal(pid, libc::SIGTERM);
+            platform::signal(pid, Signal::Term);
             let grace: u64 = self
                 .settings
                 .get("SHUTDOWN_GRACE_SECS")
@@ -318,7 +311,7 @@ impl Native {
             while self.alive(name) {
                 if tokio::time::Instant::now() >= deadline {
                     eprintln!("lab: {name} outlived its grace period: SIGKILL");
-                    signal(pid, libc::SIGKILL);
+                    platform::signal(pid, Signal::Kill);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     break;
                 }
@@ -556,11 +549,7 @@ impl Runtime for Native {
             };
             let pid = pid_of(&self.paths.run, &name).unwrap_or(0);
             let state = if pid_alive(&self.paths.run, &name) {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                if stat
-                    .rsplit_once(") ")
-                    .is_some_and(|(_, r)| r.starts_with('T'))
-                {
+                if platform::process_state(pid).is_some_and(|(state, _)| state == 'T') {
                     "paused"
                 } else {
                     "running"
@@ -677,13 +666,13 @@ impl Runtime for Native {
             .filter(|_| pid_alive(&self.paths.run, instance))
             .with_context(|| format!("{instance} is not running"))?;
         let sig = match action {
-            Action::Stop => libc::SIGTERM,
-            Action::Kill => libc::SIGKILL,
-            Action::Pause => libc::SIGSTOP,
-            Action::Resume => libc::SIGCONT,
+            Action::Stop => Signal::Term,
+            Action::Kill => Signal::Kill,
+            Action::Pause => Signal::Stop,
+            Action::Resume => Signal::Cont,
             Action::Start => unreachable!(),
         };
-        if !signal(pid, sig) {
+        if !platform::signal(pid, sig) {
             bail!("cannot signal {instance} (pid {pid})");
         }
         if action == Action::Kill {

@@ -594,12 +594,7 @@ impl Runtime for Swarm {
     }
 
     fn generator_endpoints(&self) -> Endpoints {
-        Endpoints {
-            target: "http://load_balancer:8080".into(),
-            lb_metrics: "http://load_balancer:9100/metrics".into(),
-            microservice: "http://microservice:8001".into(),
-            worker_metrics: "http://worker:8002/metrics".into(),
-        }
+        Endpoints::inside_the_network()
     }
 
     fn generator(
@@ -610,8 +605,7 @@ impl Runtime for Swarm {
     ) -> anyhow::Result<Command> {
         std::fs::create_dir_all(results)?;
         let results = results.display().to_string();
-        // SAFETY: getuid and getgid have no preconditions.
-        let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
+        let user = crate::platform::user_and_group().unwrap_or_else(|| "0:0".into());
         let mut cmd = Command::new("docker");
         cmd.args([
             "run",
