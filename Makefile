@@ -14,7 +14,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale experiment experiments fault faults lab report images-offline smoke-compose smoke-swarm clean
+	benchmark-all autoscale experiment experiments fault faults lab report images-offline smoke-compose smoke-container smoke-swarm clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -132,6 +132,9 @@ images-offline: ## Build the stack's and the lab's images from Debian packages (
 
 smoke-compose: lab-bin ## CI's compose check: offline images from debug binaries, 3 gateways, short run, even spread, down
 	@RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
+
+smoke-container: ## CI's Docker-only check: the lab in its container, Rust off PATH, QUICK benchmark-all, down
+	@BUILD=$${BUILD:-debug} scripts/smoke-container
 
 smoke-swarm: lab-bin ## CI's swarm check: the same on a single-node swarm (left as found), load from 2 generators
 	@RUNTIME=swarm IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
