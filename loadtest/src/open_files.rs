@@ -22,6 +22,8 @@ pub fn ensure(users: usize) -> anyhow::Result<()> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Ok(()); // Not knowable: let the run try.
     }
+    // rlim_t is u64 on Linux and macOS but not on every Unix.
+    #[allow(clippy::unnecessary_cast)]
     let (soft, hard) = (limit.rlim_cur as u64, limit.rlim_max as u64);
     if limit.rlim_cur == libc::RLIM_INFINITY || soft >= need {
         return Ok(());

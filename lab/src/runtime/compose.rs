@@ -462,8 +462,13 @@ async fn official_images_available(image: &str) -> anyhow::Result<bool> {
 pub(crate) fn one_of_each(settings: &Settings, runtime: &str) -> anyhow::Result<()> {
     for name in ["WORKERS", "MICROSERVICES"] {
         if settings.get(name) != "1" {
+            let how = if container::inside() {
+                "from a checkout with Rust on Linux or macOS: make … RUNTIME=native"
+            } else {
+                "RUNTIME=native"
+            };
             bail!(
-                "{name}={} needs the native runtime (RUNTIME=native): the {runtime} stack runs one of each",
+                "{name}={} needs the native runtime ({how}): the {runtime} stack runs one of each",
                 settings.get(name)
             );
         }
