@@ -67,11 +67,13 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// What the lab writes into the checkout.
+#[cfg(unix)]
 const WRITTEN: [&str; 3] = ["tests", ".env", ".scalelab"];
 
-/// Gives what the lab wrote into the checkout to the checkout's owner (the user who cloned
-/// it), so that a run from the container leaves no root-owned files on a Linux host. On
-/// Docker Desktop the mount maps owners itself and this changes nothing.
+/// Gives what the lab wrote into the checkout (as root) to the checkout's owner (the user who
+/// cloned it), so that a run from the container leaves no root-owned files on a Linux host.
+/// Only root's files change hands: a native Postgres's data (owned by `postgres`) keeps its
+/// owner. On Docker Desktop the mount maps owners itself and this changes nothing.
 #[cfg(unix)]
 pub fn hand_back(root: &Path) {
     use std::os::unix::fs::MetadataExt;
@@ -96,7 +98,7 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return;
     };
-    if meta.uid() != uid || meta.gid() != gid {
+    if meta.uid() == 0 {
         let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
     }
     if meta.is_dir() {
@@ -122,6 +124,10 @@ mod tests {
         std::fs::write(run.join("run.json"), "{}").unwrap();
         std::fs::write(root.join(".env"), "").unwrap();
         std::fs::write(root.join("kept"), "").unwrap();
+        // A native Postgres's data under .scalelab belongs to another user: it stays so.
+        let data = root.join(".scalelab/postgres");
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::chown(&data, Some(4244), Some(4244)).unwrap();
         std::os::unix::fs::chown(&root, Some(4242), Some(4243)).unwrap();
         hand_back(&root);
         use std::os::unix::fs::MetadataExt;
@@ -136,6 +142,11 @@ mod tests {
         }
         // Only what the lab writes: a file of the user's stays as it was.
         assert_eq!(std::fs::metadata(root.join("kept")).unwrap().uid(), 0);
+        assert_eq!(std::fs::metadata(&data).unwrap().uid(), 4244);
+        assert_eq!(
+            std::fs::metadata(root.join(".scalelab")).unwrap().uid(),
+            4242
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -207,6 +207,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load(&root)?;
+    if container::inside() {
+        // `.env` may be new: the user's now, even if this command is interrupted later.
+        container::hand_back(&root);
+    }
     // A classroom lab runs on its own runtime (`Lab::runtime`) unless RUNTIME says otherwise.
     let requested = cli.runtime.as_deref().filter(|r| !r.is_empty());
     // In the lab container every lab runs on the compose stack beside it.

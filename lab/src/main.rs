@@ -67,11 +67,18 @@ fn main() {
         Err(err) => {
             // One line, as `make` gives for an unknown target: clap's first line, and where to look.
             let text = err.render().to_string();
-            let first = text
-                .lines()
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines
                 .next()
                 .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_string();
+            // "the following required arguments were not provided:" names them next.
+            if first.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    first = format!("{first} {next}");
+                }
+            }
             eprintln!("lab: error: {first} (`lab --help` lists the commands)");
             std::process::exit(2);
         }

@@ -22,14 +22,25 @@ fn answers(port: u16) -> bool {
 }
 
 fn have_postgres_server() -> bool {
-    // Debian keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin.
+    // Debian keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin; Homebrew's
+    // postgresql@16 is keg-only, under its opt/ prefix (Apple Silicon, then Intel).
+    let server_dirs: &[&str] = if cfg!(target_os = "macos") {
+        &["/opt/homebrew/opt", "/usr/local/opt"]
+    } else {
+        &["/usr/lib/postgresql"]
+    };
     have("initdb")
-        || (cfg!(target_os = "linux")
-            && std::fs::read_dir("/usr/lib/postgresql")
+        || server_dirs.iter().any(|dir| {
+            std::fs::read_dir(dir)
                 .into_iter()
                 .flatten()
                 .flatten()
-                .any(|e| e.path().join("bin/initdb").exists()))
+                .filter(|e| {
+                    e.file_name().to_string_lossy().starts_with("postgresql")
+                        || !cfg!(target_os = "macos")
+                })
+                .any(|e| e.path().join("bin/initdb").exists())
+        })
 }
 
 /// Every missing prerequisite, each with the command that installs it.

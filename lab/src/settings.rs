@@ -229,6 +229,8 @@ pub const TABLE: &[Setting] = &[
       "Official Postgres image."),
     s("REDIS_IMAGE", "redis:7.4.1-bookworm", Scope::Compose, Kind::Text { min_len: 1 },
       "Official Redis image."),
+    s("DOCKER_SOCKET", "/var/run/docker.sock", Scope::Compose, Kind::Text { min_len: 1 },
+      "The Docker engine's socket on the host, mounted into the lab container (rootless Docker: /run/user/<uid>/docker.sock)."),
     // The autoscaler (make autoscale): the Kubernetes HPA's algorithm with classroom timings.
     s("AUTOSCALE_METRIC", "utilization", Scope::Lab, Kind::Word(&["utilization", "cpu", "p95"]),
       "What the autoscaler reads per gateway: utilization ((in service + waiting) / MAX_IN_FLIGHT), cpu (share of its CPU limit), or p95 (the load balancer's p95 to it / SLA_P95_MS)."),

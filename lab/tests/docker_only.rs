@@ -80,7 +80,7 @@ fn the_lab_service_runs_only_when_asked_with_the_checkout_and_the_socket() {
         .collect();
     assert!(volumes.contains(&".:/scalelab"), "{volumes:?}");
     assert!(
-        volumes.contains(&"/var/run/docker.sock:/var/run/docker.sock"),
+        volumes.contains(&"${DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock"),
         "{volumes:?}"
     );
     assert_eq!(lab["working_dir"].as_str(), Some("/scalelab"));

@@ -413,7 +413,7 @@ impl PullTrouble {
         match self {
             PullTrouble::NoRegistry => format!("cannot pull {image}: no registry answers (offline, or a proxy in the way): connect and retry, {before_class}"),
             PullTrouble::RateLimited => format!("cannot pull {image}: Docker Hub's limit of anonymous pulls was reached (toomanyrequests; a classroom shares one address): docker login (a free account has its own limit), or retry in an hour, {before_class}"),
-            PullTrouble::LoginRequired => format!("cannot pull {image}: the registry wants a login: docker login, then retry"),
+            PullTrouble::LoginRequired => format!("cannot pull {image}: the registry refused it: it wants a login (docker login, then retry), or the name is wrong (POSTGRES_IMAGE / REDIS_IMAGE in .env)"),
             PullTrouble::TimedOut => format!("cannot pull {image}: the registry did not answer within {} s (a slow or busy network): retry, {before_class}", PULL_LIMIT.as_secs()),
             PullTrouble::NotFound => format!("cannot pull {image}: no such image or tag (POSTGRES_IMAGE / REDIS_IMAGE in .env?)"),
             PullTrouble::Other => {
@@ -450,8 +450,12 @@ async fn official_images_available(image: &str) -> anyhow::Result<bool> {
         Err(_) => (String::new(), true),
     };
     let trouble = PullTrouble::of(&said, timed_out);
-    if trouble == PullTrouble::NoRegistry && offline_images_possible().await {
-        eprintln!("lab: cannot pull {image} (no registry answers): using images built from Debian packages (IMAGES=offline)");
+    let unreachable = matches!(trouble, PullTrouble::NoRegistry | PullTrouble::TimedOut);
+    if unreachable && offline_images_possible().await {
+        eprintln!(
+            "lab: {}; using images built from Debian packages (IMAGES=offline)",
+            trouble.line(image, &said)
+        );
         return Ok(false);
     }
     bail!("{}", trouble.line(image, &said))
@@ -479,7 +483,8 @@ pub(crate) fn one_of_each(settings: &Settings, runtime: &str) -> anyhow::Result<
 /// What the compose runtime needs on this machine before anything is built.
 pub fn prerequisites(offline: bool) -> Vec<String> {
     let mut missing = Vec::new();
-    if offline {
+    // Inside the lab container the offline images are never built, only checked for.
+    if offline && !container::inside() {
         let have_debootstrap = std::process::Command::new("sh")
             .args([
                 "-c",

@@ -234,10 +234,13 @@ impl Paths {
 /// answers, native otherwise (said once).
 pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Kind> {
     if crate::container::inside() {
-        return match requested.filter(|r| !r.is_empty()) {
-            None | Some("compose") => Ok(Kind::Compose),
-            Some(other) => bail!("RUNTIME={other} runs from the host (make … RUNTIME={other}); the lab container runs the compose stack"),
-        };
+        if let Some(other) = requested.filter(|r| !r.is_empty() && *r != "compose") {
+            bail!("RUNTIME={other} runs from the host (make … RUNTIME={other}); the lab container runs the compose stack");
+        }
+        if !compose::engine_answers().await {
+            bail!("the lab container cannot reach the Docker engine through /var/run/docker.sock: start Docker (Desktop), and run the lab with `docker compose run --rm lab …`, which mounts the socket (rootless Docker: set DOCKER_SOCKET in .env to its socket)");
+        }
+        return Ok(Kind::Compose);
     }
     match requested.filter(|r| !r.is_empty()) {
         Some("native") => {
