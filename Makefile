@@ -123,9 +123,9 @@ lab: lab-bin ## A classroom lab (labs/README.md): N=1 runs its experiment in QUI
 	@if [ -z "$(N)" ]; then echo "make lab: set N (labs/README.md lists the labs)" >&2; exit 2; fi
 	@$(LAB) lab "$(N)"
 
-report: ## tests/reports/summary.md and charts from tests/results/*
-	$(CARGO) build --workspace --release --quiet
-	target/release/report
+report: ## tests/reports/summary.md, summary.html, runs.csv and charts from tests/results/* (builds only the report)
+	@$(CARGO) build --quiet --release -p report --target-dir target/report
+	@target/report/release/report
 
 images-offline: ## Build the stack's and the lab's images from Debian packages (no registry needed)
 	@WITH_LAB=1 scripts/images-offline

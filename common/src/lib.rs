@@ -8,6 +8,7 @@ pub mod error;
 pub mod host;
 pub mod http;
 pub mod keys;
+pub mod load;
 pub mod metrics;
 pub mod record;
 pub mod redis_conn;

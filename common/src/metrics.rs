@@ -26,7 +26,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// The process's CPU time, read at each scrape: with request counts, the CPU each
     /// request costs.
-    pub cpu_seconds: prometheus::Gauge,
+    /// A counter, as Prometheus names `_total` series: only ever goes up (`rate()` works).
+    pub cpu_seconds: prometheus::Counter,
     /// TCP connections this service accepted: with requests, how often clients reconnect.
     pub connections: prometheus::IntCounter,
     /// When the process started (unix seconds): a fault run checks that no service restarted.
@@ -62,7 +63,7 @@ impl Metrics {
         .expect("valid metric");
         let in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served")
             .expect("valid metric");
-        let cpu_seconds = prometheus::Gauge::new(
+        let cpu_seconds = prometheus::Counter::new(
             "process_cpu_seconds_total",
             "CPU time (user + system) of the process, in seconds",
         )
@@ -101,7 +102,11 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        self.cpu_seconds.set(crate::host::process_cpu_seconds());
+        // The counter catches up with the process's CPU time at each scrape.
+        let gained = crate::host::process_cpu_seconds() - self.cpu_seconds.get();
+        if gained > 0.0 {
+            self.cpu_seconds.inc_by(gained);
+        }
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
@@ -162,7 +167,24 @@ pub fn parse_text(text: &str) -> Vec<Sample> {
 }
 
 fn parse_line(line: &str) -> Option<Sample> {
-    let (series, value) = line.trim().rsplit_once(' ')?;
+    // `name{labels} value [timestamp]`: label values may hold spaces, so the series ends at
+    // the last `}` when it has labels, else at the first blank.
+    let line = line.trim();
+    let first_blank = line.find(char::is_whitespace)?;
+    let end = match line.find('{') {
+        Some(open) if open < first_blank => line.rfind('}')? + 1,
+        _ => first_blank,
+    };
+    let (series, rest) = line.split_at(end);
+    let mut fields = rest.split_whitespace();
+    let value = fields.next()?;
+    // An exposition timestamp (milliseconds) may follow; anything more is not the format.
+    if let Some(stamp) = fields.next() {
+        stamp.parse::<i64>().ok()?;
+    }
+    if fields.next().is_some() {
+        return None;
+    }
     let value: f64 = match value {
         "+Inf" => f64::INFINITY,
         "-Inf" => f64::NEG_INFINITY,
@@ -257,6 +279,25 @@ mod tests {
             ),
             3.0
         );
+    }
+
+    #[test]
+    fn cpu_time_is_a_counter() {
+        let text = Metrics::new("svc", "i-1").render();
+        assert!(
+            text.contains("# TYPE process_cpu_seconds_total counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn exposition_timestamps_are_not_values() {
+        let s = parse_text(
+            "a_total 5 1700000000000\nb{l=\"x y} z\"} 3.5 -12\nc 1 2 3\nd{l=\"v\"} 7\ne 1 notatime\n",
+        );
+        let got: Vec<(&str, f64)> = s.iter().map(|x| (x.name.as_str(), x.value)).collect();
+        assert_eq!(got, vec![("a_total", 5.0), ("b", 3.5), ("d", 7.0)]);
+        assert_eq!(s[1].labels["l"], "x y} z");
     }
 
     #[test]

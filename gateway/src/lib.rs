@@ -21,7 +21,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Parser, Serialize)]
-#[command(name = "gateway", about = "scalelab's API gateway")]
+#[command(name = "gateway", version, about = "scalelab's API gateway")]
 pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8000")]
     pub listen_addr: String,

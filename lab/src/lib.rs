@@ -24,6 +24,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
+    version,
     name = "lab",
     about = "Run the scalelab stack and its protocols (the Makefile calls this)"
 )]
@@ -98,10 +99,10 @@ pub enum Command {
     Load {
         #[arg(env = "GATEWAYS", default_value_t = 1)]
         gateways: usize,
-        #[arg(env = "SCENARIO", default_value = "hit")]
-        scenario: String,
-        #[arg(env = "PROFILE", default_value = "classic")]
-        profile: String,
+        #[arg(env = "SCENARIO", value_enum, default_value = "hit")]
+        scenario: common::load::Scenario,
+        #[arg(env = "PROFILE", value_enum, default_value = "classic")]
+        profile: common::load::Profile,
     },
     /// The seed lab's protocol: 1 then 3 gateways, miss and hit, then the report.
     BenchmarkAll,
@@ -297,7 +298,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             scenario,
             profile,
         } => {
-            let spec = protocol::LoadSpec::new(gateways, &scenario, &profile, cli.quick);
+            let spec =
+                protocol::LoadSpec::new(gateways, &scenario.name(), &profile.name(), cli.quick);
             protocol::load(rt.as_mut(), &paths.bin, &root, &spec)
                 .await
                 .map(|_| ())

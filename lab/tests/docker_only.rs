@@ -18,8 +18,9 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-fn compose() -> serde_yaml::Value {
-    let mut file: serde_yaml::Value = serde_yaml::from_str(&read("docker-compose.yml")).unwrap();
+fn compose() -> serde_yaml_ng::Value {
+    let mut file: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("docker-compose.yml")).unwrap();
     file.apply_merge().unwrap(); // the `<<: *app` keys, as compose reads them
     file
 }
@@ -85,8 +86,8 @@ fn the_lab_service_runs_only_when_asked_with_the_checkout_and_the_socket() {
     );
     assert_eq!(lab["working_dir"].as_str(), Some("/scalelab"));
     // The offline override runs it on the offline lab image, with the offline images.
-    let offline: serde_yaml::Value =
-        serde_yaml::from_str(&read("docker-compose.offline.yml")).unwrap();
+    let offline: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&read("docker-compose.offline.yml")).unwrap();
     assert_eq!(
         offline["services"]["lab"]["image"].as_str(),
         Some("scalelab/lab:offline")

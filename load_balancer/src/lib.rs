@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(
+    version,
     name = "load_balancer",
     about = "scalelab's round-robin load balancer (Pingora)"
 )]

@@ -11,60 +11,18 @@ pub mod open_files;
 pub mod record;
 pub mod scenarios;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scenario {
-    /// `/data` or `/process` with one fixed key: cache hits after the first request.
-    Hit,
-    /// A key never asked before on every request: always a cache miss.
-    Miss,
-    /// Keys from a key space of KEY_SPACE keys, skewed by ZIPF_S: the hit ratio follows
-    /// the TTL and the skew.
-    Mixed,
-    /// A login storm: `POST /login` on every iteration.
-    Login,
-    /// `POST /longtask`, then poll `/tasks/{id}` until done; end-to-end job time recorded.
-    Longtask,
-    /// `GET /listing` of one of LISTING_PREFIXES prefixes: a slow listing behind the
-    /// gateway's LISTING_CACHE.
-    Listing,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    /// The seed lab's protocol: 1000 users, +100 users/s, 60 s.
-    Classic,
-    /// 10 users, 10 s: fills caches and pools before a measured run.
-    Warmup,
-    /// Every user at once.
-    Burst,
-    /// Users added steadily over the first half of the run.
-    Ramp,
-    /// Step-load search: runs of START_USERS, +STEP_USERS, ... users, STEP_SECS each, until
-    /// one breaks the SLA; reports the highest load that met it.
-    Breakpoint,
-    /// Ramp up, hold, ramp down (20% / 60% / 20% of the duration; 1 min / 3 min / 1 min by
-    /// default), the k6 shape.
-    Stages,
-    /// A load that rises and falls, for the autoscaler: LOW_USERS, then up to USERS, held,
-    /// then back to LOW_USERS and held (10 % / 10 % / 30 % / 5 % / 45 % of the duration).
-    Wave,
-    /// The open model: ARRIVAL_RATE requests per second whatever the answers take (Goose's
-    /// throttle over enough users sending without think time), with coordinated-omission
-    /// mitigation; 60 s.
-    Open,
-}
+pub use common::load::{Profile, Scenario};
 
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(
+    version,
     name = "loadtest",
     about = "Drive scalelab with Goose and record the run"
 )]

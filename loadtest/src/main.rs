@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Goose's warnings and errors on standard error, except its per-rule threshold lines: a
 /// missed SLA is the run's verdict (printed by the run and written to run.json), not an error
@@ -20,22 +20,42 @@ impl log::Log for GooseLog {
     fn flush(&self) {}
 }
 
+/// The load generator: one recorded run (its settings from flags or the environment), or
+/// `merge` of a run that several generators made.
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Drive scalelab with Goose and record the run (exit 0: recorded; 1: error; 2: bad arguments)",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    #[command(flatten)]
+    options: loadtest::Options,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// Merge the parts several generators wrote (`RUN_DIR/generators/<i>/`) into the run's
+    /// record: sums, and percentiles of the merged raw request logs.
+    Merge { run_dir: std::path::PathBuf },
+}
+
 #[tokio::main]
 async fn main() {
     // Set before Goose's own logger, which then stays out of the way.
     if log::set_logger(&GooseLog).is_ok() {
         log::set_max_level(log::LevelFilter::Warn);
     }
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("merge") {
-        let Some(dir) = args.get(2) else {
-            eprintln!("loadtest: usage: loadtest merge RUN_DIR");
-            std::process::exit(2);
-        };
-        match loadtest::merge::merge(std::path::Path::new(dir)) {
+    let cli = Cli::parse();
+    if let Some(Sub::Merge { run_dir }) = cli.command {
+        match loadtest::merge::merge(&run_dir) {
             Ok(r) => println!(
-                "merged {} generators into {dir}: {} requests",
+                "merged {} generators into {}: {} requests",
                 r.generators.len(),
+                run_dir.display(),
                 r.requests
             ),
             Err(err) => {
@@ -45,8 +65,7 @@ async fn main() {
         }
         return;
     }
-    let options = loadtest::Options::parse();
-    match loadtest::run(options).await {
+    match loadtest::run(cli.options).await {
         Ok(dir) => println!("run recorded in {}", dir.display()),
         Err(err) => {
             eprintln!("loadtest: {err:#}");

@@ -27,6 +27,7 @@ pub const INDEX: &str = "items_bucket_idx";
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(
     name = "microservice",
+    version,
     about = "scalelab's slow Postgres-backed microservice"
 )]
 pub struct Config {

@@ -2,21 +2,35 @@
 //! `report --check-faults RUN_DIR…`: each fault run's promise, PASS or FAIL; exit status 1
 //! when one is broken (what `make fault` ends with).
 
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Turns the run folders into `summary.md` with its charts.
+#[derive(Parser)]
+#[command(
+    name = "report",
+    version,
+    about = "Turn scalelab's run folders into tests/reports/summary.md and its charts",
+    after_help = "Exit status: 0 written (or every promise kept); 1 an error (or a broken promise); 2 bad arguments."
+)]
+struct Cli {
+    /// The run folders' parent.
+    #[arg(env = "RESULTS_DIR", default_value = "tests/results")]
+    results: PathBuf,
+    /// Where summary.md and graphs/ go.
+    #[arg(env = "REPORT_DIR", default_value = "tests/reports")]
+    out: PathBuf,
+    /// Instead of the report: check each fault run's promise (PASS or FAIL per line).
+    #[arg(long, value_name = "RUN_DIR", num_args = 1.., conflicts_with_all = ["results", "out"])]
+    check_faults: Vec<String>,
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some("--check-faults") {
-        args.next();
-        std::process::exit(check_faults(args.collect()));
+    let cli = Cli::parse();
+    if !cli.check_faults.is_empty() {
+        std::process::exit(check_faults(cli.check_faults));
     }
-    let results = args
-        .next()
-        .or_else(|| std::env::var("RESULTS_DIR").ok())
-        .unwrap_or_else(|| "tests/results".into());
-    let out = args
-        .next()
-        .or_else(|| std::env::var("REPORT_DIR").ok())
-        .unwrap_or_else(|| "tests/reports".into());
-    match report::generate(results.as_ref(), out.as_ref()) {
+    match report::generate(&cli.results, &cli.out) {
         Ok(outcome) => {
             for w in &outcome.warnings {
                 eprintln!("report: warning: {w}");

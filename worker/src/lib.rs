@@ -18,7 +18,11 @@ use serde::Serialize;
 use std::future::Future;
 
 #[derive(Debug, Clone, Parser, Serialize)]
-#[command(name = "worker", about = "scalelab's queue worker for long tasks")]
+#[command(
+    name = "worker",
+    version,
+    about = "scalelab's queue worker for long tasks"
+)]
 pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8002")]
     pub listen_addr: String,

@@ -28,18 +28,24 @@ fn check(port: u16, path: &str) -> Result<(), String> {
     }
 }
 
+/// A container's healthcheck: does the service on this port answer 200?
+#[derive(clap::Parser)]
+#[command(
+    name = "healthcheck",
+    version,
+    about = "Exit 0 when GET http://127.0.0.1:PORT/PATH answers 200 within 3 s, 1 otherwise (2: bad arguments)"
+)]
+struct Args {
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
+    #[arg(default_value = "/health")]
+    path: String,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let port = match args.first().and_then(|p| p.parse::<u16>().ok()) {
-        Some(p) if p > 0 => p,
-        _ => {
-            eprintln!("usage: healthcheck PORT [PATH]");
-            std::process::exit(2);
-        }
-    };
-    let path = args.get(1).map_or("/health", String::as_str);
-    if let Err(e) = check(port, path) {
-        eprintln!("healthcheck: 127.0.0.1:{port}{path}: {e}");
+    let args = <Args as clap::Parser>::parse();
+    if let Err(e) = check(args.port, &args.path) {
+        eprintln!("healthcheck: 127.0.0.1:{}{}: {e}", args.port, args.path);
         std::process::exit(1);
     }
 }

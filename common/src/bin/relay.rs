@@ -41,19 +41,21 @@ async fn relay(port: u16, target: String) -> std::io::Result<()> {
     }
 }
 
+/// Relays ports to services, re-resolving their names for every connection.
+#[derive(clap::Parser)]
+#[command(
+    name = "relay",
+    version,
+    about = "Listen on each PORT and relay every connection to HOST:PORT (exit 1: a listener failed; 2: bad arguments)"
+)]
+struct Args {
+    /// PORT=HOST:PORT, one or more.
+    #[arg(required = true, value_name = "PORT=HOST:PORT", value_parser = parse)]
+    pairs: Vec<(u16, String)>,
+}
+
 fn main() -> ExitCode {
-    let pairs: Result<Vec<_>, String> = std::env::args().skip(1).map(|a| parse(&a)).collect();
-    let pairs = match pairs {
-        Ok(p) if !p.is_empty() => p,
-        Ok(_) => {
-            eprintln!("relay: usage: relay PORT=HOST:PORT ...");
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            eprintln!("relay: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let pairs = <Args as clap::Parser>::parse().pairs;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -29,7 +29,7 @@ use crate::lb::LoadBalancer;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 use std::path::Path;
 use std::time::Duration;
 use tokio::process::Command;
@@ -533,7 +533,7 @@ impl Runtime for Swarm {
         let config = self.compose.compose_checked(&["config"]).await?;
         let stack = stack_file(&config, self.settings(), gateways)?;
         std::fs::write(self.paths.run.join("stack.yml"), &stack)?;
-        let doc: Value = serde_yaml::from_str(&stack)?;
+        let doc: Value = serde_yaml_ng::from_str(&stack)?;
         let env = doc["services"][service.name()]["environment"]
             .as_mapping()
             .cloned()
@@ -543,7 +543,7 @@ impl Runtime for Swarm {
         for (k, v) in env {
             let v = match v {
                 Value::String(s) => s,
-                other => serde_yaml::to_string(&other)?.trim().to_string(),
+                other => serde_yaml_ng::to_string(&other)?.trim().to_string(),
             };
             cmd.arg("--env-add")
                 .arg(format!("{}={v}", k.as_str().unwrap_or_default()));
