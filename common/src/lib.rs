@@ -14,6 +14,7 @@ pub mod record;
 pub mod redis_conn;
 pub mod relay;
 pub mod shutdown;
+pub mod sla;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

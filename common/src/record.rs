@@ -330,6 +330,21 @@ pub struct Sla {
     pub error_pct: Option<f64>,
     pub met: Option<bool>,
     pub failed_rules: Vec<String>,
+    /// Each rule of the run's SLA (`common::sla`) with its verdict.
+    pub rules: Vec<SlaCheck>,
+}
+
+/// One SLA rule's verdict on a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SlaCheck {
+    /// As the SLA setting wrote it: `p95<500ms`, `GET /data:p99<1s`.
+    pub rule: String,
+    /// What the run measured (None: nothing to measure, which fails the rule).
+    pub observed: Option<f64>,
+    /// `ms`, `%` or `req/s`.
+    pub unit: String,
+    pub passed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

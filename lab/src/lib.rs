@@ -184,7 +184,15 @@ pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Runs the command; under FAIL_ON_SLA, a run of it that missed its SLA is a
+/// [`protocol::SlaMissed`] error once everything (runs, report) is written.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let root = find_root(cli.root.clone())?;
+    run_command(cli).await?;
+    protocol::check_sla(&Settings::load(&root)?)
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
     if !matches!(cli.build.as_str(), "release" | "debug") {
         bail!("BUILD must be release or debug, not {:?}", cli.build);

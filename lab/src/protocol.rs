@@ -188,7 +188,7 @@ pub(crate) async fn spawn_load(
     set("LB_METRICS_URL", &ends.lb_metrics);
     set("MICROSERVICE_URL", &ends.microservice);
     set("WORKER_METRICS_URL", &ends.worker_metrics);
-    for name in ["LAB_USERS", "LAB_PASSWORD", "SLA_P95_MS"] {
+    for name in ["LAB_USERS", "LAB_PASSWORD", "SLA_P95_MS", "SLA"] {
         set(name, s.get(name));
     }
     set("RESULTS_DIR", &results.display().to_string());
@@ -214,7 +214,68 @@ pub(crate) async fn spawn_load(
             .with_context(|| format!("cannot run {}", bin.join("loadtest").display()))?;
         crate::generators::LoadRun::one(child, results.join(&run_id))
     };
-    Ok((run, results.join(run_id)))
+    let dir = results.join(run_id);
+    RUNS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.clone());
+    Ok((run, dir))
+}
+
+/// Every run folder this lab process started a load for, in order (FAIL_ON_SLA reads them).
+static RUNS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// A command whose runs missed their SLA while FAIL_ON_SLA is set: `main` exits 99, as k6
+/// does for failed thresholds.
+#[derive(Debug)]
+pub struct SlaMissed(pub Vec<String>);
+
+impl std::fmt::Display for SlaMissed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SLA missed (FAIL_ON_SLA): {}", self.0.join("; "))
+    }
+}
+
+impl std::error::Error for SlaMissed {}
+
+/// The exit status of a command whose runs missed their SLA under FAIL_ON_SLA.
+pub const SLA_EXIT: i32 = 99;
+
+/// Under FAIL_ON_SLA, the runs of this command (warm-ups aside) that missed their SLA, each
+/// with the rules it broke; an error when there are any.
+pub fn check_sla(settings: &crate::settings::Settings) -> anyhow::Result<()> {
+    if !matches!(settings.get("FAIL_ON_SLA"), "1" | "true") {
+        return Ok(());
+    }
+    let runs = RUNS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    sla_verdict(&runs).map_err(|missed| anyhow::Error::new(missed))
+}
+
+/// The runs of `dirs` that missed their SLA, warm-ups aside (a run without a record is
+/// no verdict: its failure was reported already).
+pub fn sla_verdict(dirs: &[PathBuf]) -> Result<(), SlaMissed> {
+    let mut missed = Vec::new();
+    for dir in dirs {
+        let Ok(text) = std::fs::read_to_string(dir.join("run.json")) else {
+            continue;
+        };
+        let Ok(run) = serde_json::from_str::<common::record::RunRecord>(&text) else {
+            continue;
+        };
+        if run.profile == "warmup" || run.sla.met != Some(false) {
+            continue;
+        }
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        missed.push(format!(
+            "{}: {}",
+            name.unwrap_or_default(),
+            run.sla.failed_rules.join(", ")
+        ));
+    }
+    if missed.is_empty() {
+        Ok(())
+    } else {
+        Err(SlaMissed(missed))
+    }
 }
 
 /// `20261123-121500`: a batch's name, sorting by time.

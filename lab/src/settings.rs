@@ -90,6 +90,8 @@ pub enum Kind {
     },
     /// A TCP port, 1..=65535.
     Port,
+    /// SLA rules (`common::sla`), or empty for the default rules.
+    Sla,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -252,6 +254,10 @@ pub const TABLE: &[Setting] = &[
       "The same when scaling down."),
     s("SLA_P95_MS", "500", Scope::Lab, int(1, 600_000),
       "The SLA's 95th percentile: the p95 metric's unit, and the load test's verdict."),
+    s("SLA", "", Scope::Lab, Kind::Sla,
+      "SLA rules checked at the end of every run, k6-style: p95<500ms,error<1%,rps>=100,GET /data:p99<1s (empty: p95 below SLA_P95_MS, errors at most 1 %)."),
+    s("FAIL_ON_SLA", "0", Scope::Lab, Kind::Word(&["0", "1", "false", "true"]),
+      "1: a command whose run missed its SLA exits 99 (after writing the run and the report), naming the rule."),
     // Host ports.
     s("LB_PORT", "8080", Scope::HostPort, Kind::Port,
       "The load balancer, where the load goes."),
@@ -325,6 +331,10 @@ impl Setting {
                 Ok(v) if v > 0 => Ok(()),
                 _ => bail!("{name} must be a TCP port from 1 to 65535, not {value:?}"),
             },
+            Kind::Sla if value.trim().is_empty() => Ok(()),
+            Kind::Sla => common::sla::parse(value)
+                .map(|_| ())
+                .map_err(|e| anyhow::anyhow!("{e}")),
         }
     }
 }

@@ -177,23 +177,17 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
             p
         })
         .collect();
-    // The SLA verdict again, on the merged figures.
-    let mut failed = Vec::new();
-    if let (Some(limit), Some(p95)) = (out.sla.p95_ms, out.latency_ms.p95) {
-        if p95 >= limit {
-            failed.push(format!("p95<{limit}ms (observed {p95:.1})"));
-        }
-    }
-    if let Some(limit) = out.sla.error_pct {
-        if out.error_pct > limit {
-            failed.push(format!(
-                "error-rate<={limit}% (observed {:.2})",
-                out.error_pct
-            ));
-        }
-    }
-    out.sla.met = Some(failed.is_empty());
-    out.sla.failed_rules = failed;
+    // The SLA verdict again, on the merged figures, with the rules the parts were judged by.
+    let texts: Vec<String> = out.sla.rules.iter().map(|c| c.rule.clone()).collect();
+    let rules = if texts.is_empty() {
+        common::sla::defaults(
+            out.sla.p95_ms.unwrap_or(500.0),
+            out.sla.error_pct.unwrap_or(1.0),
+        )
+    } else {
+        common::sla::parse(&texts.join(",")).map_err(|e| anyhow::anyhow!(e))?
+    };
+    common::sla::judge(&mut out, &rules);
     if lead_dir.join("server.jsonl").exists() {
         std::fs::copy(lead_dir.join("server.jsonl"), run.join("server.jsonl"))?;
     }

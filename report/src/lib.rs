@@ -246,6 +246,36 @@ fn runs_table(w: &mut Writer, runs: &[Run]) {
         ));
     }
     w.line("");
+    sla_table(w, runs);
+}
+
+/// Each run's SLA rules with what the run measured: the verdict behind the SLA column (and
+/// behind `FAIL_ON_SLA`'s exit status).
+fn sla_table(w: &mut Writer, runs: &[Run]) {
+    if runs.iter().all(|r| r.sla_rules.is_empty()) {
+        return;
+    }
+    w.line(
+        "### SLA of each run
+",
+    );
+    w.line("The rules of the `SLA` setting (default: p95 below `SLA_P95_MS`, errors at most 1 %), each checked on the run's own figures.\n");
+    w.line("| run | rule | observed | verdict |");
+    w.line("|---|---|--:|---|");
+    for r in runs {
+        for c in &r.sla_rules {
+            let observed = c.observed.map_or_else(
+                || "nothing to observe".into(),
+                |v| format!("{v:.2} {}", c.unit),
+            );
+            let verdict = if c.passed { "pass" } else { "**fail**" };
+            w.line(&format!(
+                "| `{}` | `{}` | {observed} | {verdict} |",
+                r.id, c.rule
+            ));
+        }
+    }
+    w.line("");
 }
 
 /// The knobs each run recorded from the services' `/config`, and where it ran.

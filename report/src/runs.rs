@@ -28,6 +28,8 @@ pub struct Run {
     /// Server-side hit ratio from the gateways' counters (None when not scraped).
     pub hit_ratio: Option<f64>,
     pub sla_met: Option<bool>,
+    /// Each SLA rule's verdict (runs recorded before the rules have none).
+    pub sla_rules: Vec<common::record::SlaCheck>,
     pub sla_p95_ms: Option<f64>,
     pub generator_saturated: bool,
     /// How the load was offered, in words: the model, and the generators when several.
@@ -227,6 +229,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
             .and_then(|c| c.ok())
             .and_then(|c| c.hit_ratio),
         sla_met: r.sla.met,
+        sla_rules: r.sla.rules.clone(),
         sla_p95_ms: r.sla.p95_ms,
         generator_saturated: r.generator.saturated,
         load_model: load_model(&r.model, &r.generators, r.generator_pinning.as_deref()),
