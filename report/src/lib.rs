@@ -5,6 +5,7 @@ pub mod autoscale;
 pub mod charts;
 mod comparisons;
 pub mod experiments;
+pub mod export;
 pub mod faults;
 pub mod honest;
 pub mod model;
@@ -27,6 +28,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct Outcome {
     pub summary: PathBuf,
+    /// `summary.html`: the same, one self-contained file.
+    pub html: PathBuf,
+    /// `runs.csv`, then each run's `csv/<run>.csv`.
+    pub csv: Vec<PathBuf>,
     pub charts: Vec<PathBuf>,
     pub warnings: Vec<String>,
     pub runs: usize,
@@ -184,8 +189,12 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
 
     let summary = out.join("summary.md");
     std::fs::write(&summary, &report.md)?;
+    let html = export::html(out, &report.md)?;
+    let csv = export::csv(out, &runs)?;
     Ok(Outcome {
         summary,
+        html,
+        csv,
         charts: report.written,
         warnings,
         runs: runs.len(),

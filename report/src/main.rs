@@ -36,10 +36,13 @@ fn main() {
                 eprintln!("report: warning: {w}");
             }
             println!(
-                "report: {} runs → {} ({} charts)",
+                "report: {} runs → {} ({} charts), {}, {} and {} per-run CSVs",
                 outcome.runs,
                 outcome.summary.display(),
-                outcome.charts.len()
+                outcome.charts.len(),
+                outcome.html.display(),
+                outcome.csv[0].display(),
+                outcome.csv.len() - 1
             );
         }
         Err(err) => {

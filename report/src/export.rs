@@ -1,0 +1,176 @@
+//! The report in the forms other tools take: `summary.html`, one self-contained file (the
+//! summary's text and tables, every chart inlined as SVG; no link, script or font to fetch,
+//! so it opens offline in any browser), and CSV for spreadsheets: `runs.csv`, one row per
+//! run, and `csv/<run>.csv`, each run's per-second series. Units are in the column names.
+
+use crate::runs::Run;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// `summary.html` from the summary's Markdown, its `![name](graphs/name.png)` charts replaced
+/// by the SVG written beside each PNG.
+pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
+    let mut inlined = String::with_capacity(markdown.len());
+    for line in markdown.lines() {
+        match chart_of(line) {
+            Some(name) => {
+                let svg = std::fs::read_to_string(out.join("graphs").join(format!("{name}.svg")))?;
+                let svg = svg.trim_start_matches(|c| c != '<');
+                let svg = match svg.strip_prefix("<?xml") {
+                    Some(rest) => rest.split_once("?>").map_or(rest, |(_, r)| r),
+                    None => svg,
+                };
+                // A block of raw HTML: Markdown passes it through untouched.
+                let _ = writeln!(
+                    inlined,
+                    "\n<figure role=\"img\" aria-label=\"{name}\">{}</figure>\n",
+                    svg.trim()
+                );
+            }
+            None => {
+                inlined.push_str(line);
+                inlined.push('\n');
+            }
+        }
+    }
+    let options = pulldown_cmark::Options::ENABLE_TABLES;
+    let mut body = String::new();
+    pulldown_cmark::html::push_html(
+        &mut body,
+        pulldown_cmark::Parser::new_ext(&inlined, options),
+    );
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>scalelab report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    );
+    let path = out.join("summary.html");
+    std::fs::write(&path, page)?;
+    Ok(path)
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#222}\
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem;display:block;overflow-x:auto}\
+th,td{border:1px solid #ccc;padding:.25rem .5rem}th{background:#f3f3f3}td:first-child{white-space:nowrap}\
+figure{margin:1rem 0}figure svg{max-width:100%;height:auto}code{background:#f6f6f6;padding:0 .2rem}";
+
+/// `![name](graphs/name.png)` → `name`.
+fn chart_of(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix("![")?;
+    let (_, target) = rest.split_once("](graphs/")?;
+    target.strip_suffix(".png)")
+}
+
+/// `runs.csv` and `csv/<run>.csv`; returns the files written.
+pub fn csv(out: &Path, runs: &[Run]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut table = String::from(
+        "run,scenario,profile,runtime,gateways,users,duration_s,requests,failures,error_pct,\
+         req_per_s,ok_req_per_s,avg_ms,p50_ms,p95_ms,p99_ms,max_ms,cache_hit_ratio_pct,sla_met\n",
+    );
+    for r in runs {
+        let _ = writeln!(
+            table,
+            "{},{},{},{},{},{},{:.1},{},{},{:.3},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{},{}",
+            field(&r.id),
+            field(&r.scenario),
+            field(&r.profile),
+            field(&r.runtime),
+            r.gateways,
+            r.users,
+            r.duration_secs,
+            r.requests,
+            r.failures,
+            r.error_pct,
+            r.rps,
+            r.goodput,
+            r.latency.avg,
+            r.latency.p50,
+            r.latency.p95,
+            r.latency.p99,
+            r.latency.max,
+            r.hit_ratio
+                .map_or(String::new(), |h| format!("{:.2}", h * 100.0)),
+            r.sla_met.map_or(String::new(), |m| m.to_string()),
+        );
+    }
+    let path = out.join("runs.csv");
+    std::fs::write(&path, table)?;
+    written.push(path);
+    let dir = out.join("csv");
+    std::fs::create_dir_all(&dir)?;
+    for r in runs {
+        let path = dir.join(format!("{}.csv", r.id));
+        std::fs::write(&path, per_second(r))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// A run's seconds: users, requests and failures per second, answers by status class, and
+/// latency percentiles of the second (empty where the second had none).
+fn per_second(r: &Run) -> String {
+    let s = &r.series;
+    let classes: Vec<&String> = r.status_classes.keys().collect();
+    let mut text =
+        String::from("second_s,users,req_per_s,failed_per_s,avg_ms,p50_ms,p95_ms,p99_ms");
+    for c in &classes {
+        let _ = write!(text, ",status_{c}_per_s");
+    }
+    text.push('\n');
+    let len = s.rps.len().max(s.p50_ms.len());
+    let opt = |v: Option<&Option<f64>>| {
+        v.copied()
+            .flatten()
+            .map_or(String::new(), |v| format!("{v:.2}"))
+    };
+    let num = |v: Option<&f64>| v.map_or(String::new(), |v| format!("{v:.2}"));
+    for i in 0..len {
+        let _ = write!(
+            text,
+            "{i},{},{},{},{},{},{},{}",
+            s.users.get(i).map_or(String::new(), |u| format!("{u:.0}")),
+            num(s.rps.get(i)),
+            num(s.errors.get(i)),
+            num(s.avg_ms.get(i)),
+            opt(s.p50_ms.get(i)),
+            opt(s.p95_ms.get(i)),
+            opt(s.p99_ms.get(i)),
+        );
+        for c in &classes {
+            let v = r.status_classes[*c]
+                .get(i)
+                .map_or(String::new(), |v| v.to_string());
+            let _ = write!(text, ",{v}");
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line end.
+fn field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_only_when_they_must_be() {
+        assert_eq!(field("1gw-hit"), "1gw-hit");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn chart_lines_are_recognised() {
+        assert_eq!(chart_of("![rps-x](graphs/rps-x.png)"), Some("rps-x"));
+        assert_eq!(chart_of("see ![a](b.png)"), None);
+    }
+}
