@@ -64,6 +64,86 @@ impl Profile {
     }
 }
 
+/// The prefix of the load generator's environment names: `LOADTEST_USERS`, so that a stray
+/// `USERS` or `PROFILE` in a shell does not change a run.
+pub const ENV_PREFIX: &str = "LOADTEST_";
+
+/// The load generator's settings by their unprefixed names (the names the lab and `make`
+/// take, and the load generator's own before the prefix; a test in `loadtest` checks this
+/// list against its options).
+pub const ENV_NAMES: [&str; 41] = [
+    "SCENARIO",
+    "PROFILE",
+    "USERS",
+    "RATE",
+    "DURATION_SECS",
+    "TARGET_URL",
+    "LB_METRICS_URL",
+    "RESULTS_DIR",
+    "RUN_ID",
+    "THINK_MIN_MS",
+    "THINK_MAX_MS",
+    "NO_THINK",
+    "KEY_SPACE",
+    "ZIPF_S",
+    "SLA_P95_MS",
+    "SLA_ERROR_PCT",
+    "SLA",
+    "RUNTIME",
+    "GATEWAYS",
+    "LONGTASK_MS",
+    "POLL_MS",
+    "LONGTASK_TIMEOUT_SECS",
+    "MICROSERVICE_URL",
+    "KEEP_REQUEST_LOG",
+    "CALIBRATION_REQUESTS",
+    "WORKER_METRICS_URL",
+    "START_USERS",
+    "STEP_USERS",
+    "STEP_SECS",
+    "MAX_STEPS",
+    "EXPERIMENT",
+    "EXPERIMENT_SIDE",
+    "EXPERIMENT_SETTINGS",
+    "LOW_USERS",
+    "READY_TIMEOUT_SECS",
+    "ARRIVAL_RATE",
+    "GENERATORS",
+    "GENERATOR_INDEX",
+    "START_AT_MS",
+    "GENERATOR_CPUS",
+    "GENERATOR_PINNING",
+];
+
+/// The environment a load generator gets from the lab: each of its settings under its
+/// prefixed name, from `env` (what the lab set) or else from `inherited` (what `make` or the
+/// shell exported, e.g. `USERS=600 make lab N=9`); other names pass as they are. The second
+/// list holds the unprefixed names the child must not inherit.
+pub fn generator_env(
+    env: &[(String, String)],
+    inherited: impl IntoIterator<Item = (String, String)>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let prefixed = |name: &str| {
+        ENV_NAMES
+            .contains(&name)
+            .then(|| format!("{ENV_PREFIX}{name}"))
+    };
+    let mut out: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (prefixed(k).unwrap_or_else(|| k.clone()), v.clone()))
+        .collect();
+    let mut removed = Vec::new();
+    for (k, v) in inherited {
+        if let Some(p) = prefixed(&k) {
+            if !out.iter().any(|(n, _)| *n == p) {
+                out.push((p, v));
+            }
+            removed.push(k);
+        }
+    }
+    (out, removed)
+}
+
 fn value_name<T: ValueEnum>(value: T) -> String {
     value
         .to_possible_value()
@@ -74,6 +154,29 @@ fn value_name<T: ValueEnum>(value: T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lab_hands_the_generator_prefixed_names_and_keeps_the_shell_out() {
+        let env = vec![
+            ("SCENARIO".to_string(), "miss".to_string()),
+            ("LAB_USERS".to_string(), "3".to_string()),
+        ];
+        let inherited = vec![
+            ("USERS".to_string(), "600".to_string()),
+            ("SCENARIO".to_string(), "hit".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let (set, removed) = generator_env(&env, inherited);
+        assert_eq!(
+            set,
+            vec![
+                ("LOADTEST_SCENARIO".to_string(), "miss".to_string()),
+                ("LAB_USERS".to_string(), "3".to_string()),
+                ("LOADTEST_USERS".to_string(), "600".to_string()),
+            ]
+        );
+        assert_eq!(removed, vec!["USERS".to_string(), "SCENARIO".to_string()]);
+    }
 
     #[test]
     fn names_round_trip() {

@@ -27,135 +27,139 @@ pub use common::load::{Profile, Scenario};
     about = "Drive scalelab with Goose and record the run"
 )]
 pub struct Options {
-    #[arg(long, env = "SCENARIO", value_enum, default_value = "hit")]
+    #[arg(long, env = "LOADTEST_SCENARIO", value_enum, default_value = "hit")]
     pub scenario: Scenario,
-    #[arg(long, env = "PROFILE", value_enum, default_value = "classic")]
+    #[arg(long, env = "LOADTEST_PROFILE", value_enum, default_value = "classic")]
     pub profile: Profile,
     /// Users (overrides the profile's).
-    #[arg(long, env = "USERS")]
+    #[arg(long, env = "LOADTEST_USERS")]
     pub users: Option<usize>,
     /// Users started per second (overrides the profile's).
-    #[arg(long, env = "RATE")]
+    #[arg(long, env = "LOADTEST_RATE")]
     pub rate: Option<f64>,
     /// Run time in seconds (overrides the profile's).
-    #[arg(long, env = "DURATION_SECS")]
+    #[arg(long, env = "LOADTEST_DURATION_SECS")]
     pub duration_secs: Option<u64>,
     /// Where the load goes: the load balancer by default.
-    #[arg(long, env = "TARGET_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "LOADTEST_TARGET_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub target: String,
     /// The load balancer's metrics, sampled every second.
     #[arg(
         long,
-        env = "LB_METRICS_URL",
+        env = "LOADTEST_LB_METRICS_URL",
         default_value = "http://127.0.0.1:9100/metrics"
     )]
     pub lb_metrics_url: String,
-    #[arg(long, env = "RESULTS_DIR", default_value = "tests/results")]
+    #[arg(long, env = "LOADTEST_RESULTS_DIR", default_value = "tests/results")]
     pub results_dir: PathBuf,
     /// Folder name of this run (default: UTC time, scenario, gateways).
-    #[arg(long, env = "RUN_ID")]
+    #[arg(long, env = "LOADTEST_RUN_ID")]
     pub run_id: Option<String>,
     /// Think time between iterations, each user, drawn from [min, max].
-    #[arg(long, env = "THINK_MIN_MS", default_value_t = 1000)]
+    #[arg(long, env = "LOADTEST_THINK_MIN_MS", default_value_t = 1000)]
     pub think_min_ms: u64,
-    #[arg(long, env = "THINK_MAX_MS", default_value_t = 2000)]
+    #[arg(long, env = "LOADTEST_THINK_MAX_MS", default_value_t = 2000)]
     pub think_max_ms: u64,
     /// No think time: each user sends its next request as soon as it has an answer.
-    #[arg(long, env = "NO_THINK")]
+    #[arg(long, env = "LOADTEST_NO_THINK")]
     pub no_think: bool,
     /// Keys of the `mixed` scenario.
-    #[arg(long, env = "KEY_SPACE", default_value_t = 1000)]
+    #[arg(long, env = "LOADTEST_KEY_SPACE", default_value_t = 1000)]
     pub key_space: u64,
     /// Skew of the `mixed` scenario's keys (0 = uniform, 1 = Zipf-like).
-    #[arg(long, env = "ZIPF_S", default_value_t = 1.0)]
+    #[arg(long, env = "LOADTEST_ZIPF_S", default_value_t = 1.0)]
     pub zipf_s: f64,
     /// Lab users to log in as (user1..userN) and their password.
     #[command(flatten)]
     #[serde(flatten)]
     pub lab: common::config::LabUsers,
     /// SLA: 95th percentile response time.
-    #[arg(long, env = "SLA_P95_MS", default_value_t = 500)]
+    #[arg(long, env = "LOADTEST_SLA_P95_MS", default_value_t = 500)]
     pub sla_p95_ms: u64,
     /// SLA: highest error rate, in percent.
-    #[arg(long, env = "SLA_ERROR_PCT", default_value_t = 1.0)]
+    #[arg(long, env = "LOADTEST_SLA_ERROR_PCT", default_value_t = 1.0)]
     pub sla_error_pct: f64,
     /// SLA rules, k6-style, comma-separated: p50/p95/p99/avg/max below a latency (ms or s),
     /// error below a percentage, rps at least a rate, each optionally for one route
     /// (`p95<500ms,error<1%,rps>=100,GET /data:p99<1s`). Default: p95 below SLA_P95_MS and
     /// errors at most SLA_ERROR_PCT. Checked on the run's record; each verdict is in run.json.
-    #[arg(long, env = "SLA")]
+    #[arg(long, env = "LOADTEST_SLA")]
     pub sla: Option<String>,
     /// Labels written into run.json: how the stack runs and with how many gateways.
-    #[arg(long, env = "RUNTIME", default_value = "unknown")]
+    #[arg(long, env = "LOADTEST_RUNTIME", default_value = "unknown")]
     pub runtime: String,
-    #[arg(long, env = "GATEWAYS")]
+    #[arg(long, env = "LOADTEST_GATEWAYS")]
     pub gateways: Option<u32>,
     /// Simulated work each long task asks the worker for.
-    #[arg(long, env = "LONGTASK_MS", default_value_t = 500)]
+    #[arg(long, env = "LOADTEST_LONGTASK_MS", default_value_t = 500)]
     pub longtask_ms: u64,
     /// How often a user polls its task's status.
-    #[arg(long, env = "POLL_MS", default_value_t = 250)]
+    #[arg(long, env = "LOADTEST_POLL_MS", default_value_t = 250)]
     pub poll_ms: u64,
     /// A task not finished after this long counts as timed out.
-    #[arg(long, env = "LONGTASK_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(long, env = "LOADTEST_LONGTASK_TIMEOUT_SECS", default_value_t = 60)]
     pub longtask_timeout_secs: u64,
     /// The microservice's base URL, for its `/config` (default: the one the gateways use,
     /// which the host cannot always reach: a compose service name).
-    #[arg(long, env = "MICROSERVICE_URL")]
+    #[arg(long, env = "LOADTEST_MICROSERVICE_URL")]
     pub microservice_url: Option<String>,
     /// Keep Goose's per-request log (`requests.json`, a line per request) in the run folder;
     /// by default it is reduced to `latency_per_second.json` and removed.
-    #[arg(long, env = "KEEP_REQUEST_LOG")]
+    #[arg(long, env = "LOADTEST_KEEP_REQUEST_LOG")]
     pub keep_request_log: bool,
     /// Requests sent one at a time before the load (for `hit` and `miss`) to measure the
     /// service time at low load, which the report's predictions use; 0 skips it.
-    #[arg(long, env = "CALIBRATION_REQUESTS", default_value_t = 20)]
+    #[arg(long, env = "LOADTEST_CALIBRATION_REQUESTS", default_value_t = 20)]
     pub calibration_requests: usize,
     /// The worker's metrics (queue length, pending, lag), sampled every second when set.
-    #[arg(long, env = "WORKER_METRICS_URL")]
+    #[arg(long, env = "LOADTEST_WORKER_METRICS_URL")]
     pub worker_metrics_url: Option<String>,
     /// Breakpoint search: users of the first step, users added per step, seconds per step,
     /// and the most steps.
-    #[arg(long, env = "START_USERS", default_value_t = 10)]
+    #[arg(long, env = "LOADTEST_START_USERS", default_value_t = 10)]
     pub start_users: usize,
-    #[arg(long, env = "STEP_USERS", default_value_t = 10)]
+    #[arg(long, env = "LOADTEST_STEP_USERS", default_value_t = 10)]
     pub step_users: usize,
-    #[arg(long, env = "STEP_SECS", default_value_t = 30)]
+    #[arg(long, env = "LOADTEST_STEP_SECS", default_value_t = 30)]
     pub step_secs: u64,
-    #[arg(long, env = "MAX_STEPS", default_value_t = 10)]
+    #[arg(long, env = "LOADTEST_MAX_STEPS", default_value_t = 10)]
     pub max_steps: usize,
     /// The experiment this run belongs to, its side, and the settings that side sets
     /// (`NAME=value,NAME=value`): written into run.json for the report to pair runs.
-    #[arg(long, env = "EXPERIMENT")]
+    #[arg(long, env = "LOADTEST_EXPERIMENT")]
     pub experiment: Option<String>,
-    #[arg(long, env = "EXPERIMENT_SIDE")]
+    #[arg(long, env = "LOADTEST_EXPERIMENT_SIDE")]
     pub experiment_side: Option<String>,
-    #[arg(long, env = "EXPERIMENT_SETTINGS", default_value = "")]
+    #[arg(long, env = "LOADTEST_EXPERIMENT_SETTINGS", default_value = "")]
     pub experiment_settings: String,
     /// Users before and after the `wave` profile's peak.
-    #[arg(long, env = "LOW_USERS", default_value_t = 20)]
+    #[arg(long, env = "LOADTEST_LOW_USERS", default_value_t = 20)]
     pub low_users: usize,
     /// How long to wait for the target to answer /health before giving up.
-    #[arg(long, env = "READY_TIMEOUT_SECS", default_value_t = 60)]
+    #[arg(long, env = "LOADTEST_READY_TIMEOUT_SECS", default_value_t = 60)]
     pub ready_timeout_secs: u64,
     /// The `open` profile's requests per second, across every generator.
-    #[arg(long, env = "ARRIVAL_RATE", default_value_t = 100.0)]
+    #[arg(long, env = "LOADTEST_ARRIVAL_RATE", default_value_t = 100.0)]
     pub arrival_rate: f64,
     /// Load generators of the run (the lab starts one process each), and which one this is:
     /// each takes its share of the users and the rates; the first samples the stack and
     /// calibrates, every one keeps its request log for the merge (`loadtest merge DIR`).
-    #[arg(long, env = "GENERATORS", default_value_t = 1)]
+    #[arg(long, env = "LOADTEST_GENERATORS", default_value_t = 1)]
     pub generators: usize,
-    #[arg(long, env = "GENERATOR_INDEX", default_value_t = 0)]
+    #[arg(long, env = "LOADTEST_GENERATOR_INDEX", default_value_t = 0)]
     pub generator_index: usize,
     /// Wall-clock start of the load (Unix milliseconds), the same for every generator.
-    #[arg(long, env = "START_AT_MS")]
+    #[arg(long, env = "LOADTEST_START_AT_MS")]
     pub start_at_ms: Option<u64>,
     /// The CPUs this generator is pinned to, and the sentence saying where generators and
     /// stack run (the lab sets both).
-    #[arg(long, env = "GENERATOR_CPUS")]
+    #[arg(long, env = "LOADTEST_GENERATOR_CPUS")]
     pub generator_cpus: Option<String>,
-    #[arg(long, env = "GENERATOR_PINNING")]
+    #[arg(long, env = "LOADTEST_GENERATOR_PINNING")]
     pub generator_pinning: Option<String>,
 }
 
@@ -564,6 +568,32 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_option_is_read_from_a_prefixed_name_the_lab_knows() {
+        use clap::CommandFactory;
+        let mut read: Vec<String> = Options::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .filter(|e| e.starts_with(common::load::ENV_PREFIX))
+            .collect();
+        let mut known: Vec<String> = common::load::ENV_NAMES
+            .iter()
+            .map(|n| format!("{}{n}", common::load::ENV_PREFIX))
+            .collect();
+        read.sort();
+        known.sort();
+        assert_eq!(read, known);
+        // Nothing else unprefixed, but the lab users the services share.
+        let other: Vec<String> = Options::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .filter(|e| !e.starts_with(common::load::ENV_PREFIX))
+            .collect();
+        assert_eq!(other, vec!["LAB_USERS", "LAB_PASSWORD"]);
+    }
 
     fn options(profile: Profile) -> Options {
         Options::try_parse_from([

@@ -43,12 +43,36 @@ enum Sub {
     Merge { run_dir: std::path::PathBuf },
 }
 
+/// The unprefixed environment names of the last release still work, for this release, with
+/// a one-line notice: `USERS` is read as `LOADTEST_USERS` when that is not set.
+fn deprecated_names() {
+    let mut old = Vec::new();
+    for name in common::load::ENV_NAMES {
+        let new = format!("{}{name}", common::load::ENV_PREFIX);
+        if let (Some(value), None) = (std::env::var_os(name), std::env::var_os(&new)) {
+            // SAFETY: called before the runtime starts any thread that reads the environment.
+            std::env::set_var(&new, value);
+            old.push(name);
+        }
+    }
+    if !old.is_empty() {
+        eprintln!(
+            "loadtest: deprecated: {} without the {} prefix (use {}{}); the old names go in the next release",
+            old.join(", "),
+            common::load::ENV_PREFIX,
+            common::load::ENV_PREFIX,
+            old[0]
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // Set before Goose's own logger, which then stays out of the way.
     if log::set_logger(&GooseLog).is_ok() {
         log::set_max_level(log::LevelFilter::Warn);
     }
+    deprecated_names();
     let cli = Cli::parse();
     if let Some(Sub::Merge { run_dir }) = cli.command {
         match loadtest::merge::merge(&run_dir) {

@@ -13,10 +13,10 @@ fn loadtest_with_limit(soft: u64, hard: u64) -> (i32, String) {
         std::env::temp_dir().join(format!("scalelab-nofile-{}-{soft}", std::process::id()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
     cmd.env_clear()
-        .env("USERS", "1000")
-        .env("TARGET_URL", "http://127.0.0.1:9")
-        .env("READY_TIMEOUT_SECS", "1")
-        .env("RESULTS_DIR", &results);
+        .env("LOADTEST_USERS", "1000")
+        .env("LOADTEST_TARGET_URL", "http://127.0.0.1:9")
+        .env("LOADTEST_READY_TIMEOUT_SECS", "1")
+        .env("LOADTEST_RESULTS_DIR", &results);
     // SAFETY: setrlimit is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
@@ -47,6 +47,27 @@ fn a_hard_limit_too_low_for_the_users_is_one_line_before_the_run() {
         err.contains("1000 users need about 1256 open files but this shell allows 300 (ulimit -n)"),
         "{err}"
     );
+}
+
+#[test]
+fn an_old_unprefixed_name_still_works_with_one_notice() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .env_clear()
+        .env("USERS", "1000000")
+        .env("LOADTEST_TARGET_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with(
+            "loadtest: deprecated: USERS without the LOADTEST_ prefix (use LOADTEST_USERS)"
+        ),
+        "{err}"
+    );
+    // USERS was read: a million users need more open files than any shell allows here.
+    assert!(lines[1].contains("1000000 users need about"), "{err}");
 }
 
 #[test]

@@ -81,24 +81,27 @@ fn loadtest_with(
     extra: &[(&str, &str)],
 ) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
-    cmd.env("SCENARIO", scenario)
-        .env("PROFILE", "burst")
-        .env("USERS", "4")
-        .env("DURATION_SECS", "3")
-        .env("NO_THINK", "true")
-        .env("TARGET_URL", target)
-        .env("LB_METRICS_URL", lb_metrics)
-        .env("RESULTS_DIR", dir)
-        .env("RUN_ID", run_id)
+    cmd.env("LOADTEST_SCENARIO", scenario)
+        .env("LOADTEST_PROFILE", "burst")
+        .env("LOADTEST_USERS", "4")
+        .env("LOADTEST_DURATION_SECS", "3")
+        .env("LOADTEST_NO_THINK", "true")
+        .env("LOADTEST_TARGET_URL", target)
+        .env("LOADTEST_LB_METRICS_URL", lb_metrics)
+        .env("LOADTEST_RESULTS_DIR", dir)
+        .env("LOADTEST_RUN_ID", run_id)
         .env("LAB_USERS", "3")
-        .env("GATEWAYS", "2")
-        .env("RUNTIME", "test")
-        .env("READY_TIMEOUT_SECS", "20")
+        .env("LOADTEST_GATEWAYS", "2")
+        .env("LOADTEST_RUNTIME", "test")
+        .env("LOADTEST_READY_TIMEOUT_SECS", "20")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
     // The test's own settings win over the defaults above.
     for (k, v) in extra {
-        cmd.env(k, v);
+        match common::load::ENV_NAMES.contains(k) {
+            true => cmd.env(format!("{}{k}", common::load::ENV_PREFIX), v),
+            false => cmd.env(k, v),
+        };
     }
     let status = cmd.status().expect("run loadtest");
     assert!(status.success(), "loadtest {scenario} exited {status}");
@@ -594,9 +597,12 @@ fn tempdir() -> PathBuf {
 #[test]
 fn an_unreachable_target_is_a_clear_one_line_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .env("TARGET_URL", format!("http://127.0.0.1:{}", free_port()))
-        .env("READY_TIMEOUT_SECS", "1")
-        .env("RESULTS_DIR", std::env::temp_dir())
+        .env(
+            "LOADTEST_TARGET_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+        )
+        .env("LOADTEST_READY_TIMEOUT_SECS", "1")
+        .env("LOADTEST_RESULTS_DIR", std::env::temp_dir())
         .output()
         .unwrap();
     assert!(!out.status.success());

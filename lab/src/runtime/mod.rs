@@ -155,7 +155,11 @@ pub trait Runtime: Send {
         _results: &Path,
     ) -> anyhow::Result<tokio::process::Command> {
         let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
-        cmd.envs(env.iter().cloned());
+        let (set, unprefixed) = common::load::generator_env(env, std::env::vars());
+        for name in unprefixed {
+            cmd.env_remove(name);
+        }
+        cmd.envs(set);
         Ok(cmd)
     }
 

@@ -621,11 +621,16 @@ impl Runtime for Swarm {
             "-w",
             &results,
         ]);
-        let mut names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+        let inherited: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| passed_through(k))
+            .collect();
+        let (set, unprefixed) = common::load::generator_env(env, inherited.iter().cloned());
+        let mut names: Vec<String> = set.iter().map(|(k, _)| k.clone()).collect();
         names.extend(
-            std::env::vars()
+            inherited
+                .into_iter()
                 .map(|(k, _)| k)
-                .filter(|k| passed_through(k)),
+                .filter(|k| !unprefixed.contains(k)),
         );
         names.sort();
         names.dedup();
@@ -633,7 +638,7 @@ impl Runtime for Swarm {
             // `-e NAME` alone: the value comes from this command's environment.
             cmd.arg("-e").arg(name);
         }
-        cmd.envs(env.iter().cloned());
+        cmd.envs(set);
         cmd.args([self.app_image().as_str(), "loadtest"]);
         Ok(cmd)
     }
