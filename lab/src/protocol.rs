@@ -247,7 +247,7 @@ pub fn check_sla(settings: &crate::settings::Settings) -> anyhow::Result<()> {
         return Ok(());
     }
     let runs = RUNS.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    sla_verdict(&runs).map_err(|missed| anyhow::Error::new(missed))
+    sla_verdict(&runs).map_err(anyhow::Error::new)
 }
 
 /// The runs of `dirs` that missed their SLA, warm-ups aside (a run without a record is
