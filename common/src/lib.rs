@@ -15,6 +15,7 @@ pub mod redis_conn;
 pub mod relay;
 pub mod shutdown;
 pub mod sla;
+pub mod stats;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

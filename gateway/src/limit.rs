@@ -18,10 +18,10 @@ use tokio::sync::Semaphore;
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct LimitConfig {
     /// Requests served at once by this instance (0 = no limit).
-    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 0)]
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 4)]
     pub max_in_flight: usize,
     /// Requests allowed to wait for a slot; beyond that, an immediate 503.
-    #[arg(long, env = "MAX_QUEUE", default_value_t = 100)]
+    #[arg(long, env = "MAX_QUEUE", default_value_t = 64)]
     pub max_queue: usize,
     /// Longest wait for a slot before a 503.
     #[arg(long, env = "QUEUE_TIMEOUT_MS", default_value_t = 5000)]

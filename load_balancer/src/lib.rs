@@ -55,7 +55,7 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub backends: Vec<String>,
-    #[arg(long, env = "DISCOVERY_INTERVAL_MS", default_value_t = 2000)]
+    #[arg(long, env = "DISCOVERY_INTERVAL_MS", default_value_t = 1000)]
     pub discovery_interval_ms: u64,
     #[arg(long, env = "HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,

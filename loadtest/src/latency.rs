@@ -40,14 +40,8 @@ pub type ByRoute = std::collections::BTreeMap<String, Vec<f64>>;
 /// Per-second series and the successful requests' percentiles: the shared record type.
 pub use common::record::{LatencyPerSecond as PerSecond, OkLatency as Overall};
 
-/// Nearest-rank percentile of sorted values (`p` in 0..=1).
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
+/// Nearest-rank percentile of sorted values (`p` in 0..=1): the one definition, in common.
+pub use common::stats::percentile;
 
 /// Reads a Goose JSON request log. Lines that are not requests (or not JSON) are skipped.
 pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {

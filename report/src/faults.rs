@@ -75,10 +75,7 @@ fn answers(r: &Run, matching: impl Fn(u16) -> bool, from: usize, to: usize) -> u
         .sum()
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    (!v.is_empty()).then(|| v[v.len() / 2])
-}
+use common::stats::median;
 
 /// The median of the per-second p95s over seconds `from..to`.
 fn p95_over(r: &Run, from: usize, to: usize) -> Option<f64> {

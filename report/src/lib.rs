@@ -84,13 +84,7 @@ fn tail_series(r: &Run) -> (&'static str, Vec<(f64, f64)>) {
     }
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[(v.len() - 1) / 2])
-}
+use common::stats::median;
 
 /// Writes the report; fails when there is no run to report on.
 pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
