@@ -102,10 +102,15 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        // The counter catches up with the process's CPU time at each scrape.
-        let gained = crate::host::process_cpu_seconds() - self.cpu_seconds.get();
-        if gained > 0.0 {
-            self.cpu_seconds.inc_by(gained);
+        // The counter catches up with the process's CPU time at each scrape; one scrape at
+        // a time, or two would add the same seconds.
+        {
+            static CATCH_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one = CATCH_UP.lock().unwrap_or_else(|e| e.into_inner());
+            let gained = crate::host::process_cpu_seconds() - self.cpu_seconds.get();
+            if gained > 0.0 {
+                self.cpu_seconds.inc_by(gained);
+            }
         }
         let mut buf = Vec::new();
         TextEncoder::new()

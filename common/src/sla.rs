@@ -15,7 +15,8 @@ pub enum Metric {
     Max,
     /// Failed requests, in percent of all.
     ErrorPct,
-    /// Requests per second over the run.
+    /// Requests per second over the run: every request sent (failed ones and logins too),
+    /// as the report's `req/s`.
     Rps,
 }
 
@@ -56,7 +57,22 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
 
 /// The rules when no `SLA` is set: p95 below `SLA_P95_MS`, errors at most `SLA_ERROR_PCT`.
 pub fn defaults(p95_ms: f64, error_pct: f64) -> Vec<Rule> {
-    parse(&format!("p95<{p95_ms}ms,error<={error_pct}%")).expect("the default rules parse")
+    vec![
+        Rule {
+            text: format!("p95<{p95_ms}ms"),
+            route: None,
+            metric: Metric::P95,
+            op: Op::Below,
+            limit: p95_ms,
+        },
+        Rule {
+            text: format!("error<={error_pct}%"),
+            route: None,
+            metric: Metric::ErrorPct,
+            op: Op::AtMost,
+            limit: error_pct,
+        },
+    ]
 }
 
 fn parse_rule(rule: &str) -> Result<Rule, String> {

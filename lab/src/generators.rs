@@ -186,10 +186,12 @@ impl LoadRun {
             .unwrap_or(statuses[0]);
         if status.success() {
             if let Some(loadtest) = &self.merge {
-                status = std::process::Command::new(loadtest)
-                    .arg("merge")
-                    .arg(&self.dir)
-                    .status()?;
+                let mut merge = std::process::Command::new(loadtest);
+                // The lab's unprefixed names are not the merge's (no deprecation notice).
+                for name in common::load::ENV_NAMES {
+                    merge.env_remove(name);
+                }
+                status = merge.arg("merge").arg(&self.dir).status()?;
             }
         }
         self.status = Some(status);

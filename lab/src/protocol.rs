@@ -4,6 +4,7 @@
 
 use crate::runtime::Runtime;
 use anyhow::{bail, Context};
+use clap::ValueEnum as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -38,17 +39,14 @@ pub fn quick_load(profile: &str) -> Vec<(&'static str, &'static str)> {
     }
 }
 
-const SCENARIOS: &[&str] = &["hit", "miss", "mixed", "login", "longtask", "listing"];
-const PROFILES: &[&str] = &[
-    "classic",
-    "warmup",
-    "burst",
-    "ramp",
-    "stages",
-    "breakpoint",
-    "wave",
-    "open",
-];
+/// `hit, miss, …`: the names an enum of the load generator takes.
+fn names<T: clap::ValueEnum>() -> String {
+    T::value_variants()
+        .iter()
+        .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl LoadSpec {
     /// A run under the profile's own load (QUICK's when `quick`), named and placed by
@@ -66,17 +64,17 @@ impl LoadSpec {
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
-        if !SCENARIOS.contains(&self.scenario.as_str()) {
+        if common::load::Scenario::from_str(&self.scenario, false).is_err() {
             bail!(
                 "SCENARIO must be one of {}, not {:?}",
-                SCENARIOS.join(", "),
+                names::<common::load::Scenario>(),
                 self.scenario
             );
         }
-        if !PROFILES.contains(&self.profile.as_str()) {
+        if common::load::Profile::from_str(&self.profile, false).is_err() {
             bail!(
                 "PROFILE must be one of {}, not {:?}",
-                PROFILES.join(", "),
+                names::<common::load::Profile>(),
                 self.profile
             );
         }
@@ -255,6 +253,28 @@ pub fn check_sla(settings: &crate::settings::Settings) -> anyhow::Result<()> {
 pub fn sla_verdict(dirs: &[PathBuf]) -> Result<(), SlaMissed> {
     let mut missed = Vec::new();
     for dir in dirs {
+        // A breakpoint search is meant to break the SLA at its last step: it misses only
+        // when not even its first step met it.
+        let search = dir.with_file_name(format!(
+            "{}-breakpoint",
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        ));
+        if let Ok(text) = std::fs::read_to_string(search.join("breakpoint.json")) {
+            if let Ok(b) = serde_json::from_str::<common::record::BreakpointRecord>(&text) {
+                if b.highest_passing.is_none() {
+                    let first = b.steps.first().map_or(0, |s| s.users);
+                    missed.push(format!(
+                        "{}: no step met the SLA, not even the first ({first} users)",
+                        search.file_name().unwrap_or_default().to_string_lossy()
+                    ));
+                }
+            }
+            continue;
+        }
+        // A fault run is judged by its promise (`make fault`), not by the steady-state SLA.
+        if dir.join("fault.json").exists() {
+            continue;
+        }
         let Ok(text) = std::fs::read_to_string(dir.join("run.json")) else {
             continue;
         };

@@ -1,5 +1,5 @@
 //! scalelab's load generator: Goose scenarios (`hit`, `miss`, `mixed`, `login`) under named
-//! load profiles, with an SLA judged by Goose thresholds, and a complete record of each run
+//! load profiles, with an SLA of rules (`common::sla`) judged on the run's record, and a complete record of each run
 //! in `tests/results/<run-id>/`: Goose's own HTML/JSON/Markdown reports (with per-second
 //! graph data), `run.json`, and the load balancer's counters sampled every second.
 
@@ -395,6 +395,16 @@ fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<Stri
     args
 }
 
+/// `loadtest: SLA met: p95<500ms (observed 12 ms); …` or the rules it missed.
+pub fn print_verdict(run: &common::record::RunRecord) {
+    let verdicts: Vec<String> = run.sla.rules.iter().map(|c| c.line()).collect();
+    if run.sla.met == Some(true) {
+        eprintln!("loadtest: SLA met: {}", verdicts.join("; "));
+    } else {
+        eprintln!("loadtest: SLA missed: {}", run.sla.failed_rules.join("; "));
+    }
+}
+
 impl Options {
     /// The SLA's rules: `SLA` when set, else p95 below SLA_P95_MS and errors at most
     /// SLA_ERROR_PCT. A bad rule is one line, before anything runs.
@@ -555,11 +565,9 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     };
     let mut run = record::run_record(&dir, &options, &load, &metrics, outcome);
     common::sla::judge(&mut run, &rules);
-    let verdicts: Vec<String> = run.sla.rules.iter().map(|c| c.line()).collect();
-    if run.sla.met == Some(true) {
-        eprintln!("loadtest: SLA met: {}", verdicts.join("; "));
-    } else {
-        eprintln!("loadtest: SLA missed: {}", run.sla.failed_rules.join("; "));
+    // A part of a run made by several generators is judged again once merged.
+    if !several {
+        print_verdict(&run);
     }
     run.write(&dir)?;
     Ok(dir)

@@ -50,7 +50,7 @@ fn deprecated_names() {
     for name in common::load::ENV_NAMES {
         let new = format!("{}{name}", common::load::ENV_PREFIX);
         if let (Some(value), None) = (std::env::var_os(name), std::env::var_os(&new)) {
-            // SAFETY: called before the runtime starts any thread that reads the environment.
+            // SAFETY: called from main before the runtime, while this is the only thread.
             std::env::set_var(&new, value);
             old.push(name);
         }
@@ -66,22 +66,30 @@ fn deprecated_names() {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before the runtime exists: the only time changing the environment is sound.
+    deprecated_names();
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
     // Set before Goose's own logger, which then stays out of the way.
     if log::set_logger(&GooseLog).is_ok() {
         log::set_max_level(log::LevelFilter::Warn);
     }
-    deprecated_names();
     let cli = Cli::parse();
     if let Some(Sub::Merge { run_dir }) = cli.command {
         match loadtest::merge::merge(&run_dir) {
-            Ok(r) => println!(
-                "merged {} generators into {}: {} requests",
-                r.generators.len(),
-                run_dir.display(),
-                r.requests
-            ),
+            Ok(r) => {
+                println!(
+                    "merged {} generators into {}: {} requests",
+                    r.generators.len(),
+                    run_dir.display(),
+                    r.requests
+                );
+                loadtest::print_verdict(&r);
+            }
             Err(err) => {
                 eprintln!("loadtest: {err:#}");
                 std::process::exit(1);

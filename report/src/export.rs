@@ -14,7 +14,12 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
     for line in markdown.lines() {
         match chart_of(line) {
             Some(name) => {
-                let svg = std::fs::read_to_string(out.join("graphs").join(format!("{name}.svg")))?;
+                // The path the chart was written at (charts.rs: the name, extension replaced).
+                let path = out.join("graphs").join(name).with_extension("svg");
+                let Ok(svg) = std::fs::read_to_string(&path) else {
+                    inlined.push_str(&format!("*(chart {name}: {} missing)*\n", path.display()));
+                    continue;
+                };
                 let svg = svg.trim_start_matches(|c| c != '<');
                 let svg = match svg.strip_prefix("<?xml") {
                     Some(rest) => rest.split_once("?>").map_or(rest, |(_, r)| r),

@@ -507,7 +507,8 @@ fn breakpoint_sections(w: &mut Writer, found: &[runs::Breakpoint]) -> anyhow::Re
         w.line(&format!("### `{}`: cache {}\n", b.id, b.scenario));
         w.line(&format!(
             "Each step is a run of its own with more users; the search stops at the first step \
-             that breaks the SLA (p95 ≤ {:.0} ms and error rate ≤ {} %).\n",
+             that breaks the SLA (p95 < {:.0} ms and error rate ≤ {} %, unless the `SLA` \
+             setting gave other rules: each step's verdicts are in its run's SLA table).\n",
             b.sla_p95_ms, b.sla_error_pct
         ));
         w.line("| step | users | req/s | p95 ms | error % | SLA |\n|--:|--:|--:|--:|--:|---|");

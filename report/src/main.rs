@@ -21,7 +21,7 @@ struct Cli {
     #[arg(env = "REPORT_DIR", default_value = "tests/reports")]
     out: PathBuf,
     /// Instead of the report: check each fault run's promise (PASS or FAIL per line).
-    #[arg(long, value_name = "RUN_DIR", num_args = 1.., conflicts_with_all = ["results", "out"])]
+    #[arg(long, value_name = "RUN_DIR", num_args = 1..)]
     check_faults: Vec<String>,
 }
 
