@@ -10,17 +10,13 @@ pub mod http;
 pub mod keys;
 pub mod load;
 pub mod metrics;
-pub mod record;
 pub mod redis_conn;
 pub mod relay;
 pub mod shutdown;
-pub mod sla;
-pub mod stats;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
-pub mod wire;
 
 pub use error::{ApiError, JsonObject};
 pub use shutdown::Server;
@@ -32,3 +28,6 @@ pub fn exit_on_error(service: &str, result: anyhow::Result<()>) {
         std::process::exit(1);
     }
 }
+
+// The exchanged types live in `records` (serde only); here under their old paths.
+pub use records::{record, sla, stats, wire};

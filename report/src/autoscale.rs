@@ -8,7 +8,7 @@
 use crate::charts::LineChart;
 use crate::runs::Run;
 use crate::{points, some_points, Writer};
-use common::record::AutoscalerSample;
+use records::record::AutoscalerSample;
 
 /// What one run of the experiment measured.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@
 
 use crate::runs::Run;
 use crate::Writer;
-use common::record::ExperimentRecord;
+use records::record::ExperimentRecord;
 
 /// The lab's order; an unknown name (a newer lab) is shown after these with the general rows.
 const ORDER: &[&str] = &[

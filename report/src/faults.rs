@@ -75,7 +75,7 @@ fn answers(r: &Run, matching: impl Fn(u16) -> bool, from: usize, to: usize) -> u
         .sum()
 }
 
-use common::stats::median;
+use records::stats::median;
 
 /// The median of the per-second p95s over seconds `from..to`.
 fn p95_over(r: &Run, from: usize, to: usize) -> Option<f64> {
@@ -427,7 +427,7 @@ type Series = (String, Vec<(f64, f64)>);
 /// mechanism work (y label, series).
 fn mechanism(r: &Run) -> Option<(&'static str, Vec<Series>)> {
     let name = r.fault.as_ref()?.name.as_str();
-    let micro = |read: fn(&common::record::MicroserviceSample) -> f64| {
+    let micro = |read: fn(&records::record::MicroserviceSample) -> f64| {
         signals::gauge(r, move |x| Some(read(x.microservice.as_ref()?.ok()?)))
     };
     let series = match name {
@@ -467,7 +467,7 @@ fn mechanism(r: &Run) -> Option<(&'static str, Vec<Series>)> {
             ),
         ],
         "worker-crash" => {
-            let worker = |read: fn(&common::record::WorkerSample) -> f64| {
+            let worker = |read: fn(&records::record::WorkerSample) -> f64| {
                 signals::gauge(r, move |x| Some(read(x.worker.as_ref()?.ok()?)))
             };
             vec![

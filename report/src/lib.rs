@@ -84,7 +84,7 @@ fn tail_series(r: &Run) -> (&'static str, Vec<(f64, f64)>) {
     }
 }
 
-use common::stats::median;
+use records::stats::median;
 
 /// Writes the report; fails when there is no run to report on.
 pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {

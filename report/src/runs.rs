@@ -2,7 +2,7 @@
 //! adds the per-second series and the percentile curve. Anything missing or corrupt is a
 //! warning naming the file, never a crash.
 
-use common::record::{
+use records::record::{
     read_json, read_server_samples, BreakpointRecord, LatencyPerSecond, RunRecord,
 };
 use serde_json::Value;
@@ -29,7 +29,7 @@ pub struct Run {
     pub hit_ratio: Option<f64>,
     pub sla_met: Option<bool>,
     /// Each SLA rule's verdict (runs recorded before the rules have none).
-    pub sla_rules: Vec<common::record::SlaCheck>,
+    pub sla_rules: Vec<records::record::SlaCheck>,
     pub sla_p95_ms: Option<f64>,
     pub generator_saturated: bool,
     /// How the load was offered, in words: the model, and the generators when several.
@@ -70,13 +70,13 @@ pub struct Run {
     /// Gateways in the load balancer's rotation, (seconds into the run, count), each second.
     pub in_rotation: Vec<(f64, f64)>,
     /// The autoscaler's decisions, `t` moved to seconds into the run.
-    pub autoscaler: Vec<common::record::AutoscalerSample>,
+    pub autoscaler: Vec<records::record::AutoscalerSample>,
     /// What the lab measured on the stack's counters (runs of `make experiment`).
-    pub measured: Option<common::record::ExperimentRecord>,
+    pub measured: Option<records::record::ExperimentRecord>,
     /// End-to-end job times and counts (long-task runs).
-    pub longtask: Option<common::record::LongtaskSummary>,
+    pub longtask: Option<records::record::LongtaskSummary>,
     /// What a fault experiment did and when (runs of `make fault`).
-    pub fault: Option<common::record::FaultRecord>,
+    pub fault: Option<records::record::FaultRecord>,
     /// Unix time of second 0 of the run (its first server sample).
     pub at0: Option<f64>,
     /// Requests the load balancer sent to a second gateway over the run.
@@ -88,16 +88,16 @@ pub struct Run {
     pub status_classes: BTreeMap<String, Vec<u64>>,
     pub statuses: BTreeMap<u16, Vec<u64>>,
     /// The servers' counters each second (`server.jsonl`), for the fault timelines.
-    pub server: Vec<common::record::ServerSample>,
+    pub server: Vec<records::record::ServerSample>,
     /// The 503s the load generator got and how many lacked `Retry-After`.
-    pub shed: common::record::Shed,
+    pub shed: records::record::Shed,
     /// Mean time a request held a gateway's limiter slot under the run's load (ms), and the
     /// share of slot holders that were successful requests of the scenario (the rest:
     /// logins, failures).
     pub slot_hold_ms: Option<f64>,
     pub slot_share: Option<f64>,
     /// Requests, failures and statuses per route (`GET /data`, `POST /login`, …).
-    pub routes: BTreeMap<String, common::record::RouteRecord>,
+    pub routes: BTreeMap<String, records::record::RouteRecord>,
 }
 
 /// p50, p95 and p99 in ms.
@@ -283,9 +283,9 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         experiment: None,
         in_rotation: Vec::new(),
         autoscaler: Vec::new(),
-        measured: common::record::ExperimentRecord::read(dir),
+        measured: records::record::ExperimentRecord::read(dir),
         longtask: r.longtask.clone(),
-        fault: common::record::FaultRecord::read(dir),
+        fault: records::record::FaultRecord::read(dir),
         at0: None,
         lb_retries: None,
         series_t0: None,
@@ -327,7 +327,7 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         .iter()
         .filter_map(|s| Some((s.t, s.backends_healthy?)))
         .collect();
-    run.autoscaler = common::record::read_autoscaler(dir)
+    run.autoscaler = records::record::read_autoscaler(dir)
         .into_iter()
         .map(|mut a| {
             // On the run's clock: the first server sample is second 0.
@@ -508,8 +508,8 @@ fn read_goose(g: &Value, run: &mut Run) {
 /// `closed`, or `open, 100 req/s, CO mitigation average`, with `; 2 generators (not pinned:
 /// …)` when several generators made the run.
 pub fn load_model(
-    model: &common::record::LoadModel,
-    generators: &[common::record::GeneratorPart],
+    model: &records::record::LoadModel,
+    generators: &[records::record::GeneratorPart],
     pinning: Option<&str>,
 ) -> String {
     let mut words = match model.kind.as_str() {
@@ -539,7 +539,7 @@ pub fn load_model(
 #[cfg(test)]
 mod load_model_tests {
     use super::load_model;
-    use common::record::{GeneratorPart, LoadModel};
+    use records::record::{GeneratorPart, LoadModel};
 
     #[test]
     fn the_model_and_the_generators_are_said() {

@@ -3,7 +3,7 @@
 //! (cache errors, requests waiting for a database connection, jobs taken over).
 
 use crate::runs::Run;
-use common::record::{GatewaySample, ServerSample};
+use records::record::{GatewaySample, ServerSample};
 
 /// Unix time of second 0 of the per-second answer series (the attack's start; else the
 /// first server sample, a second or two earlier).

@@ -4,7 +4,7 @@
 
 use crate::experiments::{fmt, ms_requests, p50, rate, ratio, row, Row};
 use crate::runs::Run;
-use common::record::ExperimentRecord;
+use records::record::ExperimentRecord;
 
 type Sides = [(Run, ExperimentRecord)];
 
@@ -250,7 +250,7 @@ pub(crate) fn local_cache(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     // Each cache asks the source at least once per prefix per TTL. While a refill is under
     // way (LISTING_DELAY_MS) every other request for that prefix misses too and asks again
     // (a cache stampede): at most its request rate per prefix per cache × the delay more.
-    let prefixes = f64::from(common::wire::LISTING_PREFIXES);
+    let prefixes = f64::from(records::wire::LISTING_PREFIXES);
     let predicted = |stampede: bool| {
         each(sides, move |r, m| {
             let ttl: f64 = m.settings.get("LISTING_TTL_SECS")?.parse().ok()?;

@@ -1,7 +1,7 @@
 //! The Experiments section on hand-built run folders (`run.json` + `experiment.json`) whose
 //! figures are computed by hand.
 
-use common::record::{CounterDelta, ExperimentRecord};
+use records::record::{CounterDelta, ExperimentRecord};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ fn the_index_section_shows_db_time_the_plans_and_littles_law() {
             ),
         ]
     };
-    let plan = |scan: &str, indexed| common::wire::QueryPlan {
+    let plan = |scan: &str, indexed| records::wire::QueryPlan {
         key: "hot".into(),
         scan: scan.into(),
         indexed,

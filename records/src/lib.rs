@@ -1,0 +1,11 @@
+//! What scalelab's crates exchange, one typed definition each, with nothing but serde: the
+//! run records the load generator writes and the report and the lab read (`record`), the
+//! shapes that cross HTTP between the services and the lab (`wire`), the SLA's rules and
+//! their verdicts (`sla`), and the order statistics every figure is quoted with (`stats`).
+//! The offline report depends on this crate alone, not on the services' kit (`common`:
+//! axum, Postgres, Redis, metrics), which re-exports these modules under the same names.
+
+pub mod record;
+pub mod sla;
+pub mod stats;
+pub mod wire;
