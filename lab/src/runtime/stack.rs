@@ -31,6 +31,9 @@ pub fn stack_file(compose_config: &str, s: &Settings, gateways: usize) -> anyhow
         .get_mut("services")
         .and_then(Value::as_mapping_mut)
         .context("compose config has no services")?;
+    // Only the stack: a service in a profile (the `lab` service, which runs the lab itself
+    // from Docker) is not deployed, and Swarm refuses the `profiles` key.
+    services.retain(|_, service| service.get("profiles").is_none());
     for (name, service) in services.iter_mut() {
         let name = name.as_str().unwrap_or_default().to_string();
         let m = service
@@ -134,6 +137,10 @@ services:
   worker:
     image: scalelab/app:offline
     ports: ["127.0.0.1:8002:8002/tcp"]
+  lab:
+    image: scalelab/lab:offline
+    profiles: [lab]
+    volumes: ["/x:/scalelab"]
 volumes:
   pgdata: {}
 "#;
@@ -172,6 +179,8 @@ volumes:
         assert_eq!(doc["networks"]["lab"]["driver"], yaml("overlay"));
         assert_eq!(doc["version"], yaml("3.8"));
         assert!(doc["volumes"].get("pgdata").is_some());
+        // The lab service (a profile) runs the lab, not the stack: not deployed.
+        assert!(doc["services"].get("lab").is_none());
     }
 
     #[test]
