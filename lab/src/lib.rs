@@ -197,11 +197,20 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
     if !matches!(cli.build.as_str(), "release" | "debug") {
         bail!("BUILD must be release or debug, not {:?}", cli.build);
     }
-    // A lab that does not exist is said before anything is built.
+    // A lab, experiment or fault that does not exist is said before anything is built.
     let lab = match &cli.command {
         Command::Lab { n } => Some(labs::find(*n)?),
         _ => None,
     };
+    match &cli.command {
+        Command::Experiment { name } => {
+            experiments::find(name)?;
+        }
+        Command::Fault { name } => {
+            faults::find(name)?;
+        }
+        _ => {}
+    }
     let paths = Paths::new(&root, &cli.build);
     match &cli.command {
         Command::Report => return protocol::report(&paths.bin, &root).await,

@@ -90,3 +90,23 @@ fn help_lists_the_subcommands_and_the_values_a_choice_takes() {
         );
     }
 }
+
+#[test]
+fn an_unknown_experiment_or_fault_is_one_line_before_anything_is_built() {
+    for (command, what) in [("experiment", "experiment"), ("fault", "fault")] {
+        let out = Command::new(bin("lab"))
+            .args([command, "NAME=no-such-thing"])
+            .env_clear()
+            .env("RUNTIME", "native")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        // One line: no "building release binaries", no stack started before it.
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("unknown {what} \"no-such-thing\"")),
+            "{err}"
+        );
+    }
+}
