@@ -15,6 +15,7 @@ pub mod prereq;
 pub mod protocol;
 pub mod runtime;
 pub mod settings;
+pub mod sla;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -185,11 +186,11 @@ pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 /// Runs the command; under FAIL_ON_SLA, a run of it that missed its SLA is a
-/// [`protocol::SlaMissed`] error once everything (runs, report) is written.
+/// [`sla::SlaMissed`] error once everything (runs, report) is written.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
     run_command(cli).await?;
-    protocol::check_sla(&Settings::load(&root)?)
+    sla::check_sla(&Settings::load(&root)?)
 }
 
 async fn run_command(cli: Cli) -> anyhow::Result<()> {

@@ -94,7 +94,7 @@ fn main() {
     if let Err(err) = result {
         eprintln!("lab: error: {err:#}");
         // k6's code for failed thresholds: a grader or CI tells it from a broken tool.
-        let sla = err.downcast_ref::<lab::protocol::SlaMissed>().is_some();
-        std::process::exit(if sla { lab::protocol::SLA_EXIT } else { 1 });
+        let sla = err.downcast_ref::<lab::sla::SlaMissed>().is_some();
+        std::process::exit(if sla { lab::sla::SLA_EXIT } else { 1 });
     }
 }
