@@ -2,6 +2,7 @@
 //! sending requests through the load balancer, and not one request fails. Real binaries
 //! (target/debug, built by `make test`), a fresh Postgres database, a fresh Redis key prefix.
 
+use common::testing::free_port;
 use lab::runtime::native::{Native, Options};
 use lab::runtime::{Action, Paths, Runtime};
 use lab::settings::{Service, Settings};
@@ -27,15 +28,6 @@ fn bin_dir() -> PathBuf {
         );
     }
     dir
-}
-
-/// A free port (bound then released: the runtime binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `n` consecutive free ports.

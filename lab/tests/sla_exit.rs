@@ -4,16 +4,9 @@
 //! exits 0. The checkout is a scratch folder (its own `.env`, results and pids) whose
 //! `target/` is the workspace's.
 
+use common::testing::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Checkout(PathBuf);
 

@@ -2,20 +2,12 @@
 //! balancer binary in front of two gateways, a microservice, Postgres and Redis. Each run's
 //! folder must be complete and its numbers consistent.
 
+use common::testing::free_port;
 use common::testing::{self, TestDb};
 use serde_json::Value;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Killed(Child);
 
