@@ -144,6 +144,15 @@ pub fn generator_env(
     (out, removed)
 }
 
+/// `hit, miss, …`: every name an enum of the load takes, for a one-line error.
+pub fn names<T: ValueEnum>() -> String {
+    T::value_variants()
+        .iter()
+        .map(|v| value_name(v.clone()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn value_name<T: ValueEnum>(value: T) -> String {
     value
         .to_possible_value()

@@ -167,6 +167,24 @@ impl Command {
     }
 }
 
+/// The lab's own variables besides the settings table's (make's): what a `NAME=value`
+/// argument or the environment may set.
+pub const VARIABLES: [&str; 13] = [
+    "RUNTIME",
+    "IMAGES",
+    "BUILD",
+    "QUICK",
+    "REPEATS",
+    "SKIP_BUILD",
+    "LAB_ROOT",
+    "NAME",
+    "N",
+    "GATEWAYS",
+    "SERVICE",
+    "SCENARIO",
+    "PROFILE",
+];
+
 /// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
 pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(root) = explicit {

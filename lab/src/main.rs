@@ -1,22 +1,5 @@
 use clap::Parser;
 
-/// Names a `NAME=value` argument may set besides the settings table's (make's variables).
-const LAB_VARIABLES: [&str; 13] = [
-    "RUNTIME",
-    "IMAGES",
-    "BUILD",
-    "QUICK",
-    "REPEATS",
-    "SKIP_BUILD",
-    "LAB_ROOT",
-    "NAME",
-    "N",
-    "GATEWAYS",
-    "SERVICE",
-    "SCENARIO",
-    "PROFILE",
-];
-
 /// `NAME=value` arguments, as `make` takes them (`lab experiment NAME=index QUICK=1`): set in
 /// the environment and taken out of the arguments. An unknown name is one line.
 fn take_assignments(args: Vec<String>) -> Result<Vec<String>, String> {
@@ -35,7 +18,7 @@ fn take_assignments(args: Vec<String>) -> Result<Vec<String>, String> {
             rest.push(arg);
             continue;
         }
-        if !LAB_VARIABLES.contains(&name) && lab::settings::find(name).is_none() {
+        if !lab::VARIABLES.contains(&name) && lab::settings::find(name).is_none() {
             return Err(format!(
                 "{name} is not a lab setting or variable (`lab settings` lists the settings)"
             ));
@@ -56,7 +39,7 @@ fn main() {
     };
     // `make` exports its variables even when unset (QUICK=, RUNTIME=): empty means unset.
     // Done before any thread exists, the only time changing the environment is sound.
-    for name in LAB_VARIABLES {
+    for name in lab::VARIABLES {
         if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
             std::env::remove_var(name);
         }

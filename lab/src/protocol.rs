@@ -39,15 +39,6 @@ pub fn quick_load(profile: &str) -> Vec<(&'static str, &'static str)> {
     }
 }
 
-/// `hit, miss, …`: the names an enum of the load generator takes.
-fn names<T: clap::ValueEnum>() -> String {
-    T::value_variants()
-        .iter()
-        .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl LoadSpec {
     /// A run under the profile's own load (QUICK's when `quick`), named and placed by
     /// default; the other fields are set with struct update where a protocol needs them.
@@ -67,14 +58,14 @@ impl LoadSpec {
         if common::load::Scenario::from_str(&self.scenario, false).is_err() {
             bail!(
                 "SCENARIO must be one of {}, not {:?}",
-                names::<common::load::Scenario>(),
+                common::load::names::<common::load::Scenario>(),
                 self.scenario
             );
         }
         if common::load::Profile::from_str(&self.profile, false).is_err() {
             bail!(
                 "PROFILE must be one of {}, not {:?}",
-                names::<common::load::Profile>(),
+                common::load::names::<common::load::Profile>(),
                 self.profile
             );
         }

@@ -168,12 +168,8 @@ fn every_docker_only_command_in_the_docs_is_one_the_lab_has() {
             for arg in &words[1..] {
                 let arg = arg.trim_end_matches([',', '.', ';']);
                 if let Some((setting, _)) = arg.split_once('=') {
-                    let known = lab::settings::find(setting).is_some()
-                        || [
-                            "NAME", "N", "GATEWAYS", "SERVICE", "QUICK", "SCENARIO", "PROFILE",
-                            "RUNTIME", "IMAGES",
-                        ]
-                        .contains(&setting);
+                    let known =
+                        lab::settings::find(setting).is_some() || lab::VARIABLES.contains(&setting);
                     assert!(known, "{file}: {setting} in `{}`", words.join(" "));
                 }
             }

@@ -413,7 +413,6 @@ pub struct Outcome {
     pub server: Vec<ServerSample>,
     pub stack: Stack,
     pub calibration: Option<Calibration>,
-    pub sla_failed: Vec<String>,
     pub generator_cpu_seconds: f64,
     pub started: String,
     pub ended: String,
@@ -571,9 +570,7 @@ pub fn run_record(
             p95_ms: Some(options.sla_p95_ms as f64),
             error_pct: Some(options.sla_error_pct),
             // The verdict is the SLA rules' (common::sla::judge), once the record exists.
-            met: None,
-            failed_rules: outcome.sla_failed,
-            rules: Vec::new(),
+            ..Sla::default()
         },
         host: host(),
         versions: Versions {
