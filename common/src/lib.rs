@@ -8,7 +8,6 @@ pub mod error;
 pub mod host;
 pub mod http;
 pub mod keys;
-pub mod load;
 pub mod metrics;
 pub mod redis_conn;
 pub mod relay;
@@ -30,4 +29,4 @@ pub fn exit_on_error(service: &str, result: anyhow::Result<()>) {
 }
 
 // The exchanged types live in `records` (serde only); here under their old paths.
-pub use records::{record, sla, stats, wire};
+pub use records::{load, record, sla, stats, wire};

@@ -2,260 +2,53 @@
 //! one setting flipped, nothing else. Each side starts the stack afresh with its settings,
 //! runs the load, and records next to `run.json` what the stack's own counters say happened
 //! (`experiment.json`): connections opened, DB time per query, hits per gateway, commits.
-//! The report explains each one (`report/src/experiments.rs`).
+//! What each one is (its question, sides, conditions, the counters it reads, its words) is
+//! its module in the catalogue (`catalogue/src/experiments/`); the report explains each one
+//! from the same module.
 
 use crate::protocol::{self, LoadSpec};
 use crate::runtime::{Kind, Runtime};
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
+pub use catalogue::experiment::side_name;
+use catalogue::experiment::{Conditions, Measurement, Spec};
+use catalogue::record::{CounterDelta, ExperimentRecord};
+pub use catalogue::Experiment;
+use common::load::Profile;
 use common::metrics::Sample;
-use common::record::{CounterDelta, ExperimentRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// One experiment: a question, the load, and the setting whose value differs per side.
-#[derive(Debug, Clone, Copy)]
-pub struct Experiment {
-    pub name: &'static str,
-    pub question: &'static str,
-    pub scenario: &'static str,
-    pub gateways: usize,
-    /// The setting flipped, and its value on side A, B (, C).
-    pub flipped: &'static str,
-    pub values: &'static [&'static str],
-    /// Settings both sides share: the conditions under which the effect shows.
-    pub fixed: &'static [(&'static str, &'static str)],
-    /// The load generator's own knobs for this experiment (users, task length).
-    pub load: &'static [(&'static str, &'static str)],
-    /// Needs a container CPU limit: only the compose runtime has one.
-    pub compose_only: bool,
+/// An experiment by its name, or a one-line error listing them.
+pub fn find(name: &str) -> anyhow::Result<Experiment> {
+    name.parse().map_err(anyhow::Error::msg)
 }
 
-/// Every experiment, in the order `make experiments` runs them.
-pub const ALL: &[Experiment] = &[
-    Experiment {
-        name: "index",
-        question: "What does an index on the filtered column do to the slow query?",
-        scenario: "miss",
-        gateways: 1,
-        flipped: "ITEMS_INDEX",
-        values: &["false", "true"],
-        // A million rows and no deliberate delay: the scan is the service time.
-        fixed: &[("SEED_ROWS", "1000000"), ("DB_DELAY_MS", "0")],
-        load: &[],
-        compose_only: false,
-    },
-    Experiment {
-        name: "db-pool",
-        question:
-            "What does a pool of open Postgres connections save over a connection per request?",
-        scenario: "miss",
-        gateways: 1,
-        flipped: "DB_POOL_MODE",
-        values: &["pooled", "per-request"],
-        // Below saturation, and nothing in front of the microservice holding requests back:
-        // latency shows the connect, and the connections follow the load.
-        fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
-        load: &[("USERS", "100")],
-        compose_only: false,
-    },
-    Experiment {
-        name: "client-reuse",
-        question:
-            "What does one shared HTTP client to the microservice save over a client per request?",
-        scenario: "miss",
-        gateways: 1,
-        flipped: "MICROSERVICE_CLIENT",
-        values: &["shared", "per-request"],
-        fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
-        load: &[("USERS", "100")],
-        compose_only: false,
-    },
-    Experiment {
-        name: "local-cache",
-        question: "Where should a slow listing be cached: nowhere, in Redis, or in each gateway?",
-        scenario: "listing",
-        gateways: 3,
-        flipped: "LISTING_CACHE",
-        values: &["none", "redis", "local"],
-        fixed: &[("LISTING_DELAY_MS", "300"), ("LISTING_TTL_SECS", "10")],
-        load: &[],
-        compose_only: false,
-    },
-    Experiment {
-        name: "batch",
-        question: "What does writing results in batches do to the worker's throughput?",
-        scenario: "longtask",
-        gateways: 1,
-        flipped: "BATCH_SIZE",
-        values: &["1", "20"],
-        // Short tasks and many at once: the commits, not the work, bound the worker.
-        fixed: &[("WORKER_CONCURRENCY", "64")],
-        load: &[("LONGTASK_MS", "10"), ("POLL_MS", "250")],
-        compose_only: false,
-    },
-    Experiment {
-        name: "scale-workers",
-        question: "What do 3 workers do for the queue that 1 cannot?",
-        scenario: "longtask",
-        gateways: 1,
-        flipped: "WORKERS",
-        values: &["1", "3"],
-        fixed: &[("WORKER_CONCURRENCY", "4")],
-        load: &[("LONGTASK_MS", "500"), ("POLL_MS", "500")],
-        compose_only: false,
-    },
-    Experiment {
-        name: "scale-microservice",
-        question: "Three gateways are not 3x: what does a second microservice, the tier that binds, change?",
-        scenario: "miss",
-        gateways: 3,
-        flipped: "MICROSERVICES",
-        values: &["1", "2"],
-        // A smaller pool, so that the microservice binds before the gateways do.
-        fixed: &[("DB_POOL_SIZE", "5")],
-        load: &[],
-        compose_only: false,
-    },
-    Experiment {
-        name: "worker-threads",
-        question:
-            "What do more threads per gateway do for CPU-bound work (the Node.js cluster question)?",
-        scenario: "login",
-        gateways: 1,
-        flipped: "GATEWAY_THREADS",
-        values: &["1", "0"],
-        fixed: &[],
-        // Logins back to back: the users offer more than any side can hash.
-        load: &[("USERS", "32"), ("NO_THINK", "true")],
-        compose_only: false,
-    },
-    Experiment {
-        name: "vertical",
-        question: "What does a bigger gateway (more CPU) do for CPU-bound work?",
-        scenario: "login",
-        gateways: 1,
-        flipped: "GATEWAY_CPUS",
-        values: &["0.5", "1.0"],
-        fixed: &[("GATEWAY_THREADS", "0")],
-        load: &[("USERS", "32"), ("NO_THINK", "true")],
-        compose_only: true,
-    },
-];
-
-/// An experiment's conditions as one run sets them ([`Experiment::conditions`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Conditions {
-    pub fixed: Vec<(String, String)>,
-    pub load: Vec<(String, String)>,
+/// The settings of side `i`: those in force, the fixed ones, and the flipped one.
+pub fn settings_for(
+    spec: &Spec,
+    base: &Settings,
+    i: usize,
+    c: &Conditions,
+) -> anyhow::Result<Settings> {
+    let mut s = base.clone();
+    for (k, v) in &c.fixed {
+        s.set(k, v)?;
+    }
+    s.set(spec.flipped, spec.values[i])?;
+    Ok(s)
 }
 
-/// Side names: A, B, C, ….
-pub fn side_name(i: usize) -> String {
-    char::from(b'A' + i as u8).to_string()
+/// Whether this runtime can run it: a CPU limit per container needs a container runtime.
+pub fn runs_in(exp: Experiment, kind: Kind) -> anyhow::Result<()> {
+    if exp.spec().compose_only && kind == Kind::Native {
+        bail!(
+            "experiment {exp} needs a container runtime (a CPU limit per container): run it with RUNTIME=compose or RUNTIME=swarm"
+        );
+    }
+    Ok(())
 }
-
-pub fn find(name: &str) -> anyhow::Result<&'static Experiment> {
-    ALL.iter().find(|e| e.name == name).with_context(|| {
-        let names: Vec<&str> = ALL.iter().map(|e| e.name).collect();
-        format!(
-            "unknown experiment {name:?}: one of {} (NAME=...)",
-            names.join(", ")
-        )
-    })
-}
-
-impl Experiment {
-    /// What both sides share (`fixed`) and the load's knobs (`load`) as a run sets them: the
-    /// table's values, except where the caller set one in the environment
-    /// (`LISTING_TTL_SECS=2 make lab N=8`), so that a handout's extension changes one
-    /// condition and predicts again. The flipped setting is the experiment and never yields.
-    pub fn conditions(&self, env: impl Fn(&str) -> Option<String>) -> Conditions {
-        let resolve = |pairs: &[(&'static str, &'static str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| {
-                    let v = env(k).filter(|v| !v.is_empty()).unwrap_or(v.to_string());
-                    (k.to_string(), v)
-                })
-                .collect()
-        };
-        Conditions {
-            fixed: resolve(self.fixed),
-            load: resolve(self.load),
-        }
-    }
-
-    /// The settings of side `i`: those in force, the fixed ones, and the flipped one.
-    pub fn settings_for(
-        &self,
-        base: &Settings,
-        i: usize,
-        c: &Conditions,
-    ) -> anyhow::Result<Settings> {
-        let mut s = base.clone();
-        for (k, v) in &c.fixed {
-            s.set(k, v)?;
-        }
-        s.set(self.flipped, self.values[i])?;
-        Ok(s)
-    }
-
-    /// What side `i` sets: the flipped setting first, then the fixed ones.
-    pub fn side_settings(&self, i: usize, c: &Conditions) -> Vec<(String, String)> {
-        std::iter::once((self.flipped.to_string(), self.values[i].to_string()))
-            .chain(c.fixed.iter().cloned())
-            .collect()
-    }
-
-    /// `NAME=value,…` of what side `i` sets, for the run record.
-    pub fn settings_line(&self, i: usize, c: &Conditions) -> String {
-        self.side_settings(i, c)
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    pub fn runs_in(&self, kind: Kind) -> anyhow::Result<()> {
-        if self.compose_only && kind == Kind::Native {
-            bail!(
-                "experiment {} needs a container runtime (a CPU limit per container): run it with RUNTIME=compose or RUNTIME=swarm",
-                self.name
-            );
-        }
-        Ok(())
-    }
-}
-
-/// Counters whose growth over a run the experiments read, and gauges whose peak they read.
-const COUNTERS: &[&str] = &[
-    "http_requests_total",
-    "http_connections_accepted_total",
-    "process_cpu_seconds_total",
-    "db_query_duration_seconds_sum",
-    "db_query_duration_seconds_count",
-    "db_connections_opened_total",
-    "db_connect_duration_seconds_sum",
-    "db_connect_duration_seconds_count",
-    "listings_total",
-    "cache_requests_total",
-    "listing_age_seconds_sum",
-    "listing_age_seconds_count",
-    "logins_total",
-    "jobs_processed_total",
-    "batch_size_sum",
-    "batch_size_count",
-    "batch_flush_duration_seconds_sum",
-    "batch_flush_duration_seconds_count",
-];
-const GAUGES: &[&str] = &[
-    "db_request_connections_open",
-    "db_pool_connections",
-    "http_requests_in_flight",
-    "queue_lag",
-];
 
 /// The stack's `/metrics` endpoints now: every microservice and worker, and each gateway the
 /// load balancer knows.
@@ -276,7 +69,11 @@ async fn endpoints(rt: &dyn Runtime) -> Vec<String> {
 type Key = (String, String, String, BTreeMap<String, String>);
 
 /// The series of interest from every endpoint, keyed by (service, instance, name, labels).
-async fn read_all(client: &reqwest::Client, urls: &[String], names: &[&str]) -> BTreeMap<Key, f64> {
+async fn read_all<S: AsRef<str>>(
+    client: &reqwest::Client,
+    urls: &[String],
+    names: &[S],
+) -> BTreeMap<Key, f64> {
     let mut out = BTreeMap::new();
     for url in urls {
         let Ok(samples) = common::metrics::scrape(client, url).await else {
@@ -288,7 +85,7 @@ async fn read_all(client: &reqwest::Client, urls: &[String], names: &[&str]) -> 
             value,
         } in samples
         {
-            if !names.contains(&name.as_str()) {
+            if !names.iter().any(|n| n.as_ref() == name) {
                 continue;
             }
             let service = labels.remove("service").unwrap_or_default();
@@ -310,6 +107,15 @@ fn rows(values: BTreeMap<Key, f64>) -> Vec<CounterDelta> {
             value,
         })
         .collect()
+}
+
+/// `NAME=value,…` of what a side sets, for the run record.
+fn settings_line(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Growth from `before` to `after` (a series new in `after` grew from 0).
@@ -334,10 +140,12 @@ async fn observed_run(
     spec: &LoadSpec,
     mut record: ExperimentRecord,
 ) -> anyhow::Result<PathBuf> {
+    let exp = record.name.spec();
+    let counters = exp.counters();
     let client = common::http::client(Duration::from_secs(3));
     rt.up(spec.gateways).await?;
     let urls = endpoints(rt).await;
-    let before = read_all(&client, &urls, COUNTERS).await;
+    let before = read_all(&client, &urls, &counters).await;
     let started = Instant::now();
     let (mut child, dir) = protocol::spawn_load(rt, bin, root, spec).await?;
     let mut peaks: BTreeMap<Key, f64> = BTreeMap::new();
@@ -345,7 +153,7 @@ async fn observed_run(
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        for (k, v) in read_all(&client, &urls, GAUGES).await {
+        for (k, v) in read_all(&client, &urls, exp.gauges).await {
             let peak = peaks.entry(k).or_insert(v);
             *peak = peak.max(v);
         }
@@ -354,16 +162,20 @@ async fn observed_run(
     if !status.success() {
         bail!("the load test failed ({status})");
     }
-    let after = read_all(&client, &urls, COUNTERS).await;
+    let after = read_all(&client, &urls, &counters).await;
     record.seconds = started.elapsed().as_secs_f64();
     record.counters = deltas(&before, after);
     record.peaks = rows(peaks);
-    if record.name == "index" {
-        let url = format!("{}/explain/hot", rt.endpoints().microservice);
-        record.query_plan = match client.get(&url).send().await {
-            Ok(r) if r.status().is_success() => r.json().await.ok(),
-            _ => None,
-        };
+    for m in exp.measurements {
+        match m {
+            Measurement::QueryPlan => {
+                let url = format!("{}/explain/hot", rt.endpoints().microservice);
+                record.query_plan = match client.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => r.json().await.ok(),
+                    _ => None,
+                };
+            }
+        }
     }
     std::fs::write(
         dir.join(ExperimentRecord::FILE),
@@ -379,30 +191,30 @@ pub async fn run(
     rt: &mut dyn Runtime,
     bin: &Path,
     root: &Path,
-    exp: &Experiment,
+    name: Experiment,
     quick: bool,
     batch: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    exp.runs_in(rt.kind())?;
+    runs_in(name, rt.kind())?;
+    let exp = name.spec();
     let base = rt.settings().clone();
     let conditions = exp.conditions(|k| std::env::var(k).ok());
     if std::env::var_os(exp.flipped).is_some() {
         eprintln!(
-            "lab: experiment {} sets {} on each side itself: the environment's value is not used",
-            exp.name, exp.flipped
+            "lab: experiment {name} sets {} on each side itself: the environment's value is not used",
+            exp.flipped
         );
     }
     // Every side's settings are checked before anything starts.
     let sides: Vec<Settings> = (0..exp.values.len())
-        .map(|i| exp.settings_for(&base, i, &conditions))
+        .map(|i| settings_for(exp, &base, i, &conditions))
         .collect::<anyhow::Result<_>>()?;
     let result = async {
         let mut dirs = Vec::new();
         for (i, settings) in sides.into_iter().enumerate() {
             let side = side_name(i);
             eprintln!(
-                "\n\x1b[1m== {}: side {side} of {}: {}={}\x1b[0m",
-                exp.name,
+                "\n\x1b[1m== {name}: side {side} of {}: {}={}\x1b[0m",
                 exp.values.len(),
                 exp.flipped,
                 exp.values[i]
@@ -412,21 +224,21 @@ pub async fn run(
             rt.down(true).await?;
             rt.set_settings(settings.clone());
             let mut env: Vec<(String, String)> = vec![
-                ("EXPERIMENT".into(), exp.name.into()),
+                ("EXPERIMENT".into(), name.name().into()),
                 ("EXPERIMENT_SIDE".into(), side.clone()),
                 (
                     "EXPERIMENT_SETTINGS".into(),
-                    exp.settings_line(i, &conditions),
+                    settings_line(&exp.side_settings(i, &conditions)),
                 ),
             ];
             env.extend(conditions.load.iter().cloned());
             let spec = LoadSpec {
-                run_id: Some(format!("{batch}-{}-{side}", exp.name)),
+                run_id: Some(format!("{batch}-{name}-{side}")),
                 env,
-                ..LoadSpec::new(exp.gateways, exp.scenario, "classic", quick)
+                ..LoadSpec::new(exp.gateways, exp.scenario, Profile::Classic, quick)
             };
             let record = ExperimentRecord {
-                name: exp.name.into(),
+                name,
                 question: exp.question.into(),
                 side,
                 flipped: exp.flipped.into(),
@@ -451,23 +263,22 @@ pub async fn protocol(
     rt: &mut dyn Runtime,
     bin: &Path,
     root: &Path,
-    name: Option<&str>,
+    name: Option<Experiment>,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let chosen: Vec<&Experiment> = match name {
-        Some(n) => {
-            let e = find(n)?;
-            e.runs_in(rt.kind())?;
+    let chosen: Vec<Experiment> = match name {
+        Some(e) => {
+            runs_in(e, rt.kind())?;
             vec![e]
         }
-        None => ALL
+        None => Experiment::ALL
             .iter()
+            .copied()
             .filter(|e| {
-                let ok = e.runs_in(rt.kind()).is_ok();
+                let ok = runs_in(*e, rt.kind()).is_ok();
                 if !ok {
                     eprintln!(
-                        "experiments: {} skipped (compose runtime only: make experiment NAME={} RUNTIME=compose)",
-                        e.name, e.name
+                        "experiments: {e} skipped (compose runtime only: make experiment NAME={e} RUNTIME=compose)"
                     );
                 }
                 ok
@@ -478,9 +289,9 @@ pub async fn protocol(
     let started = Instant::now();
     let work = async {
         for (k, exp) in chosen.iter().enumerate() {
-            let what = format!("experiment {}: {}", exp.name, exp.question);
+            let what = format!("experiment {exp}: {}", exp.spec().question);
             protocol::banner(k, chosen.len(), &what, started, "");
-            run(rt, bin, root, exp, quick, &batch).await?;
+            run(rt, bin, root, *exp, quick, &batch).await?;
         }
         protocol::report(bin, root).await
     };
@@ -507,13 +318,11 @@ mod tests {
 
     #[test]
     fn every_side_of_every_experiment_is_a_valid_setting_and_differs_only_in_one() {
-        for exp in ALL {
-            assert!(exp.values.len() >= 2, "{}", exp.name);
+        for e in Experiment::ALL {
+            let exp = e.spec();
+            assert!(exp.values.len() >= 2, "{e}");
             let sides: Vec<Settings> = (0..exp.values.len())
-                .map(|i| {
-                    exp.settings_for(&base(), i, &exp.conditions(|_| None))
-                        .unwrap()
-                })
+                .map(|i| settings_for(exp, &base(), i, &exp.conditions(|_| None)).unwrap())
                 .collect();
             for side in &sides[1..] {
                 let differ: Vec<&str> = crate::settings::TABLE
@@ -521,10 +330,20 @@ mod tests {
                     .map(|s| s.name)
                     .filter(|n| side.get(n) != sides[0].get(n))
                     .collect();
-                assert_eq!(differ, vec![exp.flipped], "{}", exp.name);
+                assert_eq!(differ, vec![exp.flipped], "{e}");
+            }
+            // Every condition and load knob is a setting or a load generator's knob.
+            for (k, _) in exp.fixed {
+                assert!(
+                    crate::settings::TABLE.iter().any(|s| s.name == *k),
+                    "{e}: {k}"
+                );
+            }
+            for (k, _) in exp.load {
+                assert!(common::load::ENV_NAMES.contains(k), "{e}: {k}");
             }
             assert!(
-                protocol::LoadSpec::new(exp.gateways, exp.scenario, "classic", true)
+                protocol::LoadSpec::new(exp.gateways, exp.scenario, Profile::Classic, true)
                     .check()
                     .is_ok()
             );
@@ -533,20 +352,20 @@ mod tests {
 
     #[test]
     fn names_are_found_and_a_wrong_one_lists_them() {
-        assert_eq!(find("index").unwrap().flipped, "ITEMS_INDEX");
+        assert_eq!(find("index").unwrap().spec().flipped, "ITEMS_INDEX");
         let e = find("indexes").unwrap_err().to_string();
         assert!(e.contains("index, db-pool"), "{e}");
-        let e = find("vertical").unwrap().runs_in(Kind::Native).unwrap_err();
+        let e = runs_in(Experiment::Vertical, Kind::Native).unwrap_err();
         assert!(e.to_string().contains("RUNTIME=compose"), "{e}");
-        assert!(find("vertical").unwrap().runs_in(Kind::Compose).is_ok());
+        assert!(runs_in(Experiment::Vertical, Kind::Compose).is_ok());
     }
 
     #[test]
     fn the_record_names_what_each_side_sets() {
-        let exp = find("index").unwrap();
+        let exp = Experiment::Index.spec();
         let table = exp.conditions(|_| None);
         assert_eq!(
-            exp.settings_line(1, &table),
+            settings_line(&exp.side_settings(1, &table)),
             "ITEMS_INDEX=true,SEED_ROWS=1000000,DB_DELAY_MS=0"
         );
         // A condition the caller set wins (a handout's extension); the flipped one is the
@@ -558,22 +377,22 @@ mod tests {
         };
         let changed = exp.conditions(caller);
         assert_eq!(
-            exp.settings_line(1, &changed),
+            settings_line(&exp.side_settings(1, &changed)),
             "ITEMS_INDEX=true,SEED_ROWS=100000,DB_DELAY_MS=0"
         );
-        let side_b = exp.settings_for(&base(), 1, &changed).unwrap();
+        let side_b = settings_for(exp, &base(), 1, &changed).unwrap();
         assert_eq!(
             (side_b.get("SEED_ROWS"), side_b.get("ITEMS_INDEX")),
             ("100000", "true")
         );
-        let batch = find("batch").unwrap();
-        let load = batch
+        let load = Experiment::Batch
+            .spec()
             .conditions(|k| (k == "LONGTASK_MS").then(|| "1".to_string()))
             .load;
         assert_eq!(load[0], ("LONGTASK_MS".to_string(), "1".to_string()));
         // A bad value is a one-line error naming the setting, before anything starts.
         let bad = exp.conditions(|k| (k == "SEED_ROWS").then(|| "many".to_string()));
-        let e = exp.settings_for(&base(), 0, &bad).unwrap_err().to_string();
+        let e = settings_for(exp, &base(), 0, &bad).unwrap_err().to_string();
         assert!(e.contains("SEED_ROWS"), "{e}");
         assert_eq!(side_name(2), "C");
     }

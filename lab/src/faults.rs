@@ -1,68 +1,48 @@
 //! Fault experiments (`make fault NAME=kill-gateway`): a steady load, a fault at a fixed
 //! second, the repair at another, and what the stack did meanwhile. The lab records when it
 //! acted (`fault.json` beside `run.json`); the report draws the timeline and checks the
-//! stack's promise (`report/src/faults.rs`). Postgres and Redis are never stopped natively:
+//! stack's promise. What each fault is (its steps, load, promise, checks, words) is its
+//! module in the catalogue (`catalogue/src/faults/`). Postgres and Redis are never stopped natively:
 //! the stack reaches them through relays the lab cuts.
 
 use crate::protocol::{self, LoadSpec};
-use crate::runtime::{Action, Dependency, Runtime};
+use crate::runtime::{Action, Runtime};
 use anyhow::{bail, Context};
-use common::record::{FaultEvent, FaultRecord};
+use catalogue::fault::{Spec, Step};
+use catalogue::record::{FaultEvent, FaultRecord, JobAccount};
+pub use catalogue::Fault;
+use common::load::Profile;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// One thing the lab does to the stack.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Step {
-    Act(&'static str, Action),
-    Cut(Dependency),
-    Restore(Dependency),
-    /// Every microservice's delay set to DB_DELAY_MS × this (`PUT /delay`).
-    SlowBy(u64),
-    /// Queue this many short jobs through the load balancer, then SIGKILL the worker.
-    BacklogThenKillWorker(u64),
-}
-
-impl Step {
-    pub fn describe(self) -> String {
-        match self {
-            Step::Act(instance, action) => format!("{} {instance}", action_word(action)),
-            Step::Cut(d) => format!("cut {}", d.name()),
-            Step::Restore(d) => format!("restore {}", d.name()),
-            Step::SlowBy(1) => "microservice delay back to DB_DELAY_MS".into(),
-            Step::SlowBy(n) => format!("microservice delay × {n}"),
-            Step::BacklogThenKillWorker(n) => format!("queue {n} jobs, kill worker"),
-        }
-    }
-
-    /// Does it; a step that queues jobs returns them, for the run to follow to the end.
-    async fn run(self, rt: &mut dyn Runtime) -> anyhow::Result<Option<Backlog>> {
-        match self {
-            Step::Act(instance, action) => rt.act(instance, action).await.map(|_| None),
-            Step::Cut(d) => rt.cut(d, true).await.map(|_| None),
-            Step::Restore(d) => rt.cut(d, false).await.map(|_| None),
-            Step::SlowBy(factor) => {
-                let delay = common::wire::Delay {
-                    db_delay_ms: rt.settings().number("DB_DELAY_MS") as u64 * factor,
-                };
-                let http = common::http::client(Duration::from_secs(5));
-                for base in rt.instance_urls(crate::settings::Service::Microservice) {
-                    let answer = http
-                        .put(format!("{base}/delay"))
-                        .json(&delay)
-                        .send()
-                        .await?;
-                    if !answer.status().is_success() {
-                        bail!("PUT {base}/delay answered {}", answer.status());
-                    }
+/// Does one step of a fault to the stack; a step that queues jobs returns them, for the run
+/// to follow to the end.
+async fn take(step: Step, rt: &mut dyn Runtime) -> anyhow::Result<Option<Backlog>> {
+    match step {
+        Step::Act(instance, action) => rt.act(instance, action).await.map(|_| None),
+        Step::Cut(d) => rt.cut(d, true).await.map(|_| None),
+        Step::Restore(d) => rt.cut(d, false).await.map(|_| None),
+        Step::SlowBy(factor) => {
+            let delay = common::wire::Delay {
+                db_delay_ms: rt.settings().number("DB_DELAY_MS") as u64 * factor,
+            };
+            let http = common::http::client(Duration::from_secs(5));
+            for base in rt.instance_urls(crate::settings::Service::Microservice) {
+                let answer = http
+                    .put(format!("{base}/delay"))
+                    .json(&delay)
+                    .send()
+                    .await?;
+                if !answer.status().is_success() {
+                    bail!("PUT {base}/delay answered {}", answer.status());
                 }
-                Ok(None)
             }
-            Step::BacklogThenKillWorker(n) => {
-                let backlog = Backlog::queue(rt, n).await?;
-                rt.act("worker", Action::Kill).await?;
-                Ok(Some(backlog))
-            }
+            Ok(None)
+        }
+        Step::BacklogThenKillWorker(n) => {
+            let backlog = Backlog::queue(rt, n).await?;
+            rt.act("worker", Action::Kill).await?;
+            Ok(Some(backlog))
         }
     }
 }
@@ -120,11 +100,11 @@ impl Backlog {
     }
 
     /// Follows every job until it is done or failed, for at most `limit`.
-    async fn account(&self, limit: Duration) -> common::record::JobAccount {
+    async fn account(&self, limit: Duration) -> JobAccount {
         use futures::StreamExt;
         let deadline = Instant::now() + limit;
         let mut open: Vec<String> = self.ids.clone();
-        let mut account = common::record::JobAccount {
+        let mut account = JobAccount {
             queued: self.queued,
             accepted: self.ids.len() as u64,
             ..Default::default()
@@ -176,95 +156,9 @@ impl Backlog {
     }
 }
 
-fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Stop => "stop",
-        Action::Kill => "kill",
-        Action::Pause => "pause",
-        Action::Resume => "resume",
-        Action::Start => "start",
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Fault {
-    pub name: &'static str,
-    /// What the stack promises while the part is down, as the report checks it.
-    pub promise: &'static str,
-    pub scenario: &'static str,
-    pub gateways: usize,
-    pub fault: Step,
-    pub repair: Step,
-    /// The load generator's own knobs.
-    pub load: &'static [(&'static str, &'static str)],
-    /// Lab settings the run sets (the rest stay as they are).
-    pub fixed: &'static [(&'static str, &'static str)],
-}
-
-pub const ALL: &[Fault] = &[
-    Fault {
-        name: "kill-gateway",
-        promise: "0 failed requests; the killed gateway out of rotation within one health interval, back after it is healthy",
-        scenario: "hit",
-        gateways: 3,
-        fault: Step::Act("gateway-2", Action::Kill),
-        repair: Step::Act("gateway-2", Action::Start),
-        load: &[("USERS", "100")],
-        fixed: &[],
-    },
-    Fault {
-        name: "redis-outage",
-        promise: "0 5xx: cache misses served from the microservice; latency back by itself after Redis returns",
-        scenario: "hit",
-        gateways: 3,
-        fault: Step::Cut(Dependency::Redis),
-        repair: Step::Restore(Dependency::Redis),
-        load: &[("USERS", "100")],
-        fixed: &[],
-    },
-    Fault {
-        name: "postgres-restart",
-        promise: "only 503s while Postgres is away (no 500, no hang past the timeouts); serving again within 5 s of its return, no restart",
-        scenario: "miss",
-        gateways: 1,
-        fault: Step::Cut(Dependency::Postgres),
-        repair: Step::Restore(Dependency::Postgres),
-        load: &[("USERS", "100")],
-        fixed: &[],
-    },
-    Fault {
-        name: "worker-crash",
-        promise: "0 jobs lost and 0 failed when the worker dies mid-batch with a backlog; results keyed by job id, so a replay stores nothing twice",
-        scenario: "longtask",
-        gateways: 1,
-        fault: Step::BacklogThenKillWorker(1000),
-        repair: Step::Act("worker", Action::Start),
-        load: &[("USERS", "20"), ("LONGTASK_MS", "20")],
-        // A crashed worker's jobs are taken over 3 s after their delivery, within the run.
-        fixed: &[("VISIBILITY_TIMEOUT_MS", "3000")],
-    },
-    Fault {
-        name: "slow-microservice",
-        promise: "slowness becomes fast 504s and 503s (no wait past the timeouts, no 500); the load balancer does not multiply the load (no retry); serving again after the repair",
-        scenario: "miss",
-        gateways: 1,
-        fault: Step::SlowBy(10),
-        repair: Step::SlowBy(1),
-        // Well under the gateway's capacity (4 slots / 0.2 s) before the fault.
-        load: &[("USERS", "20")],
-        // 200 ms becomes 2 s, past the gateway's 1 s timeout.
-        fixed: &[("DB_DELAY_MS", "200"), ("MICROSERVICE_TIMEOUT_MS", "1000")],
-    },
-];
-
-pub fn find(name: &str) -> anyhow::Result<&'static Fault> {
-    ALL.iter().find(|f| f.name == name).with_context(|| {
-        let names: Vec<&str> = ALL.iter().map(|f| f.name).collect();
-        format!(
-            "unknown fault {name:?}: one of {} (NAME=...)",
-            names.join(", ")
-        )
-    })
+/// A fault by its name, or a one-line error listing them.
+pub fn find(name: &str) -> anyhow::Result<Fault> {
+    name.parse().map_err(anyhow::Error::msg)
 }
 
 /// Seconds into the load when the fault comes and when it is repaired, and the run's length:
@@ -300,7 +194,7 @@ pub async fn run(
     rt: &mut dyn Runtime,
     bin: &Path,
     root: &Path,
-    fault: &Fault,
+    name: Fault,
     quick: bool,
     batch: &str,
 ) -> anyhow::Result<PathBuf> {
@@ -308,20 +202,11 @@ pub async fn run(
     rt.down(true).await?;
     let base = rt.settings().clone();
     let mut settings = base.clone();
-    for (k, v) in fault.fixed {
+    for (k, v) in name.spec().fixed {
         settings.set(k, v)?;
     }
     rt.set_settings(settings);
-    let result = run_with(
-        rt,
-        bin,
-        root,
-        fault,
-        quick,
-        batch,
-        (at, repair_at, duration),
-    )
-    .await;
+    let result = run_with(rt, bin, root, name, quick, batch, (at, repair_at, duration)).await;
     rt.set_settings(base);
     result
 }
@@ -330,14 +215,15 @@ async fn run_with(
     rt: &mut dyn Runtime,
     bin: &Path,
     root: &Path,
-    fault: &Fault,
+    name: Fault,
     quick: bool,
     batch: &str,
     (at, repair_at, duration): (u64, u64, u64),
 ) -> anyhow::Result<PathBuf> {
+    let fault: &Spec = name.spec();
     rt.isolate_dependencies().await?;
     let mut env: Vec<(String, String)> = vec![
-        ("EXPERIMENT".into(), fault.name.into()),
+        ("EXPERIMENT".into(), name.name().into()),
         ("EXPERIMENT_SIDE".into(), "fault".into()),
         ("DURATION_SECS".into(), duration.to_string()),
     ];
@@ -348,13 +234,13 @@ async fn run_with(
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     let spec = LoadSpec {
-        run_id: Some(format!("{batch}-fault-{}", fault.name)),
+        run_id: Some(format!("{batch}-fault-{name}")),
         env,
-        ..LoadSpec::new(fault.gateways, fault.scenario, "classic", quick)
+        ..LoadSpec::new(fault.gateways, fault.scenario, Profile::Classic, quick)
     };
     let (mut child, dir) = protocol::spawn_load(rt, bin, root, &spec).await?;
     let mut record = FaultRecord {
-        name: fault.name.into(),
+        name,
         promise: fault.promise.into(),
         health_interval_ms: rt.settings().number("HEALTH_INTERVAL_MS"),
         settings: ["QUEUE_TIMEOUT_MS", "MICROSERVICE_TIMEOUT_MS", "DB_DELAY_MS"]
@@ -376,8 +262,7 @@ async fn run_with(
                 tokio::time::sleep(wait).await;
             }
             eprintln!("fault: {}s: {}", second, step.describe());
-            let queued = step
-                .run(rt)
+            let queued = take(step, rt)
                 .await
                 .with_context(|| format!("{} failed", step.describe()))?;
             if queued.is_some() {
@@ -395,7 +280,7 @@ async fn run_with(
     if let Err(e) = acted {
         let _ = child.kill().await;
         // Whatever was cut comes back before the stack goes down.
-        let _ = fault.repair.run(rt).await;
+        let _ = take(fault.repair, rt).await;
         return Err(e);
     }
     let status = child.wait().await?;
@@ -423,27 +308,27 @@ pub async fn protocol(
     rt: &mut dyn Runtime,
     bin: &Path,
     root: &Path,
-    name: Option<&str>,
+    name: Option<Fault>,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let chosen: Vec<&Fault> = match name {
-        Some(n) => vec![find(n)?],
-        None => ALL.iter().collect(),
+    let chosen: Vec<Fault> = match name {
+        Some(f) => vec![f],
+        None => Fault::ALL.to_vec(),
     };
     let batch = protocol::utc_stamp();
     let started = Instant::now();
     let work = async {
         let mut dirs = Vec::new();
         for (k, fault) in chosen.iter().enumerate() {
+            let spec = fault.spec();
             let what = format!(
-                "fault {}: {} → {}; promise: {}",
-                fault.name,
-                fault.fault.describe(),
-                fault.repair.describe(),
-                fault.promise
+                "fault {fault}: {} → {}; promise: {}",
+                spec.fault.describe(),
+                spec.repair.describe(),
+                spec.promise
             );
             protocol::banner(k, chosen.len(), &what, started, "");
-            dirs.push(run(rt, bin, root, fault, quick, &batch).await?);
+            dirs.push(run(rt, bin, root, *fault, quick, &batch).await?);
         }
         protocol::report(bin, root).await?;
         anyhow::Ok(dirs)
@@ -478,11 +363,12 @@ mod tests {
 
     #[test]
     fn faults_are_found_by_name_and_repair_what_they_break() {
-        assert_eq!(find("redis-outage").unwrap().scenario, "hit");
+        assert_eq!(find("redis-outage").unwrap(), Fault::RedisOutage);
         let e = find("kill-everything").unwrap_err().to_string();
         assert!(e.contains("kill-gateway, redis-outage"), "{e}");
-        for f in ALL {
-            let undone = match (f.fault, f.repair) {
+        for f in Fault::ALL {
+            let spec = f.spec();
+            let undone = match (spec.fault, spec.repair) {
                 (Step::Act(a, Action::Kill), Step::Act(b, Action::Start)) => a == b,
                 (Step::Cut(a), Step::Restore(b)) => a == b,
                 (Step::SlowBy(_), Step::SlowBy(1)) => true,
@@ -490,17 +376,22 @@ mod tests {
                 _ => false,
             };
             let mut s = crate::settings::Settings::defaults();
-            for (k, v) in f.fixed {
+            for (k, v) in spec.fixed {
                 s.set(k, v).unwrap();
+            }
+            for (k, _) in spec.load {
+                assert!(common::load::ENV_NAMES.contains(k), "{f}: {k}");
             }
             assert!(
                 undone,
-                "{}: {:?} is not undone by {:?}",
-                f.name, f.fault, f.repair
+                "{f}: {:?} is not undone by {:?}",
+                spec.fault, spec.repair
             );
-            assert!(LoadSpec::new(f.gateways, f.scenario, "classic", true)
-                .check()
-                .is_ok());
+            assert!(
+                LoadSpec::new(spec.gateways, spec.scenario, Profile::Classic, true)
+                    .check()
+                    .is_ok()
+            );
         }
         let (at, repair, len) = schedule(true);
         assert!(at < repair && repair + 10 <= len);

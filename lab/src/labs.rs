@@ -3,6 +3,8 @@
 //! against (`lab/tests/handouts.rs`).
 
 use crate::runtime::Kind;
+use catalogue::Experiment;
+use common::load::{Profile, Scenario};
 
 /// What a lab runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -12,7 +14,7 @@ pub enum Run {
     /// `make faults QUICK=1`.
     Faults,
     /// `make experiment NAME=… QUICK=1`.
-    Experiment(&'static str),
+    Experiment(Experiment),
     /// `make autoscale QUICK=1`.
     Autoscale,
     /// Recorded runs of `make load`, one after the other in one batch, then the report.
@@ -24,8 +26,8 @@ pub enum Run {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Load {
     pub gateways: usize,
-    pub scenario: &'static str,
-    pub profile: &'static str,
+    pub scenario: Scenario,
+    pub profile: Profile,
     pub env: &'static [(&'static str, &'static str)],
 }
 
@@ -66,7 +68,7 @@ pub const ALL: &[Lab] = &[
         question: "What does an index do to a slow query, and to the whole stack?",
         handout: "labs/03-index.md",
         teacher: "labs/teacher/03-index.md",
-        run: Run::Experiment("index"),
+        run: Run::Experiment(Experiment::Index),
         look: "tests/reports/summary.md: Experiments → `index` (both sides, DB time per query, \
                the prediction, the Why paragraph and both query plans)",
     },
@@ -75,7 +77,7 @@ pub const ALL: &[Lab] = &[
         question: "What does a pool of database connections save?",
         handout: "labs/04-db-pool.md",
         teacher: "labs/teacher/04-db-pool.md",
-        run: Run::Experiment("db-pool"),
+        run: Run::Experiment(Experiment::DbPool),
         look: "tests/reports/summary.md: Experiments → `db-pool` (connections opened per \
                request, connect time, peak connections, B's p50 against A's plus one connect)",
     },
@@ -87,8 +89,8 @@ pub const ALL: &[Lab] = &[
         run: Run::Loads(&[
             Load {
                 gateways: 1,
-                scenario: "miss",
-                profile: "breakpoint",
+                scenario: Scenario::Miss,
+                profile: Profile::Breakpoint,
                 env: &[
                     ("START_USERS", "20"),
                     ("STEP_USERS", "40"),
@@ -98,8 +100,8 @@ pub const ALL: &[Lab] = &[
             },
             Load {
                 gateways: 1,
-                scenario: "miss",
-                profile: "stages",
+                scenario: Scenario::Miss,
+                profile: Profile::Stages,
                 env: &[("USERS", "100"), ("DURATION_SECS", "60")],
             },
         ]),
@@ -122,7 +124,7 @@ pub const ALL: &[Lab] = &[
         question: "What does one shared HTTP client save over a client per request?",
         handout: "labs/07-client-reuse.md",
         teacher: "labs/teacher/07-client-reuse.md",
-        run: Run::Experiment("client-reuse"),
+        run: Run::Experiment(Experiment::ClientReuse),
         look: "tests/reports/summary.md: Experiments → `client-reuse` (new TCP connections per \
                miss, p50 of both sides, the Why paragraph)",
     },
@@ -131,7 +133,7 @@ pub const ALL: &[Lab] = &[
         question: "Where should a slow listing be cached: nowhere, in Redis, or in each gateway?",
         handout: "labs/08-local-cache.md",
         teacher: "labs/teacher/08-local-cache.md",
-        run: Run::Experiment("local-cache"),
+        run: Run::Experiment(Experiment::LocalCache),
         look: "tests/reports/summary.md: Experiments → `local-cache` (ok req/s, hit ratio, \
                times the source was asked against the prediction, answer age)",
     },
@@ -140,7 +142,7 @@ pub const ALL: &[Lab] = &[
         question: "What does writing results in batches do to the worker's throughput?",
         handout: "labs/09-batch.md",
         teacher: "labs/teacher/09-batch.md",
-        run: Run::Experiment("batch"),
+        run: Run::Experiment(Experiment::Batch),
         look: "tests/reports/summary.md: Experiments → `batch` (jobs per second, commits per \
                second, the Why paragraph)",
     },
@@ -149,7 +151,7 @@ pub const ALL: &[Lab] = &[
         question: "What do 3 workers do for a queue that 1 cannot?",
         handout: "labs/10-scale-workers.md",
         teacher: "labs/teacher/10-scale-workers.md",
-        run: Run::Experiment("scale-workers"),
+        run: Run::Experiment(Experiment::ScaleWorkers),
         look: "tests/reports/summary.md: Experiments → `scale-workers` (jobs per second against \
                the capacity, end-to-end job time), Each run over time (the queue)",
     },
@@ -158,7 +160,7 @@ pub const ALL: &[Lab] = &[
         question: "Three gateways are not 3×: what does a second microservice change?",
         handout: "labs/11-scale-microservice.md",
         teacher: "labs/teacher/11-scale-microservice.md",
-        run: Run::Experiment("scale-microservice"),
+        run: Run::Experiment(Experiment::ScaleMicroservice),
         look: "tests/reports/summary.md: Experiments → `scale-microservice` (ok req/s against \
                both bounds, the machine's CPU)",
     },
@@ -167,7 +169,7 @@ pub const ALL: &[Lab] = &[
         question: "What do more threads per gateway do for CPU-bound work?",
         handout: "labs/12-worker-threads.md",
         teacher: "labs/teacher/12-worker-threads.md",
-        run: Run::Experiment("worker-threads"),
+        run: Run::Experiment(Experiment::WorkerThreads),
         look: "tests/reports/summary.md: Experiments → `worker-threads` (logins per second \
                against the prediction, CPU per login)",
     },
@@ -176,7 +178,7 @@ pub const ALL: &[Lab] = &[
         question: "What does a bigger gateway (more CPU) do for CPU-bound work?",
         handout: "labs/13-vertical.md",
         teacher: "labs/teacher/13-vertical.md",
-        run: Run::Experiment("vertical"),
+        run: Run::Experiment(Experiment::Vertical),
         look: "tests/reports/summary.md: Experiments → `vertical` (logins per second against \
                the prediction, the CPU limit of each side)",
     },
@@ -189,11 +191,7 @@ impl Lab {
     /// CPU limit.
     pub fn runtime(&self) -> Kind {
         match self.run {
-            Run::Experiment(name)
-                if crate::experiments::find(name).is_ok_and(|e| e.compose_only) =>
-            {
-                Kind::Compose
-            }
+            Run::Experiment(e) if e.spec().compose_only => Kind::Compose,
             _ => Kind::Native,
         }
     }
@@ -218,24 +216,17 @@ mod tests {
             e.starts_with("no lab 99: labs are 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"),
             "{e}"
         );
-        // A lab's experiment is one the lab runs.
-        for lab in ALL {
-            if let Run::Experiment(name) = lab.run {
-                assert!(
-                    crate::experiments::find(name).is_ok(),
-                    "lab {}: {name}",
-                    lab.n
-                );
-            }
-        }
         assert_eq!(find(2).unwrap().run, Run::Faults);
         assert_eq!(find(13).unwrap().runtime(), Kind::Compose);
         assert_eq!(find(10).unwrap().runtime(), Kind::Native);
         // A lab's experiment runs on the lab's runtime.
         for lab in ALL {
-            if let Run::Experiment(name) = lab.run {
-                let exp = crate::experiments::find(name).unwrap();
-                assert!(exp.runs_in(lab.runtime()).is_ok(), "lab {}", lab.n);
+            if let Run::Experiment(e) = lab.run {
+                assert!(
+                    crate::experiments::runs_in(e, lab.runtime()).is_ok(),
+                    "lab {}",
+                    lab.n
+                );
             }
         }
         // A lab's loads are ones the load generator accepts.

@@ -221,15 +221,14 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Lab { n } => Some(labs::find(*n)?),
         _ => None,
     };
-    match &cli.command {
-        Command::Experiment { name } => {
-            experiments::find(name)?;
-        }
-        Command::Fault { name } => {
-            faults::find(name)?;
-        }
-        _ => {}
-    }
+    let experiment = match &cli.command {
+        Command::Experiment { name } => Some(experiments::find(name)?),
+        _ => None,
+    };
+    let fault = match &cli.command {
+        Command::Fault { name } => Some(faults::find(name)?),
+        _ => None,
+    };
     let paths = Paths::new(&root, &cli.build);
     match &cli.command {
         Command::Report => return protocol::report(&paths.bin, &root).await,
@@ -328,14 +327,19 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             }
             rt.restart(service, changed).await
         }
-        Command::Act { instance, action } => rt.act(&instance, Action::parse(&action)?).await,
+        Command::Act { instance, action } => {
+            rt.act(
+                &instance,
+                Action::parse(&action).map_err(anyhow::Error::msg)?,
+            )
+            .await
+        }
         Command::Load {
             gateways,
             scenario,
             profile,
         } => {
-            let spec =
-                protocol::LoadSpec::new(gateways, &scenario.name(), &profile.name(), cli.quick);
+            let spec = protocol::LoadSpec::new(gateways, scenario, profile, cli.quick);
             protocol::load(rt.as_mut(), &paths.bin, &root, &spec)
                 .await
                 .map(|_| ())
@@ -345,14 +349,14 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Smoke => protocol::smoke(rt.as_mut(), &paths.bin, &root).await,
         Command::Autoscale => protocol::autoscale(rt.as_mut(), &paths.bin, &root, cli.quick).await,
-        Command::Experiment { name } => {
-            experiments::protocol(rt.as_mut(), &paths.bin, &root, Some(&name), cli.quick).await
+        Command::Experiment { .. } => {
+            experiments::protocol(rt.as_mut(), &paths.bin, &root, experiment, cli.quick).await
         }
         Command::Experiments => {
             experiments::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await
         }
-        Command::Fault { name } => {
-            faults::protocol(rt.as_mut(), &paths.bin, &root, Some(&name), cli.quick).await
+        Command::Fault { .. } => {
+            faults::protocol(rt.as_mut(), &paths.bin, &root, fault, cli.quick).await
         }
         Command::Faults => faults::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await,
         Command::Lab { .. } => {
@@ -365,8 +369,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 labs::Run::Faults => {
                     faults::protocol(rt.as_mut(), &paths.bin, &root, None, true).await?
                 }
-                labs::Run::Experiment(name) => {
-                    experiments::protocol(rt.as_mut(), &paths.bin, &root, Some(name), true).await?
+                labs::Run::Experiment(e) => {
+                    experiments::protocol(rt.as_mut(), &paths.bin, &root, Some(e), true).await?
                 }
                 labs::Run::Autoscale => {
                     protocol::autoscale(rt.as_mut(), &paths.bin, &root, true).await?

@@ -4,7 +4,7 @@
 
 use crate::runtime::Runtime;
 use anyhow::{bail, Context};
-use clap::ValueEnum as _;
+use common::load::{Profile, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,8 +12,8 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub gateways: usize,
-    pub scenario: String,
-    pub profile: String,
+    pub scenario: Scenario,
+    pub profile: Profile,
     /// QUICK=1: 300 users, +100/s, 20 s (profiles keep their shape).
     pub quick: bool,
     pub run_id: Option<String>,
@@ -25,28 +25,28 @@ pub struct LoadSpec {
 /// QUICK's load for a profile: enough users that the offered load (300 / 1.5 s think ≈ 200
 /// req/s) exceeds what one gateway serves on misses, so a quick run still shows what 3
 /// gateways change. Values the caller set win.
-pub fn quick_load(profile: &str) -> Vec<(&'static str, &'static str)> {
+pub fn quick_load(profile: Profile) -> Vec<(&'static str, &'static str)> {
     match profile {
-        "warmup" => vec![("DURATION_SECS", "5")],
-        "classic" => vec![("USERS", "300"), ("RATE", "100"), ("DURATION_SECS", "20")],
-        "breakpoint" | "stages" => vec![],
+        Profile::Warmup => vec![("DURATION_SECS", "5")],
+        Profile::Classic => vec![("USERS", "300"), ("RATE", "100"), ("DURATION_SECS", "20")],
+        Profile::Breakpoint | Profile::Stages => vec![],
         // 20 → 300 → 20 users over 90 s: long enough after the fall for the scale-down window.
-        "wave" => vec![("USERS", "300"), ("DURATION_SECS", "90")],
+        Profile::Wave => vec![("USERS", "300"), ("DURATION_SECS", "90")],
         // The open model's users follow its ARRIVAL_RATE.
-        "open" => vec![("DURATION_SECS", "20")],
+        Profile::Open => vec![("DURATION_SECS", "20")],
         // Burst and ramp keep their own shape (a burst starts everyone at once).
-        _ => vec![("USERS", "300"), ("DURATION_SECS", "20")],
+        Profile::Burst | Profile::Ramp => vec![("USERS", "300"), ("DURATION_SECS", "20")],
     }
 }
 
 impl LoadSpec {
     /// A run under the profile's own load (QUICK's when `quick`), named and placed by
     /// default; the other fields are set with struct update where a protocol needs them.
-    pub fn new(gateways: usize, scenario: &str, profile: &str, quick: bool) -> Self {
+    pub fn new(gateways: usize, scenario: Scenario, profile: Profile, quick: bool) -> Self {
         Self {
             gateways,
-            scenario: scenario.into(),
-            profile: profile.into(),
+            scenario,
+            profile,
             quick,
             run_id: None,
             results_dir: None,
@@ -55,20 +55,6 @@ impl LoadSpec {
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
-        if common::load::Scenario::from_str(&self.scenario, false).is_err() {
-            bail!(
-                "SCENARIO must be one of {}, not {:?}",
-                common::load::names::<common::load::Scenario>(),
-                self.scenario
-            );
-        }
-        if common::load::Profile::from_str(&self.profile, false).is_err() {
-            bail!(
-                "PROFILE must be one of {}, not {:?}",
-                common::load::names::<common::load::Profile>(),
-                self.profile
-            );
-        }
         if self.gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }
@@ -149,7 +135,7 @@ pub(crate) async fn spawn_load(
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
     if spec.quick {
-        for (k, v) in quick_load(&spec.profile) {
+        for (k, v) in quick_load(spec.profile) {
             if std::env::var_os(k).is_none() && !spec.env.iter().any(|(n, _)| n == k) {
                 set(k, v);
             }
@@ -169,8 +155,8 @@ pub(crate) async fn spawn_load(
         std::env::var("RUN_ID")
             .unwrap_or_else(|_| format!("{}-{}gw-{}", utc_stamp(), spec.gateways, spec.scenario))
     });
-    set("SCENARIO", &spec.scenario);
-    set("PROFILE", &spec.profile);
+    set("SCENARIO", &spec.scenario.name());
+    set("PROFILE", &spec.profile.name());
     set("GATEWAYS", &spec.gateways.to_string());
     set("RUNTIME", rt.kind().name());
     set("TARGET_URL", &ends.target);
@@ -241,7 +227,7 @@ pub enum Step {
     Up(usize),
     Warmup(usize),
     /// N gateways, a scenario, and which repeat of it (1 when the protocol runs each once).
-    Run(usize, &'static str, u32),
+    Run(usize, Scenario, u32),
     Down,
     Report,
 }
@@ -256,7 +242,7 @@ pub fn benchmark_steps(repeats: u32) -> Vec<Step> {
         // Repeats interleave the scenarios (miss, hit, miss, hit, …), so that a drift of the
         // machine over the minutes touches both alike.
         for k in 1..=repeats.max(1) {
-            steps.extend([Run(n, "miss", k), Run(n, "hit", k)]);
+            steps.extend([Run(n, Scenario::Miss, k), Run(n, Scenario::Hit, k)]);
         }
     }
     steps.extend([Down, Report]);
@@ -264,7 +250,7 @@ pub fn benchmark_steps(repeats: u32) -> Vec<Step> {
 }
 
 /// The run id of a benchmark run: `<batch>-<n>gw-<scenario>`, and `-r<k>` when repeated.
-pub fn benchmark_run_id(batch: &str, n: usize, scenario: &str, k: u32, repeats: u32) -> String {
+pub fn benchmark_run_id(batch: &str, n: usize, scenario: Scenario, k: u32, repeats: u32) -> String {
     if repeats > 1 {
         format!("{batch}-{n}gw-{scenario}-r{k}")
     } else {
@@ -377,22 +363,25 @@ async fn run_steps(
             started,
             &format!(", about {} left", min_sec(left)),
         );
-        let run =
-            |gateways: usize, scenario: &str, profile: &str, id: String, dir: Option<PathBuf>| {
-                LoadSpec {
-                    run_id: Some(id),
-                    results_dir: dir,
-                    ..LoadSpec::new(gateways, scenario, profile, quick)
-                }
-            };
+        let run = |gateways: usize,
+                   scenario: Scenario,
+                   profile: Profile,
+                   id: String,
+                   dir: Option<PathBuf>| {
+            LoadSpec {
+                run_id: Some(id),
+                results_dir: dir,
+                ..LoadSpec::new(gateways, scenario, profile, quick)
+            }
+        };
         match step {
             Step::Clean | Step::Down => rt.down(true).await?,
             Step::Up(n) => rt.up(*n).await?,
             Step::Warmup(n) => {
                 let spec = run(
                     *n,
-                    "hit",
-                    "warmup",
+                    Scenario::Hit,
+                    Profile::Warmup,
                     format!("{batch}-{n}gw-warmup"),
                     Some(root.join(".scalelab/warmup")),
                 );
@@ -401,9 +390,9 @@ async fn run_steps(
             Step::Run(n, scenario, k) => {
                 let spec = run(
                     *n,
-                    scenario,
-                    "classic",
-                    benchmark_run_id(batch, *n, scenario, *k, repeats),
+                    *scenario,
+                    Profile::Classic,
+                    benchmark_run_id(batch, *n, *scenario, *k, repeats),
                     None,
                 );
                 load(rt, bin, root, &spec).await?;
@@ -443,7 +432,7 @@ pub async fn smoke(rt: &mut dyn Runtime, bin: &Path, root: &Path) -> anyhow::Res
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
-        ..LoadSpec::new(3, "hit", "classic", true)
+        ..LoadSpec::new(3, Scenario::Hit, Profile::Classic, true)
     };
     let outcome = async {
         let dir = load(rt, bin, root, &spec).await?;
@@ -528,10 +517,10 @@ mod tests {
         assert_eq!(
             runs(1),
             vec![
-                Step::Run(1, "miss", 1),
-                Step::Run(1, "hit", 1),
-                Step::Run(3, "miss", 1),
-                Step::Run(3, "hit", 1)
+                Step::Run(1, Scenario::Miss, 1),
+                Step::Run(1, Scenario::Hit, 1),
+                Step::Run(3, Scenario::Miss, 1),
+                Step::Run(3, Scenario::Hit, 1)
             ]
         );
         assert_eq!(benchmark_steps(1).last(), Some(&Step::Report));
@@ -541,25 +530,24 @@ mod tests {
         assert_eq!(
             &three[..3],
             &[
-                Step::Run(1, "miss", 1),
-                Step::Run(1, "hit", 1),
-                Step::Run(1, "miss", 2)
+                Step::Run(1, Scenario::Miss, 1),
+                Step::Run(1, Scenario::Hit, 1),
+                Step::Run(1, Scenario::Miss, 2)
             ]
         );
-        assert_eq!(benchmark_run_id("b", 3, "hit", 2, 3), "b-3gw-hit-r2");
-        assert_eq!(benchmark_run_id("b", 3, "hit", 1, 1), "b-3gw-hit");
+        assert_eq!(
+            benchmark_run_id("b", 3, Scenario::Hit, 2, 3),
+            "b-3gw-hit-r2"
+        );
+        assert_eq!(benchmark_run_id("b", 3, Scenario::Hit, 1, 1), "b-3gw-hit");
         assert_eq!(min_sec(187), "3m07s");
     }
 
     #[test]
-    fn bad_scenarios_and_profiles_are_named() {
-        let spec = |scenario, profile, gateways| LoadSpec::new(gateways, scenario, profile, false);
-        assert!(spec("hit", "classic", 1).check().is_ok());
-        let e = spec("hot", "classic", 1).check().unwrap_err().to_string();
-        assert!(e.starts_with("SCENARIO must be one of hit, miss"), "{e}");
-        let e = spec("hit", "spiky", 1).check().unwrap_err().to_string();
-        assert!(e.starts_with("PROFILE must be one of"), "{e}");
-        assert!(spec("hit", "classic", 0).check().is_err());
+    fn a_load_needs_a_gateway() {
+        let spec = |gateways| LoadSpec::new(gateways, Scenario::Hit, Profile::Classic, false);
+        assert!(spec(1).check().is_ok());
+        assert!(spec(0).check().is_err());
     }
 }
 
@@ -585,7 +573,9 @@ pub async fn lab_loads(
             let spec = LoadSpec {
                 // A breakpoint search names its own folders (`…-breakpoint`, `…-step01-20u`).
                 run_id: Some(match l.profile {
-                    "breakpoint" => format!("{batch}-lab{n}-{}gw-{}", l.gateways, l.scenario),
+                    Profile::Breakpoint => {
+                        format!("{batch}-lab{n}-{}gw-{}", l.gateways, l.scenario)
+                    }
                     p => format!("{batch}-lab{n}-{}gw-{}-{p}", l.gateways, l.scenario),
                 }),
                 env: l
@@ -615,7 +605,7 @@ pub async fn lab_loads(
 pub struct AutoscaleRun {
     /// `static-1`, `static-3`, `auto`, `auto-burst`, `auto-ramp`.
     pub side: &'static str,
-    pub profile: &'static str,
+    pub profile: Profile,
     /// Gateways at the start (and throughout, when not autoscaled).
     pub gateways: usize,
     pub autoscaled: bool,
@@ -631,11 +621,11 @@ pub fn autoscale_runs() -> Vec<AutoscaleRun> {
         autoscaled,
     };
     vec![
-        run("static-1", "wave", 1, false),
-        run("static-3", "wave", 3, false),
-        run("auto", "wave", 1, true),
-        run("auto-burst", "burst", 1, true),
-        run("auto-ramp", "ramp", 1, true),
+        run("static-1", Profile::Wave, 1, false),
+        run("static-3", Profile::Wave, 3, false),
+        run("auto", Profile::Wave, 1, true),
+        run("auto-burst", Profile::Burst, 1, true),
+        run("auto-ramp", Profile::Ramp, 1, true),
     ]
 }
 
@@ -671,7 +661,7 @@ pub async fn autoscale(
                     autoscale_settings(rt.settings(), run),
                 ),
             ];
-            if run.profile != "wave" {
+            if run.profile != Profile::Wave {
                 // Burst and ramp reach the wave's peak, for as long as its rise and hold.
                 env.push(("USERS".into(), "300".into()));
                 env.push((
@@ -682,7 +672,7 @@ pub async fn autoscale(
             let spec = LoadSpec {
                 run_id: Some(format!("{batch}-autoscale-{}", run.side)),
                 env,
-                ..LoadSpec::new(run.gateways, "miss", run.profile, quick)
+                ..LoadSpec::new(run.gateways, Scenario::Miss, run.profile, quick)
             };
             if run.autoscaled {
                 let controller = crate::autoscale::Controller::new(config.clone());

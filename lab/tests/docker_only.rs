@@ -122,6 +122,30 @@ fn the_dockerfile_has_the_stages_compose_builds_and_marks_the_lab_image() {
     for arch in ["amd64", "x86_64", "aarch64", "arm64", "--platform"] {
         assert!(!instructions.contains(arch), "the Dockerfile names {arch}");
     }
+    // Every crate of the workspace has its manifest copied for the dependency layer and is
+    // in each list of crates (a new crate missing here breaks `docker compose build`).
+    let manifest = read("Cargo.toml");
+    let members = manifest
+        .split("members = [")
+        .nth(1)
+        .and_then(|m| m.split(']').next())
+        .expect("workspace members");
+    for member in members.split(',').map(|m| m.trim().trim_matches('"')) {
+        assert!(
+            dockerfile.contains(&format!("COPY {member}/Cargo.toml {member}/")),
+            "the Dockerfile does not copy {member}/Cargo.toml"
+        );
+        for line in dockerfile
+            .lines()
+            .filter(|l| l.contains("load_balancer microservice worker"))
+        {
+            assert!(
+                line.split_whitespace()
+                    .any(|w| w.trim_end_matches(';') == member),
+                "{member} missing from: {line}"
+            );
+        }
+    }
 }
 
 /// Every `docker compose run --rm lab CMD ARGS…` (or `docker-compose run …`) in a file.

@@ -5,6 +5,7 @@
 //! The offline report depends on this crate alone, not on the services' kit (`common`:
 //! axum, Postgres, Redis, metrics), which re-exports these modules under the same names.
 
+pub mod load;
 pub mod record;
 pub mod sla;
 pub mod stats;

@@ -6,7 +6,8 @@
 //! - `latency_per_second.json`: [`LatencyPerSecond`]
 //! - `autoscaler.jsonl`: an [`AutoscalerSample`] per decision (autoscaled runs)
 //! - `<run-id>-breakpoint/breakpoint.json`: [`BreakpointRecord`]
-//! - `experiment.json`, `fault.json`: what the lab measured or did beside a run (`lab.rs`)
+//! - `experiment.json`, `fault.json`: what the lab measured or did beside a run (in the
+//!   `catalogue` crate, beside the experiments and faults that write them)
 //!
 //! `schema_version` says which shape a record has. Version 1 (no field) is the shape written
 //! before the field existed and still reads; a record from a newer scalelab is refused with a
@@ -16,9 +17,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-mod lab;
-pub use lab::*;
 
 /// The shape written now. 2: `schema_version` itself, `experiment`.
 pub const SCHEMA_VERSION: u32 = 2;

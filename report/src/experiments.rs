@@ -5,26 +5,16 @@
 
 use crate::runs::Run;
 use crate::Writer;
-use records::record::ExperimentRecord;
-
-/// The lab's order; an unknown name (a newer lab) is shown after these with the general rows.
-const ORDER: &[&str] = &[
-    "index",
-    "db-pool",
-    "client-reuse",
-    "local-cache",
-    "batch",
-    "scale-workers",
-    "scale-microservice",
-    "worker-threads",
-    "vertical",
-];
+use catalogue::record::ExperimentRecord;
+use catalogue::words::{fmt, p50, p95, row, Row};
+use catalogue::Experiment;
 
 /// The sides of the latest batch of one experiment, A first.
-pub fn latest(runs: &[Run], name: &str) -> Vec<(Run, ExperimentRecord)> {
+pub fn latest(runs: &[Run], experiment: Experiment) -> Vec<(Run, ExperimentRecord)> {
+    let name = experiment.name();
     let ours: Vec<(&Run, &ExperimentRecord)> = runs
         .iter()
-        .filter_map(|r| Some((r, r.measured.as_ref().filter(|m| m.name == name)?)))
+        .filter_map(|r| Some((r, r.measured.as_ref().filter(|m| m.name == experiment)?)))
         .collect();
     let batch = |r: &Run| {
         r.id.split(&format!("-{name}-"))
@@ -42,26 +32,6 @@ pub fn latest(runs: &[Run], name: &str) -> Vec<(Run, ExperimentRecord)> {
         .collect();
     found.sort_by(|a, b| a.1.side.cmp(&b.1.side));
     found
-}
-
-/// One row of a side-by-side table: a value per side, printed with `decimals`.
-pub(crate) struct Row {
-    label: String,
-    values: Vec<Option<f64>>,
-    decimals: usize,
-}
-
-pub(crate) fn row(label: &str, values: Vec<Option<f64>>, decimals: usize) -> Row {
-    Row {
-        label: label.into(),
-        values,
-        decimals,
-    }
-}
-
-pub(crate) fn fmt(v: Option<f64>, decimals: usize) -> String {
-    v.filter(|v| v.is_finite())
-        .map_or("–".into(), |v| format!("{v:.decimals$}"))
 }
 
 /// `B / A` (and `C / A`): the ratio column(s); none where A shows as 0 at the row's
@@ -117,51 +87,10 @@ fn table(w: &mut Writer, sides: &[(Run, ExperimentRecord)], rows: &[Row]) {
     w.line("");
 }
 
-pub(crate) fn p50(r: &Run) -> f64 {
-    r.ok_latency.map_or(r.latency.p50, |l| l.0)
-}
-
-fn p95(r: &Run) -> f64 {
-    r.ok_latency.map_or(r.latency.p95, |l| l.1)
-}
-
-/// Per second of the side's run.
-pub(crate) fn rate(m: &ExperimentRecord, v: f64) -> Option<f64> {
-    (m.seconds > 0.0).then(|| v / m.seconds)
-}
-
-pub(crate) fn ratio(a: f64, b: f64) -> Option<f64> {
-    (b > 0.0).then(|| a / b)
-}
-
-/// Requests the microservice answered on its slow routes over the run.
-pub(crate) fn ms_requests(m: &ExperimentRecord) -> f64 {
-    m.delta(
-        "microservice",
-        "http_requests_total",
-        &[("route", "/data/{key}")],
-    ) + m.delta(
-        "microservice",
-        "http_requests_total",
-        &[("route", "/process/{key}")],
-    )
-}
-
 pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
-    let mut names: Vec<String> = ORDER.iter().map(|s| s.to_string()).collect();
-    for r in runs {
-        if let Some(m) = &r.measured {
-            if !names.contains(&m.name) {
-                names.push(m.name.clone());
-            }
-        }
-    }
-    let found: Vec<(String, Vec<(Run, ExperimentRecord)>)> = names
-        .into_iter()
-        .map(|n| {
-            let sides = latest(runs, &n);
-            (n, sides)
-        })
+    let found: Vec<(Experiment, Vec<(Run, ExperimentRecord)>)> = Experiment::ALL
+        .iter()
+        .map(|e| (*e, latest(runs, *e)))
         .filter(|(_, s)| s.len() >= 2)
         .collect();
     if found.is_empty() {
@@ -200,7 +129,7 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
                 0,
             ),
         ];
-        let why = explain(name, sides, &mut rows);
+        let why = (name.spec().explain)(sides, &mut rows);
         table(w, sides, &rows);
         for paragraph in why {
             w.line(&paragraph);
@@ -216,24 +145,6 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
         ));
     }
     Ok(())
-}
-
-/// The experiment's mechanism rows, and its explanation in words.
-fn explain(name: &str, sides: &[(Run, ExperimentRecord)], rows: &mut Vec<Row>) -> Vec<String> {
-    use crate::tactics;
-    match name {
-        "index" => tactics::index(sides, rows),
-        "db-pool" => tactics::db_pool(sides, rows),
-        "client-reuse" => tactics::client_reuse(sides, rows),
-        "local-cache" => tactics::local_cache(sides, rows),
-        "batch" => tactics::batch(sides, rows),
-        "scale-workers" => tactics::scale_workers(sides, rows),
-        "scale-microservice" => tactics::scale_microservice(sides, rows),
-        "worker-threads" | "vertical" => tactics::cpu_bound(name, sides, rows),
-        _ => vec![format!(
-            "This report does not know experiment `{name}` (a newer lab wrote it): only the client's view is shown."
-        )],
-    }
 }
 
 #[cfg(test)]
@@ -258,7 +169,5 @@ mod tests {
             ratios(&[Some(2828.6), Some(38.0)], 1),
             vec!["74× lower".to_string()]
         );
-        assert_eq!(fmt(Some(f64::NAN), 1), "–");
-        assert_eq!(fmt(Some(1.25), 1), "1.2");
     }
 }

@@ -144,19 +144,7 @@ pub fn throughput_change(a: Figure, b: Figure) -> String {
     format!("{:.2}× the throughput", b.value / a.value)
 }
 
-/// "3.1× higher" / "624× lower": the larger over the smaller, so a fall never reads −100 %.
-pub fn ratio_words(a: f64, b: f64, up: &str, down: &str) -> String {
-    let (hi, lo, word) = if b >= a { (b, a, up) } else { (a, b, down) };
-    if lo <= 0.0 {
-        return format!("{word}, from under the figures' resolution");
-    }
-    let r = hi / lo;
-    if r >= 10.0 {
-        format!("{r:.0}× {word}")
-    } else {
-        format!("{r:.2}× {word}")
-    }
-}
+pub use catalogue::words::ratio_words;
 
 /// Milliseconds as a reader wants them: whole above 10, one decimal below, "<0.1" near 0.
 pub fn ms(v: f64) -> String {

@@ -11,11 +11,10 @@ pub mod honest;
 pub mod model;
 mod predictions;
 pub mod runs;
-pub mod signals;
-mod tactics;
 mod timelines;
 pub mod words;
 
+pub use catalogue::signals;
 pub use comparisons::{batch_of, compare_sentence};
 pub use predictions::{machine_cpu_per_ok_s, predict_run, service_time_s};
 

@@ -1,7 +1,7 @@
 //! The Experiments section on hand-built run folders (`run.json` + `experiment.json`) whose
 //! figures are computed by hand.
 
-use records::record::{CounterDelta, ExperimentRecord};
+use catalogue::record::{CounterDelta, ExperimentRecord};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ fn side(
 
 fn record(name: &str, side: &str, flipped: &str, value: &str) -> ExperimentRecord {
     ExperimentRecord {
-        name: name.into(),
+        name: name.parse().unwrap(),
         question: format!("What does {flipped} do?"),
         side: side.into(),
         flipped: flipped.into(),

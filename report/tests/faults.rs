@@ -127,7 +127,8 @@ fn a_killed_gateway_is_checked_on_failures_and_the_rotation() {
         0,
         vec![1.0; 30],
     );
-    assert_eq!(report::faults::window(&load(&dir)), Some((8.0, 18.0)));
+    let w = report::faults::window(&load(&dir)).unwrap();
+    assert_eq!((w.down, w.up), (8.0, 18.0));
     assert!(
         verdicts(&dir).iter().all(|(_, passed)| *passed),
         "{:?}",

@@ -50,48 +50,9 @@ pub struct Instance {
     pub id: String,
 }
 
-/// What a fault experiment does to one instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// SIGTERM: a graceful stop.
-    Stop,
-    /// SIGKILL: a crash.
-    Kill,
-    /// SIGSTOP / docker pause: alive but silent.
-    Pause,
-    Resume,
-    /// Start a stopped instance again with the settings in force.
-    Start,
-}
-
-impl Action {
-    pub fn parse(word: &str) -> anyhow::Result<Action> {
-        Ok(match word {
-            "stop" => Action::Stop,
-            "kill" => Action::Kill,
-            "pause" => Action::Pause,
-            "resume" => Action::Resume,
-            "start" => Action::Start,
-            _ => bail!("unknown action {word:?}: one of stop, kill, pause, resume, start"),
-        })
-    }
-}
-
-/// What a fault experiment cuts the stack off from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependency {
-    Postgres,
-    Redis,
-}
-
-impl Dependency {
-    pub fn name(self) -> &'static str {
-        match self {
-            Dependency::Postgres => "postgres",
-            Dependency::Redis => "redis",
-        }
-    }
-}
+/// What a fault experiment does to an instance, and what it cuts the stack off from: one
+/// definition, the catalogue's, for the faults and the runtimes.
+pub use catalogue::fault::{Action, Dependency};
 
 /// Longest wait for a service to become ready or a gateway to enter the rotation.
 pub const READY_LIMIT: Duration = Duration::from_secs(120);

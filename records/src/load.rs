@@ -2,10 +2,10 @@
 //! that runs them and the lab that asks for them (`lab load GATEWAYS SCENARIO PROFILE`), so
 //! both parse the same names and list them in their help.
 
-use clap::ValueEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
     /// `/data` or `/process` with one fixed key: cache hits after the first request.
@@ -24,7 +24,8 @@ pub enum Scenario {
     Listing,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// The seed lab's protocol: 1000 users, +100 users/s, 60 s.
@@ -50,18 +51,80 @@ pub enum Profile {
     Open,
 }
 
+/// The names as serde writes them (`hit`, `longtask`): one spelling for the command line,
+/// the records and the errors.
+fn serde_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// An enum of the load: every value and its name.
+pub trait Named: Sized + Copy + Serialize + 'static {
+    const ALL: &'static [Self];
+    /// Its name on the command line and in records (`hit`, `breakpoint`).
+    fn name(self) -> String {
+        serde_name(&self)
+    }
+    /// By its name, or a one-line error listing every name.
+    fn parse(s: &str, what: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("{what} must be one of {}, not {s:?}", names::<Self>()))
+    }
+}
+
 impl Scenario {
     /// Its name on the command line and in records (`hit`, `longtask`).
     pub fn name(self) -> String {
-        value_name(self)
+        Named::name(self)
     }
 }
 
 impl Profile {
     /// Its name on the command line and in records (`classic`, `breakpoint`).
     pub fn name(self) -> String {
-        value_name(self)
+        Named::name(self)
     }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Named for Scenario {
+    const ALL: &'static [Self] = &[
+        Scenario::Hit,
+        Scenario::Miss,
+        Scenario::Mixed,
+        Scenario::Login,
+        Scenario::Longtask,
+        Scenario::Listing,
+    ];
+}
+
+impl Named for Profile {
+    const ALL: &'static [Self] = &[
+        Profile::Classic,
+        Profile::Warmup,
+        Profile::Burst,
+        Profile::Ramp,
+        Profile::Breakpoint,
+        Profile::Stages,
+        Profile::Wave,
+        Profile::Open,
+    ];
 }
 
 /// The prefix of the load generator's environment names: `LOADTEST_USERS`, so that a stray
@@ -145,19 +208,12 @@ pub fn generator_env(
 }
 
 /// `hit, miss, …`: every name an enum of the load takes, for a one-line error.
-pub fn names<T: ValueEnum>() -> String {
-    T::value_variants()
+pub fn names<T: Named>() -> String {
+    T::ALL
         .iter()
-        .map(|v| value_name(v.clone()))
+        .map(|v| v.name())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn value_name<T: ValueEnum>(value: T) -> String {
-    value
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -189,12 +245,35 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for s in Scenario::value_variants() {
-            assert_eq!(Scenario::from_str(&s.name(), false).unwrap(), *s);
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::parse(&s.name(), "SCENARIO").unwrap(), *s);
         }
-        for p in Profile::value_variants() {
-            assert_eq!(Profile::from_str(&p.name(), false).unwrap(), *p);
+        for p in Profile::ALL {
+            assert_eq!(Profile::parse(&p.name(), "PROFILE").unwrap(), *p);
         }
         assert_eq!(Profile::Breakpoint.name(), "breakpoint");
+        let e = Scenario::parse("hits", "SCENARIO").unwrap_err();
+        assert_eq!(
+            e,
+            "SCENARIO must be one of hit, miss, mixed, login, longtask, listing, not \"hits\""
+        );
+    }
+
+    /// The command line's names (clap's) are the records' (serde's), and `ALL` lists every
+    /// variant clap knows.
+    #[cfg(feature = "cli")]
+    #[test]
+    fn clap_names_are_the_records_names() {
+        use clap::ValueEnum;
+        fn same<T: Named + ValueEnum + PartialEq + std::fmt::Debug>() {
+            let clap: Vec<String> = T::value_variants()
+                .iter()
+                .map(|v| v.to_possible_value().unwrap().get_name().to_string())
+                .collect();
+            let ours: Vec<String> = T::ALL.iter().map(|v| v.name()).collect();
+            assert_eq!(clap, ours);
+        }
+        same::<Scenario>();
+        same::<Profile>();
     }
 }

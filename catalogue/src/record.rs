@@ -1,52 +1,70 @@
 //! What the lab writes beside a run's own record: `experiment.json` (the stack's counters
 //! while the load ran) and `fault.json` (what was done to the stack, and when).
 
-use super::read_json;
+use records::record::read_json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::{Experiment, Fault};
+
 /// `experiment.json`, next to `run.json` in a run of `make experiment`: what the lab measured
 /// on the stack's own counters while the load ran, for the report to explain the effect.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct ExperimentRecord {
-    pub name: String,
+    /// Which experiment: a record without one, or naming one this scalelab does not know
+    /// (a newer lab's), does not read.
+    pub name: Experiment,
     /// The question the experiment answers, as the lab asks it.
+    #[serde(default)]
     pub question: String,
+    #[serde(default)]
     pub side: String,
     /// The setting this experiment flips, and its value on this side.
+    #[serde(default)]
     pub flipped: String,
+    #[serde(default)]
     pub value: String,
     /// Every setting the experiment set on this side (the flipped one and the fixed ones).
+    #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// The load generator's knobs the experiment set (`LONGTASK_MS`, …).
+    #[serde(default)]
     pub load: BTreeMap<String, String>,
     /// Seconds between the first and the last reading of the counters.
+    #[serde(default)]
     pub seconds: f64,
     /// How much each counter grew over the run, per instance.
+    #[serde(default)]
     pub counters: Vec<CounterDelta>,
     /// The highest value each gauge showed, per instance (read each second).
+    #[serde(default)]
     pub peaks: Vec<CounterDelta>,
     /// How Postgres ran the microservice's query on this side (the `index` experiment).
-    pub query_plan: Option<crate::wire::QueryPlan>,
+    #[serde(default)]
+    pub query_plan: Option<records::wire::QueryPlan>,
 }
 
 /// `fault.json`, beside `run.json` in a run of `make fault`: what the lab did to the stack
 /// and when.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct FaultRecord {
-    pub name: String,
+    /// Which fault (required, as the experiment's name is).
+    pub name: Fault,
     /// What the stack promises meanwhile, as the report checks it.
+    #[serde(default)]
     pub promise: String,
     /// The load balancer's health-check interval in force (what "detected in time" means).
+    #[serde(default)]
     pub health_interval_ms: f64,
     /// The timeouts in force (`QUEUE_TIMEOUT_MS`, `MICROSERVICE_TIMEOUT_MS`) and the settings
     /// the fault set: what "no wait past the timeouts" means.
+    #[serde(default)]
     pub settings: BTreeMap<String, f64>,
+    #[serde(default)]
     pub events: Vec<FaultEvent>,
     /// The jobs the lab queued before a worker crash, and what became of them.
+    #[serde(default)]
     pub jobs: Option<JobAccount>,
 }
 

@@ -2,7 +2,7 @@
 //! the clock of the per-second answer series: the mechanism behind a fault run's answers
 //! (cache errors, requests waiting for a database connection, jobs taken over).
 
-use crate::runs::Run;
+use crate::run::Run;
 use records::record::{GatewaySample, ServerSample};
 
 /// Unix time of second 0 of the per-second answer series (the attack's start; else the

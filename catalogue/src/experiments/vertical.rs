@@ -1,0 +1,23 @@
+//! The `vertical` experiment: a bigger gateway (more CPU) for CPU-bound logins.
+
+use super::*;
+
+pub const SPEC: Spec = Spec {
+    question: "What does a bigger gateway (more CPU) do for CPU-bound work?",
+    scenario: Scenario::Login,
+    gateways: 1,
+    flipped: "GATEWAY_CPUS",
+    values: &["0.5", "1.0"],
+    fixed: &[("GATEWAY_THREADS", "0")],
+    load: &[("USERS", "32"), ("NO_THINK", "true")],
+    compose_only: true,
+    counters: &["logins_total"],
+    histograms: &[],
+    gauges: &[],
+    measurements: &[],
+    explain,
+};
+
+fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
+    cpu_bound(true, sides, rows)
+}

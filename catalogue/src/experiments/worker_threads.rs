@@ -1,0 +1,25 @@
+//! The `worker-threads` experiment: one thread per gateway against one per core, for CPU-bound logins.
+
+use super::*;
+
+pub const SPEC: Spec = Spec {
+    question:
+        "What do more threads per gateway do for CPU-bound work (the Node.js cluster question)?",
+    scenario: Scenario::Login,
+    gateways: 1,
+    flipped: "GATEWAY_THREADS",
+    values: &["1", "0"],
+    fixed: &[],
+    // Logins back to back: the users offer more than any side can hash.
+    load: &[("USERS", "32"), ("NO_THINK", "true")],
+    compose_only: false,
+    counters: &["logins_total"],
+    histograms: &[],
+    gauges: &[],
+    measurements: &[],
+    explain,
+};
+
+fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
+    cpu_bound(false, sides, rows)
+}
