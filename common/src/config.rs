@@ -100,20 +100,5 @@ impl RedisConfig {
     }
 }
 
-/// The lab's users, `user1` … `userN`, all with one password: the gateway seeds them and the
-/// load generator logs in as them, so both read the same two settings.
-#[derive(Debug, Clone, Args, Serialize)]
-pub struct LabUsers {
-    /// Lab users: user1 .. userN.
-    #[arg(long, env = "LAB_USERS", default_value_t = 100)]
-    pub lab_users: u32,
-    /// Password of every lab user.
-    #[arg(
-        long,
-        env = "LAB_PASSWORD",
-        default_value = "scalelab",
-        hide_env_values = true
-    )]
-    #[serde(skip)]
-    pub lab_password: String,
-}
+/// The lab's users (one definition with the load plan's, in `records`).
+pub use records::plan::LabUsers;

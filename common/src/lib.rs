@@ -15,7 +15,6 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod time;
 
 pub use error::{ApiError, JsonObject};
 pub use shutdown::Server;
@@ -29,4 +28,4 @@ pub fn exit_on_error(service: &str, result: anyhow::Result<()>) {
 }
 
 // The exchanged types live in `records` (serde only); here under their old paths.
-pub use records::{load, record, sla, stats, wire};
+pub use records::{load, plan, record, sla, stats, time, wire};

@@ -223,6 +223,41 @@ impl LoadRun {
     }
 }
 
+/// A load generator's environment (names set) and the names it must not inherit.
+pub type HandOver = (Vec<(String, String)>, Vec<String>);
+
+/// What a load generator is started with: its plan (every load setting, typed) written to
+/// its run folder as `plan.json` and named by `LOADTEST_PLAN`, and the other names (the lab
+/// users' password, which no file holds) as they are. `env` holds the lab's names
+/// (`USERS`, …), `inherited` what `make` or the shell exported; the second list holds the
+/// unprefixed names the child must not inherit. A setting the load generator would refuse
+/// is a one-line error here, before anything starts.
+pub fn hand_over(
+    env: &[(String, String)],
+    inherited: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<HandOver> {
+    let (set, unprefixed) = common::load::generator_env(env, inherited);
+    // The last value of a name wins, as it would in the child's environment.
+    let mut last: Vec<(String, String)> = Vec::new();
+    for (k, v) in set {
+        last.retain(|(n, _)| *n != k);
+        last.push((k, v));
+    }
+    let plan = common::plan::Plan::from_pairs(&last)
+        .map_err(|e| anyhow::anyhow!("the load generator's settings: {e}"))?;
+    let file = plan.folder().join(common::plan::FILE);
+    plan.write(&file).map_err(anyhow::Error::msg)?;
+    let mut out: Vec<(String, String)> = last
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with(common::load::ENV_PREFIX))
+        .collect();
+    out.push((
+        format!("{}PLAN", common::load::ENV_PREFIX),
+        file.display().to_string(),
+    ));
+    Ok((out, unprefixed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +298,45 @@ mod tests {
             let e = count(&env(bad)).unwrap_err().to_string();
             assert!(e.contains("GENERATORS must be"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_generator_gets_its_plan_in_the_run_folder_and_only_the_password_beside() {
+        let results = std::env::temp_dir().join(format!("hand-over-{}", std::process::id()));
+        let env: Vec<(String, String)> = [
+            ("SCENARIO", "miss"),
+            ("USERS", "100"),
+            ("USERS", "32"),
+            ("NO_THINK", "true"),
+            ("RUN_ID", "b-index-A"),
+            ("RESULTS_DIR", &results.display().to_string()),
+            ("EXPERIMENT", "index"),
+            ("LAB_PASSWORD", "a-secret"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let inherited = vec![("DURATION_SECS".to_string(), "5".to_string())];
+        let (set, unprefixed) = hand_over(&env, inherited).unwrap();
+        let file = results.join("b-index-A").join("plan.json");
+        assert_eq!(
+            set,
+            vec![
+                ("LAB_PASSWORD".to_string(), "a-secret".to_string()),
+                ("LOADTEST_PLAN".to_string(), file.display().to_string()),
+            ]
+        );
+        assert_eq!(unprefixed, vec!["DURATION_SECS".to_string()]);
+        let plan = common::plan::Plan::read(&file).unwrap();
+        assert_eq!(plan.scenario, common::load::Scenario::Miss);
+        // The last value of a name wins; the shell's fills what the lab left unset.
+        assert_eq!((plan.users, plan.duration_secs), (Some(32), Some(5)));
+        assert!(plan.no_think);
+        assert_eq!(plan.experiment.as_deref(), Some("index"));
+        assert!(!std::fs::read_to_string(&file).unwrap().contains("a-secret"));
+        std::fs::remove_dir_all(&results).unwrap();
+        let bad = vec![("USERS".to_string(), "lots".to_string())];
+        let e = hand_over(&bad, Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("--users") && !e.contains('\n'), "{e}");
     }
 }

@@ -12,12 +12,10 @@ pub async fn search(options: Options) -> anyhow::Result<PathBuf> {
     }
     let base = options.run_id();
     let summary_dir = options.results_dir.join(format!("{base}-breakpoint"));
-    if summary_dir.exists() {
-        anyhow::bail!(
-            "{} already exists: choose another RUN_ID",
-            summary_dir.display()
-        );
-    }
+    crate::fresh_folder(&summary_dir)?;
+    options
+        .write(&summary_dir.join(crate::PLAN_FILE))
+        .map_err(anyhow::Error::msg)?;
     let mut record = common::record::BreakpointRecord {
         scenario: serde_json::to_value(options.scenario)?
             .as_str()

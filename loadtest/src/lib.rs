@@ -11,288 +11,14 @@ pub mod open_files;
 pub mod record;
 pub mod scenarios;
 
-use clap::Parser;
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
-use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use common::load::{Profile, Scenario};
 
-#[derive(Debug, Clone, Parser, Serialize)]
-#[command(
-    version,
-    name = "loadtest",
-    about = "Drive scalelab with Goose and record the run"
-)]
-pub struct Options {
-    #[arg(long, env = "LOADTEST_SCENARIO", value_enum, default_value = "hit")]
-    pub scenario: Scenario,
-    #[arg(long, env = "LOADTEST_PROFILE", value_enum, default_value = "classic")]
-    pub profile: Profile,
-    /// Users (overrides the profile's).
-    #[arg(long, env = "LOADTEST_USERS")]
-    pub users: Option<usize>,
-    /// Users started per second (overrides the profile's).
-    #[arg(long, env = "LOADTEST_RATE")]
-    pub rate: Option<f64>,
-    /// Run time in seconds (overrides the profile's).
-    #[arg(long, env = "LOADTEST_DURATION_SECS")]
-    pub duration_secs: Option<u64>,
-    /// Where the load goes: the load balancer by default.
-    #[arg(
-        long,
-        env = "LOADTEST_TARGET_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub target: String,
-    /// The load balancer's metrics, sampled every second.
-    #[arg(
-        long,
-        env = "LOADTEST_LB_METRICS_URL",
-        default_value = "http://127.0.0.1:9100/metrics"
-    )]
-    pub lb_metrics_url: String,
-    #[arg(long, env = "LOADTEST_RESULTS_DIR", default_value = "tests/results")]
-    pub results_dir: PathBuf,
-    /// Folder name of this run (default: UTC time, scenario, gateways).
-    #[arg(long, env = "LOADTEST_RUN_ID")]
-    pub run_id: Option<String>,
-    /// Think time between iterations, each user, drawn from [min, max].
-    #[arg(long, env = "LOADTEST_THINK_MIN_MS", default_value_t = 1000)]
-    pub think_min_ms: u64,
-    #[arg(long, env = "LOADTEST_THINK_MAX_MS", default_value_t = 2000)]
-    pub think_max_ms: u64,
-    /// No think time: each user sends its next request as soon as it has an answer.
-    #[arg(long, env = "LOADTEST_NO_THINK")]
-    pub no_think: bool,
-    /// Keys of the `mixed` scenario.
-    #[arg(long, env = "LOADTEST_KEY_SPACE", default_value_t = 1000)]
-    pub key_space: u64,
-    /// Skew of the `mixed` scenario's keys (0 = uniform, 1 = Zipf-like).
-    #[arg(long, env = "LOADTEST_ZIPF_S", default_value_t = 1.0)]
-    pub zipf_s: f64,
-    /// Lab users to log in as (user1..userN) and their password.
-    #[command(flatten)]
-    #[serde(flatten)]
-    pub lab: common::config::LabUsers,
-    /// SLA: 95th percentile response time.
-    #[arg(long, env = "LOADTEST_SLA_P95_MS", default_value_t = 500)]
-    pub sla_p95_ms: u64,
-    /// SLA: highest error rate, in percent.
-    #[arg(long, env = "LOADTEST_SLA_ERROR_PCT", default_value_t = 1.0)]
-    pub sla_error_pct: f64,
-    /// SLA rules, k6-style, comma-separated: p50/p95/p99/avg/max below a latency (ms or s),
-    /// error below a percentage, rps at least a rate, each optionally for one route
-    /// (`p95<500ms,error<1%,rps>=100,GET /data:p99<1s`). Default: p95 below SLA_P95_MS and
-    /// errors at most SLA_ERROR_PCT. Checked on the run's record; each verdict is in run.json.
-    #[arg(long, env = "LOADTEST_SLA")]
-    pub sla: Option<String>,
-    /// Labels written into run.json: how the stack runs and with how many gateways.
-    #[arg(long, env = "LOADTEST_RUNTIME", default_value = "unknown")]
-    pub runtime: String,
-    #[arg(long, env = "LOADTEST_GATEWAYS")]
-    pub gateways: Option<u32>,
-    /// Simulated work each long task asks the worker for.
-    #[arg(long, env = "LOADTEST_LONGTASK_MS", default_value_t = 500)]
-    pub longtask_ms: u64,
-    /// How often a user polls its task's status.
-    #[arg(long, env = "LOADTEST_POLL_MS", default_value_t = 250)]
-    pub poll_ms: u64,
-    /// A task not finished after this long counts as timed out.
-    #[arg(long, env = "LOADTEST_LONGTASK_TIMEOUT_SECS", default_value_t = 60)]
-    pub longtask_timeout_secs: u64,
-    /// The microservice's base URL, for its `/config` (default: the one the gateways use,
-    /// which the host cannot always reach: a compose service name).
-    #[arg(long, env = "LOADTEST_MICROSERVICE_URL")]
-    pub microservice_url: Option<String>,
-    /// Keep Goose's per-request log (`requests.json`, a line per request) in the run folder;
-    /// by default it is reduced to `latency_per_second.json` and removed.
-    #[arg(long, env = "LOADTEST_KEEP_REQUEST_LOG")]
-    pub keep_request_log: bool,
-    /// Requests sent one at a time before the load (for `hit` and `miss`) to measure the
-    /// service time at low load, which the report's predictions use; 0 skips it.
-    #[arg(long, env = "LOADTEST_CALIBRATION_REQUESTS", default_value_t = 20)]
-    pub calibration_requests: usize,
-    /// The worker's metrics (queue length, pending, lag), sampled every second when set.
-    #[arg(long, env = "LOADTEST_WORKER_METRICS_URL")]
-    pub worker_metrics_url: Option<String>,
-    /// Breakpoint search: users of the first step, users added per step, seconds per step,
-    /// and the most steps.
-    #[arg(long, env = "LOADTEST_START_USERS", default_value_t = 10)]
-    pub start_users: usize,
-    #[arg(long, env = "LOADTEST_STEP_USERS", default_value_t = 10)]
-    pub step_users: usize,
-    #[arg(long, env = "LOADTEST_STEP_SECS", default_value_t = 30)]
-    pub step_secs: u64,
-    #[arg(long, env = "LOADTEST_MAX_STEPS", default_value_t = 10)]
-    pub max_steps: usize,
-    /// The experiment this run belongs to, its side, and the settings that side sets
-    /// (`NAME=value,NAME=value`): written into run.json for the report to pair runs.
-    #[arg(long, env = "LOADTEST_EXPERIMENT")]
-    pub experiment: Option<String>,
-    #[arg(long, env = "LOADTEST_EXPERIMENT_SIDE")]
-    pub experiment_side: Option<String>,
-    #[arg(long, env = "LOADTEST_EXPERIMENT_SETTINGS", default_value = "")]
-    pub experiment_settings: String,
-    /// Users before and after the `wave` profile's peak.
-    #[arg(long, env = "LOADTEST_LOW_USERS", default_value_t = 20)]
-    pub low_users: usize,
-    /// How long to wait for the target to answer /health before giving up.
-    #[arg(long, env = "LOADTEST_READY_TIMEOUT_SECS", default_value_t = 60)]
-    pub ready_timeout_secs: u64,
-    /// The `open` profile's requests per second, across every generator.
-    #[arg(long, env = "LOADTEST_ARRIVAL_RATE", default_value_t = 100.0)]
-    pub arrival_rate: f64,
-    /// Load generators of the run (the lab starts one process each), and which one this is:
-    /// each takes its share of the users and the rates; the first samples the stack and
-    /// calibrates, every one keeps its request log for the merge (`loadtest merge DIR`).
-    #[arg(long, env = "LOADTEST_GENERATORS", default_value_t = 1)]
-    pub generators: usize,
-    #[arg(long, env = "LOADTEST_GENERATOR_INDEX", default_value_t = 0)]
-    pub generator_index: usize,
-    /// Wall-clock start of the load (Unix milliseconds), the same for every generator.
-    #[arg(long, env = "LOADTEST_START_AT_MS")]
-    pub start_at_ms: Option<u64>,
-    /// The CPUs this generator is pinned to, and the sentence saying where generators and
-    /// stack run (the lab sets both).
-    #[arg(long, env = "LOADTEST_GENERATOR_CPUS")]
-    pub generator_cpus: Option<String>,
-    #[arg(long, env = "LOADTEST_GENERATOR_PINNING")]
-    pub generator_pinning: Option<String>,
-}
-
-/// Generator `index`'s share of `total` when `of` generators split it: the shares differ
-/// by at most one and sum to the total.
-pub fn share(total: usize, index: usize, of: usize) -> usize {
-    let of = of.max(1);
-    total * (index + 1) / of - total * index / of
-}
-
-/// The load a run applies, after the profile's defaults and the overrides.
-pub use common::record::Load;
-
-impl Options {
-    pub fn load(&self) -> Load {
-        let (users, duration_secs) = match self.profile {
-            Profile::Classic => (1000, 60),
-            Profile::Warmup => (10, 10),
-            Profile::Burst | Profile::Ramp => (100, 30),
-            Profile::Stages => (100, 300),
-            Profile::Wave => (300, 120),
-            Profile::Breakpoint => (self.start_users, self.step_secs),
-            // Enough users that the arrival rate is kept while answers take up to 2 s.
-            Profile::Open => ((self.arrival_rate * 2.0).ceil().max(10.0) as usize, 60),
-        };
-        let users = self.users.unwrap_or(users).max(1);
-        let duration_secs = self.duration_secs.unwrap_or(duration_secs).max(1);
-        let rate = self.rate.unwrap_or(match self.profile {
-            Profile::Classic => 100.0,
-            Profile::Warmup => 10.0,
-            Profile::Burst => users as f64,
-            // Everyone started by half time, then held.
-            Profile::Ramp => (users as f64 / (duration_secs as f64 / 2.0)).max(0.1),
-            // Each step starts its users within about 5 s, then holds them.
-            Profile::Breakpoint => (users as f64 / 5.0).max(1.0),
-            Profile::Stages => {
-                let (up, _, _) = stage_secs(duration_secs);
-                users as f64 / up as f64
-            }
-            Profile::Wave => {
-                let [_, up, ..] = wave_secs(duration_secs);
-                users.saturating_sub(self.low_users) as f64 / up as f64
-            }
-            // Every user within the first second: the throttle sets the pace, not them.
-            Profile::Open => users as f64,
-        });
-        let of = self.generators.max(1);
-        Load {
-            users: share(users, self.generator_index, of).max(1),
-            rate: rate / of as f64,
-            duration_secs,
-        }
-    }
-
-    /// This generator's requests per second under the open model (Goose's throttle takes
-    /// whole requests per second).
-    pub fn throttle(&self) -> usize {
-        let of = self.generators.max(1) as f64;
-        (self.arrival_rate / of).round().max(1.0) as usize
-    }
-
-    /// The load model this run uses.
-    pub fn model(&self) -> common::record::LoadModel {
-        if self.profile == Profile::Open {
-            common::record::LoadModel {
-                kind: "open".into(),
-                arrival_rate: Some(self.arrival_rate),
-                co_mitigation: Some("average".into()),
-            }
-        } else {
-            common::record::LoadModel {
-                kind: "closed".into(),
-                ..Default::default()
-            }
-        }
-    }
-
-    /// Whether this process is the first (or only) generator: it samples the stack.
-    pub fn leads(&self) -> bool {
-        self.generator_index == 0
-    }
-
-    pub fn experiment(&self) -> Option<common::record::Experiment> {
-        let name = self.experiment.clone().filter(|n| !n.is_empty())?;
-        Some(common::record::Experiment {
-            name,
-            side: self.experiment_side.clone().unwrap_or_default(),
-            settings: self
-                .experiment_settings
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect(),
-        })
-    }
-
-    pub fn run_id(&self) -> String {
-        self.run_id.clone().unwrap_or_else(|| {
-            let gateways = self.gateways.map(|g| format!("-{g}gw")).unwrap_or_default();
-            format!(
-                "{}-{}{}",
-                record::utc_stamp(),
-                serde_json::to_value(self.scenario)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                gateways
-            )
-        })
-    }
-}
-
-/// Ramp-up, hold and ramp-down seconds of the `stages` profile.
-pub fn stage_secs(duration_secs: u64) -> (u64, u64, u64) {
-    let up = (duration_secs / 5).max(1);
-    let down = up;
-    (up, duration_secs.saturating_sub(up + down).max(1), down)
-}
-
-/// The `wave` profile's phases in seconds: low, rise, peak, fall, low again.
-pub fn wave_secs(duration_secs: u64) -> [u64; 5] {
-    let part = |pct: u64| (duration_secs * pct / 100).max(1);
-    let [low, rise, peak, fall] = [part(10), part(10), part(30), part(5)];
-    [
-        low,
-        rise,
-        peak,
-        fall,
-        duration_secs
-            .saturating_sub(low + rise + peak + fall)
-            .max(1),
-    ]
-}
+pub use common::plan::{share, stage_secs, wave_secs, Load, Plan as Options, FILE as PLAN_FILE};
 
 /// Waits until the target answers `/health`; a clear error naming the URL otherwise.
 pub async fn wait_ready(target: &str, limit: Duration) -> anyhow::Result<()> {
@@ -405,18 +131,19 @@ pub fn print_verdict(run: &common::record::RunRecord) {
     }
 }
 
-impl Options {
-    /// The SLA's rules: `SLA` when set, else p95 below SLA_P95_MS and errors at most
-    /// SLA_ERROR_PCT. A bad rule is one line, before anything runs.
-    pub fn sla_rules(&self) -> anyhow::Result<Vec<common::sla::Rule>> {
-        match self.sla.as_deref().filter(|s| !s.trim().is_empty()) {
-            Some(text) => common::sla::parse(text).map_err(|e| anyhow::anyhow!(e)),
-            None => Ok(common::sla::defaults(
-                self.sla_p95_ms as f64,
-                self.sla_error_pct,
-            )),
+/// Makes a run folder: a new one, or the one the lab made for the run's plan (holding
+/// nothing else). Any other existing folder is refused: a run never overwrites another.
+pub fn fresh_folder(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let others = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name() != PLAN_FILE);
+        if others {
+            anyhow::bail!("{} already exists: choose another RUN_ID", dir.display());
         }
     }
+    std::fs::create_dir_all(dir)?;
+    Ok(())
 }
 
 /// Runs the load test the options ask for and writes its record. Returns the run's folder
@@ -446,7 +173,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         anyhow::bail!("ARRIVAL_RATE must be at least 1 request per second");
     }
     let several = options.generators > 1;
-    let rules = options.sla_rules()?;
+    let rules = options.sla_rules().map_err(anyhow::Error::msg)?;
     open_files::ensure(options.load().users)?;
     wait_ready(
         &options.target,
@@ -455,10 +182,10 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     .await?;
     let load = options.load();
     let dir = options.results_dir.join(options.run_id());
-    if dir.exists() {
-        anyhow::bail!("{} already exists: choose another RUN_ID", dir.display());
-    }
-    std::fs::create_dir_all(&dir)?;
+    fresh_folder(&dir)?;
+    options
+        .write(&dir.join(PLAN_FILE))
+        .map_err(anyhow::Error::msg)?;
 
     scenarios::configure(&options);
     let lb_base = options
@@ -569,6 +296,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     #[test]
     fn every_option_is_read_from_a_prefixed_name_the_lab_knows() {

@@ -32,6 +32,10 @@ impl log::Log for GooseLog {
 struct Cli {
     #[command(subcommand)]
     command: Option<Sub>,
+    /// Run the plan in this file (a run folder's `plan.json`, or the one the lab writes)
+    /// instead of the other options; the password still comes from LAB_PASSWORD.
+    #[arg(long, env = "LOADTEST_PLAN")]
+    plan: Option<std::path::PathBuf>,
     #[command(flatten)]
     options: loadtest::Options,
 }
@@ -97,7 +101,20 @@ async fn run() {
         }
         return;
     }
-    match loadtest::run(cli.options).await {
+    let options = match &cli.plan {
+        Some(file) => match loadtest::Options::read(file) {
+            Ok(mut plan) => {
+                plan.lab.lab_password = cli.options.lab.lab_password.clone();
+                plan
+            }
+            Err(err) => {
+                eprintln!("loadtest: {err}");
+                std::process::exit(2);
+            }
+        },
+        None => cli.options,
+    };
+    match loadtest::run(options).await {
         Ok(dir) => println!("run recorded in {}", dir.display()),
         Err(err) => {
             eprintln!("loadtest: {err:#}");

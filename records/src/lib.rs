@@ -6,7 +6,9 @@
 //! axum, Postgres, Redis, metrics), which re-exports these modules under the same names.
 
 pub mod load;
+pub mod plan;
 pub mod record;
 pub mod sla;
 pub mod stats;
+pub mod time;
 pub mod wire;

@@ -116,7 +116,7 @@ pub trait Runtime: Send {
         _results: &Path,
     ) -> anyhow::Result<tokio::process::Command> {
         let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
-        let (set, unprefixed) = common::load::generator_env(env, std::env::vars());
+        let (set, unprefixed) = crate::generators::hand_over(env, std::env::vars())?;
         for name in unprefixed {
             cmd.env_remove(name);
         }

@@ -624,7 +624,7 @@ impl Runtime for Swarm {
         let inherited: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| passed_through(k))
             .collect();
-        let (set, unprefixed) = common::load::generator_env(env, inherited.iter().cloned());
+        let (set, unprefixed) = crate::generators::hand_over(env, inherited.iter().cloned())?;
         let mut names: Vec<String> = set.iter().map(|(k, _)| k.clone()).collect();
         names.extend(
             inherited
