@@ -15,6 +15,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY records/Cargo.toml records/
 COPY catalogue/Cargo.toml catalogue/
+COPY probe/Cargo.toml probe/
 COPY common/Cargo.toml common/
 COPY gateway/Cargo.toml gateway/
 COPY load_balancer/Cargo.toml load_balancer/
@@ -24,18 +25,18 @@ COPY loadtest/Cargo.toml loadtest/
 COPY report/Cargo.toml report/
 COPY lab/Cargo.toml lab/
 # Placeholder sources with the same targets, to build and cache the dependencies only.
-RUN for crate in records catalogue common gateway load_balancer microservice worker loadtest report lab; do \
+RUN for crate in records catalogue probe common gateway load_balancer microservice worker loadtest report lab; do \
       mkdir -p "$crate/src" && touch "$crate/src/lib.rs" \
       && echo 'fn main() {}' >"$crate/src/main.rs"; \
     done \
     && mkdir -p gateway/benches common/tests \
     && echo 'fn main() {}' >gateway/benches/login_cost.rs && touch common/tests/redis.rs \
     && cargo build --release --workspace --bins --locked \
-    && rm -rf records catalogue common gateway load_balancer microservice worker loadtest report lab
+    && rm -rf records catalogue probe common gateway load_balancer microservice worker loadtest report lab
 COPY . .
 # Newer mtimes than the placeholders: cargo rebuilds the workspace's crates, not the rest.
 # Binaries only: no tests, benches or examples.
-RUN find records catalogue common gateway load_balancer microservice worker loadtest report lab -name '*.rs' -exec touch {} + \
+RUN find records catalogue probe common gateway load_balancer microservice worker loadtest report lab -name '*.rs' -exec touch {} + \
     && cargo build --release --workspace --bins --locked \
     && mkdir -p /out/app /out/lab \
     && cd target/release \

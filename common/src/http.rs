@@ -113,25 +113,7 @@ async fn metrics_handler(State(ops): State<Ops>) -> Response {
         .into_response()
 }
 
-/// `GET /config`: the settings in force and what the service sees of its machine. The load
-/// generator reads it into the run record.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ConfigView {
-    pub service: String,
-    pub instance: String,
-    pub config: Value,
-    pub host: crate::record::HostLimits,
-}
-
-impl ConfigView {
-    /// The record's view: the settings, with `host` beside them.
-    pub fn merged(self) -> crate::record::ServiceConfig {
-        let mut merged: crate::record::ServiceConfig =
-            serde_json::from_value(self.config).unwrap_or_default();
-        merged.host = Some(self.host);
-        merged
-    }
-}
+pub use records::wire::ConfigView;
 
 async fn config_handler(State(ops): State<Ops>) -> Json<ConfigView> {
     Json(ConfigView {
@@ -142,32 +124,4 @@ async fn config_handler(State(ops): State<Ops>) -> Json<ConfigView> {
     })
 }
 
-/// The HTTP client the lab's tools use to call the stack (metrics, `/config`, controls): every
-/// request bounded by `timeout`, so a silent service cannot hang a run.
-pub fn client(timeout: std::time::Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .expect("a client with a timeout only builds on any platform reqwest supports")
-}
-
-/// `POST {base}/login` as a lab user; the token, or an error naming the status.
-pub async fn log_in(
-    client: &reqwest::Client,
-    base: &str,
-    login: &crate::wire::Login,
-) -> anyhow::Result<String> {
-    let answer = client
-        .post(format!("{}/login", base.trim_end_matches('/')))
-        .json(login)
-        .send()
-        .await?;
-    if !answer.status().is_success() {
-        anyhow::bail!("login as {} answered {}", login.username, answer.status());
-    }
-    Ok(answer
-        .json::<crate::wire::LoginAnswer>()
-        .await
-        .map_err(|e| anyhow::anyhow!("the login answer is not the expected JSON: {e}"))?
-        .token)
-}
+pub use probe::client::{client, log_in};

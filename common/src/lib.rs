@@ -5,7 +5,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod host;
+pub use probe::host;
 pub mod http;
 pub mod keys;
 pub mod metrics;

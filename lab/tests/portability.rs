@@ -5,18 +5,21 @@
 
 use std::path::{Path, PathBuf};
 
-/// The crates whose `src/` is read.
-const CRATES: [&str; 9] = [
-    "records",
-    "common",
-    "gateway",
-    "load_balancer",
-    "microservice",
-    "worker",
-    "loadtest",
-    "report",
-    "lab",
-];
+/// The crates whose `src/` is read: every member of the workspace.
+fn crates() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let members = manifest
+        .split("members = [")
+        .nth(1)
+        .and_then(|m| m.split(']').next())
+        .expect("workspace members");
+    members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
 
 const LINUX_ONLY: [&str; 6] = [
     "\"/proc/",
@@ -67,7 +70,7 @@ fn attributes_of_enclosing_fn(lines: &[&str], at: usize) -> Option<Vec<String>> 
 /// Every Linux-only call outside a `cfg(target_os = "linux")` function, as `file:line`.
 fn unguarded(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
-    for krate in CRATES {
+    for krate in crates() {
         sources(&root.join(krate).join("src"), &mut files);
     }
     let mut found = Vec::new();
@@ -110,7 +113,7 @@ fn the_check_finds_an_unguarded_call() {
         "/// Doc.\npub fn cores() -> usize {\n    std::fs::read_to_string(\"/proc/cpuinfo\").map_or(1, |t| t.len())\n}\n\n#[cfg(target_os = \"linux\")]\nfn fine() {\n    let _ = std::fs::read(\"/proc/stat\");\n}\n",
     )
     .unwrap();
-    for krate in CRATES {
+    for krate in crates() {
         std::fs::create_dir_all(root.join(krate).join("src")).unwrap();
     }
     let found = unguarded(&root);

@@ -16,12 +16,12 @@ pub async fn search(options: Options) -> anyhow::Result<PathBuf> {
     options
         .write(&summary_dir.join(crate::PLAN_FILE))
         .map_err(anyhow::Error::msg)?;
-    let mut record = common::record::BreakpointRecord {
+    let mut record = records::record::BreakpointRecord {
         scenario: serde_json::to_value(options.scenario)?
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        sla: common::record::Sla {
+        sla: records::record::Sla {
             p95_ms: Some(options.sla_p95_ms as f64),
             error_pct: Some(options.sla_error_pct),
             ..Default::default()
@@ -42,9 +42,9 @@ pub async fn search(options: Options) -> anyhow::Result<PathBuf> {
             ..options.clone()
         };
         let dir = crate::run_once(step).await?;
-        let run = common::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let run = records::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
         let met = run.sla.met == Some(true);
-        let row = common::record::BreakpointStep {
+        let row = records::record::BreakpointStep {
             step: k + 1,
             users,
             run_id: run.run_id.clone(),

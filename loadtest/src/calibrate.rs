@@ -4,8 +4,8 @@
 //! stand in for it, since under load they hold the queueing the prediction is meant to explain.
 
 use crate::{Options, Scenario};
-use common::record::Calibration;
 use rand::Rng;
+use records::record::Calibration;
 use std::time::{Duration, Instant};
 
 /// `calibration` of run.json: p50 of `CALIBRATION_REQUESTS` sequential requests (after one
@@ -32,8 +32,8 @@ async fn measure(
     key: impl Fn(usize) -> Option<String>,
 ) -> anyhow::Result<Calibration> {
     let base = options.target.trim_end_matches('/');
-    let client = common::http::client(Duration::from_secs(10));
-    let token = common::http::log_in(
+    let client = probe::client::client(Duration::from_secs(10));
+    let token = probe::client::log_in(
         &client,
         base,
         &crate::scenarios::login_body(1, &options.lab.lab_password),

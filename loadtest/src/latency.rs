@@ -38,10 +38,10 @@ struct Raw {
 pub type ByRoute = std::collections::BTreeMap<String, Vec<f64>>;
 
 /// Per-second series and the successful requests' percentiles: the shared record type.
-pub use common::record::{LatencyPerSecond as PerSecond, OkLatency as Overall};
+pub use records::record::{LatencyPerSecond as PerSecond, OkLatency as Overall};
 
 /// Nearest-rank percentile of sorted values (`p` in 0..=1): the one definition, in common.
-pub use common::stats::percentile;
+pub use records::stats::percentile;
 
 /// Reads a Goose JSON request log. Lines that are not requests (or not JSON) are skipped.
 pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {

@@ -1,5 +1,5 @@
 //! scalelab's load generator: Goose scenarios (`hit`, `miss`, `mixed`, `login`) under named
-//! load profiles, with an SLA of rules (`common::sla`) judged on the run's record, and a complete record of each run
+//! load profiles, with an SLA of rules (`records::sla`) judged on the run's record, and a complete record of each run
 //! in `tests/results/<run-id>/`: Goose's own HTML/JSON/Markdown reports (with per-second
 //! graph data), `run.json`, and the load balancer's counters sampled every second.
 
@@ -16,13 +16,13 @@ use goose::prelude::*;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use common::load::{Profile, Scenario};
+pub use records::load::{Profile, Scenario};
 
-pub use common::plan::{share, stage_secs, wave_secs, Load, Plan as Options, FILE as PLAN_FILE};
+pub use records::plan::{share, stage_secs, wave_secs, Load, Plan as Options, FILE as PLAN_FILE};
 
 /// Waits until the target answers `/health`; a clear error naming the URL otherwise.
 pub async fn wait_ready(target: &str, limit: Duration) -> anyhow::Result<()> {
-    let client = common::http::client(Duration::from_secs(2));
+    let client = probe::client::client(Duration::from_secs(2));
     let url = format!("{}/health", target.trim_end_matches('/'));
     let deadline = Instant::now() + limit;
     loop {
@@ -122,7 +122,7 @@ fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<Stri
 }
 
 /// `loadtest: SLA met: p95<500ms (observed 12 ms); …` or the rules it missed.
-pub fn print_verdict(run: &common::record::RunRecord) {
+pub fn print_verdict(run: &records::record::RunRecord) {
     let verdicts: Vec<String> = run.sla.rules.iter().map(|c| c.line()).collect();
     if run.sla.met == Some(true) {
         eprintln!("loadtest: SLA met: {}", verdicts.join("; "));
@@ -192,7 +192,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .lb_metrics_url
         .trim_end_matches("/metrics")
         .to_string();
-    let http = common::http::client(Duration::from_secs(2));
+    let http = probe::client::client(Duration::from_secs(2));
     let gateways = record::discover_gateways(&http, &lb_base).await;
     let stack =
         record::stack_config(&lb_base, &gateways, options.microservice_url.as_deref()).await;
@@ -233,7 +233,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
             .as_millis() as u64;
         tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await;
     }
-    let cpu_before = common::host::process_cpu_seconds();
+    let cpu_before = probe::host::process_cpu_seconds();
     let started = record::utc_now();
 
     let mut scenario = scenarios::scenario(options.scenario);
@@ -246,13 +246,13 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     }
     let attack = GooseAttack::initialize_with_config(goose_config(&options, &load, &dir)?)?
         .register_scenario(scenario);
-    // No Goose thresholds: the SLA is judged on the run's record (common::sla).
+    // No Goose thresholds: the SLA is judged on the run's record (records::sla).
     let metrics = attack
         .execute()
         .await
         .map_err(|e| anyhow::anyhow!("the load test failed: {e:?}"))?;
     let ended = record::utc_now();
-    let cpu_seconds = common::host::process_cpu_seconds() - cpu_before;
+    let cpu_seconds = probe::host::process_cpu_seconds() - cpu_before;
     if several && options.leads() {
         // The stack is sampled until every generator's load has ended.
         merge::wait_for_parts(&dir, options.generators, Duration::from_secs(60)).await;
@@ -284,7 +284,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         ended,
     };
     let mut run = record::run_record(&dir, &options, &load, &metrics, outcome);
-    common::sla::judge(&mut run, &rules);
+    records::sla::judge(&mut run, &rules);
     // A part of a run made by several generators is judged again once merged.
     if !several {
         print_verdict(&run);
@@ -305,11 +305,11 @@ mod tests {
             .get_arguments()
             .filter_map(|a| a.get_env())
             .map(|e| e.to_string_lossy().into_owned())
-            .filter(|e| e.starts_with(common::load::ENV_PREFIX))
+            .filter(|e| e.starts_with(records::load::ENV_PREFIX))
             .collect();
-        let mut known: Vec<String> = common::load::ENV_NAMES
+        let mut known: Vec<String> = records::load::ENV_NAMES
             .iter()
-            .map(|n| format!("{}{n}", common::load::ENV_PREFIX))
+            .map(|n| format!("{}{n}", records::load::ENV_PREFIX))
             .collect();
         read.sort();
         known.sort();
@@ -319,7 +319,7 @@ mod tests {
             .get_arguments()
             .filter_map(|a| a.get_env())
             .map(|e| e.to_string_lossy().into_owned())
-            .filter(|e| !e.starts_with(common::load::ENV_PREFIX))
+            .filter(|e| !e.starts_with(records::load::ENV_PREFIX))
             .collect();
         assert_eq!(other, vec!["LAB_USERS", "LAB_PASSWORD"]);
     }

@@ -51,8 +51,8 @@ enum Sub {
 /// a one-line notice: `USERS` is read as `LOADTEST_USERS` when that is not set.
 fn deprecated_names() {
     let mut old = Vec::new();
-    for name in common::load::ENV_NAMES {
-        let new = format!("{}{name}", common::load::ENV_PREFIX);
+    for name in records::load::ENV_NAMES {
+        let new = format!("{}{name}", records::load::ENV_PREFIX);
         if let (Some(value), None) = (std::env::var_os(name), std::env::var_os(&new)) {
             // SAFETY: called from main before the runtime, while this is the only thread.
             std::env::set_var(&new, value);
@@ -63,8 +63,8 @@ fn deprecated_names() {
         eprintln!(
             "loadtest: deprecated: {} without the {} prefix (use {}{}); the old names go in the next release",
             old.join(", "),
-            common::load::ENV_PREFIX,
-            common::load::ENV_PREFIX,
+            records::load::ENV_PREFIX,
+            records::load::ENV_PREFIX,
             old[0]
         );
     }

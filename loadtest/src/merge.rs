@@ -5,7 +5,7 @@
 //! the stack's counters are the first generator's samples, taken until every part had ended.
 
 use crate::latency;
-use common::record::{LatencySummary, RunRecord};
+use records::record::{LatencySummary, RunRecord};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -180,14 +180,14 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
     // The SLA verdict again, on the merged figures, with the rules the parts were judged by.
     let texts: Vec<String> = out.sla.rules.iter().map(|c| c.rule.clone()).collect();
     let rules = if texts.is_empty() {
-        common::sla::defaults(
+        records::sla::defaults(
             out.sla.p95_ms.unwrap_or(500.0),
             out.sla.error_pct.unwrap_or(1.0),
         )
     } else {
-        common::sla::parse(&texts.join(",")).map_err(|e| anyhow::anyhow!(e))?
+        records::sla::parse(&texts.join(",")).map_err(|e| anyhow::anyhow!(e))?
     };
-    common::sla::judge(&mut out, &rules);
+    records::sla::judge(&mut out, &rules);
     if lead_dir.join("server.jsonl").exists() {
         std::fs::copy(lead_dir.join("server.jsonl"), run.join("server.jsonl"))?;
     }
@@ -199,8 +199,8 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
 /// parts' summaries, so the merged record keeps the worst (highest) of each.
 fn merge_longtask<'a>(
     parts: impl Iterator<Item = &'a RunRecord>,
-) -> Option<common::record::LongtaskSummary> {
-    let mut out: Option<common::record::LongtaskSummary> = None;
+) -> Option<records::record::LongtaskSummary> {
+    let mut out: Option<records::record::LongtaskSummary> = None;
     for p in parts.filter_map(|r| r.longtask.as_ref()) {
         let o = out.get_or_insert_with(Default::default);
         o.submitted += p.submitted;

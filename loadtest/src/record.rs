@@ -1,23 +1,23 @@
 //! The record of a run: `run.json`, and the servers' counters sampled once a second into
 //! `server.jsonl` (the distribution over gateways as the server saw it). The shapes are
-//! `common::record`'s, shared with the report.
+//! `records::record`'s, shared with the report.
 
 use crate::{Load, Options};
-use common::record::{
+use records::record::{
     Calibration, GatewayCache, GatewayCpu, GatewaySample, HostCpuBusy, HostInfo, LatencySummary,
     LongtaskSummary, Measured, MicroserviceSample, RouteRecord, RunRecord, ServerSample,
     ServerSummary, Sla, Stack, Versions, WorkerSample,
 };
-use common::wire;
+use records::wire;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use common::time::{utc_now, utc_stamp};
+pub use records::time::{utc_now, utc_stamp};
 
 /// Requests per backend from the load balancer's `lb_requests_total`.
-fn per_backend(samples: &[common::metrics::Sample]) -> BTreeMap<String, f64> {
+fn per_backend(samples: &[probe::exposition::Sample]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for s in samples.iter().filter(|s| s.name == "lb_requests_total") {
         if let Some(backend) = s.labels.get("backend") {
@@ -27,27 +27,27 @@ fn per_backend(samples: &[common::metrics::Sample]) -> BTreeMap<String, f64> {
     out
 }
 
-fn gateway_sample(s: &[common::metrics::Sample]) -> GatewaySample {
+fn gateway_sample(s: &[probe::exposition::Sample]) -> GatewaySample {
     let cache =
-        |result: &str| common::metrics::sum(s, "cache_requests_total", &[("result", result)]);
+        |result: &str| probe::exposition::sum(s, "cache_requests_total", &[("result", result)]);
     GatewaySample {
-        requests: common::metrics::sum(s, "http_requests_total", &[]),
+        requests: probe::exposition::sum(s, "http_requests_total", &[]),
         cache_hit: cache("hit"),
         cache_miss: cache("miss"),
         cache_error: cache("error"),
-        limiter_rejected: common::metrics::sum(s, "limiter_rejected_total", &[]),
-        slot_seconds: common::metrics::sum(s, "limiter_slot_seconds_sum", &[]),
-        slot_holds: common::metrics::sum(s, "limiter_slot_seconds_count", &[]),
-        cpu_seconds: common::metrics::sum(s, "process_cpu_seconds_total", &[]),
-        started_at: common::metrics::sum(s, "process_start_time_seconds", &[]),
+        limiter_rejected: probe::exposition::sum(s, "limiter_rejected_total", &[]),
+        slot_seconds: probe::exposition::sum(s, "limiter_slot_seconds_sum", &[]),
+        slot_holds: probe::exposition::sum(s, "limiter_slot_seconds_count", &[]),
+        cpu_seconds: probe::exposition::sum(s, "process_cpu_seconds_total", &[]),
+        started_at: probe::exposition::sum(s, "process_start_time_seconds", &[]),
     }
 }
 
-fn microservice_sample(s: &[common::metrics::Sample]) -> MicroserviceSample {
-    let g = |name: &str| common::metrics::sum(s, name, &[]);
+fn microservice_sample(s: &[probe::exposition::Sample]) -> MicroserviceSample {
+    let g = |name: &str| probe::exposition::sum(s, name, &[]);
     MicroserviceSample {
         requests: g("http_requests_total"),
-        unavailable: common::metrics::sum(s, "http_requests_total", &[("status", "503")]),
+        unavailable: probe::exposition::sum(s, "http_requests_total", &[("status", "503")]),
         pool_open: g("db_pool_connections"),
         pool_available: g("db_pool_available"),
         pool_waiting: g("db_pool_waiting"),
@@ -55,8 +55,8 @@ fn microservice_sample(s: &[common::metrics::Sample]) -> MicroserviceSample {
     }
 }
 
-fn worker_sample(w: &[common::metrics::Sample]) -> WorkerSample {
-    let g = |name: &str| common::metrics::sum(w, name, &[]);
+fn worker_sample(w: &[probe::exposition::Sample]) -> WorkerSample {
+    let g = |name: &str| probe::exposition::sum(w, name, &[]);
     WorkerSample {
         queue_length: g("queue_length"),
         queue_pending: g("queue_pending"),
@@ -94,10 +94,10 @@ impl Sampler {
         let path: PathBuf = dir.join("server.jsonl");
         let mut file = std::fs::File::create(&path)?;
         let task = tokio::spawn(async move {
-            let client = common::http::client(Duration::from_secs(2));
+            let client = probe::client::client(Duration::from_secs(2));
             let started = Instant::now();
             let mut lines = Vec::new();
-            let mut cpu_before = common::host::machine_cpu_now();
+            let mut cpu_before = probe::host::machine_cpu_now();
             let mut gateways: Vec<String> = Vec::new();
             loop {
                 // The last sample starts after the stop (one in progress when it came may
@@ -109,16 +109,16 @@ impl Sampler {
                 }
                 let mut line = ServerSample {
                     t: started.elapsed().as_secs_f64(),
-                    at: Some(common::time::now_unix()),
+                    at: Some(records::time::now_unix()),
                     ..ServerSample::default()
                 };
-                match common::metrics::scrape(&client, &url).await {
+                match probe::exposition::scrape(&client, &url).await {
                     Ok(samples) => {
                         line.requests_by_backend = Some(per_backend(&samples));
                         line.backends_healthy =
-                            Some(common::metrics::sum(&samples, "lb_backends_healthy", &[]));
+                            Some(probe::exposition::sum(&samples, "lb_backends_healthy", &[]));
                         line.retries =
-                            Some(common::metrics::sum(&samples, "lb_retries_total", &[]));
+                            Some(probe::exposition::sum(&samples, "lb_retries_total", &[]));
                     }
                     Err(e) => line.error = Some(e.to_string()),
                 }
@@ -130,7 +130,7 @@ impl Sampler {
                 }
                 for gw in &gateways {
                     let sample =
-                        match common::metrics::scrape(&client, &format!("http://{gw}/metrics"))
+                        match probe::exposition::scrape(&client, &format!("http://{gw}/metrics"))
                             .await
                         {
                             Ok(s) => Measured::Ok(gateway_sample(&s)),
@@ -142,13 +142,13 @@ impl Sampler {
                 }
                 // How busy the whole machine was since the last sample: when it is near 1,
                 // every service is short of CPU, whatever the modelled bounds say.
-                let cpu_now = common::host::machine_cpu_now();
+                let cpu_now = probe::host::machine_cpu_now();
                 if let (Some(before), Some(now)) = (cpu_before, cpu_now) {
-                    line.host_cpu_busy = common::host::busy_share(before, now);
+                    line.host_cpu_busy = probe::host::busy_share(before, now);
                 }
                 cpu_before = cpu_now;
                 if let Some(url) = &worker_metrics_url {
-                    line.worker = Some(match common::metrics::scrape(&client, url).await {
+                    line.worker = Some(match probe::exposition::scrape(&client, url).await {
                         Ok(w) => Measured::Ok(worker_sample(&w)),
                         Err(e) => Measured::Failed {
                             error: e.to_string(),
@@ -156,7 +156,7 @@ impl Sampler {
                     });
                 }
                 if let Some(url) = &microservice_metrics_url {
-                    line.microservice = Some(match common::metrics::scrape(&client, url).await {
+                    line.microservice = Some(match probe::exposition::scrape(&client, url).await {
                         Ok(m) => Measured::Ok(microservice_sample(&m)),
                         Err(e) => Measured::Failed {
                             error: e.to_string(),
@@ -307,7 +307,7 @@ fn longtask_summary() -> Option<LongtaskSummary> {
         done: jobs.done,
         failed: jobs.failed,
         timed_out: jobs.timed_out,
-        end_to_end_ms: common::record::JobTimes {
+        end_to_end_ms: records::record::JobTimes {
             p50: crate::latency::percentile(&times, 0.5),
             p95: crate::latency::percentile(&times, 0.95),
             max: times.last().copied(),
@@ -333,16 +333,16 @@ pub async fn stack_config(
     gateways: &[String],
     microservice_url: Option<&str>,
 ) -> Stack {
-    let client = common::http::client(Duration::from_secs(2));
+    let client = probe::client::client(Duration::from_secs(2));
     let get = |url: String| {
         let client = client.clone();
         async move {
-            let failed = |e: String| common::record::ServiceConfig {
+            let failed = |e: String| records::record::ServiceConfig {
                 error: Some(format!("{url}: {e}")),
                 ..Default::default()
             };
             match client.get(&url).send().await {
-                Ok(r) => match r.json::<common::http::ConfigView>().await {
+                Ok(r) => match r.json::<records::wire::ConfigView>().await {
                     Ok(view) => view.merged(),
                     Err(e) => failed(e.to_string()),
                 },
@@ -382,8 +382,8 @@ fn first_line_of(cmd: &str, arg: &str) -> Option<String> {
 }
 
 fn host() -> HostInfo {
-    // The CPU model and memory are known on Linux only (common::host::proc_file).
-    let proc_file = |name: &str| common::host::proc_file(name).unwrap_or_default();
+    // The CPU model and memory are known on Linux only (probe::host::proc_file).
+    let proc_file = |name: &str| probe::host::proc_file(name).unwrap_or_default();
     let cpuinfo = proc_file("cpuinfo");
     let cpu = cpuinfo
         .lines()
@@ -400,7 +400,7 @@ fn host() -> HostInfo {
         });
     HostInfo {
         cpu,
-        cores: Some(common::host::host_cores() as u32),
+        cores: Some(probe::host::host_cores() as u32),
         memory_gib: mem_kib.map(|k| (k as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0),
         hostname: std::fs::read_to_string("/etc/hostname")
             .ok()
@@ -497,7 +497,7 @@ pub fn run_record(
     let busy = cpu / (metrics.duration.max(1) as f64 * cores);
     let server = &outcome.server;
     RunRecord {
-        schema_version: common::record::SCHEMA_VERSION,
+        schema_version: records::record::SCHEMA_VERSION,
         run_id: dir.file_name().and_then(|n| n.to_str()).map(String::from),
         scenario: word(&options.scenario),
         profile: word(&options.profile),
@@ -523,13 +523,13 @@ pub fn run_record(
         rps: requests as f64 / metrics.duration.max(1) as f64,
         latency_ms,
         by_route,
-        cache_seen_by_client: common::record::CacheSeen {
+        cache_seen_by_client: records::record::CacheSeen {
             hit: hits,
             miss: misses,
         },
         longtask: longtask_summary(),
         relogins: crate::scenarios::RELOGINS.load(std::sync::atomic::Ordering::SeqCst),
-        shed: common::record::Shed {
+        shed: records::record::Shed {
             answers_503: crate::scenarios::SHED.load(std::sync::atomic::Ordering::SeqCst),
             without_retry_after: crate::scenarios::SHED_WITHOUT_RETRY_AFTER
                 .load(std::sync::atomic::Ordering::SeqCst),
@@ -543,7 +543,7 @@ pub fn run_record(
         },
         stack: outcome.stack,
         calibration: outcome.calibration,
-        generator: common::record::Generator {
+        generator: records::record::Generator {
             cpu_seconds: cpu,
             cpu_per_request_us,
             share_of_machine: busy,
@@ -552,7 +552,7 @@ pub fn run_record(
         model: options.model(),
         // Its own part when it is one of several (the merge lists them all).
         generators: if options.generators > 1 {
-            vec![common::record::GeneratorPart {
+            vec![records::record::GeneratorPart {
                 index: options.generator_index,
                 users: load.users,
                 requests,
@@ -569,7 +569,7 @@ pub fn run_record(
         sla: Sla {
             p95_ms: Some(options.sla_p95_ms as f64),
             error_pct: Some(options.sla_error_pct),
-            // The verdict is the SLA rules' (common::sla::judge), once the record exists.
+            // The verdict is the SLA rules' (records::sla::judge), once the record exists.
             ..Sla::default()
         },
         host: host(),

@@ -91,8 +91,8 @@ pub fn first_login_at() -> Option<f64> {
 pub const HIT_KEY: &str = "hot";
 
 /// The body of `POST /login` as lab user `n` (user1..userN).
-pub fn login_body(n: usize, password: &str) -> common::wire::Login {
-    common::wire::Login {
+pub fn login_body(n: usize, password: &str) -> records::wire::Login {
+    records::wire::Login {
         username: format!("user{n}"),
         password: password.to_string(),
     }
@@ -139,7 +139,7 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     let _ = FIRST_LOGIN_AT.compare_exchange(
         0,
-        common::time::now_unix().to_bits(),
+        records::time::now_unix().to_bits(),
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
@@ -148,7 +148,7 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let mut goose = user.post_json("/login", &body).await?;
     let token = match goose.response {
         Ok(r) if r.status().is_success() => r
-            .json::<common::wire::LoginAnswer>()
+            .json::<records::wire::LoginAnswer>()
             .await
             .ok()
             .map(|answer| answer.token),
@@ -229,7 +229,7 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
     let builder = user
         .get_request_builder(&GooseMethod::Post, "/longtask")?
         .bearer_auth(&token)
-        .json(&common::wire::NewTask {
+        .json(&records::wire::NewTask {
             task: "report".into(),
             payload: json!({"duration_ms": s.longtask_ms}),
         });
@@ -242,7 +242,7 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
     let goose = user.request(request).await?;
     let status_url = match goose.response {
         Ok(r) if r.status().as_u16() == 202 => r
-            .json::<common::wire::TaskAccepted>()
+            .json::<records::wire::TaskAccepted>()
             .await
             .ok()
             .map(|a| a.status_url),
@@ -269,7 +269,7 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
         let goose = user.request(request).await?;
         let state = match goose.response {
             Ok(r) => r
-                .json::<common::wire::TaskStatus>()
+                .json::<records::wire::TaskStatus>()
                 .await
                 .ok()
                 .map(|t| t.status),
@@ -328,7 +328,7 @@ async fn mixed(user: &mut GooseUser) -> TransactionResult {
 async fn listing(user: &mut GooseUser) -> TransactionResult {
     let prefix = format!(
         "p{}",
-        rand::rng().random_range(0..common::wire::LISTING_PREFIXES)
+        rand::rng().random_range(0..records::wire::LISTING_PREFIXES)
     );
     get_cached(user, "/listing", &prefix).await
 }

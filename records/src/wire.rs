@@ -159,3 +159,23 @@ impl TaskStatus {
         matches!(self.status.as_str(), "done" | "failed")
     }
 }
+
+/// `GET /config`: the settings in force and what the service sees of its machine. The load
+/// generator reads it into the run record.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ConfigView {
+    pub service: String,
+    pub instance: String,
+    pub config: serde_json::Value,
+    pub host: crate::record::HostLimits,
+}
+
+impl ConfigView {
+    /// The record's view: the settings, with `host` beside them.
+    pub fn merged(self) -> crate::record::ServiceConfig {
+        let mut merged: crate::record::ServiceConfig =
+            serde_json::from_value(self.config).unwrap_or_default();
+        merged.host = Some(self.host);
+        merged
+    }
+}

@@ -130,8 +130,8 @@ pub fn host_cores() -> usize {
 }
 
 /// The host facts every service shows in its `/config`.
-pub fn facts() -> crate::record::HostLimits {
-    crate::record::HostLimits {
+pub fn facts() -> records::record::HostLimits {
+    records::record::HostLimits {
         cores: Some(host_cores() as u32),
         cpu_limit: cpu_limit(),
         other: Default::default(),
