@@ -105,15 +105,13 @@ benchmark-all: lab-bin ## The lab: 1 then 3 gateways, miss and hit runs, report 
 autoscale: lab-bin ## Autoscaling lab: static 1, static 3, autoscaled under a rising and falling load; burst vs ramp autoscaled; report
 	@$(LAB) autoscale
 
-experiment: lab-bin ## One tactic A/B: NAME=index|db-pool|client-reuse|local-cache|batch|scale-workers|scale-microservice|worker-threads|vertical; report
-	@if [ -z "$(NAME)" ]; then echo "make experiment: set NAME (index, db-pool, client-reuse, local-cache, batch, scale-workers, scale-microservice, worker-threads, vertical)" >&2; exit 2; fi
+experiment: lab-bin ## One tactic A/B: NAME=<experiment> (without NAME: the list); report
 	@$(LAB) experiment "$(NAME)"
 
 experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 9 min natively), then the report
 	@$(LAB) experiments
 
-fault: lab-bin ## One fault under load: NAME=kill-gateway|redis-outage|postgres-restart|worker-crash|slow-microservice; report; fails on a broken promise
-	@if [ -z "$(NAME)" ]; then echo "make fault: set NAME (kill-gateway, redis-outage, postgres-restart, worker-crash, slow-microservice)" >&2; exit 2; fi
+fault: lab-bin ## One fault under load: NAME=<fault> (without NAME: the list); report; fails on a broken promise
 	@$(LAB) fault "$(NAME)"
 
 faults: lab-bin ## Every fault (QUICK=1: about 3 min natively), then the report

@@ -84,6 +84,10 @@ macro_rules! names {
 
             /// A name, or a one-line error listing them all.
             fn from_str(s: &str) -> Result<Self, String> {
+                if s.trim().is_empty() {
+                    let names: Vec<&str> = Self::ALL.iter().map(|e| e.name()).collect();
+                    return Err(format!(concat!("set NAME to the ", $what, ": one of {}"), names.join(", ")));
+                }
                 Self::ALL
                     .iter()
                     .copied()
@@ -127,6 +131,7 @@ names! {
         ScaleMicroservice => "scale-microservice", scale_microservice;
         WorkerThreads => "worker-threads", worker_threads;
         Vertical => "vertical", vertical;
+        Offload => "offload", offload;
     }
 }
 
@@ -159,7 +164,11 @@ mod tests {
         let e = "indexes".parse::<Experiment>().unwrap_err();
         assert_eq!(
             e,
-            "unknown experiment \"indexes\": one of index, db-pool, client-reuse, local-cache, batch, scale-workers, scale-microservice, worker-threads, vertical (NAME=...)"
+            "unknown experiment \"indexes\": one of index, db-pool, client-reuse, local-cache, batch, scale-workers, scale-microservice, worker-threads, vertical, offload (NAME=...)"
+        );
+        assert_eq!(
+            "".parse::<Fault>().unwrap_err(),
+            "set NAME to the fault: one of kill-gateway, redis-outage, postgres-restart, worker-crash, slow-microservice"
         );
         let e = serde_json::from_str::<Fault>("\"meteor\"")
             .unwrap_err()

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod redis_conn;
 pub mod relay;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -50,6 +50,14 @@ pub struct Config {
     /// per CPU core): 1 is a single event loop, as one Node.js process.
     #[arg(long, env = "GATEWAY_THREADS", default_value_t = 0)]
     pub gateway_threads: usize,
+    /// Where `POST /longtask` runs the task: queued for the worker (202 at once) or inline,
+    /// inside the request (200 with the result once done).
+    #[arg(long, env = "LONGTASK_MODE", value_enum, default_value = "queued")]
+    pub longtask_mode: tasks::LongtaskMode,
+    /// How long an inline task's simulated work takes (the worker's own, for queued ones).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub work: common::tasks::TaskWork,
     /// How long a task's queued/running status is kept in Redis.
     #[arg(long, env = "TASK_STATUS_TTL_SECS", default_value_t = 86_400)]
     pub task_status_ttl_secs: u64,
@@ -107,6 +115,11 @@ impl Config {
                 listing_ttl_secs: 10,
             },
             gateway_threads: 0,
+            longtask_mode: tasks::LongtaskMode::Queued,
+            work: common::tasks::TaskWork {
+                task_duration_ms: 50,
+                max_task_duration_ms: 5_000,
+            },
             task_status_ttl_secs: 600,
             shutdown_delay_ms: 0,
         }
@@ -125,6 +138,7 @@ pub use auth::AuthConfig;
 pub use cache::CacheConfig;
 pub use limit::LimitConfig;
 pub use listing::{ListingCache, ListingConfig};
+pub use tasks::LongtaskMode;
 pub use upstream::{parse_urls, ClientMode};
 
 struct Inner {
@@ -136,6 +150,8 @@ struct Inner {
     upstream: Arc<upstream::Upstream>,
     local_listings: listing::LocalCache,
     metrics: GatewayMetrics,
+    /// This gateway's instance name (`gateway-2`): who did an inline task.
+    instance: String,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -154,6 +170,8 @@ struct GatewayMetrics {
     cache: CacheCounters,
     logins: prometheus::IntCounterVec,
     tasks_enqueued: prometheus::IntCounter,
+    /// Long tasks done inside the request (`LONGTASK_MODE=inline`).
+    tasks_inline: prometheus::IntCounter,
     /// How old each `/listing` answer was: 0 from the source, up to the TTL from a cache.
     listing_age: prometheus::Histogram,
 }
@@ -174,6 +192,11 @@ impl GatewayMetrics {
         )
         .expect("valid metric");
         let tasks_enqueued = common::metrics::counter("tasks_enqueued_total", "Long tasks queued");
+        let tasks_inline = common::metrics::counter(
+            "tasks_inline_total",
+            "Long tasks done inside the request (LONGTASK_MODE=inline)",
+        );
+        metrics.register(Box::new(tasks_inline.clone()));
         metrics.register(Box::new(cache.clone()));
         let cache = CacheCounters::new(&cache);
         metrics.register(Box::new(logins.clone()));
@@ -188,6 +211,7 @@ impl GatewayMetrics {
             cache,
             logins,
             tasks_enqueued,
+            tasks_inline,
             listing_age,
         }
     }
@@ -256,6 +280,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         upstream,
         local_listings: listing::LocalCache::default(),
         metrics: GatewayMetrics::new(&metrics),
+        instance: instance.clone(),
         config: config.clone(),
     }));
 

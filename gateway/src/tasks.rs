@@ -1,6 +1,9 @@
 //! The front end of the long-task queue: `POST /longtask` appends a job to the durable Redis
 //! stream and answers 202 at once; `GET /tasks/{id}` reports its state. Postgres holds the
-//! final word (`task_results`, written by the worker); Redis holds queued/running.
+//! final word (`task_results`, written by the worker); Redis holds queued/running. With
+//! `LONGTASK_MODE=inline` the gateway does the task itself inside the request instead (the
+//! same work and the same result row as the worker's) and answers 200 with its result: the
+//! offloading experiment's side without a queue.
 
 use crate::auth::User;
 use crate::St;
@@ -14,6 +17,14 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
+
+/// Where a long task runs: queued for the worker (202 at once), or inside the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongtaskMode {
+    Queued,
+    Inline,
+}
 
 use common::wire::{NewTask as TaskRequest, TaskAccepted, TaskStatus};
 
@@ -58,6 +69,9 @@ pub async fn enqueue(
         ));
     }
     let id = uuid::Uuid::new_v4().to_string();
+    if state.config.longtask_mode == LongtaskMode::Inline {
+        return inline(&state, id, req).await;
+    }
     let redis_config = &state.config.redis;
     let status_key = redis_config.task_status_key(&id);
     let enqueued_at = now_ms().to_string();
@@ -102,6 +116,46 @@ pub async fn enqueue(
             id,
             status: "queued".into(),
             status_url,
+        }),
+    )
+        .into_response())
+}
+
+/// Does the task inside the request, stores its result as the worker would, and answers 200
+/// with it (and where its status stays readable).
+async fn inline(
+    state: &crate::AppState,
+    id: String,
+    req: TaskRequest,
+) -> Result<Response, ApiError> {
+    let enqueued_at_ms = now_ms() as i64;
+    let (status, result) = common::tasks::work(&req.task, &req.payload, &state.config.work).await;
+    let finished = common::tasks::Finished {
+        id: id.clone(),
+        task: req.task.clone(),
+        status,
+        result: result.clone(),
+        attempts: 1,
+        enqueued_at_ms,
+        finished_at_ms: now_ms() as i64,
+    };
+    let mut client = state.pool.get().await.map_err(common::db::pool_error)?;
+    common::tasks::store(&mut client, &[finished], &state.instance)
+        .await
+        .map_err(common::db::query_error)?;
+    state.metrics.tasks_inline.inc();
+    let status_url = format!("/tasks/{id}");
+    Ok((
+        StatusCode::OK,
+        [(header::LOCATION, status_url)],
+        Json(TaskStatus {
+            id,
+            status: status.into(),
+            task: Some(req.task),
+            result,
+            worker: Some(state.instance.clone()),
+            attempts: Some(1),
+            finished_at: None,
         }),
     )
         .into_response())

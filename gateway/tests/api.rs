@@ -453,6 +453,81 @@ async fn a_long_task_goes_from_queued_to_done() {
 }
 
 #[tokio::test]
+async fn an_inline_long_task_is_done_inside_the_request_and_stored_as_the_worker_would() {
+    // No worker at all: the gateway does the task itself.
+    let s = stack_with(0, false, |c| {
+        c.longtask_mode = gateway::LongtaskMode::Inline;
+    })
+    .await;
+    let token = s.token().await;
+    let started = std::time::Instant::now();
+    let reply = s
+        .send(
+            s.http
+                .post(format!("{}/longtask", s.gw))
+                .bearer_auth(&token)
+                .json(&json!({"task": "report", "payload": {"duration_ms": 300, "n": 7}})),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        took >= Duration::from_millis(300),
+        "answered after {took:?}"
+    );
+    assert_eq!(reply.body["status"], "done");
+    assert_eq!(reply.body["result"]["echo"]["n"], 7);
+    assert_eq!(reply.body["worker"], "gw-test");
+    let id = reply.body["id"].as_str().unwrap().to_string();
+    let status_url = format!("/tasks/{id}");
+    assert_eq!(reply.headers["location"], status_url.as_str());
+    // The row is the worker's: the status reads it back from Postgres.
+    let stored = s.get(&status_url, &token).await;
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body["status"], "done");
+    assert_eq!(stored.body["attempts"], 1);
+    assert_eq!(stored.body["worker"], "gw-test");
+    // A failing task fails inside the request, with its reason, and is stored as failed.
+    let failing = s
+        .send(
+            s.http
+                .post(format!("{}/longtask", s.gw))
+                .bearer_auth(&token)
+                .json(&json!({"task": "fail", "payload": {"duration_ms": 10}})),
+        )
+        .await;
+    assert_eq!(failing.status, 200, "{}", failing.body);
+    assert_eq!(failing.body["status"], "failed");
+    assert!(failing.body["result"]["error"].is_string());
+    // Bad input is still a 400 before any work.
+    let bad = s
+        .send(
+            s.http
+                .post(format!("{}/longtask", s.gw))
+                .bearer_auth(&token)
+                .json(&json!({"task": "no spaces"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    // Counted as inline work, none queued.
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.gw))
+        .send()
+        .await
+        .unwrap();
+    let samples = common::metrics::parse_text(&metrics.text().await.unwrap());
+    assert_eq!(
+        common::metrics::sum(&samples, "tasks_inline_total", &[]),
+        2.0
+    );
+    assert_eq!(
+        common::metrics::sum(&samples, "tasks_enqueued_total", &[]),
+        0.0
+    );
+}
+
+#[tokio::test]
 async fn task_requests_are_validated() {
     let s = stack().await;
     let token = s.token().await;

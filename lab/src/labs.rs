@@ -182,6 +182,16 @@ pub const ALL: &[Lab] = &[
         look: "tests/reports/summary.md: Experiments → `vertical` (logins per second against \
                the prediction, the CPU limit of each side)",
     },
+    Lab {
+        n: 14,
+        question: "What does offloading a slow task to a queue change, and what does it not?",
+        handout: "labs/14-offload.md",
+        teacher: "labs/teacher/14-offload.md",
+        run: Run::Experiment(Experiment::Offload),
+        look: "tests/reports/summary.md: Experiments → `offload` (the answer's latency against \
+               the task's time, tasks done against the capacity, the queue's lag), Each run \
+               over time (the queue of side B)",
+    },
 ];
 
 impl Lab {

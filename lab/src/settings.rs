@@ -177,6 +177,8 @@ pub const TABLE: &[Setting] = &[
       "pooled: requests borrow DB_POOL_SIZE open connections; per-request: each opens and closes its own."),
     s("MICROSERVICE_CLIENT", "shared", Scope::Services(GW), Kind::Word(&["shared", "per-request"]),
       "shared: one keep-alive HTTP client per gateway; per-request: a new client (and connection) per cache miss."),
+    s("LONGTASK_MODE", "queued", Scope::Services(GW), Kind::Word(&["queued", "inline"]),
+      "Where a gateway runs a long task: queued for the worker (202 at once), or inline, inside the request (200 once done: offloading undone)."),
     s("LISTING_CACHE", "local", Scope::Services(GW), Kind::Word(&["none", "redis", "local"]),
       "Where the gateway caches /listing: nowhere, in Redis (shared), or in each gateway's memory."),
     s("LISTING_TTL_SECS", "10", Scope::Services(GW), int(1, 86_400),

@@ -246,6 +246,20 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
             .await
             .ok()
             .map(|a| a.status_url),
+        // Done inside the request (LONGTASK_MODE=inline): the answer is the result.
+        Ok(r) if r.status().as_u16() == 200 => {
+            let state = r.json::<records::wire::TaskStatus>().await.ok();
+            let waited = started.elapsed().as_secs_f64() * 1000.0;
+            let mut jobs = JOBS.lock().expect("not poisoned");
+            jobs.submitted += 1;
+            match state.as_ref().map(|t| t.status.as_str()) {
+                Some("done") => jobs.done += 1,
+                Some("failed") => jobs.failed += 1,
+                _ => return Ok(()),
+            }
+            jobs.end_to_end_ms.push(waited);
+            return Ok(());
+        }
         Ok(r) if r.status().as_u16() == 401 => {
             RELOGINS.fetch_add(1, Ordering::Relaxed);
             return log_in(user).await;

@@ -115,7 +115,10 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
 
     let worker = worker::build(worker::Config {
         worker_concurrency: 8,
-        task_duration_ms: 100,
+        work: common::tasks::TaskWork {
+            task_duration_ms: 100,
+            max_task_duration_ms: 5_000,
+        },
         visibility_timeout_ms: 30_000,
         ..worker::Config::for_tests("wk", db.config(), redis.clone())
     })

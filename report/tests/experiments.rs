@@ -491,3 +491,74 @@ fn side_run(root: &Path, batch: &str, r: ExperimentRecord, scenario: &str) {
     };
     side(root, batch, r, scenario, ok, 50.0);
 }
+
+#[test]
+fn the_offload_section_puts_the_wait_in_the_request_or_in_the_queue() {
+    let root = temp("offload");
+    let batch = "20261202-120000";
+    let side_with =
+        |side: &str, mode: &str, counters: Vec<CounterDelta>, peaks: Vec<CounterDelta>| {
+            let mut r = record("offload", side, "LONGTASK_MODE", mode);
+            r.settings.insert("MAX_IN_FLIGHT".into(), "4".into());
+            r.settings.insert("WORKER_CONCURRENCY".into(), "4".into());
+            r.load = BTreeMap::from([("LONGTASK_MS".to_string(), "500".to_string())]);
+            r.counters = counters;
+            r.peaks = peaks;
+            r
+        };
+    // 20 s at 8 tasks/s: 160 tasks either way; inline they are the gateway's, queued the
+    // worker's.
+    let a = side_with(
+        "A",
+        "inline",
+        vec![counter("gateway", "tasks_inline_total", &[], 160.0)],
+        vec![counter("gateway", "limiter_waiting", &[], 290.0)],
+    );
+    let b = side_with(
+        "B",
+        "queued",
+        vec![
+            counter("gateway", "tasks_enqueued_total", &[], 160.0),
+            counter("worker", "jobs_processed_total", &[], 160.0),
+        ],
+        vec![counter("worker", "queue_lag", &[], 250.0)],
+    );
+    for (rec, post_p50) in [(a, 35_000.0), (b, 3.0)] {
+        let dir = side(&root, batch, rec, "longtask", 160, post_p50);
+        let path = dir.join("run.json");
+        let mut run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        run["by_route"] = json!({"POST /longtask": {"requests": 160, "failures": 0,
+            "status_codes": {"200": 160},
+            "latency_ms": {"avg": post_p50, "p50": post_p50, "p95": post_p50 * 1.2, "p99": post_p50 * 1.3, "max": post_p50 * 2.0}}});
+        std::fs::write(&path, run.to_string()).unwrap();
+    }
+    let md = summary(&root);
+    let section = md
+        .split("### `offload`")
+        .nth(1)
+        .expect("an offload section");
+    let section = section.split("\n## ").next().unwrap();
+    // 4 slots / 0.5 s on both sides; 160 tasks over 20 s.
+    assert!(
+        section.contains("| capacity: 4 at a time / task time (tasks/s) | 8.0 | 8.0 |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| tasks done per second | 8.0 | 8.0 |"),
+        "{section}"
+    );
+    assert!(
+        section.contains("| POST /longtask p50 (ms) | 35000.0 | 3.0 |"),
+        "{section}"
+    );
+    // Little's law for the closed loop: 300 users / 8 per s − 1.5 s think = 36 s.
+    assert!(
+        section.contains(
+            "| predicted time in the system: users / capacity − think (ms) | 36000 | 36000 |"
+        ),
+        "{section}"
+    );
+    assert!(section.contains("peak lag 250 jobs"), "{section}");
+    assert!(section.contains("peak 290 waiting"), "{section}");
+}

@@ -5,7 +5,7 @@ use crate::Config;
 use common::redis_conn::{Redis, RedisFailure};
 use deadpool_postgres::Pool;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -13,13 +13,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 /// One finished job, waiting in the batcher for its commit.
 struct Done {
     entry_id: String,
-    id: String,
-    task: String,
-    status: &'static str,
-    result: Value,
-    attempts: i32,
-    enqueued_at_ms: i64,
-    finished_at_ms: i64,
+    finished: common::tasks::Finished,
 }
 
 pub struct Engine {
@@ -267,38 +261,18 @@ impl Engine {
             .map(|(n,)| n as i32)
             .unwrap_or(1);
 
-        let wanted = payload["duration_ms"]
-            .as_u64()
-            .unwrap_or(self.config.task_duration_ms)
-            .min(self.config.max_task_duration_ms);
-        let started = Instant::now();
-        tokio::time::sleep(Duration::from_millis(wanted)).await;
-        let (status, result) = if !common::db::jsonb_storable(&payload) {
-            // A result Postgres refuses would hold back every job batched with it, forever.
-            (
-                "failed",
-                json!({"error": "the payload holds a NUL character, which Postgres cannot store"}),
-            )
-        } else if task == "fail" {
-            (
-                "failed",
-                json!({"error": "the task asked to fail", "payload": payload}),
-            )
-        } else {
-            (
-                "done",
-                json!({"task": task, "worked_ms": started.elapsed().as_millis() as u64, "echo": payload}),
-            )
-        };
+        let (status, result) = common::tasks::work(&task, &payload, &self.config.work).await;
         Some(Done {
             entry_id: entry.id,
-            id,
-            task,
-            status,
-            result,
-            attempts,
-            enqueued_at_ms,
-            finished_at_ms: now_ms(),
+            finished: common::tasks::Finished {
+                id,
+                task,
+                status,
+                result,
+                attempts,
+                enqueued_at_ms,
+                finished_at_ms: now_ms(),
+            },
         })
     }
 
@@ -338,7 +312,7 @@ impl Engine {
             match self.commit(batch).await {
                 Ok(()) => {
                     let entry_ids: Vec<String> = batch.iter().map(|d| d.entry_id.clone()).collect();
-                    let ids: Vec<String> = batch.iter().map(|d| d.id.clone()).collect();
+                    let ids: Vec<String> = batch.iter().map(|d| d.finished.id.clone()).collect();
                     // If this ack is lost, the jobs are reclaimed later and their replay
                     // inserts nothing: committed results are never duplicated.
                     if let Err(err) = self.ack(&entry_ids, &ids).await {
@@ -349,7 +323,10 @@ impl Engine {
                         .flush_seconds
                         .observe(started.elapsed().as_secs_f64());
                     for d in batch.iter() {
-                        self.metrics.processed.with_label_values(&[d.status]).inc();
+                        self.metrics
+                            .processed
+                            .with_label_values(&[d.finished.status])
+                            .inc();
                     }
                     batch.clear();
                     return;
@@ -364,37 +341,10 @@ impl Engine {
     }
 
     async fn commit(&self, batch: &[Done]) -> anyhow::Result<()> {
-        let ids: Vec<&str> = batch.iter().map(|d| d.id.as_str()).collect();
-        let tasks: Vec<&str> = batch.iter().map(|d| d.task.as_str()).collect();
-        let statuses: Vec<&str> = batch.iter().map(|d| d.status).collect();
-        let results: Vec<String> = batch.iter().map(|d| d.result.to_string()).collect();
-        let attempts: Vec<i32> = batch.iter().map(|d| d.attempts).collect();
-        let enqueued: Vec<i64> = batch.iter().map(|d| d.enqueued_at_ms).collect();
-        let finished: Vec<i64> = batch.iter().map(|d| d.finished_at_ms).collect();
+        let finished: Vec<common::tasks::Finished> =
+            batch.iter().map(|d| d.finished.clone()).collect();
         let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let stored = tx
-            .execute(
-                "INSERT INTO task_results
-                 (id, task, status, result, worker, attempts, enqueued_at, finished_at)
-             SELECT id, task, status, result::jsonb, $5, attempts,
-                    to_timestamp(NULLIF(enq, 0) / 1000.0), to_timestamp(fin / 1000.0)
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::int4[],
-                         $7::int8[], $8::int8[]) AS t(id, task, status, result, attempts, enq, fin)
-             ON CONFLICT (id) DO NOTHING",
-                &[
-                    &ids,
-                    &tasks,
-                    &statuses,
-                    &results,
-                    &self.consumer,
-                    &attempts,
-                    &enqueued,
-                    &finished,
-                ],
-            )
-            .await?;
-        tx.commit().await?;
+        let stored = common::tasks::store(&mut client, &finished, &self.consumer).await?;
         self.metrics
             .duplicates_absorbed
             .inc_by((batch.len() as u64).saturating_sub(stored));

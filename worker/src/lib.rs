@@ -38,12 +38,10 @@ pub struct Config {
     /// Jobs processed at once by this worker.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
     pub worker_concurrency: usize,
-    /// Simulated work per job; a job's payload may ask for its own `duration_ms`.
-    #[arg(long, env = "TASK_DURATION_MS", default_value_t = 500)]
-    pub task_duration_ms: u64,
-    /// Upper bound on a payload's `duration_ms`.
-    #[arg(long, env = "MAX_TASK_DURATION_MS", default_value_t = 60_000)]
-    pub max_task_duration_ms: u64,
+    /// How long a job's simulated work takes.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub work: common::tasks::TaskWork,
     /// Results written per transaction at most.
     #[arg(long, env = "BATCH_SIZE", default_value_t = 20)]
     pub batch_size: usize,
@@ -68,8 +66,10 @@ impl Config {
             db,
             redis,
             worker_concurrency: 4,
-            task_duration_ms: 50,
-            max_task_duration_ms: 5_000,
+            work: common::tasks::TaskWork {
+                task_duration_ms: 50,
+                max_task_duration_ms: 5_000,
+            },
             batch_size: 4,
             flush_interval_ms: 100,
             visibility_timeout_ms: 1_000,

@@ -7,6 +7,7 @@ pub(crate) mod client_reuse;
 pub(crate) mod db_pool;
 pub(crate) mod index;
 pub(crate) mod local_cache;
+pub(crate) mod offload;
 pub(crate) mod scale_microservice;
 pub(crate) mod scale_workers;
 pub(crate) mod vertical;
