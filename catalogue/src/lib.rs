@@ -9,9 +9,10 @@
 //! write (`experiment.json`, `fault.json`, [`record`]) carry the enum, so both sides match
 //! on it exhaustively: a missing arm is a compile error, never a "does not know" at run time.
 //!
-//! Adding an experiment: a module under `experiments/` with its `SPEC` and `explain`, and one
-//! line in the list below. A fault: a module under `faults/` with its `SPEC`, `checks`,
-//! `outcome`, `mechanism` and `WHY`, and one line in its list.
+//! Adding an experiment: a module under `experiments/` with its `SPEC` (which points to its
+//! `explain`), and one line in the list of `experiments/mod.rs`. A fault: a module under
+//! `faults/` with its `SPEC` (steps, load, promise, `checks`, `detect_recover`, `mechanism`,
+//! `why`), and one line in the list of `faults/mod.rs`.
 
 pub mod experiment;
 pub mod fault;
@@ -20,16 +21,15 @@ pub mod run;
 pub mod signals;
 pub mod words;
 
-mod experiments;
-mod faults;
-
-use experiment::Spec as ExperimentSpec;
-use fault::Spec as FaultSpec;
+pub use experiments::Experiment;
+pub use faults::Fault;
 
 /// Declares a name enum: its variants with their names as the lab, the records and `NAME=`
 /// spell them, `ALL` in the lab's order, and serde and `FromStr` by those names.
 macro_rules! names {
-    ($(#[$doc:meta])* $enum:ident, $what:literal, $dir:ident::$spec:ident { $($variant:ident => $name:literal, $module:ident;)+ }) => {
+    ($(#[$doc:meta])* $enum:ident, $what:literal, $spec:ty { $($variant:ident => $name:literal, $module:ident;)+ }) => {
+        $(pub(crate) mod $module;)+
+
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $enum {
@@ -53,14 +53,14 @@ macro_rules! names {
             #[allow(dead_code)]
             pub(crate) fn source(self) -> &'static str {
                 match self {
-                    $($enum::$variant => include_str!(concat!(stringify!($dir), "/", stringify!($module), ".rs")),)+
+                    $($enum::$variant => include_str!(concat!(stringify!($module), ".rs")),)+
                 }
             }
 
             /// Everything about it: its module's `SPEC`.
             pub fn spec(self) -> &'static $spec {
                 match self {
-                    $($enum::$variant => &$dir::$module::SPEC,)+
+                    $($enum::$variant => &$module::SPEC,)+
                 }
             }
         }
@@ -119,32 +119,8 @@ macro_rules! names {
     };
 }
 
-names! {
-    /// A tactic as an A/B experiment (`make experiment NAME=…`).
-    Experiment, "experiment", experiments::ExperimentSpec {
-        Index => "index", index;
-        DbPool => "db-pool", db_pool;
-        ClientReuse => "client-reuse", client_reuse;
-        LocalCache => "local-cache", local_cache;
-        Batch => "batch", batch;
-        ScaleWorkers => "scale-workers", scale_workers;
-        ScaleMicroservice => "scale-microservice", scale_microservice;
-        WorkerThreads => "worker-threads", worker_threads;
-        Vertical => "vertical", vertical;
-        Offload => "offload", offload;
-    }
-}
-
-names! {
-    /// A fault under a steady load (`make fault NAME=…`).
-    Fault, "fault", faults::FaultSpec {
-        KillGateway => "kill-gateway", kill_gateway;
-        RedisOutage => "redis-outage", redis_outage;
-        PostgresRestart => "postgres-restart", postgres_restart;
-        WorkerCrash => "worker-crash", worker_crash;
-        SlowMicroservice => "slow-microservice", slow_microservice;
-    }
-}
+mod experiments;
+mod faults;
 
 #[cfg(test)]
 mod tests {

@@ -2,16 +2,23 @@
 //! report's words), and what their words share: each side's figure, model bounds, sentence
 //! fragments.
 
-pub(crate) mod batch;
-pub(crate) mod client_reuse;
-pub(crate) mod db_pool;
-pub(crate) mod index;
-pub(crate) mod local_cache;
-pub(crate) mod offload;
-pub(crate) mod scale_microservice;
-pub(crate) mod scale_workers;
-pub(crate) mod vertical;
-pub(crate) mod worker_threads;
+// The experiments, in the order `make experiments` runs them: adding one is its module
+// beside this file and one line here.
+names! {
+    /// A tactic as an A/B experiment (`make experiment NAME=…`).
+    Experiment, "experiment", crate::experiment::Spec {
+        Index => "index", index;
+        DbPool => "db-pool", db_pool;
+        ClientReuse => "client-reuse", client_reuse;
+        LocalCache => "local-cache", local_cache;
+        Batch => "batch", batch;
+        ScaleWorkers => "scale-workers", scale_workers;
+        ScaleMicroservice => "scale-microservice", scale_microservice;
+        WorkerThreads => "worker-threads", worker_threads;
+        Vertical => "vertical", vertical;
+        Offload => "offload", offload;
+    }
+}
 
 pub(crate) use crate::experiment::{Measurement, Side, Spec};
 pub(crate) use crate::record::ExperimentRecord;

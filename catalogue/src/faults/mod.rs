@@ -2,11 +2,18 @@
 //! its timing, its mechanism chart and its words), and what their checks share: answers by
 //! status over a span of seconds, the p95 over a span, "serving again", "no restart".
 
-pub(crate) mod kill_gateway;
-pub(crate) mod postgres_restart;
-pub(crate) mod redis_outage;
-pub(crate) mod slow_microservice;
-pub(crate) mod worker_crash;
+// The faults, in the order `make faults` runs them: adding one is its module beside this
+// file and one line here.
+names! {
+    /// A fault under a steady load (`make fault NAME=…`).
+    Fault, "fault", crate::fault::Spec {
+        KillGateway => "kill-gateway", kill_gateway;
+        RedisOutage => "redis-outage", redis_outage;
+        PostgresRestart => "postgres-restart", postgres_restart;
+        WorkerCrash => "worker-crash", worker_crash;
+        SlowMicroservice => "slow-microservice", slow_microservice;
+    }
+}
 
 pub(crate) use crate::fault::{rotation, Action, Check, Dependency, Series, Spec, Step, Window};
 pub(crate) use crate::record::FaultRecord;
