@@ -171,29 +171,8 @@ pub async fn status(
     if uuid::Uuid::parse_str(&id).is_err() {
         return Err(not_found());
     }
-    let finished = {
-        let client = state.pool.get().await.map_err(common::db::pool_error)?;
-        client
-            .query_opt(
-                "SELECT status, task, result::text, worker, attempts,
-                        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
-                 FROM task_results WHERE id = $1",
-                &[&id],
-            )
-            .await
-            .map_err(common::db::query_error)?
-    };
-    if let Some(row) = finished {
-        let result: String = row.get(2);
-        return Ok(Json(TaskStatus {
-            id,
-            status: row.get(0),
-            task: Some(row.get(1)),
-            result: serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
-            worker: Some(row.get(3)),
-            attempts: Some(row.get(4)),
-            finished_at: Some(row.get(5)),
-        }));
+    if let Some(done) = finished(&state, &id).await? {
+        return Ok(Json(done));
     }
     let pending: HashMap<String, String> = state
         .redis
@@ -210,6 +189,37 @@ pub async fn status(
             attempts: None,
             finished_at: None,
         })),
-        None => Err(not_found()),
+        // Neither finished when Postgres was asked nor pending now: the worker may have
+        // committed the result and cleared its status in between. Postgres has the last word.
+        None => match finished(&state, &id).await? {
+            Some(done) => Ok(Json(done)),
+            None => Err(not_found()),
+        },
     }
+}
+
+/// The task's result row, if the worker (or an inline gateway) stored it.
+async fn finished(state: &crate::AppState, id: &str) -> Result<Option<TaskStatus>, ApiError> {
+    let client = state.pool.get().await.map_err(common::db::pool_error)?;
+    let row = client
+        .query_opt(
+            "SELECT status, task, result::text, worker, attempts,
+                    to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+             FROM task_results WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(common::db::query_error)?;
+    Ok(row.map(|row| {
+        let result: String = row.get(2);
+        TaskStatus {
+            id: id.to_string(),
+            status: row.get(0),
+            task: Some(row.get(1)),
+            result: serde_json::from_str::<Value>(&result).unwrap_or(Value::Null),
+            worker: Some(row.get(3)),
+            attempts: Some(row.get(4)),
+            finished_at: Some(row.get(5)),
+        }
+    }))
 }

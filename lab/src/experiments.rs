@@ -6,7 +6,7 @@
 //! its module in the catalogue (`catalogue/src/experiments/`); the report explains each one
 //! from the same module.
 
-use crate::protocol::{self, LoadSpec};
+use crate::protocol::{self, Lab, LoadSpec};
 use crate::runtime::{Kind, Runtime};
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -17,7 +17,7 @@ pub use catalogue::Experiment;
 use common::load::Profile;
 use common::metrics::Sample;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// An experiment by its name, or a one-line error listing them.
@@ -134,20 +134,18 @@ pub fn deltas(before: &BTreeMap<Key, f64>, after: BTreeMap<Key, f64>) -> Vec<Cou
 /// Runs one side's load while reading the stack's counters before, after, and its gauges
 /// each second; writes `experiment.json` into the run folder.
 async fn observed_run(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     spec: &LoadSpec,
     mut record: ExperimentRecord,
 ) -> anyhow::Result<PathBuf> {
     let exp = record.name.spec();
     let counters = exp.counters();
     let client = common::http::client(Duration::from_secs(3));
-    rt.up(spec.gateways).await?;
-    let urls = endpoints(rt).await;
+    lab.rt.up(spec.gateways).await?;
+    let urls = endpoints(lab.rt).await;
     let before = read_all(&client, &urls, &counters).await;
     let started = Instant::now();
-    let (mut child, dir) = protocol::spawn_load(rt, bin, root, spec).await?;
+    let (mut child, dir) = protocol::spawn_load(lab, spec).await?;
     let mut peaks: BTreeMap<Key, f64> = BTreeMap::new();
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -169,7 +167,7 @@ async fn observed_run(
     for m in exp.measurements {
         match m {
             Measurement::QueryPlan => {
-                let url = format!("{}/explain/hot", rt.endpoints().microservice);
+                let url = format!("{}/explain/hot", lab.rt.endpoints().microservice);
                 record.query_plan = match client.get(&url).send().await {
                     Ok(r) if r.status().is_success() => r.json().await.ok(),
                     _ => None,
@@ -188,16 +186,14 @@ async fn observed_run(
 /// `make experiment NAME=…`: each side on a freshly started stack with an empty queue and
 /// caches, in one batch.
 pub async fn run(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     name: Experiment,
     quick: bool,
     batch: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    runs_in(name, rt.kind())?;
+    runs_in(name, lab.rt.kind())?;
     let exp = name.spec();
-    let base = rt.settings().clone();
+    let base = lab.rt.settings().clone();
     let conditions = exp.conditions(|k| std::env::var(k).ok());
     if std::env::var_os(exp.flipped).is_some() {
         eprintln!(
@@ -221,8 +217,8 @@ pub async fn run(
             );
             // Removing the data empties the job queue and the caches (the database keeps its
             // rows natively, compose reseeds it): no side inherits the last one's backlog.
-            rt.down(true).await?;
-            rt.set_settings(settings.clone());
+            lab.rt.down(true).await?;
+            lab.rt.set_settings(settings.clone());
             let mut env: Vec<(String, String)> = vec![
                 ("EXPERIMENT".into(), name.name().into()),
                 ("EXPERIMENT_SIDE".into(), side.clone()),
@@ -247,35 +243,33 @@ pub async fn run(
                 load: conditions.load.iter().cloned().collect(),
                 ..ExperimentRecord::default()
             };
-            dirs.push(observed_run(rt, bin, root, &spec, record).await?);
+            dirs.push(observed_run(lab, &spec, record).await?);
         }
-        rt.down(true).await?;
+        lab.rt.down(true).await?;
         Ok(dirs)
     }
     .await;
-    rt.set_settings(base);
+    lab.rt.set_settings(base);
     result
 }
 
 /// `make experiment NAME=…` (one name) or `make experiments` (None: every one this runtime
 /// can run), with progress, then the report. The stack is taken down if a step fails.
 pub async fn protocol(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     name: Option<Experiment>,
     quick: bool,
 ) -> anyhow::Result<()> {
     let chosen: Vec<Experiment> = match name {
         Some(e) => {
-            runs_in(e, rt.kind())?;
+            runs_in(e, lab.rt.kind())?;
             vec![e]
         }
         None => Experiment::ALL
             .iter()
             .copied()
             .filter(|e| {
-                let ok = runs_in(*e, rt.kind()).is_ok();
+                let ok = runs_in(*e, lab.rt.kind()).is_ok();
                 if !ok {
                     eprintln!(
                         "experiments: {e} skipped (compose runtime only: make experiment NAME={e} RUNTIME=compose)"
@@ -291,12 +285,12 @@ pub async fn protocol(
         for (k, exp) in chosen.iter().enumerate() {
             let what = format!("experiment {exp}: {}", exp.spec().question);
             protocol::banner(k, chosen.len(), &what, started, "");
-            run(rt, bin, root, *exp, quick, &batch).await?;
+            run(lab, *exp, quick, &batch).await?;
         }
-        protocol::report(bin, root).await
+        lab.report().await
     };
     if let Err(e) = protocol::until_interrupted(work).await {
-        return protocol::stopped(rt, "experiments", e).await;
+        return lab.stopped("experiments", e).await;
     }
     eprintln!(
         "experiments: done in {}: runs in tests/results/{batch}-*, report in tests/reports/summary.md (section Experiments)",

@@ -5,7 +5,7 @@
 //! module in the catalogue (`catalogue/src/faults/`). Postgres and Redis are never stopped natively:
 //! the stack reaches them through relays the lab cuts.
 
-use crate::protocol::{self, LoadSpec};
+use crate::protocol::{self, Lab, LoadSpec};
 use crate::runtime::{Action, Runtime};
 use anyhow::{bail, Context};
 use catalogue::fault::{Spec, Step};
@@ -191,37 +191,33 @@ async fn attack_started(dir: &Path, child: &mut crate::generators::LoadRun) -> a
 
 /// One fault under load on a fresh stack with the fault's settings; returns the run folder.
 pub async fn run(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     name: Fault,
     quick: bool,
     batch: &str,
 ) -> anyhow::Result<PathBuf> {
     let (at, repair_at, duration) = schedule(quick);
-    rt.down(true).await?;
-    let base = rt.settings().clone();
+    lab.rt.down(true).await?;
+    let base = lab.rt.settings().clone();
     let mut settings = base.clone();
     for (k, v) in name.spec().fixed {
         settings.set(k, v)?;
     }
-    rt.set_settings(settings);
-    let result = run_with(rt, bin, root, name, quick, batch, (at, repair_at, duration)).await;
-    rt.set_settings(base);
+    lab.rt.set_settings(settings);
+    let result = run_with(lab, name, quick, batch, (at, repair_at, duration)).await;
+    lab.rt.set_settings(base);
     result
 }
 
 async fn run_with(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     name: Fault,
     quick: bool,
     batch: &str,
     (at, repair_at, duration): (u64, u64, u64),
 ) -> anyhow::Result<PathBuf> {
     let fault: &Spec = name.spec();
-    rt.isolate_dependencies().await?;
+    lab.rt.isolate_dependencies().await?;
     let mut env: Vec<(String, String)> = vec![
         ("EXPERIMENT".into(), name.name().into()),
         ("EXPERIMENT_SIDE".into(), "fault".into()),
@@ -238,14 +234,14 @@ async fn run_with(
         env,
         ..LoadSpec::new(fault.gateways, fault.scenario, Profile::Classic, quick)
     };
-    let (mut child, dir) = protocol::spawn_load(rt, bin, root, &spec).await?;
+    let (mut child, dir) = protocol::spawn_load(lab, &spec).await?;
     let mut record = FaultRecord {
         name,
         promise: fault.promise.into(),
-        health_interval_ms: rt.settings().number("HEALTH_INTERVAL_MS"),
+        health_interval_ms: lab.rt.settings().number("HEALTH_INTERVAL_MS"),
         settings: ["QUEUE_TIMEOUT_MS", "MICROSERVICE_TIMEOUT_MS", "DB_DELAY_MS"]
             .iter()
-            .map(|k| (k.to_string(), rt.settings().number(k)))
+            .map(|k| (k.to_string(), lab.rt.settings().number(k)))
             .collect(),
         ..FaultRecord::default()
     };
@@ -262,7 +258,7 @@ async fn run_with(
                 tokio::time::sleep(wait).await;
             }
             eprintln!("fault: {}s: {}", second, step.describe());
-            let queued = take(step, rt)
+            let queued = take(step, lab.rt)
                 .await
                 .with_context(|| format!("{} failed", step.describe()))?;
             if queued.is_some() {
@@ -280,7 +276,7 @@ async fn run_with(
     if let Err(e) = acted {
         let _ = child.kill().await;
         // Whatever was cut comes back before the stack goes down.
-        let _ = take(fault.repair, rt).await;
+        let _ = take(fault.repair, lab.rt).await;
         return Err(e);
     }
     let status = child.wait().await?;
@@ -298,19 +294,13 @@ async fn run_with(
         dir.join(FaultRecord::FILE),
         serde_json::to_string_pretty(&record)?,
     )?;
-    rt.down(true).await?;
+    lab.rt.down(true).await?;
     Ok(dir)
 }
 
 /// `make fault NAME=…` or `make faults` (every one), then the report, whose verdicts decide
 /// the exit status: a broken promise is a failure of the command.
-pub async fn protocol(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
-    name: Option<Fault>,
-    quick: bool,
-) -> anyhow::Result<()> {
+pub async fn protocol(lab: &mut Lab<'_>, name: Option<Fault>, quick: bool) -> anyhow::Result<()> {
     let chosen: Vec<Fault> = match name {
         Some(f) => vec![f],
         None => Fault::ALL.to_vec(),
@@ -328,20 +318,20 @@ pub async fn protocol(
                 spec.promise
             );
             protocol::banner(k, chosen.len(), &what, started, "");
-            dirs.push(run(rt, bin, root, *fault, quick, &batch).await?);
+            dirs.push(run(lab, *fault, quick, &batch).await?);
         }
-        protocol::report(bin, root).await?;
+        lab.report().await?;
         anyhow::Ok(dirs)
     };
     let dirs = match protocol::until_interrupted(work).await {
         Ok(d) => d,
-        Err(e) => return protocol::stopped(rt, "faults", e).await,
+        Err(e) => return lab.stopped("faults", e).await,
     };
     // The report's checks decide: one definition of each promise.
-    let checked = tokio::process::Command::new(bin.join("report"))
+    let checked = tokio::process::Command::new(lab.bin.join("report"))
         .arg("--check-faults")
         .args(&dirs)
-        .current_dir(root)
+        .current_dir(lab.root)
         .status()
         .await
         .context("cannot run the report's fault checks")?;

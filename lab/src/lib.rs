@@ -274,6 +274,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             prereq::build(&root, &cli.build).await?;
         }
     }
+    // The protocols' context: the runtime, the binaries, the checkout.
+    macro_rules! lab {
+        () => {
+            &mut protocol::Lab::new(rt.as_mut(), &paths.bin, &root)
+        };
+    }
     match cli.command {
         Command::Runtime | Command::Settings | Command::EnvExample | Command::Report => {
             unreachable!("handled above")
@@ -340,44 +346,26 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             profile,
         } => {
             let spec = protocol::LoadSpec::new(gateways, scenario, profile, cli.quick);
-            protocol::load(rt.as_mut(), &paths.bin, &root, &spec)
-                .await
-                .map(|_| ())
+            protocol::load(lab!(), &spec).await.map(|_| ())
         }
-        Command::BenchmarkAll => {
-            protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, cli.quick, cli.repeats).await
-        }
-        Command::Smoke => protocol::smoke(rt.as_mut(), &paths.bin, &root).await,
-        Command::Autoscale => protocol::autoscale(rt.as_mut(), &paths.bin, &root, cli.quick).await,
-        Command::Experiment { .. } => {
-            experiments::protocol(rt.as_mut(), &paths.bin, &root, experiment, cli.quick).await
-        }
-        Command::Experiments => {
-            experiments::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await
-        }
-        Command::Fault { .. } => {
-            faults::protocol(rt.as_mut(), &paths.bin, &root, fault, cli.quick).await
-        }
-        Command::Faults => faults::protocol(rt.as_mut(), &paths.bin, &root, None, cli.quick).await,
+        Command::BenchmarkAll => protocol::benchmark_all(lab!(), cli.quick, cli.repeats).await,
+        Command::Smoke => protocol::smoke(lab!()).await,
+        Command::Autoscale => protocol::autoscale(lab!(), cli.quick).await,
+        Command::Experiment { .. } => experiments::protocol(lab!(), experiment, cli.quick).await,
+        Command::Experiments => experiments::protocol(lab!(), None, cli.quick).await,
+        Command::Fault { .. } => faults::protocol(lab!(), fault, cli.quick).await,
+        Command::Faults => faults::protocol(lab!(), None, cli.quick).await,
         Command::Lab { .. } => {
             let lab = lab.context("the lab is looked up before the build")?;
             eprintln!("lab {}: {}\nhandout: {}", lab.n, lab.question, lab.handout);
             match lab.run {
                 labs::Run::Benchmark { repeats } => {
-                    protocol::benchmark_all(rt.as_mut(), &paths.bin, &root, true, repeats).await?
+                    protocol::benchmark_all(lab!(), true, repeats).await?
                 }
-                labs::Run::Faults => {
-                    faults::protocol(rt.as_mut(), &paths.bin, &root, None, true).await?
-                }
-                labs::Run::Experiment(e) => {
-                    experiments::protocol(rt.as_mut(), &paths.bin, &root, Some(e), true).await?
-                }
-                labs::Run::Autoscale => {
-                    protocol::autoscale(rt.as_mut(), &paths.bin, &root, true).await?
-                }
-                labs::Run::Loads(loads) => {
-                    protocol::lab_loads(rt.as_mut(), &paths.bin, &root, lab.n, loads).await?
-                }
+                labs::Run::Faults => faults::protocol(lab!(), None, true).await?,
+                labs::Run::Experiment(e) => experiments::protocol(lab!(), Some(e), true).await?,
+                labs::Run::Autoscale => protocol::autoscale(lab!(), true).await?,
+                labs::Run::Loads(loads) => protocol::lab_loads(lab!(), lab.n, loads).await?,
             }
             eprintln!(
                 "lab {}: done. Read {}\nAnswer the analysis questions in {}",

@@ -8,6 +8,31 @@ use common::load::{Profile, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// What every protocol works with: the runtime the stack runs on, where the lab's binaries
+/// are (`loadtest`, `report`), and the checkout (`tests/results`, `tests/reports`).
+pub struct Lab<'a> {
+    pub rt: &'a mut dyn Runtime,
+    pub bin: &'a Path,
+    pub root: &'a Path,
+}
+
+impl<'a> Lab<'a> {
+    pub fn new(rt: &'a mut dyn Runtime, bin: &'a Path, root: &'a Path) -> Self {
+        Self { rt, bin, root }
+    }
+
+    /// Writes the report of every run so far.
+    pub async fn report(&self) -> anyhow::Result<()> {
+        report(self.bin, self.root).await
+    }
+
+    /// A protocol stopped before its end (a failed step, Ctrl-C): the stack goes down, the
+    /// error goes on.
+    pub async fn stopped<T>(&mut self, what: &str, e: anyhow::Error) -> anyhow::Result<T> {
+        stopped(self.rt, what, e).await
+    }
+}
+
 /// One recorded load-test run.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
@@ -64,13 +89,8 @@ impl LoadSpec {
 
 /// Brings the stack to `spec.gateways`, then runs the load generator as a child process (so
 /// its CPU is its own, as `run.json` reports it). Returns the run folder.
-pub async fn load(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
-    spec: &LoadSpec,
-) -> anyhow::Result<PathBuf> {
-    let (mut child, dir) = spawn_load(rt, bin, root, spec).await?;
+pub async fn load(lab: &mut Lab<'_>, spec: &LoadSpec) -> anyhow::Result<PathBuf> {
+    let (mut child, dir) = spawn_load(lab, spec).await?;
     let status = child.wait().await?;
     if !status.success() {
         bail!("the load test failed ({status})");
@@ -81,14 +101,12 @@ pub async fn load(
 /// [`load`] with the autoscaler deciding every sync period until the load ends; its
 /// decisions go to `autoscaler.jsonl` in the run folder.
 pub async fn load_autoscaled(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     spec: &LoadSpec,
     mut controller: crate::autoscale::Controller,
 ) -> anyhow::Result<PathBuf> {
     use std::io::Write;
-    let (mut child, dir) = spawn_load(rt, bin, root, spec).await?;
+    let (mut child, dir) = spawn_load(lab, spec).await?;
     let mut pending: Vec<String> = Vec::new();
     let mut file: Option<std::fs::File> = None;
     // A step is never cut short (a scale-in half done would leave a gateway drained): the
@@ -97,7 +115,7 @@ pub async fn load_autoscaled(
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        match controller.step(rt).await {
+        match controller.step(lab.rt).await {
             Ok(sample) => pending.push(serde_json::to_string(&sample)?),
             Err(e) => eprintln!("autoscaler: no decision this period: {e:#}"),
         }
@@ -123,15 +141,13 @@ pub async fn load_autoscaled(
 
 /// Starts the load generator; returns it and the run folder it will write.
 pub(crate) async fn spawn_load(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     spec: &LoadSpec,
 ) -> anyhow::Result<(crate::generators::LoadRun, PathBuf)> {
     spec.check()?;
-    rt.up(spec.gateways).await?;
-    let ends = rt.generator_endpoints();
-    let s = rt.settings();
+    lab.rt.up(spec.gateways).await?;
+    let ends = lab.rt.generator_endpoints();
+    let s = lab.rt.settings();
     let mut env: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
     if spec.quick {
@@ -144,12 +160,12 @@ pub(crate) async fn spawn_load(
     let results = spec.results_dir.clone().unwrap_or_else(|| {
         std::env::var_os("RESULTS_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("tests/results"))
+            .unwrap_or_else(|| lab.root.join("tests/results"))
     });
     let results = if results.is_absolute() {
         results
     } else {
-        root.join(results)
+        lab.root.join(results)
     };
     let run_id = spec.run_id.clone().unwrap_or_else(|| {
         std::env::var("RUN_ID")
@@ -158,7 +174,7 @@ pub(crate) async fn spawn_load(
     set("SCENARIO", &spec.scenario.name());
     set("PROFILE", &spec.profile.name());
     set("GATEWAYS", &spec.gateways.to_string());
-    set("RUNTIME", rt.kind().name());
+    set("RUNTIME", lab.rt.kind().name());
     set("TARGET_URL", &ends.target);
     set("LB_METRICS_URL", &ends.lb_metrics);
     set("MICROSERVICE_URL", &ends.microservice);
@@ -175,18 +191,20 @@ pub(crate) async fn spawn_load(
         spec.scenario,
         spec.profile,
         spec.gateways,
-        rt.kind().name(),
+        lab.rt.kind().name(),
         if spec.quick { " (quick)" } else { "" }
     );
     let run = if generators > 1 {
-        crate::generators::LoadRun::several(rt, bin, root, &env, &results, &run_id, generators)
-            .await?
+        crate::generators::LoadRun::several(
+            lab.rt, lab.bin, lab.root, &env, &results, &run_id, generators,
+        )
+        .await?
     } else {
-        let mut cmd = rt.generator(bin, &env, &results)?;
-        cmd.current_dir(root);
+        let mut cmd = lab.rt.generator(lab.bin, &env, &results)?;
+        cmd.current_dir(lab.root);
         let child = cmd
             .spawn()
-            .with_context(|| format!("cannot run {}", bin.join("loadtest").display()))?;
+            .with_context(|| format!("cannot run {}", lab.bin.join("loadtest").display()))?;
         crate::generators::LoadRun::one(child, results.join(&run_id))
     };
     let dir = results.join(run_id);
@@ -317,17 +335,11 @@ pub async fn stopped<T>(rt: &mut dyn Runtime, what: &str, e: anyhow::Error) -> a
 
 /// Runs `benchmark-all`, with step k of n and the time left; the stack is taken down when a
 /// step fails or on Ctrl-C.
-pub async fn benchmark_all(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
-    quick: bool,
-    repeats: u32,
-) -> anyhow::Result<()> {
+pub async fn benchmark_all(lab: &mut Lab<'_>, quick: bool, repeats: u32) -> anyhow::Result<()> {
     let batch = utc_stamp();
     eprintln!(
         "benchmark-all: {} runtime, batch {batch}, {} protocol{}",
-        rt.kind().name(),
+        lab.rt.kind().name(),
         if quick { "quick" } else { "full" },
         if repeats > 1 {
             format!(", each run {repeats} times")
@@ -335,17 +347,15 @@ pub async fn benchmark_all(
             String::new()
         }
     );
-    let result = until_interrupted(run_steps(rt, bin, root, quick, repeats, &batch)).await;
+    let result = until_interrupted(run_steps(lab, quick, repeats, &batch)).await;
     if let Err(e) = result {
-        return stopped(rt, "benchmark-all", e).await;
+        return lab.stopped("benchmark-all", e).await;
     }
     Ok(())
 }
 
 async fn run_steps(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     quick: bool,
     repeats: u32,
     batch: &str,
@@ -375,17 +385,17 @@ async fn run_steps(
             }
         };
         match step {
-            Step::Clean | Step::Down => rt.down(true).await?,
-            Step::Up(n) => rt.up(*n).await?,
+            Step::Clean | Step::Down => lab.rt.down(true).await?,
+            Step::Up(n) => lab.rt.up(*n).await?,
             Step::Warmup(n) => {
                 let spec = run(
                     *n,
                     Scenario::Hit,
                     Profile::Warmup,
                     format!("{batch}-{n}gw-warmup"),
-                    Some(root.join(".scalelab/warmup")),
+                    Some(lab.root.join(".scalelab/warmup")),
                 );
-                load(rt, bin, root, &spec).await?;
+                load(lab, &spec).await?;
             }
             Step::Run(n, scenario, k) => {
                 let spec = run(
@@ -395,9 +405,9 @@ async fn run_steps(
                     benchmark_run_id(batch, *n, *scenario, *k, repeats),
                     None,
                 );
-                load(rt, bin, root, &spec).await?;
+                load(lab, &spec).await?;
             }
-            Step::Report => report(bin, root).await?,
+            Step::Report => lab.report().await?,
         }
         done += expected_secs(step, quick);
     }
@@ -413,9 +423,9 @@ async fn run_steps(
 /// the stack is taken down (with its data) whatever happens.
 /// On Swarm the load comes from two generators (containers on the stack's network), so
 /// the smoke also checks their merge: the run's requests are the sum of the parts'.
-pub async fn smoke(rt: &mut dyn Runtime, bin: &Path, root: &Path) -> anyhow::Result<()> {
+pub async fn smoke(lab: &mut Lab<'_>) -> anyhow::Result<()> {
     let results = std::env::temp_dir().join(format!("scalelab-smoke-{}", std::process::id()));
-    let generators = if rt.kind() == crate::runtime::Kind::Swarm {
+    let generators = if lab.rt.kind() == crate::runtime::Kind::Swarm {
         "2"
     } else {
         "1"
@@ -435,7 +445,7 @@ pub async fn smoke(rt: &mut dyn Runtime, bin: &Path, root: &Path) -> anyhow::Res
         ..LoadSpec::new(3, Scenario::Hit, Profile::Classic, true)
     };
     let outcome = async {
-        let dir = load(rt, bin, root, &spec).await?;
+        let dir = load(lab, &spec).await?;
         let run = common::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
         if generators != "1" {
             let parts: u64 = run.generators.iter().map(|g| g.requests).sum();
@@ -450,11 +460,11 @@ pub async fn smoke(rt: &mut dyn Runtime, bin: &Path, root: &Path) -> anyhow::Res
         check_even_spread(&run)
     }
     .await;
-    let down = rt.down(true).await;
+    let down = lab.rt.down(true).await;
     let _ = std::fs::remove_dir_all(&results);
     outcome?;
     down?;
-    eprintln!("smoke: {} runtime: ok", rt.kind().name());
+    eprintln!("smoke: {} runtime: ok", lab.rt.kind().name());
     Ok(())
 }
 
@@ -554,16 +564,14 @@ mod tests {
 /// A classroom lab's `make load` runs (QUICK), one batch, one after the other from a clean
 /// stack; then the stack goes down and the report is written.
 pub async fn lab_loads(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
+    lab: &mut Lab<'_>,
     n: u32,
     loads: &[crate::labs::Load],
 ) -> anyhow::Result<()> {
     let batch = utc_stamp();
     let started = Instant::now();
     let result = async {
-        rt.down(true).await?;
+        lab.rt.down(true).await?;
         for (k, l) in loads.iter().enumerate() {
             let what = format!(
                 "lab {n}: {} gateway(s), cache {}, profile {}",
@@ -585,13 +593,13 @@ pub async fn lab_loads(
                     .collect(),
                 ..LoadSpec::new(l.gateways, l.scenario, l.profile, true)
             };
-            load(rt, bin, root, &spec).await?;
+            load(lab, &spec).await?;
         }
-        rt.down(true).await?;
-        report(bin, root).await
+        lab.rt.down(true).await?;
+        lab.report().await
     };
     if let Err(e) = until_interrupted(result).await {
-        return stopped(rt, &format!("lab {n}"), e).await;
+        return lab.stopped(&format!("lab {n}"), e).await;
     }
     eprintln!(
         "lab {n}: runs in tests/results/{batch}-lab{n}-*, done in {}",
@@ -631,18 +639,13 @@ pub fn autoscale_runs() -> Vec<AutoscaleRun> {
 
 /// `make autoscale`: the runs of [`autoscale_runs`] in one batch (cache misses, so that the
 /// gateways' slots fill), then the report.
-pub async fn autoscale(
-    rt: &mut dyn Runtime,
-    bin: &Path,
-    root: &Path,
-    quick: bool,
-) -> anyhow::Result<()> {
-    let config = crate::autoscale::Config::from_settings(rt.settings())?;
+pub async fn autoscale(lab: &mut Lab<'_>, quick: bool) -> anyhow::Result<()> {
+    let config = crate::autoscale::Config::from_settings(lab.rt.settings())?;
     let batch = utc_stamp();
     let runs = autoscale_runs();
     let started = Instant::now();
     let result = async {
-        rt.down(true).await?;
+        lab.rt.down(true).await?;
         for (k, run) in runs.iter().enumerate() {
             let what = format!(
                 "autoscale: {} ({} profile, {} gateway(s){})",
@@ -652,13 +655,13 @@ pub async fn autoscale(
                 if run.autoscaled { ", autoscaled" } else { "" }
             );
             banner(k, runs.len(), &what, started, "");
-            rt.up(run.gateways).await?;
+            lab.rt.up(run.gateways).await?;
             let mut env = vec![
                 ("EXPERIMENT".to_string(), "autoscale".to_string()),
                 ("EXPERIMENT_SIDE".to_string(), run.side.to_string()),
                 (
                     "EXPERIMENT_SETTINGS".to_string(),
-                    autoscale_settings(rt.settings(), run),
+                    autoscale_settings(lab.rt.settings(), run),
                 ),
             ];
             if run.profile != Profile::Wave {
@@ -676,16 +679,16 @@ pub async fn autoscale(
             };
             if run.autoscaled {
                 let controller = crate::autoscale::Controller::new(config.clone());
-                load_autoscaled(rt, bin, root, &spec, controller).await?;
+                load_autoscaled(lab, &spec, controller).await?;
             } else {
-                load(rt, bin, root, &spec).await?;
+                load(lab, &spec).await?;
             }
         }
-        rt.down(true).await?;
-        report(bin, root).await
+        lab.rt.down(true).await?;
+        lab.report().await
     };
     if let Err(e) = until_interrupted(result).await {
-        return stopped(rt, "autoscale", e).await;
+        return lab.stopped("autoscale", e).await;
     }
     eprintln!(
         "autoscale: done in {}: runs in tests/results/{batch}-autoscale-*, report in tests/reports/summary.md (section Autoscaling)",

@@ -204,3 +204,30 @@ fn every_report_section_and_chart_a_handout_names_is_written_by_the_report() {
         }
     }
 }
+
+/// A course maps labs to its syllabus by the tactics' names: each handout names its tactics
+/// and patterns in its first lines, and the README's tactic map has a row for every lab.
+#[test]
+fn every_handout_names_its_tactics_and_the_map_lists_every_lab() {
+    let index = read(&root().join("labs/README.md"));
+    let map = index
+        .split("## Tactics")
+        .nth(1)
+        .and_then(|m| m.split("\n## ").next())
+        .expect("labs/README.md has a Tactics section");
+    for lab in lab::labs::ALL {
+        let handout = read(&root().join(lab.handout));
+        let head: String = handout.lines().take(4).collect::<Vec<_>>().join("\n");
+        assert!(
+            head.contains("**Tactics:**") && head.contains("**Patterns:**"),
+            "{} does not name its tactics in its first lines",
+            lab.handout
+        );
+        let file = lab.handout.trim_start_matches("labs/");
+        assert!(
+            map.contains(&format!("| [{}]({file}) |", lab.n)),
+            "the tactic map has no row for lab {}",
+            lab.n
+        );
+    }
+}

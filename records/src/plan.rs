@@ -7,6 +7,7 @@
 
 use crate::load::{Profile, Scenario};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The lab's users, `user1` … `userN`, all with one password: the gateway seeds them and the
@@ -31,6 +32,20 @@ pub struct LabUsers {
     )]
     #[serde(skip, default = "password")]
     pub lab_password: String,
+}
+
+/// `NAME=value,NAME=value` (the command line's and the environment's spelling of a side's
+/// settings) as the map the plan and the run record hold; a piece without `=` is an error.
+pub fn settings_map(text: &str) -> Result<BTreeMap<String, String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("{kv:?} is not NAME=value"))
+        })
+        .collect()
 }
 
 /// The password of a plan read back: the environment's, else the lab's default.
@@ -221,9 +236,14 @@ pub struct Plan {
     pub experiment_side: Option<String>,
     #[cfg_attr(
         feature = "cli",
-        arg(long, env = "LOADTEST_EXPERIMENT_SETTINGS", default_value = "")
+        arg(
+            long,
+            env = "LOADTEST_EXPERIMENT_SETTINGS",
+            default_value = "",
+            value_parser = settings_map
+        )
     )]
-    pub experiment_settings: String,
+    pub experiment_settings: BTreeMap<String, String>,
     /// Users before and after the `wave` profile's peak.
     #[cfg_attr(
         feature = "cli",
@@ -350,12 +370,7 @@ impl Plan {
         Some(crate::record::Experiment {
             name,
             side: self.experiment_side.clone().unwrap_or_default(),
-            settings: self
-                .experiment_settings
-                .split(',')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .collect(),
+            settings: self.experiment_settings.clone(),
         })
     }
 
@@ -519,6 +534,21 @@ mod tests {
             (1000, 250, 1000)
         );
         assert_eq!(plan.folder(), PathBuf::from("/tmp/results/r1"));
+        let sides = Plan::from_pairs(&pairs(&[(
+            "LOADTEST_EXPERIMENT_SETTINGS",
+            "ITEMS_INDEX=true, SEED_ROWS=100",
+        )]))
+        .unwrap();
+        assert_eq!(
+            sides.experiment_settings,
+            BTreeMap::from([
+                ("ITEMS_INDEX".to_string(), "true".to_string()),
+                ("SEED_ROWS".to_string(), "100".to_string())
+            ])
+        );
+        let e = Plan::from_pairs(&pairs(&[("LOADTEST_EXPERIMENT_SETTINGS", "ITEMS_INDEX")]))
+            .unwrap_err();
+        assert!(e.contains("is not NAME=value"), "{e}");
         let json = serde_json::to_string(&plan).unwrap();
         assert!(
             !json.contains("a-secret"),
