@@ -155,10 +155,61 @@ pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> 
 }
 
 pub use probe::exposition::{parse_text, scrape, sum, Sample};
+pub use probe::sampler::{Reading, Targets};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One reading of real HTTP peers: the services' own `/metrics` (two gateways' worth,
+    /// one worker) answer with their samples, a port nobody listens on with an error, each
+    /// in its place.
+    #[tokio::test]
+    async fn a_reading_scrapes_every_target_and_keeps_each_answer_in_its_place() {
+        async fn serve(metrics: Metrics) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let m = metrics.clone();
+                    async move { m.render() }
+                }),
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            addr
+        }
+        let gw = Metrics::new("gateway", "gw-1");
+        gw.requests.with_label_values(&["/data", "200"]).inc_by(5);
+        let wk = Metrics::new("worker", "wk-1");
+        wk.requests.with_label_values(&["/health", "200"]).inc_by(2);
+        let (gw_addr, wk_addr) = (serve(gw).await, serve(wk).await);
+        let dead = format!("127.0.0.1:{}", crate::testing::free_port());
+        let targets = Targets {
+            load_balancer: None,
+            gateways: vec![gw_addr.clone(), dead.clone()],
+            workers: vec![format!("http://{wk_addr}/metrics")],
+            microservices: Vec::new(),
+        };
+        let client = crate::http::client(std::time::Duration::from_secs(2));
+        let reading = targets.read(&client).await;
+        assert!(reading.load_balancer.is_none());
+        assert_eq!(reading.gateways[0].0, gw_addr);
+        let gw_samples = reading.gateways[0].1.as_ref().unwrap();
+        assert_eq!(
+            sum(gw_samples, "http_requests_total", &[("route", "/data")]),
+            5.0
+        );
+        assert_eq!(reading.gateways[1].0, dead);
+        assert!(reading.gateways[1].1.is_err());
+        let all: Vec<&Sample> = reading.samples().collect();
+        assert!(all
+            .iter()
+            .any(|s| s.labels.get("instance").map(String::as_str) == Some("wk-1")));
+        assert!(all
+            .iter()
+            .any(|s| s.labels.get("instance").map(String::as_str) == Some("gw-1")));
+    }
 
     #[test]
     fn parses_what_the_registry_renders() {

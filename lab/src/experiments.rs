@@ -15,7 +15,7 @@ use catalogue::experiment::{Conditions, Measurement, Spec};
 use catalogue::record::{CounterDelta, ExperimentRecord};
 pub use catalogue::Experiment;
 use common::load::Profile;
-use common::metrics::Sample;
+use common::metrics::{Sample, Targets};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -52,46 +52,47 @@ pub fn runs_in(exp: Experiment, kind: Kind) -> anyhow::Result<()> {
 
 /// The stack's `/metrics` endpoints now: every microservice and worker, and each gateway the
 /// load balancer knows.
-async fn endpoints(rt: &dyn Runtime) -> Vec<String> {
-    let mut urls: Vec<String> = [Service::Microservice, Service::Worker]
-        .into_iter()
-        .flat_map(|s| rt.instance_urls(s))
-        .map(|base| format!("{base}/metrics"))
-        .collect();
-    if let Ok(backends) = rt.load_balancer().backends().await {
-        for b in backends.backends {
-            urls.push(format!("http://{}/metrics", b.addr));
-        }
+async fn targets(rt: &dyn Runtime) -> Targets {
+    let metrics = |s: Service| -> Vec<String> {
+        rt.instance_urls(s)
+            .into_iter()
+            .map(|base| format!("{base}/metrics"))
+            .collect()
+    };
+    Targets {
+        load_balancer: None,
+        gateways: match rt.load_balancer().backends().await {
+            Ok(view) => view.backends.into_iter().map(|b| b.addr).collect(),
+            Err(_) => Vec::new(),
+        },
+        workers: metrics(Service::Worker),
+        microservices: metrics(Service::Microservice),
     }
-    urls
 }
 
 type Key = (String, String, String, BTreeMap<String, String>);
 
-/// The series of interest from every endpoint, keyed by (service, instance, name, labels).
+/// The series of interest from one reading of every target, keyed by (service, instance,
+/// name, labels).
 async fn read_all<S: AsRef<str>>(
     client: &reqwest::Client,
-    urls: &[String],
+    targets: &Targets,
     names: &[S],
 ) -> BTreeMap<Key, f64> {
     let mut out = BTreeMap::new();
-    for url in urls {
-        let Ok(samples) = common::metrics::scrape(client, url).await else {
+    for Sample {
+        name,
+        labels,
+        value,
+    } in targets.read(client).await.samples()
+    {
+        if !names.iter().any(|n| n.as_ref() == name) {
             continue;
-        };
-        for Sample {
-            name,
-            mut labels,
-            value,
-        } in samples
-        {
-            if !names.iter().any(|n| n.as_ref() == name) {
-                continue;
-            }
-            let service = labels.remove("service").unwrap_or_default();
-            let instance = labels.remove("instance").unwrap_or_default();
-            out.insert((service, instance, name, labels), value);
         }
+        let mut labels = labels.clone();
+        let service = labels.remove("service").unwrap_or_default();
+        let instance = labels.remove("instance").unwrap_or_default();
+        out.insert((service, instance, name.clone(), labels), *value);
     }
     out
 }
@@ -142,8 +143,8 @@ async fn observed_run(
     let counters = exp.counters();
     let client = common::http::client(Duration::from_secs(3));
     lab.rt.up(spec.gateways).await?;
-    let urls = endpoints(lab.rt).await;
-    let before = read_all(&client, &urls, &counters).await;
+    let targets = targets(lab.rt).await;
+    let before = read_all(&client, &targets, &counters).await;
     let started = Instant::now();
     let (mut child, dir) = protocol::spawn_load(lab, spec).await?;
     let mut peaks: BTreeMap<Key, f64> = BTreeMap::new();
@@ -151,7 +152,7 @@ async fn observed_run(
         if let Some(status) = child.try_wait()? {
             break status;
         }
-        for (k, v) in read_all(&client, &urls, exp.gauges).await {
+        for (k, v) in read_all(&client, &targets, exp.gauges).await {
             let peak = peaks.entry(k).or_insert(v);
             *peak = peak.max(v);
         }
@@ -160,7 +161,7 @@ async fn observed_run(
     if !status.success() {
         bail!("the load test failed ({status})");
     }
-    let after = read_all(&client, &urls, &counters).await;
+    let after = read_all(&client, &targets, &counters).await;
     record.seconds = started.elapsed().as_secs_f64();
     record.counters = deltas(&before, after);
     record.peaks = rows(peaks);

@@ -112,33 +112,37 @@ impl Sampler {
                     at: Some(records::time::now_unix()),
                     ..ServerSample::default()
                 };
-                match probe::exposition::scrape(&client, &url).await {
-                    Ok(samples) => {
-                        line.requests_by_backend = Some(per_backend(&samples));
-                        line.backends_healthy =
-                            Some(probe::exposition::sum(&samples, "lb_backends_healthy", &[]));
-                        line.retries =
-                            Some(probe::exposition::sum(&samples, "lb_retries_total", &[]));
-                    }
-                    Err(e) => line.error = Some(e.to_string()),
-                }
                 // Gateways that left discovery are still sampled (their counters close the run).
                 for gw in discover_gateways(&client, &lb_base).await {
                     if !gateways.contains(&gw) {
                         gateways.push(gw);
                     }
                 }
-                for gw in &gateways {
-                    let sample =
-                        match probe::exposition::scrape(&client, &format!("http://{gw}/metrics"))
-                            .await
-                        {
-                            Ok(s) => Measured::Ok(gateway_sample(&s)),
-                            Err(e) => Measured::Failed {
-                                error: e.to_string(),
-                            },
-                        };
-                    line.gateways.insert(gw.clone(), sample);
+                let reading = probe::sampler::Targets {
+                    load_balancer: Some(url.clone()),
+                    gateways: gateways.clone(),
+                    workers: worker_metrics_url.iter().cloned().collect(),
+                    microservices: microservice_metrics_url.iter().cloned().collect(),
+                }
+                .read(&client)
+                .await;
+                match reading.load_balancer {
+                    Some(Ok(samples)) => {
+                        line.requests_by_backend = Some(per_backend(&samples));
+                        line.backends_healthy =
+                            Some(probe::exposition::sum(&samples, "lb_backends_healthy", &[]));
+                        line.retries =
+                            Some(probe::exposition::sum(&samples, "lb_retries_total", &[]));
+                    }
+                    Some(Err(e)) => line.error = Some(e),
+                    None => {}
+                }
+                for (gw, read) in reading.gateways {
+                    let sample = match read {
+                        Ok(s) => Measured::Ok(gateway_sample(&s)),
+                        Err(error) => Measured::Failed { error },
+                    };
+                    line.gateways.insert(gw, sample);
                 }
                 // How busy the whole machine was since the last sample: when it is near 1,
                 // every service is short of CPU, whatever the modelled bounds say.
@@ -147,20 +151,16 @@ impl Sampler {
                     line.host_cpu_busy = probe::host::busy_share(before, now);
                 }
                 cpu_before = cpu_now;
-                if let Some(url) = &worker_metrics_url {
-                    line.worker = Some(match probe::exposition::scrape(&client, url).await {
+                if let Some((_, read)) = reading.workers.into_iter().next() {
+                    line.worker = Some(match read {
                         Ok(w) => Measured::Ok(worker_sample(&w)),
-                        Err(e) => Measured::Failed {
-                            error: e.to_string(),
-                        },
+                        Err(error) => Measured::Failed { error },
                     });
                 }
-                if let Some(url) = &microservice_metrics_url {
-                    line.microservice = Some(match probe::exposition::scrape(&client, url).await {
+                if let Some((_, read)) = reading.microservices.into_iter().next() {
+                    line.microservice = Some(match read {
                         Ok(m) => Measured::Ok(microservice_sample(&m)),
-                        Err(e) => Measured::Failed {
-                            error: e.to_string(),
-                        },
+                        Err(error) => Measured::Failed { error },
                     });
                 }
                 if let Ok(text) = serde_json::to_string(&line) {

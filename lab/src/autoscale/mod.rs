@@ -7,7 +7,7 @@ pub mod hpa;
 
 use crate::runtime::Runtime;
 use crate::settings::{parse_policies, Settings};
-use common::metrics::{scrape, sum, Sample};
+use common::metrics::{sum, Sample, Targets};
 use common::record::AutoscalerSample;
 use hpa::{Autoscaler, Behavior, Hpa, Observation, Select};
 use std::collections::BTreeMap;
@@ -220,27 +220,24 @@ impl Controller {
         let view = lb.backends().await?;
         let ready: Vec<String> = view.in_rotation().map(|b| b.addr.clone()).collect();
         let lb_metrics = format!("{}/metrics", lb.metrics);
+        let targets = Targets {
+            load_balancer: Some(lb_metrics),
+            gateways: ready,
+            ..Targets::default()
+        };
         let mut period = Period::default();
         let began = Instant::now();
         let end = began + self.config.sync;
         loop {
             let at = began.elapsed().as_secs_f64();
-            let scrapes = futures::future::join_all(ready.iter().map(|gw| {
-                let url = format!("http://{gw}/metrics");
-                async move { scrape(&self.http, &url).await.ok() }
-            }))
-            .await;
-            for (gw, samples) in ready.iter().zip(scrapes) {
-                if let Some(samples) = samples {
-                    period
-                        .gateways
-                        .entry(gw.clone())
-                        .or_default()
-                        .push((at, samples));
+            let reading = targets.read(&self.http).await;
+            for (gw, samples) in reading.gateways {
+                if let Ok(samples) = samples {
+                    period.gateways.entry(gw).or_default().push((at, samples));
                 }
             }
             if period.lb.is_empty() || Instant::now() + Duration::from_millis(250) >= end {
-                if let Ok(s) = scrape(&self.http, &lb_metrics).await {
+                if let Some(Ok(s)) = reading.load_balancer {
                     period.lb.push(s);
                 }
             }
