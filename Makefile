@@ -14,7 +14,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale experiment experiments fault faults lab report images-offline smoke-compose smoke-container smoke-swarm clean
+	benchmark-all autoscale experiment experiments fault faults lab answers handin report images-offline smoke-compose smoke-container smoke-swarm clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -116,6 +116,12 @@ fault: lab-bin ## One fault under load: NAME=<fault> (without NAME: the list); r
 
 faults: lab-bin ## Every fault (QUICK=1: about 3 min natively), then the report
 	@$(LAB) faults
+
+answers: lab-bin ## Lab N's answer sheet in answers/ (its predictions and questions, to fill in)
+	@$(LAB) answers "$(N)"
+
+handin: lab-bin ## Bundle lab N's filled answer sheet, its runs and the report: handin/lab<N>-<STUDENT>.tar.gz
+	@$(LAB) handin "$(N)"
 
 lab: lab-bin ## A classroom lab (labs/README.md): N=1 runs its experiment in QUICK form, then says where to read the answer
 	@if [ -z "$(N)" ]; then echo "make lab: set N (labs/README.md lists the labs)" >&2; exit 2; fi

@@ -100,8 +100,10 @@ pub struct FaultEvent {
 impl FaultRecord {
     pub const FILE: &'static str = "fault.json";
 
-    pub fn read(dir: &Path) -> Option<Self> {
-        read_json(&dir.join(Self::FILE)).ok()
+    /// The run's `fault.json`: None when there is none, an error naming the file when it
+    /// does not read (corrupt, or a fault this scalelab does not know).
+    pub fn read(dir: &Path) -> Result<Option<Self>, String> {
+        read_present(dir, Self::FILE)
     }
 
     /// When the event of this kind happened.
@@ -175,9 +177,23 @@ impl ExperimentRecord {
         (count > 0.0).then(|| self.delta(service, &format!("{histogram}_sum"), &[]) / count)
     }
 
-    pub fn read(dir: &Path) -> Option<Self> {
-        read_json(&dir.join(Self::FILE)).ok()
+    /// The run's `experiment.json`, as [`FaultRecord::read`] reads `fault.json`.
+    pub fn read(dir: &Path) -> Result<Option<Self>, String> {
+        read_present(dir, Self::FILE)
     }
+}
+
+fn read_present<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+) -> Result<Option<T>, String> {
+    let path = dir.join(file);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_json(&path)
+        .map(Some)
+        .map_err(|e| format!("{file}: {e}"))
 }
 
 fn matches_labels(labels: &BTreeMap<String, String>, matching: &[(&str, &str)]) -> bool {

@@ -43,6 +43,15 @@ fn validate_task_name(task: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Unix milliseconds as `GET /tasks/{id}` writes `finished_at` (`2026-12-02T01:41:09.123Z`).
+fn stamp_ms(ms: i64) -> String {
+    let (y, mo, d, h, mi, s) = common::time::civil((ms / 1000).max(0) as u64);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        ms.rem_euclid(1000)
+    )
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -130,6 +139,7 @@ async fn inline(
 ) -> Result<Response, ApiError> {
     let enqueued_at_ms = now_ms() as i64;
     let (status, result) = common::tasks::work(&req.task, &req.payload, &state.config.work).await;
+    let finished_at_ms = now_ms() as i64;
     let finished = common::tasks::Finished {
         id: id.clone(),
         task: req.task.clone(),
@@ -137,7 +147,7 @@ async fn inline(
         result: result.clone(),
         attempts: 1,
         enqueued_at_ms,
-        finished_at_ms: now_ms() as i64,
+        finished_at_ms,
     };
     let mut client = state.pool.get().await.map_err(common::db::pool_error)?;
     common::tasks::store(&mut client, &[finished], &state.instance)
@@ -155,7 +165,7 @@ async fn inline(
             result,
             worker: Some(state.instance.clone()),
             attempts: Some(1),
-            finished_at: None,
+            finished_at: Some(stamp_ms(finished_at_ms)),
         }),
     )
         .into_response())

@@ -487,6 +487,8 @@ async fn an_inline_long_task_is_done_inside_the_request_and_stored_as_the_worker
     assert_eq!(stored.body["status"], "done");
     assert_eq!(stored.body["attempts"], 1);
     assert_eq!(stored.body["worker"], "gw-test");
+    // The answer's finish time is the stored one, to the millisecond.
+    assert_eq!(reply.body["finished_at"], stored.body["finished_at"]);
     // A failing task fails inside the request, with its reason, and is stored as failed.
     let failing = s
         .send(

@@ -68,7 +68,7 @@ pub fn bin_dir() -> PathBuf {
 
 /// What the lab writes into the checkout.
 #[cfg(unix)]
-const WRITTEN: [&str; 3] = ["tests", ".env", ".scalelab"];
+const WRITTEN: [&str; 5] = ["tests", ".env", ".scalelab", "answers", "handin"];
 
 /// Gives what the lab wrote into the checkout (as root) to the checkout's owner (the user who
 /// cloned it), so that a run from the container leaves no root-owned files on a Linux host.

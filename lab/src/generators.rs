@@ -245,7 +245,17 @@ pub fn hand_over(
     }
     let plan = common::plan::Plan::from_pairs(&last)
         .map_err(|e| anyhow::anyhow!("the load generator's settings: {e}"))?;
-    let file = plan.folder().join(common::plan::FILE);
+    // Never over another run: the load generator would refuse the folder, but only after
+    // the plan had replaced that run's own.
+    let folder = plan.folder();
+    if folder.exists()
+        && std::fs::read_dir(&folder)?
+            .filter_map(Result::ok)
+            .any(|e| e.file_name() != common::plan::FILE)
+    {
+        anyhow::bail!("{} already exists: choose another RUN_ID", folder.display());
+    }
+    let file = folder.join(common::plan::FILE);
     plan.write(&file).map_err(anyhow::Error::msg)?;
     let mut out: Vec<(String, String)> = last
         .into_iter()
@@ -334,6 +344,21 @@ mod tests {
         assert!(plan.no_think);
         assert_eq!(plan.experiment.as_deref(), Some("index"));
         assert!(!std::fs::read_to_string(&file).unwrap().contains("a-secret"));
+        // A finished run's folder is refused before its plan is touched.
+        let done = results.join("done-run");
+        std::fs::create_dir_all(&done).unwrap();
+        std::fs::write(done.join("run.json"), "{}").unwrap();
+        std::fs::write(done.join("plan.json"), "the run's own").unwrap();
+        let again = vec![
+            ("RUN_ID".to_string(), "done-run".to_string()),
+            ("RESULTS_DIR".to_string(), results.display().to_string()),
+        ];
+        let e = hand_over(&again, Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("already exists"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(done.join("plan.json")).unwrap(),
+            "the run's own"
+        );
         std::fs::remove_dir_all(&results).unwrap();
         let bad = vec![("USERS".to_string(), "lots".to_string())];
         let e = hand_over(&bad, Vec::new()).unwrap_err().to_string();

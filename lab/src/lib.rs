@@ -8,6 +8,7 @@ pub mod container;
 pub mod experiments;
 pub mod faults;
 pub mod generators;
+pub mod handin;
 pub mod labs;
 pub mod lb;
 pub mod platform;
@@ -134,6 +135,17 @@ pub enum Command {
     },
     /// `tests/reports/summary.md` and its charts from every run folder.
     Report,
+    /// Write lab N's answer sheet (`answers/<handout>`), its questions from the handout.
+    Answers {
+        #[arg(env = "N")]
+        n: u32,
+    },
+    /// Bundle lab N's filled answer sheet, its latest runs and the report into
+    /// `handin/lab<N>-<STUDENT>.tar.gz`.
+    Handin {
+        #[arg(env = "N")]
+        n: u32,
+    },
 }
 
 impl Command {
@@ -162,6 +174,8 @@ impl Command {
             | Command::Down { .. }
             | Command::Ps
             | Command::Logs { .. }
+            | Command::Answers { .. }
+            | Command::Handin { .. }
             | Command::Report => false,
         }
     }
@@ -240,6 +254,23 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings::describe(&Settings::load(&root)?));
             return Ok(());
         }
+        Command::Answers { n } => {
+            let path = handin::write_sheet(&root, labs::find(*n)?)?;
+            container::hand_back(&root);
+            println!(
+                "answer sheet: {} (fill in every {}, then make handin N={n} STUDENT=<your name>)",
+                path.display(),
+                handin::PLACEHOLDER
+            );
+            return Ok(());
+        }
+        Command::Handin { n } => {
+            let settings = Settings::load(&root)?;
+            let path = handin::handin(&root, labs::find(*n)?, settings.get("STUDENT"))?;
+            container::hand_back(&root);
+            println!("hand in {}", path.display());
+            return Ok(());
+        }
         _ => {}
     }
     let settings = Settings::load(&root)?;
@@ -281,7 +312,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         };
     }
     match cli.command {
-        Command::Runtime | Command::Settings | Command::EnvExample | Command::Report => {
+        Command::Runtime
+        | Command::Settings
+        | Command::EnvExample
+        | Command::Report
+        | Command::Answers { .. }
+        | Command::Handin { .. } => {
             unreachable!("handled above")
         }
         Command::Build => Ok(()),

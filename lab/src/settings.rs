@@ -256,6 +256,8 @@ pub const TABLE: &[Setting] = &[
       "The same when scaling down."),
     s("SLA_P95_MS", "500", Scope::Lab, int(1, 600_000),
       "The SLA's 95th percentile: the p95 metric's unit, and the load test's verdict."),
+    s("STUDENT", "", Scope::Lab, Kind::Text { min_len: 0 },
+      "Your name on the archive `make handin` builds (handin/lab<N>-<name>.tar.gz)."),
     s("SLA", "", Scope::Lab, Kind::Sla,
       "SLA rules checked at the end of every run, k6-style: p95<500ms,error<1%,rps>=100,GET /data:p99<1s (empty: p95 below SLA_P95_MS, errors at most 1 %)."),
     s("FAIL_ON_SLA", "0", Scope::Lab, Kind::Word(&["0", "1", "false", "true"]),

@@ -114,9 +114,19 @@ async fn run() {
         },
         None => cli.options,
     };
+    let folder = options.folder();
     match loadtest::run(options).await {
         Ok(dir) => println!("run recorded in {}", dir.display()),
         Err(err) => {
+            // A run that failed before it began leaves no folder holding only its plan.
+            let only_plan = std::fs::read_dir(&folder).is_ok_and(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .all(|e| e.file_name() == loadtest::PLAN_FILE)
+            });
+            if only_plan {
+                let _ = std::fs::remove_dir_all(&folder);
+            }
             eprintln!("loadtest: {err:#}");
             std::process::exit(1);
         }

@@ -480,11 +480,14 @@ impl Plan {
             };
             let long = arg.get_long().unwrap_or_default();
             match arg.get_action() {
-                ArgAction::SetTrue => {
-                    if matches!(value.trim(), "1" | "true" | "yes" | "on") {
-                        args.push(format!("--{long}"));
+                ArgAction::SetTrue => match value.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => args.push(format!("--{long}")),
+                    "" | "0" | "false" | "no" | "off" => {}
+                    _ => {
+                        let bare = name.trim_start_matches(crate::load::ENV_PREFIX);
+                        return Err(format!("{bare} must be true or false, not {value:?}"));
                     }
-                }
+                },
                 _ => args.push(format!("--{long}={value}")),
             }
         }
@@ -493,7 +496,19 @@ impl Plan {
             let first = text.lines().next().unwrap_or_default().trim();
             first.trim_start_matches("error: ").to_string()
         })?;
-        Plan::from_arg_matches(&matches).map_err(|e| e.to_string())
+        let plan = Plan::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        // A plan is JSON, which has no infinity: such a number would come back as nothing.
+        for (what, v) in [
+            ("RATE", plan.rate.unwrap_or(0.0)),
+            ("ZIPF_S", plan.zipf_s),
+            ("SLA_ERROR_PCT", plan.sla_error_pct),
+            ("ARRIVAL_RATE", plan.arrival_rate),
+        ] {
+            if !v.is_finite() {
+                return Err(format!("{what} must be a finite number, not {v}"));
+            }
+        }
+        Ok(plan)
     }
 }
 
@@ -562,9 +577,13 @@ mod tests {
         assert_eq!(back.scenario, plan.scenario);
         assert_eq!(back.lab.lab_users, 3);
         std::fs::remove_dir_all(&dir).unwrap();
-        // A flag left false stays off.
+        // A flag left false stays off; a typo in one is an error, not a silent off.
         let off = Plan::from_pairs(&pairs(&[("LOADTEST_NO_THINK", "false")])).unwrap();
         assert!(!off.no_think);
+        let e = Plan::from_pairs(&pairs(&[("LOADTEST_NO_THINK", "y")])).unwrap_err();
+        assert_eq!(e, "NO_THINK must be true or false, not \"y\"");
+        let e = Plan::from_pairs(&pairs(&[("LOADTEST_ARRIVAL_RATE", "inf")])).unwrap_err();
+        assert!(e.starts_with("ARRIVAL_RATE must be a finite number"), "{e}");
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn check_faults(dirs: Vec<String>) -> i32 {
         };
         let checks = report::faults::checks(&run);
         if checks.is_empty() {
-            eprintln!("report: {dir}: not a fault run (no fault.json)");
+            eprintln!("report: {dir}: not a fault run (no fault.json that reads)");
             status = 1;
         }
         for c in checks {

@@ -45,6 +45,18 @@ pub fn load_runs(dir: &Path) -> (Vec<Run>, Vec<String>) {
     (runs, warnings)
 }
 
+/// A record beside `run.json` that does not read is left out with a warning (the run itself
+/// still shows, as a plain run).
+fn readable<T>(dir: &Path, read: Result<Option<T>, String>) -> Option<T> {
+    read.unwrap_or_else(|e| {
+        eprintln!(
+            "report: warning: {}: {e}: shown as a plain run",
+            dir.display()
+        );
+        None
+    })
+}
+
 pub fn load_run(dir: &Path) -> Result<Run, String> {
     let r = RunRecord::read(dir)?;
     let gateway = r.stack.gateway().cloned().unwrap_or_default();
@@ -137,9 +149,9 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         experiment: None,
         in_rotation: Vec::new(),
         autoscaler: Vec::new(),
-        measured: catalogue::record::ExperimentRecord::read(dir),
+        measured: readable(dir, catalogue::record::ExperimentRecord::read(dir)),
         longtask: r.longtask.clone(),
-        fault: catalogue::record::FaultRecord::read(dir),
+        fault: readable(dir, catalogue::record::FaultRecord::read(dir)),
         at0: None,
         lb_retries: None,
         series_t0: None,

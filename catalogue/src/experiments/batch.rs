@@ -9,7 +9,7 @@ pub const SPEC: Spec = Spec {
     flipped: "BATCH_SIZE",
     values: &["1", "20"],
     // Short tasks and many at once: the commits, not the work, bound the worker.
-    fixed: &[("WORKER_CONCURRENCY", "64")],
+    fixed: &[("WORKER_CONCURRENCY", "64"), ("LONGTASK_MODE", "queued")],
     load: &[("LONGTASK_MS", "10"), ("POLL_MS", "250")],
     compose_only: false,
     counters: &["jobs_processed_total"],

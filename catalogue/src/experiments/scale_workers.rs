@@ -8,7 +8,7 @@ pub const SPEC: Spec = Spec {
     gateways: 1,
     flipped: "WORKERS",
     values: &["1", "3"],
-    fixed: &[("WORKER_CONCURRENCY", "4")],
+    fixed: &[("WORKER_CONCURRENCY", "4"), ("LONGTASK_MODE", "queued")],
     load: &[("LONGTASK_MS", "500"), ("POLL_MS", "500")],
     compose_only: false,
     counters: &["jobs_processed_total"],

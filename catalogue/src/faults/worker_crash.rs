@@ -10,7 +10,7 @@ pub const SPEC: Spec = Spec {
     repair: Step::Act("worker", Action::Start),
     load: &[("USERS", "20"), ("LONGTASK_MS", "20")],
     // A crashed worker's jobs are taken over 3 s after their delivery, within the run.
-    fixed: &[("VISIBILITY_TIMEOUT_MS", "3000")],
+    fixed: &[("VISIBILITY_TIMEOUT_MS", "3000"), ("LONGTASK_MODE", "queued")],
     checks,
     detect_recover,
     mechanism,
