@@ -63,18 +63,22 @@ pub async fn work(task: &str, payload: &Value, how: &TaskWork) -> (&'static str,
 
 /// Stores finished tasks in one transaction, keyed by id: a task stored before (a replay
 /// after a crash) stores nothing. Returns how many rows were new.
-pub async fn store(
+pub async fn store<'a>(
     client: &mut deadpool_postgres::Client,
-    finished: &[Finished],
+    finished: impl IntoIterator<Item = &'a Finished>,
     by: &str,
 ) -> Result<u64, tokio_postgres::Error> {
-    let ids: Vec<&str> = finished.iter().map(|d| d.id.as_str()).collect();
-    let tasks: Vec<&str> = finished.iter().map(|d| d.task.as_str()).collect();
-    let statuses: Vec<&str> = finished.iter().map(|d| d.status).collect();
-    let results: Vec<String> = finished.iter().map(|d| d.result.to_string()).collect();
-    let attempts: Vec<i32> = finished.iter().map(|d| d.attempts).collect();
-    let enqueued: Vec<i64> = finished.iter().map(|d| d.enqueued_at_ms).collect();
-    let done_at: Vec<i64> = finished.iter().map(|d| d.finished_at_ms).collect();
+    let (mut ids, mut tasks, mut statuses, mut results) = (vec![], vec![], vec![], vec![]);
+    let (mut attempts, mut enqueued, mut done_at) = (vec![], vec![], vec![]);
+    for d in finished {
+        ids.push(d.id.as_str());
+        tasks.push(d.task.as_str());
+        statuses.push(d.status);
+        results.push(d.result.to_string());
+        attempts.push(d.attempts);
+        enqueued.push(d.enqueued_at_ms);
+        done_at.push(d.finished_at_ms);
+    }
     let tx = client.transaction().await?;
     let stored = tx
         .execute(

@@ -43,15 +43,6 @@ fn validate_task_name(task: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Unix milliseconds as `GET /tasks/{id}` writes `finished_at` (`2026-12-02T01:41:09.123Z`).
-fn stamp_ms(ms: i64) -> String {
-    let (y, mo, d, h, mi, s) = common::time::civil((ms / 1000).max(0) as u64);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        ms.rem_euclid(1000)
-    )
-}
-
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -139,33 +130,32 @@ async fn inline(
 ) -> Result<Response, ApiError> {
     let enqueued_at_ms = now_ms() as i64;
     let (status, result) = common::tasks::work(&req.task, &req.payload, &state.config.work).await;
-    let finished_at_ms = now_ms() as i64;
     let finished = common::tasks::Finished {
-        id: id.clone(),
-        task: req.task.clone(),
+        id,
+        task: req.task,
         status,
-        result: result.clone(),
+        result,
         attempts: 1,
         enqueued_at_ms,
-        finished_at_ms,
+        finished_at_ms: now_ms() as i64,
     };
     let mut client = state.pool.get().await.map_err(common::db::pool_error)?;
-    common::tasks::store(&mut client, &[finished], &state.instance)
+    common::tasks::store(&mut client, [&finished], &state.instance)
         .await
         .map_err(common::db::query_error)?;
     state.metrics.tasks_inline.inc();
-    let status_url = format!("/tasks/{id}");
+    let status_url = format!("/tasks/{}", finished.id);
     Ok((
         StatusCode::OK,
         [(header::LOCATION, status_url)],
         Json(TaskStatus {
-            id,
-            status: status.into(),
-            task: Some(req.task),
-            result,
+            status: finished.status.into(),
+            finished_at: Some(common::time::rfc3339_ms(finished.finished_at_ms)),
+            id: finished.id,
+            task: Some(finished.task),
+            result: finished.result,
             worker: Some(state.instance.clone()),
-            attempts: Some(1),
-            finished_at: Some(stamp_ms(finished_at_ms)),
+            attempts: Some(finished.attempts),
         }),
     )
         .into_response())

@@ -248,11 +248,7 @@ pub fn hand_over(
     // Never over another run: the load generator would refuse the folder, but only after
     // the plan had replaced that run's own.
     let folder = plan.folder();
-    if folder.exists()
-        && std::fs::read_dir(&folder)?
-            .filter_map(Result::ok)
-            .any(|e| e.file_name() != common::plan::FILE)
-    {
+    if !common::plan::unused(&folder) {
         anyhow::bail!("{} already exists: choose another RUN_ID", folder.display());
     }
     let file = folder.join(common::plan::FILE);

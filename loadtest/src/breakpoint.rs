@@ -11,7 +11,7 @@ pub async fn search(options: Options) -> anyhow::Result<PathBuf> {
         anyhow::bail!("START_USERS, STEP_USERS and MAX_STEPS must be at least 1");
     }
     let base = options.run_id();
-    let summary_dir = options.results_dir.join(format!("{base}-breakpoint"));
+    let summary_dir = options.folder();
     crate::fresh_folder(&summary_dir)?;
     options
         .write(&summary_dir.join(crate::PLAN_FILE))

@@ -134,13 +134,8 @@ pub fn print_verdict(run: &records::record::RunRecord) {
 /// Makes a run folder: a new one, or the one the lab made for the run's plan (holding
 /// nothing else). Any other existing folder is refused: a run never overwrites another.
 pub fn fresh_folder(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        let others = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name() != PLAN_FILE);
-        if others {
-            anyhow::bail!("{} already exists: choose another RUN_ID", dir.display());
-        }
+    if !records::plan::unused(dir) {
+        anyhow::bail!("{} already exists: choose another RUN_ID", dir.display());
     }
     std::fs::create_dir_all(dir)?;
     Ok(())
@@ -148,7 +143,8 @@ pub fn fresh_folder(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Runs the load test the options ask for and writes its record. Returns the run's folder
 /// (for a breakpoint search, the folder holding `breakpoint.json`).
-pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
+pub async fn run(mut options: Options) -> anyhow::Result<PathBuf> {
+    options.fix_run_id();
     if options.profile == Profile::Breakpoint {
         return breakpoint::search(options).await;
     }
@@ -181,7 +177,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     )
     .await?;
     let load = options.load();
-    let dir = options.results_dir.join(options.run_id());
+    let dir = options.run_folder();
     fresh_folder(&dir)?;
     options
         .write(&dir.join(PLAN_FILE))

@@ -101,7 +101,7 @@ async fn run() {
         }
         return;
     }
-    let options = match &cli.plan {
+    let mut options = match &cli.plan {
         Some(file) => match loadtest::Options::read(file) {
             Ok(mut plan) => {
                 plan.lab.lab_password = cli.options.lab.lab_password.clone();
@@ -114,17 +114,13 @@ async fn run() {
         },
         None => cli.options,
     };
+    options.fix_run_id();
     let folder = options.folder();
     match loadtest::run(options).await {
         Ok(dir) => println!("run recorded in {}", dir.display()),
         Err(err) => {
             // A run that failed before it began leaves no folder holding only its plan.
-            let only_plan = std::fs::read_dir(&folder).is_ok_and(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .all(|e| e.file_name() == loadtest::PLAN_FILE)
-            });
-            if only_plan {
+            if folder.exists() && records::plan::unused(&folder) {
                 let _ = std::fs::remove_dir_all(&folder);
             }
             eprintln!("loadtest: {err:#}");

@@ -429,6 +429,17 @@ impl Plan {
 /// The file a plan is written to in its run folder.
 pub const FILE: &str = "plan.json";
 
+/// Whether a run folder is still free for a run: absent, or holding nothing but the plan the
+/// lab wrote for it.
+pub fn unused(folder: &std::path::Path) -> bool {
+    match std::fs::read_dir(folder) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .all(|e| e.file_name() == FILE),
+        Err(_) => !folder.exists(),
+    }
+}
+
 impl Plan {
     /// The plan in a file (`plan.json`), with the password from the environment.
     pub fn read(path: &std::path::Path) -> Result<Plan, String> {
@@ -448,15 +459,29 @@ impl Plan {
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
-    /// The run folder this plan writes (a breakpoint search: the folder of its summary).
+    /// Names the run now when the plan leaves it to the clock, so that every later
+    /// [`Plan::run_id`] and [`Plan::folder`] agree.
+    pub fn fix_run_id(&mut self) {
+        if self.run_id.is_none() {
+            self.run_id = Some(self.run_id());
+        }
+    }
+
+    /// The folder of one run of this plan (`RESULTS_DIR/RUN_ID`; a breakpoint search's
+    /// steps are each one).
+    pub fn run_folder(&self) -> PathBuf {
+        self.results_dir.join(self.run_id())
+    }
+
+    /// The folder this plan writes first: its run's, or for a breakpoint search the folder
+    /// of its summary (`RUN_ID-breakpoint`), where its steps' plans start from.
     pub fn folder(&self) -> PathBuf {
-        let id = self.run_id();
-        self.results_dir
-            .join(if self.profile == Profile::Breakpoint {
-                format!("{id}-breakpoint")
-            } else {
-                id
-            })
+        if self.profile == Profile::Breakpoint {
+            self.results_dir
+                .join(format!("{}-breakpoint", self.run_id()))
+        } else {
+            self.run_folder()
+        }
     }
 }
 

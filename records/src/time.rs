@@ -54,6 +54,16 @@ pub fn utc_now() -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// Unix milliseconds as RFC 3339 to the millisecond, UTC (`2026-12-02T01:41:09.123Z`): how
+/// Postgres's `finished_at` reads back.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let (y, mo, d, h, mi, s) = civil((ms.max(0) / 1000) as u64);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        ms.max(0) % 1000
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -63,5 +73,9 @@ mod tests {
         assert_eq!(super::civil(1_795_375_805), (2026, 11, 22, 19, 30, 5));
         // A leap day.
         assert_eq!(super::civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(
+            super::rfc3339_ms(1_795_375_805_007),
+            "2026-11-22T19:30:05.007Z"
+        );
     }
 }

@@ -36,7 +36,7 @@ pub fn load_runs(dir: &Path) -> (Vec<Run>, Vec<String>) {
             }
             continue;
         }
-        match load_run(&d) {
+        match read_run(&d, &mut warnings) {
             Ok(run) => runs.push(run),
             Err(err) => warnings.push(format!("skipped {}: {err}", file.display())),
         }
@@ -47,17 +47,28 @@ pub fn load_runs(dir: &Path) -> (Vec<Run>, Vec<String>) {
 
 /// A record beside `run.json` that does not read is left out with a warning (the run itself
 /// still shows, as a plain run).
-fn readable<T>(dir: &Path, read: Result<Option<T>, String>) -> Option<T> {
+fn readable<T>(
+    dir: &Path,
+    read: Result<Option<T>, String>,
+    warnings: &mut Vec<String>,
+) -> Option<T> {
     read.unwrap_or_else(|e| {
-        eprintln!(
-            "report: warning: {}: {e}: shown as a plain run",
-            dir.display()
-        );
+        warnings.push(format!("{}: {e}: shown as a plain run", dir.display()));
         None
     })
 }
 
+/// One run folder, its warnings on standard error.
 pub fn load_run(dir: &Path) -> Result<Run, String> {
+    let mut warnings = Vec::new();
+    let run = read_run(dir, &mut warnings);
+    for w in warnings {
+        eprintln!("report: warning: {w}");
+    }
+    run
+}
+
+fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Result<Run, String> {
     let r = RunRecord::read(dir)?;
     let gateway = r.stack.gateway().cloned().unwrap_or_default();
     let microservice = r.stack.microservice.clone().unwrap_or_default();
@@ -149,9 +160,13 @@ pub fn load_run(dir: &Path) -> Result<Run, String> {
         experiment: None,
         in_rotation: Vec::new(),
         autoscaler: Vec::new(),
-        measured: readable(dir, catalogue::record::ExperimentRecord::read(dir)),
+        measured: readable(
+            dir,
+            catalogue::record::ExperimentRecord::read(dir),
+            warnings,
+        ),
         longtask: r.longtask.clone(),
-        fault: readable(dir, catalogue::record::FaultRecord::read(dir)),
+        fault: readable(dir, catalogue::record::FaultRecord::read(dir), warnings),
         at0: None,
         lb_retries: None,
         series_t0: None,

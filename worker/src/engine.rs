@@ -341,10 +341,9 @@ impl Engine {
     }
 
     async fn commit(&self, batch: &[Done]) -> anyhow::Result<()> {
-        let finished: Vec<common::tasks::Finished> =
-            batch.iter().map(|d| d.finished.clone()).collect();
         let mut client = self.pool.get().await?;
-        let stored = common::tasks::store(&mut client, &finished, &self.consumer).await?;
+        let finished = batch.iter().map(|d| &d.finished);
+        let stored = common::tasks::store(&mut client, finished, &self.consumer).await?;
         self.metrics
             .duplicates_absorbed
             .inc_by((batch.len() as u64).saturating_sub(stored));

@@ -109,7 +109,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         in_system.clone(),
         0,
     ));
-    rows.push(row("requests waiting for a gateway slot, peak", waiting, 0));
+    rows.push(row("requests waiting for a gateway slot, peak", waiting.clone(), 0));
     rows.push(row("requests shed by the gateway (503)", shed.clone(), 0));
     rows.push(row(
         "queue lag, peak (jobs not yet delivered)",
@@ -143,7 +143,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
              the queue (peak lag {} jobs).",
             fmt(capacity[0], 1),
             fmt(offered[0], 1),
-            fmt(waiting_peak(sides), 0),
+            fmt(waiting[0], 0),
             ms(post_p50[0]),
             ms(post_p50[1]),
             fmt(capacity[1], 1),
@@ -168,9 +168,4 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
             ms(e2e[1]),
         ),
     ]
-}
-
-/// Side A's peak of requests waiting for a gateway slot.
-fn waiting_peak(sides: &Sides) -> Option<f64> {
-    sides[0].1.peak("gateway", "limiter_waiting")
 }
