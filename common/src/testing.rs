@@ -10,24 +10,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound then released: the caller binds it a moment later). Taken
-/// below the ephemeral ranges (Linux 32768–60999, macOS and Windows 49152–65535), so that a
-/// server another test binds to port 0 meanwhile is never handed the same port, and never
-/// the same port twice in one test process.
+/// A free loopback port (bound then released: the caller binds it a moment later).
 pub fn free_port() -> u16 {
-    use std::sync::Mutex;
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    const LOW: u16 = 20_000;
-    const SPAN: u16 = 12_000;
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    let offset = (std::process::id() % u32::from(SPAN)) as u16;
-    (0..SPAN)
-        .map(|k| LOW + (offset + k) % SPAN)
-        .find(|port| {
-            !given.contains(port) && std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok()
-        })
-        .inspect(|port| given.push(*port))
-        .expect("a free loopback port below the ephemeral range")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 pub fn admin_database_url() -> String {
