@@ -10,12 +10,36 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound then released: the caller binds it a moment later).
+/// A free loopback port for a server the caller starts a moment later (bound then released).
+///
+/// Taken below the ephemeral ranges (Linux 32768–60999, macOS and Windows 49152–65535): a
+/// port picked there could be handed, before the caller binds it, to a server another test
+/// binds to port 0 or to an outgoing connection (a service's Postgres pool). The native
+/// runtime also listens at fixed offsets from a port (gateway i at `+ i - 1`, replica i at
+/// `+ 100·(i - 1)`), so each pick reserves its whole footprint, and no later pick in this
+/// process lands inside an earlier one's.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    // Gateways up to 10 above a base, replicas up to 5, 100 apart.
+    fn footprint(port: u16) -> impl Iterator<Item = u16> {
+        (0..5u16).flat_map(move |r| (0..10u16).map(move |g| port + 100 * r + g))
+    }
+    static TAKEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut guard = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = guard.get_or_insert_with(HashSet::new);
+    let start = std::process::id() % SPAN;
+    let port = (0..SPAN / 10)
+        .map(|k| (LOW + (start + 10 * k) % SPAN) as u16)
+        .find(|&port| {
+            footprint(port).all(|p| !taken.contains(&p))
+                && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        })
+        .expect("a free loopback port below the ephemeral range");
+    taken.extend(footprint(port));
+    port
 }
 
 pub fn admin_database_url() -> String {
