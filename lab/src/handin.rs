@@ -60,12 +60,21 @@ pub fn sheet(lab: &Lab, handout: &str) -> String {
             i + 1
         ));
     }
-    out.push_str(&format!(
-        "## Measured (read from your own `tests/reports/summary.md`)\n\nWhere: {}\n\n\
-         **The runs the report names:** {PLACEHOLDER}\n\n\
-         **The figures your predictions are about, as the report gives them:** {PLACEHOLDER}\n\n",
-        lab.look
-    ));
+    if lab.run == Run::Tour {
+        // Lab 0 records no run: the figures are what the lab printed and the student saw.
+        out.push_str(&format!(
+            "## Seen (what the lab printed, and what your own requests answered)\n\nWhere: {}\n\n\
+             **The figures your predictions are about:** {PLACEHOLDER}\n\n",
+            lab.look
+        ));
+    } else {
+        out.push_str(&format!(
+            "## Measured (read from your own `tests/reports/summary.md`)\n\nWhere: {}\n\n\
+             **The runs the report names:** {PLACEHOLDER}\n\n\
+             **The figures your predictions are about, as the report gives them:** {PLACEHOLDER}\n\n",
+            lab.look
+        ));
+    }
     out.push_str("## Analysis\n\n");
     for (i, q) in items(handout, "## Analysis questions").iter().enumerate() {
         out.push_str(&format!(
@@ -100,6 +109,7 @@ fn marks(lab: &Lab) -> Vec<String> {
         Run::Autoscale => vec!["-autoscale-".into()],
         Run::Loads(_) => vec![format!("-lab{}-", lab.n)],
         Run::Benchmark { .. } => vec!["gw-hit".into(), "gw-miss".into()],
+        Run::Tour => Vec::new(),
     }
 }
 
@@ -171,7 +181,8 @@ pub fn handin(root: &Path, lab: &Lab, student: &str) -> anyhow::Result<PathBuf> 
         );
     }
     let runs = latest_runs(&root.join("tests/results"), lab);
-    if runs.is_empty() {
+    // Lab 0 records no run: its sheet is what is handed in.
+    if runs.is_empty() && lab.run != Run::Tour {
         bail!(
             "no runs of lab {} in tests/results: make lab N={} first",
             lab.n,
@@ -305,6 +316,36 @@ mod tests {
                 "lab14-ada-lovelace/runs/20261202-014316-offload-B/run.json",
             ]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Lab 0 records no run: its filled sheet alone is handed in, and says where its
+    /// figures come from (what the lab printed), not the report.
+    #[test]
+    fn lab_0_hands_in_its_sheet_without_runs() {
+        let lab0 = crate::labs::find(0).unwrap();
+        let dir = std::env::temp_dir().join(format!("handin-lab0-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("labs")).unwrap();
+        std::fs::copy(root().join(lab0.handout), dir.join(lab0.handout)).unwrap();
+        let sheet = write_sheet(&dir, lab0).unwrap();
+        let text = std::fs::read_to_string(&sheet).unwrap();
+        assert!(text.contains("## Seen (what the lab printed") && !text.contains("summary.md"));
+        let e = handin(&dir, lab0, "Ada").unwrap_err().to_string();
+        assert!(e.contains("placeholder"), "{e}");
+        let filled = text
+            .replace(PLACEHOLDER, "a miss, then a hit")
+            .replace(NAME_PLACEHOLDER, "Ada");
+        std::fs::write(&sheet, filled).unwrap();
+        let archive = handin(&dir, lab0, "Ada").unwrap();
+        let file = std::fs::File::open(&archive).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let names: Vec<String> = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, vec!["lab0-ada/answers.md"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

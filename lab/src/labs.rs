@@ -19,6 +19,9 @@ pub enum Run {
     Autoscale,
     /// Recorded runs of `make load`, one after the other in one batch, then the report.
     Loads(&'static [Load]),
+    /// Lab 0: the stack with 3 gateways and the requests a student sends by hand, sent once
+    /// by the lab (`tour`); no recorded run.
+    Tour,
 }
 
 /// One `make load` run of a lab: `GATEWAYS`, `SCENARIO`, `PROFILE` and the load generator's
@@ -44,6 +47,15 @@ pub struct Lab {
 }
 
 pub const ALL: &[Lab] = &[
+    Lab {
+        n: 0,
+        question: "What is in the stack, and what does each request do?",
+        handout: "labs/00-meet-the-stack.md",
+        teacher: "labs/teacher/00-meet-the-stack.md",
+        run: Run::Tour,
+        look: "what the lab printed for each step, then your own answers to the same lines \
+               (labs/00-meet-the-stack.md); `make down` when you are done",
+    },
     Lab {
         n: 1,
         question: "What do 3 gateways and a cache buy, and why not 3×?",
@@ -223,7 +235,7 @@ mod tests {
         assert_eq!(find(1).unwrap().run, Run::Benchmark { repeats: 3 });
         let e = find(99).unwrap_err().to_string();
         assert!(
-            e.starts_with("no lab 99: labs are 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"),
+            e.starts_with("no lab 99: labs are 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13"),
             "{e}"
         );
         assert_eq!(find(2).unwrap().run, Run::Faults);

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod runtime;
 pub mod settings;
 pub mod sla;
+pub mod tour;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -96,7 +97,12 @@ pub enum Command {
     /// Restart one service with changed settings: `lab restart gateway MAX_IN_FLIGHT=8`.
     Restart { service: String, set: Vec<String> },
     /// stop, kill, pause, resume or start one instance (`gateway-2`, `worker`, …).
-    Act { instance: String, action: String },
+    Act {
+        #[arg(env = "INSTANCE")]
+        instance: String,
+        #[arg(env = "ACTION")]
+        action: String,
+    },
     /// Bring the stack to N gateways, then one recorded load-test run.
     Load {
         #[arg(env = "GATEWAYS", default_value_t = 1)]
@@ -183,7 +189,7 @@ impl Command {
 
 /// The lab's own variables besides the settings table's (make's): what a `NAME=value`
 /// argument or the environment may set.
-pub const VARIABLES: [&str; 13] = [
+pub const VARIABLES: [&str; 15] = [
     "RUNTIME",
     "IMAGES",
     "BUILD",
@@ -197,6 +203,8 @@ pub const VARIABLES: [&str; 13] = [
     "SERVICE",
     "SCENARIO",
     "PROFILE",
+    "INSTANCE",
+    "ACTION",
 ];
 
 /// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
@@ -243,6 +251,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Fault { name } => Some(faults::find(name)?),
         _ => None,
     };
+    if let Command::Act { action, .. } = &cli.command {
+        Action::parse(action).map_err(anyhow::Error::msg)?;
+    }
     let paths = Paths::new(&root, &cli.build);
     match &cli.command {
         Command::Report => return protocol::report(&paths.bin, &root).await,
@@ -402,6 +413,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
                 labs::Run::Experiment(e) => experiments::protocol(lab!(), Some(e), true).await?,
                 labs::Run::Autoscale => protocol::autoscale(lab!(), true).await?,
                 labs::Run::Loads(loads) => protocol::lab_loads(lab!(), lab.n, loads).await?,
+                labs::Run::Tour => {
+                    tour::run(rt.as_mut(), &tour::fresh_key()).await?;
+                }
             }
             eprintln!(
                 "lab {}: done. Read {}\nAnswer the analysis questions in {}",

@@ -94,14 +94,8 @@ fn help_lists_the_subcommands_and_the_values_a_choice_takes() {
 #[test]
 fn an_unknown_experiment_or_fault_is_one_line_before_anything_is_built() {
     for (command, what) in [("experiment", "experiment"), ("fault", "fault")] {
-        let out = Command::new(bin("lab"))
-            .args([command, "NAME=no-such-thing"])
-            .env_clear()
-            .env("RUNTIME", "native")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let (code, err) = lab_natively(&[command, "NAME=no-such-thing"]);
+        assert_eq!(code, Some(1), "{err}");
         // One line: no "building release binaries", no stack started before it.
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(
@@ -109,4 +103,32 @@ fn an_unknown_experiment_or_fault_is_one_line_before_anything_is_built() {
             "{err}"
         );
     }
+}
+
+/// `lab act` takes its instance and action as words or as `INSTANCE=` and `ACTION=` (as
+/// `make act` and the Docker-only path pass them); an unknown action is one line before
+/// anything is built, a missing one is clap's one line.
+#[test]
+fn act_takes_instance_and_action_as_assignments_and_refuses_a_bad_action_in_one_line() {
+    let (code, err) = lab_natively(&["act", "INSTANCE=gateway-2", "ACTION=explode"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("unknown action \"explode\""), "{err}");
+    let (code, err) = lab_natively(&["act", "INSTANCE=gateway-2"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("<ACTION>"), "{err}");
+}
+
+/// `lab <args>` with only `RUNTIME=native` in its environment: its exit code and stderr.
+fn lab_natively(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(bin("lab"))
+        .args(args)
+        .env_clear()
+        .env("RUNTIME", "native")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -231,3 +231,169 @@ fn every_handout_names_its_tactics_and_the_map_lists_every_lab() {
         );
     }
 }
+
+/// Lab 0's handout gives, verbatim, every line the lab's tour sends (`lab::tour`), in both
+/// shells and in the Docker-only form of the lab's commands, for the default settings.
+#[test]
+fn lab_0_gives_every_line_of_the_tour_in_both_shells() {
+    use lab::tour::{docker_only, fill, setup, Item, STEPS};
+    let secret = (
+        "JWT_SECRET".to_string(),
+        "a-test-secret-of-enough-length".to_string(),
+    );
+    let settings = lab::settings::Settings::resolve(None, vec![secret]).unwrap();
+    let handout = read(&root().join("labs/00-meet-the-stack.md"));
+    let mut lines = vec![
+        setup(true, &settings, "ada-1"),
+        setup(false, &settings, "ada-1"),
+    ];
+    for step in STEPS {
+        for item in step.items {
+            lines.push(fill(&item.posix(), &settings));
+            lines.push(fill(&item.powershell(), &settings));
+            if let Item::Lab(args) = item {
+                lines.push(docker_only(args));
+            }
+        }
+    }
+    for line in &lines {
+        assert!(
+            handout.contains(line.as_str()),
+            "labs/00-meet-the-stack.md lacks the tour's line\n{line}"
+        );
+    }
+    // Every curl or PowerShell request line of the handout is one of the tour's.
+    for line in handout.lines() {
+        let request = line.contains("curl ") || line.contains("Invoke-");
+        assert!(
+            !request || lines.iter().any(|l| l == line),
+            "labs/00-meet-the-stack.md has a request the tour does not send\n{line}"
+        );
+    }
+}
+
+/// A handout without its fenced code blocks (what a student reads, not what they type).
+fn prose(text: &str) -> String {
+    text.split("```")
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, part)| part)
+        .collect()
+}
+
+/// The numbered items (`1. …`) of a handout's section whose heading starts with `heading`.
+fn numbered(text: &str, heading: &str) -> Vec<u32> {
+    let section = text
+        .split("\n## ")
+        .find(|s| s.starts_with(heading))
+        .unwrap_or_else(|| panic!("no section {heading}"));
+    section
+        .lines()
+        .filter_map(|l| l.split_once(". ").and_then(|(n, _)| n.parse().ok()))
+        .collect()
+}
+
+/// The sequence table's reading and answering time is the README's rule applied to the
+/// handout: a minute per 150 words of prose, 2 per prediction, 3 per analysis question,
+/// rounded up to 5.
+#[test]
+fn each_labs_reading_and_answering_time_follows_the_rule() {
+    let index = read(&root().join("labs/README.md"));
+    for lab in lab::labs::ALL {
+        let text = prose(&read(&root().join(lab.handout)));
+        let words = text.split_whitespace().count();
+        let predictions = numbered(&text, "Predict").len();
+        let questions = numbered(&text, "Analysis").len();
+        let minutes = words.div_ceil(150) + 2 * predictions + 3 * questions;
+        let rounded = minutes.div_ceil(5) * 5;
+        let file = lab.handout.trim_start_matches("labs/");
+        let row = index
+            .lines()
+            .find(|l| l.starts_with(&format!("| [{}]({file}) | {}", lab.n, lab.question)))
+            .unwrap_or_else(|| panic!("no sequence row for lab {}", lab.n));
+        assert!(
+            row.ends_with(&format!("| {rounded} min |")),
+            "lab {}: {words} words, {predictions} predictions, {questions} questions give \
+             {rounded} min: {row}",
+            lab.n
+        );
+    }
+}
+
+/// Every teacher note ends with a rubric of 10 points whose rows cover each prediction and
+/// each analysis question of the handout exactly once.
+#[test]
+fn every_teacher_note_has_a_rubric_covering_every_question() {
+    for lab in lab::labs::ALL {
+        let handout = prose(&read(&root().join(lab.handout)));
+        let note = read(&root().join(lab.teacher));
+        let rubric = note
+            .split("\n## Rubric (10 points)")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{} has no rubric", lab.teacher));
+        let mut points = 0;
+        let mut covered: Vec<(String, u32)> = Vec::new();
+        for row in rubric.lines().filter(|l| l.starts_with("| ")).skip(1) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            if cells.len() < 5 || cells[1].starts_with("---") {
+                continue;
+            }
+            points += cells[2]
+                .parse::<u32>()
+                .unwrap_or_else(|_| panic!("{}: points {:?}", lab.teacher, cells[2]));
+            let (kind, range) = cells[1]
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("{}: {:?}", lab.teacher, cells[1]));
+            let (from, to) = range.split_once('–').unwrap_or((range, range));
+            let (from, to): (u32, u32) = (from.parse().unwrap(), to.parse().unwrap());
+            for n in from..=to {
+                covered.push((kind.to_string(), n));
+            }
+        }
+        assert_eq!(points, 10, "{}: the rubric's points", lab.teacher);
+        for (kind, heading) in [("prediction", "Predict"), ("analysis", "Analysis")] {
+            for n in numbered(&handout, heading) {
+                let times = covered.iter().filter(|c| c.0 == kind && c.1 == n).count();
+                assert_eq!(
+                    times, 1,
+                    "{}: {kind} {n} is covered {times} times",
+                    lab.teacher
+                );
+            }
+        }
+        assert_eq!(
+            covered.len(),
+            numbered(&handout, "Predict").len() + numbered(&handout, "Analysis").len(),
+            "{}: the rubric names a question the handout does not have",
+            lab.teacher
+        );
+    }
+}
+
+/// `labs/extend.md`'s worked examples are the code as it is: each snippet under a
+/// `` `path`: `` line appears verbatim in that file.
+#[test]
+fn the_extension_pages_snippets_are_in_the_files_they_name() {
+    let page = read(&root().join("labs/extend.md"));
+    let mut checked = 0;
+    let parts: Vec<&str> = page.split("```").collect();
+    for (i, code) in parts.iter().enumerate().skip(1).step_by(2) {
+        let before = parts[i - 1].trim_end();
+        let Some(named) = before
+            .lines()
+            .last()
+            .and_then(|l| l.strip_prefix('`'))
+            .and_then(|l| l.strip_suffix("`:"))
+        else {
+            continue;
+        };
+        let snippet = code.strip_prefix("rust").unwrap_or(code).trim_matches('\n');
+        let file = read(&root().join(named));
+        assert!(
+            file.contains(snippet),
+            "labs/extend.md: {named} no longer holds\n{snippet}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} snippets found");
+}

@@ -536,3 +536,86 @@ async fn faults_cut_postgres_and_redis_through_the_labs_relays_and_restore_them(
     s.rt.down(false).await.unwrap();
     let _ = std::fs::remove_dir_all(&s.run);
 }
+
+/// Lab 0 on a real stack: the tour sees a miss then a hit, the three gateways in turn, a
+/// queued task done by the worker, gateway 2 out of rotation after its kill without a failed
+/// request and back after its start; then the handout's POSIX lines, pasted into a shell one
+/// after the other, answer the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lab_0_tour_and_its_curl_lines_show_the_stack_one_request_at_a_time() {
+    let mut s = stack(&[("HEALTH_INTERVAL_MS", "500")]).await;
+    let seen = lab::tour::run(&mut s.rt, &lab::tour::fresh_key())
+        .await
+        .expect("the tour");
+    assert_eq!(seen.miss.cache.as_deref(), Some("MISS"), "{seen:?}");
+    assert_eq!(seen.hit.cache.as_deref(), Some("HIT"), "{seen:?}");
+    assert_ne!(seen.miss.served_by, seen.hit.served_by, "round robin");
+    // Round robin over 3 gateways, each with its own listing cache: the 4th lands where the
+    // 1st did, 3 s later.
+    let caches: Vec<_> = seen.listing.iter().map(|a| a.cache.as_deref()).collect();
+    assert_eq!(
+        caches,
+        [Some("MISS"), Some("MISS"), Some("MISS"), Some("HIT")],
+        "{seen:?}"
+    );
+    assert_eq!(seen.listing[3].served_by, seen.listing[0].served_by);
+    assert!(
+        (2..=4).contains(&seen.listing[3].age.unwrap_or(0)),
+        "{seen:?}"
+    );
+    assert_eq!(seen.accepted, 202);
+    // Accepted, not done: the task takes 3 s.
+    assert!(seen.accepted_ms < 2500.0, "{seen:?}");
+    assert!(seen.location.starts_with("/tasks/"), "{seen:?}");
+    let last = seen.last_status.as_ref().expect("a status");
+    assert_eq!(last.status, "done", "{seen:?}");
+    assert!(last.worker.is_some(), "{seen:?}");
+    assert_eq!(seen.in_rotation, 3);
+    assert_eq!(
+        seen.served.len(),
+        3,
+        "six requests over 3 gateways: {seen:?}"
+    );
+    assert!(seen.served.values().all(|&n| n == 2), "{seen:?}");
+    assert_eq!(seen.in_rotation_without, 2);
+    assert_eq!(seen.served_without.len(), 2, "{seen:?}");
+    assert!(!seen.served_without.contains_key("gateway-2"), "{seen:?}");
+    assert!(
+        seen.left_rotation_after <= Duration::from_secs(3),
+        "{seen:?}"
+    );
+    assert_eq!(seen.in_rotation_again, 3);
+
+    // The handout's lines, as a student pastes them (the lab's own commands left out).
+    let dir = std::env::temp_dir().join(format!("lab0-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = lab::tour::posix_script(s.rt.settings(), &lab::tour::fresh_key()).join("\n");
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(&dir)
+        .output()
+        .expect("bash");
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        out.status.success(),
+        "{script}\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let miss = text.find("x-cache: miss").expect("a miss");
+    let hit = text.find("x-cache: hit").expect("a hit");
+    assert!(miss < hit, "{text}");
+    assert!(text.contains("http/1.1 202"), "{text}");
+    assert!(
+        text.contains("age: 3") || text.contains("age: 4"),
+        "the 4th listing, 3 s after the 1st: {text}"
+    );
+    assert!(text.contains("\"status\":\"queued\"") || text.contains("\"status\":\"running\""));
+    assert!(
+        text.matches("x-served-by: gateway-").count() >= 6 + 2,
+        "{text}"
+    );
+    assert!(text.contains("\"healthy\":true"), "{text}");
+    s.rt.down(false).await.unwrap();
+    let _ = std::fs::remove_dir_all(&s.run);
+    let _ = std::fs::remove_dir_all(&dir);
+}
