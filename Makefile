@@ -13,7 +13,7 @@ REPEATS ?= 1
 export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
-	lab-bin settings env-example up up1 up3 scale down ps logs act load test1-hit test1-miss test3-hit test3-miss \
+	lab-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
 	benchmark-all autoscale experiment experiments fault faults lab answers handin report images-offline smoke-compose smoke-container smoke-swarm clean
 
 help: ## List the targets
@@ -83,6 +83,9 @@ ps: lab-bin ## What runs, and its state
 
 logs: lab-bin ## Last log lines of every instance (SERVICE=gateway: every gateway)
 	@$(LAB) logs $(SERVICE)
+
+watch: lab-bin ## The live page (http://127.0.0.1:8089/, LIVE_PORT) against the stack that runs, until Ctrl-C
+	@$(LAB) watch
 
 act: lab-bin ## Stop, kill, pause, resume or start one instance: INSTANCE=gateway-2 ACTION=kill
 	@$(LAB) act $(INSTANCE) $(ACTION)

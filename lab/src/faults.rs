@@ -264,6 +264,12 @@ async fn run_with(
             if queued.is_some() {
                 backlog = queued;
             }
+            if kind == "fault" {
+                crate::live::fault(Some(&format!("{name}: {}", step.describe())));
+            } else {
+                crate::live::fault(None);
+                crate::live::note(format!("repair: {}", step.describe()));
+            }
             record.events.push(FaultEvent {
                 at: common::time::now_unix(),
                 kind: kind.into(),

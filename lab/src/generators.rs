@@ -91,6 +91,7 @@ pub struct LoadRun {
 impl LoadRun {
     /// The load generator alone.
     pub fn one(child: Child, dir: PathBuf) -> Self {
+        crate::live::generators(child.id().into_iter().collect());
         Self {
             children: vec![child],
             dir,
@@ -155,6 +156,7 @@ impl LoadRun {
                     .with_context(|| format!("cannot start load generator {i}"))?,
             );
         }
+        crate::live::generators(children.iter().filter_map(|c| c.id()).collect());
         Ok(Self {
             children,
             dir: results.join(run_id),
@@ -179,6 +181,7 @@ impl LoadRun {
             }
         }
         self.unpin();
+        crate::live::generators(Vec::new());
         let mut status = statuses
             .iter()
             .find(|s| !s.success())

@@ -11,6 +11,7 @@ pub mod generators;
 pub mod handin;
 pub mod labs;
 pub mod lb;
+pub mod live;
 pub mod platform;
 pub mod prereq;
 pub mod protocol;
@@ -87,6 +88,8 @@ pub enum Command {
     },
     /// What runs.
     Ps,
+    /// The live page on its own, against the stack that runs, until Ctrl-C.
+    Watch,
     /// Last log lines of every instance, or of every instance of one service.
     Logs {
         #[arg(env = "SERVICE")]
@@ -155,6 +158,22 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether the command drives load: the live page runs for as long as it does.
+    pub fn drives_load(&self) -> bool {
+        matches!(
+            self,
+            Command::Load { .. }
+                | Command::BenchmarkAll
+                | Command::Smoke
+                | Command::Autoscale
+                | Command::Experiment { .. }
+                | Command::Experiments
+                | Command::Fault { .. }
+                | Command::Faults
+                | Command::Lab { .. }
+        )
+    }
+
     /// Whether the command may start services: then the binaries are built first and the
     /// compose runtime may try to pull the official images. Exhaustive on purpose: a new
     /// command must say.
@@ -179,6 +198,7 @@ impl Command {
             | Command::Scale { .. }
             | Command::Down { .. }
             | Command::Ps
+            | Command::Watch
             | Command::Logs { .. }
             | Command::Answers { .. }
             | Command::Handin { .. }
@@ -316,6 +336,21 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             prereq::build(&root, &cli.build).await?;
         }
     }
+    // The live page, for as long as a command that drives load runs (and `lab watch`).
+    if cli.command.drives_load() || matches!(cli.command, Command::Watch) {
+        let port = if container::inside() {
+            // The lab container's own port, which compose publishes as LIVE_PORT.
+            live::CONTAINER_PORT
+        } else {
+            settings.port("LIVE_PORT")
+        };
+        if live::start(port, &rt.endpoints()).await.is_some() {
+            eprintln!(
+                "lab: live page on http://127.0.0.1:{}/ (open it in a browser; it follows the run)",
+                settings.get("LIVE_PORT")
+            );
+        }
+    }
     // The protocols' context: the runtime, the binaries, the checkout.
     macro_rules! lab {
         () => {
@@ -341,6 +376,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Down { remove_data } => {
             down(rt.as_mut(), kind, &paths, &settings, remove_data).await
+        }
+        Command::Watch => {
+            eprintln!("lab: watching the {} stack; Ctrl-C ends it", kind.name());
+            live::step(0, 1, "watching the stack that runs");
+            let _ = tokio::signal::ctrl_c().await;
+            Ok(())
         }
         Command::Ps => {
             let instances = rt.ps().await?;

@@ -308,6 +308,7 @@ pub fn min_sec(secs: u64) -> String {
 /// The banner of step `k` (0-based) of `n` of a protocol, with the time it has taken so far
 /// and anything after it (`, about 3m00s left`).
 pub fn banner(k: usize, n: usize, what: &str, started: Instant, after: &str) {
+    crate::live::step(k, n, what);
     eprintln!(
         "\n\x1b[1m== [{}/{n}] {what}\x1b[0m  (elapsed {}{after})",
         k + 1,

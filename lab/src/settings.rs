@@ -273,6 +273,8 @@ pub const TABLE: &[Setting] = &[
       "The microservice (127.0.0.1 only; the load test reads its /config)."),
     s("WORKER_PORT", "8002", Scope::HostPort, Kind::Port,
       "The worker (127.0.0.1 only; the load test samples its queue)."),
+    s("LIVE_PORT", "8089", Scope::HostPort, Kind::Port,
+      "The lab's live page (http://127.0.0.1:LIVE_PORT/) while a command drives load, and for make watch (127.0.0.1 only)."),
 ];
 
 /// Names earlier versions used in `.env`: an old file gets the new name in its error.

@@ -78,8 +78,8 @@ const LOGIN: Line = Line {
 };
 
 const DATA: Line = Line {
-    posix: r#"curl -si "$LB/data?key=$KEY" -H "Authorization: Bearer $TOKEN""#,
-    powershell: r#"$r = Invoke-WebRequest -UseBasicParsing -Uri "$lb/data?key=$key" -Headers @{Authorization = "Bearer $token"}; $r.Headers; $r.Content"#,
+    posix: r#"curl -si -w '\ntime: %{time_total} s\n' "$LB/data?key=$KEY" -H "Authorization: Bearer $TOKEN""#,
+    powershell: r#"$t = Measure-Command { $r = Invoke-WebRequest -UseBasicParsing -Uri "$lb/data?key=$key" -Headers @{Authorization = "Bearer $token"} }; $r.Headers; $r.Content; "time: $($t.TotalMilliseconds) ms""#,
 };
 
 const LISTING: Line = Line {
@@ -88,12 +88,12 @@ const LISTING: Line = Line {
 };
 
 const LONGTASK: Line = Line {
-    posix: r#"curl -si -X POST "$LB/longtask" -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"task":"report","payload":{"duration_ms":3000}}' | tee task.txt"#,
+    posix: r#"curl -si -X POST "$LB/longtask" -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"task":"report","payload":{"duration_ms":3000}}' | tee "${TMPDIR:-/tmp}/task.txt""#,
     powershell: r#"$r = Invoke-WebRequest -UseBasicParsing -Method Post -Uri "$lb/longtask" -Headers @{Authorization = "Bearer $token"} -ContentType 'application/json' -Body '{"task":"report","payload":{"duration_ms":3000}}'; $r.StatusCode; $r.Headers; $task = "$($r.Headers.Location)""#,
 };
 
 const LOCATION: Line = Line {
-    posix: r#"TASK=$(sed -n 's/^[Ll]ocation: *//p' task.txt | tr -d '\r'); echo "$TASK""#,
+    posix: r#"TASK=$(sed -n 's/^[Ll]ocation: *//p' "${TMPDIR:-/tmp}/task.txt" | tr -d '\r'); echo "$TASK""#,
     powershell: r#"$task"#,
 };
 
@@ -337,10 +337,11 @@ pub async fn run(rt: &mut dyn Runtime, key: &str) -> anyhow::Result<Seen> {
     };
     eprintln!(
         "\nLab 0: the stack runs {GATEWAYS} gateways. The lab sends each request of the handout \
-         once; then it is your turn (labs/00-meet-the-stack.md). First, in your shell:\n   $ {}\n   \
+         once (with its own key, {key}); then it is your turn (labs/00-meet-the-stack.md). \
+         First, in your shell, with a key of your own (your name and a number):\n   $ {}\n   \
          PS> {}",
-        setup(true, &settings, key),
-        setup(false, &settings, key)
+        setup(true, &settings, "ada-1"),
+        setup(false, &settings, "ada-1")
     );
     let resp = http
         .post(format!("{target}/login"))

@@ -619,3 +619,121 @@ async fn lab_0_tour_and_its_curl_lines_show_the_stack_one_request_at_a_time() {
     let _ = std::fs::remove_dir_all(&s.run);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Debian's headless Chromium (`chromium`), or Ubuntu's name for it.
+fn chromium() -> &'static str {
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|name| {
+            std::process::Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("headless Chromium is needed for this test: sudo apt-get install -y chromium")
+}
+
+/// The live page during real load on a real stack, read as a browser renders it: charts
+/// whose points grow each second, the gateways in rotation, gateway 2 out of it after its
+/// kill, the fault's window on the time axis; and a picture of it beside the test's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_live_page_follows_the_stack_second_by_second_in_a_browser() {
+    let mut s = stack(&[("HEALTH_INTERVAL_MS", "500")]).await;
+    s.rt.up(3).await.expect("up with 3 gateways");
+    let port = free_port();
+    let url = lab::live::start(port, &s.rt.endpoints())
+        .await
+        .expect("the page listens");
+    lab::live::step(0, 2, "test load, 3 gateways");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tally, tasks) = start_load(&s.target, 6, false, stop.clone());
+    let http = reqwest::Client::new();
+    let board = || async {
+        http.get(format!("{url}board.json"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = board().await;
+    let points = before["points"].as_array().unwrap().len();
+    assert!(points >= 3, "{points} points after 4 s");
+    let last = before["points"].as_array().unwrap().last().unwrap().clone();
+    let states: Vec<&str> = last["gateways"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|g| g["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["in rotation"; 3], "{last}");
+    assert!(last["answers"]["2xx"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(last["p95_ms"].as_f64().is_some(), "{last}");
+
+    lab::live::fault(Some("kill-gateway: gateway-2 killed"));
+    s.rt.act("gateway-2", Action::Kill).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = board().await;
+    assert!(after["points"].as_array().unwrap().len() >= points + 2);
+    let last = after["points"].as_array().unwrap().last().unwrap().clone();
+    let in_rotation = last["gateways"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|g| g["state"] == "in rotation")
+        .count();
+    assert_eq!(in_rotation, 2, "{last}");
+    assert_eq!(
+        after["bands"].as_array().unwrap().last().unwrap()["kind"],
+        "fault"
+    );
+
+    // As a browser renders it, after its script has fetched the board a few times.
+    let dom = std::process::Command::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .args(["--virtual-time-budget=3500", "--dump-dom", &url])
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    let updates: u32 = dom
+        .split("data-updates=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(updates >= 1, "the page's script never refreshed the board");
+    let most = dom
+        .split("data-series=\"2xx\" data-points=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next()?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(most >= points + 2, "the 2xx line holds {most} points");
+    assert_eq!(dom.matches("data-state=\"in rotation\"").count(), 2);
+    assert!(
+        dom.contains("kill-gateway: gateway-2 killed"),
+        "the fault's window"
+    );
+    let png = s.run.join("live.png");
+    std::fs::create_dir_all(&s.run).unwrap();
+    let shot = std::process::Command::new(chromium())
+        .args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .args(["--window-size=1400,1700", "--virtual-time-budget=1500"])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(&url)
+        .output()
+        .expect("chromium runs");
+    assert!(shot.status.success());
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 30_000,
+        "a blank page"
+    );
+    if let Ok(keep) = std::env::var("LIVE_SCREENSHOT") {
+        std::fs::copy(&png, keep).unwrap();
+    }
+    finish(stop, tasks, tally).await;
+    s.rt.down(false).await.unwrap();
+    let _ = std::fs::remove_dir_all(&s.run);
+}

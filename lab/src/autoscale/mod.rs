@@ -307,6 +307,10 @@ impl Controller {
             d.reason
         );
         if d.desired != current {
+            crate::live::note(format!(
+                "autoscaler: {current} → {} gateways ({})",
+                d.desired, d.reason
+            ));
             let began = Instant::now();
             match rt.scale(d.desired as usize).await {
                 Ok(()) => sample.scale_secs = Some(began.elapsed().as_secs_f64()),

@@ -1,0 +1,231 @@
+//! The live page (`http://127.0.0.1:${LIVE_PORT:-8089}/`): what the stack does, second by
+//! second, while a lab command drives load, and after it (the board stays until the command
+//! ends; `lab watch` serves it on its own against a running stack). The lab samples the load
+//! balancer (answers by status, its latency histogram, its view of the gateways), every
+//! gateway (slots, queue, turned away, cache), the microservice's pool and the worker's
+//! queue once a second, with the machine's CPU and the load generators' share of it. The
+//! protocols say what they are doing (`step`, `band`, `note`); the page draws it all on one
+//! time axis as SVG in the page's DOM (`page.rs`), refreshed by a few lines of script.
+
+mod page;
+mod sample;
+
+use crate::runtime::Endpoints;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use sample::Sampler;
+
+/// The port the page listens on inside the lab's container (compose publishes it on the
+/// host as `LIVE_PORT`).
+pub const CONTAINER_PORT: u16 = 8089;
+
+/// Seconds of history the board keeps (and draws).
+const KEEP: usize = 1800;
+
+/// One second of the stack.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Point {
+    /// Seconds since the board started.
+    pub t: f64,
+    /// Answers per second through the load balancer, by status class (`2xx`, `4xx`, `5xx`).
+    pub answers: BTreeMap<String, f64>,
+    /// Latency percentiles of the last second at the load balancer (ms, from its histogram).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Each gateway by its address.
+    pub gateways: BTreeMap<String, Gateway>,
+    /// Cache hits / (hits + misses) of the last second, every gateway together.
+    pub hit_ratio: Option<f64>,
+    /// The microservice's pool: connections in use, requests waiting for one.
+    pub pool_in_use: Option<f64>,
+    pub pool_waiting: Option<f64>,
+    /// The job queue: jobs not yet delivered, delivered and not acknowledged, done per second.
+    pub queue_waiting: Option<f64>,
+    pub queue_unacked: Option<f64>,
+    pub jobs_done: Option<f64>,
+    /// Share of the machine's CPU busy, and the load generators' share (0..=1).
+    pub cpu_busy: Option<f64>,
+    pub generator_cpu: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Gateway {
+    /// `in rotation`, `draining`, `out of rotation`, `starting`, `gone`.
+    pub state: String,
+    pub rps: f64,
+    pub in_flight: Option<f64>,
+    pub queued: Option<f64>,
+    /// Requests turned away (503) in the last second.
+    pub turned_away: Option<f64>,
+}
+
+/// A stretch of the time axis: a protocol's step, a fault's window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Band {
+    pub kind: &'static str,
+    pub label: String,
+    pub from: f64,
+    pub to: Option<f64>,
+}
+
+/// What the page shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Board {
+    pub points: Vec<Point>,
+    pub bands: Vec<Band>,
+    /// Moments worth a word: an autoscaler's decision, a repair.
+    pub notes: Vec<(f64, String)>,
+    /// The protocol's step now: `[2/4] 3 gateways, hit, classic (300 users)`.
+    pub step: Option<String>,
+    /// The load generators running now (their pids, for their CPU).
+    #[serde(skip)]
+    pub generators: Vec<u32>,
+}
+
+struct Live {
+    started: Instant,
+    board: Mutex<Board>,
+}
+
+static LIVE: OnceLock<Live> = OnceLock::new();
+
+fn live() -> &'static Live {
+    LIVE.get_or_init(|| Live {
+        started: Instant::now(),
+        board: Mutex::new(Board::default()),
+    })
+}
+
+fn now() -> f64 {
+    live().started.elapsed().as_secs_f64()
+}
+
+fn with<T>(f: impl FnOnce(&mut Board) -> T) -> T {
+    let mut board = live().board.lock().unwrap_or_else(|e| e.into_inner());
+    f(&mut board)
+}
+
+/// A copy of the board as it is now.
+pub fn board() -> Board {
+    with(|b| b.clone())
+}
+
+/// Step `k` (0-based) of `n` of a protocol begins: the previous step's band ends.
+pub fn step(k: usize, n: usize, what: &str) {
+    let t = now();
+    with(|b| {
+        close(b, "step", t);
+        let label = format!("[{}/{n}] {what}", k + 1);
+        b.step = Some(label.clone());
+        b.bands.push(Band {
+            kind: "step",
+            label,
+            from: t,
+            to: None,
+        });
+    });
+}
+
+/// A fault's window opens (`kind` = "fault") or closes (`None`).
+pub fn fault(what: Option<&str>) {
+    let t = now();
+    with(|b| {
+        close(b, "fault", t);
+        if let Some(what) = what {
+            b.bands.push(Band {
+                kind: "fault",
+                label: what.to_string(),
+                from: t,
+                to: None,
+            });
+        }
+    });
+}
+
+fn close(b: &mut Board, kind: &str, t: f64) {
+    for band in b
+        .bands
+        .iter_mut()
+        .filter(|x| x.kind == kind && x.to.is_none())
+    {
+        band.to = Some(t);
+    }
+}
+
+/// A moment worth a word on the time axis.
+pub fn note(what: impl Into<String>) {
+    let t = now();
+    with(|b| b.notes.push((t, what.into())));
+}
+
+/// The load generators running now (empty when a run ends).
+pub fn generators(pids: Vec<u32>) {
+    with(|b| b.generators = pids);
+}
+
+/// The protocol ended: its last step's band closes, the board stays.
+pub fn finished(what: &str) {
+    let t = now();
+    with(|b| {
+        close(b, "step", t);
+        close(b, "fault", t);
+        b.step = Some(what.to_string());
+    });
+}
+
+fn push(point: Point) {
+    with(|b| {
+        b.points.push(point);
+        if b.points.len() > KEEP {
+            let extra = b.points.len() - KEEP;
+            b.points.drain(..extra);
+        }
+    });
+}
+
+/// Where the page listens: loopback, or every interface inside the lab's container (whose
+/// port compose publishes on the host's loopback only).
+pub fn address(port: u16) -> std::net::SocketAddr {
+    let ip = if crate::container::inside() {
+        std::net::Ipv4Addr::UNSPECIFIED
+    } else {
+        std::net::Ipv4Addr::LOCALHOST
+    };
+    (ip, port).into()
+}
+
+/// Starts the page and the sampler in the background. A taken port is one line, and the
+/// lab goes on without the page.
+pub async fn start(port: u16, endpoints: &Endpoints) -> Option<String> {
+    let listener = match tokio::net::TcpListener::bind(address(port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "lab: the live page cannot listen on port {port} ({e}); set LIVE_PORT in .env \
+                 for another port (the lab goes on without it)"
+            );
+            return None;
+        }
+    };
+    let url = format!("http://127.0.0.1:{}/", listener.local_addr().ok()?.port());
+    let _ = live();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, page::router()).await;
+    });
+    let mut sampler = Sampler::new(endpoints);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            let pids = with(|b| b.generators.clone());
+            let point = sampler.next(now(), &pids).await;
+            push(point);
+        }
+    });
+    Some(url)
+}
