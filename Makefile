@@ -14,7 +14,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale experiment experiments fault faults lab answers handin report images-offline smoke-compose smoke-container smoke-swarm clean
+	benchmark-all autoscale experiment experiments fault faults lab answers handin report images-offline smoke-compose smoke-container smoke-swarm smoke-observability clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -148,6 +148,9 @@ smoke-container: ## CI's Docker-only check: the lab in its container, Rust off P
 
 smoke-swarm: lab-bin ## CI's swarm check: the same on a single-node swarm (left as found), load from 2 generators
 	@RUNTIME=swarm IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
+
+smoke-observability: lab-bin ## CI's observability check: Prometheus (offline image) beside 3 gateways, every target up, the README's queries
+	@BUILD=$${BUILD:-debug} scripts/smoke-observability
 
 clean: lab-bin ## Stop everything, remove build output, local service data and the stack's volumes
 	-@$(LAB) down -v

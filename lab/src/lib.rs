@@ -357,114 +357,130 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             &mut protocol::Lab::new(rt.as_mut(), &paths.bin, &root)
         };
     }
-    match cli.command {
-        Command::Runtime
-        | Command::Settings
-        | Command::EnvExample
-        | Command::Report
-        | Command::Answers { .. }
-        | Command::Handin { .. } => {
-            unreachable!("handled above")
-        }
-        Command::Build => Ok(()),
-        Command::Up { gateways } => rt.up(gateways).await,
-        Command::Scale { gateways } => {
-            if !rt.is_up().await {
-                bail!("no {} stack is up: start one with make up", kind.name());
+    let drives_load = cli.command.drives_load();
+    let result: anyhow::Result<()> = async {
+        match cli.command {
+            Command::Runtime
+            | Command::Settings
+            | Command::EnvExample
+            | Command::Report
+            | Command::Answers { .. }
+            | Command::Handin { .. } => {
+                unreachable!("handled above")
             }
-            rt.scale(gateways).await
-        }
-        Command::Down { remove_data } => {
-            down(rt.as_mut(), kind, &paths, &settings, remove_data).await
-        }
-        Command::Watch => {
-            eprintln!("lab: watching the {} stack; Ctrl-C ends it", kind.name());
-            live::step(0, 1, "watching the stack that runs");
-            let _ = tokio::signal::ctrl_c().await;
-            Ok(())
-        }
-        Command::Ps => {
-            let instances = rt.ps().await?;
-            if instances.is_empty() {
-                println!("nothing runs ({} runtime)", kind.name());
-            } else {
-                println!("INSTANCE         SERVICE        ID         STATE");
-                for i in instances {
-                    let id: String = i.id.chars().take(10).collect();
-                    println!(
-                        "{:<16} {:<14} {:<10} {}",
-                        i.name,
-                        i.service.name(),
-                        id,
-                        i.state
-                    );
+            Command::Build => Ok(()),
+            Command::Up { gateways } => rt.up(gateways).await,
+            Command::Scale { gateways } => {
+                if !rt.is_up().await {
+                    bail!("no {} stack is up: start one with make up", kind.name());
                 }
+                rt.scale(gateways).await
             }
-            Ok(())
-        }
-        Command::Logs { service, lines } => {
-            let service = service
-                .filter(|s| !s.is_empty())
-                .map(|s| Service::parse(&s))
-                .transpose()?;
-            print!("{}", rt.logs(service, lines).await?);
-            Ok(())
-        }
-        Command::Restart { service, set } => {
-            let service = Service::parse(&service)?;
-            let mut changed = rt.settings().clone();
-            for pair in &set {
-                let (k, v) = pair
-                    .split_once('=')
-                    .with_context(|| format!("expected NAME=value, not {pair:?}"))?;
-                changed.set(k, v)?;
+            Command::Down { remove_data } => {
+                down(rt.as_mut(), kind, &paths, &settings, remove_data).await
             }
-            rt.restart(service, changed).await
-        }
-        Command::Act { instance, action } => {
-            rt.act(
-                &instance,
-                Action::parse(&action).map_err(anyhow::Error::msg)?,
-            )
-            .await
-        }
-        Command::Load {
-            gateways,
-            scenario,
-            profile,
-        } => {
-            let spec = protocol::LoadSpec::new(gateways, scenario, profile, cli.quick);
-            protocol::load(lab!(), &spec).await.map(|_| ())
-        }
-        Command::BenchmarkAll => protocol::benchmark_all(lab!(), cli.quick, cli.repeats).await,
-        Command::Smoke => protocol::smoke(lab!()).await,
-        Command::Autoscale => protocol::autoscale(lab!(), cli.quick).await,
-        Command::Experiment { .. } => experiments::protocol(lab!(), experiment, cli.quick).await,
-        Command::Experiments => experiments::protocol(lab!(), None, cli.quick).await,
-        Command::Fault { .. } => faults::protocol(lab!(), fault, cli.quick).await,
-        Command::Faults => faults::protocol(lab!(), None, cli.quick).await,
-        Command::Lab { .. } => {
-            let lab = lab.context("the lab is looked up before the build")?;
-            eprintln!("lab {}: {}\nhandout: {}", lab.n, lab.question, lab.handout);
-            match lab.run {
-                labs::Run::Benchmark { repeats } => {
-                    protocol::benchmark_all(lab!(), true, repeats).await?
+            Command::Watch => {
+                eprintln!("lab: watching the {} stack; Ctrl-C ends it", kind.name());
+                live::step(0, 1, "watching the stack that runs");
+                let _ = tokio::signal::ctrl_c().await;
+                Ok(())
+            }
+            Command::Ps => {
+                let instances = rt.ps().await?;
+                if instances.is_empty() {
+                    println!("nothing runs ({} runtime)", kind.name());
+                } else {
+                    println!("INSTANCE         SERVICE        ID         STATE");
+                    for i in instances {
+                        let id: String = i.id.chars().take(10).collect();
+                        println!(
+                            "{:<16} {:<14} {:<10} {}",
+                            i.name,
+                            i.service.name(),
+                            id,
+                            i.state
+                        );
+                    }
                 }
-                labs::Run::Faults => faults::protocol(lab!(), None, true).await?,
-                labs::Run::Experiment(e) => experiments::protocol(lab!(), Some(e), true).await?,
-                labs::Run::Autoscale => protocol::autoscale(lab!(), true).await?,
-                labs::Run::Loads(loads) => protocol::lab_loads(lab!(), lab.n, loads).await?,
-                labs::Run::Tour => {
-                    tour::run(rt.as_mut(), &tour::fresh_key()).await?;
-                }
+                Ok(())
             }
-            eprintln!(
-                "lab {}: done. Read {}\nAnswer the analysis questions in {}",
-                lab.n, lab.look, lab.handout
-            );
-            Ok(())
+            Command::Logs { service, lines } => {
+                let service = service
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Service::parse(&s))
+                    .transpose()?;
+                print!("{}", rt.logs(service, lines).await?);
+                Ok(())
+            }
+            Command::Restart { service, set } => {
+                let service = Service::parse(&service)?;
+                let mut changed = rt.settings().clone();
+                for pair in &set {
+                    let (k, v) = pair
+                        .split_once('=')
+                        .with_context(|| format!("expected NAME=value, not {pair:?}"))?;
+                    changed.set(k, v)?;
+                }
+                rt.restart(service, changed).await
+            }
+            Command::Act { instance, action } => {
+                rt.act(
+                    &instance,
+                    Action::parse(&action).map_err(anyhow::Error::msg)?,
+                )
+                .await
+            }
+            Command::Load {
+                gateways,
+                scenario,
+                profile,
+            } => {
+                let spec = protocol::LoadSpec::new(gateways, scenario, profile, cli.quick);
+                protocol::load(lab!(), &spec).await.map(|_| ())
+            }
+            Command::BenchmarkAll => protocol::benchmark_all(lab!(), cli.quick, cli.repeats).await,
+            Command::Smoke => protocol::smoke(lab!()).await,
+            Command::Autoscale => protocol::autoscale(lab!(), cli.quick).await,
+            Command::Experiment { .. } => {
+                experiments::protocol(lab!(), experiment, cli.quick).await
+            }
+            Command::Experiments => experiments::protocol(lab!(), None, cli.quick).await,
+            Command::Fault { .. } => faults::protocol(lab!(), fault, cli.quick).await,
+            Command::Faults => faults::protocol(lab!(), None, cli.quick).await,
+            Command::Lab { .. } => {
+                let lab = lab.context("the lab is looked up before the build")?;
+                eprintln!("lab {}: {}\nhandout: {}", lab.n, lab.question, lab.handout);
+                match lab.run {
+                    labs::Run::Benchmark { repeats } => {
+                        protocol::benchmark_all(lab!(), true, repeats).await?
+                    }
+                    labs::Run::Faults => faults::protocol(lab!(), None, true).await?,
+                    labs::Run::Experiment(e) => {
+                        experiments::protocol(lab!(), Some(e), true).await?
+                    }
+                    labs::Run::Autoscale => protocol::autoscale(lab!(), true).await?,
+                    labs::Run::Loads(loads) => protocol::lab_loads(lab!(), lab.n, loads).await?,
+                    labs::Run::Tour => {
+                        tour::run(rt.as_mut(), &tour::fresh_key()).await?;
+                    }
+                }
+                eprintln!(
+                    "lab {}: done. Read {}\nAnswer the analysis questions in {}",
+                    lab.n, lab.look, lab.handout
+                );
+                Ok(())
+            }
         }
     }
+    .await;
+    if drives_load {
+        // The board as the command left it, to open and talk through after the run.
+        live::finished("the command ended; this page no longer updates");
+        if let Ok(path) = live::save(&root.join("tests/reports")) {
+            eprintln!("lab: the live page as it ended: {}", path.display());
+        }
+    }
+    result
 }
 
 /// Stops whichever runtime has a stack up: the chosen one, and the other one too when it

@@ -233,6 +233,8 @@ pub const TABLE: &[Setting] = &[
       "Official Postgres image."),
     s("REDIS_IMAGE", "redis:7.4.1-bookworm", Scope::Compose, Kind::Text { min_len: 1 },
       "Official Redis image."),
+    s("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.2", Scope::Compose, Kind::Text { min_len: 1 },
+      "Prometheus's official image (the observability profile)."),
     s("DOCKER_SOCKET", "/var/run/docker.sock", Scope::Compose, Kind::Text { min_len: 1 },
       "The Docker engine's socket on the host, mounted into the lab container (rootless Docker: /run/user/<uid>/docker.sock)."),
     // The autoscaler (make autoscale): the Kubernetes HPA's algorithm with classroom timings.
@@ -273,6 +275,8 @@ pub const TABLE: &[Setting] = &[
       "The microservice (127.0.0.1 only; the load test reads its /config)."),
     s("WORKER_PORT", "8002", Scope::HostPort, Kind::Port,
       "The worker (127.0.0.1 only; the load test samples its queue)."),
+    s("PROMETHEUS_PORT", "9090", Scope::HostPort, Kind::Port,
+      "Prometheus of the observability profile (127.0.0.1 only)."),
     s("LIVE_PORT", "8089", Scope::HostPort, Kind::Port,
       "The lab's live page (http://127.0.0.1:LIVE_PORT/) while a command drives load, and for make watch (127.0.0.1 only)."),
 ];

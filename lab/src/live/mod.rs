@@ -187,6 +187,14 @@ fn push(point: Point) {
     });
 }
 
+/// Writes the board as it is now to `<dir>/live.html` (no script), for after the run.
+pub fn save(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("live.html");
+    std::fs::write(&path, page::snapshot(&board()))?;
+    Ok(path)
+}
+
 /// Where the page listens: loopback, or every interface inside the lab's container (whose
 /// port compose publishes on the host's loopback only).
 pub fn address(port: u16) -> std::net::SocketAddr {
@@ -228,4 +236,36 @@ pub async fn start(port: u16, endpoints: &Endpoints) -> Option<String> {
         }
     });
     Some(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port something else holds: one line, no page, and the lab goes on.
+    #[tokio::test]
+    async fn a_taken_port_is_said_and_the_lab_goes_on_without_the_page() {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = holder.local_addr().unwrap().port();
+        let endpoints = Endpoints {
+            target: "http://127.0.0.1:1".into(),
+            lb_metrics: "http://127.0.0.1:1/metrics".into(),
+            microservice: "http://127.0.0.1:1".into(),
+            worker_metrics: "http://127.0.0.1:1/metrics".into(),
+        };
+        assert_eq!(start(port, &endpoints).await, None);
+    }
+
+    #[test]
+    fn the_saved_board_has_no_script_and_the_steps_so_far() {
+        step(0, 2, "up 1");
+        fault(Some("kill-gateway: gateway-2 killed"));
+        note("autoscaler: 1 → 3 gateways (utilization above its target)");
+        let dir = std::env::temp_dir().join(format!("live-save-{}", std::process::id()));
+        let path = save(&dir).unwrap();
+        let html = std::fs::read_to_string(&path).unwrap();
+        assert!(!html.contains("<script"), "{html}");
+        assert!(html.contains("up 1") && html.contains("autoscaler: 1 → 3 gateways"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

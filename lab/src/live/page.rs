@@ -53,7 +53,7 @@ table {{ border-collapse: collapse; margin: .6em 0; font-size: .9em; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .2em .8em; text-align: right; }}
 td:first-child, th:first-child, td.state {{ text-align: left; }}
 ol.steps {{ font-size: .85em; columns: 3; margin: 0 0 .6em 0; }} ol.steps .now {{ font-weight: 700; }}
-ol.steps .at {{ color: #777; }}
+ol.steps .at {{ color: #777; }} ul.notes {{ font-size: .85em; margin: 0 0 .6em 0; color: #444; }}
 .gone {{ color: #999; }} .draining {{ color: #b36b00; }} .out {{ color: #c00; }}
 </style></head>
 <body data-updates="0"><h1>scalelab, live</h1>
@@ -75,6 +75,16 @@ ol.steps .at {{ color: #777; }}
 </script></body></html>"#,
         render(b)
     )
+}
+
+/// The page as it was when the command ended: the same board, no script (a file to open
+/// and project after the run).
+pub fn snapshot(b: &Board) -> String {
+    let live = page(b);
+    match (live.find("<script>"), live.find("</script>")) {
+        (Some(a), Some(z)) => format!("{}{}", &live[..a], &live[z + "</script>".len()..]),
+        _ => live,
+    }
 }
 
 /// A series to draw: its name, and its value at each point (`None`: a gap).
@@ -116,6 +126,14 @@ pub fn render(b: &Board) -> String {
             );
         }
         out.push_str("</ol>");
+    }
+    // The moments worth a word: the autoscaler's decisions, a repair (the dashed lines).
+    if !b.notes.is_empty() {
+        out.push_str(r#"<ul class="notes" id="notes">"#);
+        for (t, what) in b.notes.iter().rev().take(12) {
+            let _ = write!(out, "<li>at {t:.0} s: {}</li>", esc(what));
+        }
+        out.push_str("</ul>");
     }
     let span = (
         b.points.first().map_or(0.0, |p| p.t),
