@@ -39,7 +39,8 @@ fn one_service_builds_the_app_image_and_the_others_run_its_tag() {
         if service.get("build").is_some() {
             builders.push(name.to_string());
         }
-        if !matches!(name, "postgres" | "redis") {
+        // Postgres, Redis and Prometheus (the observability profile) run their own images.
+        if !matches!(name, "postgres" | "redis" | "prometheus") {
             assert_eq!(service["image"].as_str(), Some(app_image), "{name}");
         }
     }
@@ -51,12 +52,13 @@ fn one_service_builds_the_app_image_and_the_others_run_its_tag() {
         services[lab::runtime::compose::APP_BUILDER]["build"]["target"].as_str(),
         Some("app")
     );
-    // The lab's list of the stack's services is the compose file's, the lab service aside.
+    // The lab's list of the stack's services is the compose file's, the services of a
+    // profile (the lab itself, Prometheus) aside: `up` never starts those.
     let mut listed: Vec<&str> = lab::runtime::compose::STACK_SERVICES.to_vec();
     let mut in_file: Vec<&str> = services
-        .keys()
-        .filter_map(|k| k.as_str())
-        .filter(|k| *k != "lab")
+        .iter()
+        .filter(|(_, service)| service.get("profiles").is_none())
+        .filter_map(|(k, _)| k.as_str())
         .collect();
     listed.sort();
     in_file.sort();
@@ -152,15 +154,17 @@ fn the_dockerfile_has_the_stages_compose_builds_and_marks_the_lab_image() {
 fn lab_commands(text: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for piece in text.split("run --rm").skip(1) {
+        // A command ends with its line, or with the inline code it is in.
+        let piece = piece.split(['\n', '`']).next().unwrap_or("");
         let words: Vec<String> = piece
             .split(|c: char| c.is_whitespace() || c == '`')
             .filter(|w| !w.is_empty())
             .map(String::from)
             .collect();
-        // Options of `run` before the service name (`-e QUICK=1`).
+        // Options of `run` before the service name (`-e QUICK=1`, `--service-ports`).
         let mut i = 0;
-        while i < words.len() && words[i] == "-e" {
-            i += 2;
+        while i < words.len() && (words[i] == "-e" || words[i] == "--service-ports") {
+            i += if words[i] == "-e" { 2 } else { 1 };
         }
         if words.get(i).map(String::as_str) != Some("lab") {
             continue;
@@ -181,7 +185,20 @@ fn lab_commands(text: &str) -> Vec<Vec<String>> {
 fn every_docker_only_command_in_the_docs_is_one_the_lab_has() {
     let cli = lab::Cli::command();
     let mut seen = 0;
-    for file in ["README.md", "labs/README.md"] {
+    // The README and every handout and teacher note (lab 0 gives each of its steps so).
+    let mut files = vec!["README.md".to_string()];
+    for dir in ["labs", "labs/teacher"] {
+        let mut pages: Vec<String> = std::fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md"))
+            .map(|p| format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()))
+            .collect();
+        pages.sort();
+        files.extend(pages);
+    }
+    for file in &files {
+        let file = file.as_str();
         for words in lab_commands(&read(file)) {
             let name = words[0].trim_end_matches([',', '.', ';']);
             assert!(

@@ -263,8 +263,9 @@ impl Compose {
     /// project, the lab's own among them when it runs in this project, so the stack's
     /// services are removed by name, then its volumes (`remove_data`) and its network.
     async fn down_from_inside(&mut self, remove_data: bool) -> anyhow::Result<()> {
-        let mut args = vec!["rm", "--stop", "--force"];
+        let mut args = vec!["--profile", "observability", "rm", "--stop", "--force"];
         args.extend(STACK_SERVICES);
+        args.push("prometheus");
         self.compose_checked(&args).await?;
         if remove_data {
             for volume in ["pgdata", "redisdata"] {
@@ -624,7 +625,15 @@ impl Runtime for Compose {
         if container::inside() {
             return self.down_from_inside(remove_data).await;
         }
-        let mut args = vec!["down", "--remove-orphans", "--timeout", "10"];
+        // Prometheus of the observability profile goes down with the stack it watches.
+        let mut args = vec![
+            "--profile",
+            "observability",
+            "down",
+            "--remove-orphans",
+            "--timeout",
+            "10",
+        ];
         if remove_data {
             args.push("--volumes");
         }
