@@ -502,6 +502,8 @@ pub fn run_record(
         scenario: word(&options.scenario),
         profile: word(&options.profile),
         load: *load,
+        keys: (options.scenario == records::load::Scenario::Mixed)
+            .then(|| records::record::Keys::zipf(options.key_space, options.zipf_s)),
         think_time_ms: (!options.no_think).then_some([options.think_min_ms, options.think_max_ms]),
         target: options.target.clone(),
         runtime: options.runtime.clone(),

@@ -14,8 +14,8 @@ use std::sync::RwLock;
 struct Settings {
     lab_users: usize,
     lab_password: String,
-    key_space: u64,
-    zipf_s: f64,
+    /// The `mixed` scenario's key law: ranks 1..=KEY_SPACE, Zipf of exponent ZIPF_S.
+    keys: rand_distr::Zipf<f64>,
     /// Makes `miss` keys unique across runs, not only within one.
     nonce: u32,
     longtask_ms: u64,
@@ -55,8 +55,7 @@ pub fn configure(options: &Options) {
     *SETTINGS.write().expect("not poisoned") = Some(Settings {
         lab_users: (options.lab.lab_users as usize).max(1),
         lab_password: options.lab.lab_password.clone(),
-        key_space: options.key_space.max(1),
-        zipf_s: options.zipf_s.max(0.0),
+        keys: key_law(options.key_space, options.zipf_s),
         nonce: rand::rng().random(),
         longtask_ms: options.longtask_ms,
         poll_ms: options.poll_ms.max(10),
@@ -332,10 +331,7 @@ async fn miss(user: &mut GooseUser) -> TransactionResult {
 
 async fn mixed(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
-    let key = format!(
-        "k{}",
-        skewed_index(s.key_space, s.zipf_s, rand::rng().random())
-    );
+    let key = format!("k{}", key_index(&s.keys, &mut rand::rng()));
     get_cached(user, route(), &key).await
 }
 
@@ -347,50 +343,72 @@ async fn listing(user: &mut GooseUser) -> TransactionResult {
     get_cached(user, "/listing", &prefix).await
 }
 
-/// An index in `0..n`, uniform for `s = 0`, increasingly skewed to small indices as `s`
-/// grows (the continuous approximation of a Zipf distribution, by inverse transform).
-pub fn skewed_index(n: u64, s: f64, u: f64) -> u64 {
-    // x spans [1, n + 1), so floor(x) - 1 covers every index 0..n.
-    let top = n as f64 + 1.0;
-    let x = if s == 0.0 {
-        1.0 + u * (top - 1.0)
-    } else if (s - 1.0).abs() < 1e-9 {
-        top.powf(u)
-    } else {
-        let a = 1.0 - s;
-        ((top.powf(a) - 1.0) * u + 1.0).powf(1.0 / a)
-    };
-    (x.floor() as u64).saturating_sub(1).min(n - 1)
+/// The Zipf law of exponent `s` over ranks 1..=`n` (`s` = 0: uniform), sampled exactly
+/// (rand_distr's rejection-inversion). `n` and `s` are checked by the plan; out of range
+/// they fall back to the nearest valid law.
+pub fn key_law(n: u64, s: f64) -> rand_distr::Zipf<f64> {
+    rand_distr::Zipf::new(n.max(1) as f64, s.max(0.0)).expect("n >= 1 and s >= 0")
+}
+
+/// A key index in `0..n`: rank k is index k − 1 (index 0 is the hottest key).
+pub fn key_index(law: &rand_distr::Zipf<f64>, rng: &mut impl rand::Rng) -> u64 {
+    use rand_distr::Distribution;
+    (law.sample(rng) as u64).saturating_sub(1)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::skewed_index;
+    use super::{key_index, key_law};
+    use rand::SeedableRng;
+    use records::record::Keys;
+
+    fn shares(n: u64, s: f64, draws: usize) -> Vec<f64> {
+        let law = key_law(n, s);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut counts = vec![0u64; n as usize];
+        for _ in 0..draws {
+            let k = key_index(&law, &mut rng);
+            assert!(k < n, "index {k} out of 0..{n}");
+            counts[k as usize] += 1;
+        }
+        counts.iter().map(|&c| c as f64 / draws as f64).collect()
+    }
+
+    /// The hottest of 1000 keys at s = 1 gets 1 / H(1000) = 13.4 % of the draws (the
+    /// continuous approximation gave 10.0 %), within 1 % of it.
+    #[test]
+    fn the_hottest_key_gets_one_over_the_harmonic_number() {
+        let expected = Keys::zipf(1000, 1.0);
+        assert!((expected.hottest_share - 0.1336).abs() < 0.0005);
+        let got = shares(1000, 1.0, 400_000);
+        let err = (got[0] - expected.hottest_share).abs() / expected.hottest_share;
+        assert!(
+            err < 0.01,
+            "hottest {:.4} against {:.4}",
+            got[0],
+            expected.hottest_share
+        );
+        // And the ten hottest together: H(10) / H(1000).
+        let top10: f64 = got[..10].iter().sum();
+        let want = expected.top_share(10);
+        assert!(
+            (top10 - want).abs() / want < 0.01,
+            "top 10 {top10:.4} against {want:.4}"
+        );
+    }
 
     #[test]
-    fn skewed_indices_stay_in_range_and_favour_small_keys() {
-        let n = 1000;
-        let draws: Vec<u64> = (0..10_000)
-            .map(|i| skewed_index(n, 1.0, i as f64 / 10_000.0))
-            .collect();
-        assert!(draws.iter().all(|&k| k < n));
-        let top_10 = draws.iter().filter(|&&k| k < 10).count();
+    fn exponent_zero_is_uniform_and_a_steeper_one_is_hotter() {
+        let flat = shares(10, 0.0, 100_000);
+        assert!(flat.iter().all(|&p| (p - 0.1).abs() < 0.005), "{flat:?}");
+        let steep = shares(1000, 1.5, 100_000);
+        let want = Keys::zipf(1000, 1.5).hottest_share;
         assert!(
-            top_10 > 3000,
-            "Zipf-like: the 10 hottest keys get a third of the draws ({top_10})"
+            (steep[0] - want).abs() / want < 0.02,
+            "{} against {want}",
+            steep[0]
         );
-        let uniform: Vec<u64> = (0..10_000)
-            .map(|i| skewed_index(n, 0.0, i as f64 / 10_000.0))
-            .collect();
-        let top_10 = uniform.iter().filter(|&&k| k < 10).count();
-        assert!((80..=120).contains(&top_10), "uniform: about 1% ({top_10})");
-        for s in [0.0, 0.5, 1.0, 1.5] {
-            assert_eq!(skewed_index(n, s, 0.0), 0, "s={s}");
-            assert_eq!(
-                skewed_index(n, s, 1.0 - 1e-12),
-                n - 1,
-                "s={s}: the coldest key is reachable"
-            );
-        }
+        // One key: always it.
+        assert_eq!(shares(1, 1.0, 100), vec![1.0]);
     }
 }

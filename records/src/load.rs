@@ -12,8 +12,8 @@ pub enum Scenario {
     Hit,
     /// A key never asked before on every request: always a cache miss.
     Miss,
-    /// Keys from a key space of KEY_SPACE keys, skewed by ZIPF_S: the hit ratio follows
-    /// the TTL and the skew.
+    /// Keys from a key space of KEY_SPACE keys drawn from a Zipf law of exponent ZIPF_S
+    /// (key k with probability k^−s / H(N, s)): the hit ratio follows the TTL and the skew.
     Mixed,
     /// A login storm: `POST /login` on every iteration.
     Login,

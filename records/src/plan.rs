@@ -134,7 +134,8 @@ pub struct Plan {
         arg(long, env = "LOADTEST_KEY_SPACE", default_value_t = 1000)
     )]
     pub key_space: u64,
-    /// Skew of the `mixed` scenario's keys (0 = uniform, 1 = Zipf-like).
+    /// Exponent of the Zipf law of the `mixed` scenario's keys: key k of KEY_SPACE is drawn
+    /// with probability k^−s / H(N, s) (0 = uniform).
     #[cfg_attr(
         feature = "cli",
         arg(long, env = "LOADTEST_ZIPF_S", default_value_t = 1.0)
@@ -522,6 +523,15 @@ impl Plan {
             first.trim_start_matches("error: ").to_string()
         })?;
         let plan = Plan::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        if plan.zipf_s < 0.0 {
+            return Err(format!(
+                "ZIPF_S must be 0 or more (0: uniform keys), not {}",
+                plan.zipf_s
+            ));
+        }
+        if plan.key_space == 0 {
+            return Err("KEY_SPACE must be at least 1".into());
+        }
         // A plan is JSON, which has no infinity: such a number would come back as nothing.
         for (what, v) in [
             ("RATE", plan.rate.unwrap_or(0.0)),
@@ -609,6 +619,11 @@ mod tests {
         assert_eq!(e, "NO_THINK must be true or false, not \"y\"");
         let e = Plan::from_pairs(&pairs(&[("LOADTEST_ARRIVAL_RATE", "inf")])).unwrap_err();
         assert!(e.starts_with("ARRIVAL_RATE must be a finite number"), "{e}");
+        // A key law that does not exist is one line, not a silent uniform one.
+        let e = Plan::from_pairs(&pairs(&[("LOADTEST_ZIPF_S", "-1")])).unwrap_err();
+        assert_eq!(e, "ZIPF_S must be 0 or more (0: uniform keys), not -1");
+        let e = Plan::from_pairs(&pairs(&[("LOADTEST_KEY_SPACE", "0")])).unwrap_err();
+        assert_eq!(e, "KEY_SPACE must be at least 1");
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct RunRecord {
     pub profile: String,
     #[serde(default)]
     pub load: Load,
+    /// The `mixed` scenario's key law (other scenarios have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Keys>,
     /// [min, max] per iteration; None with NO_THINK.
     #[serde(default)]
     pub think_time_ms: Option<[u64; 2]>,
@@ -106,6 +109,60 @@ pub struct Load {
     pub users: usize,
     pub rate: f64,
     pub duration_secs: u64,
+}
+
+/// The keys of the `mixed` scenario: key k (rank 1 to `key_space`) drawn with the Zipf law's
+/// probability k^−s / H(N, s), where H(N, s) = Σ_{i=1..N} i^−s (s = 0: uniform).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Keys {
+    pub distribution: KeyLaw,
+    pub key_space: u64,
+    pub zipf_s: f64,
+    /// The hottest key's share of the draws, 1 / H(N, s): what the sampler is tested against.
+    pub hottest_share: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyLaw {
+    #[default]
+    Zipf,
+}
+
+impl Keys {
+    pub fn zipf(key_space: u64, zipf_s: f64) -> Self {
+        Self {
+            distribution: KeyLaw::Zipf,
+            key_space,
+            zipf_s,
+            hottest_share: 1.0 / harmonic(key_space, zipf_s),
+        }
+    }
+
+    /// The share of draws that go to the `k` hottest keys: H(k, s) / H(N, s).
+    pub fn top_share(&self, k: u64) -> f64 {
+        harmonic(k.min(self.key_space), self.zipf_s) / harmonic(self.key_space, self.zipf_s)
+    }
+}
+
+/// The generalised harmonic number H(n, s) = Σ_{i=1..n} i^−s: summed exactly up to 100,000
+/// terms; beyond, the first 10,000 summed and the rest as the integral of x^−s from
+/// 10,000.5 to n + 0.5 (the midpoint rule, exact to about 1e−12 there).
+pub fn harmonic(n: u64, s: f64) -> f64 {
+    const EXACT: u64 = 100_000;
+    const HEAD: u64 = 10_000;
+    let sum = |to: u64| (1..=to).map(|i| (i as f64).powf(-s)).sum::<f64>();
+    if n <= EXACT {
+        return sum(n);
+    }
+    let (a, b) = (HEAD as f64 + 0.5, n as f64 + 0.5);
+    let tail = if (s - 1.0).abs() < 1e-12 {
+        (b / a).ln()
+    } else {
+        (b.powf(1.0 - s) - a.powf(1.0 - s)) / (1.0 - s)
+    };
+    sum(HEAD) + tail
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -620,6 +677,18 @@ pub fn read_server_samples(dir: &Path) -> Vec<ServerSample> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn harmonic_numbers_exact_and_for_large_key_spaces() {
+        assert!((super::harmonic(1000, 1.0) - 7.485470860550345).abs() < 1e-12);
+        assert_eq!(super::harmonic(3, 0.0), 3.0);
+        // Past the exact range, within 1e-9 of the sum.
+        let n = 300_000;
+        let exact: f64 = (1..=n).map(|i| (i as f64).powf(-1.2)).sum();
+        assert!((super::harmonic(n, 1.2) - exact).abs() < 1e-9);
+        let exact: f64 = (1..=n).map(|i| 1.0 / i as f64).sum();
+        assert!((super::harmonic(n, 1.0) - exact).abs() < 1e-9);
+    }
+
     use super::*;
 
     #[test]
