@@ -146,7 +146,7 @@ fn the_index_section_shows_db_time_the_plans_and_littles_law() {
         "{md}"
     );
     assert!(
-        md.contains("| predicted ok req/s (Little's law, capped by the offered load) | 50.0 |"),
+        md.contains("| predicted ok req/s (utilisation law, capped by the offered load) | 50.0 |"),
         "{md}"
     );
     assert!(md.contains("ran `Parallel Seq Scan` on side A"), "{md}");

@@ -21,7 +21,7 @@ pub const SPEC: Spec = Spec {
 
 fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let db = each(sides, |_, m| db_ms(m));
-    // Little's law: at most `c` requests at the microservice, each holding a connection for
+    // The utilisation law: at most `c` requests at the microservice, each holding a connection for
     // the DB time, and never more than the users offer.
     let predicted = each(sides, |r, m| {
         let service_s = db_ms(m)? / 1000.0;
@@ -30,7 +30,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     });
     rows.push(row("DB time per query (ms)", db.clone(), 2));
     rows.push(row(
-        "predicted ok req/s (Little's law, capped by the offered load)",
+        "predicted ok req/s (utilisation law, capped by the offered load)",
         predicted.clone(),
         1,
     ));
@@ -48,7 +48,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
          needs, {} per query. With the index (side B) it ran {}: it reads the index entries \
          of that bucket and then only the table pages that hold them, {} per query ({}). \
          At most {} requests reach the microservice at once (DB_POOL_SIZE, or MAX_IN_FLIGHT \
-         × gateways if fewer), so by Little's law side A serves at most {} / DB time: \
+         × gateways if fewer), so by the utilisation law side A serves at most {} / DB time: \
          {}. Side B's bound is far above what the users offer, so it is bounded by the load \
          itself and the next bottleneck (the gateway): {}.",
         plan(&a.1),

@@ -42,7 +42,7 @@ fn submit(r: &Run) -> (Option<f64>, Option<f64>, Option<f64>) {
         })
 }
 
-/// Tasks per second a side can do (Little's law): MAX_IN_FLIGHT slots per gateway inline,
+/// Tasks per second a side can do (the utilisation law): MAX_IN_FLIGHT slots per gateway inline,
 /// WORKER_CONCURRENCY jobs per worker queued, each for the task's time.
 fn capacity_of(r: &Run, m: &ExperimentRecord) -> Option<f64> {
     let task_s = number(&m.load, "LONGTASK_MS")? / 1000.0;
@@ -74,7 +74,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let lag = each(sides, |_, m| m.peak_shared("worker", "queue_lag"));
     let e2e = each(sides, |r, _| r.longtask.as_ref()?.end_to_end_ms.p50);
     // Either side does at most 4 tasks at a time: MAX_IN_FLIGHT slots per gateway inline,
-    // WORKER_CONCURRENCY jobs per worker queued, each for the task's time (Little's law).
+    // WORKER_CONCURRENCY jobs per worker queued, each for the task's time (the utilisation law).
     let capacity = each(sides, capacity_of);
     let offered = each(sides, |r, m| {
         let task_s = number(&m.load, "LONGTASK_MS")? / 1000.0;

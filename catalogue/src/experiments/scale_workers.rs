@@ -22,7 +22,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let jobs = each(sides, |_, m| {
         rate(m, m.delta("worker", "jobs_processed_total", &[]))
     });
-    // Each worker runs WORKER_CONCURRENCY jobs of LONGTASK_MS at once (Little's law).
+    // Each worker runs WORKER_CONCURRENCY jobs of LONGTASK_MS at once (the utilisation law).
     let capacity = each(sides, |_, m| {
         let workers: f64 = m.value.parse().ok()?;
         let concurrency = number(&m.settings, "WORKER_CONCURRENCY")?;
@@ -49,7 +49,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     vec![
         format!(
             "**Why.** A worker runs at most WORKER_CONCURRENCY jobs at once, each taking the \
-             task's time, so by Little's law one worker finishes at most {} jobs/s and three \
+             task's time, so by the utilisation law one worker finishes at most {} jobs/s and three \
              {}. While the users submit faster than that, the queue grows (peak lag {} vs {} \
              jobs) and every job waits behind the ones before it: end-to-end p50 {} vs {}. \
              The workers share one consumer group, so each job goes to exactly one of them \
