@@ -473,7 +473,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
     }
     .await;
-    if drives_load {
+    if drives_load && live::serving() {
         // The board as the command left it, to open and talk through after the run.
         live::finished("the command ended; this page no longer updates");
         if let Ok(path) = live::save(&root.join("tests/reports")) {

@@ -56,7 +56,8 @@ pub struct Point {
 pub struct Gateway {
     /// `in rotation`, `draining`, `out of rotation`, `starting`, `gone`.
     pub state: String,
-    pub rps: f64,
+    /// None for a second whose rate could not be taken (the first, or after a missed read).
+    pub rps: Option<f64>,
     pub in_flight: Option<f64>,
     pub queued: Option<f64>,
     /// Requests turned away (503) in the last second.
@@ -206,6 +207,13 @@ pub fn address(port: u16) -> std::net::SocketAddr {
     (ip, port).into()
 }
 
+/// Whether the page is being served (the board is saved at the end only then).
+pub fn serving() -> bool {
+    SERVING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+static SERVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Starts the page and the sampler in the background. A taken port is one line, and the
 /// lab goes on without the page.
 pub async fn start(port: u16, endpoints: &Endpoints) -> Option<String> {
@@ -221,6 +229,7 @@ pub async fn start(port: u16, endpoints: &Endpoints) -> Option<String> {
     };
     let url = format!("http://127.0.0.1:{}/", listener.local_addr().ok()?.port());
     let _ = live();
+    SERVING.store(true, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(async move {
         let _ = axum::serve(listener, page::router()).await;
     });
@@ -242,9 +251,9 @@ pub async fn start(port: u16, endpoints: &Endpoints) -> Option<String> {
 mod tests {
     use super::*;
 
-    /// A port something else holds: one line, no page, and the lab goes on.
+    /// A port something else holds: no page (the lab says so in one line and goes on).
     #[tokio::test]
-    async fn a_taken_port_is_said_and_the_lab_goes_on_without_the_page() {
+    async fn a_taken_port_gives_no_page_and_no_error() {
         let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = holder.local_addr().unwrap().port();
         let endpoints = Endpoints {

@@ -90,10 +90,14 @@ pub fn snapshot(b: &Board) -> String {
 /// A series to draw: its name, and its value at each point (`None`: a gap).
 type Series = (String, Vec<(f64, Option<f64>)>);
 
+/// A value that is not a number (a gauge read as NaN) is a gap, not a broken line.
 fn series(points: &[Point], name: &str, f: impl Fn(&Point) -> Option<f64>) -> Series {
     (
         name.to_string(),
-        points.iter().map(|p| (p.t, f(p))).collect(),
+        points
+            .iter()
+            .map(|p| (p.t, f(p).filter(|v| v.is_finite())))
+            .collect(),
     )
 }
 
@@ -172,7 +176,7 @@ pub fn render(b: &Board) -> String {
         (
             "gateway-rps",
             "Requests per second, by gateway",
-            per_gateway(&|g| (g.state != "gone").then_some(g.rps)),
+            per_gateway(&|g| g.rps.filter(|_| g.state != "gone")),
         ),
         (
             "gateway-queued",
@@ -395,7 +399,7 @@ fn table(last: Option<&Point>) -> String {
     let mut s = String::from(
         r#"<table id="gateways"><tr><th>gateway</th><th>state</th><th>req/s</th><th>in flight</th><th>waiting</th><th>turned away/s</th></tr>"#,
     );
-    let opt = |v: Option<f64>| v.map_or("–".to_string(), short);
+    let opt = |v: Option<f64>| v.filter(|x| x.is_finite()).map_or("–".to_string(), short);
     for (addr, g) in last.iter().flat_map(|p| p.gateways.iter()) {
         let class = match g.state.as_str() {
             "gone" => "gone",
@@ -408,7 +412,7 @@ fn table(last: Option<&Point>) -> String {
             r#"<tr class="{class}" data-gateway="{0}" data-state="{1}"><td>{0}</td><td class="state">{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>"#,
             esc(addr),
             esc(&g.state),
-            short(g.rps),
+            opt(g.rps),
             opt(g.in_flight),
             opt(g.queued),
             opt(g.turned_away)
@@ -435,14 +439,30 @@ mod tests {
             b.points.push(p);
         }
         b.step = Some("[1/2] <script>".into());
+        b.notes.push((1.0, "autoscaler: <img src=x>".into()));
+        b.points[4].gateways.insert(
+            "<b>gw</b>".into(),
+            super::super::Gateway {
+                state: "in rotation".into(),
+                rps: Some(f64::NAN),
+                ..Default::default()
+            },
+        );
         let html = render(&b);
+        // Outside text is escaped wherever it lands: the step, a note, a gateway's name.
+        for raw in ["<script>", "<img src=x>", "<b>gw</b>"] {
+            assert!(!html.contains(raw), "{raw} unescaped");
+        }
+        assert!(html.contains("&lt;img src=x&gt;") && html.contains("&lt;b&gt;gw&lt;/b&gt;"));
+        // A NaN is a gap, never a "NaN" in a polyline or a cell.
+        assert!(!html.contains("NaN"), "{html}");
         assert!(
             html.contains(r#"data-series="2xx" data-points="5""#),
             "{html}"
         );
         // A second without a figure splits the line: two runs of p50.
         assert_eq!(html.matches(r#"data-series="p50""#).count(), 2, "{html}");
-        assert!(html.contains("[1/2] &lt;script&gt;") && !html.contains("<script>"));
+        assert!(html.contains("[1/2] &lt;script&gt;"));
         let page = page(&b);
         assert!(page.contains("setInterval(tick, 1000)") && page.contains("id=\"board\""));
     }

@@ -17,8 +17,11 @@ struct Counters {
     /// Cumulative bucket counts of the load balancer's latency histogram, by upper bound.
     buckets: Vec<(f64, f64)>,
     by_backend: BTreeMap<String, f64>,
+    /// The load balancer's metrics were read: its rates need two reads in a row.
+    lb_read: bool,
     rejected: BTreeMap<String, f64>,
-    cache: (f64, f64),
+    /// Cache hits and misses by gateway: a gateway's ratio needs two reads of it in a row.
+    cache: BTreeMap<String, (f64, f64)>,
     jobs: Option<f64>,
     cpu: Option<(u64, u64)>,
     generator_seconds: BTreeMap<u32, f64>,
@@ -35,10 +38,12 @@ pub struct Sampler {
     seen: BTreeSet<String>,
     /// Gateways that were in rotation once: one out of rotation that never was is `starting`.
     served: BTreeSet<String>,
+    /// The load balancer's last answer to `/backends`, for a second it does not answer.
+    last_backends: Option<wire::Backends>,
 }
 
-/// Requests of each status class in `lb_requests_total`, and the load balancer's own 502s
-/// (no gateway at all) as 5xx.
+/// Requests of each status class in `lb_requests_total` (the load balancer counts its own
+/// answers without a gateway there too, as `backend="none"`).
 fn by_status(s: &[Sample]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for x in s.iter().filter(|x| x.name == "lb_requests_total") {
@@ -49,7 +54,6 @@ fn by_status(s: &[Sample]) -> BTreeMap<String, f64> {
             .map_or("other".to_string(), |c| format!("{c}xx"));
         *out.entry(class).or_insert(0.0) += x.value;
     }
-    *out.entry("5xx".into()).or_insert(0.0) += sum(s, "lb_no_backend_total", &[]);
     out
 }
 
@@ -135,6 +139,7 @@ impl Sampler {
             before: Counters::default(),
             seen: BTreeSet::new(),
             served: BTreeSet::new(),
+            last_backends: None,
         }
     }
 
@@ -150,7 +155,14 @@ impl Sampler {
 
     /// Reads everything once and turns it into the second since the previous reading.
     pub async fn next(&mut self, t: f64, generators: &[u32]) -> Point {
-        let backends = self.backends().await;
+        // A second without an answer from `/backends` keeps the last list: no gateway is
+        // marked gone for it.
+        let answered = self.backends().await;
+        let backends_answered = answered.is_some();
+        if answered.is_some() {
+            self.last_backends = answered;
+        }
+        let backends = self.last_backends.clone();
         let listed: Vec<String> = backends
             .iter()
             .flat_map(|b| b.backends.iter().map(|x| x.addr.clone()))
@@ -168,7 +180,7 @@ impl Sampler {
             .before
             .at
             .map_or(1.0, |b| at.duration_since(b).as_secs_f64().max(0.05));
-        let fresh = self.before.at.is_none();
+        let fresh = !self.before.lb_read;
         let mut now = Counters {
             at: Some(at),
             ..Counters::default()
@@ -179,6 +191,7 @@ impl Sampler {
         };
 
         if let Some(lb) = reading.load_balancer.as_ref().and_then(ok_samples) {
+            now.lb_read = true;
             now.by_status = by_status(lb);
             now.buckets = buckets(lb);
             if !fresh {
@@ -217,12 +230,23 @@ impl Sampler {
             })
             .collect();
         let (mut hits, mut misses) = (0.0, 0.0);
+        let mut cache_read = false;
         for (addr, read) in &reading.gateways {
             let samples = ok_samples(read);
             let rejected = samples.map(|s| sum(s, "limiter_rejected_total", &[]));
             if let Some(s) = samples {
-                hits += sum(s, "cache_requests_total", &[("result", "hit")]);
-                misses += sum(s, "cache_requests_total", &[("result", "miss")]);
+                let h = sum(s, "cache_requests_total", &[("result", "hit")]);
+                let m = sum(s, "cache_requests_total", &[("result", "miss")]);
+                now.cache.insert(addr.clone(), (h, m));
+                // Only a gateway read last second too: one back from a missed read would
+                // bring its whole count into one second.
+                if let Some((h0, m0)) = self.before.cache.get(addr) {
+                    if h >= *h0 && m >= *m0 {
+                        hits += h - h0;
+                        misses += m - m0;
+                        cache_read = true;
+                    }
+                }
             }
             if let Some(r) = rejected {
                 now.rejected.insert(addr.clone(), r);
@@ -232,11 +256,14 @@ impl Sampler {
                 addr.clone(),
                 Gateway {
                     state: states.get(addr).copied().unwrap_or("gone").to_string(),
-                    rps: self
-                        .before
-                        .by_backend
-                        .get(addr)
-                        .map_or(0.0, |b| (requests - b).max(0.0) / secs),
+                    rps: if fresh || !now.lb_read {
+                        None
+                    } else {
+                        self.before
+                            .by_backend
+                            .get(addr)
+                            .map(|b| (requests - b).max(0.0) / secs)
+                    },
                     in_flight: samples.map(|s| sum(s, "limiter_in_service", &[])),
                     queued: samples.map(|s| sum(s, "limiter_waiting", &[])),
                     turned_away: rejected
@@ -250,7 +277,11 @@ impl Sampler {
                 self.served.insert(addr.clone());
             }
         }
-        for addr in self.seen.iter().filter(|a| !listed.contains(a)) {
+        let gone = self
+            .seen
+            .iter()
+            .filter(|a| backends_answered && !listed.contains(a));
+        for addr in gone {
             point.gateways.insert(
                 addr.clone(),
                 Gateway {
@@ -259,12 +290,8 @@ impl Sampler {
                 },
             );
         }
-        now.cache = (hits, misses);
-        if !fresh {
-            let (h, m) = (hits - self.before.cache.0, misses - self.before.cache.1);
-            if h >= 0.0 && m >= 0.0 && h + m > 0.0 {
-                point.hit_ratio = Some(h / (h + m));
-            }
+        if cache_read && hits + misses > 0.0 {
+            point.hit_ratio = Some(hits / (hits + misses));
         }
 
         if let Some(Some(s)) = reading.microservices.first().map(|(_, r)| ok_samples(r)) {
