@@ -343,28 +343,18 @@ pub async fn run(rt: &mut dyn Runtime, key: &str) -> anyhow::Result<Seen> {
         setup(true, &settings, "ada-1"),
         setup(false, &settings, "ada-1")
     );
-    let resp = http
-        .post(format!("{target}/login"))
-        .json(&wire::Login {
-            username: "user1".into(),
-            password: settings.get("LAB_PASSWORD").to_string(),
-        })
-        .send()
+    let login = wire::Login {
+        username: "user1".into(),
+        password: settings.get("LAB_PASSWORD").to_string(),
+    };
+    let token = probe::client::log_in(&http, &target, &login)
         .await
-        .context("POST /login: the load balancer does not answer")?;
-    if !resp.status().is_success() {
-        bail!("POST /login answered {}", resp.status());
-    }
-    let login: wire::LoginAnswer = resp.json().await.context("POST /login: not a token")?;
-    say(
-        0,
-        &lines(0),
-        format!("a token valid {} s", login.expires_in),
-    );
+        .context("POST /login")?;
+    say(0, &lines(0), "a token (a JWT) for user1".into());
     let c = Client {
         http,
         target,
-        token: login.token,
+        token,
     };
     let mut seen = Seen::default();
     let data = format!("/data?key={key}");
