@@ -14,7 +14,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
 	lab-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale experiment experiments fault faults lab answers handin report images-offline smoke-compose smoke-container smoke-swarm smoke-observability clean
+	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images-offline smoke-compose smoke-container smoke-swarm smoke-observability clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -136,6 +136,10 @@ lab: lab-bin ## A classroom lab (labs/README.md): N=1 runs its experiment in QUI
 report: ## tests/reports/summary.md, summary.html, runs.csv and charts from tests/results/* (builds only the report)
 	@$(CARGO) build --quiet --release -p report --target-dir target/report
 	@target/report/release/report
+
+check-bounds: ## Every run in tests/results (RESULTS_DIR): its ok req/s under its smallest hard bound, PASS or FAIL (exit 1 on a FAIL)
+	@$(CARGO) build --quiet --release -p report --target-dir target/report
+	@target/report/release/report --check-bounds $(sort $(dir $(wildcard $(or $(RESULTS_DIR),tests/results)/*/run.json)))
 
 images-offline: ## Build the stack's and the lab's images from Debian packages (no registry needed)
 	@WITH_LAB=1 scripts/images-offline

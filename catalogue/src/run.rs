@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// One load-test run, as the report needs it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Run {
     pub id: String,
     pub scenario: String,

@@ -43,7 +43,7 @@ pub struct Cli {
     /// Which binaries the stack runs: release or debug.
     #[arg(long, env = "BUILD", default_value = "release", global = true)]
     pub build: String,
-    /// Shorter runs: 300 users, +100/s, 20 s.
+    /// Shorter runs: 300 users, +100/s, 23 s (3 s to start them, 20 s held).
     #[arg(long, env = "QUICK", global = true, value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     pub quick: bool,
     /// `make benchmark-all`: run each configuration this many times (1..=10), so the

@@ -39,7 +39,7 @@ pub struct LoadSpec {
     pub gateways: usize,
     pub scenario: Scenario,
     pub profile: Profile,
-    /// QUICK=1: 300 users, +100/s, 20 s (profiles keep their shape).
+    /// QUICK=1: 300 users, +100/s, 23 s: 3 s to start them, 20 s held (profiles keep their shape).
     pub quick: bool,
     pub run_id: Option<String>,
     pub results_dir: Option<PathBuf>,
@@ -53,7 +53,7 @@ pub struct LoadSpec {
 pub fn quick_load(profile: Profile) -> Vec<(&'static str, &'static str)> {
     match profile {
         Profile::Warmup => vec![("DURATION_SECS", "5")],
-        Profile::Classic => vec![("USERS", "300"), ("RATE", "100"), ("DURATION_SECS", "20")],
+        Profile::Classic => vec![("USERS", "300"), ("RATE", "100"), ("DURATION_SECS", "23")],
         Profile::Breakpoint | Profile::Stages => vec![],
         // 20 → 300 → 20 users over 90 s: long enough after the fall for the scale-down window.
         Profile::Wave => vec![("USERS", "300"), ("DURATION_SECS", "90")],

@@ -59,6 +59,7 @@ pub fn read_logs(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<(PerSecon
     let mut classes: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     let mut statuses: std::collections::BTreeMap<u16, Vec<u64>> = Default::default();
     let mut first_login_ms: Option<u64> = None;
+    let mut window: Option<[f64; 2]> = None;
     for (log, offset) in logs {
         let file = std::fs::File::open(log)
             .map_err(|e| anyhow::anyhow!("cannot read the request log {}: {e}", log.display()))?;
@@ -68,6 +69,12 @@ pub fn read_logs(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<(PerSecon
             };
             line.elapsed += offset;
             let ms = line.response_time as f64 + f64::from(line.response_time_fraction_us) / 1000.0;
+            if !line.update {
+                let (sent, answered) = (line.elapsed as f64, line.elapsed as f64 + ms);
+                window = Some(window.map_or([sent, answered], |[a, b]: [f64; 2]| {
+                    [a.min(sent), b.max(answered)]
+                }));
+            }
             if !line.update {
                 by_route
                     .entry(format!("{} {}", line.raw.method.to_uppercase(), line.name))
@@ -114,6 +121,7 @@ pub fn read_logs(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<(PerSecon
     }
     let mut out = PerSecond {
         first_login_ms,
+        window_ms: window,
         failures,
         status_classes: classes,
         statuses,

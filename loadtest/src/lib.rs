@@ -86,8 +86,10 @@ fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<Stri
             load.users.to_string(),
             "--increase-rate".into(),
             load.rate.to_string(),
+            // DURATION_SECS is the whole load: Goose holds the users for the rest of it
+            // once they have started (its --run-time counts from the last user's start).
             "--run-time".into(),
-            format!("{}s", load.duration_secs),
+            format!("{}s", load.hold_secs()),
         ]);
     }
     if options.profile == Profile::Open {
@@ -168,6 +170,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     {
         anyhow::bail!("ARRIVAL_RATE must be at least 1 request per second");
     }
+    options.check().map_err(anyhow::Error::msg)?;
     let several = options.generators > 1;
     let rules = options.sla_rules().map_err(anyhow::Error::msg)?;
     open_files::ensure(options.load().users)?;
@@ -278,6 +281,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         generator_cpu_seconds: cpu_seconds,
         started,
         ended,
+        window_secs: series.window_secs(),
     };
     let mut run = record::run_record(&dir, &options, &load, &metrics, outcome);
     records::sla::judge(&mut run, &rules);
@@ -358,7 +362,8 @@ mod tests {
             Load {
                 users: 1000,
                 rate: 100.0,
-                duration_secs: 60
+                duration_secs: 60,
+                ramp_secs: 10.0,
             }
         );
         assert_eq!(
@@ -366,7 +371,8 @@ mod tests {
             Load {
                 users: 10,
                 rate: 10.0,
-                duration_secs: 10
+                duration_secs: 10,
+                ramp_secs: 1.0,
             }
         );
         assert_eq!(
@@ -374,7 +380,8 @@ mod tests {
             Load {
                 users: 100,
                 rate: 100.0,
-                duration_secs: 30
+                duration_secs: 30,
+                ramp_secs: 1.0,
             }
         );
         // Ramp: every user started by half time.
@@ -383,7 +390,8 @@ mod tests {
             Load {
                 users: 100,
                 rate: 100.0 / 15.0,
-                duration_secs: 30
+                duration_secs: 30,
+                ramp_secs: 100.0 / (100.0 / 15.0),
             }
         );
         assert_eq!(stage_secs(300), (60, 180, 60));
@@ -441,7 +449,8 @@ mod tests {
             Load {
                 users: 7,
                 rate: 7.0,
-                duration_secs: 5
+                duration_secs: 5,
+                ramp_secs: 1.0,
             }
         );
     }

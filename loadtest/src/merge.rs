@@ -104,10 +104,14 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
     out.run_id = run.file_name().and_then(|n| n.to_str()).map(String::from);
     out.load.users = parts.iter().map(|(_, r)| r.load.users).sum();
     out.load.rate = parts.iter().map(|(_, r)| r.load.rate).sum();
-    out.duration_secs = parts
-        .iter()
-        .map(|(_, r)| r.duration_secs)
-        .fold(0.0, f64::max);
+    // The merged logs' own window (first request sent by any generator to the last answer
+    // any received), else the longest part's.
+    out.duration_secs = series.window_secs().unwrap_or_else(|| {
+        parts
+            .iter()
+            .map(|(_, r)| r.duration_secs)
+            .fold(0.0, f64::max)
+    });
     out.requests = parts.iter().map(|(_, r)| r.requests).sum();
     out.failures = parts.iter().map(|(_, r)| r.failures).sum();
     out.error_pct = if out.requests > 0 {
@@ -115,7 +119,7 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
     } else {
         0.0
     };
-    out.rps = out.requests as f64 / out.duration_secs.max(1.0);
+    out.rps = records::record::per_second(out.requests as f64, out.duration_secs);
     out.by_route.clear();
     for (_, r) in &parts {
         for (route, rr) in &r.by_route {

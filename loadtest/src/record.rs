@@ -416,6 +416,9 @@ pub struct Outcome {
     pub generator_cpu_seconds: f64,
     pub started: String,
     pub ended: String,
+    /// The request log's window (first sent to last answer), seconds; Goose's own duration
+    /// when the log had no request.
+    pub window_secs: Option<f64>,
 }
 
 fn word<T: serde::Serialize>(v: &T) -> String {
@@ -494,7 +497,10 @@ pub fn run_record(
     // The generator is saturated when it used most of the machine's CPU: its latencies
     // would then measure the generator, not the stack.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let busy = cpu / (metrics.duration.max(1) as f64 * cores);
+    let secs = outcome
+        .window_secs
+        .unwrap_or(metrics.duration.max(1) as f64);
+    let busy = cpu / (secs * cores);
     let server = &outcome.server;
     RunRecord {
         schema_version: records::record::SCHEMA_VERSION,
@@ -514,7 +520,7 @@ pub fn run_record(
         experiment: options.experiment(),
         started: outcome.started,
         ended: outcome.ended,
-        duration_secs: metrics.duration as f64,
+        duration_secs: secs,
         requests,
         failures,
         error_pct: if requests > 0 {
@@ -522,7 +528,7 @@ pub fn run_record(
         } else {
             0.0
         },
-        rps: requests as f64 / metrics.duration.max(1) as f64,
+        rps: records::record::per_second(requests as f64, secs),
         latency_ms,
         by_route,
         cache_seen_by_client: records::record::CacheSeen {

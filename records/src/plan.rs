@@ -318,7 +318,8 @@ impl Plan {
             // Everyone started by half time, then held.
             Profile::Ramp => (users as f64 / (duration_secs as f64 / 2.0)).max(0.1),
             // Each step starts its users within about 5 s, then holds them.
-            Profile::Breakpoint => (users as f64 / 5.0).max(1.0),
+            // (or the first half of a shorter step).
+            Profile::Breakpoint => (users as f64 / 5.0f64.min(duration_secs as f64 / 2.0)).max(1.0),
             Profile::Stages => {
                 let (up, _, _) = stage_secs(duration_secs);
                 users as f64 / up as f64
@@ -331,11 +332,42 @@ impl Plan {
             Profile::Open => users as f64,
         });
         let of = self.generators.max(1);
+        let ramp_secs = match self.profile {
+            Profile::Stages => stage_secs(duration_secs).0 as f64,
+            // The low users start within the wave's first 2 s.
+            Profile::Wave => 2.0f64.min(duration_secs as f64),
+            _ => users as f64 / rate,
+        };
         Load {
             users: share(users, self.generator_index, of).max(1),
             rate: rate / of as f64,
             duration_secs,
+            ramp_secs,
         }
+    }
+
+    /// `DURATION_SECS` is the whole load's length, the users' start included: a plan whose
+    /// users cannot all start in it, with a second left to hold them, is one line.
+    pub fn check(&self) -> Result<(), String> {
+        let load = self.load();
+        if !(load.rate > 0.0) {
+            return Err(format!(
+                "RATE must be above 0 users per second, not {}",
+                load.rate
+            ));
+        }
+        if !matches!(self.profile, Profile::Stages | Profile::Wave)
+            && load.ramp_secs + 1.0 > load.duration_secs as f64
+        {
+            let total = load.users * self.generators.max(1);
+            return Err(format!(
+                "{total} users at +{}/s take {:.1} s to start, but DURATION_SECS ({} s) is the whole run, their start included: raise RATE or DURATION_SECS",
+                load.rate * self.generators.max(1) as f64,
+                load.ramp_secs,
+                load.duration_secs
+            ));
+        }
+        Ok(())
     }
 
     /// This generator's requests per second under the open model (Goose's throttle takes
@@ -543,6 +575,7 @@ impl Plan {
                 return Err(format!("{what} must be a finite number, not {v}"));
             }
         }
+        plan.check()?;
         Ok(plan)
     }
 }

@@ -56,6 +56,10 @@ pub struct RunRecord {
     pub started: String,
     #[serde(default)]
     pub ended: String,
+    /// The window every count and rate of this record is taken over: seconds from the
+    /// first request sent to the last answer received (the load's `DURATION_SECS`, plus
+    /// the answers its users still waited for when it ended). Records before this
+    /// definition held Goose's whole seconds from the first user's start to the stop.
     #[serde(default)]
     pub duration_secs: f64,
     pub latency_ms: LatencySummary,
@@ -107,8 +111,23 @@ pub struct RunRecord {
 #[serde(default)]
 pub struct Load {
     pub users: usize,
+    /// Users started per second while they start.
     pub rate: f64,
+    /// The whole load's length, its users' start included (`DURATION_SECS`).
     pub duration_secs: u64,
+    /// The first seconds of it in which the users start (`users / rate` for the profiles
+    /// that start every user and hold them; a `stages` run's ramp-up, a `wave`'s first step).
+    pub ramp_secs: f64,
+}
+
+impl Load {
+    /// The seconds every user is held once all have started: the rest of the run, whole
+    /// seconds as Goose takes them, at least 1.
+    pub fn hold_secs(&self) -> u64 {
+        (self.duration_secs as f64 - self.ramp_secs)
+            .round()
+            .max(1.0) as u64
+    }
 }
 
 /// The keys of the `mixed` scenario: key k (rank 1 to `key_space`) drawn with the Zipf law's
@@ -529,6 +548,11 @@ pub struct LatencyPerSecond {
     /// When (ms into the attack) the first login was sent: the attack's first request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_login_ms: Option<u64>,
+    /// The window every count of the run was taken in, in ms into the attack: from the first
+    /// request sent to the last answer received (a user stopped at the run's end still gets
+    /// the answer it waits for). `run.json`'s `duration_secs` is its length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<[f64; 2]>,
     pub requests: Vec<u64>,
     pub failures: Vec<u64>,
     /// Answers per second by status class: `2xx`, `4xx`, `5xx`, and `none` for a request
@@ -542,6 +566,24 @@ pub struct LatencyPerSecond {
     pub p99_ms: Vec<Option<f64>>,
     /// The whole run's successful requests only: what a user who got an answer waited.
     pub ok: OkLatency,
+}
+
+impl LatencyPerSecond {
+    /// The length of [`Self::window_ms`] in seconds.
+    pub fn window_secs(&self) -> Option<f64> {
+        self.window_ms
+            .map(|[a, b]| (b - a) / 1000.0)
+            .filter(|s| *s > 0.0)
+    }
+}
+
+/// `count` over `secs` seconds: 0 for a window of no length.
+pub fn per_second(count: f64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        count / secs
+    } else {
+        0.0
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -649,11 +691,7 @@ impl RunRecord {
                 .map(|r| r.requests.saturating_sub(r.failures) as f64)
                 .sum()
         };
-        if self.duration_secs > 0.0 {
-            ok / self.duration_secs
-        } else {
-            0.0
-        }
+        per_second(ok, self.duration_secs)
     }
 }
 

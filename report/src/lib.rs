@@ -2,6 +2,7 @@
 //! `tests/reports/graphs/*.{png,svg}`.
 
 pub mod autoscale;
+pub mod bounds;
 pub mod charts;
 mod comparisons;
 pub mod experiments;
@@ -120,6 +121,13 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
                 "{}: the machine's CPUs were {:.0} % busy on average: every service was short of CPU, so throughput below the modelled bounds is expected",
                 r.id,
                 busy * 100.0
+            ));
+        }
+        if let Some(c) = bounds::check(r).filter(|c| !c.passed) {
+            warnings.push(format!(
+                "{}: more ok req/s than a hard bound allows: {}; a rate's window or a bound's measurement is wrong",
+                r.id,
+                c.line()
             ));
         }
         if r.requests < 200 {

@@ -1,6 +1,8 @@
 //! `report [RESULTS_DIR] [REPORT_DIR]` (defaults tests/results, tests/reports).
 //! `report --check-faults RUN_DIR…`: each fault run's promise, PASS or FAIL; exit status 1
 //! when one is broken (what `make fault` ends with).
+//! `report --check-bounds RUN_DIR…`: each run's ok req/s against its smallest hard bound,
+//! PASS or FAIL; exit status 1 when one is above it beyond noise.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -23,12 +25,19 @@ struct Cli {
     /// Instead of the report: check each fault run's promise (PASS or FAIL per line).
     #[arg(long, value_name = "RUN_DIR", num_args = 1..)]
     check_faults: Vec<String>,
+    /// Instead of the report: check that each run's ok req/s stays under its smallest hard
+    /// bound (PASS or FAIL per line; a run with no bound to check is said and passes).
+    #[arg(long, value_name = "RUN_DIR", num_args = 1.., conflicts_with = "check_faults")]
+    check_bounds: Vec<String>,
 }
 
 fn main() {
     let cli = Cli::parse();
     if !cli.check_faults.is_empty() {
         std::process::exit(check_faults(cli.check_faults));
+    }
+    if !cli.check_bounds.is_empty() {
+        std::process::exit(check_bounds(cli.check_bounds));
     }
     match report::generate(&cli.results, &cli.out) {
         Ok(outcome) => {
@@ -50,6 +59,31 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+fn check_bounds(dirs: Vec<String>) -> i32 {
+    let mut status = 0;
+    for dir in dirs {
+        match report::runs::load_run(dir.as_ref()) {
+            Ok(run) => match report::bounds::check(&run) {
+                Some(c) => {
+                    println!("{}: {}", run.id, c.line());
+                    if !c.passed {
+                        status = 1;
+                    }
+                }
+                None => println!(
+                    "{}: no hard bound to check (no limiter, pool or think time measured)",
+                    run.id
+                ),
+            },
+            Err(e) => {
+                eprintln!("report: {dir}: {e}");
+                status = 1;
+            }
+        }
+    }
+    status
 }
 
 fn check_faults(dirs: Vec<String>) -> i32 {

@@ -112,6 +112,41 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) {
         ));
     }
     w.line("");
+    let checks: Vec<(&Run, crate::bounds::Check)> = runs
+        .iter()
+        .filter_map(|r| Some((r, crate::bounds::check(r)?)))
+        .collect();
+    if !checks.is_empty() {
+        w.line("### Hard bounds\n");
+        w.line(
+            "Unlike the predictions above, these bounds use no calibration: each is computed from \
+            the run's own measurements, so no measured rate can exceed it. The gateways' slots by \
+            the utilisation law (gateways × `MAX_IN_FLIGHT` ÷ the mean time a request held a slot, \
+            from their counters) bound the ok answers of every route, logins included (all pass \
+            the limiter); the microservices' pools on misses (instances × `DB_POOL_SIZE` ÷ the mean \
+            query time, where the run measured it) bound the ok req/s; the users by Little's law \
+            (users ÷ (mean think + mean answer time)) bound every request a user sent. Rates are \
+            taken over the run's window, from the first request sent to the last answer received; \
+            the noise allowed is the requests the window's edges can cut (one per slot, connection \
+            or user) plus 2 % for the counters' one-second sampling. `make check-bounds` checks \
+            every run.\n",
+        );
+        w.line("| run | the bound it came closest to | bound req/s | measured | what it counts | noise | every bound held |");
+        w.line("|---|---|--:|--:|---|--:|---|");
+        for (r, c) in checks {
+            w.line(&format!(
+                "| `{}` | {} | {:.1} | {:.1} | {} | {:.1} % | {} |",
+                r.id,
+                c.bound.name,
+                c.bound.rps,
+                c.bound.measured,
+                c.bound.counts,
+                c.bound.noise * 100.0,
+                if c.passed { "yes" } else { "**no** ⚠" }
+            ));
+        }
+        w.line("");
+    }
     let limits: Vec<String> = runs.iter().filter_map(|r| words::limits(runs, r)).collect();
     if !limits.is_empty() {
         w.line(
