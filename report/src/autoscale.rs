@@ -23,6 +23,9 @@ pub struct Figures {
     /// From the metric falling below its band (after the peak) to one gateway again.
     pub scale_in_delay_s: Option<f64>,
     pub seconds_over_sla: usize,
+    /// The seconds of the run with answers: what `seconds_over_sla` is a share of, so that
+    /// runs of different lengths compare.
+    pub seconds_answered: usize,
     pub failures: u64,
     /// Failed requests in the seconds a scale-in was under way.
     pub failures_scaling_in: f64,
@@ -35,6 +38,22 @@ pub struct Figures {
     pub held_back: usize,
     pub first_lower_proposal_s: Option<f64>,
     pub first_scale_in_s: Option<f64>,
+}
+
+impl Figures {
+    /// `12 of 47 s (26 %)`.
+    pub fn over_sla(&self) -> String {
+        format!(
+            "{} of {} s ({:.0} %)",
+            self.seconds_over_sla,
+            self.seconds_answered,
+            self.share_over_sla() * 100.0
+        )
+    }
+
+    pub fn share_over_sla(&self) -> f64 {
+        self.seconds_over_sla as f64 / self.seconds_answered.max(1) as f64
+    }
 }
 
 fn band(a: &AutoscalerSample) -> (f64, f64) {
@@ -125,6 +144,7 @@ pub fn figures(r: &Run) -> Figures {
         reaction_s,
         scale_in_delay_s,
         seconds_over_sla,
+        seconds_answered: r.series.p95_ms.iter().filter(|p| p.is_some()).count(),
         failures: r.failures,
         failures_scaling_in,
         replica_seconds,
@@ -178,7 +198,7 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
          stabilization window); then a burst and a ramp to the same peak, autoscaled.\n",
     );
     let figs: Vec<(&Run, Figures)> = batch.iter().map(|r| (*r, figures(r))).collect();
-    w.line("| run | profile | users | reaction (trigger → all in rotation) | scale-in delay | seconds over SLA | failed requests | failed while scaling in | replica-seconds | vs static 3 | ok req/s |");
+    w.line("| run | profile | users | reaction (trigger → all in rotation) | scale-in delay | seconds over SLA (share of the run's) | failed requests | failed while scaling in | replica-seconds | vs static 3 | ok req/s |");
     w.line("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (r, f) in &figs {
         w.line(&format!(
@@ -189,7 +209,7 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
             r.users,
             secs(f.reaction_s),
             secs(f.scale_in_delay_s),
-            f.seconds_over_sla,
+            f.over_sla(),
             f.failures,
             f.failures_scaling_in,
             f.replica_seconds,
@@ -218,10 +238,10 @@ pub fn explain(figs: &[(&Run, Figures)]) -> Vec<String> {
     let side = |name: &str| figs.iter().find(|(_, f)| f.side == name);
     if let (Some((_, one)), Some((_, three))) = (side("static-1"), side("static-3")) {
         out.push(format!(
-            "Static: 1 gateway spent {} s over the SLA with {} failed requests; 3 gateways {} s and {} failed, for 3 × the replica-seconds.{}",
-            one.seconds_over_sla,
+            "Static: 1 gateway spent {} over the SLA with {} failed requests; 3 gateways {} and {} failed, for 3 × the replica-seconds.{}",
+            one.over_sla(),
             one.failures,
-            three.seconds_over_sla,
+            three.over_sla(),
             three.failures,
             if three.seconds_over_sla > 0 {
                 " Even 3 gateways broke the SLA at the peak: that load is more than 3 gateways and the microservice's pool serve, so no autoscaler capped at 3 can hold it there."
@@ -233,8 +253,8 @@ pub fn explain(figs: &[(&Run, Figures)]) -> Vec<String> {
     if let Some((_, auto)) = side("auto") {
         let cost = Some(auto.static3_seconds);
         out.push(format!(
-            "Autoscaled, the same load spent {} s over the SLA with {} failed requests{}, using {:.0} replica-seconds{}.",
-            auto.seconds_over_sla,
+            "Autoscaled, the same load spent {} over the SLA with {} failed requests{}, using {:.0} replica-seconds{}.",
+            auto.over_sla(),
             auto.failures,
             if auto.failures_scaling_in > 0.0 {
                 format!(" ({:.0} while a gateway was leaving)", auto.failures_scaling_in)
@@ -256,13 +276,13 @@ pub fn explain(figs: &[(&Run, Figures)]) -> Vec<String> {
     }
     if let (Some((_, burst)), Some((_, ramp))) = (side("auto-burst"), side("auto-ramp")) {
         out.push(format!(
-            "Burst vs ramp: the burst brought every user at once, so the metric crossed its band at the first sync ({}) and the load waited for the gateways: {} until all were in rotation, {} s over the SLA and {} failed requests. The ramp grew the load over half its run, and the autoscaler added gateways as it grew ({} from the trigger): {} s over the SLA, {} failed. The autoscaler's reaction time (a sync period, a start, a health check) is fixed; what differs is how much load arrives before it has reacted.",
+            "Burst vs ramp: the burst brought every user at once, so the metric crossed its band at the first sync ({}) and the load waited for the gateways: {} until all were in rotation, {} over the SLA and {} failed requests. The ramp grew the load over half its run, and the autoscaler added gateways as it grew ({} from the trigger): {} over the SLA, {} failed. Both runs last DURATION_SECS, their users' start included, so the shares compare. The autoscaler's reaction time (a sync period, a start, a health check) is fixed; what differs is how much load arrives before it has reacted.",
             secs(burst.trigger_s),
             secs(burst.reaction_s),
-            burst.seconds_over_sla,
+            burst.over_sla(),
             burst.failures,
             secs(ramp.reaction_s),
-            ramp.seconds_over_sla,
+            ramp.over_sla(),
             ramp.failures
         ));
     }
