@@ -12,7 +12,7 @@ PROFILE ?= classic
 REPEATS ?= 1
 export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
-.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions \
+.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator \
 	lab-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
 	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images-offline smoke-compose smoke-container smoke-swarm smoke-observability clean
 
@@ -53,6 +53,9 @@ bench-lb: ## Load balancer vs nginx vs HAProxy on the same upstreams (installs t
 
 bench-lb-instructions: ## Instructions per request of the load balancer and nginx (callgrind; repeatable)
 	bench/lb-instructions
+
+bench-generator: ## CPU per request of our load generator vs a bare Goose test, Locust (PyPI) and wrk, side by side on the 3-gateway hit endpoint
+	bench/generator
 
 lab-bin:
 	@$(CARGO) build --quiet -p lab --target-dir target/lab

@@ -35,6 +35,34 @@ fn load_balancer_bin() -> PathBuf {
     bin
 }
 
+/// The load balancer binary in front of `backends`, once it has them all in rotation: the
+/// process (killed when dropped), its port and its metrics URL.
+async fn load_balancer(backends: &[String]) -> (Killed, u16, String) {
+    let (port, metrics, admin) = (free_port(), free_port(), free_port());
+    let lb = Killed(
+        Command::new(load_balancer_bin())
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"))
+            .env("ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+            .env("BACKENDS", backends.join(","))
+            .env("HEALTH_INTERVAL_MS", "300")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lb_metrics = format!("http://127.0.0.1:{metrics}/metrics");
+    let all_healthy = testing::wait_until(Duration::from_secs(15), || async {
+        common::metrics::scrape(&reqwest::Client::new(), &lb_metrics)
+            .await
+            .map(|s| common::metrics::sum(&s, "lb_backends_healthy", &[]) == backends.len() as f64)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(all_healthy, "every gateway in rotation: {backends:?}");
+    (lb, port, lb_metrics)
+}
+
 async fn spawn<F>(fut: F)
 where
     F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
@@ -140,28 +168,7 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         spawn(gw.run_until(std::future::pending())).await;
     }
 
-    let (port, metrics, admin) = (free_port(), free_port(), free_port());
-    let _lb = Killed(
-        Command::new(load_balancer_bin())
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"))
-            .env("ADMIN_ADDR", format!("127.0.0.1:{admin}"))
-            .env("BACKENDS", gateways.join(","))
-            .env("HEALTH_INTERVAL_MS", "300")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lb_metrics = format!("http://127.0.0.1:{metrics}/metrics");
-    let both_healthy = testing::wait_until(Duration::from_secs(15), || async {
-        common::metrics::scrape(&reqwest::Client::new(), &lb_metrics)
-            .await
-            .map(|s| common::metrics::sum(&s, "lb_backends_healthy", &[]) == 2.0)
-            .unwrap_or(false)
-    })
-    .await;
-    assert!(both_healthy, "both gateways in rotation");
+    let (_lb, port, lb_metrics) = load_balancer(&gateways).await;
 
     let results = tempdir();
     let target = format!("http://127.0.0.1:{port}");
@@ -605,5 +612,89 @@ fn an_unreachable_target_is_a_clear_one_line_error() {
     assert!(
         err.contains("did not answer") && err.contains("/health") && err.contains("make up"),
         "{err}"
+    );
+}
+
+/// An overloaded run: one gateway with 2 slots in front of a microservice that takes 200 ms
+/// a miss, 40 users asking every 0.1–0.2 s. The gateway's queue holds what its slots cannot
+/// take, and the users stopped at the load's end still get those answers, after it. The
+/// run's rate is over the window the answers came in, and stays under the slots' hard bound
+/// (2 ÷ the mean hold); the same count over the load's own length would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_runs_rate_stays_under_its_hard_bound() {
+    common::telemetry::init_for_tests();
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let ms = microservice::build(microservice::Config {
+        db_delay_ms: 200,
+        ..microservice::Config::for_tests("ms-bound", db.config())
+    })
+    .await
+    .unwrap();
+    let ms_url = format!("http://127.0.0.1:{}", ms.port());
+    spawn(ms.run_until(std::future::pending())).await;
+    let mut config = gateway::Config::for_tests("gw-bound", db.config(), redis, ms_url);
+    config.limit.max_in_flight = 2;
+    config.limit.max_queue = 64;
+    config.limit.queue_timeout_ms = 3000;
+    config.cache.microservice_timeout_ms = 5000;
+    let gw = gateway::build(config).await.unwrap();
+    let backend = format!("127.0.0.1:{}", gw.port());
+    spawn(gw.run_until(std::future::pending())).await;
+    let (_lb, port, lb_metrics) = load_balancer(&[backend]).await;
+
+    let results = tempdir();
+    let (dir, target, m) = (
+        results.clone(),
+        format!("http://127.0.0.1:{port}"),
+        lb_metrics.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        loadtest_with(
+            &dir,
+            "overloaded",
+            "miss",
+            &target,
+            &m,
+            &[
+                ("USERS", "40"),
+                ("DURATION_SECS", "5"),
+                ("NO_THINK", "false"),
+                ("THINK_MIN_MS", "100"),
+                ("THINK_MAX_MS", "200"),
+                ("GATEWAYS", "1"),
+                ("CALIBRATION_REQUESTS", "0"),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let record = common::record::RunRecord::read(&results.join("overloaded")).unwrap();
+    let run = report::runs::load_run(&results.join("overloaded")).unwrap();
+    // The queued answers came after the load's 5 s.
+    assert_eq!(record.load.duration_secs, 5);
+    assert!(
+        record.duration_secs > 5.5,
+        "window {} s for a 5-s load",
+        record.duration_secs
+    );
+    let check = report::bounds::check(&run).expect("a bound to check");
+    assert!(
+        check.bound.name.starts_with("gateway slots"),
+        "{}",
+        check.line()
+    );
+    assert!(check.passed, "{}", check.line());
+    // Over the load's own 5 s, as Goose counts it, the same answers break the bound.
+    let mut by_goose = run.clone();
+    let ok = (run.requests - run.failures) as f64;
+    by_goose.duration_secs = 5.0;
+    by_goose.goodput = run.goodput * run.duration_secs / 5.0;
+    let wrong = report::bounds::check(&by_goose).unwrap();
+    assert!(
+        !wrong.passed,
+        "{} ok answers over 5 s: {}",
+        ok,
+        wrong.line()
     );
 }

@@ -350,7 +350,7 @@ impl Plan {
     /// users cannot all start in it, with a second left to hold them, is one line.
     pub fn check(&self) -> Result<(), String> {
         let load = self.load();
-        if !(load.rate > 0.0) {
+        if load.rate.is_nan() || load.rate <= 0.0 {
             return Err(format!(
                 "RATE must be above 0 users per second, not {}",
                 load.rate

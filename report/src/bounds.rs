@@ -8,7 +8,8 @@
 //!   time): every miss holds one of the pooled connections for at least its query, so
 //!   X ≤ microservices × `DB_POOL_SIZE` ÷ the mean query time.
 //! - **Users** (Little's law on the closed loop, N = X·(Z + R)): each user waits for its answer,
-//!   then thinks, so X ≤ users ÷ (mean think + mean response time).
+//!   then thinks, so X ≤ users ÷ (mean think + mean response time); not for `longtask`, whose
+//!   users poll without thinking between a task's requests.
 //!
 //! A rate is counted over the run's window (first request sent to last answer received), so
 //! its noise is what the window's edges can add: the requests that were already holding the
@@ -100,8 +101,13 @@ pub fn hard_bounds(run: &Run) -> Vec<Bound> {
             });
         }
     }
-    // A closed loop with think time: the open model's pace is its throttle's.
-    if run.think_ms > 0.0 && !run.load_model.starts_with("open") && run.users > 0 {
+    // A closed loop with think time, one request a turn: the open model's pace is its
+    // throttle's, and a long task's user polls without thinking between its requests.
+    if run.think_ms > 0.0
+        && !run.load_model.starts_with("open")
+        && run.users > 0
+        && run.scenario != "longtask"
+    {
         let answer_ms = scenario_answer_ms(run).unwrap_or(run.latency.avg);
         let cycle_s = (run.think_ms + answer_ms) / 1000.0;
         let users = run.users as f64;
@@ -190,16 +196,19 @@ mod tests {
 
     /// Lab 8's side A: 1124 ok listings and 300 logins, 12 slots held 238 ms on average.
     fn run(window: f64) -> Run {
-        let mut r = Run::default();
-        r.duration_secs = window;
-        r.gateways = 3;
+        let mut r = Run {
+            duration_secs: window,
+            gateways: 3,
+            slot_hold_ms: Some(238.3),
+            users: 300,
+            think_ms: 1500.0,
+            requests: 1424 + 599,
+            failures: 599,
+            goodput: 1124.0 / window,
+            ..Run::default()
+        };
         r.knobs.max_in_flight = 4;
-        r.slot_hold_ms = Some(238.3);
-        r.users = 300;
-        r.think_ms = 1500.0;
         r.latency.avg = 4000.0;
-        r.requests = 1424 + 599;
-        r.failures = 599;
         let route = |requests, avg| records::record::RouteRecord {
             requests,
             latency_ms: records::record::LatencySummary {
@@ -210,7 +219,6 @@ mod tests {
         };
         r.routes.insert("GET /listing".into(), route(1667, 4200.0));
         r.routes.insert("POST /login".into(), route(356, 400.0));
-        r.goodput = 1124.0 / window;
         r
     }
 

@@ -141,9 +141,10 @@ fn the_section_compares_the_batch_and_says_why() {
     let outcome = report::generate(&root, &out).unwrap();
     let md = std::fs::read_to_string(&outcome.summary).unwrap();
     assert!(md.contains("## Autoscaling"), "{md}");
-    // 3 gateways over the run's 20 s: 60 replica-seconds; the autoscaled run's 38 → 63 %.
+    // 3 gateways over the run's 20 s: 60 replica-seconds; the autoscaled run's 38 → 63 %; 2 of
+    // its 21 seconds with answers over the SLA.
     assert!(
-        md.contains("| auto (`20261123-120000-autoscale-auto`) | wave | 300 | 2 s | 5 s | 2 | 2 | 2 | 38 | 63 % | "),
+        md.contains("| auto (`20261123-120000-autoscale-auto`) | wave | 300 | 2 s | 5 s | 2 of 21 s (10 %) | 2 | 2 | 38 | 63 % | "),
         "{md}"
     );
     assert!(md.contains("The stabilization window: the load fell and the autoscaler first proposed fewer gateways at 10 s, but scaled in only at 14 s"), "{md}");
