@@ -190,6 +190,7 @@ mod tests {
             gateways: vec![gw_addr.clone(), dead.clone()],
             workers: vec![format!("http://{wk_addr}/metrics")],
             microservices: Vec::new(),
+            only: None,
         };
         let client = crate::http::client(std::time::Duration::from_secs(2));
         let reading = targets.read(&client).await;

@@ -67,6 +67,7 @@ async fn targets(rt: &dyn Runtime) -> Targets {
         },
         workers: metrics(Service::Worker),
         microservices: metrics(Service::Microservice),
+        only: None,
     }
 }
 

@@ -39,7 +39,14 @@ async fn main() -> Result<(), GooseError> {
             Duration::from_millis(think_ms("THINK_MAX_MS", 2000)),
         )?;
     let before = probe::host::process_cpu_seconds();
-    let metrics = GooseAttack::initialize()?
+    let mut attack = GooseAttack::initialize()?;
+    // SHARED_CLIENT=1: one HTTP client (and connection pool) for every user, as ours uses.
+    if std::env::var("SHARED_CLIENT").is_ok_and(|v| v == "1") {
+        attack = attack.set_client_builder_without_cookies(
+            goose::client::GooseClientBuilder::new().without_cookies(),
+        )?;
+    }
+    let metrics = attack
         .register_scenario(scenario)
         .set_default(GooseDefault::NoTelnet, true)?
         .set_default(GooseDefault::Quiet, 1)?

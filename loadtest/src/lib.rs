@@ -243,7 +243,14 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
             Duration::from_millis(options.think_max_ms),
         )?;
     }
+    // One HTTP client, and its connection pool, for every user: Goose's default builds a
+    // client per user, which cost about 1.5 ms of CPU each (its TLS roots loaded again), as
+    // much as 20 of our requests (BENCHMARKS.md, "The load generator's cost"). The users
+    // carry their token in a header, never a cookie.
     let attack = GooseAttack::initialize_with_config(goose_config(&options, &load, &dir)?)?
+        .set_client_builder_without_cookies(
+            goose::client::GooseClientBuilder::new().without_cookies(),
+        )?
         .register_scenario(scenario);
     // No Goose thresholds: the SLA is judged on the run's record (records::sla).
     let metrics = attack
@@ -453,6 +460,29 @@ mod tests {
                 ramp_secs: 1.0,
             }
         );
+    }
+
+    /// Goose counts `--run-time` from the last user's start: it gets the rest of the run.
+    #[test]
+    fn goose_holds_the_users_for_the_rest_of_the_duration() {
+        let o = Options::try_parse_from([
+            "loadtest",
+            "--users",
+            "300",
+            "--rate",
+            "100",
+            "--duration-secs",
+            "23",
+        ])
+        .unwrap();
+        let args = goose_args(&o, &o.load(), std::path::Path::new("/tmp/x"));
+        let at = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].clone())
+        };
+        assert_eq!(at("--run-time").as_deref(), Some("20s"));
+        assert_eq!(at("--increase-rate").as_deref(), Some("100"));
     }
 
     #[test]

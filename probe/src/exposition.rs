@@ -12,8 +12,23 @@ pub struct Sample {
 /// Parses Prometheus text exposition (what every service's `/metrics` returns). Lines it
 /// cannot read are skipped: a scrape is evidence, not input to trust blindly.
 pub fn parse_text(text: &str) -> Vec<Sample> {
+    parse_named(text, None)
+}
+
+/// [`parse_text`] keeping only the samples whose name is in `only` (every one with `None`):
+/// the other lines are skipped before any of their labels is read.
+pub fn parse_named(text: &str, only: Option<&[&str]>) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter(|l| {
+            only.is_none_or(|names| {
+                let l = l.trim_start();
+                let end = l
+                    .find(|c: char| c == '{' || c.is_whitespace())
+                    .unwrap_or(l.len());
+                names.contains(&&l[..end])
+            })
+        })
         .filter_map(parse_line)
         .collect()
 }
@@ -99,6 +114,15 @@ pub fn sum(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
 
 /// Fetches and parses a service's `/metrics` (`url` is the full address of the endpoint).
 pub async fn scrape(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Sample>> {
+    scrape_named(client, url, None).await
+}
+
+/// [`scrape`] keeping only the samples named in `only` (every one with `None`).
+pub async fn scrape_named(
+    client: &reqwest::Client,
+    url: &str,
+    only: Option<&[&str]>,
+) -> anyhow::Result<Vec<Sample>> {
     let text = client
         .get(url)
         .send()
@@ -106,5 +130,25 @@ pub async fn scrape(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<S
         .error_for_status()?
         .text()
         .await?;
-    Ok(parse_text(&text))
+    Ok(parse_named(&text, only))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_named_samples_are_kept() {
+        let text = "# HELP x\nhttp_requests_total{route=\"/data\",status=\"200\"} 7\n\
+                    http_request_duration_seconds_bucket{le=\"0.1\"} 3\n  up 1\nupx 2\n";
+        let all = parse_text(text);
+        assert_eq!(all.len(), 4);
+        let some = parse_named(text, Some(&["http_requests_total", "up"]));
+        assert_eq!(
+            some.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            vec!["http_requests_total", "up"]
+        );
+        assert_eq!(sum(&some, "http_requests_total", &[("status", "200")]), 7.0);
+        assert!(parse_named(text, Some(&[])).is_empty());
+    }
 }

@@ -2,7 +2,7 @@
 //! load generator's per-second samples (`server.jsonl`), the experiments' counters before and
 //! after a side and the autoscaler's readings over a sync period are all made of these.
 
-use crate::exposition::{scrape, Sample};
+use crate::exposition::{scrape_named, Sample};
 
 /// Where the stack's `/metrics` are: the load balancer's, each gateway's (by its address,
 /// `10.0.0.5:8000`), and the workers' and microservices' (full URLs).
@@ -12,6 +12,9 @@ pub struct Targets {
     pub gateways: Vec<String>,
     pub workers: Vec<String>,
     pub microservices: Vec<String>,
+    /// The metric names the reader uses (`None`: every sample): the rest of each page is
+    /// skipped unparsed, which is most of it (histogram buckets).
+    pub only: Option<&'static [&'static str]>,
 }
 
 /// What one endpoint answered: its samples, or why there are none.
@@ -29,8 +32,11 @@ pub struct Reading {
 impl Targets {
     /// Scrapes every target concurrently (each bounded by the client's timeout).
     pub async fn read(&self, client: &reqwest::Client) -> Reading {
+        let only = self.only;
         let one = |url: String| async move {
-            let answer = scrape(client, &url).await.map_err(|e| e.to_string());
+            let answer = scrape_named(client, &url, only)
+                .await
+                .map_err(|e| e.to_string());
             (url, answer)
         };
         let all = |urls: Vec<String>| futures::future::join_all(urls.into_iter().map(one));

@@ -659,6 +659,41 @@ mod tests {
         assert_eq!(e, "KEY_SPACE must be at least 1");
     }
 
+    /// DURATION_SECS is the whole load: its users' start (USERS / RATE) is inside it.
+    #[test]
+    fn the_users_start_inside_the_duration_or_the_plan_is_one_line() {
+        let quick = Plan::from_pairs(&pairs(&[
+            ("LOADTEST_USERS", "300"),
+            ("LOADTEST_RATE", "100"),
+            ("LOADTEST_DURATION_SECS", "23"),
+        ]))
+        .unwrap();
+        let load = quick.load();
+        assert_eq!((load.ramp_secs, load.hold_secs()), (3.0, 20));
+        // Ramp: every user started by half time, whatever the length.
+        let ramp = Plan::from_pairs(&pairs(&[
+            ("LOADTEST_PROFILE", "ramp"),
+            ("LOADTEST_DURATION_SECS", "45"),
+        ]))
+        .unwrap();
+        assert_eq!(ramp.load().ramp_secs, 22.5);
+        assert_eq!(ramp.load().hold_secs(), 23);
+        // Stages and waves hold their ramps inside their phases.
+        let stages = Plan::from_pairs(&pairs(&[("LOADTEST_PROFILE", "stages")])).unwrap();
+        assert_eq!(stages.load().ramp_secs, 60.0);
+        let e = Plan::from_pairs(&pairs(&[
+            ("LOADTEST_USERS", "1000"),
+            ("LOADTEST_DURATION_SECS", "5"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "1000 users at +100/s take 10.0 s to start, but DURATION_SECS (5 s) is the whole run, their start included: raise RATE or DURATION_SECS"
+        );
+        let e = Plan::from_pairs(&pairs(&[("LOADTEST_RATE", "0")])).unwrap_err();
+        assert_eq!(e, "RATE must be above 0 users per second, not 0");
+    }
+
     #[test]
     fn a_bad_value_is_one_line_naming_the_setting() {
         let e = Plan::from_pairs(&pairs(&[("LOADTEST_USERS", "many")])).unwrap_err();

@@ -172,6 +172,7 @@ impl Sampler {
             gateways: listed.clone(),
             workers: vec![self.worker.clone()],
             microservices: vec![self.microservice.clone()],
+            only: None,
         }
         .read(&self.client)
         .await;
