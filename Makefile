@@ -142,7 +142,9 @@ report: ## tests/reports/summary.md, summary.html, runs.csv and charts from test
 
 check-bounds: ## Every run in tests/results (RESULTS_DIR): its ok req/s under its smallest hard bound, PASS or FAIL (exit 1 on a FAIL)
 	@$(CARGO) build --quiet --release -p report --target-dir target/report
-	@target/report/release/report --check-bounds $(sort $(dir $(wildcard $(or $(RESULTS_DIR),tests/results)/*/run.json)))
+	@runs="$(sort $(dir $(wildcard $(or $(RESULTS_DIR),tests/results)/*/run.json)))"; \
+	if [ -z "$$runs" ]; then echo "make check-bounds: no run in $(or $(RESULTS_DIR),tests/results) (make load, make experiments)" >&2; exit 1; fi; \
+	target/report/release/report --check-bounds $$runs
 
 images-offline: ## Build the stack's and the lab's images from Debian packages (no registry needed)
 	@WITH_LAB=1 scripts/images-offline

@@ -1,4 +1,4 @@
-//! Latency percentiles per second of the run, from Goose's request log (one JSON line per
+//! Latency percentiles per second of the run, from its request log (one JSON line per
 //! request): Goose's own per-second graphs only carry the average, and an average hides the
 //! tail that an SLA is about. Logins are left out: they are the set-up, not the scenario.
 
@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::io::BufRead;
 use std::path::Path;
 
-/// The fields of a Goose request-log line that the series needs.
+/// The fields of a request-log line that the series needs (Goose's names).
 #[derive(Deserialize)]
 struct Line {
     /// Milliseconds since the load test started.
@@ -43,7 +43,7 @@ pub use records::record::{LatencyPerSecond as PerSecond, OkLatency as Overall};
 /// Nearest-rank percentile of sorted values (`p` in 0..=1): the one definition, in common.
 pub use records::stats::percentile;
 
-/// Reads a Goose JSON request log. Lines that are not requests (or not JSON) are skipped.
+/// Reads a JSON request log. Lines that are not requests (or not JSON) are skipped.
 pub fn per_second(log: &Path) -> anyhow::Result<PerSecond> {
     Ok(read_logs(&[(log.to_path_buf(), 0)])?.0)
 }

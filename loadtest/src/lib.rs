@@ -108,10 +108,12 @@ fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<Stri
         "--report-file".into(),
         format!("{dir}/goose.md"),
         "--report-graph-data".into(),
-        "--request-log".into(),
-        format!("{dir}/requests.json"),
-        "--request-format".into(),
-        "json".into(),
+        // The scenarios write the request log themselves (scenarios::log_request), and no
+        // transaction or scenario is read from Goose's metrics: only its requests.
+        "--no-transaction-metrics".into(),
+        "--no-scenario-metrics".into(),
+        // The stack never compresses its answers: no Accept-Encoding, no decoder per answer.
+        "--no-gzip".into(),
         "--no-telnet".into(),
         "--quiet".into(),
     ]);
@@ -243,10 +245,11 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
             Duration::from_millis(options.think_max_ms),
         )?;
     }
+    scenarios::open_request_log(&dir.join("requests.json"))?;
     // One HTTP client, and its connection pool, for every user: Goose's default builds a
-    // client per user, which cost about 1.5 ms of CPU each (its TLS roots loaded again), as
-    // much as 20 of our requests (BENCHMARKS.md, "The load generator's cost"). The users
-    // carry their token in a header, never a cookie.
+    // client per user, which cost about 1.5 ms of CPU each, as much as 25 of our requests
+    // (BENCHMARKS.md, "The load generator's cost"). The users carry their token in a
+    // header, never a cookie.
     let attack = GooseAttack::initialize_with_config(goose_config(&options, &load, &dir)?)?
         .set_client_builder_without_cookies(
             goose::client::GooseClientBuilder::new().without_cookies(),
@@ -257,6 +260,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .execute()
         .await
         .map_err(|e| anyhow::anyhow!("the load test failed: {e:?}"))?;
+    scenarios::close_request_log()?;
     let ended = record::utc_now();
     let cpu_seconds = probe::host::process_cpu_seconds() - cpu_before;
     if several && options.leads() {
@@ -267,7 +271,6 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         Some(s) => s.stop().await,
         None => Vec::new(),
     };
-    // Goose has flushed its request log by the time execute() returns.
     let log = dir.join("requests.json");
     let mut series = latency::per_second(&log)?;
     series.started_at = scenarios::first_login_at()

@@ -78,6 +78,92 @@ pub fn configure(options: &Options) {
 /// wall clock, where the lab's fault events are.
 static FIRST_LOGIN_AT: AtomicU64 = AtomicU64::new(0);
 
+/// The run's raw request log (`requests.json`): a JSON line per request, written by the
+/// scenarios as each answer comes (into a buffer, to the file in blocks), with the fields
+/// the readers use, in Goose's own names (`latency::read_logs`). Goose's `--request-log`
+/// formatted every request's headers and whole metric (BENCHMARKS.md, "The load
+/// generator's cost"); this holds the same requests, each once, in its final state.
+static REQUEST_LOG: std::sync::Mutex<Option<RequestLog>> = std::sync::Mutex::new(None);
+
+struct RequestLog {
+    out: std::io::BufWriter<std::fs::File>,
+    /// The first write that failed (a full disk): the run fails with it at the end rather
+    /// than keep a log with lines missing.
+    failed: Option<std::io::Error>,
+}
+
+#[derive(serde::Serialize)]
+struct LogLine<'a> {
+    elapsed: u64,
+    name: &'a str,
+    response_time: u64,
+    response_time_fraction_us: u16,
+    success: bool,
+    status_code: u16,
+    user: usize,
+    raw: LogRaw,
+}
+
+#[derive(serde::Serialize)]
+struct LogRaw {
+    method: GooseMethod,
+}
+
+/// Starts the request log of a run at `path` (a new file).
+pub fn open_request_log(path: &std::path::Path) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    *REQUEST_LOG.lock().expect("not poisoned") = Some(RequestLog {
+        out: std::io::BufWriter::with_capacity(1 << 16, file),
+        failed: None,
+    });
+    Ok(())
+}
+
+/// Writes what the request log holds and closes it; the first write that failed, if any.
+pub fn close_request_log() -> std::io::Result<()> {
+    use std::io::Write;
+    match REQUEST_LOG.lock().expect("not poisoned").take() {
+        Some(RequestLog {
+            failed: Some(e), ..
+        }) => Err(std::io::Error::new(
+            e.kind(),
+            format!("the request log lost lines: {e}"),
+        )),
+        Some(mut log) => log.out.flush(),
+        None => Ok(()),
+    }
+}
+
+/// One request, as it ended, into the run's request log.
+fn log_request(request: &goose::metrics::GooseRequestMetric) {
+    use std::io::Write;
+    let mut log = REQUEST_LOG.lock().expect("not poisoned");
+    let Some(log) = log.as_mut() else {
+        return;
+    };
+    let line = LogLine {
+        elapsed: request.elapsed,
+        name: &request.name,
+        response_time: request.response_time,
+        response_time_fraction_us: request.response_time_fraction_us,
+        success: request.success,
+        status_code: request.status_code,
+        user: request.user,
+        raw: LogRaw {
+            method: request.raw.method,
+        },
+    };
+    if log.failed.is_some() {
+        return;
+    }
+    let written = serde_json::to_writer(&mut log.out, &line)
+        .map_err(std::io::Error::from)
+        .and_then(|()| log.out.write_all(b"\n"));
+    if let Err(e) = written {
+        log.failed = Some(e);
+    }
+}
+
 /// When the first login of the attack was sent (unix seconds).
 pub fn first_login_at() -> Option<f64> {
     match FIRST_LOGIN_AT.load(Ordering::SeqCst) {
@@ -153,13 +239,16 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
             .map(|answer| answer.token),
         _ => None,
     };
-    match token {
+    let result = match token {
         Some(token) => {
             user.set_session_data(Session { token, sent: 0 });
             Ok(())
         }
         None => user.set_failure("login failed", &mut goose.request, None, None),
-    }
+    };
+    // After set_failure: the log holds the login as it ended.
+    log_request(&goose.request);
+    result
 }
 
 async fn login_storm(user: &mut GooseUser) -> TransactionResult {
@@ -187,6 +276,7 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
             .set_request_builder(builder)
             .build();
         let goose = user.request(request).await?;
+        log_request(&goose.request);
         if let Ok(response) = &goose.response {
             if response.status().as_u16() == 401 && attempt == 0 {
                 RELOGINS.fetch_add(1, Ordering::Relaxed);
@@ -239,6 +329,7 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
         .set_request_builder(builder)
         .build();
     let goose = user.request(request).await?;
+    log_request(&goose.request);
     let status_url = match goose.response {
         Ok(r) if r.status().as_u16() == 202 => r
             .json::<records::wire::TaskAccepted>()
@@ -280,6 +371,7 @@ async fn long_task(user: &mut GooseUser) -> TransactionResult {
             .set_request_builder(builder)
             .build();
         let goose = user.request(request).await?;
+        log_request(&goose.request);
         let state = match goose.response {
             Ok(r) => r
                 .json::<records::wire::TaskStatus>()

@@ -254,7 +254,7 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     for (_, g) in last["gateways"].as_object().unwrap() {
         assert!(g["started_at"].as_f64().unwrap() > 1.7e9, "{g}");
     }
-    // Latency percentiles per second, from Goose's request log, cover the same requests.
+    // Latency percentiles per second, from the request log, cover the same requests.
     for (id, run) in [("hit-run", &hit), ("miss-run", &miss)] {
         let folder = results.join(id);
         let series: Value = serde_json::from_str(

@@ -193,7 +193,7 @@ pub struct Plan {
     /// which the host cannot always reach: a compose service name).
     #[cfg_attr(feature = "cli", arg(long, env = "LOADTEST_MICROSERVICE_URL"))]
     pub microservice_url: Option<String>,
-    /// Keep Goose's per-request log (`requests.json`, a line per request) in the run folder;
+    /// Keep the per-request log (`requests.json`, a line per request) in the run folder;
     /// by default it is reduced to `latency_per_second.json` and removed.
     #[cfg_attr(feature = "cli", arg(long, env = "LOADTEST_KEEP_REQUEST_LOG"))]
     pub keep_request_log: bool,
@@ -359,7 +359,14 @@ impl Plan {
         if !matches!(self.profile, Profile::Stages | Profile::Wave)
             && load.ramp_secs + 1.0 > load.duration_secs as f64
         {
-            let total = load.users * self.generators.max(1);
+            // The whole plan's users, not this generator's share of them.
+            let total = Plan {
+                generators: 1,
+                generator_index: 0,
+                ..self.clone()
+            }
+            .load()
+            .users;
             return Err(format!(
                 "{total} users at +{}/s take {:.1} s to start, but DURATION_SECS ({} s) is the whole run, their start included: raise RATE or DURATION_SECS",
                 load.rate * self.generators.max(1) as f64,
@@ -677,7 +684,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ramp.load().ramp_secs, 22.5);
-        assert_eq!(ramp.load().hold_secs(), 23);
+        assert_eq!(ramp.load().hold_secs(), 22);
         // Stages and waves hold their ramps inside their phases.
         let stages = Plan::from_pairs(&pairs(&[("LOADTEST_PROFILE", "stages")])).unwrap();
         assert_eq!(stages.load().ramp_secs, 60.0);

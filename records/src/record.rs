@@ -121,11 +121,12 @@ pub struct Load {
 }
 
 impl Load {
-    /// The seconds every user is held once all have started: the rest of the run, whole
-    /// seconds as Goose takes them, at least 1.
+    /// The seconds every user is held once all have started: the rest of the run in whole
+    /// seconds as Goose takes them (rounded down: the load never outlasts DURATION_SECS),
+    /// at least 1.
     pub fn hold_secs(&self) -> u64 {
         (self.duration_secs as f64 - self.ramp_secs)
-            .round()
+            .floor()
             .max(1.0) as u64
     }
 }

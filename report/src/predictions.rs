@@ -125,7 +125,8 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) {
             from their counters) bound the ok answers of every route, logins included (all pass \
             the limiter); the microservices' pools on misses (instances × `DB_POOL_SIZE` ÷ the mean \
             query time, where the run measured it) bound the ok req/s; the users by Little's law \
-            (users ÷ (mean think + mean answer time)) bound every request a user sent. Rates are \
+            (users ÷ (mean think + mean answer time)) bound the scenario's requests (logins \
+            left out; not for long tasks, whose users poll without thinking). Rates are \
             taken over the run's window, from the first request sent to the last answer received; \
             the noise allowed is the requests the window's edges can cut (one per slot, connection \
             or user) plus 2 % for the counters' one-second sampling. `make check-bounds` checks \
