@@ -74,17 +74,16 @@ pub fn read_logs(logs: &[(std::path::PathBuf, u64)]) -> anyhow::Result<(PerSecon
                 window = Some(window.map_or([sent, answered], |[a, b]: [f64; 2]| {
                     [a.min(sent), b.max(answered)]
                 }));
-            }
-            if !line.update {
                 by_route
                     .entry(format!("{} {}", line.raw.method.to_uppercase(), line.name))
                     .or_default()
                     .push(ms);
             }
-            if line.name.contains("login") && !line.update {
+            let login = records::record::is_login(&line.name);
+            if login && !line.update {
                 first_login_ms = Some(first_login_ms.map_or(line.elapsed, |f| f.min(line.elapsed)));
             }
-            if line.update || line.name.contains("login") {
+            if line.update || login {
                 continue;
             }
             // The second the answer came (Goose's `elapsed` is when the request was sent): a

@@ -334,6 +334,12 @@ mod tests {
         assert_eq!(other, vec!["LAB_USERS", "LAB_PASSWORD"]);
     }
 
+    /// The value Goose's command line gives `name`.
+    fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+        let at = args.iter().position(|a| a == name)?;
+        args.get(at + 1).map(String::as_str)
+    }
+
     fn options(profile: Profile) -> Options {
         Options::try_parse_from([
             "loadtest",
@@ -351,12 +357,8 @@ mod tests {
         assert_eq!(o.load().users, 300);
         let dir = std::path::Path::new("/tmp/x");
         let args = goose_args(&o, &o.load(), dir);
-        let plan = args
-            .iter()
-            .position(|a| a == "--test-plan")
-            .map(|i| &args[i + 1]);
         assert_eq!(
-            plan.map(String::as_str),
+            flag(&args, "--test-plan"),
             Some("20,2s;20,10s;300,12s;300,36s;20,6s;20,53s;0,1s")
         );
         // Goose takes it, as it does every profile's configuration (it refuses some
@@ -432,13 +434,8 @@ mod tests {
         assert_eq!(o.throttle(), 75);
         assert_eq!(o.model().kind, "open");
         let args = goose_args(&o, &o.load(), std::path::Path::new("/tmp/x"));
-        let at = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .map(|i| args[i + 1].clone())
-        };
-        assert_eq!(at("--throttle-requests").as_deref(), Some("75"));
-        assert_eq!(at("--co-mitigation").as_deref(), Some("average"));
+        assert_eq!(flag(&args, "--throttle-requests"), Some("75"));
+        assert_eq!(flag(&args, "--co-mitigation"), Some("average"));
         assert_eq!(options(Profile::Burst).model().kind, "closed");
     }
 
@@ -479,13 +476,8 @@ mod tests {
         ])
         .unwrap();
         let args = goose_args(&o, &o.load(), std::path::Path::new("/tmp/x"));
-        let at = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .map(|i| args[i + 1].clone())
-        };
-        assert_eq!(at("--run-time").as_deref(), Some("20s"));
-        assert_eq!(at("--increase-rate").as_deref(), Some("100"));
+        assert_eq!(flag(&args, "--run-time"), Some("20s"));
+        assert_eq!(flag(&args, "--increase-rate"), Some("100"));
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub fn close_request_log() -> std::io::Result<()> {
 fn log_request(request: &goose::metrics::GooseRequestMetric) {
     use std::io::Write;
     let mut log = REQUEST_LOG.lock().expect("not poisoned");
-    let Some(log) = log.as_mut() else {
+    let Some(log) = log.as_mut().filter(|l| l.failed.is_none()) else {
         return;
     };
     let line = LogLine {
@@ -153,9 +153,6 @@ fn log_request(request: &goose::metrics::GooseRequestMetric) {
             method: request.raw.method,
         },
     };
-    if log.failed.is_some() {
-        return;
-    }
     let written = serde_json::to_writer(&mut log.out, &line)
         .map_err(std::io::Error::from)
         .and_then(|()| log.out.write_all(b"\n"));

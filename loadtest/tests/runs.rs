@@ -63,6 +63,20 @@ async fn load_balancer(backends: &[String]) -> (Killed, u16, String) {
     (lb, port, lb_metrics)
 }
 
+/// A microservice on a port-0 listener taking `db_delay_ms` a query, running for the rest
+/// of the test: its base URL.
+async fn microservice(db: &TestDb, name: &str, db_delay_ms: u64) -> String {
+    let ms = microservice::build(microservice::Config {
+        db_delay_ms,
+        ..microservice::Config::for_tests(name, db.config())
+    })
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", ms.port());
+    spawn(ms.run_until(std::future::pending())).await;
+    url
+}
+
 async fn spawn<F>(fut: F)
 where
     F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
@@ -132,14 +146,7 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     common::telemetry::init_for_tests();
     let db = TestDb::create().await;
     let redis = testing::redis_config();
-    let ms = microservice::build(microservice::Config {
-        db_delay_ms: 5,
-        ..microservice::Config::for_tests("ms", db.config())
-    })
-    .await
-    .unwrap();
-    let ms_url = format!("http://127.0.0.1:{}", ms.port());
-    spawn(ms.run_until(std::future::pending())).await;
+    let ms_url = microservice(&db, "ms", 5).await;
 
     let worker = worker::build(worker::Config {
         worker_concurrency: 8,
@@ -625,14 +632,7 @@ async fn an_overloaded_runs_rate_stays_under_its_hard_bound() {
     common::telemetry::init_for_tests();
     let db = TestDb::create().await;
     let redis = testing::redis_config();
-    let ms = microservice::build(microservice::Config {
-        db_delay_ms: 200,
-        ..microservice::Config::for_tests("ms-bound", db.config())
-    })
-    .await
-    .unwrap();
-    let ms_url = format!("http://127.0.0.1:{}", ms.port());
-    spawn(ms.run_until(std::future::pending())).await;
+    let ms_url = microservice(&db, "ms-bound", 200).await;
     let mut config = gateway::Config::for_tests("gw-bound", db.config(), redis, ms_url);
     config.limit.max_in_flight = 2;
     config.limit.max_queue = 64;

@@ -678,12 +678,7 @@ impl RunRecord {
 
     /// Successful requests of the scenario's routes (logins left out) per second.
     pub fn goodput(&self) -> f64 {
-        let scenario: Vec<&RouteRecord> = self
-            .by_route
-            .iter()
-            .filter(|(name, _)| !name.contains("/login"))
-            .map(|(_, r)| r)
-            .collect();
+        let scenario: Vec<&RouteRecord> = scenario_routes(&self.by_route).collect();
         let ok = if scenario.is_empty() {
             self.requests.saturating_sub(self.failures) as f64
         } else {
@@ -694,6 +689,22 @@ impl RunRecord {
         };
         per_second(ok, self.duration_secs)
     }
+}
+
+/// The routes of a run's scenario: every route but the logins, which are its users'
+/// set-up. The one rule for goodput, the report's bounds and the per-second series.
+pub fn scenario_routes(
+    by_route: &BTreeMap<String, RouteRecord>,
+) -> impl Iterator<Item = &RouteRecord> {
+    by_route
+        .iter()
+        .filter(|(name, _)| !is_login(name))
+        .map(|(_, r)| r)
+}
+
+/// Whether a route (`POST /login`, `/login`) is the login.
+pub fn is_login(route: &str) -> bool {
+    route.contains("/login")
 }
 
 /// Every line of `autoscaler.jsonl` that parses (none for a run without the autoscaler).

@@ -128,12 +128,13 @@ pub fn hard_bounds(run: &Run) -> Vec<Bound> {
     out
 }
 
-/// The requests of the run's scenario, logins left out, failed ones in.
+/// The requests of the run's scenario, logins left out, failed ones in (all of the run's
+/// when it recorded no routes).
 fn scenario_requests(run: &Run) -> f64 {
     let logins: u64 = run
         .routes
         .iter()
-        .filter(|(name, _)| name.contains("/login"))
+        .filter(|(name, _)| records::record::is_login(name))
         .map(|(_, r)| r.requests)
         .sum();
     run.requests.saturating_sub(logins) as f64
@@ -143,11 +144,7 @@ fn scenario_requests(run: &Run) -> f64 {
 /// recorded its routes.
 fn scenario_answer_ms(run: &Run) -> Option<f64> {
     let (mut n, mut total) = (0.0, 0.0);
-    for (_, r) in run
-        .routes
-        .iter()
-        .filter(|(name, _)| !name.contains("/login"))
-    {
+    for r in records::record::scenario_routes(&run.routes) {
         n += r.requests as f64;
         total += r.requests as f64 * r.latency_ms.avg;
     }
