@@ -237,14 +237,10 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     let cpu_before = probe::host::process_cpu_seconds();
     let started = record::utc_now();
 
-    let mut scenario = scenarios::scenario(options.scenario);
-    // The open model's pace is the throttle's, never a think time.
-    if !options.no_think && options.profile != Profile::Open {
-        scenario = scenario.set_wait_time(
-            Duration::from_millis(options.think_min_ms),
-            Duration::from_millis(options.think_max_ms),
-        )?;
-    }
+    // The think time is the scenarios' own (scenarios::think), not Goose's wait time: Goose
+    // sleeps it in half-second steps, a quarter of its CPU per request (BENCHMARKS.md, "The
+    // load generator's cost").
+    let scenario = scenarios::scenario(options.scenario);
     scenarios::open_request_log(&dir.join("requests.json"))?;
     // One HTTP client, and its connection pool, for every user: Goose's default builds a
     // client per user, which cost about 1.5 ms of CPU each, as much as 25 of our requests

@@ -73,7 +73,14 @@ fn deprecated_names() {
 fn main() {
     // Before the runtime exists: the only time changing the environment is sound.
     deprecated_names();
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // One thread: a generator is one core's load (GENERATORS=K runs K of them). On two
+    // worker threads each request woke the idle one (a futex call and a context switch per
+    // request), about a fifth more CPU per request (BENCHMARKS.md, "The load generator's
+    // cost"); `run.json`'s `generator.saturated` says when the one core was not enough.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(run());
 }
 

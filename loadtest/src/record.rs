@@ -520,13 +520,14 @@ pub fn run_record(
     } else {
         0.0
     };
-    // The generator is saturated when it used most of the machine's CPU: its latencies
-    // would then measure the generator, not the stack.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let secs = outcome
         .window_secs
         .unwrap_or(metrics.duration.max(1) as f64);
     let busy = cpu / (secs * cores);
+    // The generator runs on one thread: it is saturated when it kept most of one core busy,
+    // and its latencies would then measure the generator, not the stack.
+    let saturated = cpu / secs > 0.8;
     let server = &outcome.server;
     RunRecord {
         schema_version: records::record::SCHEMA_VERSION,
@@ -536,7 +537,7 @@ pub fn run_record(
         load: *load,
         keys: (options.scenario == records::load::Scenario::Mixed)
             .then(|| records::record::Keys::zipf(options.key_space, options.zipf_s)),
-        think_time_ms: (!options.no_think).then_some([options.think_min_ms, options.think_max_ms]),
+        think_time_ms: options.think_ms(),
         target: options.target.clone(),
         runtime: options.runtime.clone(),
         // As told, else as many as the load balancer knew at the start.
@@ -581,7 +582,7 @@ pub fn run_record(
             cpu_seconds: cpu,
             cpu_per_request_us,
             share_of_machine: busy,
-            saturated: busy > 0.8,
+            saturated,
         },
         model: options.model(),
         // Its own part when it is one of several (the merge lists them all).

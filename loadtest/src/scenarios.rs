@@ -25,6 +25,23 @@ struct Settings {
 
 static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
 
+/// The pace of a run's users: their think time, and when the load ends.
+#[derive(Clone, Copy)]
+struct Pace {
+    /// `[min, max]` ms after each iteration (`Plan::think_ms`).
+    think_ms: Option<[u64; 2]>,
+    /// The whole load's length (DURATION_SECS), from the first login.
+    duration: std::time::Duration,
+    /// The first login plus `duration`: no request is sent after it.
+    ends: Option<tokio::time::Instant>,
+}
+
+static PACE: std::sync::Mutex<Pace> = std::sync::Mutex::new(Pace {
+    think_ms: None,
+    duration: std::time::Duration::ZERO,
+    ends: None,
+});
+
 /// Client-side view of the cache: the `X-Cache` header of every `/data` and `/process` answer.
 pub static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
 pub static CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
@@ -61,6 +78,11 @@ pub fn configure(options: &Options) {
         poll_ms: options.poll_ms.max(10),
         longtask_timeout_ms: options.longtask_timeout_secs * 1000,
     });
+    *PACE.lock().expect("not poisoned") = Pace {
+        think_ms: options.think_ms(),
+        duration: std::time::Duration::from_secs(options.load().duration_secs),
+        ends: None,
+    };
     for counter in [
         &CACHE_HITS,
         &CACHE_MISSES,
@@ -211,6 +233,52 @@ pub fn scenario(which: Scenario) -> goose::goose::Scenario {
     }
 }
 
+/// The run's clock starts at its first login: the load ends DURATION_SECS later.
+fn start_the_clock() {
+    let mut pace = PACE.lock().expect("not poisoned");
+    if pace.ends.is_none() {
+        pace.ends = Some(tokio::time::Instant::now() + pace.duration);
+    }
+}
+
+/// Whether the load is over (DURATION_SECS since the first login): then the user sends
+/// nothing and waits a tenth of a second for Goose, which stops its users on a half-second
+/// tick of its own, to tell it to stop.
+async fn load_over() -> bool {
+    let ends = PACE.lock().expect("not poisoned").ends;
+    let over = ends.is_some_and(|end| tokio::time::Instant::now() >= end);
+    if over {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    over
+}
+
+/// The user's think time after an iteration, drawn from [min, max], in one sleep that ends
+/// with the load at the latest. (Goose's own wait time sleeps in half-second steps, to check
+/// whether it is told to stop: more than a quarter of its CPU per request.)
+async fn think() {
+    let pace = *PACE.lock().expect("not poisoned");
+    let Some([min, max]) = pace.think_ms else {
+        return;
+    };
+    let ms = rand::rng().random_range(min..=max.max(min));
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
+    tokio::time::sleep_until(pace.ends.map_or(until, |end| until.min(end))).await;
+}
+
+/// One iteration of a user: nothing once the load is over, else the scenario's step and then
+/// the think time, whatever the step's outcome.
+macro_rules! iteration {
+    ($step:expr) => {{
+        if load_over().await {
+            return Ok(());
+        }
+        let result = $step.await;
+        think().await;
+        result
+    }};
+}
+
 #[derive(Clone)]
 struct Session {
     token: String,
@@ -219,6 +287,7 @@ struct Session {
 
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
+    start_the_clock();
     let _ = FIRST_LOGIN_AT.compare_exchange(
         0,
         records::time::now_unix().to_bits(),
@@ -249,7 +318,7 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn login_storm(user: &mut GooseUser) -> TransactionResult {
-    log_in(user).await
+    iteration!(log_in(user))
 }
 
 /// GET a cacheable route with the user's token; on a 401, log in again once and retry.
@@ -304,9 +373,13 @@ fn bearer(user: &GooseUser) -> Option<String> {
     user.get_session_data::<Session>().map(|s| s.token.clone())
 }
 
+async fn long_task(user: &mut GooseUser) -> TransactionResult {
+    iteration!(submit_and_wait(user))
+}
+
 /// Submits a job, then polls its status until it is done or failed (or the timeout passes),
 /// and records the end-to-end time the user waited.
-async fn long_task(user: &mut GooseUser) -> TransactionResult {
+async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     let Some(token) = bearer(user) else {
         return log_in(user).await;
@@ -408,20 +481,20 @@ fn route() -> &'static str {
 }
 
 async fn hit(user: &mut GooseUser) -> TransactionResult {
-    get_cached(user, route(), HIT_KEY).await
+    iteration!(get_cached(user, route(), HIT_KEY))
 }
 
 async fn miss(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     let sent = user.get_session_data::<Session>().map_or(0, |x| x.sent);
     let key = format!("m{:x}-{}-{sent}", s.nonce, user.weighted_users_index);
-    get_cached(user, route(), &key).await
+    iteration!(get_cached(user, route(), &key))
 }
 
 async fn mixed(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     let key = format!("k{}", key_index(&s.keys, &mut rand::rng()));
-    get_cached(user, route(), &key).await
+    iteration!(get_cached(user, route(), &key))
 }
 
 async fn listing(user: &mut GooseUser) -> TransactionResult {
@@ -429,7 +502,7 @@ async fn listing(user: &mut GooseUser) -> TransactionResult {
         "p{}",
         rand::rng().random_range(0..records::wire::LISTING_PREFIXES)
     );
-    get_cached(user, "/listing", &prefix).await
+    iteration!(get_cached(user, "/listing", &prefix))
 }
 
 /// The Zipf law of exponent `s` over ranks 1..=`n` (`s` = 0: uniform), sampled exactly

@@ -698,3 +698,71 @@ async fn an_overloaded_runs_rate_stays_under_its_hard_bound() {
         wrong.line()
     );
 }
+
+/// The think time is the scenarios' own, one sleep that ends with the load: 4 users thinking
+/// 20 s after each request, in a 3-s run, each log in and send one request, nothing is sent
+/// after the 3 s, and the run ends then rather than when the thinking would (Goose waits for
+/// every user to come back from its iteration before it stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_think_ends_with_the_load_and_nothing_is_sent_after_it() {
+    common::telemetry::init_for_tests();
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let ms_url = microservice(&db, "ms-think", 5).await;
+    let config = gateway::Config::for_tests("gw-think", db.config(), redis, ms_url);
+    let gw = gateway::build(config).await.unwrap();
+    let backend = format!("127.0.0.1:{}", gw.port());
+    spawn(gw.run_until(std::future::pending())).await;
+    let (_lb, port, lb_metrics) = load_balancer(&[backend]).await;
+
+    let results = tempdir();
+    let (dir, target) = (results.clone(), format!("http://127.0.0.1:{port}"));
+    let took = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        loadtest_with(
+            &dir,
+            "think",
+            "hit",
+            &target,
+            &lb_metrics,
+            &[
+                ("USERS", "4"),
+                ("DURATION_SECS", "3"),
+                ("NO_THINK", "false"),
+                ("THINK_MIN_MS", "20000"),
+                ("THINK_MAX_MS", "20000"),
+                ("GATEWAYS", "1"),
+                ("CALIBRATION_REQUESTS", "0"),
+                ("KEEP_REQUEST_LOG", "true"),
+            ],
+        );
+        started.elapsed()
+    })
+    .await
+    .unwrap();
+    let run = common::record::RunRecord::read(&results.join("think")).unwrap();
+    assert_eq!(run.think_time_ms, Some([20000, 20000]));
+    // A login and one request per user: the think time was slept after it.
+    assert_eq!(
+        run.by_route.get("POST /login").map(|r| r.requests),
+        Some(4),
+        "{:?}",
+        run.by_route
+    );
+    assert_eq!(run.requests, 8, "{:?}", run.by_route);
+    assert_eq!(run.failures, 0);
+    // Every request was sent within the load's 3 s (Goose's elapsed ms, from its start).
+    let log = std::fs::read_to_string(results.join("think/requests.json")).unwrap();
+    let sent: Vec<u64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["elapsed"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(sent.len(), 8);
+    assert!(sent.iter().all(|&ms| ms < 3000), "sent at {sent:?} ms");
+    // The run ended with its load, not 20 s of thinking later.
+    assert!(took < Duration::from_secs(12), "the run took {took:?}");
+}

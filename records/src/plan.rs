@@ -298,6 +298,13 @@ pub fn share(total: usize, index: usize, of: usize) -> usize {
 pub use crate::record::Load;
 
 impl Plan {
+    /// Each user's think time after each iteration, `[min, max]` ms; none when NO_THINK is
+    /// set or in the open model, whose pace is the throttle's.
+    pub fn think_ms(&self) -> Option<[u64; 2]> {
+        (!self.no_think && self.profile != Profile::Open)
+            .then_some([self.think_min_ms, self.think_max_ms])
+    }
+
     pub fn load(&self) -> Load {
         let (users, duration_secs) = match self.profile {
             Profile::Classic => (1000, 60),

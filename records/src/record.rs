@@ -364,9 +364,13 @@ pub struct Calibration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Generator {
+    /// Its process's CPU (user + system) over the load, seconds.
     pub cpu_seconds: f64,
     pub cpu_per_request_us: f64,
+    /// `cpu_seconds` over the run's window and every core of the machine.
     pub share_of_machine: f64,
+    /// It kept more than 80 % of the one core it runs on busy: its latencies include its
+    /// own queueing (GENERATORS=K spreads the load over K generators).
     pub saturated: bool,
 }
 

@@ -108,7 +108,7 @@ pub fn generate(results: &Path, out: &Path) -> anyhow::Result<Outcome> {
     // Warnings about the runs themselves.
     for r in &runs {
         if r.generator_saturated {
-            warnings.push(format!("{}: the load generator was saturated; its latencies include the generator's own queueing", r.id));
+            warnings.push(format!("{}: the load generator was saturated (more than 80 % of its one core busy); its latencies include the generator's own queueing: spread the load with GENERATORS=2 or more", r.id));
         }
         if r.failures > 0 {
             warnings.push(format!(
