@@ -83,6 +83,8 @@ pub fn configure(options: &Options) {
         duration: std::time::Duration::from_secs(options.load().duration_secs),
         ends: None,
     };
+    // Each run of a breakpoint search places its own second 0.
+    FIRST_LOGIN_AT.store(0, Ordering::SeqCst);
     for counter in [
         &CACHE_HITS,
         &CACHE_MISSES,
@@ -267,7 +269,8 @@ async fn think() {
 }
 
 /// One iteration of a user: nothing once the load is over, else the scenario's step and then
-/// the think time, whatever the step's outcome.
+/// the think time, whatever the step's outcome. A step begun before the end finishes (a long
+/// task already submitted is polled until it is done, failed or timed out).
 macro_rules! iteration {
     ($step:expr) => {{
         if load_over().await {

@@ -418,6 +418,20 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     assert_eq!(lenient["steps"].as_array().unwrap().len(), 2);
     assert_eq!(lenient["highest_passing"]["users"], 4);
     assert!(lenient["highest_passing"]["rps"].as_f64().unwrap() > 0.0);
+    // Each step places its own second 0 on the wall clock: the second step's is its own first
+    // login, after the first step's load (not the first step's again).
+    let started_at = |step: &str| -> f64 {
+        let series: Value = serde_json::from_str(
+            &std::fs::read_to_string(results.join(step).join("latency_per_second.json")).unwrap(),
+        )
+        .unwrap();
+        series["started_at"].as_f64().expect("started_at")
+    };
+    let (first, second) = (
+        started_at("lenient-step01-2u"),
+        started_at("lenient-step02-4u"),
+    );
+    assert!(second - first >= 1.0, "steps start at {first} and {second}");
 
     // Long tasks: submitted, polled to the end, timed end to end; the queue sampled.
     let (t, m, dir, wm) = (
