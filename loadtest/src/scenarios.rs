@@ -5,9 +5,10 @@
 use crate::{Options, Scenario};
 use goose::prelude::*;
 use rand::Rng;
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// What every user of a run needs to know.
 #[derive(Clone)]
@@ -21,26 +22,14 @@ struct Settings {
     longtask_ms: u64,
     poll_ms: u64,
     longtask_timeout_ms: u64,
-}
-
-static SETTINGS: RwLock<Option<Settings>> = RwLock::new(None);
-
-/// The pace of a run's users: their think time, and when the load ends.
-#[derive(Clone, Copy)]
-struct Pace {
     /// `[min, max]` ms after each iteration (`Plan::think_ms`).
     think_ms: Option<[u64; 2]>,
     /// The whole load's length (DURATION_SECS), from the first login.
     duration: std::time::Duration,
-    /// The first login plus `duration`: no request is sent after it.
-    ends: Option<tokio::time::Instant>,
 }
 
-static PACE: std::sync::Mutex<Pace> = std::sync::Mutex::new(Pace {
-    think_ms: None,
-    duration: std::time::Duration::ZERO,
-    ends: None,
-});
+/// Shared, not copied: the scenarios read them on every request.
+static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
 
 /// Client-side view of the cache: the `X-Cache` header of every `/data` and `/process` answer.
 pub static CACHE_HITS: AtomicU64 = AtomicU64::new(0);
@@ -69,7 +58,7 @@ pub static JOBS: std::sync::Mutex<Jobs> = std::sync::Mutex::new(Jobs {
 });
 
 pub fn configure(options: &Options) {
-    *SETTINGS.write().expect("not poisoned") = Some(Settings {
+    *SETTINGS.write().expect("not poisoned") = Some(Arc::new(Settings {
         lab_users: (options.lab.lab_users as usize).max(1),
         lab_password: options.lab.lab_password.clone(),
         keys: key_law(options.key_space, options.zipf_s),
@@ -77,14 +66,11 @@ pub fn configure(options: &Options) {
         longtask_ms: options.longtask_ms,
         poll_ms: options.poll_ms.max(10),
         longtask_timeout_ms: options.longtask_timeout_secs * 1000,
-    });
-    *PACE.lock().expect("not poisoned") = Pace {
         think_ms: options.think_ms(),
         duration: std::time::Duration::from_secs(options.load().duration_secs),
-        ends: None,
-    };
-    // Each run of a breakpoint search places its own second 0.
-    FIRST_LOGIN_AT.store(0, Ordering::SeqCst);
+    }));
+    // Each run (a breakpoint search makes several) has its own first login.
+    *FIRST_LOGIN.lock().expect("not poisoned") = None;
     for counter in [
         &CACHE_HITS,
         &CACHE_MISSES,
@@ -97,10 +83,17 @@ pub fn configure(options: &Options) {
     *JOBS.lock().expect("not poisoned") = Jobs::default();
 }
 
-/// Unix time (f64 bits) when the first user sent its first request (a login): with that
-/// request's `elapsed` in Goose's log, it places second 0 of the per-second series on the
-/// wall clock, where the lab's fault events are.
-static FIRST_LOGIN_AT: AtomicU64 = AtomicU64::new(0);
+/// When the run's first user sent its first request (a login), on both clocks: the monotonic
+/// one ends the load DURATION_SECS later (`load_over`, `think`); unix time, with that
+/// request's `elapsed` in the log, places second 0 of the per-second series on the wall
+/// clock, where the lab's fault events are.
+static FIRST_LOGIN: Mutex<Option<FirstLogin>> = Mutex::new(None);
+
+#[derive(Clone, Copy)]
+struct FirstLogin {
+    at: tokio::time::Instant,
+    unix: f64,
+}
 
 /// The run's raw request log (`requests.json`): a JSON line per request, written by the
 /// scenarios as each answer comes (into a buffer, to the file in blocks), with the fields
@@ -187,10 +180,29 @@ fn log_request(request: &goose::metrics::GooseRequestMetric) {
 
 /// When the first login of the attack was sent (unix seconds).
 pub fn first_login_at() -> Option<f64> {
-    match FIRST_LOGIN_AT.load(Ordering::SeqCst) {
-        0 => None,
-        bits => Some(f64::from_bits(bits)),
-    }
+    FIRST_LOGIN
+        .lock()
+        .expect("not poisoned")
+        .map(|first| first.unix)
+}
+
+/// The first login starts the run's clock (later ones leave it).
+fn note_a_login() {
+    FIRST_LOGIN
+        .lock()
+        .expect("not poisoned")
+        .get_or_insert_with(|| FirstLogin {
+            at: tokio::time::Instant::now(),
+            unix: records::time::now_unix(),
+        });
+}
+
+/// When the load ends: DURATION_SECS after the first login (none before it).
+fn load_ends(s: &Settings) -> Option<tokio::time::Instant> {
+    FIRST_LOGIN
+        .lock()
+        .expect("not poisoned")
+        .map(|first| first.at + s.duration)
 }
 
 /// The one key every `hit` request asks for (and the calibration warms).
@@ -204,7 +216,7 @@ pub fn login_body(n: usize, password: &str) -> records::wire::Login {
     }
 }
 
-fn settings() -> Settings {
+fn settings() -> Arc<Settings> {
     SETTINGS
         .read()
         .expect("not poisoned")
@@ -235,20 +247,11 @@ pub fn scenario(which: Scenario) -> goose::goose::Scenario {
     }
 }
 
-/// The run's clock starts at its first login: the load ends DURATION_SECS later.
-fn start_the_clock() {
-    let mut pace = PACE.lock().expect("not poisoned");
-    if pace.ends.is_none() {
-        pace.ends = Some(tokio::time::Instant::now() + pace.duration);
-    }
-}
-
 /// Whether the load is over (DURATION_SECS since the first login): then the user sends
 /// nothing and waits a tenth of a second for Goose, which stops its users on a half-second
 /// tick of its own, to tell it to stop.
 async fn load_over() -> bool {
-    let ends = PACE.lock().expect("not poisoned").ends;
-    let over = ends.is_some_and(|end| tokio::time::Instant::now() >= end);
+    let over = load_ends(&settings()).is_some_and(|end| tokio::time::Instant::now() >= end);
     if over {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -259,13 +262,13 @@ async fn load_over() -> bool {
 /// with the load at the latest. (Goose's own wait time sleeps in half-second steps, to check
 /// whether it is told to stop: more than a quarter of its CPU per request.)
 async fn think() {
-    let pace = *PACE.lock().expect("not poisoned");
-    let Some([min, max]) = pace.think_ms else {
+    let s = settings();
+    let Some([min, max]) = s.think_ms else {
         return;
     };
     let ms = rand::rng().random_range(min..=max.max(min));
     let until = tokio::time::Instant::now() + std::time::Duration::from_millis(ms);
-    tokio::time::sleep_until(pace.ends.map_or(until, |end| until.min(end))).await;
+    tokio::time::sleep_until(load_ends(&s).map_or(until, |end| until.min(end))).await;
 }
 
 /// One iteration of a user: nothing once the load is over, else the scenario's step and then
@@ -284,19 +287,14 @@ macro_rules! iteration {
 
 #[derive(Clone)]
 struct Session {
-    token: String,
+    /// `Bearer <token>`, built once at login: each request clones it without copying.
+    authorization: HeaderValue,
     sent: u64,
 }
 
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
-    start_the_clock();
-    let _ = FIRST_LOGIN_AT.compare_exchange(
-        0,
-        records::time::now_unix().to_bits(),
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    note_a_login();
     let n = user.weighted_users_index % s.lab_users + 1;
     let body = login_body(n, &s.lab_password);
     let mut goose = user.post_json("/login", &body).await?;
@@ -305,12 +303,15 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
             .json::<records::wire::LoginAnswer>()
             .await
             .ok()
-            .map(|answer| answer.token),
+            .and_then(|answer| authorization(&answer.token)),
         _ => None,
     };
     let result = match token {
-        Some(token) => {
-            user.set_session_data(Session { token, sent: 0 });
+        Some(authorization) => {
+            user.set_session_data(Session {
+                authorization,
+                sent: 0,
+            });
             Ok(())
         }
         None => user.set_failure("login failed", &mut goose.request, None, None),
@@ -324,11 +325,19 @@ async fn login_storm(user: &mut GooseUser) -> TransactionResult {
     iteration!(log_in(user))
 }
 
+/// The `Authorization` header of a token, marked sensitive as reqwest's `bearer_auth` marks it;
+/// none for a token a header cannot carry.
+fn authorization(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// GET a cacheable route with the user's token; on a 401, log in again once and retry.
 async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> TransactionResult {
     for attempt in 0..2 {
         let token = match user.get_session_data::<Session>() {
-            Some(session) => session.token.clone(),
+            Some(session) => session.authorization.clone(),
             None => {
                 log_in(user).await?;
                 continue;
@@ -338,7 +347,7 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
         let path = format!("{route}?{param}={key}");
         let builder = user
             .get_request_builder(&GooseMethod::Get, &path)?
-            .bearer_auth(token);
+            .header(AUTHORIZATION, token);
         let request = GooseRequest::builder()
             .path(path.as_str())
             .name(route)
@@ -372,8 +381,9 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
     Ok(())
 }
 
-fn bearer(user: &GooseUser) -> Option<String> {
-    user.get_session_data::<Session>().map(|s| s.token.clone())
+fn bearer(user: &GooseUser) -> Option<HeaderValue> {
+    user.get_session_data::<Session>()
+        .map(|s| s.authorization.clone())
 }
 
 async fn long_task(user: &mut GooseUser) -> TransactionResult {
@@ -390,7 +400,7 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
     let started = std::time::Instant::now();
     let builder = user
         .get_request_builder(&GooseMethod::Post, "/longtask")?
-        .bearer_auth(&token)
+        .header(AUTHORIZATION, token.clone())
         .json(&records::wire::NewTask {
             task: "report".into(),
             payload: json!({"duration_ms": s.longtask_ms}),
@@ -437,7 +447,7 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
         tokio::time::sleep(std::time::Duration::from_millis(s.poll_ms)).await;
         let builder = user
             .get_request_builder(&GooseMethod::Get, &status_url)?
-            .bearer_auth(&token);
+            .header(AUTHORIZATION, token.clone());
         let request = GooseRequest::builder()
             .path(status_url.as_str())
             .name("/tasks/{id}")
