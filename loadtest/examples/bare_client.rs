@@ -4,6 +4,10 @@
 //! is what the HTTP client, the runtime and the kernel cost; `bench/generator` sets it beside
 //! ours, bare Goose, Locust and wrk.
 //!
+//! With `CLIENT=connection`, each task holds its own HTTP/1.1 connection and polls it itself
+//! (`loadtest::http1`, what the lab's scenarios send with) instead of the shared reqwest
+//! client: what that client costs, bare.
+//!
 //! `TOKEN=… bare_client http://127.0.0.1:8080 USERS RATE SECONDS`: USERS tasks started at
 //! RATE per second, each sending, reading the answer, then thinking 1–2 s, until SECONDS from
 //! the first start; prints one JSON line: requests, failures and CPU seconds.
@@ -16,12 +20,42 @@ use tokio::time::Instant;
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static FAILURES: AtomicU64 = AtomicU64::new(0);
 
-async fn user(client: reqwest::Client, url: String, token: String, start: Instant, end: Instant) {
+/// How a user sends: through the shared reqwest client, or on its own connection.
+#[derive(Clone)]
+enum Client {
+    Shared(reqwest::Client),
+    Connection(loadtest::http1::Target),
+}
+
+async fn user(client: Client, base: String, token: String, start: Instant, end: Instant) {
     tokio::time::sleep_until(start).await;
+    let url = format!("{base}{PATH}");
+    let header = http::HeaderValue::try_from(format!("Bearer {token}")).expect("a token");
+    let mut own = match &client {
+        Client::Connection(target) => Some(loadtest::http1::User::new(
+            target.clone(),
+            Duration::from_secs(60),
+        )),
+        Client::Shared(_) => None,
+    };
     while Instant::now() < end {
-        let ok = match client.get(&url).bearer_auth(&token).send().await {
-            Ok(answer) => answer.status().is_success() && answer.bytes().await.is_ok(),
-            Err(_) => false,
+        let ok = match (&client, own.as_mut()) {
+            (Client::Shared(shared), _) => {
+                match shared.get(&url).bearer_auth(&token).send().await {
+                    Ok(answer) => answer.status().is_success() && answer.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+            (Client::Connection(_), Some(own)) => {
+                let mut request = own
+                    .request(http::Method::GET, PATH, bytes::Bytes::new())
+                    .expect("a valid path");
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, header.clone());
+                matches!(own.send(request).await, Ok(a) if a.status.is_success())
+            }
+            (Client::Connection(_), None) => unreachable!("made above"),
         };
         REQUESTS.fetch_add(1, Ordering::Relaxed);
         if !ok {
@@ -32,7 +66,9 @@ async fn user(client: reqwest::Client, url: String, token: String, start: Instan
     }
 }
 
-#[tokio::main]
+const PATH: &str = "/data?key=hot";
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [host, users, rate, secs] = &args[..] else {
@@ -44,15 +80,25 @@ async fn main() -> Result<(), String> {
         return Err("RATE and SECONDS must be above 0".into());
     }
     let token = std::env::var("TOKEN").unwrap_or_default();
-    let url = format!("{}/data?key=hot", host.trim_end_matches('/'));
-    let client = reqwest::Client::new();
+    let base = host.trim_end_matches('/').to_string();
+    let client = match std::env::var("CLIENT").as_deref() {
+        Ok("connection") => Client::Connection(loadtest::http1::Target::parse(&base)?),
+        Ok("shared") | Err(_) => Client::Shared(reqwest::Client::new()),
+        Ok(other) => return Err(format!("CLIENT is shared or connection, not {other}")),
+    };
     let before = probe::host::process_cpu_seconds();
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(secs);
     let tasks: Vec<_> = (0..users)
         .map(|i| {
             let start = t0 + Duration::from_secs_f64(i as f64 / rate);
-            tokio::spawn(user(client.clone(), url.clone(), token.clone(), start, end))
+            tokio::spawn(user(
+                client.clone(),
+                base.clone(),
+                token.clone(),
+                start,
+                end,
+            ))
         })
         .collect();
     for task in tasks {

@@ -5,6 +5,7 @@
 
 pub mod breakpoint;
 pub mod calibrate;
+pub mod http1;
 pub mod latency;
 pub mod merge;
 pub mod open_files;
@@ -188,7 +189,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .write(&dir.join(PLAN_FILE))
         .map_err(anyhow::Error::msg)?;
 
-    scenarios::configure(&options);
+    scenarios::configure(&options)?;
     let lb_base = options
         .lb_metrics_url
         .trim_end_matches("/metrics")
@@ -242,10 +243,10 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     // load generator's cost").
     let scenario = scenarios::scenario(options.scenario);
     scenarios::open_request_log(&dir.join("requests.json"))?;
-    // One HTTP client, and its connection pool, for every user: Goose's default builds a
-    // client per user, which cost about 1.5 ms of CPU each, as much as 25 of our requests
-    // (BENCHMARKS.md, "The load generator's cost"). The users carry their token in a
-    // header, never a cookie.
+    // The users send on their own connections (scenarios::send), not through Goose's
+    // client; Goose still builds one, here one for every user instead of its default of a
+    // client per user, which cost about 1.5 ms of CPU each (BENCHMARKS.md, "The load
+    // generator's cost").
     let attack = GooseAttack::initialize_with_config(goose_config(&options, &load, &dir)?)?
         .set_client_builder_without_cookies(
             goose::client::GooseClientBuilder::new().without_cookies(),

@@ -1,11 +1,21 @@
 //! The virtual users: each logs in on start as one of the lab users and sends its token as
 //! a Bearer header; a 401 mid-run triggers one re-login. Requests are named by route, so a
 //! report has one row per endpoint, not one per key.
+//!
+//! Goose runs the users (their launch, their stop, the open profile's pace) and aggregates
+//! every request; the requests themselves go out on each user's own HTTP/1.1 connection
+//! ([`crate::http1`]), not through Goose's shared reqwest client, and are recorded with Goose
+//! by route as its own requests are (`GET /data`, a non-2xx answer a failure named
+//! `503 Service Unavailable: /data`). A user's requests all use its one connection, as a
+//! browser's or a Locust user's do.
 
+use crate::http1;
 use crate::{Options, Scenario};
+use bytes::Bytes;
 use goose::prelude::*;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::Method;
 use rand::Rng;
-use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,6 +23,8 @@ use std::sync::{Arc, Mutex, RwLock};
 /// What every user of a run needs to know.
 #[derive(Clone)]
 struct Settings {
+    /// The load balancer (LOADTEST_TARGET_URL), where every user connects.
+    target: http1::Target,
     lab_users: usize,
     lab_password: String,
     /// The `mixed` scenario's key law: ranks 1..=KEY_SPACE, Zipf of exponent ZIPF_S.
@@ -57,8 +69,14 @@ pub static JOBS: std::sync::Mutex<Jobs> = std::sync::Mutex::new(Jobs {
     end_to_end_ms: Vec::new(),
 });
 
-pub fn configure(options: &Options) {
+/// A request with no whole answer after this long fails (Goose's own default timeout).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sets the run's users up; a target the users cannot connect to is an error.
+pub fn configure(options: &Options) -> anyhow::Result<()> {
+    let target = http1::Target::parse(&options.target).map_err(anyhow::Error::msg)?;
     *SETTINGS.write().expect("not poisoned") = Some(Arc::new(Settings {
+        target,
         lab_users: (options.lab.lab_users as usize).max(1),
         lab_password: options.lab.lab_password.clone(),
         keys: key_law(options.key_space, options.zipf_s),
@@ -81,6 +99,7 @@ pub fn configure(options: &Options) {
         counter.store(0, Ordering::SeqCst);
     }
     *JOBS.lock().expect("not poisoned") = Jobs::default();
+    Ok(())
 }
 
 /// When the run's first user sent its first request (a login), on both clocks: the monotonic
@@ -123,7 +142,7 @@ struct LogLine<'a> {
 
 #[derive(serde::Serialize)]
 struct LogRaw {
-    method: GooseMethod,
+    method: &'static str,
 }
 
 /// Starts the request log of a run at `path` (a new file).
@@ -152,25 +171,13 @@ pub fn close_request_log() -> std::io::Result<()> {
 }
 
 /// One request, as it ended, into the run's request log.
-fn log_request(request: &goose::metrics::GooseRequestMetric) {
+fn log_request(line: &LogLine) {
     use std::io::Write;
     let mut log = REQUEST_LOG.lock().expect("not poisoned");
     let Some(log) = log.as_mut().filter(|l| l.failed.is_none()) else {
         return;
     };
-    let line = LogLine {
-        elapsed: request.elapsed,
-        name: &request.name,
-        response_time: request.response_time,
-        response_time_fraction_us: request.response_time_fraction_us,
-        success: request.success,
-        status_code: request.status_code,
-        user: request.user,
-        raw: LogRaw {
-            method: request.raw.method,
-        },
-    };
-    let written = serde_json::to_writer(&mut log.out, &line)
+    let written = serde_json::to_writer(&mut log.out, line)
         .map_err(std::io::Error::from)
         .and_then(|()| log.out.write_all(b"\n"));
     if let Err(e) = written {
@@ -285,48 +292,165 @@ macro_rules! iteration {
     }};
 }
 
-#[derive(Clone)]
+/// A user's own state: its connection, and its token once logged in.
+#[derive(Clone, Default)]
 struct Session {
+    /// The user's HTTP/1.1 connection, taken out while a request is on it (the lock is
+    /// never held across an await). Shared by clones of the session, which Goose makes
+    /// only before a user starts.
+    connection: Arc<Mutex<Option<http1::User>>>,
     /// `Bearer <token>`, built once at login: each request clones it without copying.
-    authorization: HeaderValue,
+    authorization: Option<HeaderValue>,
     sent: u64,
+}
+
+/// The user's session, a new one before its first request.
+fn session(user: &mut GooseUser) -> &mut Session {
+    if user.get_session_data::<Session>().is_none() {
+        user.set_session_data(Session::default());
+    }
+    user.get_session_data_mut::<Session>()
+        .expect("set just above")
+}
+
+/// One request of a scenario, on the user's own connection.
+struct Call<'a> {
+    method: Method,
+    /// Path and query, `/data?key=hot`.
+    path: &'a str,
+    /// The route it is counted under, `/data`.
+    name: &'static str,
+    /// A JSON body, if any.
+    json: Option<Vec<u8>>,
+    authorization: Option<HeaderValue>,
+    /// What a 2xx answer must hold besides its status: the failure to record if it does not.
+    check: Option<Check>,
+}
+
+/// The failure a 2xx answer is recorded as, if it lacks what the scenario needs from it.
+type Check = fn(&http1::Answer) -> Result<(), &'static str>;
+
+/// Sends a request, waits for its whole answer and records it: with Goose, by route, and in
+/// the run's request log. `None` when no answer came (refused, reset, timed out): a failure
+/// with status 0, as Goose records one.
+async fn send(
+    user: &mut GooseUser,
+    call: Call<'_>,
+) -> Result<Option<http1::Answer>, Box<TransactionError>> {
+    // The open profile's pace (Goose's --throttle-requests): wait for a slot, as Goose's own
+    // requests do.
+    if user.is_throttled {
+        if let Some(throttle) = &user.throttle {
+            throttle
+                .send_async(true)
+                .await
+                .map_err(|_| custom("the throttle closed: the load is over"))?;
+        }
+    }
+    let s = settings();
+    let slot = session(user).connection.clone();
+    let mut connection = slot
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .unwrap_or_else(|| http1::User::new(s.target.clone(), REQUEST_TIMEOUT));
+    let body = call.json.map(Bytes::from).unwrap_or_default();
+    let has_body = !body.is_empty();
+    let mut request = connection
+        .request(call.method.clone(), call.path, body)
+        .map_err(custom)?;
+    let headers = request.headers_mut();
+    if has_body {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if let Some(authorization) = call.authorization {
+        headers.insert(AUTHORIZATION, authorization);
+    }
+    let sent_at = user.started.elapsed().as_millis() as u64;
+    let clock = std::time::Instant::now();
+    let answer = connection.send(request).await;
+    let took = clock.elapsed();
+    *slot.lock().expect("not poisoned") = Some(connection);
+    let (status, error) = match &answer {
+        Ok(a) if a.status.is_success() => (
+            a.status.as_u16(),
+            call.check
+                .and_then(|check| check(a).err())
+                .map(str::to_string),
+        ),
+        Ok(a) => (
+            a.status.as_u16(),
+            Some(format!("{}: {}", a.status, call.name)),
+        ),
+        Err(failure) => (0, Some(format!("{failure}: {}", call.name))),
+    };
+    let method: &'static str = match call.method {
+        Method::POST => "POST",
+        _ => "GET",
+    };
+    let success = error.is_none();
+    user.record_custom_request_duration(
+        method,
+        call.name,
+        took,
+        success,
+        (status != 0).then_some(status),
+        error.as_deref(),
+    )
+    .await?;
+    let us = took.as_micros() as u64;
+    log_request(&LogLine {
+        elapsed: sent_at,
+        name: call.name,
+        response_time: us / 1000,
+        response_time_fraction_us: (us % 1000) as u16,
+        success,
+        status_code: status,
+        user: user.weighted_users_index,
+        raw: LogRaw { method },
+    });
+    Ok(answer.ok())
+}
+
+fn custom(message: impl Into<String>) -> Box<TransactionError> {
+    Box::new(TransactionError::Custom(message.into()))
 }
 
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     note_a_login();
     let n = user.weighted_users_index % s.lab_users + 1;
-    let body = login_body(n, &s.lab_password);
-    let mut goose = user.post_json("/login", &body).await?;
-    let token = match goose.response {
-        Ok(r) if r.status().is_success() => r
-            .json::<records::wire::LoginAnswer>()
-            .await
-            .ok()
-            .and_then(|answer| authorization(&answer.token)),
-        _ => None,
+    let body =
+        serde_json::to_vec(&login_body(n, &s.lab_password)).map_err(|e| custom(e.to_string()))?;
+    let call = Call {
+        method: Method::POST,
+        path: "/login",
+        name: "/login",
+        json: Some(body),
+        authorization: None,
+        // A 2xx answer without a token a header can carry is a failed login.
+        check: Some(|a| token(a).map(|_| ()).ok_or("login failed")),
     };
-    let result = match token {
-        Some(authorization) => {
-            user.set_session_data(Session {
-                authorization,
-                sent: 0,
-            });
-            Ok(())
-        }
-        None => user.set_failure("login failed", &mut goose.request, None, None),
-    };
-    // After set_failure: the log holds the login as it ended.
-    log_request(&goose.request);
-    result
+    let answer = send(user, call).await?;
+    session(user).authorization = answer
+        .filter(|a| a.status.is_success())
+        .and_then(|a| token(&a));
+    Ok(())
+}
+
+/// The `Authorization` header a login's answer gives, if any.
+fn token(answer: &http1::Answer) -> Option<HeaderValue> {
+    serde_json::from_slice::<records::wire::LoginAnswer>(&answer.body)
+        .ok()
+        .and_then(|answer| authorization(&answer.token))
 }
 
 async fn login_storm(user: &mut GooseUser) -> TransactionResult {
     iteration!(log_in(user))
 }
 
-/// The `Authorization` header of a token, marked sensitive as reqwest's `bearer_auth` marks it;
-/// none for a token a header cannot carry.
+/// The `Authorization` header of a token, marked sensitive; none for a token a header
+/// cannot carry.
 fn authorization(token: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
     value.set_sensitive(true);
@@ -335,47 +459,41 @@ fn authorization(token: &str) -> Option<HeaderValue> {
 
 /// GET a cacheable route with the user's token; on a 401, log in again once and retry.
 async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> TransactionResult {
+    let param = if route == "/listing" { "prefix" } else { "key" };
+    let path = format!("{route}?{param}={key}");
     for attempt in 0..2 {
-        let token = match user.get_session_data::<Session>() {
-            Some(session) => session.authorization.clone(),
-            None => {
-                log_in(user).await?;
-                continue;
-            }
+        let Some(token) = bearer(user) else {
+            log_in(user).await?;
+            continue;
         };
-        let param = if route == "/listing" { "prefix" } else { "key" };
-        let path = format!("{route}?{param}={key}");
-        let builder = user
-            .get_request_builder(&GooseMethod::Get, &path)?
-            .header(AUTHORIZATION, token);
-        let request = GooseRequest::builder()
-            .path(path.as_str())
-            .name(route)
-            .set_request_builder(builder)
-            .build();
-        let goose = user.request(request).await?;
-        log_request(&goose.request);
-        if let Ok(response) = &goose.response {
-            if response.status().as_u16() == 401 && attempt == 0 {
+        let call = Call {
+            method: Method::GET,
+            path: &path,
+            name: route,
+            json: None,
+            authorization: Some(token),
+            check: None,
+        };
+        let answer = send(user, call).await?;
+        if let Some(answer) = &answer {
+            if answer.status.as_u16() == 401 && attempt == 0 {
                 RELOGINS.fetch_add(1, Ordering::Relaxed);
                 log_in(user).await?;
                 continue;
             }
-            if response.status().as_u16() == 503 {
+            if answer.status.as_u16() == 503 {
                 SHED.fetch_add(1, Ordering::Relaxed);
-                if !response.headers().contains_key("retry-after") {
+                if !answer.headers.contains_key("retry-after") {
                     SHED_WITHOUT_RETRY_AFTER.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            match response.headers().get("x-cache").map(|v| v.as_bytes()) {
+            match answer.headers.get("x-cache").map(|v| v.as_bytes()) {
                 Some(b"HIT") => CACHE_HITS.fetch_add(1, Ordering::Relaxed),
                 Some(b"MISS") => CACHE_MISSES.fetch_add(1, Ordering::Relaxed),
                 _ => 0,
             };
         }
-        if let Some(session) = user.get_session_data_mut::<Session>() {
-            session.sent += 1;
-        }
+        session(user).sent += 1;
         return Ok(());
     }
     Ok(())
@@ -383,7 +501,7 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
 
 fn bearer(user: &GooseUser) -> Option<HeaderValue> {
     user.get_session_data::<Session>()
-        .map(|s| s.authorization.clone())
+        .and_then(|s| s.authorization.clone())
 }
 
 async fn long_task(user: &mut GooseUser) -> TransactionResult {
@@ -398,30 +516,29 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
         return log_in(user).await;
     };
     let started = std::time::Instant::now();
-    let builder = user
-        .get_request_builder(&GooseMethod::Post, "/longtask")?
-        .header(AUTHORIZATION, token.clone())
-        .json(&records::wire::NewTask {
-            task: "report".into(),
-            payload: json!({"duration_ms": s.longtask_ms}),
-        });
-    let request = GooseRequest::builder()
-        .method(GooseMethod::Post)
-        .path("/longtask")
-        .name("/longtask")
-        .set_request_builder(builder)
-        .build();
-    let goose = user.request(request).await?;
-    log_request(&goose.request);
-    let status_url = match goose.response {
-        Ok(r) if r.status().as_u16() == 202 => r
-            .json::<records::wire::TaskAccepted>()
-            .await
-            .ok()
-            .map(|a| a.status_url),
+    let body = serde_json::to_vec(&records::wire::NewTask {
+        task: "report".into(),
+        payload: json!({"duration_ms": s.longtask_ms}),
+    })
+    .map_err(|e| custom(e.to_string()))?;
+    let call = Call {
+        method: Method::POST,
+        path: "/longtask",
+        name: "/longtask",
+        json: Some(body),
+        authorization: Some(token.clone()),
+        check: None,
+    };
+    let answer = send(user, call).await?;
+    let status_url = match answer {
+        Some(a) if a.status.as_u16() == 202 => {
+            serde_json::from_slice::<records::wire::TaskAccepted>(&a.body)
+                .ok()
+                .map(|a| a.status_url)
+        }
         // Done inside the request (LONGTASK_MODE=inline): the answer is the result.
-        Ok(r) if r.status().as_u16() == 200 => {
-            let state = r.json::<records::wire::TaskStatus>().await.ok();
+        Some(a) if a.status.as_u16() == 200 => {
+            let state = serde_json::from_slice::<records::wire::TaskStatus>(&a.body).ok();
             let waited = started.elapsed().as_secs_f64() * 1000.0;
             let mut jobs = JOBS.lock().expect("not poisoned");
             jobs.submitted += 1;
@@ -433,7 +550,7 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
             jobs.end_to_end_ms.push(waited);
             return Ok(());
         }
-        Ok(r) if r.status().as_u16() == 401 => {
+        Some(a) if a.status.as_u16() == 401 => {
             RELOGINS.fetch_add(1, Ordering::Relaxed);
             return log_in(user).await;
         }
@@ -445,24 +562,18 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
     JOBS.lock().expect("not poisoned").submitted += 1;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(s.poll_ms)).await;
-        let builder = user
-            .get_request_builder(&GooseMethod::Get, &status_url)?
-            .header(AUTHORIZATION, token.clone());
-        let request = GooseRequest::builder()
-            .path(status_url.as_str())
-            .name("/tasks/{id}")
-            .set_request_builder(builder)
-            .build();
-        let goose = user.request(request).await?;
-        log_request(&goose.request);
-        let state = match goose.response {
-            Ok(r) => r
-                .json::<records::wire::TaskStatus>()
-                .await
-                .ok()
-                .map(|t| t.status),
-            Err(_) => None,
+        let call = Call {
+            method: Method::GET,
+            path: &status_url,
+            name: "/tasks/{id}",
+            json: None,
+            authorization: Some(token.clone()),
+            check: None,
         };
+        let state = send(user, call)
+            .await?
+            .and_then(|a| serde_json::from_slice::<records::wire::TaskStatus>(&a.body).ok())
+            .map(|t| t.status);
         let waited = started.elapsed().as_secs_f64() * 1000.0;
         let mut jobs = JOBS.lock().expect("not poisoned");
         match state.as_deref() {
@@ -499,7 +610,7 @@ async fn hit(user: &mut GooseUser) -> TransactionResult {
 
 async fn miss(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
-    let sent = user.get_session_data::<Session>().map_or(0, |x| x.sent);
+    let sent = session(user).sent;
     let key = format!("m{:x}-{}-{sent}", s.nonce, user.weighted_users_index);
     iteration!(get_cached(user, route(), &key))
 }

@@ -473,6 +473,29 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         last["worker"]["jobs_processed"].as_f64().unwrap() >= lt["done"].as_f64().unwrap(),
         "{last}"
     );
+    // A wrong password: every login is a recorded failure with its status, no scenario
+    // request goes out without a token, and the run is still recorded.
+    let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
+    tokio::task::spawn_blocking(move || {
+        let env = [("LAB_PASSWORD", "not-the-password")];
+        loadtest_with(&dir, "refused", "hit", &t, &m, &env);
+    })
+    .await
+    .unwrap();
+    let refused: Value = serde_json::from_str(
+        &std::fs::read_to_string(results.join("refused").join("run.json")).unwrap(),
+    )
+    .unwrap();
+    let logins = &refused["by_route"]["POST /login"];
+    assert!(logins["requests"].as_u64().unwrap() >= 4, "{logins}");
+    assert_eq!(logins["failures"], logins["requests"], "{logins}");
+    assert_eq!(refused["failures"], refused["requests"]);
+    assert!(
+        refused["by_route"].get("GET /data").is_none()
+            && refused["by_route"].get("GET /process").is_none(),
+        "{}",
+        refused["by_route"]
+    );
     let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
     tokio::task::spawn_blocking(move || two_generators(&dir, &t, &m))
         .await
