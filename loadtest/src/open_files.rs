@@ -1,4 +1,4 @@
-//! Goose gives every user its own HTTP client, so a run holds about one socket per user
+//! Every user holds its own connection (`http1`), so a run holds about one socket per user
 //! beside the files every process has: 1000 users meet macOS's usual soft limit of 256 open
 //! files. Before a run the load generator raises its soft limit to what the users need (up
 //! to the hard limit, which a process may do without privileges) or stops with one line
