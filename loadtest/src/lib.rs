@@ -174,6 +174,8 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         anyhow::bail!("ARRIVAL_RATE must be at least 1 request per second");
     }
     options.check().map_err(anyhow::Error::msg)?;
+    // The users connect to it themselves (http1): a URL they cannot use is refused now.
+    http1::Target::parse(&options.target).map_err(anyhow::Error::msg)?;
     let several = options.generators > 1;
     let rules = options.sla_rules().map_err(anyhow::Error::msg)?;
     open_files::ensure(options.load().users)?;

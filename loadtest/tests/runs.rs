@@ -659,6 +659,27 @@ fn an_unreachable_target_is_a_clear_one_line_error() {
     );
 }
 
+#[test]
+fn a_target_the_users_cannot_speak_to_is_a_clear_one_line_error() {
+    for (target, says) in [
+        ("https://127.0.0.1:8443", "speaks plain HTTP, not https"),
+        ("127.0.0.1:8080", "no scheme"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+            .env("LOADTEST_TARGET_URL", target)
+            .env("LOADTEST_READY_TIMEOUT_SECS", "1")
+            .env("LOADTEST_RESULTS_DIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{target}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.lines().count() == 1,
+            "{target}: {err}"
+        );
+    }
+}
+
 /// An overloaded run: one gateway with 2 slots in front of a microservice that takes 200 ms
 /// a miss, 40 users asking every 0.1–0.2 s. The gateway's queue holds what its slots cannot
 /// take, and the users stopped at the load's end still get those answers, after it. The
