@@ -54,7 +54,7 @@ bench-lb: ## Load balancer vs nginx vs HAProxy on the same upstreams (installs t
 bench-lb-instructions: ## Instructions per request of the load balancer and nginx (callgrind; repeatable)
 	bench/lb-instructions
 
-bench-generator: ## CPU per request of our load generator vs a bare Goose test, a bare reqwest client, Locust (PyPI) and wrk, side by side on the 3-gateway hit endpoint
+bench-generator: ## CPU per request of our load generator vs a bare Goose test, bare clients (shared reqwest, a connection per user), Locust (PyPI) and wrk, with and without think time, side by side on the 3-gateway hit endpoint
 	bench/generator
 
 lab-bin:
