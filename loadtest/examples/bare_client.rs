@@ -46,8 +46,8 @@ async fn user(client: Client, base: String, token: String, start: Instant, end: 
                     Err(_) => false,
                 }
             }
-            (Client::Connection(_), Some(own)) => {
-                let mut request = own
+            (Client::Connection(target), Some(own)) => {
+                let mut request = target
                     .request(http::Method::GET, PATH, bytes::Bytes::new())
                     .expect("a valid path");
                 request

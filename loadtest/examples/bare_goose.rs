@@ -47,7 +47,7 @@ async fn main() -> Result<(), GooseError> {
         )?;
     let before = probe::host::process_cpu_seconds();
     let mut attack = GooseAttack::initialize()?;
-    // SHARED_CLIENT=1: one HTTP client (and connection pool) for every user, as ours uses.
+    // SHARED_CLIENT=1: one HTTP client (and connection pool) for every user.
     if std::env::var("SHARED_CLIENT").is_ok_and(|v| v == "1") {
         attack = attack.set_client_builder_without_cookies(
             goose::client::GooseClientBuilder::new().without_cookies(),

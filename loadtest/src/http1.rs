@@ -56,6 +56,24 @@ impl Target {
     }
 }
 
+impl Target {
+    /// A request to `path_and_query` (`/data?key=hot`) with the target's `Host` header.
+    pub fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, String> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .body(Full::new(body))
+            .map_err(|e| format!("{path_and_query}: {e}"))?;
+        request.headers_mut().insert(HOST, self.host.clone());
+        Ok(request)
+    }
+}
+
 /// An answer, read whole.
 #[derive(Debug)]
 pub struct Answer {
@@ -84,8 +102,6 @@ pub enum Failure {
     /// The exchange failed after the connection was made (reset, closed mid-answer, a
     /// malformed answer).
     Http(hyper::Error),
-    /// The connection ended, without an error, before the whole answer came.
-    Closed,
     /// No whole answer within the timeout.
     Timeout(Duration),
 }
@@ -98,7 +114,6 @@ impl std::fmt::Display for Failure {
                 Some(cause) => write!(f, "{e}: {cause}"),
                 None => write!(f, "{e}"),
             },
-            Failure::Closed => write!(f, "the connection closed before the whole answer"),
             Failure::Timeout(t) => write!(f, "no answer within {} ms", t.as_millis()),
         }
     }
@@ -119,22 +134,6 @@ impl User {
             timeout,
             live: None,
         }
-    }
-
-    /// A request to `path_and_query` (`/data?key=hot`) with the target's `Host` header.
-    pub fn request(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: Bytes,
-    ) -> Result<Request<Full<Bytes>>, String> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .body(Full::new(body))
-            .map_err(|e| format!("{path_and_query}: {e}"))?;
-        request.headers_mut().insert(HOST, self.target.host.clone());
-        Ok(request)
     }
 
     /// Sends `request` and reads its whole answer, within the timeout.
@@ -197,17 +196,17 @@ async fn exchange(live: Live, request: Request<Full<Bytes>>) -> (Exchange, Optio
         connection,
     } = live;
     let mut connection = Some(connection);
-    // Taken only once the connection is ready for it: if it is never taken, or hyper hands
-    // it back unwritten, the request is still here.
+    // Taken only once the connection is ready for it: if it is never taken, it is still
+    // here; hyper hands one it did not write back (`Err(Err(request))`).
     let mut unsent = Some(request);
     let ended = {
         let exchange = async {
-            sender.ready().await.map_err(Some)?;
+            sender.ready().await.map_err(Ok)?;
             let request = unsent.take().expect("taken once");
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let (head, body) = response.into_parts();
-                    let body = body.collect().await.map_err(Some)?.to_bytes();
+                    let body = body.collect().await.map_err(Ok)?.to_bytes();
                     Ok(Answer {
                         status: head.status,
                         headers: head.headers,
@@ -215,11 +214,8 @@ async fn exchange(live: Live, request: Request<Full<Bytes>>) -> (Exchange, Optio
                     })
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(request) => {
-                        unsent = Some(request);
-                        Err(None)
-                    }
-                    None => Err(Some(e.into_error())),
+                    Some(request) => Err(Err(request)),
+                    None => Err(Ok(e.into_error())),
                 },
             }
         };
@@ -241,9 +237,9 @@ async fn exchange(live: Live, request: Request<Full<Bytes>>) -> (Exchange, Optio
             let live = connection.map(|connection| Live { sender, connection });
             (Exchange::Answered(answer), live)
         }
-        (Err(_), Some(request)) => (Exchange::NotSent(request), None),
-        (Err(Some(e)), None) => (Exchange::Failed(Failure::Http(e)), None),
-        (Err(None), None) => (Exchange::Failed(Failure::Closed), None),
+        // Never taken (the connection was not ready), or handed back unwritten.
+        (Err(_), Some(request)) | (Err(Err(request)), None) => (Exchange::NotSent(request), None),
+        (Err(Ok(e)), None) => (Exchange::Failed(Failure::Http(e)), None),
     }
 }
 
@@ -367,7 +363,8 @@ mod tests {
     }
 
     fn get(user: &User, path: &str) -> Request<Full<Bytes>> {
-        user.request(Method::GET, path, Bytes::new())
+        user.target
+            .request(Method::GET, path, Bytes::new())
             .expect("a request")
     }
 
@@ -390,7 +387,8 @@ mod tests {
         }
         let posted = user
             .send(
-                user.request(Method::POST, "/login", Bytes::from_static(b"{\"a\":1}"))
+                user.target
+                    .request(Method::POST, "/login", Bytes::from_static(b"{\"a\":1}"))
                     .expect("a request"),
             )
             .await
@@ -443,15 +441,13 @@ mod tests {
         let mut user = User::new(drill.target.clone(), Duration::from_secs(5));
         let failure = user
             .send(
-                user.request(Method::POST, "/longtask", Bytes::from_static(b"{}"))
+                user.target
+                    .request(Method::POST, "/longtask", Bytes::from_static(b"{}"))
                     .expect("a request"),
             )
             .await
             .expect_err("half an answer");
-        assert!(
-            matches!(failure, Failure::Http(_) | Failure::Closed),
-            "{failure}"
-        );
+        assert!(matches!(failure, Failure::Http(_)), "{failure}");
         assert_eq!(drill.requests.load(Ordering::SeqCst), 1);
         // The next request starts over on a new connection (that fails the same way).
         user.send(get(&user, "/data?key=hot"))
@@ -530,11 +526,8 @@ mod tests {
 
     #[test]
     fn a_path_a_request_cannot_carry_is_an_error() {
-        let user = User::new(
-            Target::parse("http://127.0.0.1:1").expect("a target"),
-            Duration::from_secs(1),
-        );
-        let e = user
+        let target = Target::parse("http://127.0.0.1:1").expect("a target");
+        let e = target
             .request(Method::GET, "/data?key=a b", Bytes::new())
             .expect_err("a space");
         assert!(e.starts_with("/data?key=a b: "), "{e}");

@@ -113,7 +113,8 @@ fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<Stri
         // transaction or scenario is read from Goose's metrics: only its requests.
         "--no-transaction-metrics".into(),
         "--no-scenario-metrics".into(),
-        // The stack never compresses its answers: no Accept-Encoding, no decoder per answer.
+        // Goose's own client sends nothing (the users send on their own connections): no
+        // decoder for it either.
         "--no-gzip".into(),
         "--no-telnet".into(),
         "--quiet".into(),

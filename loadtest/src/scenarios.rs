@@ -7,7 +7,9 @@
 //! ([`crate::http1`]), not through Goose's shared reqwest client, and are recorded with Goose
 //! by route as its own requests are (`GET /data`, a non-2xx answer a failure named
 //! `503 Service Unavailable: /data`). A user's requests all use its one connection, as a
-//! browser's or a Locust user's do.
+//! browser's or a Locust user's do. A request's time runs to its whole answer (Goose's own
+//! requests stopped at the headers; the lab's answers are small), and Goose's per-second
+//! graphs count it in the second it was answered, as the request log's series does.
 
 use crate::http1;
 use crate::{Options, Scenario};
@@ -341,22 +343,18 @@ async fn send(
     // requests do.
     if user.is_throttled {
         if let Some(throttle) = &user.throttle {
+            // Closed once the load is over: the request is cancelled, as Goose's own are.
             throttle
                 .send_async(true)
                 .await
-                .map_err(|_| custom("the throttle closed: the load is over"))?;
+                .map_err(|e| Box::<TransactionError>::new(e.into()))?;
         }
     }
     let s = settings();
-    let slot = session(user).connection.clone();
-    let mut connection = slot
-        .lock()
-        .expect("not poisoned")
-        .take()
-        .unwrap_or_else(|| http1::User::new(s.target.clone(), REQUEST_TIMEOUT));
     let body = call.json.map(Bytes::from).unwrap_or_default();
     let has_body = !body.is_empty();
-    let mut request = connection
+    let mut request = s
+        .target
         .request(call.method.clone(), call.path, body)
         .map_err(custom)?;
     let headers = request.headers_mut();
@@ -366,6 +364,12 @@ async fn send(
     if let Some(authorization) = call.authorization {
         headers.insert(AUTHORIZATION, authorization);
     }
+    let slot = session(user).connection.clone();
+    let mut connection = slot
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .unwrap_or_else(|| http1::User::new(s.target.clone(), REQUEST_TIMEOUT));
     let sent_at = user.started.elapsed().as_millis() as u64;
     let clock = std::time::Instant::now();
     let answer = connection.send(request).await;
@@ -417,6 +421,11 @@ fn custom(message: impl Into<String>) -> Box<TransactionError> {
 }
 
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
+    logged_in(user).await.map(|_| ())
+}
+
+/// Logs the user in; whether it now has a token (a failed login is a recorded failure).
+async fn logged_in(user: &mut GooseUser) -> Result<bool, Box<TransactionError>> {
     let s = settings();
     note_a_login();
     let n = user.weighted_users_index % s.lab_users + 1;
@@ -432,10 +441,12 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
         check: Some(|a| token(a).map(|_| ()).ok_or("login failed")),
     };
     let answer = send(user, call).await?;
-    session(user).authorization = answer
+    let token = answer
         .filter(|a| a.status.is_success())
         .and_then(|a| token(&a));
-    Ok(())
+    let got = token.is_some();
+    session(user).authorization = token;
+    Ok(got)
 }
 
 /// The `Authorization` header a login's answer gives, if any.
@@ -457,13 +468,16 @@ fn authorization(token: &str) -> Option<HeaderValue> {
     Some(value)
 }
 
-/// GET a cacheable route with the user's token; on a 401, log in again once and retry.
+/// GET a cacheable route with the user's token; on a 401, log in again once and retry. A
+/// login that fails ends the iteration (one login per iteration at most, whatever fails).
 async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> TransactionResult {
     let param = if route == "/listing" { "prefix" } else { "key" };
     let path = format!("{route}?{param}={key}");
     for attempt in 0..2 {
         let Some(token) = bearer(user) else {
-            log_in(user).await?;
+            if !logged_in(user).await? {
+                return Ok(());
+            }
             continue;
         };
         let call = Call {
@@ -478,7 +492,9 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
         if let Some(answer) = &answer {
             if answer.status.as_u16() == 401 && attempt == 0 {
                 RELOGINS.fetch_add(1, Ordering::Relaxed);
-                log_in(user).await?;
+                if !logged_in(user).await? {
+                    return Ok(());
+                }
                 continue;
             }
             if answer.status.as_u16() == 503 {
