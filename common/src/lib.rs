@@ -9,7 +9,6 @@ pub use probe::host;
 pub mod http;
 pub mod keys;
 pub mod metrics;
-pub mod open_files;
 pub mod redis_conn;
 pub mod relay;
 pub mod shutdown;

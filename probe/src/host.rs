@@ -138,8 +138,75 @@ pub fn facts() -> records::record::HostLimits {
     }
 }
 
+/// This process's open-files limit, `(soft, hard)`, after raising the soft one toward `want`
+/// (`None`: as high as the hard one allows). A process may raise its soft limit up to its
+/// hard limit without privileges; a `want` above the hard limit is left to the caller to
+/// refuse, with the limits unchanged. Where the hard limit is unlimited and the system
+/// refuses that as a soft limit (macOS), it settles for 10240. Unlimited reads as
+/// `u64::MAX`; `None` where the limit cannot be known, or outside Unix.
+#[cfg(unix)]
+pub fn raise_open_files(want: Option<u64>) -> Option<(u64, u64)> {
+    // rlim_t is u64 on Linux and macOS, not on every Unix.
+    #[allow(clippy::unnecessary_cast)]
+    let read = || {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct it is given.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return None;
+        }
+        let wide = |l: libc::rlim_t| match l {
+            libc::RLIM_INFINITY => u64::MAX,
+            l => l as u64,
+        };
+        Some((limit, wide(limit.rlim_cur), wide(limit.rlim_max)))
+    };
+    let (mut limit, soft, hard) = read()?;
+    let target = match want {
+        Some(w) if w > hard => return Some((soft, hard)),
+        Some(w) => w,
+        None => hard,
+    };
+    if soft >= target {
+        return Some((soft, hard));
+    }
+    for wanted in [target, target.min(10240)] {
+        limit.rlim_cur = match wanted {
+            u64::MAX => libc::RLIM_INFINITY,
+            n => n as libc::rlim_t,
+        };
+        // SAFETY: setrlimit reads the struct it is given; a soft limit up to the hard one
+        // is allowed without privileges.
+        if wanted > soft && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0 {
+            break;
+        }
+    }
+    read().map(|(_, soft, hard)| (soft, hard))
+}
+
+#[cfg(not(unix))]
+pub fn raise_open_files(_want: Option<u64>) -> Option<(u64, u64)> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
+    /// Raised as far as asked (or allowed), and a second call changes nothing.
+    #[cfg(unix)]
+    #[test]
+    fn the_open_files_soft_limit_is_raised_to_the_hard_one() {
+        let (soft, hard) = super::raise_open_files(None).expect("known on Unix");
+        assert!(soft == hard || soft == 10240, "{soft} {hard}");
+        assert_eq!(super::raise_open_files(None), Some((soft, hard)));
+        // Asking for less changes nothing; more than the hard limit is left to the caller.
+        assert_eq!(super::raise_open_files(Some(1)), Some((soft, hard)));
+        if hard < u64::MAX {
+            assert_eq!(super::raise_open_files(Some(hard + 1)), Some((soft, hard)));
+        }
+    }
+
     use super::*;
 
     #[test]
