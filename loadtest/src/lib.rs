@@ -175,8 +175,9 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         anyhow::bail!("ARRIVAL_RATE must be at least 1 request per second");
     }
     options.check().map_err(anyhow::Error::msg)?;
-    // The users connect to it themselves (http1): a URL they cannot use is refused now.
-    http1::Target::parse(&options.target).map_err(anyhow::Error::msg)?;
+    // The users connect to the target themselves (http1): a URL they cannot use is refused
+    // here, before waiting for it.
+    scenarios::configure(&options)?;
     let several = options.generators > 1;
     let rules = options.sla_rules().map_err(anyhow::Error::msg)?;
     open_files::ensure(options.load().users)?;
@@ -192,7 +193,6 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .write(&dir.join(PLAN_FILE))
         .map_err(anyhow::Error::msg)?;
 
-    scenarios::configure(&options)?;
     let lb_base = options
         .lb_metrics_url
         .trim_end_matches("/metrics")

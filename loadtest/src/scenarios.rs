@@ -295,15 +295,25 @@ macro_rules! iteration {
 }
 
 /// A user's own state: its connection, and its token once logged in.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Session {
-    /// The user's HTTP/1.1 connection, taken out while a request is on it (the lock is
-    /// never held across an await). Shared by clones of the session, which Goose makes
-    /// only before a user starts.
-    connection: Arc<Mutex<Option<http1::User>>>,
+    /// The user's HTTP/1.1 connection. In a lock only because Goose's session data must be
+    /// `Sync`; reached through `&mut` (`Mutex::get_mut`), it is never locked.
+    connection: Mutex<Option<http1::User>>,
     /// `Bearer <token>`, built once at login: each request clones it without copying.
     authorization: Option<HeaderValue>,
     sent: u64,
+}
+
+/// A copy has its own connection, none yet (a socket is one user's).
+impl Clone for Session {
+    fn clone(&self) -> Self {
+        Self {
+            connection: Mutex::default(),
+            authorization: self.authorization.clone(),
+            sent: self.sent,
+        }
+    }
 }
 
 /// The user's session, a new one before its first request.
@@ -325,20 +335,49 @@ struct Call<'a> {
     /// A JSON body, if any.
     json: Option<Vec<u8>>,
     authorization: Option<HeaderValue>,
-    /// What a 2xx answer must hold besides its status: the failure to record if it does not.
-    check: Option<Check>,
 }
 
-/// The failure a 2xx answer is recorded as, if it lacks what the scenario needs from it.
-type Check = fn(&http1::Answer) -> Result<(), &'static str>;
+impl<'a> Call<'a> {
+    fn get(path: &'a str, name: &'static str, authorization: HeaderValue) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            name,
+            json: None,
+            authorization: Some(authorization),
+        }
+    }
 
-/// Sends a request, waits for its whole answer and records it: with Goose, by route, and in
-/// the run's request log. `None` when no answer came (refused, reset, timed out): a failure
-/// with status 0, as Goose records one.
-async fn send(
-    user: &mut GooseUser,
-    call: Call<'_>,
-) -> Result<Option<http1::Answer>, Box<TransactionError>> {
+    /// A POST of a JSON body, counted under its path (`/login`, `/longtask`).
+    fn post(
+        path: &'static str,
+        body: &impl serde::Serialize,
+        authorization: Option<HeaderValue>,
+    ) -> Result<Self, Box<TransactionError>> {
+        let json = serde_json::to_vec(body).map_err(|e| custom(e.to_string()))?;
+        Ok(Self {
+            method: Method::POST,
+            name: path,
+            path,
+            json: Some(json),
+            authorization,
+        })
+    }
+}
+
+/// A request as it went: when it was sent, how long its answer took, the answer or why none.
+struct Sent {
+    method: &'static str,
+    name: &'static str,
+    /// Milliseconds since Goose's start, when it was sent.
+    sent_at: u64,
+    took: std::time::Duration,
+    answer: Result<http1::Answer, http1::Failure>,
+}
+
+/// Sends a request on the user's connection and waits for its whole answer (not recorded:
+/// [`record`] does that).
+async fn transmit(user: &mut GooseUser, call: Call<'_>) -> Result<Sent, Box<TransactionError>> {
     // The open profile's pace (Goose's --throttle-requests): wait for a slot, as Goose's own
     // requests do.
     if user.is_throttled {
@@ -364,56 +403,79 @@ async fn send(
     if let Some(authorization) = call.authorization {
         headers.insert(AUTHORIZATION, authorization);
     }
-    let slot = session(user).connection.clone();
-    let mut connection = slot
-        .lock()
-        .expect("not poisoned")
-        .take()
-        .unwrap_or_else(|| http1::User::new(s.target.clone(), REQUEST_TIMEOUT));
     let sent_at = user.started.elapsed().as_millis() as u64;
+    let connection = session(user)
+        .connection
+        .get_mut()
+        .expect("not poisoned")
+        .get_or_insert_with(|| http1::User::new(s.target.clone(), REQUEST_TIMEOUT));
     let clock = std::time::Instant::now();
     let answer = connection.send(request).await;
-    let took = clock.elapsed();
-    *slot.lock().expect("not poisoned") = Some(connection);
-    let (status, error) = match &answer {
-        Ok(a) if a.status.is_success() => (
-            a.status.as_u16(),
-            call.check
-                .and_then(|check| check(a).err())
-                .map(str::to_string),
-        ),
+    Ok(Sent {
+        method: if call.method == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        },
+        name: call.name,
+        sent_at,
+        took: clock.elapsed(),
+        answer,
+    })
+}
+
+/// Records a request with Goose, by route, and in the run's request log. A non-2xx answer
+/// is the failure `503 Service Unavailable: /data`, no answer one with status 0, as Goose
+/// records its own; `refused` is the failure of a 2xx answer that lacks what the scenario
+/// needs from it.
+async fn record(
+    user: &mut GooseUser,
+    sent: &Sent,
+    refused: Option<&str>,
+) -> Result<(), Box<TransactionError>> {
+    let (status, error) = match &sent.answer {
+        Ok(a) if a.status.is_success() => (a.status.as_u16(), refused.map(str::to_string)),
         Ok(a) => (
             a.status.as_u16(),
-            Some(format!("{}: {}", a.status, call.name)),
+            Some(format!("{}: {}", a.status, sent.name)),
         ),
-        Err(failure) => (0, Some(format!("{failure}: {}", call.name))),
-    };
-    let method: &'static str = match call.method {
-        Method::POST => "POST",
-        _ => "GET",
+        Err(failure) => (0, Some(format!("{failure}: {}", sent.name))),
     };
     let success = error.is_none();
     user.record_custom_request_duration(
-        method,
-        call.name,
-        took,
+        sent.method,
+        sent.name,
+        sent.took,
         success,
         (status != 0).then_some(status),
         error.as_deref(),
     )
     .await?;
-    let us = took.as_micros() as u64;
+    let us = sent.took.as_micros() as u64;
     log_request(&LogLine {
-        elapsed: sent_at,
-        name: call.name,
+        elapsed: sent.sent_at,
+        name: sent.name,
         response_time: us / 1000,
         response_time_fraction_us: (us % 1000) as u16,
         success,
         status_code: status,
         user: user.weighted_users_index,
-        raw: LogRaw { method },
+        raw: LogRaw {
+            method: sent.method,
+        },
     });
-    Ok(answer.ok())
+    Ok(())
+}
+
+/// Sends a request, waits for its whole answer and records it. `None` when no answer came
+/// (refused, reset, timed out).
+async fn send(
+    user: &mut GooseUser,
+    call: Call<'_>,
+) -> Result<Option<http1::Answer>, Box<TransactionError>> {
+    let sent = transmit(user, call).await?;
+    record(user, &sent, None).await?;
+    Ok(sent.answer.ok())
 }
 
 fn custom(message: impl Into<String>) -> Box<TransactionError> {
@@ -424,26 +486,21 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
     logged_in(user).await.map(|_| ())
 }
 
-/// Logs the user in; whether it now has a token (a failed login is a recorded failure).
+/// Logs the user in; whether it now has a token. A 2xx answer without a token a header can
+/// carry is recorded as the failure `login failed`.
 async fn logged_in(user: &mut GooseUser) -> Result<bool, Box<TransactionError>> {
     let s = settings();
     note_a_login();
     let n = user.weighted_users_index % s.lab_users + 1;
-    let body =
-        serde_json::to_vec(&login_body(n, &s.lab_password)).map_err(|e| custom(e.to_string()))?;
-    let call = Call {
-        method: Method::POST,
-        path: "/login",
-        name: "/login",
-        json: Some(body),
-        authorization: None,
-        // A 2xx answer without a token a header can carry is a failed login.
-        check: Some(|a| token(a).map(|_| ()).ok_or("login failed")),
-    };
-    let answer = send(user, call).await?;
-    let token = answer
+    let call = Call::post("/login", &login_body(n, &s.lab_password), None)?;
+    let sent = transmit(user, call).await?;
+    let token = sent
+        .answer
+        .as_ref()
+        .ok()
         .filter(|a| a.status.is_success())
-        .and_then(|a| token(&a));
+        .and_then(token);
+    record(user, &sent, token.is_none().then_some("login failed")).await?;
     let got = token.is_some();
     session(user).authorization = token;
     Ok(got)
@@ -480,15 +537,7 @@ async fn get_cached(user: &mut GooseUser, route: &'static str, key: &str) -> Tra
             }
             continue;
         };
-        let call = Call {
-            method: Method::GET,
-            path: &path,
-            name: route,
-            json: None,
-            authorization: Some(token),
-            check: None,
-        };
-        let answer = send(user, call).await?;
+        let answer = send(user, Call::get(&path, route, token)).await?;
         if let Some(answer) = &answer {
             if answer.status.as_u16() == 401 && attempt == 0 {
                 RELOGINS.fetch_add(1, Ordering::Relaxed);
@@ -532,20 +581,11 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
         return log_in(user).await;
     };
     let started = std::time::Instant::now();
-    let body = serde_json::to_vec(&records::wire::NewTask {
+    let task = records::wire::NewTask {
         task: "report".into(),
         payload: json!({"duration_ms": s.longtask_ms}),
-    })
-    .map_err(|e| custom(e.to_string()))?;
-    let call = Call {
-        method: Method::POST,
-        path: "/longtask",
-        name: "/longtask",
-        json: Some(body),
-        authorization: Some(token.clone()),
-        check: None,
     };
-    let answer = send(user, call).await?;
+    let answer = send(user, Call::post("/longtask", &task, Some(token.clone()))?).await?;
     let status_url = match answer {
         Some(a) if a.status.as_u16() == 202 => {
             serde_json::from_slice::<records::wire::TaskAccepted>(&a.body)
@@ -578,15 +618,7 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
     JOBS.lock().expect("not poisoned").submitted += 1;
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(s.poll_ms)).await;
-        let call = Call {
-            method: Method::GET,
-            path: &status_url,
-            name: "/tasks/{id}",
-            json: None,
-            authorization: Some(token.clone()),
-            check: None,
-        };
-        let state = send(user, call)
+        let state = send(user, Call::get(&status_url, "/tasks/{id}", token.clone()))
             .await?
             .and_then(|a| serde_json::from_slice::<records::wire::TaskStatus>(&a.body).ok())
             .map(|t| t.status);
