@@ -29,33 +29,31 @@ enum Client {
 
 async fn user(client: Client, base: String, token: String, start: Instant, end: Instant) {
     tokio::time::sleep_until(start).await;
-    let url = format!("{base}{PATH}");
-    let header = http::HeaderValue::try_from(format!("Bearer {token}")).expect("a token");
-    let mut own = match &client {
-        Client::Connection(target) => Some(loadtest::http1::User::new(
-            target.clone(),
-            Duration::from_secs(60),
-        )),
-        Client::Shared(_) => None,
+    let bearer = http::HeaderValue::try_from(format!("Bearer {token}")).expect("a token");
+    // What this user sends with: the shared client and the URL, or its own connection.
+    let mut sender = match client {
+        Client::Shared(shared) => Sender::Shared(shared, format!("{base}{PATH}")),
+        Client::Connection(target) => {
+            let own = loadtest::http1::User::new(target.clone(), Duration::from_secs(60));
+            Sender::Own(target, own)
+        }
     };
     while Instant::now() < end {
-        let ok = match (&client, own.as_mut()) {
-            (Client::Shared(shared), _) => {
-                match shared.get(&url).bearer_auth(&token).send().await {
-                    Ok(answer) => answer.status().is_success() && answer.bytes().await.is_ok(),
-                    Err(_) => false,
-                }
-            }
-            (Client::Connection(target), Some(own)) => {
+        let ok = match &mut sender {
+            Sender::Shared(shared, url) => match shared.get(&*url).bearer_auth(&token).send().await
+            {
+                Ok(answer) => answer.status().is_success() && answer.bytes().await.is_ok(),
+                Err(_) => false,
+            },
+            Sender::Own(target, own) => {
                 let mut request = target
                     .request(http::Method::GET, PATH, bytes::Bytes::new())
                     .expect("a valid path");
                 request
                     .headers_mut()
-                    .insert(http::header::AUTHORIZATION, header.clone());
+                    .insert(http::header::AUTHORIZATION, bearer.clone());
                 matches!(own.send(request).await, Ok(a) if a.status.is_success())
             }
-            (Client::Connection(_), None) => unreachable!("made above"),
         };
         REQUESTS.fetch_add(1, Ordering::Relaxed);
         if !ok {
@@ -64,6 +62,11 @@ async fn user(client: Client, base: String, token: String, start: Instant, end: 
         let think = Duration::from_millis(rand::rng().random_range(1000..=2000));
         tokio::time::sleep_until((Instant::now() + think).min(end)).await;
     }
+}
+
+enum Sender {
+    Shared(reqwest::Client, String),
+    Own(loadtest::http1::Target, loadtest::http1::User),
 }
 
 const PATH: &str = "/data?key=hot";

@@ -331,6 +331,12 @@ mod tests {
         }
     }
 
+    impl Drill {
+        fn user(&self, timeout: Duration) -> User {
+            User::new(self.target.clone(), timeout)
+        }
+    }
+
     /// The request line and body of one request (`GET /x body`), or none at the end.
     async fn read_request(socket: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<String> {
         loop {
@@ -375,7 +381,7 @@ mod tests {
     #[tokio::test]
     async fn one_connection_carries_every_request_and_answer() {
         let drill = peer(Peer::Answer).await;
-        let mut user = User::new(drill.target.clone(), Duration::from_secs(5));
+        let mut user = drill.user(Duration::from_secs(5));
         for n in 1..=3 {
             let answer = user
                 .send(get(&user, &format!("/data?key={n}")))
@@ -400,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn a_chunked_answer_is_read_whole() {
         let drill = peer(Peer::Chunked).await;
-        let mut user = User::new(drill.target.clone(), Duration::from_secs(5));
+        let mut user = drill.user(Duration::from_secs(5));
         for n in 1..=2 {
             let answer = user
                 .send(get(&user, "/listing?prefix=p1"))
@@ -415,7 +421,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_closed_while_idle_is_replaced_and_the_request_sent_once() {
         let drill = peer(Peer::OneThenClose).await;
-        let mut user = User::new(drill.target.clone(), Duration::from_secs(5));
+        let mut user = drill.user(Duration::from_secs(5));
         for n in 1..=3 {
             let answer = user
                 .send(get(&user, "/data?key=hot"))
@@ -438,7 +444,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_cut_short_fails_the_request_without_sending_it_again() {
         let drill = peer(Peer::HalfThenClose).await;
-        let mut user = User::new(drill.target.clone(), Duration::from_secs(5));
+        let mut user = drill.user(Duration::from_secs(5));
         let failure = user
             .send(
                 user.target
@@ -459,7 +465,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_that_is_not_http_is_a_failure() {
         let drill = peer(Peer::Garbage).await;
-        let mut user = User::new(drill.target.clone(), Duration::from_secs(5));
+        let mut user = drill.user(Duration::from_secs(5));
         let failure = user
             .send(get(&user, "/data?key=hot"))
             .await
@@ -471,7 +477,7 @@ mod tests {
     #[tokio::test]
     async fn no_answer_within_the_timeout_fails_and_the_connection_is_not_reused() {
         let drill = peer(Peer::Silent).await;
-        let mut user = User::new(drill.target.clone(), Duration::from_millis(200));
+        let mut user = drill.user(Duration::from_millis(200));
         let started = std::time::Instant::now();
         let failure = user
             .send(get(&user, "/data?key=hot"))

@@ -103,7 +103,7 @@ fn loadtest(dir: &Path, run_id: &str, scenario: &str, target: &str, lb_metrics: 
             path.display()
         );
     }
-    serde_json::from_str(&std::fs::read_to_string(folder.join("run.json")).unwrap()).unwrap()
+    run_json(dir, run_id)
 }
 
 fn loadtest_with(
@@ -450,10 +450,7 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     })
     .await
     .unwrap();
-    let jobs: Value = serde_json::from_str(
-        &std::fs::read_to_string(results.join("jobs").join("run.json")).unwrap(),
-    )
-    .unwrap();
+    let jobs: Value = run_json(&results, "jobs");
     let lt = &jobs["longtask"];
     assert!(lt["done"].as_u64().unwrap() >= 4, "{lt}");
     assert_eq!(lt["failed"], 0);
@@ -482,10 +479,7 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     })
     .await
     .unwrap();
-    let refused: Value = serde_json::from_str(
-        &std::fs::read_to_string(results.join("refused").join("run.json")).unwrap(),
-    )
-    .unwrap();
+    let refused: Value = run_json(&results, "refused");
     let logins = &refused["by_route"]["POST /login"];
     assert!(logins["requests"].as_u64().unwrap() >= 4, "{logins}");
     assert_eq!(logins["failures"], logins["requests"], "{logins}");
@@ -501,6 +495,12 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         .await
         .unwrap();
     let _ = std::fs::remove_dir_all(&results);
+}
+
+/// A run's `run.json` as it was written.
+fn run_json(results: &Path, id: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(results.join(id).join("run.json")).unwrap())
+        .unwrap()
 }
 
 /// Every latency in a request log (updates left out), as the merge reads them.
