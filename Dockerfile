@@ -5,39 +5,40 @@
 #   lab  the lab itself (lab, loadtest, report) with a Docker CLI and Compose, so that
 #        `docker compose run --rm lab <command>` needs nothing on the host but Docker.
 #
-# Dependencies are compiled in their own layer from the manifests alone, so a change to the
-# code rebuilds only the workspace's crates.
+# A class never builds this: it pulls the released images (README, "Before class"). The
+# release workflow (.github/workflows/release.yml) and developers (`make images`) build it
+# with BuildKit, passing VERSION (the workspace's, checked below) and REVISION (the commit).
+# Base images by exact tag; the release workflow records the digests they resolved to.
 
 FROM rust:1.95.0-slim-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake g++ make pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Only what the build reads: the manifests, each crate's sources, benches and tests (cargo
+# checks that the targets its manifests name exist), the migrations the binaries embed.
 COPY Cargo.toml Cargo.lock ./
-COPY records/Cargo.toml records/
-COPY catalogue/Cargo.toml catalogue/
-COPY probe/Cargo.toml probe/
-COPY common/Cargo.toml common/
-COPY gateway/Cargo.toml gateway/
-COPY load_balancer/Cargo.toml load_balancer/
-COPY microservice/Cargo.toml microservice/
-COPY worker/Cargo.toml worker/
-COPY loadtest/Cargo.toml loadtest/
-COPY report/Cargo.toml report/
-COPY lab/Cargo.toml lab/
-# Placeholder sources with the same targets, to build and cache the dependencies only.
-RUN for crate in records catalogue probe common gateway load_balancer microservice worker loadtest report lab; do \
-      mkdir -p "$crate/src" && touch "$crate/src/lib.rs" \
-      && echo 'fn main() {}' >"$crate/src/main.rs"; \
-    done \
-    && mkdir -p gateway/benches common/tests \
-    && echo 'fn main() {}' >gateway/benches/login_cost.rs && touch common/tests/redis.rs \
-    && cargo build --release --workspace --bins --locked \
-    && rm -rf records catalogue probe common gateway load_balancer microservice worker loadtest report lab
-COPY . .
-# Newer mtimes than the placeholders: cargo rebuilds the workspace's crates, not the rest.
+COPY records/ records/
+COPY catalogue/ catalogue/
+COPY probe/ probe/
+COPY common/ common/
+COPY gateway/ gateway/
+COPY load_balancer/ load_balancer/
+COPY microservice/ microservice/
+COPY worker/ worker/
+COPY loadtest/ loadtest/
+COPY report/ report/
+COPY lab/ lab/
+# The label is the workspace's version or the build stops: an image never claims another.
+ARG VERSION=unset
+RUN found=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml) \
+    && if [ "$VERSION" != "$found" ]; then \
+         echo "VERSION=$VERSION but the workspace is $found: build with make images (it passes it)" >&2; exit 1; \
+       fi
+# Cargo's registry and target folder in BuildKit caches: a rebuild compiles only what changed.
 # Binaries only: no tests, benches or examples.
-RUN find records catalogue probe common gateway load_balancer microservice worker loadtest report lab -name '*.rs' -exec touch {} + \
-    && cargo build --release --workspace --bins --locked \
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --workspace --bins \
     && mkdir -p /out/app /out/lab \
     && cd target/release \
     && cp gateway microservice worker healthcheck load_balancer loadtest relay /out/app/ \
@@ -46,7 +47,14 @@ RUN find records catalogue probe common gateway load_balancer microservice worke
 # The Docker CLI with its Compose and Buildx plugins (static binaries, one per architecture).
 FROM docker:27.5.1-cli AS docker-cli
 
-FROM debian:bookworm-20250520-slim AS lab
+FROM debian:12.14-slim AS lab
+ARG VERSION=unset
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="scalelab-lab" \
+      org.opencontainers.image.description="The scalelab lab: orchestration, load generator, report, Docker CLI with Compose" \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.revision="$REVISION" \
+      org.opencontainers.image.licenses="MIT"
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=docker-cli /usr/local/bin/docker /usr/local/bin/docker
@@ -58,8 +66,15 @@ WORKDIR /scalelab
 ENTRYPOINT ["lab"]
 CMD ["--help"]
 
-# Last, so that a plain `docker build .` gives the app image as before.
-FROM debian:bookworm-20250520-slim AS app
+# Last, so that a plain `docker build .` gives the app image.
+FROM debian:12.14-slim AS app
+ARG VERSION=unset
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="scalelab-app" \
+      org.opencontainers.image.description="Every scalelab service: gateway, microservice, worker, load balancer, load generator" \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.revision="$REVISION" \
+      org.opencontainers.image.licenses="MIT"
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --no-create-home scalelab

@@ -6,6 +6,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LAB := target/lab/debug/lab
 
+# The workspace's version: the images' tag and label.
+VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
 GATEWAYS ?= 1
 SCENARIO ?= hit
 PROFILE ?= classic
@@ -14,7 +18,8 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator \
 	lab-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
-	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images-offline smoke-compose smoke-container smoke-swarm smoke-observability clean
+	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images images-list images-pull images-save images-load images-offline \
+	smoke-compose smoke-registry smoke-swarm smoke-observability lint-workflows clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -146,14 +151,34 @@ check-bounds: ## Every run in tests/results (RESULTS_DIR): its ok req/s under it
 	if [ -z "$$runs" ]; then echo "make check-bounds: no run in $(or $(RESULTS_DIR),tests/results) (make load, make experiments)" >&2; exit 1; fi; \
 	target/report/release/report --check-bounds $$runs
 
+images: ## Developers: build the app and lab images from this checkout (BuildKit), under the release names
+	SCALELAB_VERSION=$(VERSION) SCALELAB_REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	DOCKER_BUILDKIT=1 COMPOSE_DOCKER_CLI_BUILD=1 \
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.build.yml --profile lab build microservice lab
+
+images-list: lab-bin ## Each image a lab needs: here or missing, and its version
+	@$(LAB) images list
+
+images-pull: lab-bin ## Pull every image a lab needs (the same as: docker compose --profile lab pull)
+	@$(LAB) images pull
+
+images-save: lab-bin ## Write every image a lab needs to FILE (default scalelab-images-<version>.tar) and FILE.sha256
+	@$(LAB) images save "$(or $(FILE),scalelab-images-$(VERSION).tar)"
+
+images-load: lab-bin ## Check FILE against FILE.sha256, then load its images (no registry needed)
+	@$(LAB) images load "$(or $(FILE),scalelab-images-$(VERSION).tar)"
+
 images-offline: ## Build the stack's and the lab's images from Debian packages (no registry needed)
 	@WITH_LAB=1 scripts/images-offline
 
 smoke-compose: lab-bin ## CI's compose check: offline images from debug binaries, 3 gateways, short run, even spread, down
 	@RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
 
-smoke-container: ## CI's Docker-only check: the lab in its container, Rust off PATH, QUICK benchmark-all, down
-	@BUILD=$${BUILD:-debug} scripts/smoke-container
+smoke-registry: lab-bin ## CI's class path: the images pushed to a registry on loopback, then a fresh clone pulls them and runs QUICK benchmark-all with Rust off PATH; save/load with the registry stopped
+	@BUILD=$${BUILD:-debug} scripts/smoke-registry
+
+lint-workflows: ## Check .github/ (actionlint where it can be installed; the workflow schema and zizmor from PyPI)
+	@scripts/lint-workflows
 
 smoke-swarm: lab-bin ## CI's swarm check: the same on a single-node swarm (left as found), load from 2 generators
 	@RUNTIME=swarm IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke

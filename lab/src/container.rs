@@ -51,6 +51,26 @@ pub async fn join(network: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot join the stack's network {network}"))
 }
 
+/// The host port the engine publishes this container's `port` on (`--service-ports`), or
+/// None when it is not published: then nothing on the host reaches it.
+pub async fn published_port(port: u16) -> Option<u16> {
+    let me = own_id().ok()?;
+    let ports = crate::runtime::docker(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", &me])
+        .await
+        .ok()?;
+    host_port(&ports, port)
+}
+
+/// The first host port of `port/tcp` in `docker inspect`'s `.NetworkSettings.Ports`.
+pub fn host_port(ports_json: &str, port: u16) -> Option<u16> {
+    let ports: serde_json::Value = serde_json::from_str(ports_json.trim()).ok()?;
+    ports
+        .get(format!("{port}/tcp"))?
+        .as_array()?
+        .iter()
+        .find_map(|b| b.get("HostPort")?.as_str()?.parse().ok())
+}
+
 /// Detaches this container from the stack's network before the network is removed.
 pub async fn leave(network: &str) {
     if let Ok(me) = own_id() {
@@ -111,6 +131,17 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_published_port_is_read_from_docker_inspect() {
+        let published = r#"{"8089/tcp":[{"HostIp":"127.0.0.1","HostPort":"18089"}]}"#;
+        assert_eq!(host_port(published, 8089), Some(18089));
+        // `docker compose run` without --service-ports: exposed, not published.
+        assert_eq!(host_port(r#"{"8089/tcp":null}"#, 8089), None);
+        assert_eq!(host_port("{}", 8089), None);
+        assert_eq!(host_port("null", 8089), None);
+        assert_eq!(host_port(published, 9100), None);
+    }
 
     #[test]
     fn written_files_go_back_to_the_checkout_owner() {

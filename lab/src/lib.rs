@@ -155,6 +155,24 @@ pub enum Command {
         #[arg(env = "N")]
         n: u32,
     },
+    /// The images a lab runs: `list`, `pull`, `save FILE`, `load FILE` (a room without a
+    /// registry: one archive and its SHA-256, checked before anything is loaded).
+    Images {
+        #[command(subcommand)]
+        action: ImagesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesAction {
+    /// Each image a lab needs, whether it is here and its version.
+    List,
+    /// Pull every image a lab needs, with progress (on the host: docker compose --profile lab pull).
+    Pull,
+    /// Write every image a lab needs to FILE, and FILE.sha256 beside it.
+    Save { file: PathBuf },
+    /// Check FILE against FILE.sha256, then load its images.
+    Load { file: PathBuf },
 }
 
 impl Command {
@@ -202,6 +220,7 @@ impl Command {
             | Command::Logs { .. }
             | Command::Answers { .. }
             | Command::Handin { .. }
+            | Command::Images { .. }
             | Command::Report => false,
         }
     }
@@ -309,6 +328,17 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         // `.env` may be new: the user's now, even if this command is interrupted later.
         container::hand_back(&root);
     }
+    if let Command::Images { action } = &cli.command {
+        // The released images, whatever runs: what a class pulls, saves and loads.
+        let compose = runtime::compose::Compose::new(paths.clone(), settings, false).await?;
+        let images = runtime::images::Images::new(&compose, &root);
+        return match action {
+            ImagesAction::List => images.list().await,
+            ImagesAction::Pull => images.ensure(true).await,
+            ImagesAction::Save { file } => images.save(file).await,
+            ImagesAction::Load { file } => images.load(file).await,
+        };
+    }
     // A classroom lab runs on its own runtime (`Lab::runtime`) unless RUNTIME says otherwise.
     let requested = cli.runtime.as_deref().filter(|r| !r.is_empty());
     // In the lab container every lab runs on the compose stack beside it.
@@ -324,8 +354,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
     let needs_build = cli.command.may_start_the_stack();
     // Only a command that may start the stack may try to pull the official images.
     let offline = matches!(kind, Kind::Compose | Kind::Swarm)
-        && runtime::compose::decide_offline(cli.images.as_deref(), &paths, &settings, needs_build)
-            .await?;
+        && runtime::compose::decide_offline(cli.images.as_deref(), &paths)?;
+    if needs_build && !offline && matches!(kind, Kind::Compose | Kind::Swarm) {
+        // Never a measurement with images of another version than the checkout's, whether
+        // the stack is up already or not.
+        runtime::images::check_versions(&[settings.scalelab_image("app")], &root).await?;
+    }
     let mut rt = runtime::open(kind, paths.clone(), settings.clone(), offline).await?;
     if needs_build {
         // Everything the runtime needs is checked before the long build, not after it.
@@ -345,10 +379,21 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             settings.port("LIVE_PORT")
         };
         if live::start(port, &rt.endpoints()).await.is_some() {
-            eprintln!(
-                "lab: live page on http://127.0.0.1:{}/ (open it in a browser; it follows the run)",
-                settings.get("LIVE_PORT")
-            );
+            // In the container the page answers on the host only where the port is
+            // published: its address is printed only then.
+            let host_port = if container::inside() {
+                container::published_port(live::CONTAINER_PORT).await
+            } else {
+                Some(port)
+            };
+            match host_port {
+                Some(p) => eprintln!(
+                    "lab: live page on http://127.0.0.1:{p}/ (open it in a browser; it follows the run)"
+                ),
+                None => eprintln!(
+                    "lab: no live page on this computer: its port is not published; add --service-ports (docker compose run --rm --service-ports lab …)"
+                ),
+            }
         }
     }
     // The protocols' context: the runtime, the binaries, the checkout.
@@ -365,7 +410,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             | Command::EnvExample
             | Command::Report
             | Command::Answers { .. }
-            | Command::Handin { .. } => {
+            | Command::Handin { .. }
+            | Command::Images { .. } => {
                 unreachable!("handled above")
             }
             Command::Build => Ok(()),
@@ -500,9 +546,7 @@ async fn down(
         (Kind::Swarm, engine && runtime::swarm::marked_up(paths)),
     ];
     for (other, _) in others.into_iter().filter(|(k, maybe)| *k != kind && *maybe) {
-        let offline = runtime::compose::decide_offline(None, paths, settings, false)
-            .await
-            .unwrap_or(false);
+        let offline = runtime::compose::decide_offline(None, paths).unwrap_or(false);
         if let Ok(mut o) = runtime::open(other, paths.clone(), settings.clone(), offline).await {
             if o.is_up().await {
                 o.down(remove_data).await?;

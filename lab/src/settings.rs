@@ -92,6 +92,10 @@ pub enum Kind {
     Port,
     /// SLA rules (`common::sla`), or empty for the default rules.
     Sla,
+    /// An image registry and namespace: `ghcr.io/owner`, `127.0.0.1:5000/scalelab`.
+    Registry,
+    /// An image tag: `0.1.0`.
+    Tag,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -226,15 +230,12 @@ pub const TABLE: &[Setting] = &[
       "A gateway serves this long after SIGTERM before it refuses connections (the swarm runtime uses 3000 when 0: Swarm, not the lab, picks which gateway leaves)."),
     s("POSTGRES_PASSWORD", "postgres", Scope::Compose, Kind::Text { min_len: 1 },
       "Password of the stack's Postgres (and of the native runtime's database URL)."),
-    // Images (compose; the offline override replaces them with images built here).
-    s("APP_IMAGE", "scalelab/app:latest", Scope::Compose, Kind::Text { min_len: 1 },
-      "Image of every scalelab binary, built by the Dockerfile."),
-    s("POSTGRES_IMAGE", "postgres:16.4-bookworm", Scope::Compose, Kind::Text { min_len: 1 },
-      "Official Postgres image."),
-    s("REDIS_IMAGE", "redis:7.4.1-bookworm", Scope::Compose, Kind::Text { min_len: 1 },
-      "Official Redis image."),
-    s("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.2", Scope::Compose, Kind::Text { min_len: 1 },
-      "Prometheus's official image (the observability profile)."),
+    // Images (compose, swarm): one registry and one tag name every image the lab runs, the
+    // released ones by default (a fork or a school mirror is IMAGE_REGISTRY alone).
+    s("IMAGE_REGISTRY", "ghcr.io/scalelab", Scope::Compose, Kind::Registry,
+      "Where the lab's images come from: <registry>/scalelab-app, -lab, and copies of postgres, redis and prometheus (a school mirror or a fork: its own)."),
+    s("IMAGE_TAG", env!("CARGO_PKG_VERSION"), Scope::Compose, Kind::Tag,
+      "Tag of the scalelab-app and scalelab-lab images: the checkout's version (the lab refuses images of another version)."),
     s("DOCKER_SOCKET", "/var/run/docker.sock", Scope::Compose, Kind::Text { min_len: 1 },
       "The Docker engine's socket on the host, mounted into the lab container (rootless Docker: /run/user/<uid>/docker.sock)."),
     // The autoscaler (make autoscale): the Kubernetes HPA's algorithm with classroom timings.
@@ -282,6 +283,50 @@ pub const TABLE: &[Setting] = &[
 ];
 
 /// Names earlier versions used in `.env`: an old file gets the new name in its error.
+/// `<host>[:port]/<path>` as Docker takes a repository's prefix: lower case, no tag, no
+/// digest, nothing a shell or the Docker CLI would read as anything else.
+fn is_registry(value: &str) -> bool {
+    let mut parts = value.split('/');
+    let host = parts.next().unwrap_or_default();
+    let host_ok = host.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && host
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | ':'));
+    let path_ok = parts.all(|p| {
+        !p.is_empty()
+            && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            })
+    });
+    host_ok && path_ok && value.len() <= 200
+}
+
+/// Docker's rule for a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn is_tag(value: &str) -> bool {
+    value.len() <= 128
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Settings that are gone, with the value they had by default: an old `.env` (written from
+/// an older `.env.example`) still names them. At their old default they are dropped quietly;
+/// changed, the line says what replaced them.
+const RETIRED: &[(&str, &str)] = &[
+    ("APP_IMAGE", "scalelab/app:latest"),
+    ("POSTGRES_IMAGE", "postgres:16.4-bookworm"),
+    ("REDIS_IMAGE", "redis:7.4.1-bookworm"),
+    ("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.2"),
+];
+
+/// Whether a `.env` key belongs to Compose or the Docker CLI (`COMPOSE_PROJECT_NAME`,
+/// `DOCKER_HOST`): passed to them, never refused.
+pub fn is_docker_variable(key: &str) -> bool {
+    (key.starts_with("COMPOSE_") || key.starts_with("DOCKER_")) && find(key).is_none()
+}
+
 const RENAMED: &[(&str, &str)] = &[
     ("GATEWAY_MAX_IN_FLIGHT", "MAX_IN_FLIGHT"),
     ("GATEWAY_MAX_QUEUE", "MAX_QUEUE"),
@@ -345,6 +390,14 @@ impl Setting {
             Kind::Sla => common::sla::parse(value)
                 .map(|_| ())
                 .map_err(|e| anyhow::anyhow!("{e}")),
+            Kind::Registry if is_registry(value) => Ok(()),
+            Kind::Registry => bail!(
+                "{name} must be a registry and namespace like ghcr.io/owner or 127.0.0.1:5000/scalelab (lower case, no tag), not {value:?}"
+            ),
+            Kind::Tag if is_tag(value) => Ok(()),
+            Kind::Tag => bail!(
+                "{name} must be an image tag (letters, digits, '.', '_', '-'; at most 128), not {value:?}"
+            ),
         }
     }
 }
@@ -353,6 +406,8 @@ impl Setting {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     values: BTreeMap<&'static str, String>,
+    /// `COMPOSE_*` and `DOCKER_*` lines of `.env`: Compose's and the Docker CLI's own.
+    docker: BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -363,6 +418,7 @@ impl Settings {
                 .iter()
                 .map(|s| (s.name, s.default.to_string()))
                 .collect(),
+            docker: BTreeMap::new(),
         }
     }
 
@@ -378,6 +434,16 @@ impl Settings {
             for (line_no, key, value) in parse_env_file(text)? {
                 if let Some((_, new)) = RENAMED.iter().find(|(old, _)| *old == key) {
                     bail!(".env line {line_no}: {key} is now called {new}; rename it");
+                }
+                if let Some((_, old_default)) = RETIRED.iter().find(|(old, _)| *old == key) {
+                    if value != *old_default {
+                        bail!(".env line {line_no}: {key} is no longer a setting: images are IMAGE_REGISTRY/scalelab-app:IMAGE_TAG and copies of postgres, redis and prometheus beside them; delete the line");
+                    }
+                    continue;
+                }
+                if is_docker_variable(&key) {
+                    settings.docker.insert(key, value);
+                    continue;
                 }
                 if find(&key).is_none() {
                     bail!(".env line {line_no}: {key} is not a lab setting (`lab settings` lists them)");
@@ -412,8 +478,18 @@ impl Settings {
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("lab: created .env with a random JWT_SECRET");
         }
-        let text = std::fs::read_to_string(&path)
+        let mut text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
+        // A `.env` written by hand with a line or two (a school's IMAGE_REGISTRY) gets its
+        // secret too, unless the environment gives one.
+        if let Some(filled) = with_secret(&text, random_secret)? {
+            if std::env::var("JWT_SECRET").map_or(true, |v| v.is_empty()) {
+                std::fs::write(&path, &filled)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("lab: added a random JWT_SECRET to .env");
+                text = filled;
+            }
+        }
         Self::resolve(Some(&text), std::env::vars())
     }
 
@@ -450,12 +526,23 @@ impl Settings {
             .collect()
     }
 
-    /// Every setting as `NAME=value`: what compose interpolates `${NAME}` from.
+    /// Every setting as `NAME=value`: what compose interpolates `${NAME}` from, with the
+    /// `COMPOSE_*` and `DOCKER_*` variables of `.env`.
     pub fn all(&self) -> Vec<(String, String)> {
         self.values
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain(self.docker.iter().map(|(k, v)| (k.clone(), v.clone())))
             .collect()
+    }
+
+    /// One of the lab's images: `app`, `lab` (`IMAGE_REGISTRY/scalelab-<name>:IMAGE_TAG`).
+    pub fn scalelab_image(&self, name: &str) -> String {
+        format!(
+            "{}/scalelab-{name}:{}",
+            self.get("IMAGE_REGISTRY"),
+            self.get("IMAGE_TAG")
+        )
     }
 }
 
@@ -521,6 +608,10 @@ pub fn parse_env_file(text: &str) -> anyhow::Result<Vec<(usize, String, String)>
     Ok(out)
 }
 
+/// Settings `.env.example` shows commented out, so that a `.env` made from it keeps
+/// following the checkout's default after a `git pull`.
+const FOLLOWS_THE_CHECKOUT: [&str; 1] = ["IMAGE_TAG"];
+
 /// The text of `.env.example`, generated from the table.
 pub fn env_example() -> String {
     let mut out = String::from(
@@ -532,9 +623,41 @@ pub fn env_example() -> String {
     for s in TABLE {
         out.push('\n');
         out.push_str(&format!("# {}\n", s.meaning));
-        out.push_str(&format!("{}={}\n", s.name, s.default));
+        // The tag follows the checkout: a line here would pin it at this version.
+        let comment = if FOLLOWS_THE_CHECKOUT.contains(&s.name) {
+            "# "
+        } else {
+            ""
+        };
+        out.push_str(&format!("{comment}{}={}\n", s.name, s.default));
     }
     out
+}
+
+/// `.env`'s text with a random JWT_SECRET where it has none or an empty one; None when it
+/// has one.
+fn with_secret(
+    text: &str,
+    secret: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<Option<String>> {
+    let lines = parse_env_file(text)?;
+    match lines.iter().find(|(_, k, _)| k == "JWT_SECRET") {
+        Some((_, _, v)) if !v.is_empty() => Ok(None),
+        Some((line_no, _, _)) => {
+            let line = format!("JWT_SECRET={}", secret()?);
+            let mut out: Vec<String> = text.lines().map(str::to_string).collect();
+            out[line_no - 1] = line;
+            Ok(Some(out.join("\n") + "\n"))
+        }
+        None => {
+            let sep = if text.is_empty() || text.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
+            Ok(Some(format!("{text}{sep}JWT_SECRET={}\n", secret()?)))
+        }
+    }
 }
 
 fn random_secret() -> anyhow::Result<String> {
@@ -584,6 +707,91 @@ mod tests {
     }
 
     const SECRET: &str = "JWT_SECRET=0123456789abcdef\n";
+
+    #[test]
+    fn a_hand_written_env_file_gets_a_secret_and_keeps_its_lines() {
+        let secret = || Ok("s".repeat(64));
+        let filled = with_secret("IMAGE_REGISTRY=127.0.0.1:5000/school", secret)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            filled,
+            format!(
+                "IMAGE_REGISTRY=127.0.0.1:5000/school\nJWT_SECRET={}\n",
+                "s".repeat(64)
+            )
+        );
+        let filled = with_secret("# mine\nJWT_SECRET=\nMAX_QUEUE=8\n", secret)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            filled,
+            format!("# mine\nJWT_SECRET={}\nMAX_QUEUE=8\n", "s".repeat(64))
+        );
+        assert_eq!(with_secret(SECRET, secret).unwrap(), None);
+        assert!(Settings::resolve(Some(&filled), env(&[])).is_ok());
+    }
+
+    #[test]
+    fn old_image_lines_and_docker_variables_are_not_refused() {
+        // An .env made from an older .env.example: its image lines at their defaults.
+        let old =
+            format!("{SECRET}APP_IMAGE=scalelab/app:latest\nREDIS_IMAGE=redis:7.4.1-bookworm\n");
+        assert!(Settings::resolve(Some(&old), env(&[])).is_ok());
+        // Changed, the line says what replaced them.
+        let changed = format!("{SECRET}POSTGRES_IMAGE=mirror/postgres:16\n");
+        let err = Settings::resolve(Some(&changed), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("POSTGRES_IMAGE is no longer a setting"),
+            "{err}"
+        );
+        assert!(err.contains("IMAGE_REGISTRY"), "{err}");
+        // Compose's and Docker's own variables reach compose.
+        let text = format!("{SECRET}COMPOSE_PROJECT_NAME=scalelab\nDOCKER_HOST=unix:///x.sock\n");
+        let s = Settings::resolve(Some(&text), env(&[])).unwrap();
+        let all = s.all();
+        assert!(all.contains(&("COMPOSE_PROJECT_NAME".into(), "scalelab".into())));
+        assert!(all.contains(&("DOCKER_HOST".into(), "unix:///x.sock".into())));
+        // DOCKER_SOCKET is the lab's own setting, checked as one.
+        assert!(!is_docker_variable("DOCKER_SOCKET"));
+    }
+
+    #[test]
+    fn image_settings_take_only_what_docker_reads_as_a_name() {
+        let mut s = Settings::defaults();
+        for good in [
+            "ghcr.io/scalelab",
+            "127.0.0.1:5000/scalelab",
+            "registry.school.example/lab/images",
+        ] {
+            s.set("IMAGE_REGISTRY", good).unwrap();
+        }
+        for bad in [
+            "",
+            "GHCR.io/x",
+            "ghcr.io/x:tag",
+            "ghcr.io//x",
+            "ghcr.io/x;rm -rf",
+            "ghcr.io/$(id)",
+            "-x/y",
+            "ghcr.io/x/",
+        ] {
+            let err = s.set("IMAGE_REGISTRY", bad).unwrap_err().to_string();
+            assert!(err.starts_with("IMAGE_REGISTRY must be"), "{bad:?}: {err}");
+        }
+        for good in ["0.1.0", "latest", "v1_rc-2"] {
+            s.set("IMAGE_TAG", good).unwrap();
+        }
+        for bad in ["", ".x", "-x", "a b", "1.0@sha256", &"x".repeat(129)] {
+            assert!(s.set("IMAGE_TAG", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Settings::defaults().get("IMAGE_TAG"),
+            env!("CARGO_PKG_VERSION")
+        );
+    }
 
     #[test]
     fn environment_overrides_the_file_which_overrides_the_table() {

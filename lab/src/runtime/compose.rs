@@ -109,6 +109,11 @@ impl Compose {
         cmd.args(&self.cli[1..])
             .current_dir(&self.paths.root)
             .args(["-p", PROJECT, "-f", "docker-compose.yml"]);
+        if !container::inside() {
+            // The ports only a lab on the host reads (the microservice's, the worker's, the
+            // load balancer's admin): a student's stack in the container path publishes none.
+            cmd.args(["-f", "docker-compose.host.yml"]);
+        }
         if self.offline {
             cmd.args(["-f", "docker-compose.offline.yml"]);
         }
@@ -172,13 +177,14 @@ impl Compose {
         Ok(format!("{ip}:8000"))
     }
 
-    /// Builds what the stack's images need: the app image once, by the one service that
-    /// builds it (official images), or the offline images from the host's binaries.
+    /// Makes sure the stack's images are here and of the checkout's version: pulled when
+    /// missing (never built), or on the offline path the images built here from Debian
+    /// packages (by scripts/images-offline from the host's binaries).
     pub(crate) async fn images(&self) -> anyhow::Result<()> {
         if !self.offline {
-            eprintln!("lab: building the app image (the first time takes several minutes, then only what changed)");
-            self.compose_checked(&["build", APP_BUILDER]).await?;
-            return Ok(());
+            return super::images::Images::new(self, &self.paths.root)
+                .ensure(false)
+                .await;
         }
         if container::inside() {
             for image in OFFLINE_IMAGES {
@@ -248,13 +254,11 @@ impl Compose {
             return Ok(());
         }
         let s = &self.settings;
-        super::check_ports_free(&[
-            ("LB_PORT", s.port("LB_PORT")),
-            ("LB_METRICS_PORT", s.port("LB_METRICS_PORT")),
-            ("LB_ADMIN_PORT", s.port("LB_ADMIN_PORT")),
-            ("MICROSERVICE_PORT", s.port("MICROSERVICE_PORT")),
-            ("WORKER_PORT", s.port("WORKER_PORT")),
-        ])
+        let ports: Vec<(&str, u16)> = PUBLISHED_FROM_THE_HOST
+            .iter()
+            .map(|name| (*name, s.port(name)))
+            .collect();
+        super::check_ports_free(&ports)
     }
 }
 
@@ -284,8 +288,15 @@ impl Compose {
     }
 }
 
-/// The one service whose `build:` makes the app image; the others run its tag.
-pub const APP_BUILDER: &str = "microservice";
+/// The host ports a lab on the host publishes (docker-compose.yml and
+/// docker-compose.host.yml); in the lab container only the first two are.
+pub const PUBLISHED_FROM_THE_HOST: [&str; 5] = [
+    "LB_PORT",
+    "LB_METRICS_PORT",
+    "LB_ADMIN_PORT",
+    "MICROSERVICE_PORT",
+    "WORKER_PORT",
+];
 
 /// Every service of the stack (not the `lab` service, which runs the lab itself).
 pub const STACK_SERVICES: [&str; 6] = [
@@ -309,157 +320,54 @@ pub fn network() -> String {
     format!("{PROJECT}_lab")
 }
 
-/// The one line for compose's "port is already allocated": which setting moves it.
+/// What engines say of a host port they cannot publish: Linux's, and Docker Desktop's on
+/// Windows (another program holds it; a range Hyper-V or WinNAT reserved).
+const PORT_TROUBLE: [&str; 5] = [
+    "port is already allocated",
+    "address already in use",
+    "only one usage of each socket address",
+    "forbidden by its access permissions",
+    "ports are not available",
+];
+
+/// The one line for a host port the stack could not publish: which setting moves it.
 fn port_taken(error: &str, settings: &Settings) -> Option<String> {
-    if !(error.contains("port is already allocated") || error.contains("address already in use")) {
+    let lower = error.to_ascii_lowercase();
+    if !PORT_TROUBLE.iter().any(|t| lower.contains(t)) {
         return None;
     }
-    let named = [
-        "LB_PORT",
-        "LB_METRICS_PORT",
-        "LB_ADMIN_PORT",
-        "MICROSERVICE_PORT",
-        "WORKER_PORT",
-    ]
-    .into_iter()
-    .find(|name| error.contains(&format!(":{}", settings.get(name))));
+    let named = PUBLISHED_FROM_THE_HOST
+        .into_iter()
+        .find(|name| error.contains(&format!(":{}", settings.get(name))));
+    let reserved = lower.contains("forbidden by its access permissions");
+    let why = if reserved {
+        "is reserved by Windows (Hyper-V/WinNAT: netsh interface ipv4 show excludedportrange protocol=tcp lists the ranges)"
+    } else {
+        "is taken on this machine"
+    };
     Some(match named {
         Some(name) => format!(
-            "port {} ({name}) is taken on this machine; stop what holds it or set {name} in .env",
+            "port {} ({name}) {why}; stop what holds it or set {name} in .env to a free port",
             settings.get(name)
         ),
-        None => "a port the stack publishes is taken on this machine; stop what holds it or move it in .env (LB_PORT, LB_METRICS_PORT, LB_ADMIN_PORT, MICROSERVICE_PORT, WORKER_PORT)".into(),
+        None => format!(
+            "a port the stack publishes {why}; move it in .env ({})",
+            PUBLISHED_FROM_THE_HOST.join(", ")
+        ),
     })
 }
 
-/// Offline images or official ones: `IMAGES` when set; else the choice of the stack that is
-/// up (kept in `.scalelab/run/images`); else, when `may_pull`, official if the Postgres image
-/// is present or can be pulled; else official.
-pub async fn decide_offline(
-    images: Option<&str>,
-    paths: &Paths,
-    settings: &Settings,
-    may_pull: bool,
-) -> anyhow::Result<bool> {
+/// Offline images or the released ones: `IMAGES` when set; else the choice of the stack that
+/// is up (kept in `.scalelab/run/images`); else the released ones (pulled when missing by
+/// `up`: nothing is built unless asked).
+pub fn decide_offline(images: Option<&str>, paths: &Paths) -> anyhow::Result<bool> {
     Ok(match images.filter(|i| !i.is_empty()) {
         Some("official") => false,
         Some("offline") => true,
         Some(other) => bail!("IMAGES must be official or offline, not {other:?}"),
-        None => match std::fs::read_to_string(paths.run.join("images")) {
-            Ok(text) => text.trim() == "offline",
-            Err(_) if may_pull => {
-                !official_images_available(settings.get("POSTGRES_IMAGE")).await?
-            }
-            Err(_) => false,
-        },
+        None => std::fs::read_to_string(paths.run.join("images"))
+            .is_ok_and(|text| text.trim() == "offline"),
     })
-}
-
-/// Longest wait for one image to be pulled.
-const PULL_LIMIT: Duration = Duration::from_secs(120);
-
-/// Why a `docker pull` failed, from what it said: each has its own advice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullTrouble {
-    /// No registry answers: no network, no DNS, a proxy in the way.
-    NoRegistry,
-    /// `toomanyrequests`: Docker Hub's limit of anonymous pulls per address (a classroom
-    /// behind one address meets it).
-    RateLimited,
-    /// The registry wants a login (`unauthorized`, `denied`).
-    LoginRequired,
-    /// The registry answers too slowly.
-    TimedOut,
-    /// No such image or tag.
-    NotFound,
-    /// Anything else: its own words are shown.
-    Other,
-}
-
-impl PullTrouble {
-    pub fn of(said: &str, timed_out: bool) -> Self {
-        let said = said.to_ascii_lowercase();
-        let has = |words: &[&str]| words.iter().any(|w| said.contains(w));
-        if timed_out || has(&["timeout", "timed out", "deadline exceeded"]) {
-            PullTrouble::TimedOut
-        } else if has(&["toomanyrequests", "too many requests", "rate limit"]) {
-            PullTrouble::RateLimited
-        } else if has(&[
-            "unauthorized",
-            "authentication required",
-            "denied",
-            "no basic auth",
-        ]) {
-            PullTrouble::LoginRequired
-        } else if has(&["manifest unknown", "not found", "does not exist"]) {
-            PullTrouble::NotFound
-        } else if has(&[
-            "no such host",
-            "dial tcp",
-            "connection refused",
-            "network is unreachable",
-            "no route to host",
-            "temporary failure in name resolution",
-            "proxyconnect",
-        ]) {
-            PullTrouble::NoRegistry
-        } else {
-            PullTrouble::Other
-        }
-    }
-
-    /// The one line a student reads: what happened and what to do.
-    pub fn line(self, image: &str, said: &str) -> String {
-        let before_class = "or pull once before class: docker compose pull postgres redis";
-        match self {
-            PullTrouble::NoRegistry => format!("cannot pull {image}: no registry answers (offline, or a proxy in the way): connect and retry, {before_class}"),
-            PullTrouble::RateLimited => format!("cannot pull {image}: Docker Hub's limit of anonymous pulls was reached (toomanyrequests; a classroom shares one address): docker login (a free account has its own limit), or retry in an hour, {before_class}"),
-            PullTrouble::LoginRequired => format!("cannot pull {image}: the registry refused it: it wants a login (docker login, then retry), or the name is wrong (POSTGRES_IMAGE / REDIS_IMAGE in .env)"),
-            PullTrouble::TimedOut => format!("cannot pull {image}: the registry did not answer within {} s (a slow or busy network): retry, {before_class}", PULL_LIMIT.as_secs()),
-            PullTrouble::NotFound => format!("cannot pull {image}: no such image or tag (POSTGRES_IMAGE / REDIS_IMAGE in .env?)"),
-            PullTrouble::Other => {
-                let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-                format!("cannot pull {image}: {last}")
-            }
-        }
-    }
-}
-
-/// Whether the offline images can be had here: already built, or buildable (Linux, outside
-/// the lab container, root or the base already imported, debootstrap).
-async fn offline_images_possible() -> bool {
-    let mut all_present = true;
-    for image in OFFLINE_IMAGES {
-        all_present &= super::docker_ok(&["image", "inspect", image]).await;
-    }
-    all_present
-        || (cfg!(target_os = "linux") && !container::inside() && prerequisites(true).is_empty())
-}
-
-/// Whether the official images can be had: present, or pulled within two minutes. Where no
-/// registry answers and the offline images can be had, false (use them); any other trouble
-/// is one line with what to do.
-async fn official_images_available(image: &str) -> anyhow::Result<bool> {
-    if super::docker_ok(&["image", "inspect", image]).await {
-        return Ok(true);
-    }
-    let pull = Command::new("docker").args(["pull", "-q", image]).output();
-    let (said, timed_out) = match tokio::time::timeout(PULL_LIMIT, pull).await {
-        Ok(Ok(o)) if o.status.success() => return Ok(true),
-        Ok(Ok(o)) => (String::from_utf8_lossy(&o.stderr).into_owned(), false),
-        Ok(Err(e)) => (e.to_string(), false),
-        Err(_) => (String::new(), true),
-    };
-    let trouble = PullTrouble::of(&said, timed_out);
-    let unreachable = matches!(trouble, PullTrouble::NoRegistry | PullTrouble::TimedOut);
-    if unreachable && offline_images_possible().await {
-        eprintln!(
-            "lab: {}; using images built from Debian packages (IMAGES=offline)",
-            trouble.line(image, &said)
-        );
-        return Ok(false);
-    }
-    bail!("{}", trouble.line(image, &said))
 }
 
 /// The container runtimes publish one port per service and run one microservice and one
@@ -740,57 +648,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pull_failures_are_told_apart() {
-        let cases = [
-            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host", PullTrouble::NoRegistry),
-            ("Error response from daemon: toomanyrequests: You have reached your pull rate limit. You may increase the limit by authenticating and upgrading", PullTrouble::RateLimited),
-            ("Error response from daemon: pull access denied for scalelab/nothing, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", PullTrouble::LoginRequired),
-            ("Error response from daemon: Head \"https://registry-1.docker.io/v2/library/postgres/manifests/16.4\": unauthorized: incorrect username or password", PullTrouble::LoginRequired),
-            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": net/http: request canceled while waiting for connection (Client.Timeout exceeded while awaiting headers)", PullTrouble::TimedOut),
-            ("Error response from daemon: manifest for postgres:99 not found: manifest unknown: manifest unknown", PullTrouble::NotFound),
-            ("Error response from daemon: Get \"https://registry-1.docker.io/v2/\": proxyconnect tcp: dial tcp 10.0.0.1:3128: connect: connection refused", PullTrouble::NoRegistry),
-            ("something new", PullTrouble::Other),
-        ];
-        for (said, want) in cases {
-            assert_eq!(PullTrouble::of(said, false), want, "{said}");
-        }
-        assert_eq!(PullTrouble::of("", true), PullTrouble::TimedOut);
-    }
-
-    #[test]
-    fn each_trouble_is_one_line_saying_what_to_do() {
-        let all = [
-            (
-                PullTrouble::NoRegistry,
-                "docker compose pull postgres redis",
-            ),
-            (PullTrouble::RateLimited, "docker login"),
-            (PullTrouble::LoginRequired, "docker login"),
-            (PullTrouble::TimedOut, "retry"),
-            (PullTrouble::NotFound, "POSTGRES_IMAGE"),
-            (PullTrouble::Other, "the daemon's last words"),
-        ];
-        for (trouble, advice) in all {
-            let line = trouble.line("postgres:16.4-bookworm", "first\nthe daemon's last words\n");
-            assert!(!line.contains('\n'), "{line}");
-            assert!(
-                line.starts_with("cannot pull postgres:16.4-bookworm: "),
-                "{line}"
-            );
-            assert!(line.contains(advice), "{trouble:?}: {line}");
-        }
-        // Only the no-registry case may send anyone to the offline images, and never to root.
-        assert!(!PullTrouble::RateLimited
-            .line("x", "")
-            .contains("debootstrap"));
-    }
-
-    #[test]
     fn a_taken_port_is_one_line_naming_its_setting() {
         let settings = Settings::defaults();
         let err = "compose up failed (exit status: 1):\nERROR: for load_balancer  Cannot start service load_balancer: driver failed programming external connectivity on endpoint scalelab_load_balancer_1: Bind for 0.0.0.0:8080 failed: port is already allocated";
         let line = port_taken(err, &settings).unwrap();
-        assert_eq!(line, "port 8080 (LB_PORT) is taken on this machine; stop what holds it or set LB_PORT in .env");
+        assert_eq!(line, "port 8080 (LB_PORT) is taken on this machine; stop what holds it or set LB_PORT in .env to a free port");
+        // Docker Desktop on Windows: a program holds it, or Hyper-V reserved its range.
+        let held = "Error response from daemon: Ports are not available: exposing port TCP 127.0.0.1:9100 -> 0.0.0.0:0: listen tcp 127.0.0.1:9100: bind: Only one usage of each socket address (protocol/network address/port) is normally permitted.";
+        let line = port_taken(held, &settings).unwrap();
+        assert!(
+            line.starts_with("port 9100 (LB_METRICS_PORT) is taken"),
+            "{line}"
+        );
+        let reserved = "Error response from daemon: Ports are not available: exposing port TCP 127.0.0.1:8080 -> 0.0.0.0:0: listen tcp 127.0.0.1:8080: bind: An attempt was made to access a socket in a way forbidden by its access permissions.";
+        let line = port_taken(reserved, &settings).unwrap();
+        assert!(line.contains("(LB_PORT) is reserved by Windows"), "{line}");
+        assert!(!line.contains('\n'));
         assert_eq!(
             port_taken("compose up failed: no space left on device", &settings),
             None

@@ -10,6 +10,7 @@
 //!   (stop, kill, pause, resume, start) for fault experiments.
 
 pub mod compose;
+pub mod images;
 pub mod native;
 pub mod stack;
 pub mod swarm;

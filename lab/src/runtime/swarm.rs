@@ -89,7 +89,7 @@ impl Swarm {
         if self.compose.offline() {
             "scalelab/app:offline".into()
         } else {
-            self.settings().get("APP_IMAGE").to_string()
+            self.settings().scalelab_image("app")
         }
     }
 
@@ -368,12 +368,8 @@ impl Runtime for Swarm {
                 "official\n"
             },
         )?;
-        if self.compose.offline() {
-            self.compose.images().await?;
-        } else {
-            // Swarm builds nothing: the app image is built here first.
-            self.compose.compose_checked(&["build"]).await?;
-        }
+        // Swarm pulls nothing: the images are made present here first.
+        self.compose.images().await?;
         eprintln!(
             "lab: swarm stack {STACK} with {gateways} gateway(s) ({} images)",
             if self.compose.offline() {
