@@ -37,17 +37,23 @@ fn the_class_path_pulls_every_image_from_the_projects_namespace_and_builds_none(
     let file = compose();
     let services = file["services"].as_mapping().unwrap();
     let version = env!("CARGO_PKG_VERSION");
-    let ours = format!("${{IMAGE_REGISTRY:-ghcr.io/scalelab}}/");
+    let ours = "${IMAGE_REGISTRY:-ghcr.io/scalelab}/".to_string();
     for (name, service) in services {
         let name = name.as_str().unwrap();
-        assert!(service.get("build").is_none(), "{name} builds: the class path never does");
+        assert!(
+            service.get("build").is_none(),
+            "{name} builds: the class path never does"
+        );
         assert_eq!(
             service["pull_policy"].as_str(),
             Some("if_not_present"),
             "{name}: pull_policy"
         );
         let image = service["image"].as_str().unwrap();
-        assert!(image.starts_with(&ours), "{name}: {image} is not under IMAGE_REGISTRY");
+        assert!(
+            image.starts_with(&ours),
+            "{name}: {image} is not under IMAGE_REGISTRY"
+        );
         // The project's own images carry the checkout's version as their default tag.
         if image.contains("/scalelab-") {
             assert!(
@@ -59,7 +65,11 @@ fn the_class_path_pulls_every_image_from_the_projects_namespace_and_builds_none(
     // The stack's services run one app image.
     let app = format!("{ours}scalelab-app:${{IMAGE_TAG:-{version}}}");
     for service in ["microservice", "worker", "gateway", "load_balancer"] {
-        assert_eq!(services[service]["image"].as_str(), Some(app.as_str()), "{service}");
+        assert_eq!(
+            services[service]["image"].as_str(),
+            Some(app.as_str()),
+            "{service}"
+        );
     }
     // Redis of the release carries the fix of CVE-2025-49844 (7.4.6 and later).
     let redis = services["redis"]["image"].as_str().unwrap();
@@ -94,7 +104,10 @@ fn building_is_a_separate_path_that_never_pulls_what_it_builds() {
         let s = &build["services"][service];
         assert_eq!(s["build"]["target"].as_str(), Some(target), "{service}");
         assert_eq!(s["pull_policy"].as_str(), Some("build"), "{service}");
-        assert!(s["build"]["args"]["VERSION"].as_str().is_some(), "{service}");
+        assert!(
+            s["build"]["args"]["VERSION"].as_str().is_some(),
+            "{service}"
+        );
     }
     // The offline images are never looked up on a registry either.
     let offline = compose_file("docker-compose.offline.yml");
@@ -205,13 +218,22 @@ fn the_dockerfile_has_the_stages_compose_builds_and_marks_the_lab_image() {
             dockerfile.contains(&format!("COPY {member}/ {member}/")),
             "the Dockerfile does not copy {member}/"
         );
-        assert!(ignore.lines().any(|l| l == format!("!{member}/")), "{member}");
+        assert!(
+            ignore.lines().any(|l| l == format!("!{member}/")),
+            "{member}"
+        );
     }
     assert_eq!(ignore.lines().find(|l| !l.starts_with('#')), Some("*"));
     assert!(!dockerfile.contains("COPY . ."));
     // Base images by exact tag; the label is the version the build checked.
-    for line in dockerfile.lines().filter(|l| l.starts_with("FROM ") && l.contains(':')) {
-        assert!(!line.contains(":latest") && !line.contains("bookworm-2025"), "{line}");
+    for line in dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM ") && l.contains(':'))
+    {
+        assert!(
+            !line.contains(":latest") && !line.contains("bookworm-2025"),
+            "{line}"
+        );
     }
     assert!(dockerfile.contains("org.opencontainers.image.version=\"$VERSION\""));
     assert!(dockerfile.contains("--locked"));
