@@ -1,0 +1,265 @@
+//! The `.env` file: how the settings are resolved from it and the environment, the old
+//! names it may still hold, Compose's and Docker's own variables it may carry, its secret, and
+//! `.env.example`, generated from the table.
+
+use super::{find, Settings, TABLE};
+use anyhow::{bail, Context};
+use std::path::Path;
+
+/// Settings that are gone, with the value they had by default: an old `.env` (written from
+/// an older `.env.example`) still names them. At their old default they are dropped quietly;
+/// changed, the line says what replaced them.
+const RETIRED: &[(&str, &str)] = &[
+    ("APP_IMAGE", "scalelab/app:latest"),
+    ("POSTGRES_IMAGE", "postgres:16.4-bookworm"),
+    ("REDIS_IMAGE", "redis:7.4.1-bookworm"),
+    ("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.2"),
+];
+
+/// Whether a `.env` key belongs to Compose or the Docker CLI (`COMPOSE_PROJECT_NAME`,
+/// `DOCKER_HOST`): passed to them, never refused.
+pub fn is_docker_variable(key: &str) -> bool {
+    (key.starts_with("COMPOSE_") || key.starts_with("DOCKER_")) && find(key).is_none()
+}
+
+const RENAMED: &[(&str, &str)] = &[
+    ("GATEWAY_MAX_IN_FLIGHT", "MAX_IN_FLIGHT"),
+    ("GATEWAY_MAX_QUEUE", "MAX_QUEUE"),
+    ("GATEWAY_QUEUE_TIMEOUT_MS", "QUEUE_TIMEOUT_MS"),
+    ("MICROSERVICE_DB_POOL_SIZE", "DB_POOL_SIZE"),
+];
+
+impl Settings {
+    /// Defaults, then the `.env` file's lines, then the given environment; every value
+    /// checked. A key of `.env` that is not a setting is an error (a typo would otherwise
+    /// be silently ignored).
+    pub fn resolve(
+        env_file: Option<&str>,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut settings = Self::defaults();
+        if let Some(text) = env_file {
+            for (line_no, key, value) in parse_env_file(text)? {
+                if let Some((_, new)) = RENAMED.iter().find(|(old, _)| *old == key) {
+                    bail!(".env line {line_no}: {key} is now called {new}; rename it");
+                }
+                if let Some((_, old_default)) = RETIRED.iter().find(|(old, _)| *old == key) {
+                    if value != *old_default {
+                        bail!(".env line {line_no}: {key} is no longer a setting: images are IMAGE_REGISTRY/scalelab-app:IMAGE_TAG and copies of postgres, redis and prometheus beside them; delete the line");
+                    }
+                    continue;
+                }
+                if is_docker_variable(&key) {
+                    settings.docker.insert(key, value);
+                    continue;
+                }
+                if find(&key).is_none() {
+                    bail!(".env line {line_no}: {key} is not a lab setting (`lab settings` lists them)");
+                }
+                settings.set(&key, &value)?;
+            }
+        }
+        for (key, value) in environment {
+            if find(&key).is_some() {
+                settings
+                    .set(&key, &value)
+                    .with_context(|| format!("from the environment: {key}"))
+                    .map_err(|e| anyhow::anyhow!("{}", e.root_cause()))?;
+            }
+        }
+        for setting in TABLE {
+            setting.check(&settings.values[setting.name])?;
+        }
+        Ok(settings)
+    }
+
+    /// Reads `.env` at `path` (made from `.env.example` with a random secret when missing)
+    /// and the process environment.
+    pub fn load(root: &Path) -> anyhow::Result<Self> {
+        let path = root.join(".env");
+        if !path.exists() {
+            let text = env_example().replace(
+                "JWT_SECRET=\n",
+                &format!("JWT_SECRET={}\n", random_secret()?),
+            );
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("lab: created .env with a random JWT_SECRET");
+        }
+        let mut text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        // A `.env` written by hand with a line or two (a school's IMAGE_REGISTRY) gets its
+        // secret too, unless the environment gives one.
+        if let Some(filled) = with_secret(&text, random_secret)? {
+            if std::env::var("JWT_SECRET").map_or(true, |v| v.is_empty()) {
+                std::fs::write(&path, &filled)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("lab: added a random JWT_SECRET to .env");
+                text = filled;
+            }
+        }
+        Self::resolve(Some(&text), std::env::vars())
+    }
+}
+
+/// `(line number, key, value)` of every assignment; comments and blank lines skipped,
+/// `export ` and matching quotes allowed.
+pub fn parse_env_file(text: &str) -> anyhow::Result<Vec<(usize, String, String)>> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            bail!(".env line {}: expected NAME=value, found {raw:?}", i + 1);
+        };
+        let key = key.trim();
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!(".env line {}: {key:?} is not a variable name", i + 1);
+        }
+        let value = value.trim();
+        let value = ['"', '\'']
+            .iter()
+            .find_map(|q| {
+                value
+                    .strip_prefix(*q)
+                    .and_then(|v| v.strip_suffix(*q))
+                    .filter(|_| value.len() >= 2)
+            })
+            .unwrap_or(value);
+        out.push((i + 1, key.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// Settings `.env.example` shows commented out, so that a `.env` made from it keeps
+/// following the checkout's default after a `git pull`.
+const FOLLOWS_THE_CHECKOUT: [&str; 1] = ["IMAGE_TAG"];
+
+/// The text of `.env.example`, generated from the table.
+pub fn env_example() -> String {
+    let mut out = String::from(
+        "# Generated by `lab env-example` from lab/src/settings.rs; do not edit by hand.\n\
+         # Copy to .env (`make up` does it on first use and fills in JWT_SECRET). Read by\n\
+         # docker compose and by the lab's native runtime. Every line is optional but the secret;\n\
+         # a variable in the environment overrides the file.\n",
+    );
+    for s in TABLE {
+        out.push('\n');
+        out.push_str(&format!("# {}\n", s.meaning));
+        // The tag follows the checkout: a line here would pin it at this version.
+        let comment = if FOLLOWS_THE_CHECKOUT.contains(&s.name) {
+            "# "
+        } else {
+            ""
+        };
+        out.push_str(&format!("{comment}{}={}\n", s.name, s.default));
+    }
+    out
+}
+
+/// `.env`'s text with a random JWT_SECRET where it has none or an empty one; None when it
+/// has one.
+fn with_secret(
+    text: &str,
+    secret: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<Option<String>> {
+    let lines = parse_env_file(text)?;
+    match lines.iter().find(|(_, k, _)| k == "JWT_SECRET") {
+        Some((_, _, v)) if !v.is_empty() => Ok(None),
+        Some((line_no, _, _)) => {
+            let line = format!("JWT_SECRET={}", secret()?);
+            let mut out: Vec<String> = text.lines().map(str::to_string).collect();
+            out[line_no - 1] = line;
+            Ok(Some(out.join("\n") + "\n"))
+        }
+        None => {
+            let sep = if text.is_empty() || text.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
+            Ok(Some(format!("{text}{sep}JWT_SECRET={}\n", secret()?)))
+        }
+    }
+}
+
+fn random_secret() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom for a JWT secret")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::tests::{env, SECRET};
+
+    #[test]
+    fn a_hand_written_env_file_gets_a_secret_and_keeps_its_lines() {
+        let secret = || Ok("s".repeat(64));
+        let filled = with_secret("IMAGE_REGISTRY=127.0.0.1:5000/school", secret)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            filled,
+            format!(
+                "IMAGE_REGISTRY=127.0.0.1:5000/school\nJWT_SECRET={}\n",
+                "s".repeat(64)
+            )
+        );
+        let filled = with_secret("# mine\nJWT_SECRET=\nMAX_QUEUE=8\n", secret)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            filled,
+            format!("# mine\nJWT_SECRET={}\nMAX_QUEUE=8\n", "s".repeat(64))
+        );
+        assert_eq!(with_secret(SECRET, secret).unwrap(), None);
+        assert!(Settings::resolve(Some(&filled), env(&[])).is_ok());
+    }
+
+    #[test]
+    fn old_image_lines_and_docker_variables_are_not_refused() {
+        // An .env made from an older .env.example: its image lines at their defaults.
+        let old =
+            format!("{SECRET}APP_IMAGE=scalelab/app:latest\nREDIS_IMAGE=redis:7.4.1-bookworm\n");
+        assert!(Settings::resolve(Some(&old), env(&[])).is_ok());
+        // Changed, the line says what replaced them.
+        let changed = format!("{SECRET}POSTGRES_IMAGE=mirror/postgres:16\n");
+        let err = Settings::resolve(Some(&changed), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("POSTGRES_IMAGE is no longer a setting"),
+            "{err}"
+        );
+        assert!(err.contains("IMAGE_REGISTRY"), "{err}");
+        // Compose's and Docker's own variables reach compose.
+        let text = format!("{SECRET}COMPOSE_PROJECT_NAME=scalelab\nDOCKER_HOST=unix:///x.sock\n");
+        let s = Settings::resolve(Some(&text), env(&[])).unwrap();
+        let all = s.all();
+        assert!(all.contains(&("COMPOSE_PROJECT_NAME".into(), "scalelab".into())));
+        assert!(all.contains(&("DOCKER_HOST".into(), "unix:///x.sock".into())));
+        // DOCKER_SOCKET is the lab's own setting, checked as one.
+        assert!(!is_docker_variable("DOCKER_SOCKET"));
+    }
+
+    #[test]
+    fn the_env_file_takes_quotes_export_and_comments() {
+        let text = "# c\n\nexport MAX_QUEUE=\"7\"\nLAB_PASSWORD='a b'\n";
+        let parsed = parse_env_file(text).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                (3, "MAX_QUEUE".to_string(), "7".to_string()),
+                (4, "LAB_PASSWORD".to_string(), "a b".to_string())
+            ]
+        );
+    }
+}
