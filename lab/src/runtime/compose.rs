@@ -188,7 +188,7 @@ impl Compose {
         }
         if container::inside() {
             for image in OFFLINE_IMAGES {
-                if !super::docker_ok(&["image", "inspect", image]).await {
+                if !super::images::present(image).await {
                     bail!("the offline image {image} is missing: build the offline images on the Linux host first (sudo make images-offline)");
                 }
             }

@@ -77,26 +77,34 @@ impl Settings {
     /// and the process environment.
     pub fn load(root: &Path) -> anyhow::Result<Self> {
         let path = root.join(".env");
-        if !path.exists() {
-            let text = env_example().replace(
-                "JWT_SECRET=\n",
-                &format!("JWT_SECRET={}\n", random_secret()?),
-            );
-            std::fs::write(&path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("lab: created .env with a random JWT_SECRET");
-        }
-        let mut text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        // A `.env` written by hand with a line or two (a school's IMAGE_REGISTRY) gets its
-        // secret too, unless the environment gives one.
+        let created = !path.exists();
+        let mut text = if created {
+            env_example()
+        } else {
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+        };
+        // One way to a secret, for a new `.env` and for one written by hand with a line or
+        // two (a school's IMAGE_REGISTRY), unless the environment gives one.
+        let from_env = std::env::var("JWT_SECRET").is_ok_and(|v| !v.is_empty());
+        let mut write = created;
         if let Some(filled) = with_secret(&text, random_secret)? {
-            if std::env::var("JWT_SECRET").map_or(true, |v| v.is_empty()) {
-                std::fs::write(&path, &filled)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                eprintln!("lab: added a random JWT_SECRET to .env");
+            if created || !from_env {
                 text = filled;
+                write = true;
             }
+        }
+        if write {
+            std::fs::write(&path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "{}",
+                if created {
+                    "lab: created .env with a random JWT_SECRET"
+                } else {
+                    "lab: added a random JWT_SECRET to .env"
+                }
+            );
         }
         Self::resolve(Some(&text), std::env::vars())
     }
