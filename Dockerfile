@@ -47,16 +47,19 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # The Docker CLI with its Compose and Buildx plugins (static binaries, one per architecture).
 FROM docker:27.5.1-cli AS docker-cli
 
-FROM debian:12.14-slim AS lab
+# What both images stand on: Debian, CA roots, and the version and commit they were built from.
+FROM debian:12.14-slim AS runtime
 ARG VERSION=unset
 ARG REVISION=unknown
-LABEL org.opencontainers.image.title="scalelab-lab" \
-      org.opencontainers.image.description="The scalelab lab: orchestration, load generator, report, Docker CLI with Compose" \
-      org.opencontainers.image.version="$VERSION" \
+LABEL org.opencontainers.image.version="$VERSION" \
       org.opencontainers.image.revision="$REVISION" \
       org.opencontainers.image.licenses="MIT"
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
+
+FROM runtime AS lab
+LABEL org.opencontainers.image.title="scalelab-lab" \
+      org.opencontainers.image.description="The scalelab lab: orchestration, load generator, report, Docker CLI with Compose"
 COPY --from=docker-cli /usr/local/bin/docker /usr/local/bin/docker
 COPY --from=docker-cli /usr/local/libexec/docker/cli-plugins/ /usr/local/libexec/docker/cli-plugins/
 COPY --from=build /out/lab/ /usr/local/bin/
@@ -67,16 +70,9 @@ ENTRYPOINT ["lab"]
 CMD ["--help"]
 
 # Last, so that a plain `docker build .` gives the app image.
-FROM debian:12.14-slim AS app
-ARG VERSION=unset
-ARG REVISION=unknown
+FROM runtime AS app
 LABEL org.opencontainers.image.title="scalelab-app" \
-      org.opencontainers.image.description="Every scalelab service: gateway, microservice, worker, load balancer, load generator" \
-      org.opencontainers.image.version="$VERSION" \
-      org.opencontainers.image.revision="$REVISION" \
-      org.opencontainers.image.licenses="MIT"
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home scalelab
+      org.opencontainers.image.description="Every scalelab service: gateway, microservice, worker, load balancer, load generator"
+RUN useradd --system --uid 10001 --no-create-home scalelab
 COPY --from=build /out/app/ /usr/local/bin/
 USER scalelab
