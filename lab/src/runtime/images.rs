@@ -63,12 +63,15 @@ pub fn version_mismatch(checkout: &str, image: &str, label: Option<&str>) -> Opt
     }
 }
 
-/// An image's version label, None when it has none; Err when the image is not here.
-async fn label_of(image: &str) -> anyhow::Result<Option<String>> {
+/// An image's version label (`Some(None)`: here, without one), or None when it is not here:
+/// one `docker image inspect` says both.
+async fn label_of(image: &str) -> Option<Option<String>> {
     let format = format!("{{{{index .Config.Labels \"{VERSION_LABEL}\"}}}}");
-    let out = super::docker(&["image", "inspect", "-f", &format, image]).await?;
+    let out = super::docker(&["image", "inspect", "-f", &format, image])
+        .await
+        .ok()?;
     let v = out.trim();
-    Ok((!v.is_empty() && v != "<no value>").then(|| v.to_string()))
+    Some((!v.is_empty() && v != "<no value>").then(|| v.to_string()))
 }
 
 pub async fn present(image: &str) -> bool {
@@ -129,10 +132,10 @@ pub async fn check_versions(images: &[String], root: &Path) -> anyhow::Result<()
         }
     }
     for image in images.iter().filter(|i| is_scalelab(i)) {
-        if !present(image).await {
+        let Some(label) = label_of(image).await else {
             continue;
-        }
-        if let Some(line) = version_mismatch(&checkout, image, label_of(image).await?.as_deref()) {
+        };
+        if let Some(line) = version_mismatch(&checkout, image, label.as_deref()) {
             bail!("{line}");
         }
     }
@@ -236,15 +239,11 @@ impl<'a> Images<'a> {
     pub async fn list(&self) -> anyhow::Result<()> {
         let images = needed(self.compose).await?;
         for image in &images {
-            let state = if !present(image).await {
-                "missing".to_string()
-            } else if is_scalelab(image) {
-                match label_of(image).await? {
-                    Some(v) => format!("here, version {v}"),
-                    None => "here, no version label".to_string(),
-                }
-            } else {
-                "here".to_string()
+            let state = match label_of(image).await {
+                None => "missing".to_string(),
+                Some(_) if !is_scalelab(image) => "here".to_string(),
+                Some(Some(v)) => format!("here, version {v}"),
+                Some(None) => "here, no version label".to_string(),
             };
             println!("{image:<60} {state}");
         }
