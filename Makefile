@@ -19,7 +19,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator \
 	lab-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
 	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images images-list images-pull images-save images-load images-offline \
-	smoke-compose smoke-registry smoke-swarm smoke-observability lint-workflows clean
+	smoke-compose smoke-replicas smoke-registry smoke-swarm smoke-observability lint-workflows clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -173,6 +173,9 @@ images-offline: ## Build the stack's and the lab's images from Debian packages (
 
 smoke-compose: lab-bin ## CI's compose check: offline images from debug binaries, 3 gateways, short run, even spread, down
 	@RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
+
+smoke-replicas: lab-bin ## CI's check that labs 10 and 11 run on compose: 3 workers, 2 microservices by --scale, every run under its bounds, each replica busy
+	@BUILD=$${BUILD:-debug} scripts/smoke-replicas
 
 smoke-registry: lab-bin ## CI's class path: the images pushed to a registry on loopback, then a fresh clone pulls them and runs QUICK benchmark-all with Rust off PATH; save/load with the registry stopped
 	@BUILD=$${BUILD:-debug} scripts/smoke-registry

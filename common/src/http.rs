@@ -22,7 +22,11 @@ struct Ops {
     metrics: Metrics,
     ready: Vec<(&'static str, ReadyCheck)>,
     config: Arc<Value>,
+    live: LiveConfig,
 }
+
+/// What a service adds to its `/config` at each reading (what it found since it started).
+pub type LiveConfig = Arc<dyn Fn(&mut Value) + Send + Sync>;
 
 /// Wraps a service's routes with the shared endpoints and request metrics.
 pub fn with_ops(
@@ -33,12 +37,34 @@ pub fn with_ops(
     ready: Vec<(&'static str, ReadyCheck)>,
     config: Value,
 ) -> Router {
+    with_live_config(
+        app,
+        service,
+        instance,
+        metrics,
+        ready,
+        config,
+        Arc::new(|_| {}),
+    )
+}
+
+/// [`with_ops`], with `/config` completed by `live` at each reading.
+pub fn with_live_config(
+    app: Router,
+    service: &'static str,
+    instance: &str,
+    metrics: &Metrics,
+    ready: Vec<(&'static str, ReadyCheck)>,
+    config: Value,
+    live: LiveConfig,
+) -> Router {
     let ops = Ops {
         service,
         instance: instance.to_string(),
         metrics: metrics.clone(),
         ready,
         config: Arc::new(config),
+        live,
     };
     let ops_routes = Router::new()
         .route("/health", get(health))
@@ -116,10 +142,12 @@ async fn metrics_handler(State(ops): State<Ops>) -> Response {
 pub use records::wire::ConfigView;
 
 async fn config_handler(State(ops): State<Ops>) -> Json<ConfigView> {
+    let mut config = (*ops.config).clone();
+    (ops.live)(&mut config);
     Json(ConfigView {
         service: ops.service.to_string(),
         instance: ops.instance.to_string(),
-        config: (*ops.config).clone(),
+        config,
         host: crate::host::facts(),
     })
 }

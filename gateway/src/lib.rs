@@ -269,6 +269,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     redis.connect_in_background();
     let upstream = upstream::Upstream::new(&config.cache)?;
     upstream.discover();
+    let instances = upstream.clone();
 
     let metrics = Metrics::new("gateway", &instance);
     let limiter = limit::Limiter::new(&config.limit, &metrics);
@@ -298,7 +299,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
     let served_by = HeaderValue::from_str(&instance)?;
-    let router = common::http::with_ops(
+    let router = common::http::with_live_config(
         routes,
         "gateway",
         &instance,
@@ -308,6 +309,11 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
             ("redis", redis.ready_check()),
         ],
         serde_json::to_value(&config)?,
+        // The microservices MICROSERVICE_URL resolves to now (several when it names a
+        // scaled service): the report's count of them.
+        Arc::new(move |config: &mut serde_json::Value| {
+            config["microservice_instances"] = serde_json::json!(instances.instances());
+        }),
     )
     .layer(axum::middleware::map_response(
         move |mut response: axum::response::Response| {

@@ -94,6 +94,11 @@ impl Upstream {
         });
     }
 
+    /// The instances requests go to now (`http://10.0.0.5:8001`, …).
+    pub fn instances(&self) -> Vec<String> {
+        self.targets.read().expect("not poisoned").clone()
+    }
+
     /// Every address each URL's name has now; a name that does not resolve stays as given
     /// (its requests then fail as unreachable, with a 502 naming it).
     async fn resolve(&self) -> Vec<String> {

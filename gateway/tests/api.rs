@@ -596,6 +596,8 @@ async fn config_shows_knobs_but_no_secrets() {
     let config = &reply.body["config"];
     assert_eq!(config["cache_ttl_secs"], 30);
     assert_eq!(config["max_in_flight"], 0);
+    // What MICROSERVICE_URL resolves to now: the report counts the microservices by it.
+    assert_eq!(config["microservice_instances"], serde_json::json!([s.ms]));
     let text = reply.body.to_string();
     assert!(!text.contains(SECRET));
     assert!(!text.contains("scalelab\""), "no lab password");

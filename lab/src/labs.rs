@@ -208,9 +208,9 @@ pub const ALL: &[Lab] = &[
 
 impl Lab {
     /// The runtime a lab runs on unless `RUNTIME` says otherwise, the one its teacher notes
-    /// were measured on (so that a student's figures compare with them): native, which alone
-    /// runs several workers or microservices, except for an experiment that needs a container
-    /// CPU limit.
+    /// were measured on first (so that a student's figures compare with them): native, except
+    /// for an experiment that needs a container CPU limit. In the lab container every lab runs
+    /// on compose (the teacher notes give those figures too).
     pub fn runtime(&self) -> Kind {
         match self.run {
             Run::Experiment(e) if e.spec().compose_only => Kind::Compose,

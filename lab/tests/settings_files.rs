@@ -21,7 +21,8 @@ fn env_example_is_generated_from_the_table() {
     );
 }
 
-/// Every `${NAME:-default}` / `${NAME:?message}` / `${NAME}` in the text: (name, default).
+/// Every `${NAME:-default}` / `${NAME-default}` / `${NAME:?message}` / `${NAME}` in the text:
+/// (name, default).
 fn interpolations(text: &str) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -33,6 +34,9 @@ fn interpolations(text: &str) -> Vec<(String, Option<String>)> {
             (n, Some(d.to_string()))
         } else if let Some((n, _)) = inner.split_once(":?") {
             (n, None)
+        } else if let Some((n, d)) = inner.split_once('-') {
+            // `${NAME-default}`: the default for an unset name only (an empty one stays empty).
+            (n, Some(d.to_string()))
         } else {
             (inner, None)
         };

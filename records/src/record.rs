@@ -332,6 +332,8 @@ pub struct ServiceConfig {
     pub db_pool_size: Option<u32>,
     pub db_delay_ms: Option<u32>,
     pub microservice_url: Option<String>,
+    /// The gateway's: every microservice MICROSERVICE_URL resolved to when it was read.
+    pub microservice_instances: Option<Vec<String>>,
     pub host: Option<HostLimits>,
     /// Set instead of the rest when `/config` could not be read.
     pub error: Option<String>,

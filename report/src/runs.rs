@@ -127,12 +127,7 @@ fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Result<Run, String> {
             max_in_flight: gateway.max_in_flight.unwrap_or(0),
             cache_enabled: gateway.cache_enabled.unwrap_or(true),
             microservice_pool: microservice.db_pool_size,
-            // The gateways' MICROSERVICE_URL lists every instance they spread misses over.
-            microservices: gateway
-                .microservice_url
-                .as_deref()
-                .map_or(1, |u| u.split(',').filter(|p| !p.trim().is_empty()).count())
-                .max(1) as u32,
+            microservices: microservices(&gateway),
             gateway_cpu_limit: gateway.host.as_ref().and_then(|h| h.cpu_limit),
             gateway_host_cores: gateway.host.as_ref().and_then(|h| h.cores),
             max_queue: gateway.max_queue,
@@ -435,5 +430,48 @@ mod load_model_tests {
             load_model(&open, &two, Some("not pinned: 2 cores")),
             "open, 150 req/s, CO mitigation average; 2 generators (not pinned: 2 cores)"
         );
+    }
+}
+
+/// The microservice instances a gateway spreads its misses over: those its MICROSERVICE_URL
+/// resolved to (a scaled compose service is one name for them all), else the URLs it lists
+/// (the native runtime's), at least 1.
+fn microservices(gateway: &records::record::ServiceConfig) -> u32 {
+    let count = match gateway.microservice_instances.as_deref() {
+        Some(found) if !found.is_empty() => found.len(),
+        _ => gateway
+            .microservice_url
+            .as_deref()
+            .map_or(1, |u| u.split(',').filter(|p| !p.trim().is_empty()).count()),
+    };
+    count.max(1) as u32
+}
+
+#[cfg(test)]
+mod microservice_count {
+    use super::microservices;
+
+    #[test]
+    fn the_instances_found_count_before_the_urls_listed() {
+        let config = |json: serde_json::Value| serde_json::from_value(json).unwrap();
+        // Native: every instance listed.
+        let listed = config(serde_json::json!({
+            "microservice_url": "http://127.0.0.1:8001,http://127.0.0.1:8101"
+        }));
+        assert_eq!(microservices(&listed), 2);
+        // Compose: one name that resolved to three replicas.
+        let resolved = config(serde_json::json!({
+            "microservice_url": "http://microservice:8001",
+            "microservice_instances": ["http://10.0.0.5:8001", "http://10.0.0.6:8001", "http://10.0.0.7:8001"]
+        }));
+        assert_eq!(microservices(&resolved), 3);
+        // An older record, or none at all: the URL, or one.
+        assert_eq!(
+            microservices(&config(
+                serde_json::json!({"microservice_url": "http://microservice:8001"})
+            )),
+            1
+        );
+        assert_eq!(microservices(&config(serde_json::json!({}))), 1);
     }
 }

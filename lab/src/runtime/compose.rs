@@ -53,6 +53,9 @@ pub struct Compose {
     cli: Vec<String>,
     offline: bool,
     lb: LoadBalancer,
+    /// Where the lab reaches each running microservice and worker replica, in replica order
+    /// (found by [`Compose::discover`] whenever containers start).
+    found: Vec<(Service, String)>,
 }
 
 impl Compose {
@@ -67,16 +70,20 @@ impl Compose {
                 settings.port("LB_ADMIN_PORT"),
             )
         };
-        let compose = Self {
+        let mut compose = Self {
             paths,
             settings,
             cli,
             offline,
             lb,
+            found: Vec::new(),
         };
         // A stack already up (from `up` in an earlier container, or `make up`): join it now.
         if container::inside() && super::docker_ok(&["network", "inspect", &network()]).await {
             container::join(&network()).await?;
+        }
+        if compose.is_up().await {
+            compose.discover().await?;
         }
         Ok(compose)
     }
@@ -95,13 +102,70 @@ impl Compose {
         recreate: bool,
     ) -> anyhow::Result<()> {
         // The image was built by `up` (offline images by scripts/images-offline).
-        let scale = format!("gateway={gateways}");
+        let scales = self.scales(gateways);
         let mut args = vec!["up", "-d", "--no-build", "--no-deps"];
         if !recreate {
             args.push("--no-recreate");
         }
-        args.extend(["--scale", &scale, service.name()]);
+        args.extend(scales.iter().map(String::as_str));
+        args.push(service.name());
         self.compose_checked(&args).await.map(|_| ())
+    }
+
+    /// `--scale` for every scalable service: the gateways asked for, and the microservices
+    /// and workers of the settings (MICROSERVICES, WORKERS).
+    fn scales(&self, gateways: usize) -> Vec<String> {
+        [
+            (Service::Gateway, gateways),
+            (Service::Microservice, self.wanted(Service::Microservice)),
+            (Service::Worker, self.wanted(Service::Worker)),
+        ]
+        .into_iter()
+        .flat_map(|(service, n)| ["--scale".to_string(), format!("{}={n}", service.name())])
+        .collect()
+    }
+
+    fn wanted(&self, service: Service) -> usize {
+        super::replicas_wanted(&self.settings, service)
+    }
+
+    /// Finds where the lab reaches each running microservice and worker: from the lab
+    /// container, the replica's address on the stack's network; from the host, its port on
+    /// the host's loopback (the setting's port for a single replica, else the one the
+    /// engine chose: docker-compose.host.yml).
+    pub(crate) async fn discover(&mut self) -> anyhow::Result<()> {
+        let mut found = Vec::new();
+        for (_, service, _, state, id) in self.containers().await? {
+            let Some(inner) = inner_port(service) else {
+                continue;
+            };
+            if state != "running" {
+                continue;
+            }
+            let url = if container::inside() {
+                let ip = super::docker(&[
+                    "inspect",
+                    "-f",
+                    "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                    &id,
+                ])
+                .await?;
+                let ip = ip
+                    .split_whitespace()
+                    .next()
+                    .with_context(|| format!("the {} container has no address", service.name()))?;
+                format!("http://{ip}:{inner}")
+            } else {
+                let out = super::docker(&["port", &id, &format!("{inner}/tcp")]).await?;
+                let port = published_port(&out).with_context(|| {
+                    format!("the {} container publishes no port: {out}", service.name())
+                })?;
+                format!("http://127.0.0.1:{port}")
+            };
+            found.push((service, url));
+        }
+        self.found = found;
+        Ok(())
     }
 
     pub(crate) fn compose(&self) -> Command {
@@ -118,6 +182,12 @@ impl Compose {
             cmd.args(["-f", "docker-compose.offline.yml"]);
         }
         cmd.envs(self.settings.all());
+        // Replicas cannot share a host port: an empty one lets the engine choose each.
+        for (service, port) in HOST_PORTS {
+            if self.wanted(service) > 1 {
+                cmd.env(port, "");
+            }
+        }
         cmd
     }
 
@@ -254,8 +324,14 @@ impl Compose {
             return Ok(());
         }
         let s = &self.settings;
+        let chosen_by_the_engine = |name: &str| {
+            HOST_PORTS
+                .iter()
+                .any(|(service, port)| *port == name && self.wanted(*service) > 1)
+        };
         let ports: Vec<(&str, u16)> = PUBLISHED_FROM_THE_HOST
             .iter()
+            .filter(|name| !chosen_by_the_engine(name))
             .map(|name| (*name, s.port(name)))
             .collect();
         super::check_ports_free(&ports)
@@ -298,6 +374,13 @@ pub const PUBLISHED_FROM_THE_HOST: [&str; 5] = [
     "WORKER_PORT",
 ];
 
+/// The scalable services' host ports (docker-compose.host.yml): the setting's port for one
+/// replica, one the engine chooses for each of several.
+const HOST_PORTS: [(Service, &str); 2] = [
+    (Service::Microservice, "MICROSERVICE_PORT"),
+    (Service::Worker, "WORKER_PORT"),
+];
+
 /// Every service of the stack (not the `lab` service, which runs the lab itself).
 pub const STACK_SERVICES: [&str; 6] = [
     "load_balancer",
@@ -314,6 +397,22 @@ const OFFLINE_IMAGES: [&str; 3] = [
     "scalelab-offline/postgres:latest",
     "scalelab-offline/redis:latest",
 ];
+
+/// The port a microservice or worker listens on inside its container.
+fn inner_port(service: Service) -> Option<u16> {
+    match service {
+        Service::Microservice => Some(8001),
+        Service::Worker => Some(8002),
+        _ => None,
+    }
+}
+
+/// The host port in `docker port`'s answer (`127.0.0.1:49153`, one line per address).
+fn published_port(answer: &str) -> Option<u16> {
+    answer
+        .lines()
+        .find_map(|line| line.trim().rsplit_once(':')?.1.parse().ok())
+}
 
 /// The stack's network, which the lab container joins.
 pub fn network() -> String {
@@ -370,25 +469,6 @@ pub fn decide_offline(images: Option<&str>, paths: &Paths) -> anyhow::Result<boo
     })
 }
 
-/// The container runtimes publish one port per service and run one microservice and one
-/// worker: more needs the native runtime.
-pub(crate) fn one_of_each(settings: &Settings, runtime: &str) -> anyhow::Result<()> {
-    for name in ["WORKERS", "MICROSERVICES"] {
-        if settings.get(name) != "1" {
-            let how = if container::inside() {
-                "from a checkout with Rust on Linux or macOS: make … RUNTIME=native"
-            } else {
-                "RUNTIME=native"
-            };
-            bail!(
-                "{name}={} needs the native runtime ({how}): the {runtime} stack runs one of each",
-                settings.get(name)
-            );
-        }
-    }
-    Ok(())
-}
-
 /// What the compose runtime needs on this machine before anything is built.
 pub fn prerequisites(offline: bool) -> Vec<String> {
     let mut missing = Vec::new();
@@ -441,7 +521,6 @@ impl Runtime for Compose {
     }
 
     async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
-        one_of_each(&self.settings, "compose")?;
         if gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }
@@ -459,14 +538,14 @@ impl Runtime for Compose {
             },
         )?;
         self.images().await?;
-        let n = gateways.to_string();
         eprintln!(
             "lab: compose up with {gateways} gateway(s) ({}, {} images)",
             self.cli.join(" "),
             if self.offline { "offline" } else { "official" }
         );
         let mut cmd = self.compose();
-        cmd.args(["up", "-d", "--no-build", "--scale", &format!("gateway={n}")]);
+        cmd.args(["up", "-d", "--no-build"])
+            .args(self.scales(gateways));
         if !container::inside() {
             // Inside, the lab's own container may belong to this project: it is no orphan.
             cmd.arg("--remove-orphans");
@@ -486,6 +565,7 @@ impl Runtime for Compose {
         if let Err(e) = self.lb.wait_in_rotation(gateways, READY_LIMIT).await {
             bail!("{e:#}\n{}", self.show_unhealthy().await);
         }
+        self.discover().await?;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://localhost:{} (compose)",
             self.settings.get("LB_PORT")
@@ -526,7 +606,7 @@ impl Runtime for Compose {
         self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
         // Drained addresses are gone from discovery; clear the list for addresses reused later.
         self.lb.drain(Vec::new()).await?;
-        Ok(())
+        self.discover().await
     }
 
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
@@ -556,11 +636,7 @@ impl Runtime for Compose {
             .await?
             .into_iter()
             .map(|(_, service, n, state, id)| Instance {
-                name: if service == Service::Gateway {
-                    format!("gateway-{n}")
-                } else {
-                    service.name().to_string()
-                },
+                name: super::replica_name(service, n as usize),
                 service,
                 state,
                 id,
@@ -589,7 +665,8 @@ impl Runtime for Compose {
         let gateways = self.gateways().await?.max(1);
         // Recreated with the settings now in force.
         self.up_one(service, gateways, true).await?;
-        self.lb.wait_in_rotation(gateways, READY_LIMIT).await
+        self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
+        self.discover().await
     }
 
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
@@ -612,7 +689,8 @@ impl Runtime for Compose {
             &format!("docker {verb}"),
         )
         .await?;
-        Ok(())
+        // A container started again may have another address or host port.
+        self.discover().await
     }
 
     async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
@@ -621,31 +699,46 @@ impl Runtime for Compose {
         Ok(())
     }
 
+    /// From the lab container, every service by name; from the host, the published ports
+    /// (the first replica's where the engine chose them).
     fn endpoints(&self) -> Endpoints {
         if container::inside() {
-            Endpoints::inside_the_network()
-        } else {
-            Endpoints::from_settings(&self.settings)
+            return Endpoints::inside_the_network();
         }
+        let mut ends = Endpoints::from_settings(&self.settings);
+        if let Some(url) = self.instance_urls(Service::Microservice).first() {
+            ends.microservice = url.clone();
+        }
+        if let Some(url) = self.instance_urls(Service::Worker).first() {
+            ends.worker_metrics = format!("{url}/metrics");
+        }
+        ends
     }
 
     fn instance_urls(&self, service: Service) -> Vec<String> {
-        let (name, inner, port) = match service {
-            Service::Microservice => ("microservice", 8001, "MICROSERVICE_PORT"),
-            Service::Worker => ("worker", 8002, "WORKER_PORT"),
-            _ => return Vec::new(),
-        };
-        if container::inside() {
-            vec![format!("http://{name}:{inner}")]
-        } else {
-            vec![format!("http://127.0.0.1:{}", self.settings.get(port))]
-        }
+        self.found
+            .iter()
+            .filter(|(s, _)| *s == service)
+            .map(|(_, url)| url.clone())
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_port_is_read_from_docker_port() {
+        assert_eq!(published_port("127.0.0.1:49153\n"), Some(49153));
+        // Engines that publish on IPv6 too list both addresses.
+        assert_eq!(published_port("0.0.0.0:32768\n[::]:32768\n"), Some(32768));
+        assert_eq!(published_port(""), None);
+        assert_eq!(
+            published_port("Error: No public port '8001/tcp' published"),
+            None
+        );
+    }
 
     #[test]
     fn a_taken_port_is_one_line_naming_its_setting() {

@@ -136,6 +136,38 @@ pub trait Runtime: Send {
     }
 }
 
+/// The name of instance i: `gateway-i`; `microservice`, `worker` for the first of those and
+/// `worker-2`, … for the rest.
+pub(crate) fn replica_name(service: Service, i: usize) -> String {
+    match (service, i) {
+        (Service::Gateway, i) => format!("gateway-{i}"),
+        (s, 1) => s.name().to_string(),
+        (s, i) => format!("{}-{i}", s.name()),
+    }
+}
+
+/// Instances of the microservice or the worker the settings ask for (`MICROSERVICES`,
+/// `WORKERS`); one of anything else.
+pub(crate) fn replicas_wanted(settings: &Settings, service: Service) -> usize {
+    match service {
+        Service::Microservice => settings.number("MICROSERVICES") as usize,
+        Service::Worker => settings.number("WORKERS") as usize,
+        _ => 1,
+    }
+}
+
+/// The inverse of [`replica_name`].
+pub(crate) fn replica_index(service: Service, name: &str) -> Option<usize> {
+    if service != Service::Gateway && name == service.name() {
+        return Some(1);
+    }
+    name.strip_prefix(service.name())?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
+        .filter(|i| *i >= 1)
+}
+
 /// Addresses of the stack (on the host the same in every runtime: compose publishes them on
 /// loopback, Swarm through its edge container).
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@
 //! else started by `scripts/deps` (and never stopped by `down`).
 
 use super::{
-    check_ports_free, wait_http_ok, Action, Dependency, Instance, Kind, Paths, Runtime,
-    DRAIN_LIMIT, READY_LIMIT,
+    check_ports_free, replica_index, replica_name, wait_http_ok, Action, Dependency, Instance,
+    Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::lb::LoadBalancer;
 use crate::platform::{self, Signal};
@@ -80,28 +80,6 @@ fn pid_alive(run: &std::path::Path, name: &str) -> bool {
     let binary = service_of(name).map(|s| s.name()).unwrap_or("");
     // Linux's comm is the first 15 bytes of the name; ps on macOS gives it whole.
     state != 'Z' && state != 'X' && !comm.is_empty() && binary.starts_with(comm.as_str())
-}
-
-/// The name of instance i: `gateway-i`; `microservice`, `worker` for the first of those and
-/// `worker-2`, … for the rest.
-fn replica_name(service: Service, i: usize) -> String {
-    match (service, i) {
-        (Service::Gateway, i) => format!("gateway-{i}"),
-        (s, 1) => s.name().to_string(),
-        (s, i) => format!("{}-{i}", s.name()),
-    }
-}
-
-/// The inverse of [`replica_name`].
-fn replica_index(service: Service, name: &str) -> Option<usize> {
-    if service != Service::Gateway && name == service.name() {
-        return Some(1);
-    }
-    name.strip_prefix(service.name())?
-        .strip_prefix('-')?
-        .parse()
-        .ok()
-        .filter(|i| *i >= 1)
 }
 
 /// `gateway-2` → gateway.
@@ -179,11 +157,7 @@ impl Native {
 
     /// Instances of the microservice or the worker the settings ask for.
     fn replicas(&self, service: Service) -> usize {
-        match service {
-            Service::Microservice => self.settings.number("MICROSERVICES") as usize,
-            Service::Worker => self.settings.number("WORKERS") as usize,
-            _ => 1,
-        }
+        super::replicas_wanted(&self.settings, service)
     }
 
     /// Instance i of the microservice or the worker listens 100 ports above instance i-1.

@@ -350,7 +350,7 @@ impl Runtime for Swarm {
     }
 
     async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
-        super::compose::one_of_each(self.settings(), "swarm")?;
+        one_of_each(self.settings(), "swarm")?;
         if gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }
@@ -638,6 +638,20 @@ impl Runtime for Swarm {
         cmd.args([self.app_image().as_str(), "loadtest"]);
         Ok(cmd)
     }
+}
+
+/// Swarm publishes one port per service through its edge and runs one microservice and one
+/// worker: more needs compose or the native runtime.
+fn one_of_each(settings: &Settings, runtime: &str) -> anyhow::Result<()> {
+    for name in ["WORKERS", "MICROSERVICES"] {
+        if settings.get(name) != "1" {
+            bail!(
+                "{name}={} needs RUNTIME=compose or RUNTIME=native: the {runtime} stack runs one of each",
+                settings.get(name)
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

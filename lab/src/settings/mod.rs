@@ -197,11 +197,11 @@ pub const TABLE: &[Setting] = &[
       "Task results the worker writes per transaction at most."),
     s("VISIBILITY_TIMEOUT_MS", "30000", Scope::Services(WK), int(100, 3_600_000),
       "A job delivered but not acknowledged for this long is taken over by a live worker (a crashed worker's jobs)."),
-    // Replicas of the other tiers (native runtime; compose runs one of each).
+    // Replicas of the other tiers (native and compose; Swarm runs one of each).
     s("WORKERS", "1", Scope::Lab, int(1, 16),
-      "Worker instances consuming the queue (native runtime: ports WORKER_PORT, +100, +200, ...)."),
+      "Worker instances consuming the queue (native: ports WORKER_PORT, +100, +200, ...; compose: --scale, host ports the engine chooses)."),
     s("MICROSERVICES", "1", Scope::Lab, int(1, 16),
-      "Microservice instances; each gateway sends its misses to them in turn (native runtime: ports MICROSERVICE_PORT, +100, ...)."),
+      "Microservice instances; each gateway sends its misses to them in turn (native: ports MICROSERVICE_PORT, +100, ...; compose: --scale, found by DNS)."),
     // Lab users: the gateway seeds them, the load generator logs in as them.
     s("LAB_USERS", "100", Scope::Services(GW), int(1, 1_000_000),
       "Lab users user1..userN."),
