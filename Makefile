@@ -5,19 +5,21 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 LAB := target/lab/debug/lab
+REPORT := target/report/release/report
 
 # The workspace's version: the images' tag and label.
 VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-GATEWAYS ?= 1
-SCENARIO ?= hit
-PROFILE ?= classic
 REPEATS ?= 1
 export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
+# What a target takes (NAME=, N=, GATEWAYS=, SCENARIO=, FILE=, ...) reaches the lab as its
+# environment (make exports what the command line and the environment set), never pasted
+# into a shell command: a value, or a run folder's name, is data whatever it holds. Unset,
+# the lab's defaults apply (1 gateway, hit, classic). lab/tests/make_injection.rs checks it.
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator \
-	lab-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
+	lab-bin report-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
 	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images images-list images-pull images-save images-load images-offline \
 	smoke-compose smoke-replicas smoke-registry smoke-swarm smoke-observability lint-workflows clean
 
@@ -62,8 +64,12 @@ bench-lb-instructions: ## Instructions per request of the load balancer and ngin
 bench-generator: ## CPU per request of our load generator vs a bare Goose test, bare clients (shared reqwest, a connection per user), Locust (PyPI) and wrk, with and without think time, side by side on the 3-gateway hit endpoint
 	bench/generator
 
+# Built on first use, unless given on the command line (LAB=… REPORT=…: the tests' binaries).
 lab-bin:
-	@$(CARGO) build --quiet -p lab --target-dir target/lab
+	@$(if $(filter command line,$(origin LAB)),:,$(CARGO) build --quiet -p lab --target-dir target/lab)
+
+report-bin:
+	@$(if $(filter command line,$(origin REPORT)),:,$(CARGO) build --quiet --release -p report --target-dir target/report)
 
 settings: lab-bin ## The lab settings in force (.env and environment), defaults and meanings
 	@$(LAB) settings
@@ -72,7 +78,7 @@ env-example: lab-bin ## Regenerate .env.example from the settings table
 	@$(LAB) env-example >.env.example
 
 up: lab-bin ## Start the stack with GATEWAYS=N gateways (RUNTIME=compose|native|swarm), or rescale it in place
-	@$(LAB) up $(GATEWAYS)
+	@$(LAB) up
 
 up1: lab-bin ## Start the stack with 1 gateway
 	@$(LAB) up 1
@@ -81,7 +87,7 @@ up3: lab-bin ## Start the stack with 3 gateways
 	@$(LAB) up 3
 
 scale: lab-bin ## Scale a running stack's gateways to GATEWAYS=N (leaving ones drained first)
-	@$(LAB) scale $(GATEWAYS)
+	@$(LAB) scale
 
 down: lab-bin ## Stop the stack (whichever runtime runs it)
 	@$(LAB) down
@@ -90,16 +96,16 @@ ps: lab-bin ## What runs, and its state
 	@$(LAB) ps
 
 logs: lab-bin ## Last log lines of every instance (SERVICE=gateway: every gateway)
-	@$(LAB) logs $(SERVICE)
+	@$(LAB) logs
 
 watch: lab-bin ## The live page (http://127.0.0.1:8089/, LIVE_PORT) against the stack that runs, until Ctrl-C
 	@$(LAB) watch
 
 act: lab-bin ## Stop, kill, pause, resume or start one instance: INSTANCE=gateway-2 ACTION=kill
-	@$(LAB) act $(INSTANCE) $(ACTION)
+	@$(LAB) act
 
 load: lab-bin ## One recorded run: GATEWAYS=N SCENARIO=hit|miss|mixed|login|longtask PROFILE=classic|warmup|burst|ramp|stages|breakpoint|wave|open (GENERATORS=K: K generators)
-	@$(LAB) load $(GATEWAYS) $(SCENARIO) $(PROFILE)
+	@$(LAB) load
 
 test1-hit: lab-bin ## 1 gateway, cache-hit load test (QUICK=1 for a short run)
 	@$(LAB) load 1 hit
@@ -120,36 +126,32 @@ autoscale: lab-bin ## Autoscaling lab: static 1, static 3, autoscaled under a ri
 	@$(LAB) autoscale
 
 experiment: lab-bin ## One tactic A/B: NAME=<experiment> (without NAME: the list); report
-	@$(LAB) experiment "$(NAME)"
+	@$(LAB) experiment
 
 experiments: lab-bin ## Every tactic A/B this runtime can run (QUICK=1: about 9 min natively), then the report
 	@$(LAB) experiments
 
 fault: lab-bin ## One fault under load: NAME=<fault> (without NAME: the list); report; fails on a broken promise
-	@$(LAB) fault "$(NAME)"
+	@$(LAB) fault
 
 faults: lab-bin ## Every fault (QUICK=1: about 3 min natively), then the report
 	@$(LAB) faults
 
 answers: lab-bin ## Lab N's answer sheet in answers/ (its predictions and questions, to fill in)
-	@$(LAB) answers "$(N)"
+	@$(LAB) answers
 
 handin: lab-bin ## Bundle lab N's filled answer sheet, its runs and the report: handin/lab<N>-<STUDENT>.tar.gz
-	@$(LAB) handin "$(N)"
+	@$(LAB) handin
 
 lab: lab-bin ## A classroom lab (labs/README.md): N=1 runs its experiment in QUICK form, then says where to read the answer
-	@if [ -z "$(N)" ]; then echo "make lab: set N (labs/README.md lists the labs)" >&2; exit 2; fi
-	@$(LAB) lab "$(N)"
+	@if [ -z "$$N" ]; then echo "make lab: set N (labs/README.md lists the labs)" >&2; exit 2; fi
+	@$(LAB) lab
 
-report: ## tests/reports/summary.md, summary.html, runs.csv and charts from tests/results/* (builds only the report)
-	@$(CARGO) build --quiet --release -p report --target-dir target/report
-	@target/report/release/report
+report: report-bin ## tests/reports/summary.md, summary.html, runs.csv and charts from tests/results/* (builds only the report)
+	@$(REPORT)
 
-check-bounds: ## Every run in tests/results (RESULTS_DIR): its ok req/s under its smallest hard bound, PASS or FAIL (exit 1 on a FAIL)
-	@$(CARGO) build --quiet --release -p report --target-dir target/report
-	@runs="$(sort $(dir $(wildcard $(or $(RESULTS_DIR),tests/results)/*/run.json)))"; \
-	if [ -z "$$runs" ]; then echo "make check-bounds: no run in $(or $(RESULTS_DIR),tests/results) (make load, make experiments)" >&2; exit 1; fi; \
-	target/report/release/report --check-bounds $$runs
+check-bounds: report-bin ## Every run in tests/results (RESULTS_DIR): its ok req/s under its smallest hard bound, PASS or FAIL (exit 1 on a FAIL)
+	@$(REPORT) --check-bounds
 
 images: ## Developers: build the app and lab images from this checkout (BuildKit), under the release names
 	SCALELAB_VERSION=$(VERSION) SCALELAB_REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
@@ -163,10 +165,10 @@ images-pull: lab-bin ## Pull every image a lab needs (the same as: docker compos
 	@$(LAB) images pull
 
 images-save: lab-bin ## Write every image a lab needs to FILE (default scalelab-images-<version>.tar) and FILE.sha256
-	@$(LAB) images save "$(or $(FILE),scalelab-images-$(VERSION).tar)"
+	@$(LAB) images save "$${FILE:-scalelab-images-$(VERSION).tar}"
 
 images-load: lab-bin ## Check FILE against FILE.sha256, then load its images (no registry needed)
-	@$(LAB) images load "$(or $(FILE),scalelab-images-$(VERSION).tar)"
+	@$(LAB) images load "$${FILE:-scalelab-images-$(VERSION).tar}"
 
 images-offline: ## Build the stack's and the lab's images from Debian packages (no registry needed)
 	@WITH_LAB=1 scripts/images-offline

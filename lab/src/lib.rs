@@ -124,7 +124,8 @@ pub enum Command {
     Autoscale,
     /// One tactic as an A/B experiment (`index`, `db-pool`, …), then the report.
     Experiment {
-        #[arg(env = "NAME")]
+        /// Without one (or empty): the list.
+        #[arg(env = "NAME", default_value = "")]
         name: String,
     },
     /// Every experiment this runtime can run, then the report.
@@ -132,7 +133,8 @@ pub enum Command {
     /// One fault under load (`kill-gateway`, `redis-outage`, `postgres-restart`), then the
     /// report; fails when the stack broke its promise.
     Fault {
-        #[arg(env = "NAME")]
+        /// Without one (or empty): the list.
+        #[arg(env = "NAME", default_value = "")]
         name: String,
     },
     /// Every fault, then the report.

@@ -1,8 +1,10 @@
 //! `report [RESULTS_DIR] [REPORT_DIR]` (defaults tests/results, tests/reports).
 //! `report --check-faults RUN_DIR…`: each fault run's promise, PASS or FAIL; exit status 1
 //! when one is broken (what `make fault` ends with).
-//! `report --check-bounds RUN_DIR…`: each run's ok req/s against its smallest hard bound,
-//! PASS or FAIL; exit status 1 when one is above it beyond noise.
+//! `report --check-bounds [RUN_DIR…]`: each run's ok req/s against its smallest hard bound,
+//! PASS or FAIL; exit status 1 when one is above it beyond noise. Without a folder, every
+//! run folder in RESULTS_DIR (what `make check-bounds` runs: no folder name ever goes
+//! through a shell).
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -27,8 +29,9 @@ struct Cli {
     check_faults: Vec<String>,
     /// Instead of the report: check that each run's ok req/s stays under its smallest hard
     /// bound (PASS or FAIL per line; a run with no bound to check is said and passes).
-    #[arg(long, value_name = "RUN_DIR", num_args = 1.., conflicts_with = "check_faults")]
-    check_bounds: Vec<String>,
+    /// Without a folder: every run folder in RESULTS_DIR.
+    #[arg(long, value_name = "RUN_DIR", num_args = 0.., conflicts_with = "check_faults")]
+    check_bounds: Option<Vec<PathBuf>>,
 }
 
 fn main() {
@@ -36,8 +39,26 @@ fn main() {
     if !cli.check_faults.is_empty() {
         std::process::exit(check_faults(cli.check_faults));
     }
-    if !cli.check_bounds.is_empty() {
-        std::process::exit(check_bounds(cli.check_bounds));
+    if let Some(dirs) = cli.check_bounds {
+        let dirs = if dirs.is_empty() {
+            match report::runs::run_folders(&cli.results) {
+                Ok(found) if !found.is_empty() => found,
+                Ok(_) => {
+                    eprintln!(
+                        "report: no run in {} (make load, make experiments)",
+                        cli.results.display()
+                    );
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("report: {e}");
+                    std::process::exit(1);
+                }
+            }
+        } else {
+            dirs
+        };
+        std::process::exit(check_bounds(dirs));
     }
     match report::generate(&cli.results, &cli.out) {
         Ok(outcome) => {
@@ -61,10 +82,10 @@ fn main() {
     }
 }
 
-fn check_bounds(dirs: Vec<String>) -> i32 {
+fn check_bounds(dirs: Vec<PathBuf>) -> i32 {
     let mut status = 0;
     for dir in dirs {
-        match report::runs::load_run(dir.as_ref()) {
+        match report::runs::load_run(&dir) {
             Ok(run) => match report::bounds::check(&run) {
                 Some(c) => {
                     println!("{}: {}", run.id, c.line());
@@ -78,7 +99,7 @@ fn check_bounds(dirs: Vec<String>) -> i32 {
                 ),
             },
             Err(e) => {
-                eprintln!("report: {dir}: {e}");
+                eprintln!("report: {}: {e}", dir.display());
                 status = 1;
             }
         }

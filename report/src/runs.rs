@@ -19,14 +19,10 @@ fn f(v: &Value) -> f64 {
 pub fn load_runs(dir: &Path) -> (Vec<Run>, Vec<String>) {
     let mut runs = Vec::new();
     let mut warnings = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return (runs, vec![format!("{} cannot be read", dir.display())]);
+    let dirs = match folders(dir) {
+        Ok(dirs) => dirs,
+        Err(e) => return (runs, vec![e]),
     };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
     for d in dirs {
         let file = d.join("run.json");
         if !file.exists() {
@@ -43,6 +39,28 @@ pub fn load_runs(dir: &Path) -> (Vec<Run>, Vec<String>) {
     }
     runs.sort_by(|a, b| a.started.cmp(&b.started).then(a.id.cmp(&b.id)));
     (runs, warnings)
+}
+
+/// The folders directly in `dir`, sorted by name. A symbolic link is never followed: a
+/// results folder from someone else (a hand-in) could point it anywhere on this disk.
+pub fn folders(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{} cannot be read: {e}", dir.display()))?;
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// The run folders in `dir` (those with a `run.json`), sorted by name.
+pub fn run_folders(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    Ok(folders(dir)?
+        .into_iter()
+        .filter(|d| d.join("run.json").is_file())
+        .collect())
 }
 
 /// A record beside `run.json` that does not read is left out with a warning (the run itself
