@@ -5,6 +5,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod guard;
 pub use probe::host;
 pub mod http;
 pub mod keys;

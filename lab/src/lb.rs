@@ -12,22 +12,27 @@ pub struct LoadBalancer {
     /// `http://127.0.0.1:9101`
     pub admin: String,
     client: reqwest::Client,
+    /// ADMIN_TOKEN, which every change through the admin port carries.
+    token: String,
 }
 
 impl LoadBalancer {
-    pub fn new(metrics_port: u16, admin_port: u16) -> Self {
+    /// On the host's loopback, at the settings' ports, with their ADMIN_TOKEN.
+    pub fn new(settings: &crate::settings::Settings) -> Self {
         Self::at(
-            &format!("http://127.0.0.1:{metrics_port}"),
-            &format!("http://127.0.0.1:{admin_port}"),
+            &format!("http://127.0.0.1:{}", settings.port("LB_METRICS_PORT")),
+            &format!("http://127.0.0.1:{}", settings.port("LB_ADMIN_PORT")),
+            settings.get("ADMIN_TOKEN"),
         )
     }
 
     /// At these base URLs (`http://load_balancer:9100` from inside the stack's network).
-    pub fn at(metrics: &str, admin: &str) -> Self {
+    pub fn at(metrics: &str, admin: &str, token: &str) -> Self {
         Self {
             metrics: metrics.to_string(),
             admin: admin.to_string(),
             client: common::http::client(Duration::from_secs(5)),
+            token: token.to_string(),
         }
     }
 
@@ -71,6 +76,7 @@ impl LoadBalancer {
         let resp = self
             .client
             .put(format!("{}{path}", self.admin))
+            .bearer_auth(&self.token)
             .json(body)
             .send()
             .await

@@ -113,7 +113,10 @@ fn every_make_command_a_handout_gives_names_a_target_and_settings_that_exist() {
         lab::settings::TABLE.iter().any(|s| s.name == name)
             // The lab hands these to the load generator (as LOADTEST_<name>).
             || common::load::ENV_NAMES.contains(&name)
+            // What the lab's commands read from the environment (NAME, N, GATEWAYS, ...).
+            || lab::VARIABLES.contains(&name)
             || makefile.contains(&format!("$({name})"))
+            || makefile.contains(&format!("$${{{name}"))
             || makefile
                 .lines()
                 .filter_map(|l| l.strip_prefix("export "))
@@ -237,11 +240,13 @@ fn every_handout_names_its_tactics_and_the_map_lists_every_lab() {
 #[test]
 fn lab_0_gives_every_line_of_the_tour_in_both_shells() {
     use lab::tour::{docker_only, fill, setup, Item, STEPS};
-    let secret = (
-        "JWT_SECRET".to_string(),
-        "a-test-secret-of-enough-length".to_string(),
-    );
-    let settings = lab::settings::Settings::resolve(None, vec![secret]).unwrap();
+    let secrets = ["JWT_SECRET", "ADMIN_TOKEN"].map(|name| {
+        (
+            name.to_string(),
+            "a-test-secret-of-enough-length".to_string(),
+        )
+    });
+    let settings = lab::settings::Settings::resolve(None, secrets).unwrap();
     let handout = read(&root().join("labs/00-meet-the-stack.md"));
     let mut lines = vec![
         setup(true, &settings, "ada-1"),

@@ -56,6 +56,10 @@ async fn stack(overrides: &[(&str, &str)]) -> Stack {
     let lb_port = free_port();
     let env: Vec<(String, String)> = [
         ("JWT_SECRET", "a-test-secret-of-enough-length".to_string()),
+        (
+            "ADMIN_TOKEN",
+            "a-test-admin-token-of-enough-length".to_string(),
+        ),
         ("LB_PORT", lb_port.to_string()),
         ("LB_METRICS_PORT", free_port().to_string()),
         ("LB_ADMIN_PORT", free_port().to_string()),

@@ -40,9 +40,14 @@ pub struct Config {
     /// Prometheus metrics, /health, /ready and GET /backends.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9100")]
     pub metrics_addr: String,
-    /// Admin API (PUT /backends). Keep it on loopback.
+    /// Admin API (PUT /backends, PUT /drain). Keep it on loopback.
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9101")]
     pub admin_addr: String,
+    /// Every change through the admin API carries `Authorization: Bearer <ADMIN_TOKEN>`;
+    /// without one set, every change is refused. Never shown in /config.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
+    pub admin_token: Option<String>,
     #[command(flatten)]
     #[serde(flatten)]
     pub service: ServiceConfig,
@@ -93,6 +98,9 @@ pub struct Config {
     pub keepalive_pool_size: usize,
 }
 
+/// The admin token of `Config::for_tests`.
+pub const TEST_ADMIN_TOKEN: &str = "a-test-admin-token-of-enough-length";
+
 impl Config {
     /// Every port on loopback and chosen by the system, one gateway: for tests.
     pub fn for_tests(backends: Vec<String>) -> Self {
@@ -100,6 +108,7 @@ impl Config {
             listen_addr: "127.0.0.1:0".into(),
             metrics_addr: "127.0.0.1:0".into(),
             admin_addr: "127.0.0.1:0".into(),
+            admin_token: Some(TEST_ADMIN_TOKEN.into()),
             service: ServiceConfig::named("lb-test"),
             backends,
             discovery_interval_ms: 200,
@@ -286,10 +295,19 @@ pub async fn build(config: Config) -> anyhow::Result<LoadBalancer> {
         vec![("backends", ready)],
         serde_json::to_value(&config).unwrap_or(Value::Null),
     );
+    // Only the lab drives it: every change carries the admin token, and a request must name
+    // the port by address (a web page that rebinds its own domain to 127.0.0.1 cannot).
+    let token = common::guard::Token(config.admin_token.as_deref().map(Into::into));
     let admin_router = Router::new()
         .route("/backends", get(list_backends).put(set_backends))
         .route("/drain", axum::routing::put(set_draining))
-        .with_state(pool.clone());
+        .with_state(pool.clone())
+        .fallback(|| async { common::ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            common::guard::token_required,
+        ))
+        .layer(axum::middleware::from_fn(common::guard::local_host_only));
     let grace = Duration::from_secs(1);
     let metrics_server = HttpServer::bind(&config.metrics_addr, metrics_router, grace).await?;
     let admin = HttpServer::bind(&config.admin_addr, admin_router, grace).await?;

@@ -130,6 +130,7 @@ async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
 
     let set = client
         .put(format!("{}/backends", lb.admin))
+        .bearer_auth(load_balancer::TEST_ADMIN_TOKEN)
         .json(&json!({"backends": [first.addr.to_string(), second.addr.to_string()]}))
         .send()
         .await
@@ -145,6 +146,7 @@ async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
     // Removing it drains it from rotation.
     client
         .put(format!("{}/backends", lb.admin))
+        .bearer_auth(load_balancer::TEST_ADMIN_TOKEN)
         .json(&json!({"backends": [first.addr.to_string()]}))
         .send()
         .await
@@ -155,6 +157,7 @@ async fn a_backend_added_at_run_time_gets_traffic_without_a_restart() {
 
     let bad = client
         .put(format!("{}/backends", lb.admin))
+        .bearer_auth(load_balancer::TEST_ADMIN_TOKEN)
         .json(&json!({"backends": ["no-port"]}))
         .send()
         .await
@@ -174,6 +177,7 @@ async fn a_backend_gets_no_traffic_before_it_passes_a_health_check() {
     let dead = format!("127.0.0.1:{}", free_port());
     reqwest::Client::new()
         .put(format!("{}/backends", lb.admin))
+        .bearer_auth(load_balancer::TEST_ADMIN_TOKEN)
         .json(&json!({"backends": [up.addr.to_string(), dead]}))
         .send()
         .await
@@ -516,4 +520,79 @@ async fn a_backend_slower_than_the_read_timeout_gets_a_504_and_no_retry() {
     );
     // Timeouts do not take a backend out of rotation: it is slow, not dead.
     assert_eq!(healthy_backends(&lb).await.len(), 2);
+}
+
+#[tokio::test]
+async fn only_the_lab_can_drive_the_admin_api() {
+    let up = Upstream::start("only");
+    let lb = start_lb(&[up.addr.to_string()], |_| {});
+    wait_healthy(&lb, 1).await;
+    let client = reqwest::Client::new();
+    let evil = format!("127.0.0.1:{}", free_port());
+    let put = |token: Option<&str>, host: Option<&str>| {
+        let mut req = client
+            .put(format!("{}/backends", lb.admin))
+            .json(&json!({"backends": [evil.clone()]}));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        req.send()
+    };
+    // No token, a wrong one, one a byte short: 401 JSON, and nothing changed.
+    for token in [
+        None,
+        Some("wrong"),
+        Some(&load_balancer::TEST_ADMIN_TOKEN[1..]),
+    ] {
+        let answer = put(token, None).await.unwrap();
+        assert_eq!(answer.status(), 401, "{token:?}");
+        assert!(answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+        let body: Value = answer.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("ADMIN_TOKEN"),
+            "{body}"
+        );
+    }
+    // A DNS-rebinding page names the port by its own domain: refused even with the token
+    // (it cannot have it, but the Host alone must stop it), and for reads too.
+    let answer = put(
+        Some(load_balancer::TEST_ADMIN_TOKEN),
+        Some("evil.example:9101"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 403);
+    let read = client
+        .get(format!("{}/backends", lb.admin))
+        .header("host", "rebind.evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 403);
+    let body: Value = read.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Host"), "{body}");
+    for _ in 0..4 {
+        assert_eq!(served_by(&client, &lb).await, (200, "only".to_string()));
+    }
+    // A load balancer started without a token refuses every change.
+    let locked = start_lb(&[up.addr.to_string()], |c| c.admin_token = None);
+    let answer = client
+        .put(format!("{}/backends", locked.admin))
+        .bearer_auth("anything")
+        .json(&json!({"backends": [evil.clone()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    // The lab's own call: the token, by address.
+    let answer = put(Some(load_balancer::TEST_ADMIN_TOKEN), None)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
 }

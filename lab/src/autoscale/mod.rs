@@ -345,14 +345,17 @@ mod tests {
 
     #[test]
     fn the_settings_make_the_controllers_config() {
-        let s = Settings::resolve(Some("JWT_SECRET=0123456789abcdef\n"), Vec::new()).unwrap();
+        let s = Settings::resolve(Some(crate::settings::tests::SECRET), Vec::new()).unwrap();
         let c = Config::from_settings(&s).unwrap();
         assert_eq!(c.metric, Metric::Utilization);
         assert_eq!((c.hpa.min_replicas, c.hpa.max_replicas), (1, 3));
         assert_eq!(c.hpa.scale_down.stabilization_secs, 30.0);
         assert_eq!(c.hpa.scale_up.policies.len(), 2);
         let bad = Settings::resolve(
-            Some("JWT_SECRET=0123456789abcdef\nMIN_REPLICAS=4\n"),
+            Some(&format!(
+                "{}MIN_REPLICAS=4\n",
+                crate::settings::tests::SECRET
+            )),
             Vec::new(),
         )
         .unwrap();

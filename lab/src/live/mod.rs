@@ -265,6 +265,35 @@ mod tests {
         assert_eq!(start(port, &endpoints).await, None);
     }
 
+    /// Only a request naming the page by address reads it: not a page of another domain
+    /// that rebinds its name to 127.0.0.1 (DNS rebinding), and never across origins.
+    #[tokio::test]
+    async fn the_page_answers_its_own_address_only() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, page::router()).await });
+        let client = reqwest::Client::new();
+        let get = |host: &'static str| {
+            client
+                .get(format!("http://127.0.0.1:{port}/board.json"))
+                .header("host", host)
+                .header("origin", "http://evil.example")
+                .send()
+        };
+        let own = get("127.0.0.1").await.unwrap();
+        assert_eq!(own.status(), 200);
+        assert!(own.headers().get("access-control-allow-origin").is_none());
+        for foreign in ["evil.example:8089", "localhost.evil.example"] {
+            let answer = get(foreign).await.unwrap();
+            assert_eq!(answer.status(), 403, "{foreign}");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("refused"),
+                "{body}"
+            );
+        }
+    }
+
     #[test]
     fn the_saved_board_has_no_script_and_the_steps_so_far() {
         step(0, 2, "up 1");

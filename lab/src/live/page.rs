@@ -10,6 +10,8 @@ use axum::routing::get;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+/// The page's routes; a request that names the port by a domain (a web page rebinding its
+/// own name to 127.0.0.1) is refused, and no CORS header lets another origin read it.
 pub fn router() -> axum::Router {
     axum::Router::new()
         .route("/", get(|| async { Html(page(&board())) }))
@@ -18,6 +20,7 @@ pub fn router() -> axum::Router {
             "/board.json",
             get(|| async { axum::Json(board()).into_response() }),
         )
+        .layer(axum::middleware::from_fn(common::guard::local_host_only))
 }
 
 const WIDTH: f64 = 900.0;

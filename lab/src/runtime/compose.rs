@@ -63,12 +63,13 @@ impl Compose {
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
         let cli = compose_cli().await?;
         let lb = if container::inside() {
-            LoadBalancer::at("http://load_balancer:9100", "http://load_balancer:9101")
-        } else {
-            LoadBalancer::new(
-                settings.port("LB_METRICS_PORT"),
-                settings.port("LB_ADMIN_PORT"),
+            LoadBalancer::at(
+                "http://load_balancer:9100",
+                "http://load_balancer:9101",
+                settings.get("ADMIN_TOKEN"),
             )
+        } else {
+            LoadBalancer::new(&settings)
         };
         let mut compose = Self {
             paths,

@@ -90,10 +90,7 @@ fn service_of(instance: &str) -> Option<Service> {
 
 impl Native {
     pub fn new(paths: Paths, settings: Settings, options: Options) -> Self {
-        let lb = LoadBalancer::new(
-            settings.port("LB_METRICS_PORT"),
-            settings.port("LB_ADMIN_PORT"),
-        );
+        let lb = LoadBalancer::new(&settings);
         Self {
             paths,
             settings,

@@ -77,10 +77,7 @@ pub struct Swarm {
 
 impl Swarm {
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
-        let lb = LoadBalancer::new(
-            settings.port("LB_METRICS_PORT"),
-            settings.port("LB_ADMIN_PORT"),
-        );
+        let lb = LoadBalancer::new(&settings);
         let compose = Compose::new(paths.clone(), settings, offline).await?;
         Ok(Self { paths, compose, lb })
     }

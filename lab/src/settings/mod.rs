@@ -151,6 +151,14 @@ pub const TABLE: &[Setting] = &[
         meaning: "Signs the gateways' JWTs; at least 16 characters (make up generates one). Never commit .env.",
         secret: true,
     },
+    Setting {
+        name: "ADMIN_TOKEN",
+        default: "",
+        scope: Scope::Services(LB),
+        kind: Kind::Text { min_len: 16 },
+        meaning: "Every change through the load balancer's admin port (drain, backend list) carries it; only the lab has it (make up generates one).",
+        secret: true,
+    },
     // The knobs behind "1 vs 3 gateways".
     s("MAX_IN_FLIGHT", "4", Scope::Services(GW), int(0, 100_000),
       "Requests each gateway serves at once (0 = no limit): a fixed pool of server workers, as in the seed lab."),
@@ -390,7 +398,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The table's defaults (JWT_SECRET empty: not valid until set).
+    /// The table's defaults (JWT_SECRET and ADMIN_TOKEN empty: not valid until set).
     pub fn defaults() -> Self {
         Self {
             values: TABLE
@@ -522,7 +530,7 @@ pub(crate) mod tests {
             .collect()
     }
 
-    pub(crate) const SECRET: &str = "JWT_SECRET=0123456789abcdef\n";
+    pub(crate) const SECRET: &str = "JWT_SECRET=0123456789abcdef\nADMIN_TOKEN=fedcba9876543210\n";
 
     #[test]
     fn image_settings_take_only_what_docker_reads_as_a_name() {
@@ -619,7 +627,7 @@ pub(crate) mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for s in TABLE {
             assert!(seen.insert(s.name), "{} twice", s.name);
-            if s.name != "JWT_SECRET" {
+            if !s.secret || !s.default.is_empty() {
                 s.check(s.default).unwrap();
             }
         }
