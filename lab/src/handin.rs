@@ -121,13 +121,18 @@ pub fn latest_runs(results: &Path, lab: &Lab) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
+        // A link is never followed: it could point anywhere on this disk.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
         .filter_map(|p| {
             let name = p.file_name()?.to_string_lossy().into_owned();
-            let stamped = name.len() > 15 && name.as_bytes()[8] == b'-';
-            (stamped && marks.iter().any(|m| name.contains(m.as_str())))
-                .then(|| (name[..15].to_string(), p))
+            // `20261207-110702-…`: the batch stamp (a name with a multibyte character there
+            // is no lab's).
+            let stamp = name
+                .get(..15)
+                .filter(|s| s.as_bytes().get(8) == Some(&b'-'))?;
+            (name.len() > 15 && marks.iter().any(|m| name.contains(m.as_str())))
+                .then(|| (stamp.to_string(), p))
         })
         .collect();
     let Some(latest) = ours.iter().map(|(b, _)| b.clone()).max() else {

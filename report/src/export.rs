@@ -9,7 +9,19 @@ use std::path::{Path, PathBuf};
 
 /// `summary.html` from the summary's Markdown, its `![name](graphs/name.png)` charts replaced
 /// by the SVG written beside each PNG.
+///
+/// The Markdown holds strings from run folders anyone may hand over (run ids, commits,
+/// settings): any HTML in it is shown as text, never passed through. Only the charts are
+/// HTML, put in after the Markdown is rendered, at places marked with a token no run can
+/// guess.
 pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
+    let nonce = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(markdown.len());
+        h.finish()
+    };
+    let mut figures: Vec<String> = Vec::new();
     let mut inlined = String::with_capacity(markdown.len());
     for line in markdown.lines() {
         match chart_of(line) {
@@ -25,12 +37,12 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
                     Some(rest) => rest.split_once("?>").map_or(rest, |(_, r)| r),
                     None => svg,
                 };
-                // A block of raw HTML: Markdown passes it through untouched.
-                let _ = writeln!(
-                    inlined,
-                    "\n<figure role=\"img\" aria-label=\"{name}\">{}</figure>\n",
+                let _ = writeln!(inlined, "\nscalelab-figure-{nonce:x}-{}\n", figures.len());
+                figures.push(format!(
+                    "<figure role=\"img\" aria-label=\"{}\">{}</figure>",
+                    escape(name),
                     svg.trim()
-                );
+                ));
             }
             None => {
                 inlined.push_str(line);
@@ -42,8 +54,16 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
     let mut body = String::new();
     pulldown_cmark::html::push_html(
         &mut body,
-        pulldown_cmark::Parser::new_ext(&inlined, options),
+        pulldown_cmark::Parser::new_ext(&inlined, options).map(|event| match event {
+            pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => {
+                pulldown_cmark::Event::Text(raw)
+            }
+            other => other,
+        }),
     );
+    for (i, figure) in figures.iter().enumerate() {
+        body = body.replace(&format!("<p>scalelab-figure-{nonce:x}-{i}</p>"), figure);
+    }
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -52,6 +72,15 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
     let path = out.join("summary.html");
     std::fs::write(&path, page)?;
     Ok(path)
+}
+
+/// Text made safe inside HTML and its attributes.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#222}\
@@ -171,6 +200,32 @@ mod tests {
         assert_eq!(field("1gw-hit"), "1gw-hit");
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn html_in_the_markdown_is_shown_as_text() {
+        let out = std::env::temp_dir().join(format!("report-html-{}", std::process::id()));
+        std::fs::create_dir_all(out.join("graphs")).unwrap();
+        std::fs::write(out.join("graphs/c.svg"), "<svg><text>ok</text></svg>").unwrap();
+        let md = "| run |\n|---|\n| <script>alert(1)</script> |\n\n<img src=x onerror=alert(2)>\n\n![c](graphs/c.png)\n";
+        let path = html(&out, md).unwrap();
+        let page = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !page.contains("<script>alert") && !page.contains("<img"),
+            "{page}"
+        );
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{page}"
+        );
+        // The charts alone are HTML.
+        assert!(
+            page.contains(
+                "<figure role=\"img\" aria-label=\"c\"><svg><text>ok</text></svg></figure>"
+            ),
+            "{page}"
+        );
+        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]

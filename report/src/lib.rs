@@ -323,7 +323,7 @@ fn settings_table(w: &mut Writer, runs: &[Run]) {
             opt(k.db_delay_ms),
             r.think_ms,
             r.load_model,
-            &r.commit[..r.commit.len().min(10)],
+            &r.commit.chars().take(10).collect::<String>(),
         ));
     }
     w.line("");

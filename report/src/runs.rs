@@ -94,11 +94,7 @@ fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Result<Run, String> {
         .think_time_ms
         .map_or(0.0, |[min, max]| (min as f64 + max as f64) / 2.0);
     let mut run = Run {
-        id: r.run_id.clone().unwrap_or_else(|| {
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        }),
+        id: run_id(r.run_id.as_deref(), dir),
         scenario: r.scenario.clone(),
         profile: or_unknown(&r.profile),
         runtime: or_unknown(&r.runtime),
@@ -451,6 +447,40 @@ mod load_model_tests {
     }
 }
 
+/// A run's id, which names its charts and CSV files: the record's `run_id` where it is a
+/// plain name (letters, digits, `.`, `_`, `-`; not starting with a dot), else the folder's
+/// name made plain. A run folder from someone else cannot choose where the report writes.
+fn run_id(recorded: Option<&str>, dir: &Path) -> String {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 200
+            && !s.starts_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if let Some(id) = recorded.filter(|id| plain(id)) {
+        return id.to_string();
+    }
+    let folder: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect();
+    match folder.trim_start_matches('.') {
+        "" => "run".to_string(),
+        rest => rest.to_string(),
+    }
+}
+
 /// The microservice instances a gateway spreads its misses over: those its MICROSERVICE_URL
 /// resolved to (a scaled compose service is one name for them all), else the URLs it lists
 /// (the native runtime's), at least 1.
@@ -467,7 +497,33 @@ fn microservices(gateway: &records::record::ServiceConfig) -> u32 {
 
 #[cfg(test)]
 mod microservice_count {
-    use super::microservices;
+    use super::{microservices, run_id};
+
+    #[test]
+    fn a_run_id_never_leaves_the_report_folder() {
+        let dir = std::path::Path::new("/results/20261207-1gw-hit");
+        assert_eq!(run_id(Some("20261207-1gw-hit"), dir), "20261207-1gw-hit");
+        for hostile in [
+            "../../etc/cron.d/x",
+            "..",
+            "a/b",
+            "<script>",
+            "",
+            "é",
+            ".hidden",
+        ] {
+            assert_eq!(
+                run_id(Some(hostile), dir),
+                "20261207-1gw-hit",
+                "{hostile:?}"
+            );
+        }
+        assert_eq!(
+            run_id(None, std::path::Path::new("/r/a\"$(x)\"b")),
+            "a___x__b"
+        );
+        assert_eq!(run_id(None, std::path::Path::new("/r/..")), "run");
+    }
 
     #[test]
     fn the_instances_found_count_before_the_urls_listed() {
