@@ -17,8 +17,14 @@ use tokio_postgres::NoTls;
 
 /// Ordered, append-only. Applied once per database under an advisory lock, so several
 /// replicas starting together do not race.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "dead_letter",
+        include_str!("../migrations/0002_dead_letter.sql"),
+    ),
+];
 const MIGRATION_LOCK: i64 = 0x5ca1_ab00;
 
 /// Builds the pool. No connection is opened here: they are made on demand, so a service can

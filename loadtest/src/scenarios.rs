@@ -630,7 +630,8 @@ async fn submit_and_wait(user: &mut GooseUser) -> TransactionResult {
                 jobs.end_to_end_ms.push(waited);
                 return Ok(());
             }
-            Some("failed") => {
+            // `dead`: dead-lettered by the worker after MAX_ATTEMPTS deliveries.
+            Some("failed" | "dead") => {
                 jobs.failed += 1;
                 jobs.end_to_end_ms.push(waited);
                 return Ok(());

@@ -154,9 +154,9 @@ pub struct TaskStatus {
 }
 
 impl TaskStatus {
-    /// Done or failed: it will not change again.
+    /// Done, failed or dead-lettered: it will not change again.
     pub fn finished(&self) -> bool {
-        matches!(self.status.as_str(), "done" | "failed")
+        matches!(self.status.as_str(), "done" | "failed" | "dead")
     }
 }
 

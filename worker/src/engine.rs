@@ -258,10 +258,24 @@ impl Engine {
             .redis
             .query_pipe::<(i64,)>(&pipe)
             .await
-            .map(|(n,)| n as i32)
+            .map(|(n,)| n.clamp(1, i32::MAX as i64) as i32)
             .unwrap_or(1);
 
-        let (status, result) = common::tasks::work(&task, &payload, &self.config.work).await;
+        let (status, result) = if attempts as u32 > self.config.max_attempts {
+            // Delivered again and again without completing: its worker died each time (or
+            // could never store it). Set aside instead of run once more.
+            self.dead_letter(&entry, &id, attempts).await;
+            (
+                "dead",
+                serde_json::json!({"error": format!(
+                    "delivered {attempts} times without completing (MAX_ATTEMPTS {}): set aside in the dead-letter stream",
+                    self.config.max_attempts
+                )}),
+            )
+        } else {
+            let work = common::tasks::work(&task, &payload, &self.config.work);
+            self.holding_the_lease(&entry.id, work).await
+        };
         Some(Done {
             entry_id: entry.id,
             finished: common::tasks::Finished {
@@ -274,6 +288,88 @@ impl Engine {
                 finished_at_ms: now_ms(),
             },
         })
+    }
+
+    /// Runs `work` while renewing the job's lease every third of the visibility timeout, so
+    /// that no other worker reclaims a job that is still running, however long it takes.
+    async fn holding_the_lease<T>(
+        &self,
+        entry_id: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let every = Duration::from_millis(self.config.visibility_timeout_ms / 3);
+        tokio::pin!(work);
+        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = renew.tick() => self.renew(entry_id).await,
+            }
+        }
+    }
+
+    /// Resets the entry's idle time, if this worker still holds it (one that took it over
+    /// meanwhile keeps it).
+    async fn renew(&self, entry_id: &str) {
+        let stream = self.config.redis.stream_key();
+        let pending: Result<Vec<(String, String, u64, u64)>, _> = self
+            .redis
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(&stream)
+                    .arg(&self.config.consumer_group)
+                    .arg(entry_id)
+                    .arg(entry_id)
+                    .arg(1),
+            )
+            .await;
+        if !matches!(pending.as_deref(), Ok([(_, owner, _, _)]) if *owner == self.consumer) {
+            return;
+        }
+        let renewed = self
+            .redis
+            .query::<Vec<String>>(
+                redis::cmd("XCLAIM")
+                    .arg(&stream)
+                    .arg(&self.config.consumer_group)
+                    .arg(&self.consumer)
+                    .arg(0)
+                    .arg(entry_id)
+                    .arg("JUSTID"),
+            )
+            .await;
+        if let Err(err) = renewed {
+            tracing::warn!(%err, entry = entry_id, "could not renew a running job's lease");
+        }
+    }
+
+    /// Copies a job to the dead-letter stream (`<stream>:dead`, the newest 10,000 kept) for
+    /// someone to look at; its result row and acknowledgement follow through the batcher.
+    async fn dead_letter(&self, entry: &StreamId, id: &str, attempts: i32) {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(format!("{}:dead", self.config.redis.stream_key()))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(10_000)
+            .arg("*")
+            .arg("id")
+            .arg(id)
+            .arg("entry")
+            .arg(&entry.id)
+            .arg("attempts")
+            .arg(attempts)
+            .arg("consumer")
+            .arg(&self.consumer);
+        for field in ["task", "payload", "enqueued_at"] {
+            if let Some(value) = entry.get::<String>(field) {
+                cmd.arg(field).arg(value);
+            }
+        }
+        if let Err(err) = self.redis.query::<String>(&cmd).await {
+            tracing::warn!(%err, job = id, "could not copy a job to the dead-letter stream");
+        }
+        tracing::warn!(job = id, attempts, "job dead-lettered");
+        self.metrics.dead_lettered.inc();
     }
 
     /// Groups results into batches of `BATCH_SIZE` or whatever arrived within
@@ -305,8 +401,12 @@ impl Engine {
         }
     }
 
+    /// Commits the batch, retrying for half the visibility timeout; then releases it (not
+    /// acknowledged, so its jobs come back after the timeout and count an attempt) rather
+    /// than block every later job behind it.
     async fn flush_until_committed(&self, batch: &mut Vec<Done>) {
         let mut backoff = Duration::from_millis(200);
+        let give_up = Instant::now() + Duration::from_millis(self.config.visibility_timeout_ms / 2);
         loop {
             let started = Instant::now();
             match self.commit(batch).await {
@@ -328,6 +428,12 @@ impl Engine {
                             .with_label_values(&[d.finished.status])
                             .inc();
                     }
+                    batch.clear();
+                    return;
+                }
+                Err(err) if Instant::now() + backoff >= give_up => {
+                    tracing::warn!(error = %format!("{err:#}"), jobs = batch.len(), "batch not committed in time: released, its jobs will come back");
+                    self.metrics.released.inc_by(batch.len() as u64);
                     batch.clear();
                     return;
                 }

@@ -2,10 +2,17 @@
 //! group, does the (simulated) work, writes results to Postgres in batches with an idempotent
 //! insert keyed by job id, and acknowledges only after the batch committed.
 //!
-//! Invariant: a job leaves the stream's pending list only after its result row is committed.
-//! A worker killed at any point loses nothing: its unacknowledged jobs are reclaimed by a
-//! live worker once they have been pending longer than `VISIBILITY_TIMEOUT_MS`, and a replay
-//! of an already committed job inserts nothing (`ON CONFLICT (id) DO NOTHING`).
+//! The guarantee: at least once, results stored once. A job leaves the stream's pending list
+//! only after its result row is committed. A worker killed at any point loses nothing: its
+//! unacknowledged jobs are reclaimed by a live worker once they have been pending longer
+//! than `VISIBILITY_TIMEOUT_MS`, and a replay of an already committed job inserts nothing
+//! (`ON CONFLICT (id) DO NOTHING`). A job still running is not reclaimed, however long it
+//! takes: its worker renews the lease (every third of the timeout). A job delivered more
+//! than `MAX_ATTEMPTS` times without completing (a poison job: its worker dies each time) is
+//! dead-lettered: its result row says `dead`, a copy goes to the `:dead` stream, and it is
+//! acknowledged. A batch Postgres will not take is retried for half the timeout, then
+//! released, never blocking the worker: its jobs come back after the timeout and count an
+//! attempt.
 
 mod engine;
 mod metrics;
@@ -54,6 +61,10 @@ pub struct Config {
     /// Consumer group shared by all workers.
     #[arg(long, env = "CONSUMER_GROUP", default_value = "workers")]
     pub consumer_group: String,
+    /// Deliveries of a job at most: one delivered more often without completing is
+    /// dead-lettered instead of run again.
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
 }
 
 impl Config {
@@ -74,6 +85,7 @@ impl Config {
             flush_interval_ms: 100,
             visibility_timeout_ms: 1_000,
             consumer_group: "workers".into(),
+            max_attempts: 5,
         }
     }
 }
@@ -85,8 +97,13 @@ pub struct Worker {
 }
 
 pub async fn build(config: Config) -> anyhow::Result<Worker> {
-    if config.worker_concurrency == 0 || config.batch_size == 0 {
-        anyhow::bail!("WORKER_CONCURRENCY and BATCH_SIZE must be at least 1");
+    if config.worker_concurrency == 0 || config.batch_size == 0 || config.max_attempts == 0 {
+        anyhow::bail!("WORKER_CONCURRENCY, BATCH_SIZE and MAX_ATTEMPTS must be at least 1");
+    }
+    if config.visibility_timeout_ms < 300 {
+        anyhow::bail!(
+            "VISIBILITY_TIMEOUT_MS must be at least 300 (the lease is renewed every third of it)"
+        );
     }
     let instance = config.service.instance_id("worker");
     let pool = common::db::pool(&config.db)?;

@@ -10,6 +10,8 @@ pub struct WorkerMetrics {
     /// Results a replayed job found already stored (the job-id key kept them single).
     pub duplicates_absorbed: IntCounter,
     pub malformed: IntCounter,
+    pub dead_lettered: IntCounter,
+    pub released: IntCounter,
     pub in_progress: IntGauge,
     pub batch_size: Histogram,
     pub flush_seconds: Histogram,
@@ -42,6 +44,14 @@ impl WorkerMetrics {
                 "jobs_malformed_total",
                 "Stream entries dropped as unreadable",
             ),
+            dead_lettered: counter(
+                "jobs_dead_lettered_total",
+                "Jobs delivered more than MAX_ATTEMPTS times without completing, set aside",
+            ),
+            released: counter(
+                "jobs_released_total",
+                "Finished jobs whose results Postgres did not take in time, left to come back",
+            ),
             in_progress: gauge("jobs_in_progress", "Jobs being worked on by this worker"),
             batch_size: histogram(
                 "batch_size",
@@ -67,6 +77,8 @@ impl WorkerMetrics {
         metrics.register(Box::new(m.reclaimed.clone()));
         metrics.register(Box::new(m.duplicates_absorbed.clone()));
         metrics.register(Box::new(m.malformed.clone()));
+        metrics.register(Box::new(m.dead_lettered.clone()));
+        metrics.register(Box::new(m.released.clone()));
         metrics.register(Box::new(m.in_progress.clone()));
         metrics.register(Box::new(m.batch_size.clone()));
         metrics.register(Box::new(m.flush_seconds.clone()));

@@ -255,6 +255,15 @@ impl Drop for Process {
 }
 
 fn spawn_worker(db: &TestDb, redis: &common::config::RedisConfig, name: &str) -> Process {
+    spawn_worker_with(db, redis, name, &[])
+}
+
+fn spawn_worker_with(
+    db: &TestDb,
+    redis: &common::config::RedisConfig,
+    name: &str,
+    env: &[(&str, &str)],
+) -> Process {
     let log = if std::env::var_os("TEST_LOG").is_some() {
         Stdio::inherit()
     } else {
@@ -272,6 +281,7 @@ fn spawn_worker(db: &TestDb, redis: &common::config::RedisConfig, name: &str) ->
             .env("BATCH_SIZE", "4")
             .env("FLUSH_INTERVAL_MS", "300")
             .env("VISIBILITY_TIMEOUT_MS", "1500")
+            .envs(env.iter().copied())
             .stdout(log)
             .stderr(Stdio::null())
             .spawn()
@@ -405,4 +415,148 @@ async fn a_replayed_job_whose_result_is_stored_keeps_the_first_result_and_is_cou
     );
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
+}
+
+/// A worker's counter from its /metrics (0 when absent).
+async fn counter(port: u16, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A job that runs 3.5 times the visibility timeout, with a second worker idle beside it:
+/// its worker renews the lease while it runs, so the other never takes it over and it runs
+/// once (before the lease, it was reclaimed after 1 s and run again).
+#[tokio::test]
+async fn a_job_longer_than_the_visibility_timeout_runs_once() {
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let mut stops = Vec::new();
+    let mut ports = Vec::new();
+    let mut running = Vec::new();
+    for name in ["w-long-1", "w-long-2"] {
+        let worker = worker::build(config(&db, &redis, name)).await.unwrap();
+        ports.push(worker.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        running.push(tokio::spawn(worker.run_until(async move {
+            let _ = stopped.await;
+        })));
+    }
+    let ids = enqueue(&redis.stream_key(), 1, "echo", 3_500).await;
+    let client = pg(&db.url).await;
+    assert!(
+        testing::wait_until(Duration::from_secs(15), || async {
+            result_rows(&client).await == 1
+        })
+        .await,
+        "the long job is stored"
+    );
+    let attempts: i32 = client
+        .query_one(
+            "SELECT attempts FROM task_results WHERE id = $1",
+            &[&ids[0]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attempts, 1);
+    // Nobody took it over, and nobody ran it a second time.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut reclaimed = 0.0;
+    let mut processed = 0.0;
+    for port in &ports {
+        reclaimed += counter(*port, "jobs_reclaimed_total").await;
+        processed += counter(*port, "jobs_processed_total").await;
+    }
+    assert_eq!(reclaimed, 0.0, "the running job was taken over");
+    assert_eq!(processed, 1.0, "the job ran more than once");
+    assert!(drains(&redis.stream_key()).await);
+    for stop in stops {
+        stop.send(()).unwrap();
+    }
+    for r in running {
+        r.await.unwrap().unwrap();
+    }
+}
+
+/// A poison job: its worker dies each time it runs it (here: killed while it runs). With
+/// MAX_ATTEMPTS=2, the third delivery dead-letters it (status `dead`, a copy in the `:dead`
+/// stream, acknowledged) and the jobs behind it flow on.
+#[tokio::test]
+async fn a_poison_job_is_dead_lettered_and_the_queue_flows_on() {
+    let db = TestDb::create().await;
+    let redis = testing::redis_config();
+    let stream = redis.stream_key();
+    let client = pg(&db.url).await;
+    let poison = enqueue(&stream, 1, "echo", 4_000).await.remove(0);
+    let status_key = redis.task_status_key(&poison);
+    let mut conn = redis_conn().await;
+    let env = [("MAX_ATTEMPTS", "2"), ("VISIBILITY_TIMEOUT_MS", "600")];
+    for attempt in 1..=2 {
+        let mut w = spawn_worker_with(&db, &redis, &format!("w-poison-{attempt}"), &env);
+        // Killed while it runs the poison job.
+        let started = testing::wait_until(Duration::from_secs(15), || {
+            let mut conn = conn.clone();
+            let key = status_key.clone();
+            async move {
+                let n: Option<i64> = redis::cmd("HGET")
+                    .arg(&key)
+                    .arg("attempts")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                n == Some(attempt)
+            }
+        })
+        .await;
+        assert!(started, "attempt {attempt} started");
+        w.0.kill().unwrap();
+        w.0.wait().unwrap();
+    }
+    let behind = enqueue(&stream, 5, "echo", 20).await;
+    let _last = spawn_worker_with(&db, &redis, "w-poison-3", &env);
+    assert!(
+        testing::wait_until(Duration::from_secs(20), || async {
+            result_rows(&client).await == 6
+        })
+        .await,
+        "the poison job and the 5 behind it are stored (have {})",
+        result_rows(&client).await
+    );
+    let row = client
+        .query_one(
+            "SELECT status, attempts, result::text FROM task_results WHERE id = $1",
+            &[&poison],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "dead");
+    assert_eq!(row.get::<_, i32>(1), 3);
+    assert!(row.get::<_, String>(2).contains("MAX_ATTEMPTS 2"));
+    let done: i64 = client
+        .query_one(
+            "SELECT count(*) FROM task_results WHERE id = ANY($1) AND status = 'done'",
+            &[&behind],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(done, 5);
+    let dead: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(format!("{stream}:dead"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "one copy in the dead-letter stream");
+    assert!(drains(&stream).await);
 }

@@ -47,6 +47,8 @@ pub struct Point {
     pub queue_waiting: Option<f64>,
     pub queue_unacked: Option<f64>,
     pub jobs_done: Option<f64>,
+    /// Jobs dead-lettered since the worker started (delivered more than MAX_ATTEMPTS times).
+    pub jobs_dead: Option<f64>,
     /// Share of the machine's CPU busy, and the load generators' share (0..=1).
     pub cpu_busy: Option<f64>,
     pub generator_cpu: Option<f64>,

@@ -228,6 +228,7 @@ pub fn render(b: &Board) -> String {
                 series(pts, "not yet delivered", |p| p.queue_waiting),
                 series(pts, "delivered, not acknowledged", |p| p.queue_unacked),
                 series(pts, "done per second", |p| p.jobs_done),
+                series(pts, "dead-lettered (in all)", |p| p.jobs_dead),
             ],
         ),
         (

@@ -306,6 +306,7 @@ impl Sampler {
             point.queue_unacked = Some(sum(s, "queue_pending", &[]));
             let jobs = sum(s, "jobs_processed_total", &[]);
             point.jobs_done = rate(jobs, self.before.jobs, secs);
+            point.jobs_dead = Some(sum(s, "jobs_dead_lettered_total", &[]));
             now.jobs = Some(jobs);
         }
 
