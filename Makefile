@@ -15,13 +15,15 @@ REPEATS ?= 1
 export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 # What a target takes (NAME=, N=, GATEWAYS=, SCENARIO=, FILE=, ...) reaches the lab as its
 # environment (make exports what the command line and the environment set), never pasted
-# into a shell command: a value, or a run folder's name, is data whatever it holds. Unset,
-# the lab's defaults apply (1 gateway, hit, classic). lab/tests/make_injection.rs checks it.
+# into a shell command: a value from the environment, or a run folder's name, is data
+# whatever it holds (one typed as make's own argument is make syntax first: `$(...)` in it
+# is make's). Unset, the lab's defaults apply (1 gateway, hit, classic).
+# lab/tests/make_injection.rs checks it.
 
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator \
 	lab-bin report-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
 	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images images-list images-pull images-save images-load images-offline \
-	smoke-compose smoke-replicas smoke-registry smoke-swarm smoke-observability lint-workflows clean
+	smoke-compose smoke-replicas smoke-classmate smoke-registry smoke-swarm smoke-observability lint-workflows clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -178,6 +180,9 @@ smoke-compose: lab-bin ## CI's compose check: offline images from debug binaries
 
 smoke-replicas: lab-bin ## CI's check that labs 10 and 11 run on compose: 3 workers, 2 microservices by --scale, every run under its bounds, each replica busy
 	@BUILD=$${BUILD:-debug} scripts/smoke-replicas
+
+smoke-classmate: ## CI's check that a classmate on the network reaches nothing the lab started (root: a network namespace stands for their laptop)
+	@BUILD=$${BUILD:-debug} scripts/smoke-classmate
 
 smoke-registry: lab-bin ## CI's class path: the images pushed to a registry on loopback, then a fresh clone pulls them and runs QUICK benchmark-all with Rust off PATH; save/load with the registry stopped
 	@BUILD=$${BUILD:-debug} scripts/smoke-registry

@@ -2,9 +2,11 @@
 //! page): a web page a student visits must not reach them through the browser.
 //!
 //! - [`local_host_only`]: a request must name the server by an address (`127.0.0.1:9101`,
-//!   `[::1]:8089`), `localhost` or a one-label name (`load_balancer:9101` inside the stack's
-//!   network). A DNS-rebinding page names it by its own domain (`evil.example:9101`): refused,
-//!   403. No CORS header is ever added, so no other origin may read an answer.
+//!   `[::1]:8089`), `localhost`, or one of the few names the caller allows
+//!   (`load_balancer:9101` inside the stack's network). A DNS-rebinding page names it by a
+//!   name of its own (`evil.example:9101`, or a one-label `pwn` that a classmate answers by
+//!   LLMNR): refused, 403. No CORS header is ever added, so no other origin may read an
+//!   answer.
 //! - [`token_required`]: every call that changes state (any method but GET and HEAD) carries
 //!   `Authorization: Bearer <token>`; else 401.
 
@@ -15,9 +17,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
-/// Whether a `Host` header names this machine or a container on the stack's network rather
-/// than a domain a web page could rebind.
-pub fn is_local_host(host: &str) -> bool {
+/// The names besides addresses and `localhost` a server answers to (a service's name on the
+/// stack's network).
+#[derive(Clone, Copy)]
+pub struct Names(pub &'static [&'static str]);
+
+/// Whether a `Host` header names this machine by address or `localhost`, or is one of
+/// `names`, rather than a name a web page could rebind.
+pub fn is_local_host(host: &str, names: &[&str]) -> bool {
     // `[::1]:8089`, `[::1]`
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split_once(']').is_some_and(|(ip, port)| {
@@ -33,11 +40,7 @@ pub fn is_local_host(host: &str) -> bool {
     }
     name.parse::<std::net::Ipv4Addr>().is_ok()
         || name.eq_ignore_ascii_case("localhost")
-        || (!name.is_empty()
-            && name.len() <= 63
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        || names.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 fn valid_port(port: &str) -> bool {
@@ -48,7 +51,7 @@ fn valid_port(port: &str) -> bool {
 }
 
 /// Refuses (403, JSON) a request whose `Host` is missing or not local (see [`is_local_host`]).
-pub async fn local_host_only(request: Request, next: Next) -> Response {
+pub async fn local_host_only(State(names): State<Names>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
@@ -57,7 +60,7 @@ pub async fn local_host_only(request: Request, next: Next) -> Response {
         // HTTP/2 carries it in the URI.
         .or_else(|| request.uri().authority().map(|a| a.to_string()));
     match host {
-        Some(h) if is_local_host(&h) => next.run(request).await,
+        Some(h) if is_local_host(&h, names.0) => next.run(request).await,
         Some(h) => ApiError::new(
             StatusCode::FORBIDDEN,
             format!("Host {h:?} refused: this port answers only requests that name it by address (127.0.0.1:PORT) or localhost"),
@@ -109,6 +112,7 @@ mod tests {
 
     #[test]
     fn local_names_pass_and_domains_do_not() {
+        let names = ["load_balancer"];
         for ok in [
             "127.0.0.1:9101",
             "127.0.0.1",
@@ -119,7 +123,7 @@ mod tests {
             "load_balancer:9101",
             "10.0.3.7:9101",
         ] {
-            assert!(is_local_host(ok), "{ok}");
+            assert!(is_local_host(ok, &names), "{ok}");
         }
         for bad in [
             "evil.example:9101",
@@ -133,9 +137,14 @@ mod tests {
             "[evil]:80",
             "a b:80",
             "load_balancer:9101:1",
+            // A one-label name a classmate answers by LLMNR or NBT-NS.
+            "pwn:8089",
+            "gateway:8000",
         ] {
-            assert!(!is_local_host(bad), "{bad}");
+            assert!(!is_local_host(bad, &names), "{bad}");
         }
+        // Without names, the service's own is refused too.
+        assert!(!is_local_host("load_balancer:9101", &[]));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub struct TaskWork {
 pub struct Finished {
     pub id: String,
     pub task: String,
-    /// `done` or `failed`.
+    /// `done`, `failed`, or `dead` (dead-lettered by the worker).
     pub status: &'static str,
     pub result: Value,
     pub attempts: i32,
@@ -62,7 +62,8 @@ pub async fn work(task: &str, payload: &Value, how: &TaskWork) -> (&'static str,
 }
 
 /// Stores finished tasks in one transaction, keyed by id: a task stored before (a replay
-/// after a crash) stores nothing. Returns how many rows were new.
+/// after a crash) stores nothing, unless it was stored dead-lettered and this run completed.
+/// Returns how many rows were written.
 pub async fn store<'a>(
     client: &mut deadpool_postgres::Client,
     finished: impl IntoIterator<Item = &'a Finished>,
@@ -88,7 +89,13 @@ pub async fn store<'a>(
                 to_timestamp(NULLIF(enq, 0) / 1000.0), to_timestamp(fin / 1000.0)
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::int4[],
                      $7::int8[], $8::int8[]) AS t(id, task, status, result, attempts, enq, fin)
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (id) DO UPDATE SET
+             task = EXCLUDED.task, status = EXCLUDED.status, result = EXCLUDED.result,
+             worker = EXCLUDED.worker, attempts = EXCLUDED.attempts,
+             finished_at = EXCLUDED.finished_at, committed_at = now()
+         -- A result replaces only a dead-letter row (a run that completed after all); any
+         -- other stored result stays the first one.
+         WHERE task_results.status = 'dead' AND EXCLUDED.status <> 'dead'",
             &[
                 &ids, &tasks, &statuses, &results, &by, &attempts, &enqueued, &done_at,
             ],

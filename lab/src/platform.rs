@@ -187,6 +187,36 @@ pub fn install(debian: &str, brew: Option<&str>) -> String {
     }
 }
 
+/// Writes a file that holds secrets (`.env`, Swarm's stack file) readable by its owner
+/// alone: made 0600 from the start in a file beside it, then renamed over the old one, so
+/// that no other user of the machine can read it even for a moment.
+pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let fresh = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options
+        .open(&fresh)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+        })
+        .and_then(|()| std::fs::rename(&fresh, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&fresh);
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

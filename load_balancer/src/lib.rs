@@ -307,7 +307,11 @@ pub async fn build(config: Config) -> anyhow::Result<LoadBalancer> {
             token,
             common::guard::token_required,
         ))
-        .layer(axum::middleware::from_fn(common::guard::local_host_only));
+        // By address, or by its name on the stack's network (the lab container's calls).
+        .layer(axum::middleware::from_fn_with_state(
+            common::guard::Names(&["load_balancer"]),
+            common::guard::local_host_only,
+        ));
     let grace = Duration::from_secs(1);
     let metrics_server = HttpServer::bind(&config.metrics_addr, metrics_router, grace).await?;
     let admin = HttpServer::bind(&config.admin_addr, admin_router, grace).await?;

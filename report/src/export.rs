@@ -54,11 +54,44 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
     let mut body = String::new();
     pulldown_cmark::html::push_html(
         &mut body,
-        pulldown_cmark::Parser::new_ext(&inlined, options).map(|event| match event {
-            pulldown_cmark::Event::Html(raw) | pulldown_cmark::Event::InlineHtml(raw) => {
-                pulldown_cmark::Event::Text(raw)
+        pulldown_cmark::Parser::new_ext(&inlined, options).map(|event| {
+            use pulldown_cmark::{Event, Tag};
+            match event {
+                Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+                // A link or an image only to a file beside the report: no `javascript:`,
+                // and no picture fetched from someone's server when the teacher opens it.
+                Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }) => Event::Start(Tag::Link {
+                    link_type,
+                    dest_url: if beside(&dest_url) {
+                        dest_url
+                    } else {
+                        "#".into()
+                    },
+                    title,
+                    id,
+                }),
+                Event::Start(Tag::Image {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }) => Event::Start(Tag::Image {
+                    link_type,
+                    dest_url: if beside(&dest_url) {
+                        dest_url
+                    } else {
+                        "".into()
+                    },
+                    title,
+                    id,
+                }),
+                other => other,
             }
-            other => other,
         }),
     );
     for (i, figure) in figures.iter().enumerate() {
@@ -72,6 +105,13 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
     let path = out.join("summary.html");
     std::fs::write(&path, page)?;
     Ok(path)
+}
+
+/// Whether a link's target is a file beside the report (a relative path: no scheme, no
+/// host).
+fn beside(target: &str) -> bool {
+    let before_path = target.split(['/', '?', '#']).next().unwrap_or("");
+    !before_path.contains(':') && !target.starts_with("//") && !target.starts_with('\\')
 }
 
 /// Text made safe inside HTML and its attributes.
@@ -207,17 +247,22 @@ mod tests {
         let out = std::env::temp_dir().join(format!("report-html-{}", std::process::id()));
         std::fs::create_dir_all(out.join("graphs")).unwrap();
         std::fs::write(out.join("graphs/c.svg"), "<svg><text>ok</text></svg>").unwrap();
-        let md = "| run |\n|---|\n| <script>alert(1)</script> |\n\n<img src=x onerror=alert(2)>\n\n![c](graphs/c.png)\n";
+        let md = "| run |\n|---|\n| <script>alert(1)</script> |\n\n<img src=x onerror=alert(2)>\n\n![c](graphs/c.png)\n\n[x](javascript:alert(3)) <javascript:alert(4)> ![p](http://attacker.example/p.png) [ok](csv/a.csv)\n";
         let path = html(&out, md).unwrap();
         let page = std::fs::read_to_string(&path).unwrap();
         assert!(
-            !page.contains("<script>alert") && !page.contains("<img"),
+            !page.contains("<script>alert") && !page.contains("<img src=x"),
             "{page}"
         );
         assert!(
             page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
             "{page}"
         );
+        assert!(
+            !page.contains("href=\"javascript") && !page.contains("attacker.example"),
+            "{page}"
+        );
+        assert!(page.contains("<a href=\"csv/a.csv\">ok</a>"), "{page}");
         // The charts alone are HTML.
         assert!(
             page.contains(

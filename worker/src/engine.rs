@@ -6,7 +6,8 @@ use common::redis_conn::{Redis, RedisFailure};
 use deadpool_postgres::Pool;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use serde_json::Value;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -26,7 +27,24 @@ pub struct Engine {
     /// every other command multiplexed on the same connection.
     reader: Arc<Redis>,
     metrics: WorkerMetrics,
+    /// Entries this worker holds, from their start to their acknowledgement (or release):
+    /// their leases are renewed every third of the visibility timeout.
+    held: Mutex<HashSet<String>>,
 }
+
+/// Resets the idle time of each entry (ARGV[3..]) that this consumer (ARGV[2]) of the group
+/// (ARGV[1]) still owns, in one step: one another worker took over meanwhile stays theirs.
+const RENEW: &str = r#"
+local renewed = 0
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    renewed = renewed + 1
+  end
+end
+return renewed
+"#;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -51,6 +69,7 @@ impl Engine {
             redis,
             reader,
             metrics,
+            held: Mutex::new(HashSet::new()),
         })
     }
 
@@ -61,6 +80,7 @@ impl Engine {
         let (done_tx, done_rx) = mpsc::channel::<Done>(config.batch_size * 2);
         let batcher = tokio::spawn(engine.clone().batcher(done_rx));
         let gauges = tokio::spawn(engine.clone().sample_queue(stop.clone()));
+        let leases = tokio::spawn(engine.clone().keep_leases(stop.clone()));
 
         let visibility = Duration::from_millis(config.visibility_timeout_ms);
         // Reclaim at once on start (our own or a dead worker's leftovers), then regularly.
@@ -137,6 +157,7 @@ impl Engine {
         drop(done_tx);
         let _ = tokio::time::timeout(grace, batcher).await;
         gauges.abort();
+        leases.abort();
         tracing::info!("worker stopped");
         Ok(())
     }
@@ -261,6 +282,7 @@ impl Engine {
             .map(|(n,)| n.clamp(1, i32::MAX as i64) as i32)
             .unwrap_or(1);
 
+        self.hold(&entry.id);
         let (status, result) = if attempts as u32 > self.config.max_attempts {
             // Delivered again and again without completing: its worker died each time (or
             // could never store it). Set aside instead of run once more.
@@ -273,8 +295,7 @@ impl Engine {
                 )}),
             )
         } else {
-            let work = common::tasks::work(&task, &payload, &self.config.work);
-            self.holding_the_lease(&entry.id, work).await
+            common::tasks::work(&task, &payload, &self.config.work).await
         };
         Some(Done {
             entry_id: entry.id,
@@ -290,62 +311,75 @@ impl Engine {
         })
     }
 
-    /// Runs `work` while renewing the job's lease every third of the visibility timeout, so
-    /// that no other worker reclaims a job that is still running, however long it takes.
-    async fn holding_the_lease<T>(
-        &self,
-        entry_id: &str,
-        work: impl std::future::Future<Output = T>,
-    ) -> T {
-        let every = Duration::from_millis(self.config.visibility_timeout_ms / 3);
-        tokio::pin!(work);
-        let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                done = &mut work => return done,
-                _ = renew.tick() => self.renew(entry_id).await,
-            }
+    fn hold(&self, entry_id: &str) {
+        self.held
+            .lock()
+            .expect("not poisoned")
+            .insert(entry_id.to_string());
+    }
+
+    fn let_go(&self, entry_ids: &[String]) {
+        let mut held = self.held.lock().expect("not poisoned");
+        for id in entry_ids {
+            held.remove(id);
         }
     }
 
-    /// Resets the entry's idle time, if this worker still holds it (one that took it over
-    /// meanwhile keeps it).
-    async fn renew(&self, entry_id: &str) {
-        let stream = self.config.redis.stream_key();
-        let pending: Result<Vec<(String, String, u64, u64)>, _> = self
-            .redis
-            .query(
-                redis::cmd("XPENDING")
-                    .arg(&stream)
-                    .arg(&self.config.consumer_group)
-                    .arg(entry_id)
-                    .arg(entry_id)
-                    .arg(1),
-            )
-            .await;
-        if !matches!(pending.as_deref(), Ok([(_, owner, _, _)]) if *owner == self.consumer) {
-            return;
-        }
-        let renewed = self
-            .redis
-            .query::<Vec<String>>(
-                redis::cmd("XCLAIM")
-                    .arg(&stream)
-                    .arg(&self.config.consumer_group)
-                    .arg(&self.consumer)
-                    .arg(0)
-                    .arg(entry_id)
-                    .arg("JUSTID"),
-            )
-            .await;
-        if let Err(err) = renewed {
-            tracing::warn!(%err, entry = entry_id, "could not renew a running job's lease");
+    /// Renews the lease of every entry this worker holds (running, or finished and waiting
+    /// for its commit) every third of the visibility timeout, so that no other worker takes
+    /// over a job whose worker is alive, however long it takes.
+    async fn keep_leases(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = Duration::from_millis(self.config.visibility_timeout_ms / 3);
+        loop {
+            self.pause(&mut stop, every).await;
+            if *stop.borrow() {
+                return;
+            }
+            let ids: Vec<String> = self
+                .held
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .cloned()
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let renewed = self
+                .redis
+                .query::<i64>(
+                    redis::cmd("EVAL")
+                        .arg(RENEW)
+                        .arg(1)
+                        .arg(self.config.redis.stream_key())
+                        .arg(&self.config.consumer_group)
+                        .arg(&self.consumer)
+                        .arg(&ids),
+                )
+                .await;
+            if let Err(err) = renewed {
+                tracing::warn!(%err, jobs = ids.len(), "could not renew the leases of the jobs held");
+            }
         }
     }
 
     /// Copies a job to the dead-letter stream (`<stream>:dead`, the newest 10,000 kept) for
     /// someone to look at; its result row and acknowledgement follow through the batcher.
     async fn dead_letter(&self, entry: &StreamId, id: &str, attempts: i32) {
+        // Once per job, however often it comes back before its row commits.
+        let first = self
+            .redis
+            .query::<i64>(
+                redis::cmd("HSETNX")
+                    .arg(self.config.redis.task_status_key(id))
+                    .arg("dead_lettered")
+                    .arg(1),
+            )
+            .await
+            .map_or(true, |set| set == 1);
+        if !first {
+            return;
+        }
         let mut cmd = redis::cmd("XADD");
         cmd.arg(format!("{}:dead", self.config.redis.stream_key()))
             .arg("MAXLEN")
@@ -409,7 +443,21 @@ impl Engine {
         let give_up = Instant::now() + Duration::from_millis(self.config.visibility_timeout_ms / 2);
         loop {
             let started = Instant::now();
-            match self.commit(batch).await {
+            // A Postgres that hangs (paused, a dead socket) is bounded like one that refuses.
+            let committed = match tokio::time::timeout(
+                give_up
+                    .saturating_duration_since(started)
+                    .max(Duration::from_millis(100)),
+                self.commit(batch),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(anyhow::anyhow!(
+                    "the commit took longer than half the visibility timeout"
+                )),
+            };
+            match committed {
                 Ok(()) => {
                     let entry_ids: Vec<String> = batch.iter().map(|d| d.entry_id.clone()).collect();
                     let ids: Vec<String> = batch.iter().map(|d| d.finished.id.clone()).collect();
@@ -418,11 +466,13 @@ impl Engine {
                     if let Err(err) = self.ack(&entry_ids, &ids).await {
                         tracing::warn!(%err, "ack failed; jobs will be reclaimed and skipped");
                     }
+                    self.let_go(&entry_ids);
                     self.metrics.batch_size.observe(batch.len() as f64);
                     self.metrics
                         .flush_seconds
                         .observe(started.elapsed().as_secs_f64());
-                    for d in batch.iter() {
+                    // A dead-lettered job was not processed: jobs_dead_lettered_total counts it.
+                    for d in batch.iter().filter(|d| d.finished.status != "dead") {
                         self.metrics
                             .processed
                             .with_label_values(&[d.finished.status])
@@ -434,6 +484,8 @@ impl Engine {
                 Err(err) if Instant::now() + backoff >= give_up => {
                     tracing::warn!(error = %format!("{err:#}"), jobs = batch.len(), "batch not committed in time: released, its jobs will come back");
                     self.metrics.released.inc_by(batch.len() as u64);
+                    let entry_ids: Vec<String> = batch.iter().map(|d| d.entry_id.clone()).collect();
+                    self.let_go(&entry_ids);
                     batch.clear();
                     return;
                 }

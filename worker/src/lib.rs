@@ -7,10 +7,11 @@
 //! unacknowledged jobs are reclaimed by a live worker once they have been pending longer
 //! than `VISIBILITY_TIMEOUT_MS`, and a replay of an already committed job inserts nothing
 //! (`ON CONFLICT (id) DO NOTHING`). A job still running is not reclaimed, however long it
-//! takes: its worker renews the lease (every third of the timeout). A job delivered more
-//! than `MAX_ATTEMPTS` times without completing (a poison job: its worker dies each time) is
-//! dead-lettered: its result row says `dead`, a copy goes to the `:dead` stream, and it is
-//! acknowledged. A batch Postgres will not take is retried for half the timeout, then
+//! takes: its worker renews the lease of every job it holds, running or waiting for its
+//! commit (every third of the timeout). A job delivered again after `MAX_ATTEMPTS` runs
+//! without completing (a poison job: its worker dies each time) is dead-lettered: its result
+//! row says `dead` (a later completed run replaces it), one copy goes to the `:dead` stream,
+//! and it is acknowledged. A batch Postgres will not take is retried for half the timeout, then
 //! released, never blocking the worker: its jobs come back after the timeout and count an
 //! attempt.
 
@@ -61,8 +62,8 @@ pub struct Config {
     /// Consumer group shared by all workers.
     #[arg(long, env = "CONSUMER_GROUP", default_value = "workers")]
     pub consumer_group: String,
-    /// Deliveries of a job at most: one delivered more often without completing is
-    /// dead-lettered instead of run again.
+    /// Runs of a job at most: one delivered again after that many runs without completing
+    /// is dead-lettered instead of run again.
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
 }

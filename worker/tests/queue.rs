@@ -560,3 +560,60 @@ async fn a_poison_job_is_dead_lettered_and_the_queue_flows_on() {
     assert_eq!(dead.len(), 1, "one copy in the dead-letter stream");
     assert!(drains(&stream).await);
 }
+
+/// A dead-letter row gives way to a run that completed after all (a late commit); a stored
+/// result is never replaced by a dead letter, nor by a replay.
+#[tokio::test]
+async fn a_dead_letter_row_gives_way_to_a_completed_run_and_never_the_reverse() {
+    let db = TestDb::create().await;
+    let pool = common::db::pool(&db.config()).unwrap();
+    common::db::migrate(&pool, &db.config()).await.unwrap();
+    let client = pool.get().await.unwrap();
+    let finished = |id: &str, status: &'static str| common::tasks::Finished {
+        id: id.into(),
+        task: "echo".into(),
+        status,
+        result: serde_json::json!({"status": status}),
+        attempts: 1,
+        enqueued_at_ms: 0,
+        finished_at_ms: 1_700_000_000_000,
+    };
+    let store = |rows: Vec<common::tasks::Finished>| {
+        let pool = pool.clone();
+        async move {
+            let mut client = pool.get().await.unwrap();
+            common::tasks::store(&mut client, rows.iter(), "w")
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(store(vec![finished("late", "dead")]).await, 1);
+    assert_eq!(
+        store(vec![finished("late", "done")]).await,
+        1,
+        "done replaces dead"
+    );
+    assert_eq!(store(vec![finished("kept", "done")]).await, 1);
+    assert_eq!(
+        store(vec![finished("kept", "dead")]).await,
+        0,
+        "dead never replaces a result"
+    );
+    assert_eq!(
+        store(vec![finished("kept", "failed")]).await,
+        0,
+        "a replay stores nothing"
+    );
+    let rows = client
+        .query("SELECT id, status FROM task_results ORDER BY id", &[])
+        .await
+        .unwrap();
+    let rows: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        rows,
+        [
+            ("kept".to_string(), "done".to_string()),
+            ("late".to_string(), "done".to_string())
+        ]
+    );
+}

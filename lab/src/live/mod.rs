@@ -285,7 +285,7 @@ mod tests {
         let own = get("127.0.0.1").await.unwrap();
         assert_eq!(own.status(), 200);
         assert!(own.headers().get("access-control-allow-origin").is_none());
-        for foreign in ["evil.example:8089", "localhost.evil.example"] {
+        for foreign in ["evil.example:8089", "localhost.evil.example", "pwn:8089"] {
             let answer = get(foreign).await.unwrap();
             assert_eq!(answer.status(), 403, "{foreign}");
             let body: serde_json::Value = answer.json().await.unwrap();

@@ -20,7 +20,10 @@ pub fn router() -> axum::Router {
             "/board.json",
             get(|| async { axum::Json(board()).into_response() }),
         )
-        .layer(axum::middleware::from_fn(common::guard::local_host_only))
+        .layer(axum::middleware::from_fn_with_state(
+            common::guard::Names(&[]),
+            common::guard::local_host_only,
+        ))
 }
 
 const WIDTH: f64 = 900.0;

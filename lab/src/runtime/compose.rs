@@ -84,7 +84,7 @@ impl Compose {
             container::join(&network()).await?;
         }
         if compose.is_up().await {
-            compose.discover().await?;
+            compose.discover().await;
         }
         Ok(compose)
     }
@@ -133,40 +133,52 @@ impl Compose {
     /// Finds where the lab reaches each running microservice and worker: from the lab
     /// container, the replica's address on the stack's network; from the host, its port on
     /// the host's loopback (the setting's port for a single replica, else the one the
-    /// engine chose: docker-compose.host.yml).
-    pub(crate) async fn discover(&mut self) -> anyhow::Result<()> {
+    /// engine chose: docker-compose.host.yml). A replica it cannot reach (a stack started
+    /// from the lab container publishes none; a container gone meanwhile) is said once and
+    /// left out of the figures: no command fails for it.
+    pub(crate) async fn discover(&mut self) {
+        let containers = match self.containers().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("lab: cannot list the stack's containers ({e:#}); per-replica figures are left out");
+                return;
+            }
+        };
         let mut found = Vec::new();
-        for (_, service, _, state, id) in self.containers().await? {
+        for (name, service, _, state, id) in containers {
             let Some(inner) = inner_port(service) else {
                 continue;
             };
             if state != "running" {
                 continue;
             }
-            let url = if container::inside() {
-                let ip = super::docker(&[
-                    "inspect",
-                    "-f",
-                    "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-                    &id,
-                ])
-                .await?;
-                let ip = ip
-                    .split_whitespace()
-                    .next()
-                    .with_context(|| format!("the {} container has no address", service.name()))?;
-                format!("http://{ip}:{inner}")
-            } else {
-                let out = super::docker(&["port", &id, &format!("{inner}/tcp")]).await?;
-                let port = published_port(&out).with_context(|| {
-                    format!("the {} container publishes no port: {out}", service.name())
-                })?;
-                format!("http://127.0.0.1:{port}")
-            };
-            found.push((service, url));
+            match self.reach(&id, inner).await {
+                Ok(url) => found.push((service, url)),
+                Err(why) => eprintln!(
+                    "lab: {name} cannot be reached from here ({why:#}); its figures are left out"
+                ),
+            }
         }
         self.found = found;
-        Ok(())
+    }
+
+    /// Where the lab reaches one container's `inner` port.
+    async fn reach(&self, id: &str, inner: u16) -> anyhow::Result<String> {
+        if container::inside() {
+            let ip = super::docker(&[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                id,
+            ])
+            .await?;
+            let ip = ip.split_whitespace().next().context("it has no address")?;
+            Ok(format!("http://{ip}:{inner}"))
+        } else {
+            let out = super::docker(&["port", id, &format!("{inner}/tcp")]).await?;
+            let port = published_port(&out).context("it publishes no port on this host")?;
+            Ok(format!("http://127.0.0.1:{port}"))
+        }
     }
 
     pub(crate) fn compose(&self) -> Command {
@@ -330,7 +342,7 @@ impl Compose {
                 .iter()
                 .any(|(service, port)| *port == name && self.wanted(*service) > 1)
         };
-        let ports: Vec<(&str, u16)> = PUBLISHED_FROM_THE_HOST
+        let ports: Vec<(&str, u16)> = super::published::PUBLISHED_FROM_THE_HOST
             .iter()
             .filter(|name| !chosen_by_the_engine(name))
             .map(|name| (*name, s.port(name)))
@@ -364,16 +376,6 @@ impl Compose {
         Ok(())
     }
 }
-
-/// The host ports a lab on the host publishes (docker-compose.yml and
-/// docker-compose.host.yml); in the lab container only the first two are.
-pub const PUBLISHED_FROM_THE_HOST: [&str; 5] = [
-    "LB_PORT",
-    "LB_METRICS_PORT",
-    "LB_ADMIN_PORT",
-    "MICROSERVICE_PORT",
-    "WORKER_PORT",
-];
 
 /// The scalable services' host ports (docker-compose.host.yml): the setting's port for one
 /// replica, one the engine chooses for each of several.
@@ -418,43 +420,6 @@ fn published_port(answer: &str) -> Option<u16> {
 /// The stack's network, which the lab container joins.
 pub fn network() -> String {
     format!("{PROJECT}_lab")
-}
-
-/// What engines say of a host port they cannot publish: Linux's, and Docker Desktop's on
-/// Windows (another program holds it; a range Hyper-V or WinNAT reserved).
-const PORT_TROUBLE: [&str; 5] = [
-    "port is already allocated",
-    "address already in use",
-    "only one usage of each socket address",
-    "forbidden by its access permissions",
-    "ports are not available",
-];
-
-/// The one line for a host port the stack could not publish: which setting moves it.
-fn port_taken(error: &str, settings: &Settings) -> Option<String> {
-    let lower = error.to_ascii_lowercase();
-    if !PORT_TROUBLE.iter().any(|t| lower.contains(t)) {
-        return None;
-    }
-    let named = PUBLISHED_FROM_THE_HOST
-        .into_iter()
-        .find(|name| error.contains(&format!(":{}", settings.get(name))));
-    let reserved = lower.contains("forbidden by its access permissions");
-    let why = if reserved {
-        "is reserved by Windows (Hyper-V/WinNAT: netsh interface ipv4 show excludedportrange protocol=tcp lists the ranges)"
-    } else {
-        "is taken on this machine"
-    };
-    Some(match named {
-        Some(name) => format!(
-            "port {} ({name}) {why}; stop what holds it or set {name} in .env to a free port",
-            settings.get(name)
-        ),
-        None => format!(
-            "a port the stack publishes {why}; move it in .env ({})",
-            PUBLISHED_FROM_THE_HOST.join(", ")
-        ),
-    })
 }
 
 /// Offline images or the released ones: `IMAGES` when set; else the choice of the stack that
@@ -526,6 +491,13 @@ impl Runtime for Compose {
             bail!("GATEWAYS must be at least 1");
         }
         if self.is_up().await {
+            // The microservices and workers the settings ask for now (`make up WORKERS=3` on
+            // a stack that runs one), then the gateways.
+            // The gateways as they are: `scale` drains the ones that leave.
+            let running = self.gateways().await?.max(1);
+            for service in [Service::Microservice, Service::Worker] {
+                self.up_one(service, running, false).await?;
+            }
             return self.scale(gateways).await;
         }
         self.ports_free()?;
@@ -539,6 +511,9 @@ impl Runtime for Compose {
             },
         )?;
         self.images().await?;
+        if let Some(line) = super::published::loopback_leak().await {
+            eprintln!("{line}");
+        }
         eprintln!(
             "lab: compose up with {gateways} gateway(s) ({}, {} images)",
             self.cli.join(" "),
@@ -552,7 +527,7 @@ impl Runtime for Compose {
             cmd.arg("--remove-orphans");
         }
         if let Err(e) = run_checked(&mut cmd, "compose up").await {
-            if let Some(line) = port_taken(&format!("{e:#}"), &self.settings) {
+            if let Some(line) = super::published::port_taken(&format!("{e:#}"), &self.settings) {
                 bail!("{line}");
             }
             bail!(
@@ -566,7 +541,7 @@ impl Runtime for Compose {
         if let Err(e) = self.lb.wait_in_rotation(gateways, READY_LIMIT).await {
             bail!("{e:#}\n{}", self.show_unhealthy().await);
         }
-        self.discover().await?;
+        self.discover().await;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://localhost:{} (compose)",
             self.settings.get("LB_PORT")
@@ -607,7 +582,8 @@ impl Runtime for Compose {
         self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
         // Drained addresses are gone from discovery; clear the list for addresses reused later.
         self.lb.drain(Vec::new()).await?;
-        self.discover().await
+        self.discover().await;
+        Ok(())
     }
 
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
@@ -667,7 +643,8 @@ impl Runtime for Compose {
         // Recreated with the settings now in force.
         self.up_one(service, gateways, true).await?;
         self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
-        self.discover().await
+        self.discover().await;
+        Ok(())
     }
 
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
@@ -691,7 +668,8 @@ impl Runtime for Compose {
         )
         .await?;
         // A container started again may have another address or host port.
-        self.discover().await
+        self.discover().await;
+        Ok(())
     }
 
     async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
@@ -737,29 +715,6 @@ mod tests {
         assert_eq!(published_port(""), None);
         assert_eq!(
             published_port("Error: No public port '8001/tcp' published"),
-            None
-        );
-    }
-
-    #[test]
-    fn a_taken_port_is_one_line_naming_its_setting() {
-        let settings = Settings::defaults();
-        let err = "compose up failed (exit status: 1):\nERROR: for load_balancer  Cannot start service load_balancer: driver failed programming external connectivity on endpoint scalelab_load_balancer_1: Bind for 0.0.0.0:8080 failed: port is already allocated";
-        let line = port_taken(err, &settings).unwrap();
-        assert_eq!(line, "port 8080 (LB_PORT) is taken on this machine; stop what holds it or set LB_PORT in .env to a free port");
-        // Docker Desktop on Windows: a program holds it, or Hyper-V reserved its range.
-        let held = "Error response from daemon: Ports are not available: exposing port TCP 127.0.0.1:9100 -> 0.0.0.0:0: listen tcp 127.0.0.1:9100: bind: Only one usage of each socket address (protocol/network address/port) is normally permitted.";
-        let line = port_taken(held, &settings).unwrap();
-        assert!(
-            line.starts_with("port 9100 (LB_METRICS_PORT) is taken"),
-            "{line}"
-        );
-        let reserved = "Error response from daemon: Ports are not available: exposing port TCP 127.0.0.1:8080 -> 0.0.0.0:0: listen tcp 127.0.0.1:8080: bind: An attempt was made to access a socket in a way forbidden by its access permissions.";
-        let line = port_taken(reserved, &settings).unwrap();
-        assert!(line.contains("(LB_PORT) is reserved by Windows"), "{line}");
-        assert!(!line.contains('\n'));
-        assert_eq!(
-            port_taken("compose up failed: no space left on device", &settings),
             None
         );
     }

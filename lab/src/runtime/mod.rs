@@ -12,6 +12,7 @@
 pub mod compose;
 pub mod images;
 pub mod native;
+pub mod published;
 pub mod stack;
 pub mod swarm;
 

@@ -113,7 +113,8 @@ impl Swarm {
         let config = self.compose.compose_checked(&["config"]).await?;
         let file = self.paths.run.join("stack.yml");
         std::fs::create_dir_all(&self.paths.run)?;
-        std::fs::write(&file, stack_file(&config, self.settings(), gateways)?)?;
+        // It holds the secrets (JWT_SECRET, ADMIN_TOKEN): its owner's alone.
+        crate::platform::write_private(&file, &stack_file(&config, self.settings(), gateways)?)?;
         run_checked(
             Command::new("docker")
                 .args([

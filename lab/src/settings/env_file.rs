@@ -202,14 +202,8 @@ fn with_secret(
 
 /// Writes `.env` readable by its owner alone (it holds the secrets).
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // A checkout on a mount that keeps no modes (Docker Desktop's) may refuse: harmless.
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
-    Ok(())
+    crate::platform::write_private(path, text)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn random_secret() -> anyhow::Result<String> {

@@ -206,7 +206,7 @@ pub const TABLE: &[Setting] = &[
     s("VISIBILITY_TIMEOUT_MS", "30000", Scope::Services(WK), int(300, 3_600_000),
       "A job delivered but not acknowledged for this long is taken over by a live worker (a crashed worker's jobs); a running job's worker renews it."),
     s("MAX_ATTEMPTS", "5", Scope::Services(WK), int(1, 1_000),
-      "Deliveries of a job at most: one delivered more often without completing (a poison job) is dead-lettered (status dead, a copy in the :dead stream)."),
+      "Runs of a job at most: one delivered again after that many runs without completing (a poison job) is dead-lettered (status dead, a copy in the :dead stream)."),
     // Replicas of the other tiers (native and compose; Swarm runs one of each).
     s("WORKERS", "1", Scope::Lab, int(1, 16),
       "Worker instances consuming the queue (native: ports WORKER_PORT, +100, +200, ...; compose: --scale, host ports the engine chooses)."),
