@@ -165,15 +165,7 @@ impl Compose {
     /// Where the lab reaches one container's `inner` port.
     async fn reach(&self, id: &str, inner: u16) -> anyhow::Result<String> {
         if container::inside() {
-            let ip = super::docker(&[
-                "inspect",
-                "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-                id,
-            ])
-            .await?;
-            let ip = ip.split_whitespace().next().context("it has no address")?;
-            Ok(format!("http://{ip}:{inner}"))
+            Ok(format!("http://{}:{inner}", container_ip(id).await?))
         } else {
             let out = super::docker(&["port", id, &format!("{inner}/tcp")]).await?;
             let port = published_port(&out).context("it publishes no port on this host")?;
@@ -246,17 +238,7 @@ impl Compose {
 
     /// The address the load balancer knows a gateway container by (`ip:8000`).
     async fn gateway_addr(&self, id: &str) -> anyhow::Result<String> {
-        let ip = super::docker(&[
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
-            id,
-        ])
-        .await?;
-        let ip = ip
-            .split_whitespace()
-            .next()
-            .context("the gateway container has no address")?;
+        let ip = container_ip(id).await.context("the gateway container")?;
         Ok(format!("{ip}:8000"))
     }
 
@@ -400,6 +382,22 @@ const OFFLINE_IMAGES: [&str; 3] = [
     "scalelab-offline/postgres:latest",
     "scalelab-offline/redis:latest",
 ];
+
+/// A container's address on the stack's network.
+async fn container_ip(id: &str) -> anyhow::Result<String> {
+    let ips = super::docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        id,
+    ])
+    .await?;
+    Ok(ips
+        .split_whitespace()
+        .next()
+        .context("it has no address")?
+        .to_string())
+}
 
 /// The port a microservice or worker listens on inside its container.
 fn inner_port(service: Service) -> Option<u16> {
