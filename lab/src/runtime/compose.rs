@@ -585,6 +585,9 @@ impl Runtime for Compose {
     }
 
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
+        if remove_data {
+            eprintln!("lab: removing the stack's volumes {PROJECT}_pgdata (Postgres: users, items, task results) and {PROJECT}_redisdata (Redis: the cache, the job queue)");
+        }
         if container::inside() {
             return self.down_from_inside(remove_data).await;
         }

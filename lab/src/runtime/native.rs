@@ -38,7 +38,9 @@ impl Options {
         Self {
             manage_deps: true,
             database_url: None,
-            redis_url: "redis://127.0.0.1:6379".into(),
+            // Its own database (1) of a Redis it may share with other work on this machine:
+            // `down -v` deletes the lab's keys there and nowhere else.
+            redis_url: "redis://127.0.0.1:6379/1".into(),
             extra_env: Vec::new(),
             gateway_base_port: 8010,
         }
@@ -487,11 +489,22 @@ impl Runtime for Native {
             }
         }
         if remove_data {
-            // The lab's keys only (cache, job stream), never the rest of a shared Redis.
-            let _ = std::process::Command::new("sh")
+            // The lab's keys only (cache, job stream, task statuses) in the lab's own
+            // database, never the rest of a shared Redis; said before it is done.
+            let url = self.options.redis_url.clone();
+            eprintln!("lab: deleting the lab's Redis keys (scalelab:*: the cache, the job stream, task statuses) in {url}");
+            let deleted = std::process::Command::new("sh")
                 .arg("-c")
-                .arg("redis-cli --scan --pattern 'scalelab:*' | xargs -r redis-cli del >/dev/null")
-                .status();
+                .arg("redis-cli -u \"$URL\" --scan --pattern 'scalelab:*' | xargs -r redis-cli -u \"$URL\" del | awk '{n += $1} END {print n + 0}'")
+                .env("URL", &url)
+                .output();
+            match deleted {
+                Ok(out) if out.status.success() => eprintln!(
+                    "lab: {} key(s) deleted; Postgres's data is kept (scripts/deps down stops it, its data stays in .scalelab/)",
+                    String::from_utf8_lossy(&out.stdout).trim()
+                ),
+                _ => eprintln!("lab: the lab's Redis keys could not be deleted (is redis-cli installed?)"),
+            }
         }
         let _ = std::fs::remove_file(self.paths.run.join("runtime"));
         eprintln!("lab: native stack stopped");
