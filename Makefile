@@ -23,7 +23,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 .PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator \
 	lab-bin report-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
 	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images images-list images-pull images-save images-load images-offline \
-	smoke-compose smoke-replicas smoke-classmate smoke-registry smoke-swarm smoke-observability lint-workflows clean
+	smoke-compose smoke-replicas smoke-classmate smoke-registry smoke-swarm smoke-observability lint-workflows deny clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -186,6 +186,9 @@ smoke-classmate: ## CI's check that a classmate on the network reaches nothing t
 
 smoke-registry: lab-bin ## CI's class path: the images pushed to a registry on loopback, then a fresh clone pulls them and runs QUICK benchmark-all with Rust off PATH; save/load with the registry stopped
 	@BUILD=$${BUILD:-debug} scripts/smoke-registry
+
+deny: ## The dependency tree against deny.toml: bans, licenses, sources; advisories where the RustSec database can be fetched
+	@scripts/deny
 
 lint-workflows: ## Check .github/ (actionlint where it can be installed; the workflow schema and zizmor from PyPI)
 	@scripts/lint-workflows
