@@ -134,48 +134,89 @@ impl Login {
         })
     }
 
-    /// Adds the missing lab users (user1..userN). Idempotent; replicas may run it together.
+    /// Adds the missing lab users (user1..userN), and hashes the present ones again when
+    /// their hashes no longer match `LAB_PASSWORD` or the argon2 settings (a changed password
+    /// takes effect on the next start). Idempotent; replicas may run it together.
     pub async fn seed_lab_users(&self, pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
         let wanted: Vec<String> = (1..=self.lab_users).map(|i| format!("user{i}")).collect();
         let client = pool.get().await?;
-        let present: std::collections::HashSet<String> = client
+        let present: std::collections::HashMap<String, String> = client
             .query(
-                "SELECT username FROM lab_users WHERE username = ANY($1)",
+                "SELECT username, password_hash FROM lab_users WHERE username = ANY($1)",
                 &[&wanted],
             )
             .await?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
         let missing: Vec<String> = wanted
-            .into_iter()
-            .filter(|u| !present.contains(u))
+            .iter()
+            .filter(|u| !present.contains_key(*u))
+            .cloned()
             .collect();
-        if missing.is_empty() {
+        // Every lab user has the same password: a present hash that is stale (another
+        // password, or other argon2 settings) means they all are.
+        let stale = match present.values().next() {
+            Some(sample) => !self.is_current(sample.clone()).await?,
+            None => false,
+        };
+        let rehashed: Vec<String> = if stale {
+            present.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        if missing.is_empty() && rehashed.is_empty() {
             return Ok(());
         }
-        let (argon2, password, names) = (
-            self.argon2.clone(),
-            self.lab_password.clone(),
-            missing.clone(),
-        );
+        let (argon2, password) = (self.argon2.clone(), self.lab_password.clone());
+        let count = missing.len() + rehashed.len();
         let hashes = tokio::task::spawn_blocking(move || {
-            names
-                .iter()
+            (0..count)
                 .map(|_| hash(&argon2, &password))
                 .collect::<anyhow::Result<Vec<_>>>()
         })
         .await??;
+        let (for_missing, for_rehashed) = hashes.split_at(missing.len());
         client
             .execute(
                 "INSERT INTO lab_users (username, password_hash)
                  SELECT * FROM unnest($1::text[], $2::text[])
                  ON CONFLICT (username) DO NOTHING",
-                &[&missing, &hashes],
+                &[&missing, &for_missing],
             )
             .await?;
-        tracing::info!(added = missing.len(), "lab users seeded");
+        client
+            .execute(
+                "UPDATE lab_users SET password_hash = t.hash
+                 FROM unnest($1::text[], $2::text[]) AS t(username, hash)
+                 WHERE lab_users.username = t.username",
+                &[&rehashed, &for_rehashed],
+            )
+            .await?;
+        tracing::info!(
+            added = missing.len(),
+            rehashed = rehashed.len(),
+            "lab users seeded"
+        );
         Ok(())
+    }
+
+    /// Whether a stored hash is of `LAB_PASSWORD` with this gateway's argon2 settings.
+    async fn is_current(&self, stored: String) -> anyhow::Result<bool> {
+        let (argon2, password) = (self.argon2.clone(), self.lab_password.clone());
+        Ok(tokio::task::spawn_blocking(move || {
+            let Ok(parsed) = PasswordHash::new(&stored) else {
+                return false;
+            };
+            let params = argon2.params();
+            let same_settings = Params::try_from(&parsed).is_ok_and(|p| {
+                p.m_cost() == params.m_cost()
+                    && p.t_cost() == params.t_cost()
+                    && p.p_cost() == params.p_cost()
+            });
+            same_settings && argon2.verify_password(password.as_bytes(), &parsed).is_ok()
+        })
+        .await?)
     }
 
     async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, ApiError> {

@@ -603,3 +603,52 @@ async fn config_shows_knobs_but_no_secrets() {
     assert!(!text.contains("scalelab\""), "no lab password");
     assert!(config.get("database_url").is_none());
 }
+
+/// LAB_PASSWORD changed (or the argon2 settings): the next gateway to start hashes the lab
+/// users again, so the new password logs in and the old one no longer does.
+#[tokio::test]
+async fn a_changed_lab_password_takes_effect_on_the_next_start() {
+    let mut s = stack().await;
+    assert_eq!(s.login("user1", "scalelab").await.status, 200);
+    let second = s
+        .add_gateway(|c| c.auth.lab.lab_password = "a-new-password".into())
+        .await;
+    let http = s.http.clone();
+    let login = |base: String, password: &'static str| {
+        let http = http.clone();
+        async move {
+            http.post(format!("{base}/login"))
+                .json(&serde_json::json!({"username": "user2", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(login(second.clone(), "a-new-password").await, 200);
+    assert_eq!(login(second.clone(), "scalelab").await, 401);
+    // Other argon2 settings alone: hashed again, the same password still logs in.
+    let third = s
+        .add_gateway(|c| {
+            c.auth.lab.lab_password = "a-new-password".into();
+            c.auth.argon2_iterations = 2;
+        })
+        .await;
+    assert_eq!(login(third, "a-new-password").await, 200);
+    let stored: String = tokio_postgres::connect(&s.db.url, tokio_postgres::NoTls)
+        .await
+        .map(|(client, conn)| {
+            tokio::spawn(conn);
+            client
+        })
+        .unwrap()
+        .query_one(
+            "SELECT password_hash FROM lab_users WHERE username = 'user3'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.contains("t=2"), "{stored}");
+}

@@ -220,7 +220,7 @@ pub const TABLE: &[Setting] = &[
         default: "scalelab",
         scope: Scope::Services(GW),
         kind: Kind::Text { min_len: 1 },
-        meaning: "Their password.",
+        meaning: "Their password (a change takes effect on the next start: the users are hashed again).",
         secret: true,
     },
     // The load balancer.
