@@ -490,11 +490,21 @@ impl Runtime for Compose {
         }
         if self.is_up().await {
             // The microservices and workers the settings ask for now (`make up WORKERS=3` on
-            // a stack that runs one), then the gateways.
+            // a stack that runs one), then the gateways; nothing to do (every load run on a
+            // stack already up) costs one `docker ps`, not a `compose up` per service.
+            let containers = self.containers().await?;
+            let running = |service: Service| {
+                containers
+                    .iter()
+                    .filter(|c| c.1 == service && c.3 == "running")
+                    .count()
+            };
             // The gateways as they are: `scale` drains the ones that leave.
-            let running = self.gateways().await?.max(1);
+            let gateways_now = running(Service::Gateway).max(1);
             for service in [Service::Microservice, Service::Worker] {
-                self.up_one(service, running, false).await?;
+                if running(service) != self.wanted(service) {
+                    self.up_one(service, gateways_now, false).await?;
+                }
             }
             return self.scale(gateways).await;
         }
