@@ -91,7 +91,7 @@ up3: lab-bin ## Start the stack with 3 gateways
 scale: lab-bin ## Scale a running stack's gateways to GATEWAYS=N (leaving ones drained first)
 	@$(LAB) scale
 
-down: lab-bin ## Stop the stack (whichever runtime runs it)
+down: lab-bin ## Stop the stack (whichever runtime runs it); DATA=delete also deletes its data (volumes, the lab's Redis keys)
 	@$(LAB) down
 
 ps: lab-bin ## What runs, and its state

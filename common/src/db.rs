@@ -27,6 +27,20 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 ];
 const MIGRATION_LOCK: i64 = 0x5ca1_ab00;
 
+/// `postgres://postgres:<password>@<host:port>/<database>`, the password percent-encoded: any
+/// password a user sets in `.env` (`@`, `/`, `:` included) makes a URL that parses back to it.
+pub fn local_url(password: &str, host_port: &str, database: &str) -> String {
+    let mut encoded = String::new();
+    for b in password.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("postgres://postgres:{encoded}@{host_port}/{database}")
+}
+
 /// Builds the pool. No connection is opened here: they are made on demand, so a service can
 /// start (and report not-ready) while Postgres is down, and recovers when it returns.
 pub fn pool(config: &DbConfig) -> anyhow::Result<Pool> {
@@ -241,5 +255,18 @@ pub fn jsonb_storable(value: &serde_json::Value) -> bool {
             .iter()
             .all(|(k, v)| !k.contains('\0') && jsonb_storable(v)),
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn any_password_parses_back_from_the_local_url() {
+        for password in ["postgres", "p@ss/w:rd?#%", "späť ' \" \\", "0f3a"] {
+            let url = super::local_url(password, "127.0.0.1:5432", "scalelab");
+            let config: tokio_postgres::Config = url.parse().unwrap();
+            assert_eq!(config.get_password(), Some(password.as_bytes()), "{url}");
+            assert_eq!(config.get_dbname(), Some("scalelab"));
+        }
     }
 }

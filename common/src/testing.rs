@@ -3,7 +3,8 @@
 //! from its real dependency and restore it.
 //!
 //! `TEST_DATABASE_URL` (a database the tests may `CREATE DATABASE` from) and `TEST_REDIS_URL`
-//! point at the servers; defaults are the local ones `.ci/run` starts.
+//! point at the servers; defaults are the local ones `.ci/run` starts (`scripts/deps up`), with
+//! the password it keeps in `.scalelab/postgres.password`.
 
 use crate::config::{DbConfig, RedisConfig};
 use std::future::Future;
@@ -43,8 +44,22 @@ pub fn free_port() -> u16 {
 }
 
 pub fn admin_database_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        crate::db::local_url(&postgres_password(), "127.0.0.1:5432", "postgres")
+    })
+}
+
+/// The password of the Postgres `scripts/deps` started for this checkout (kept in
+/// `.scalelab/postgres.password`), or the old default where it kept none: what a test that
+/// runs the lab natively on that Postgres passes as POSTGRES_PASSWORD.
+pub fn postgres_password() -> String {
+    let kept = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.scalelab/postgres.password"
+    );
+    std::fs::read_to_string(kept)
+        .map(|p| p.trim_end().to_string())
+        .unwrap_or_else(|_| "postgres".into())
 }
 
 pub fn redis_url() -> String {

@@ -15,10 +15,11 @@ fn env(name: &str, default: u32) -> u32 {
 }
 
 fn main() {
+    let (m, t, p) = gateway::ARGON2_DEFAULTS;
     let (m, t, p) = (
-        env("ARGON2_MEMORY_KIB", 4096),
-        env("ARGON2_ITERATIONS", 1),
-        env("ARGON2_PARALLELISM", 1),
+        env("ARGON2_MEMORY_KIB", m),
+        env("ARGON2_ITERATIONS", t),
+        env("ARGON2_PARALLELISM", p),
     );
     let argon2 = Argon2::new(
         Algorithm::Argon2id,

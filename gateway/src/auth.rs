@@ -19,6 +19,9 @@ use tokio::sync::Semaphore;
 /// The secret must be at least this long: a short HS256 key can be brute-forced offline.
 const MIN_SECRET_LEN: usize = 16;
 
+/// Argon2id's memory (KiB), iterations and lanes by default: OWASP's minimum.
+pub const ARGON2_DEFAULTS: (u32, u32, u32) = (19_456, 2, 1);
+
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct AuthConfig {
     /// HS256 signing key; required (at least 16 characters). Never logged or shown in /config.
@@ -28,12 +31,13 @@ pub struct AuthConfig {
     /// Lifetime of an issued token.
     #[arg(long, env = "JWT_TTL_SECS", default_value_t = 3600)]
     pub jwt_ttl_secs: u64,
-    /// Argon2id memory per hash (KiB). With 1 iteration, 4096 KiB costs a few ms of CPU.
-    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 4096)]
+    /// Argon2id memory per hash (KiB). The defaults are OWASP's minimum for argon2id
+    /// (19 MiB, 2 iterations, 1 lane): about 20 ms of one core per check (BENCHMARKS.md).
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = ARGON2_DEFAULTS.0)]
     pub argon2_memory_kib: u32,
-    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 1)]
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = ARGON2_DEFAULTS.1)]
     pub argon2_iterations: u32,
-    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = ARGON2_DEFAULTS.2)]
     pub argon2_parallelism: u32,
     /// Password checks run at once (0 = one per gateway thread, GATEWAY_THREADS). Bounds a login storm's CPU and
     /// memory: the rest wait their turn instead of each taking ARGON2_MEMORY_KIB at once.

@@ -2,6 +2,7 @@
 //! an optional per-instance concurrency limit, and the long-task queue's front end.
 
 mod auth;
+pub use auth::ARGON2_DEFAULTS;
 mod cache;
 mod limit;
 mod listing;

@@ -83,7 +83,8 @@ pub enum Command {
     /// Stop the stack (only what the lab started).
     Down {
         /// Also remove its data: volumes (compose) or the lab's Redis keys (native).
-        #[arg(short = 'v', long)]
+        /// `make down DATA=delete` (make would read `-v` as its own).
+        #[arg(short = 'v', long, env = "DATA", value_parser = delete_data)]
         remove_data: bool,
     },
     /// What runs.
@@ -556,4 +557,33 @@ async fn down(
         }
     }
     Ok(())
+}
+
+/// `DATA=delete` (or `-v`): the one spelling that deletes the stack's data; `DATA=keep` or
+/// empty keeps it; anything else is an error, not a guess.
+fn delete_data(value: &str) -> Result<bool, String> {
+    match value {
+        "delete" | "true" => Ok(true),
+        "keep" | "" | "false" => Ok(false),
+        other => Err(format!("DATA takes delete or keep, not {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod data_tests {
+    use super::*;
+
+    #[test]
+    fn down_deletes_data_only_when_asked_in_one_spelling() {
+        assert_eq!(delete_data("delete"), Ok(true));
+        assert_eq!(delete_data("keep"), Ok(false));
+        assert_eq!(delete_data(""), Ok(false));
+        assert!(delete_data("yes").unwrap_err().contains("delete or keep"));
+        let down = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Down { remove_data } => remove_data,
+            _ => unreachable!(),
+        };
+        assert!(down(&["lab", "down", "-v"]));
+        assert!(!down(&["lab", "down"]));
+    }
 }

@@ -240,7 +240,7 @@ fn every_handout_names_its_tactics_and_the_map_lists_every_lab() {
 #[test]
 fn lab_0_gives_every_line_of_the_tour_in_both_shells() {
     use lab::tour::{docker_only, fill, setup, Item, STEPS};
-    let secrets = ["JWT_SECRET", "ADMIN_TOKEN"].map(|name| {
+    let secrets = lab::settings::GENERATED.map(|name| {
         (
             name.to_string(),
             "a-test-secret-of-enough-length".to_string(),

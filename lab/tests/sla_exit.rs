@@ -49,6 +49,8 @@ impl Checkout {
             .env("RUNTIME", "native")
             .env("BUILD", "debug")
             .env("SKIP_BUILD", "1")
+            // The Postgres that `make test` started, for this copy of the checkout too.
+            .env("POSTGRES_PASSWORD", common::testing::postgres_password())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         cmd.output().expect("lab runs")
     }

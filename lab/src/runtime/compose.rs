@@ -17,6 +17,10 @@ use tokio::process::Command;
 
 pub const PROJECT: &str = "scalelab";
 
+/// Said when a service cannot log in to Postgres: its volume keeps the password it was made
+/// with (before POSTGRES_PASSWORD was generated, `postgres`), and `.env` now has another.
+const STALE_PG: &str = "lab: Postgres keeps the password its volume was made with, not .env's POSTGRES_PASSWORD: run `make down DATA=delete` (Docker only: `docker compose run --rm lab down -v`; the data is reseeded at the next start) or put that password back in .env\n";
+
 pub async fn engine_answers() -> bool {
     let probe = Command::new("docker")
         .arg("info")
@@ -277,6 +281,7 @@ impl Compose {
         Ok(())
     }
 
+    /// What went wrong, container by container, for a stack that did not come up.
     async fn show_unhealthy(&self) -> String {
         let mut out = String::new();
         for (name, _, _, state, id) in self.containers().await.unwrap_or_default() {
@@ -307,6 +312,9 @@ impl Compose {
                 out.push_str(&format!("{name} is {health}; its last log lines:\n"));
                 for l in logs.lines() {
                     out.push_str(&format!("    {l}\n"));
+                }
+                if logs.contains("password authentication failed") && !out.contains(STALE_PG) {
+                    out.push_str(STALE_PG);
                 }
             }
         }

@@ -187,9 +187,10 @@ impl Native {
 
     fn database_url(&self) -> String {
         self.options.database_url.clone().unwrap_or_else(|| {
-            format!(
-                "postgres://postgres:{}@127.0.0.1:5432/scalelab",
-                self.settings.get("POSTGRES_PASSWORD")
+            common::db::local_url(
+                self.settings.get("POSTGRES_PASSWORD"),
+                "127.0.0.1:5432",
+                "scalelab",
             )
         })
     }

@@ -237,8 +237,14 @@ pub const TABLE: &[Setting] = &[
       "Longest drain after SIGTERM."),
     s("SHUTDOWN_DELAY_MS", "0", Scope::Services(GW), int(0, 60_000),
       "A gateway serves this long after SIGTERM before it refuses connections (the swarm runtime uses 3000 when 0: Swarm, not the lab, picks which gateway leaves)."),
-    s("POSTGRES_PASSWORD", "postgres", Scope::Compose, Kind::Text { min_len: 1 },
-      "Password of the stack's Postgres (and of the native runtime's database URL)."),
+    Setting {
+        name: "POSTGRES_PASSWORD",
+        default: "",
+        scope: Scope::Compose,
+        kind: Kind::Text { min_len: 1 },
+        meaning: "Password of the stack's Postgres, compose's and the native one (make up generates one; the native Postgres the lab made is given a new one at its next start).",
+        secret: true,
+    },
     // Images (compose, swarm): one registry and one tag name every image the lab runs, the
     // released ones by default (a fork or a school mirror is IMAGE_REGISTRY alone).
     s("IMAGE_REGISTRY", "ghcr.io/scalelab", Scope::Compose, Kind::Registry,
@@ -321,7 +327,7 @@ fn is_tag(value: &str) -> bool {
 }
 
 mod env_file;
-pub use env_file::{env_example, is_docker_variable, parse_env_file};
+pub use env_file::{env_example, is_docker_variable, parse_env_file, GENERATED};
 
 pub fn find(name: &str) -> Option<&'static Setting> {
     TABLE.iter().find(|s| s.name == name)
@@ -532,7 +538,8 @@ pub(crate) mod tests {
             .collect()
     }
 
-    pub(crate) const SECRET: &str = "JWT_SECRET=0123456789abcdef\nADMIN_TOKEN=fedcba9876543210\n";
+    pub(crate) const SECRET: &str =
+        "JWT_SECRET=0123456789abcdef\nADMIN_TOKEN=fedcba9876543210\nPOSTGRES_PASSWORD=pg\n";
 
     #[test]
     fn image_settings_take_only_what_docker_reads_as_a_name() {
