@@ -281,7 +281,7 @@ pub async fn protocol(
             })
             .collect(),
     };
-    let batch = protocol::utc_stamp();
+    let batch = common::time::batch_stamp();
     let started = Instant::now();
     let work = async {
         for (k, exp) in chosen.iter().enumerate() {
@@ -304,6 +304,7 @@ pub async fn protocol(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Name;
 
     fn base() -> Settings {
         let mut s = Settings::defaults();
@@ -324,16 +325,14 @@ mod tests {
                 let differ: Vec<&str> = crate::settings::TABLE
                     .iter()
                     .map(|s| s.name)
-                    .filter(|n| side.get(n) != sides[0].get(n))
+                    .filter(|n| side.get(*n) != sides[0].get(*n))
+                    .map(Name::as_str)
                     .collect();
                 assert_eq!(differ, vec![exp.flipped], "{e}");
             }
             // Every condition and load knob is a setting or a load generator's knob.
             for (k, _) in exp.fixed {
-                assert!(
-                    crate::settings::TABLE.iter().any(|s| s.name == *k),
-                    "{e}: {k}"
-                );
+                assert!(crate::settings::find(k).is_some(), "{e}: {k}");
             }
             for (k, _) in exp.load {
                 assert!(common::load::ENV_NAMES.contains(k), "{e}: {k}");
@@ -378,7 +377,7 @@ mod tests {
         );
         let side_b = settings_for(exp, &base(), 1, &changed).unwrap();
         assert_eq!(
-            (side_b.get("SEED_ROWS"), side_b.get("ITEMS_INDEX")),
+            (side_b.get(Name::SeedRows), side_b.get(Name::ItemsIndex)),
             ("100000", "true")
         );
         let load = Experiment::Batch

@@ -7,6 +7,7 @@
 
 use crate::protocol::{self, Lab, LoadSpec};
 use crate::runtime::{Action, Runtime};
+use crate::settings::Name;
 use anyhow::{bail, Context};
 use catalogue::fault::{Spec, Step};
 use catalogue::record::{FaultEvent, FaultRecord, JobAccount};
@@ -24,7 +25,7 @@ async fn take(step: Step, rt: &mut dyn Runtime) -> anyhow::Result<Option<Backlog
         Step::Restore(d) => rt.cut(d, false).await.map(|_| None),
         Step::SlowBy(factor) => {
             let delay = common::wire::Delay {
-                db_delay_ms: rt.settings().number("DB_DELAY_MS") as u64 * factor,
+                db_delay_ms: rt.settings().number(Name::DbDelayMs) as u64 * factor,
             };
             let http = common::http::client(Duration::from_secs(5));
             for base in rt.instance_urls(crate::settings::Service::Microservice) {
@@ -63,7 +64,7 @@ impl Backlog {
         let target = rt.endpoints().target;
         let login = common::wire::Login {
             username: "user1".into(),
-            password: rt.settings().get("LAB_PASSWORD").into(),
+            password: rt.settings().get(Name::LabPassword).into(),
         };
         let token = common::http::log_in(&http, &target, &login).await?;
         let task = common::wire::NewTask {
@@ -238,11 +239,15 @@ async fn run_with(
     let mut record = FaultRecord {
         name,
         promise: fault.promise.into(),
-        health_interval_ms: lab.rt.settings().number("HEALTH_INTERVAL_MS"),
-        settings: ["QUEUE_TIMEOUT_MS", "MICROSERVICE_TIMEOUT_MS", "DB_DELAY_MS"]
-            .iter()
-            .map(|k| (k.to_string(), lab.rt.settings().number(k)))
-            .collect(),
+        health_interval_ms: lab.rt.settings().number(Name::HealthIntervalMs),
+        settings: [
+            Name::QueueTimeoutMs,
+            Name::MicroserviceTimeoutMs,
+            Name::DbDelayMs,
+        ]
+        .iter()
+        .map(|k| (k.to_string(), lab.rt.settings().number(*k)))
+        .collect(),
         ..FaultRecord::default()
     };
     let mut backlog: Option<Backlog> = None;
@@ -311,7 +316,7 @@ pub async fn protocol(lab: &mut Lab<'_>, name: Option<Fault>, quick: bool) -> an
         Some(f) => vec![f],
         None => Fault::ALL.to_vec(),
     };
-    let batch = protocol::utc_stamp();
+    let batch = common::time::batch_stamp();
     let started = Instant::now();
     let work = async {
         let mut dirs = Vec::new();

@@ -1,6 +1,7 @@
 //! The lab's side of the load balancer: which gateways it sees (metrics port), and the admin
 //! port that sets its backend list and takes gateways out of rotation before they stop.
 
+use crate::settings::Name;
 use anyhow::{bail, Context};
 use common::wire;
 use std::time::{Duration, Instant};
@@ -20,9 +21,9 @@ impl LoadBalancer {
     /// On the host's loopback, at the settings' ports, with their ADMIN_TOKEN.
     pub fn new(settings: &crate::settings::Settings) -> Self {
         Self::at(
-            &format!("http://127.0.0.1:{}", settings.port("LB_METRICS_PORT")),
-            &format!("http://127.0.0.1:{}", settings.port("LB_ADMIN_PORT")),
-            settings.get("ADMIN_TOKEN"),
+            &format!("http://127.0.0.1:{}", settings.port(Name::LbMetricsPort)),
+            &format!("http://127.0.0.1:{}", settings.port(Name::LbAdminPort)),
+            settings.get(Name::AdminToken),
         )
     }
 

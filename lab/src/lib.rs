@@ -20,6 +20,7 @@ pub mod settings;
 pub mod sla;
 pub mod tour;
 
+use crate::settings::Name;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use runtime::{Action, Kind, Paths};
@@ -231,7 +232,7 @@ impl Command {
 
 /// The lab's own variables besides the settings table's (make's): what a `NAME=value`
 /// argument or the environment may set.
-pub const VARIABLES: [&str; 15] = [
+pub const VARIABLES: [&str; 16] = [
     "RUNTIME",
     "IMAGES",
     "BUILD",
@@ -247,6 +248,7 @@ pub const VARIABLES: [&str; 15] = [
     "PROFILE",
     "INSTANCE",
     "ACTION",
+    "DATA",
 ];
 
 /// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
@@ -271,11 +273,12 @@ pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// [`sla::SlaMissed`] error once everything (runs, report) is written.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
-    run_command(cli).await?;
-    sla::check_sla(&Settings::load(&root)?)
+    let runs = sla::Runs::default();
+    run_command(cli, &runs).await?;
+    sla::check_sla(&Settings::load(&root)?, &runs)
 }
 
-async fn run_command(cli: Cli) -> anyhow::Result<()> {
+async fn run_command(cli: Cli, runs: &sla::Runs) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
     if !matches!(cli.build.as_str(), "release" | "debug") {
         bail!("BUILD must be release or debug, not {:?}", cli.build);
@@ -319,7 +322,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Handin { n } => {
             let settings = Settings::load(&root)?;
-            let path = handin::handin(&root, labs::find(*n)?, settings.get("STUDENT"))?;
+            let path = handin::handin(&root, labs::find(*n)?, settings.get(Name::Student))?;
             container::hand_back(&root);
             println!("hand in {}", path.display());
             return Ok(());
@@ -379,7 +382,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
             // The lab container's own port, which compose publishes as LIVE_PORT.
             live::CONTAINER_PORT
         } else {
-            settings.port("LIVE_PORT")
+            settings.port(Name::LivePort)
         };
         if live::start(port, &rt.endpoints()).await.is_some() {
             // In the container the page answers on the host only where the port is
@@ -402,7 +405,7 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
     // The protocols' context: the runtime, the binaries, the checkout.
     macro_rules! lab {
         () => {
-            &mut protocol::Lab::new(rt.as_mut(), &paths.bin, &root)
+            &mut protocol::Lab::new(rt.as_mut(), &paths.bin, &root, runs.clone())
         };
     }
     let drives_load = cli.command.drives_load();
@@ -566,24 +569,5 @@ fn delete_data(value: &str) -> Result<bool, String> {
         "delete" | "true" => Ok(true),
         "keep" | "" | "false" => Ok(false),
         other => Err(format!("DATA takes delete or keep, not {other:?}")),
-    }
-}
-
-#[cfg(test)]
-mod data_tests {
-    use super::*;
-
-    #[test]
-    fn down_deletes_data_only_when_asked_in_one_spelling() {
-        assert_eq!(delete_data("delete"), Ok(true));
-        assert_eq!(delete_data("keep"), Ok(false));
-        assert_eq!(delete_data(""), Ok(false));
-        assert!(delete_data("yes").unwrap_err().contains("delete or keep"));
-        let down = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
-            Command::Down { remove_data } => remove_data,
-            _ => unreachable!(),
-        };
-        assert!(down(&["lab", "down", "-v"]));
-        assert!(!down(&["lab", "down"]));
     }
 }

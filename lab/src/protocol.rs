@@ -3,22 +3,35 @@
 //! every runtime; experiments reuse `load`.
 
 use crate::runtime::Runtime;
+use crate::settings::Name;
 use anyhow::{bail, Context};
 use common::load::{Profile, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What every protocol works with: the runtime the stack runs on, where the lab's binaries
-/// are (`loadtest`, `report`), and the checkout (`tests/results`, `tests/reports`).
+/// are (`loadtest`, `report`), the checkout (`tests/results`, `tests/reports`), and the
+/// runs the command has started (FAIL_ON_SLA's verdict reads them).
 pub struct Lab<'a> {
     pub rt: &'a mut dyn Runtime,
     pub bin: &'a Path,
     pub root: &'a Path,
+    pub runs: crate::sla::Runs,
 }
 
 impl<'a> Lab<'a> {
-    pub fn new(rt: &'a mut dyn Runtime, bin: &'a Path, root: &'a Path) -> Self {
-        Self { rt, bin, root }
+    pub fn new(
+        rt: &'a mut dyn Runtime,
+        bin: &'a Path,
+        root: &'a Path,
+        runs: crate::sla::Runs,
+    ) -> Self {
+        Self {
+            rt,
+            bin,
+            root,
+            runs,
+        }
     }
 
     /// Writes the report of every run so far.
@@ -168,8 +181,14 @@ pub(crate) async fn spawn_load(
         lab.root.join(results)
     };
     let run_id = spec.run_id.clone().unwrap_or_else(|| {
-        std::env::var("RUN_ID")
-            .unwrap_or_else(|_| format!("{}-{}gw-{}", utc_stamp(), spec.gateways, spec.scenario))
+        std::env::var("RUN_ID").unwrap_or_else(|_| {
+            format!(
+                "{}-{}gw-{}",
+                common::time::batch_stamp(),
+                spec.gateways,
+                spec.scenario
+            )
+        })
     });
     set("SCENARIO", &spec.scenario.name());
     set("PROFILE", &spec.profile.name());
@@ -179,8 +198,8 @@ pub(crate) async fn spawn_load(
     set("LB_METRICS_URL", &ends.lb_metrics);
     set("MICROSERVICE_URL", &ends.microservice);
     set("WORKER_METRICS_URL", &ends.worker_metrics);
-    for name in ["LAB_USERS", "LAB_PASSWORD", "SLA_P95_MS", "SLA"] {
-        set(name, s.get(name));
+    for name in [Name::LabUsers, Name::LabPassword, Name::SlaP95Ms, Name::Sla] {
+        set(name.as_str(), s.get(name));
     }
     set("RESULTS_DIR", &results.display().to_string());
     set("RUN_ID", &run_id);
@@ -208,21 +227,8 @@ pub(crate) async fn spawn_load(
         crate::generators::LoadRun::one(child, results.join(&run_id))
     };
     let dir = results.join(run_id);
-    crate::sla::RUNS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(dir.clone());
+    lab.runs.push(dir.clone());
     Ok((run, dir))
-}
-
-/// `20261123-121500`: a batch's name, sorting by time.
-pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let (y, mo, d, h, mi, s) = common::time::civil(secs);
-    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
 /// `make report`: the summary from every run folder.
@@ -337,7 +343,7 @@ pub async fn stopped<T>(rt: &mut dyn Runtime, what: &str, e: anyhow::Error) -> a
 /// Runs `benchmark-all`, with step k of n and the time left; the stack is taken down when a
 /// step fails or on Ctrl-C.
 pub async fn benchmark_all(lab: &mut Lab<'_>, quick: bool, repeats: u32) -> anyhow::Result<()> {
-    let batch = utc_stamp();
+    let batch = common::time::batch_stamp();
     eprintln!(
         "benchmark-all: {} runtime, batch {batch}, {} protocol{}",
         lab.rt.kind().name(),
@@ -569,7 +575,7 @@ pub async fn lab_loads(
     n: u32,
     loads: &[crate::labs::Load],
 ) -> anyhow::Result<()> {
-    let batch = utc_stamp();
+    let batch = common::time::batch_stamp();
     let started = Instant::now();
     let result = async {
         lab.rt.down(true).await?;
@@ -642,7 +648,7 @@ pub fn autoscale_runs() -> Vec<AutoscaleRun> {
 /// gateways' slots fill), then the report.
 pub async fn autoscale(lab: &mut Lab<'_>, quick: bool) -> anyhow::Result<()> {
     let config = crate::autoscale::Config::from_settings(lab.rt.settings())?;
-    let batch = utc_stamp();
+    let batch = common::time::batch_stamp();
     let runs = autoscale_runs();
     let started = Instant::now();
     let result = async {
@@ -704,17 +710,17 @@ fn autoscale_settings(s: &crate::settings::Settings, run: &AutoscaleRun) -> Stri
         return format!("GATEWAYS={}", run.gateways);
     }
     [
-        "AUTOSCALE_METRIC",
-        "AUTOSCALE_TARGET",
-        "MIN_REPLICAS",
-        "MAX_REPLICAS",
-        "SYNC_PERIOD_SECS",
-        "TOLERANCE",
-        "SCALE_UP_STABILIZATION_SECS",
-        "SCALE_DOWN_STABILIZATION_SECS",
+        Name::AutoscaleMetric,
+        Name::AutoscaleTarget,
+        Name::MinReplicas,
+        Name::MaxReplicas,
+        Name::SyncPeriodSecs,
+        Name::Tolerance,
+        Name::ScaleUpStabilizationSecs,
+        Name::ScaleDownStabilizationSecs,
     ]
     .iter()
-    .map(|k| format!("{k}={}", s.get(k)))
+    .map(|k| format!("{k}={}", s.get(*k)))
     .collect::<Vec<_>>()
     .join(",")
 }

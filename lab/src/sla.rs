@@ -3,10 +3,23 @@
 //! aside) that missed a rule of its SLA makes the command fail with [`SlaMissed`], which
 //! `main` turns into exit status 99, as k6 does for failed thresholds.
 
+use crate::settings::Name;
 use std::path::PathBuf;
 
-/// Every run folder this lab process started a load for, in order (FAIL_ON_SLA reads them).
-pub(crate) static RUNS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// Every run folder a command started a load for, in order (FAIL_ON_SLA reads them): a
+/// handle the protocols' context carries, one per command.
+#[derive(Debug, Clone, Default)]
+pub struct Runs(std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>>);
+
+impl Runs {
+    pub fn push(&self, dir: PathBuf) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(dir);
+    }
+
+    pub fn all(&self) -> Vec<PathBuf> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 
 /// A command whose runs missed their SLA while FAIL_ON_SLA is set: `main` exits 99, as k6
 /// does for failed thresholds.
@@ -26,12 +39,11 @@ pub const SLA_EXIT: i32 = 99;
 
 /// Under FAIL_ON_SLA, the runs of this command (warm-ups aside) that missed their SLA, each
 /// with the rules it broke; an error when there are any.
-pub fn check_sla(settings: &crate::settings::Settings) -> anyhow::Result<()> {
-    if !matches!(settings.get("FAIL_ON_SLA"), "1" | "true") {
+pub fn check_sla(settings: &crate::settings::Settings, runs: &Runs) -> anyhow::Result<()> {
+    if !matches!(settings.get(Name::FailOnSla), "1" | "true") {
         return Ok(());
     }
-    let runs = RUNS.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    sla_verdict(&runs).map_err(anyhow::Error::new)
+    sla_verdict(&runs.all()).map_err(anyhow::Error::new)
 }
 
 /// The runs of `dirs` that missed their SLA, warm-ups aside (a run without a record is

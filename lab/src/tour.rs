@@ -6,6 +6,7 @@
 //! (`lab/tests/native_scale.rs`).
 
 use crate::runtime::{Action, Runtime};
+use crate::settings::Name;
 use crate::settings::Settings;
 use anyhow::{bail, Context};
 use common::wire;
@@ -159,14 +160,14 @@ pub const STEPS: &[Step] = &[
 /// The setup line for these ports, key and password.
 pub fn setup(posix: bool, settings: &Settings, key: &str) -> String {
     let line = if posix { SETUP.posix } else { SETUP.powershell };
-    line.replace("{lb}", settings.get("LB_PORT"))
-        .replace("{metrics}", settings.get("LB_METRICS_PORT"))
+    line.replace("{lb}", settings.get(Name::LbPort))
+        .replace("{metrics}", settings.get(Name::LbMetricsPort))
         .replace("{key}", key)
 }
 
 /// A step's line with the password in force (the lab users' `LAB_PASSWORD`).
 pub fn fill(line: &str, settings: &Settings) -> String {
-    line.replace("{password}", settings.get("LAB_PASSWORD"))
+    line.replace("{password}", settings.get(Name::LabPassword))
 }
 
 /// The whole POSIX script of the curl steps, in order, for these settings and key: what the
@@ -345,7 +346,7 @@ pub async fn run(rt: &mut dyn Runtime, key: &str) -> anyhow::Result<Seen> {
     );
     let login = wire::Login {
         username: "user1".into(),
-        password: settings.get("LAB_PASSWORD").to_string(),
+        password: settings.get(Name::LabPassword).to_string(),
     };
     let token = probe::client::log_in(&http, &target, &login)
         .await
@@ -461,7 +462,7 @@ pub async fn run(rt: &mut dyn Runtime, key: &str) -> anyhow::Result<Seen> {
         format!(
             "{n} in rotation {:.1} s after the kill (health checks every {} ms); {}",
             after.as_secs_f64(),
-            settings.get("HEALTH_INTERVAL_MS"),
+            settings.get(Name::HealthIntervalMs),
             counts(&seen.served_without)
         ),
     );

@@ -119,6 +119,26 @@ fn act_takes_instance_and_action_as_assignments_and_refuses_a_bad_action_in_one_
     assert!(err.contains("<ACTION>"), "{err}");
 }
 
+#[test]
+fn down_deletes_data_only_when_asked_and_refuses_another_word_in_one_line() {
+    let (code, err) = lab_natively(&["down", "DATA=yes"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("DATA takes delete or keep, not \"yes\""),
+        "{err}"
+    );
+    let help = Command::new(bin("lab"))
+        .args(["down", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("DATA=delete") && help.contains("-v"),
+        "{help}"
+    );
+}
+
 /// `lab <args>` with only `RUNTIME=native` in its environment: its exit code and stderr.
 fn lab_natively(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(bin("lab"))

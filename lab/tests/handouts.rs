@@ -110,7 +110,7 @@ fn every_make_command_a_handout_gives_names_a_target_and_settings_that_exist() {
         .collect();
     // What a command may set: a lab setting, a load generator option, or a Makefile variable.
     let known = |name: &str| {
-        lab::settings::TABLE.iter().any(|s| s.name == name)
+        lab::settings::find(name).is_some()
             // The lab hands these to the load generator (as LOADTEST_<name>).
             || common::load::ENV_NAMES.contains(&name)
             // What the lab's commands read from the environment (NAME, N, GATEWAYS, ...).

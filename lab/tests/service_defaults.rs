@@ -35,7 +35,7 @@ fn every_service_default_is_the_settings_tables() {
     for (service, cmd) in services {
         let own = defaults(cmd);
         for setting in TABLE.iter().filter(|s| s.applies_to(service)) {
-            if let Some(default) = own.get(setting.name) {
+            if let Some(default) = own.get(setting.name.as_str()) {
                 compared += 1;
                 if default != setting.default {
                     differ.push(format!(

@@ -102,12 +102,12 @@ fn compose_uses_the_table_names_and_defaults() {
                 }
             }
             Scope::Lab => assert!(
-                !uses.iter().any(|(n, _)| n == setting.name),
+                !uses.iter().any(|(n, _)| n == setting.name.as_str()),
                 "{} is the lab's own, yet docker-compose.yml passes it",
                 setting.name
             ),
             Scope::Compose | Scope::HostPort => assert!(
-                uses.iter().any(|(n, _)| n == setting.name),
+                uses.iter().any(|(n, _)| n == setting.name.as_str()),
                 "{} is never used in docker-compose.yml",
                 setting.name
             ),

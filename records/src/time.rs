@@ -48,6 +48,13 @@ pub fn utc_stamp() -> String {
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
+/// `20261123-121500`: the name the lab gives a batch of runs (and their folders' prefix),
+/// sorting by time.
+pub fn batch_stamp() -> String {
+    let (y, mo, d, h, mi, s) = civil(now_secs());
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
+}
+
 /// RFC 3339, UTC.
 pub fn utc_now() -> String {
     let (y, mo, d, h, mi, s) = civil(now_secs());

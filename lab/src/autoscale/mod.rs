@@ -6,6 +6,7 @@
 pub mod hpa;
 
 use crate::runtime::Runtime;
+use crate::settings::Name;
 use crate::settings::{parse_policies, Settings};
 use common::metrics::{sum, Sample, Targets};
 use common::record::AutoscalerSample;
@@ -43,14 +44,14 @@ pub struct Config {
 
 impl Config {
     pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
-        let metric = match s.get("AUTOSCALE_METRIC") {
+        let metric = match s.get(Name::AutoscaleMetric) {
             "cpu" => Metric::Cpu,
             "p95" => Metric::P95,
             _ => Metric::Utilization,
         };
         let (min, max) = (
-            s.number("MIN_REPLICAS") as u32,
-            s.number("MAX_REPLICAS") as u32,
+            s.number(Name::MinReplicas) as u32,
+            s.number(Name::MaxReplicas) as u32,
         );
         if min > max {
             anyhow::bail!("MIN_REPLICAS ({min}) must not exceed MAX_REPLICAS ({max})");
@@ -60,21 +61,21 @@ impl Config {
             hpa: Hpa {
                 min_replicas: min,
                 max_replicas: max,
-                target: s.number("AUTOSCALE_TARGET"),
-                tolerance: s.number("TOLERANCE"),
+                target: s.number(Name::AutoscaleTarget),
+                tolerance: s.number(Name::Tolerance),
                 scale_up: Behavior {
-                    stabilization_secs: s.number("SCALE_UP_STABILIZATION_SECS"),
-                    policies: parse_policies(s.get("SCALE_UP_POLICIES"))?,
+                    stabilization_secs: s.number(Name::ScaleUpStabilizationSecs),
+                    policies: parse_policies(s.get(Name::ScaleUpPolicies))?,
                     select: Select::Max,
                 },
                 scale_down: Behavior {
-                    stabilization_secs: s.number("SCALE_DOWN_STABILIZATION_SECS"),
-                    policies: parse_policies(s.get("SCALE_DOWN_POLICIES"))?,
+                    stabilization_secs: s.number(Name::ScaleDownStabilizationSecs),
+                    policies: parse_policies(s.get(Name::ScaleDownPolicies))?,
                     select: Select::Max,
                 },
             },
-            sync: Duration::from_secs(s.number("SYNC_PERIOD_SECS") as u64),
-            sla_p95_ms: s.number("SLA_P95_MS"),
+            sync: Duration::from_secs(s.number(Name::SyncPeriodSecs) as u64),
+            sla_p95_ms: s.number(Name::SlaP95Ms),
         })
     }
 }

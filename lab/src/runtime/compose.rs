@@ -9,6 +9,7 @@ use super::{
 };
 use crate::container;
 use crate::lb::LoadBalancer;
+use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -70,7 +71,7 @@ impl Compose {
             LoadBalancer::at(
                 "http://load_balancer:9100",
                 "http://load_balancer:9101",
-                settings.get("ADMIN_TOKEN"),
+                settings.get(Name::AdminToken),
             )
         } else {
             LoadBalancer::new(&settings)
@@ -194,7 +195,7 @@ impl Compose {
         // Replicas cannot share a host port: an empty one lets the engine choose each.
         for (service, port) in HOST_PORTS {
             if self.wanted(service) > 1 {
-                cmd.env(port, "");
+                cmd.env(port.as_str(), "");
             }
         }
         cmd
@@ -327,15 +328,15 @@ impl Compose {
             return Ok(());
         }
         let s = &self.settings;
-        let chosen_by_the_engine = |name: &str| {
+        let chosen_by_the_engine = |name: Name| {
             HOST_PORTS
                 .iter()
                 .any(|(service, port)| *port == name && self.wanted(*service) > 1)
         };
         let ports: Vec<(&str, u16)> = super::published::PUBLISHED_FROM_THE_HOST
-            .iter()
-            .filter(|name| !chosen_by_the_engine(name))
-            .map(|name| (*name, s.port(name)))
+            .into_iter()
+            .filter(|name| !chosen_by_the_engine(*name))
+            .map(|name| (name.as_str(), s.port(name)))
             .collect();
         super::check_ports_free(&ports)
     }
@@ -369,9 +370,9 @@ impl Compose {
 
 /// The scalable services' host ports (docker-compose.host.yml): the setting's port for one
 /// replica, one the engine chooses for each of several.
-const HOST_PORTS: [(Service, &str); 2] = [
-    (Service::Microservice, "MICROSERVICE_PORT"),
-    (Service::Worker, "WORKER_PORT"),
+const HOST_PORTS: [(Service, Name); 2] = [
+    (Service::Microservice, Name::MicroservicePort),
+    (Service::Worker, Name::WorkerPort),
 ];
 
 /// Every service of the stack (not the `lab` service, which runs the lab itself).
@@ -560,7 +561,7 @@ impl Runtime for Compose {
         self.discover().await;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://localhost:{} (compose)",
-            self.settings.get("LB_PORT")
+            self.settings.get(Name::LbPort)
         );
         Ok(())
     }
@@ -583,7 +584,7 @@ impl Runtime for Compose {
                 addrs.push(self.gateway_addr(&c.4).await?);
             }
             self.lb.drain_and_wait(&addrs, DRAIN_LIMIT).await?;
-            let grace = self.settings.get("SHUTDOWN_GRACE_SECS").to_string();
+            let grace = self.settings.get(Name::ShutdownGraceSecs).to_string();
             for c in leaving {
                 run_checked(
                     Command::new("docker").args(["stop", "-t", &grace, &c.4]),

@@ -6,6 +6,7 @@
 
 use super::compose::Compose;
 use super::Runtime;
+use crate::settings::Name;
 use anyhow::{bail, Context};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -221,7 +222,7 @@ impl<'a> Images<'a> {
             eprintln!(
                 "lab: pulling {} image(s) from {} (once; before class: docker compose --profile lab pull)",
                 missing.len(),
-                self.compose.settings().get("IMAGE_REGISTRY")
+                self.compose.settings().get(Name::ImageRegistry)
             );
         }
         for image in &missing {

@@ -17,6 +17,7 @@ pub mod stack;
 pub mod swarm;
 
 use crate::lb::LoadBalancer;
+use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -129,8 +130,8 @@ pub trait Runtime: Send {
     /// Base URLs of every instance of the microservice or the worker the stack runs.
     fn instance_urls(&self, service: Service) -> Vec<String> {
         let port = match service {
-            Service::Microservice => "MICROSERVICE_PORT",
-            Service::Worker => "WORKER_PORT",
+            Service::Microservice => Name::MicroservicePort,
+            Service::Worker => Name::WorkerPort,
             _ => return Vec::new(),
         };
         vec![format!("http://127.0.0.1:{}", self.settings().get(port))]
@@ -151,8 +152,8 @@ pub(crate) fn replica_name(service: Service, i: usize) -> String {
 /// `WORKERS`); one of anything else.
 pub(crate) fn replicas_wanted(settings: &Settings, service: Service) -> usize {
     match service {
-        Service::Microservice => settings.number("MICROSERVICES") as usize,
-        Service::Worker => settings.number("WORKERS") as usize,
+        Service::Microservice => settings.number(Name::Microservices) as usize,
+        Service::Worker => settings.number(Name::Workers) as usize,
         _ => 1,
     }
 }
@@ -182,10 +183,10 @@ pub struct Endpoints {
 impl Endpoints {
     pub fn from_settings(s: &Settings) -> Self {
         Self {
-            target: format!("http://127.0.0.1:{}", s.get("LB_PORT")),
-            lb_metrics: format!("http://127.0.0.1:{}/metrics", s.get("LB_METRICS_PORT")),
-            microservice: format!("http://127.0.0.1:{}", s.get("MICROSERVICE_PORT")),
-            worker_metrics: format!("http://127.0.0.1:{}/metrics", s.get("WORKER_PORT")),
+            target: format!("http://127.0.0.1:{}", s.get(Name::LbPort)),
+            lb_metrics: format!("http://127.0.0.1:{}/metrics", s.get(Name::LbMetricsPort)),
+            microservice: format!("http://127.0.0.1:{}", s.get(Name::MicroservicePort)),
+            worker_metrics: format!("http://127.0.0.1:{}/metrics", s.get(Name::WorkerPort)),
         }
     }
 }

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::lb::LoadBalancer;
 use crate::platform::{self, Signal};
+use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -188,7 +189,7 @@ impl Native {
     fn database_url(&self) -> String {
         self.options.database_url.clone().unwrap_or_else(|| {
             common::db::local_url(
-                self.settings.get("POSTGRES_PASSWORD"),
+                self.settings.get(Name::PostgresPassword),
                 "127.0.0.1:5432",
                 "scalelab",
             )
@@ -197,9 +198,9 @@ impl Native {
 
     fn port_of(&self, service: Service) -> u16 {
         match service {
-            Service::LoadBalancer => self.settings.port("LB_PORT"),
-            Service::Microservice => self.settings.port("MICROSERVICE_PORT"),
-            Service::Worker => self.settings.port("WORKER_PORT"),
+            Service::LoadBalancer => self.settings.port(Name::LbPort),
+            Service::Microservice => self.settings.port(Name::MicroservicePort),
+            Service::Worker => self.settings.port(Name::WorkerPort),
             Service::Gateway => unreachable!("gateways have one port each"),
         }
     }
@@ -278,7 +279,7 @@ impl Native {
             platform::signal(pid, Signal::Term);
             let grace: u64 = self
                 .settings
-                .get("SHUTDOWN_GRACE_SECS")
+                .get(Name::ShutdownGraceSecs)
                 .parse()
                 .unwrap_or(5);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(grace + 5);
@@ -317,11 +318,11 @@ impl Native {
         let extra = vec![
             (
                 "METRICS_ADDR".into(),
-                format!("127.0.0.1:{}", s.get("LB_METRICS_PORT")),
+                format!("127.0.0.1:{}", s.get(Name::LbMetricsPort)),
             ),
             (
                 "ADMIN_ADDR".into(),
-                format!("127.0.0.1:{}", s.get("LB_ADMIN_PORT")),
+                format!("127.0.0.1:{}", s.get(Name::LbAdminPort)),
             ),
             (
                 "BACKENDS".into(),
@@ -332,15 +333,15 @@ impl Native {
                     .join(","),
             ),
         ];
-        let metrics = s.port("LB_METRICS_PORT");
+        let metrics = s.port(Name::LbMetricsPort);
         check_ports_free(&[
-            ("LB_METRICS_PORT", metrics),
-            ("LB_ADMIN_PORT", s.port("LB_ADMIN_PORT")),
+            (Name::LbMetricsPort.as_str(), metrics),
+            (Name::LbAdminPort.as_str(), s.port(Name::LbAdminPort)),
         ])?;
         self.start(
             "load_balancer",
             Service::LoadBalancer,
-            s.port("LB_PORT"),
+            s.port(Name::LbPort),
             extra,
         )?;
         self.wait_ready(
@@ -356,7 +357,7 @@ impl Native {
         }
         let status = tokio::process::Command::new(self.paths.root.join("scripts/deps"))
             .arg("up")
-            .env("PG_PASSWORD", self.settings.get("POSTGRES_PASSWORD"))
+            .env("PG_PASSWORD", self.settings.get(Name::PostgresPassword))
             .stdout(Stdio::null())
             .status()
             .await
@@ -413,10 +414,11 @@ impl Runtime for Native {
         std::fs::create_dir_all(&self.paths.run)?;
         if !self.alive("load_balancer") {
             let s = &self.settings;
+            let port = |name: Name| (name.as_str(), s.port(name));
             check_ports_free(&[
-                ("LB_PORT", s.port("LB_PORT")),
-                ("LB_METRICS_PORT", s.port("LB_METRICS_PORT")),
-                ("LB_ADMIN_PORT", s.port("LB_ADMIN_PORT")),
+                port(Name::LbPort),
+                port(Name::LbMetricsPort),
+                port(Name::LbAdminPort),
             ])?;
         }
         std::fs::write(self.paths.run.join("runtime"), "native\n")?;
@@ -433,7 +435,7 @@ impl Runtime for Native {
         self.scale(gateways).await?;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (native)",
-            self.settings.get("LB_PORT")
+            self.settings.get(Name::LbPort)
         );
         Ok(())
     }

@@ -2,16 +2,17 @@
 //! setting that moves it), and an engine that lets other machines on the network reach what
 //! it publishes on 127.0.0.1.
 
+use crate::settings::Name;
 use crate::settings::Settings;
 
 /// The host ports a lab on the host publishes (docker-compose.yml and
 /// docker-compose.host.yml); in the lab container only the first two are.
-pub const PUBLISHED_FROM_THE_HOST: [&str; 5] = [
-    "LB_PORT",
-    "LB_METRICS_PORT",
-    "LB_ADMIN_PORT",
-    "MICROSERVICE_PORT",
-    "WORKER_PORT",
+pub const PUBLISHED_FROM_THE_HOST: [Name; 5] = [
+    Name::LbPort,
+    Name::LbMetricsPort,
+    Name::LbAdminPort,
+    Name::MicroservicePort,
+    Name::WorkerPort,
 ];
 
 /// What engines say of a host port they cannot publish: Linux's, and Docker Desktop's on
@@ -32,7 +33,7 @@ pub(crate) fn port_taken(error: &str, settings: &Settings) -> Option<String> {
     }
     let named = PUBLISHED_FROM_THE_HOST
         .into_iter()
-        .find(|name| error.contains(&format!(":{}", settings.get(name))));
+        .find(|name| error.contains(&format!(":{}", settings.get(*name))));
     let reserved = lower.contains("forbidden by its access permissions");
     let why = if reserved {
         "is reserved by Windows (Hyper-V/WinNAT: netsh interface ipv4 show excludedportrange protocol=tcp lists the ranges)"
@@ -46,7 +47,7 @@ pub(crate) fn port_taken(error: &str, settings: &Settings) -> Option<String> {
         ),
         None => format!(
             "a port the stack publishes {why}; move it in .env ({})",
-            PUBLISHED_FROM_THE_HOST.join(", ")
+            PUBLISHED_FROM_THE_HOST.map(Name::as_str).join(", ")
         ),
     })
 }

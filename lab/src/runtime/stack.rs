@@ -2,6 +2,7 @@
 //! tested without a Docker engine (see `swarm.rs` for why each rule).
 
 use super::swarm::EDGE;
+use crate::settings::Name;
 use crate::settings::Settings;
 use anyhow::{bail, Context};
 use serde_yaml_ng::{Mapping, Value};
@@ -79,12 +80,12 @@ pub fn stack_file(compose_config: &str, s: &Settings, gateways: usize) -> anyhow
                     .get_mut("environment")
                     .and_then(Value::as_mapping_mut)
                     .context("the gateway has no environment")?;
-                if s.get("SHUTDOWN_DELAY_MS") == "0" {
+                if s.get(Name::ShutdownDelayMs) == "0" {
                     env.insert(yaml("SHUTDOWN_DELAY_MS"), yaml(LEAVE_DELAY_MS));
                 }
             }
             "load_balancer" => {
-                let published: u64 = s.get("LB_PORT").parse().context("LB_PORT")?;
+                let published: u64 = s.get(Name::LbPort).parse().context("LB_PORT")?;
                 m.insert(
                     yaml("ports"),
                     Value::Sequence(vec![map(vec![
@@ -188,7 +189,7 @@ volumes:
         assert_eq!(ports[0]["target"], Value::from(8080u64));
         assert_eq!(
             ports[0]["published"],
-            Value::from(s.get("LB_PORT").parse::<u64>().unwrap())
+            Value::from(s.get(Name::LbPort).parse::<u64>().unwrap())
         );
         assert_eq!(doc["networks"]["lab"]["attachable"], Value::Bool(true));
         assert_eq!(doc["networks"]["lab"]["driver"], yaml("overlay"));

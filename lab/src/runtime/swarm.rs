@@ -26,6 +26,7 @@ use super::{
     DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::lb::LoadBalancer;
+use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 use async_trait::async_trait;
@@ -137,7 +138,7 @@ impl Swarm {
     async fn start_edge(&self) -> anyhow::Result<()> {
         let _ = docker_ok(&["rm", "-f", EDGE]).await;
         let s = self.settings();
-        let publish = |name: &str, inner: u16| format!("127.0.0.1:{}:{inner}", s.get(name));
+        let publish = |name: Name, inner: u16| format!("127.0.0.1:{}:{inner}", s.get(name));
         docker(&[
             "run",
             "-d",
@@ -150,13 +151,13 @@ impl Swarm {
             "--label",
             &format!("scalelab.stack={STACK}"),
             "-p",
-            &publish("LB_METRICS_PORT", 9100),
+            &publish(Name::LbMetricsPort, 9100),
             "-p",
-            &publish("LB_ADMIN_PORT", 9101),
+            &publish(Name::LbAdminPort, 9101),
             "-p",
-            &publish("MICROSERVICE_PORT", 8001),
+            &publish(Name::MicroservicePort, 8001),
             "-p",
-            &publish("WORKER_PORT", 8002),
+            &publish(Name::WorkerPort, 8002),
             &self.app_image(),
             "relay",
             "9100=load_balancer:9100",
@@ -381,7 +382,7 @@ impl Runtime for Swarm {
         self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (swarm)",
-            self.settings().get("LB_PORT")
+            self.settings().get(Name::LbPort)
         );
         Ok(())
     }
@@ -641,7 +642,7 @@ impl Runtime for Swarm {
 /// Swarm publishes one port per service through its edge and runs one microservice and one
 /// worker: more needs compose or the native runtime.
 fn one_of_each(settings: &Settings, runtime: &str) -> anyhow::Result<()> {
-    for name in ["WORKERS", "MICROSERVICES"] {
+    for name in [Name::Workers, Name::Microservices] {
         if settings.get(name) != "1" {
             bail!(
                 "{name}={} needs RUNTIME=compose or RUNTIME=native: the {runtime} stack runs one of each",

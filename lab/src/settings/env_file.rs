@@ -2,7 +2,7 @@
 //! names it may still hold, Compose's and Docker's own variables it may carry, its secret, and
 //! `.env.example`, generated from the table.
 
-use super::{find, Settings, TABLE};
+use super::{find, Name, Settings, TABLE};
 use anyhow::{bail, Context};
 use std::path::Path;
 
@@ -68,7 +68,7 @@ impl Settings {
             }
         }
         for setting in TABLE {
-            setting.check(&settings.values[setting.name])?;
+            setting.check(&settings.values[setting.name.as_str()])?;
         }
         Ok(settings)
     }
@@ -152,7 +152,7 @@ pub fn parse_env_file(text: &str) -> anyhow::Result<Vec<(usize, String, String)>
 
 /// Settings `.env.example` shows commented out, so that a `.env` made from it keeps
 /// following the checkout's default after a `git pull`.
-const FOLLOWS_THE_CHECKOUT: [&str; 1] = ["IMAGE_TAG"];
+const FOLLOWS_THE_CHECKOUT: [Name; 1] = [Name::ImageTag];
 
 /// The text of `.env.example`, generated from the table.
 pub fn env_example() -> String {
@@ -179,11 +179,11 @@ pub fn env_example() -> String {
 
 /// The secrets the lab makes up when `.env` has none: the gateways' JWT key, the load
 /// balancer's admin token and the Postgres password.
-pub const GENERATED: [&str; 3] = ["JWT_SECRET", "ADMIN_TOKEN", "POSTGRES_PASSWORD"];
+pub const GENERATED: [Name; 3] = [Name::JwtSecret, Name::AdminToken, Name::PostgresPassword];
 
 /// A value an older `.env.example` wrote for a secret that is generated now: replaced like a
 /// missing one (the native Postgres the lab made is moved to the new password at its start).
-const OLD_DEFAULTS: [(&str, &str); 1] = [("POSTGRES_PASSWORD", "postgres")];
+const OLD_DEFAULTS: [(Name, &str); 1] = [(Name::PostgresPassword, "postgres")];
 
 /// `.env`'s text with a random value for each [`GENERATED`] secret it lacks, has empty or
 /// has at an old default, and the names filled; None when it has them all.
@@ -195,14 +195,14 @@ fn with_secret(
     let mut out: Vec<String> = text.lines().map(str::to_string).collect();
     let mut filled = Vec::new();
     for name in GENERATED {
-        match lines.iter().find(|(_, k, _)| k == name) {
+        match lines.iter().find(|(_, k, _)| k == name.as_str()) {
             Some((_, _, v)) if !v.is_empty() && !OLD_DEFAULTS.contains(&(name, v.as_str())) => {
                 continue
             }
             Some((line_no, _, _)) => out[line_no - 1] = format!("{name}={}", secret()?),
             None => out.push(format!("{name}={}", secret()?)),
         }
-        filled.push(name);
+        filled.push(name.as_str());
     }
     Ok((!filled.is_empty()).then(|| (out.join("\n") + "\n", filled)))
 }
@@ -240,7 +240,7 @@ mod tests {
                 s = "s".repeat(64)
             )
         );
-        assert_eq!(names, GENERATED);
+        assert_eq!(names, GENERATED.map(Name::as_str));
         let (filled, _) = with_secret("# mine\nJWT_SECRET=\nMAX_QUEUE=8\n", secret)
             .unwrap()
             .unwrap();
@@ -285,7 +285,7 @@ mod tests {
             std::fs::set_permissions(dir.join(".env"), std::fs::Permissions::from_mode(0o644))
                 .unwrap();
             let s = Settings::load(&dir).unwrap();
-            assert_eq!(s.get("ADMIN_TOKEN").len(), 64);
+            assert_eq!(s.get(Name::AdminToken).len(), 64);
             let mode = std::fs::metadata(dir.join(".env"))
                 .unwrap()
                 .permissions()

@@ -11,6 +11,9 @@
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 
+/// A setting's name: `Name::LbPort` is `LB_PORT`; a misspelt one does not compile.
+pub use common::names::SettingName as Name;
+
 /// A service of the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
@@ -99,7 +102,7 @@ pub enum Kind {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Setting {
-    pub name: &'static str,
+    pub name: Name,
     pub default: &'static str,
     pub scope: Scope,
     pub kind: Kind,
@@ -121,7 +124,7 @@ const WK: &[Service] = &[Service::Worker];
 const LB: &[Service] = &[Service::LoadBalancer];
 
 const fn s(
-    name: &'static str,
+    name: Name,
     default: &'static str,
     scope: Scope,
     kind: Kind,
@@ -144,7 +147,7 @@ const fn int(min: u64, max: u64) -> Kind {
 /// Every lab setting, grouped as `.env.example` shows them.
 pub const TABLE: &[Setting] = &[
     Setting {
-        name: "JWT_SECRET",
+        name: Name::JwtSecret,
         default: "",
         scope: Scope::Services(GW),
         kind: Kind::Text { min_len: 16 },
@@ -152,7 +155,7 @@ pub const TABLE: &[Setting] = &[
         secret: true,
     },
     Setting {
-        name: "ADMIN_TOKEN",
+        name: Name::AdminToken,
         default: "",
         scope: Scope::Services(LB),
         kind: Kind::Text { min_len: 16 },
@@ -160,63 +163,63 @@ pub const TABLE: &[Setting] = &[
         secret: true,
     },
     // The knobs behind "1 vs 3 gateways".
-    s("MAX_IN_FLIGHT", "4", Scope::Services(GW), int(0, 100_000),
+    s(Name::MaxInFlight, "4", Scope::Services(GW), int(0, 100_000),
       "Requests each gateway serves at once (0 = no limit): a fixed pool of server workers, as in the seed lab."),
-    s("MAX_QUEUE", "64", Scope::Services(GW), int(0, 1_000_000),
+    s(Name::MaxQueue, "64", Scope::Services(GW), int(0, 1_000_000),
       "Requests each gateway queues for a slot before it answers 503."),
-    s("QUEUE_TIMEOUT_MS", "5000", Scope::Services(GW), int(1, 600_000),
+    s(Name::QueueTimeoutMs, "5000", Scope::Services(GW), int(1, 600_000),
       "Longest wait for a slot."),
-    s("MICROSERVICE_TIMEOUT_MS", "5000", Scope::Services(GW), int(1, 600_000),
+    s(Name::MicroserviceTimeoutMs, "5000", Scope::Services(GW), int(1, 600_000),
       "Longest wait for the microservice's answer; past it the gateway answers 504."),
-    s("GATEWAY_CPUS", "0.5", Scope::Compose, Kind::Cpus,
+    s(Name::GatewayCpus, "0.5", Scope::Compose, Kind::Cpus,
       "CPUs each gateway container may use (compose only)."),
-    s("CACHE_ENABLED", "true", Scope::Services(GW), Kind::Bool,
+    s(Name::CacheEnabled, "true", Scope::Services(GW), Kind::Bool,
       "Cache-aside in Redis for /data and /process."),
-    s("CACHE_TTL_SECS", "30", Scope::Services(GW), int(1, 86_400),
+    s(Name::CacheTtlSecs, "30", Scope::Services(GW), int(1, 86_400),
       "Lifetime of a cache entry."),
     // The slow path.
-    s("DB_POOL_SIZE", "10", Scope::Services(MS), int(1, 1000),
+    s(Name::DbPoolSize, "10", Scope::Services(MS), int(1, 1000),
       "Postgres connections in the microservice's pool: with the service time, its capacity (Little's law)."),
-    s("DB_DELAY_MS", "50", Scope::Services(MS), int(0, 60_000),
+    s(Name::DbDelayMs, "50", Scope::Services(MS), int(0, 60_000),
       "pg_sleep per microservice request, holding its connection."),
-    s("SEED_ROWS", "100000", Scope::Services(MS), int(1, 100_000_000),
+    s(Name::SeedRows, "100000", Scope::Services(MS), int(1, 100_000_000),
       "Rows in the table every microservice request scans."),
     // Tactics (make experiment NAME=...): each a switch of the stack, usable on its own too.
-    s("ITEMS_INDEX", "false", Scope::Services(MS), Kind::Bool,
+    s(Name::ItemsIndex, "false", Scope::Services(MS), Kind::Bool,
       "An index on the column the microservice filters on (created at start when true, dropped when false)."),
-    s("DB_POOL_MODE", "pooled", Scope::Services(MS), Kind::Word(&["pooled", "per-request"]),
+    s(Name::DbPoolMode, "pooled", Scope::Services(MS), Kind::Word(&["pooled", "per-request"]),
       "pooled: requests borrow DB_POOL_SIZE open connections; per-request: each opens and closes its own."),
-    s("MICROSERVICE_CLIENT", "shared", Scope::Services(GW), Kind::Word(&["shared", "per-request"]),
+    s(Name::MicroserviceClient, "shared", Scope::Services(GW), Kind::Word(&["shared", "per-request"]),
       "shared: one keep-alive HTTP client per gateway; per-request: a new client (and connection) per cache miss."),
-    s("LONGTASK_MODE", "queued", Scope::Services(GW), Kind::Word(&["queued", "inline"]),
+    s(Name::LongtaskMode, "queued", Scope::Services(GW), Kind::Word(&["queued", "inline"]),
       "Where a gateway runs a long task: queued for the worker (202 at once), or inline, inside the request (200 once done: offloading undone)."),
-    s("LISTING_CACHE", "local", Scope::Services(GW), Kind::Word(&["none", "redis", "local"]),
+    s(Name::ListingCache, "local", Scope::Services(GW), Kind::Word(&["none", "redis", "local"]),
       "Where the gateway caches /listing: nowhere, in Redis (shared), or in each gateway's memory."),
-    s("LISTING_TTL_SECS", "10", Scope::Services(GW), int(1, 86_400),
+    s(Name::ListingTtlSecs, "10", Scope::Services(GW), int(1, 86_400),
       "Lifetime of a cached listing: the most stale a /listing answer can be."),
-    s("LISTING_DELAY_MS", "300", Scope::Services(MS), int(0, 60_000),
+    s(Name::ListingDelayMs, "300", Scope::Services(MS), int(0, 60_000),
       "How long the microservice's /listing takes (a slow object-store listing)."),
-    s("GATEWAY_THREADS", "0", Scope::Services(GW), int(0, 256),
+    s(Name::GatewayThreads, "0", Scope::Services(GW), int(0, 256),
       "Threads of each gateway's runtime and its password checks at once (0 = one per core; 1 = one event loop, like a Node.js process)."),
     // The queue.
-    s("WORKER_CONCURRENCY", "4", Scope::Services(WK), int(1, 1000),
+    s(Name::WorkerConcurrency, "4", Scope::Services(WK), int(1, 1000),
       "Long tasks the worker runs at once."),
-    s("BATCH_SIZE", "20", Scope::Services(WK), int(1, 10_000),
+    s(Name::BatchSize, "20", Scope::Services(WK), int(1, 10_000),
       "Task results the worker writes per transaction at most."),
-    s("VISIBILITY_TIMEOUT_MS", "30000", Scope::Services(WK), int(300, 3_600_000),
+    s(Name::VisibilityTimeoutMs, "30000", Scope::Services(WK), int(300, 3_600_000),
       "A job delivered but not acknowledged for this long is taken over by a live worker (a crashed worker's jobs); a running job's worker renews it."),
-    s("MAX_ATTEMPTS", "5", Scope::Services(WK), int(1, 1_000),
+    s(Name::MaxAttempts, "5", Scope::Services(WK), int(1, 1_000),
       "Runs of a job at most: one delivered again after that many runs without completing (a poison job) is dead-lettered (status dead, a copy in the :dead stream)."),
     // Replicas of the other tiers (native and compose; Swarm runs one of each).
-    s("WORKERS", "1", Scope::Lab, int(1, 16),
+    s(Name::Workers, "1", Scope::Lab, int(1, 16),
       "Worker instances consuming the queue (native: ports WORKER_PORT, +100, +200, ...; compose: --scale, host ports the engine chooses)."),
-    s("MICROSERVICES", "1", Scope::Lab, int(1, 16),
+    s(Name::Microservices, "1", Scope::Lab, int(1, 16),
       "Microservice instances; each gateway sends its misses to them in turn (native: ports MICROSERVICE_PORT, +100, ...; compose: --scale, found by DNS)."),
     // Lab users: the gateway seeds them, the load generator logs in as them.
-    s("LAB_USERS", "100", Scope::Services(GW), int(1, 1_000_000),
+    s(Name::LabUsers, "100", Scope::Services(GW), int(1, 1_000_000),
       "Lab users user1..userN."),
     Setting {
-        name: "LAB_PASSWORD",
+        name: Name::LabPassword,
         default: "scalelab",
         scope: Scope::Services(GW),
         kind: Kind::Text { min_len: 1 },
@@ -224,21 +227,21 @@ pub const TABLE: &[Setting] = &[
         secret: true,
     },
     // The load balancer.
-    s("HEALTH_INTERVAL_MS", "1000", Scope::Services(LB), int(1, 600_000),
+    s(Name::HealthIntervalMs, "1000", Scope::Services(LB), int(1, 600_000),
       "How often the load balancer checks each gateway's /health."),
-    s("DISCOVERY_INTERVAL_MS", "1000", Scope::Services(LB), int(1, 600_000),
+    s(Name::DiscoveryIntervalMs, "1000", Scope::Services(LB), int(1, 600_000),
       "How often it re-resolves the gateways' name (compose replicas join and leave)."),
     // Every service.
-    s("LOG_FORMAT", "pretty", Scope::Services(ALL), Kind::Word(&["pretty", "json"]),
+    s(Name::LogFormat, "pretty", Scope::Services(ALL), Kind::Word(&["pretty", "json"]),
       "pretty or json."),
-    s("RUST_LOG", "info", Scope::Services(ALL), Kind::Text { min_len: 1 },
+    s(Name::RustLog, "info", Scope::Services(ALL), Kind::Text { min_len: 1 },
       "Log filter."),
-    s("SHUTDOWN_GRACE_SECS", "5", Scope::Services(ALL), int(1, 600),
+    s(Name::ShutdownGraceSecs, "5", Scope::Services(ALL), int(1, 600),
       "Longest drain after SIGTERM."),
-    s("SHUTDOWN_DELAY_MS", "0", Scope::Services(GW), int(0, 60_000),
+    s(Name::ShutdownDelayMs, "0", Scope::Services(GW), int(0, 60_000),
       "A gateway serves this long after SIGTERM before it refuses connections (the swarm runtime uses 3000 when 0: Swarm, not the lab, picks which gateway leaves)."),
     Setting {
-        name: "POSTGRES_PASSWORD",
+        name: Name::PostgresPassword,
         default: "",
         scope: Scope::Compose,
         kind: Kind::Text { min_len: 1 },
@@ -247,53 +250,53 @@ pub const TABLE: &[Setting] = &[
     },
     // Images (compose, swarm): one registry and one tag name every image the lab runs, the
     // released ones by default (a fork or a school mirror is IMAGE_REGISTRY alone).
-    s("IMAGE_REGISTRY", "ghcr.io/scalelab", Scope::Compose, Kind::Registry,
+    s(Name::ImageRegistry, "ghcr.io/scalelab", Scope::Compose, Kind::Registry,
       "Where the lab's images come from: <registry>/scalelab-app, -lab, and copies of postgres, redis and prometheus (a school mirror or a fork: its own)."),
-    s("IMAGE_TAG", env!("CARGO_PKG_VERSION"), Scope::Compose, Kind::Tag,
+    s(Name::ImageTag, env!("CARGO_PKG_VERSION"), Scope::Compose, Kind::Tag,
       "Tag of the scalelab-app and scalelab-lab images: the checkout's version (the lab refuses images of another version)."),
-    s("DOCKER_SOCKET", "/var/run/docker.sock", Scope::Compose, Kind::Text { min_len: 1 },
+    s(Name::DockerSocket, "/var/run/docker.sock", Scope::Compose, Kind::Text { min_len: 1 },
       "The Docker engine's socket on the host, mounted into the lab container (rootless Docker: /run/user/<uid>/docker.sock)."),
     // The autoscaler (make autoscale): the Kubernetes HPA's algorithm with classroom timings.
-    s("AUTOSCALE_METRIC", "utilization", Scope::Lab, Kind::Word(&["utilization", "cpu", "p95"]),
+    s(Name::AutoscaleMetric, "utilization", Scope::Lab, Kind::Word(&["utilization", "cpu", "p95"]),
       "What the autoscaler reads per gateway: utilization ((in service + waiting) / MAX_IN_FLIGHT), cpu (share of its CPU limit), or p95 (the load balancer's p95 to it / SLA_P95_MS)."),
-    s("AUTOSCALE_TARGET", "0.7", Scope::Lab, Kind::Decimal { min: 0.01, max: 100.0 },
+    s(Name::AutoscaleTarget, "0.7", Scope::Lab, Kind::Decimal { min: 0.01, max: 100.0 },
       "The metric's target per gateway: desired = ceil(current x metric / target)."),
-    s("MIN_REPLICAS", "1", Scope::Lab, int(1, 100), "Fewest gateways the autoscaler keeps."),
-    s("MAX_REPLICAS", "3", Scope::Lab, int(1, 100), "Most gateways the autoscaler starts."),
-    s("SYNC_PERIOD_SECS", "2", Scope::Lab, int(1, 300),
+    s(Name::MinReplicas, "1", Scope::Lab, int(1, 100), "Fewest gateways the autoscaler keeps."),
+    s(Name::MaxReplicas, "3", Scope::Lab, int(1, 100), "Most gateways the autoscaler starts."),
+    s(Name::SyncPeriodSecs, "2", Scope::Lab, int(1, 300),
       "How often the autoscaler decides (Kubernetes: 15 s; shorter so a class period sees it)."),
-    s("TOLERANCE", "0.1", Scope::Lab, Kind::Decimal { min: 0.0, max: 1.0 },
+    s(Name::Tolerance, "0.1", Scope::Lab, Kind::Decimal { min: 0.0, max: 1.0 },
       "No change while metric / target is within 1 +- this."),
-    s("SCALE_UP_STABILIZATION_SECS", "0", Scope::Lab, int(0, 3600),
+    s(Name::ScaleUpStabilizationSecs, "0", Scope::Lab, int(0, 3600),
       "A scale-up takes the lowest recommendation of this window."),
-    s("SCALE_DOWN_STABILIZATION_SECS", "30", Scope::Lab, int(0, 3600),
+    s(Name::ScaleDownStabilizationSecs, "30", Scope::Lab, int(0, 3600),
       "A scale-down takes the highest recommendation of this window (Kubernetes: 300 s; 30 s fits a class period)."),
-    s("SCALE_UP_POLICIES", "4/15s,100%/15s", Scope::Lab, Kind::Policies,
+    s(Name::ScaleUpPolicies, "4/15s,100%/15s", Scope::Lab, Kind::Policies,
       "At most N gateways or P % per period when scaling up; the most permissive wins."),
-    s("SCALE_DOWN_POLICIES", "100%/15s", Scope::Lab, Kind::Policies,
+    s(Name::ScaleDownPolicies, "100%/15s", Scope::Lab, Kind::Policies,
       "The same when scaling down."),
-    s("SLA_P95_MS", "500", Scope::Lab, int(1, 600_000),
+    s(Name::SlaP95Ms, "500", Scope::Lab, int(1, 600_000),
       "The SLA's 95th percentile: the p95 metric's unit, and the load test's verdict."),
-    s("STUDENT", "", Scope::Lab, Kind::Text { min_len: 0 },
+    s(Name::Student, "", Scope::Lab, Kind::Text { min_len: 0 },
       "Your name on the archive `make handin` builds (handin/lab<N>-<name>.tar.gz)."),
-    s("SLA", "", Scope::Lab, Kind::Sla,
+    s(Name::Sla, "", Scope::Lab, Kind::Sla,
       "SLA rules checked at the end of every run, k6-style: p95<500ms,error<1%,rps>=100,GET /data:p99<1s (empty: p95 below SLA_P95_MS, errors at most 1 %)."),
-    s("FAIL_ON_SLA", "0", Scope::Lab, Kind::Word(&["0", "1", "false", "true"]),
+    s(Name::FailOnSla, "0", Scope::Lab, Kind::Word(&["0", "1", "false", "true"]),
       "1: a command whose run missed its SLA exits 99 (after writing the run and the report), naming the rule."),
     // Host ports.
-    s("LB_PORT", "8080", Scope::HostPort, Kind::Port,
+    s(Name::LbPort, "8080", Scope::HostPort, Kind::Port,
       "The load balancer, where the load goes."),
-    s("LB_METRICS_PORT", "9100", Scope::HostPort, Kind::Port,
+    s(Name::LbMetricsPort, "9100", Scope::HostPort, Kind::Port,
       "Its metrics, /health and GET /backends (127.0.0.1 only)."),
-    s("LB_ADMIN_PORT", "9101", Scope::HostPort, Kind::Port,
+    s(Name::LbAdminPort, "9101", Scope::HostPort, Kind::Port,
       "Its admin port: PUT /backends, PUT /drain (127.0.0.1 only)."),
-    s("MICROSERVICE_PORT", "8001", Scope::HostPort, Kind::Port,
+    s(Name::MicroservicePort, "8001", Scope::HostPort, Kind::Port,
       "The microservice (127.0.0.1 only; the load test reads its /config)."),
-    s("WORKER_PORT", "8002", Scope::HostPort, Kind::Port,
+    s(Name::WorkerPort, "8002", Scope::HostPort, Kind::Port,
       "The worker (127.0.0.1 only; the load test samples its queue)."),
-    s("PROMETHEUS_PORT", "9090", Scope::HostPort, Kind::Port,
+    s(Name::PrometheusPort, "9090", Scope::HostPort, Kind::Port,
       "Prometheus of the observability profile (127.0.0.1 only)."),
-    s("LIVE_PORT", "8089", Scope::HostPort, Kind::Port,
+    s(Name::LivePort, "8089", Scope::HostPort, Kind::Port,
       "The lab's live page (http://127.0.0.1:LIVE_PORT/) while a command drives load, and for make watch (127.0.0.1 only)."),
 ];
 
@@ -329,8 +332,17 @@ fn is_tag(value: &str) -> bool {
 mod env_file;
 pub use env_file::{env_example, is_docker_variable, parse_env_file, GENERATED};
 
+/// The setting a text names (a `.env` key, an environment variable), if any.
 pub fn find(name: &str) -> Option<&'static Setting> {
-    TABLE.iter().find(|s| s.name == name)
+    Name::parse(name).map(setting)
+}
+
+/// The table's row of a setting.
+pub fn setting(name: Name) -> &'static Setting {
+    TABLE
+        .iter()
+        .find(|s| s.name == name)
+        .expect("the table has every name (every_name_is_in_the_table_once)")
 }
 
 impl Setting {
@@ -340,7 +352,7 @@ impl Setting {
 
     /// Checks a value; the error is one line naming the setting.
     pub fn check(&self, value: &str) -> anyhow::Result<()> {
-        let name = self.name;
+        let name = self.name.as_str();
         match self.kind {
             Kind::Int { min, max } => match value.parse::<u64>() {
                 Ok(v) if (min..=max).contains(&v) => Ok(()),
@@ -411,7 +423,7 @@ impl Settings {
         Self {
             values: TABLE
                 .iter()
-                .map(|s| (s.name, s.default.to_string()))
+                .map(|s| (s.name.as_str(), s.default.to_string()))
                 .collect(),
             docker: BTreeMap::new(),
         }
@@ -422,22 +434,19 @@ impl Settings {
         let setting = find(name)
             .with_context(|| format!("{name} is not a lab setting (`lab settings` lists them)"))?;
         setting.check(value)?;
-        self.values.insert(setting.name, value.to_string());
+        self.values.insert(setting.name.as_str(), value.to_string());
         Ok(())
     }
 
-    pub fn get(&self, name: &str) -> &str {
-        self.values
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("{name} is not in the settings table"))
+    pub fn get(&self, name: Name) -> &str {
+        &self.values[name.as_str()]
     }
 
-    pub fn number(&self, name: &str) -> f64 {
+    pub fn number(&self, name: Name) -> f64 {
         self.get(name).parse().expect("checked when resolved")
     }
 
-    pub fn port(&self, name: &str) -> u16 {
+    pub fn port(&self, name: Name) -> u16 {
         self.get(name).parse().expect("checked when resolved")
     }
 
@@ -446,7 +455,7 @@ impl Settings {
         TABLE
             .iter()
             .filter(|s| s.applies_to(service))
-            .map(|s| (s.name.to_string(), self.values[s.name].clone()))
+            .map(|s| (s.name.to_string(), self.values[s.name.as_str()].clone()))
             .collect()
     }
 
@@ -464,8 +473,8 @@ impl Settings {
     pub fn scalelab_image(&self, name: &str) -> String {
         format!(
             "{}/scalelab-{name}:{}",
-            self.get("IMAGE_REGISTRY"),
-            self.get("IMAGE_TAG")
+            self.get(Name::ImageRegistry),
+            self.get(Name::ImageTag)
         )
     }
 }
@@ -571,7 +580,7 @@ pub(crate) mod tests {
             assert!(s.set("IMAGE_TAG", bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            Settings::defaults().get("IMAGE_TAG"),
+            Settings::defaults().get(Name::ImageTag),
             env!("CARGO_PKG_VERSION")
         );
     }
@@ -581,9 +590,9 @@ pub(crate) mod tests {
         let file = format!("{SECRET}MAX_IN_FLIGHT=8\nMAX_QUEUE=10\n");
         let s =
             Settings::resolve(Some(&file), env(&[("MAX_QUEUE", "12"), ("HOME", "/x")])).unwrap();
-        assert_eq!(s.get("MAX_IN_FLIGHT"), "8");
-        assert_eq!(s.get("MAX_QUEUE"), "12");
-        assert_eq!(s.get("DB_POOL_SIZE"), "10");
+        assert_eq!(s.get(Name::MaxInFlight), "8");
+        assert_eq!(s.get(Name::MaxQueue), "12");
+        assert_eq!(s.get(Name::DbPoolSize), "10");
     }
 
     #[test]
@@ -629,6 +638,18 @@ pub(crate) mod tests {
             err.contains("DB_POOL_SIZE must be a whole number from 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_name_is_in_the_table_once() {
+        for name in Name::ALL {
+            assert_eq!(
+                TABLE.iter().filter(|s| s.name == *name).count(),
+                1,
+                "{name}"
+            );
+        }
+        assert_eq!(TABLE.len(), Name::ALL.len());
     }
 
     #[test]
