@@ -91,8 +91,10 @@ up3: lab-bin ## Start the stack with 3 gateways
 scale: lab-bin ## Scale a running stack's gateways to GATEWAYS=N (leaving ones drained first)
 	@$(LAB) scale
 
+# DATA, typed on make's command line only (an exported DATA is someone else's), becomes the
+# lab's -v (make would read `make down -v` as its own --version).
 down: lab-bin ## Stop the stack (whichever runtime runs it); DATA=delete also deletes its data (volumes, the lab's Redis keys)
-	@$(LAB) down
+	@$(LAB) down $(if $(filter command line,$(origin DATA)),$(if $(filter delete,$(DATA)),-v,$(if $(filter keep,$(DATA)),,$(error DATA takes delete or keep, not "$(DATA)"))))
 
 ps: lab-bin ## What runs, and its state
 	@$(LAB) ps

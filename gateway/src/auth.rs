@@ -32,7 +32,7 @@ pub struct AuthConfig {
     #[arg(long, env = "JWT_TTL_SECS", default_value_t = 3600)]
     pub jwt_ttl_secs: u64,
     /// Argon2id memory per hash (KiB). The defaults are OWASP's minimum for argon2id
-    /// (19 MiB, 2 iterations, 1 lane): about 20 ms of one core per check (BENCHMARKS.md).
+    /// (19 MiB, 2 iterations, 1 lane): about 16 ms of one core per check (BENCHMARKS.md).
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = ARGON2_DEFAULTS.0)]
     pub argon2_memory_kib: u32,
     #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = ARGON2_DEFAULTS.1)]

@@ -85,7 +85,7 @@ pub enum Command {
     Down {
         /// Also remove its data: volumes (compose) or the lab's Redis keys (native).
         /// `make down DATA=delete` (make would read `-v` as its own).
-        #[arg(short = 'v', long, env = "DATA", value_parser = delete_data)]
+        #[arg(short = 'v', long)]
         remove_data: bool,
     },
     /// What runs.
@@ -232,7 +232,7 @@ impl Command {
 
 /// The lab's own variables besides the settings table's (make's): what a `NAME=value`
 /// argument or the environment may set.
-pub const VARIABLES: [&str; 16] = [
+pub const VARIABLES: [&str; 15] = [
     "RUNTIME",
     "IMAGES",
     "BUILD",
@@ -248,7 +248,6 @@ pub const VARIABLES: [&str; 16] = [
     "PROFILE",
     "INSTANCE",
     "ACTION",
-    "DATA",
 ];
 
 /// The checkout: the nearest folder upwards holding `docker-compose.yml` and `Cargo.toml`.
@@ -560,14 +559,4 @@ async fn down(
         }
     }
     Ok(())
-}
-
-/// `DATA=delete` (or `-v`): the one spelling that deletes the stack's data; `DATA=keep` or
-/// empty keeps it; anything else is an error, not a guess.
-fn delete_data(value: &str) -> Result<bool, String> {
-    match value {
-        "delete" | "true" => Ok(true),
-        "keep" | "" | "false" => Ok(false),
-        other => Err(format!("DATA takes delete or keep, not {other:?}")),
-    }
 }

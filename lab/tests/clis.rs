@@ -120,22 +120,42 @@ fn act_takes_instance_and_action_as_assignments_and_refuses_a_bad_action_in_one_
 }
 
 #[test]
-fn down_deletes_data_only_when_asked_and_refuses_another_word_in_one_line() {
-    let (code, err) = lab_natively(&["down", "DATA=yes"]);
+fn make_down_deletes_data_only_when_asked_and_refuses_another_word_in_one_line() {
+    // `make -n`: what make would run, with LAB given (no build); its last line is the lab's.
+    let make = |args: &[&str], exported_data: Option<&str>| {
+        let mut cmd = Command::new("make");
+        cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(["--no-print-directory", "-n", "down", "LAB=lab-binary"])
+            .args(args)
+            .env_remove("DATA")
+            .env_remove("MAKEFLAGS");
+        if let Some(v) = exported_data {
+            cmd.env("DATA", v);
+        }
+        let out = cmd.output().expect("make runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.code(),
+            stdout
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim_end()
+                .to_string(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    assert_eq!(make(&["DATA=delete"], None).1, "lab-binary down -v");
+    assert_eq!(make(&["DATA=keep"], None).1, "lab-binary down");
+    assert_eq!(make(&[], None).1, "lab-binary down");
+    // An exported DATA is another program's: it deletes nothing.
+    assert_eq!(make(&[], Some("delete")).1, "lab-binary down");
+    let (code, _, err) = make(&["DATA=yes"], None);
     assert_eq!(code, Some(2), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains("DATA takes delete or keep, not \"yes\""),
         "{err}"
-    );
-    let help = Command::new(bin("lab"))
-        .args(["down", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&help.stdout);
-    assert!(
-        help.contains("DATA=delete") && help.contains("-v"),
-        "{help}"
     );
 }
 

@@ -132,6 +132,16 @@ fn the_labs_postgres_takes_the_password_of_env_and_an_old_one_moves_to_it() {
     // Without PG_PASSWORD (the tests' `make deps-up`): the kept one, unchanged.
     deps.run("up", None);
     assert!(deps.logs_in_with("second-password"));
+
+    // Without PG_PASSWORD, .env's value wins, as the lab writes it or a person does.
+    std::fs::write(
+        deps.state.join(".env"),
+        "# mine\nexport POSTGRES_PASSWORD = \"from-the-env-file\"  \nLB_PORT=8080\n",
+    )
+    .unwrap();
+    deps.run("up", None);
+    assert!(deps.logs_in_with("from-the-env-file"));
+    assert_eq!(deps.kept(), "from-the-env-file");
 }
 
 #[test]

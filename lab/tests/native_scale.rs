@@ -61,7 +61,7 @@ async fn stack(overrides: &[(&str, &str)]) -> Stack {
             "a-test-admin-token-of-enough-length".to_string(),
         ),
         // The stack logs in with the test's own database URL.
-        ("POSTGRES_PASSWORD", "unused".to_string()),
+        ("POSTGRES_PASSWORD", "unused-by-the-test".to_string()),
         ("LB_PORT", lb_port.to_string()),
         ("LB_METRICS_PORT", free_port().to_string()),
         ("LB_ADMIN_PORT", free_port().to_string()),

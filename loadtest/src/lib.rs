@@ -3,6 +3,7 @@
 //! in `tests/results/<run-id>/`: Goose's own HTML/JSON/Markdown reports (with per-second
 //! graph data), `run.json`, and the load balancer's counters sampled every second.
 
+pub mod ahead;
 pub mod breakpoint;
 pub mod calibrate;
 pub mod http1;
@@ -208,6 +209,8 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     } else {
         None
     };
+    // The lab users' logins too, before the sampler and the load (every generator its own).
+    ahead::log_in(&options).await?;
     let sampler = if !options.leads() {
         None
     } else {
@@ -273,9 +276,10 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     };
     let log = dir.join("requests.json");
     let mut series = latency::per_second(&log)?;
-    series.started_at = scenarios::first_login_at()
-        .zip(series.first_login_ms)
-        .map(|(wall, elapsed_ms)| wall - elapsed_ms as f64 / 1000.0);
+    if let Some((wall, elapsed_ms)) = scenarios::first_login_at() {
+        series.first_login_ms = Some(elapsed_ms);
+        series.started_at = Some(wall - elapsed_ms as f64 / 1000.0);
+    }
     std::fs::write(
         dir.join("latency_per_second.json"),
         serde_json::to_string(&series)?,

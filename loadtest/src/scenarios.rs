@@ -1,4 +1,5 @@
-//! The virtual users: each logs in on start as one of the lab users and sends its token as
+//! The virtual users: each starts as one of the lab users, with the token that user got
+//! before the load ([`crate::ahead`]; the `login` scenario logs in for real), and sends it as
 //! a Bearer header; a 401 mid-run triggers one re-login. Requests are named by route, so a
 //! report has one row per endpoint, not one per key.
 //!
@@ -104,16 +105,18 @@ pub fn configure(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// When the run's first user sent its first request (a login), on both clocks: the monotonic
-/// one ends the load DURATION_SECS later (`load_over`, `think`); unix time, with that
-/// request's `elapsed` in the log, places second 0 of the per-second series on the wall
-/// clock, where the lab's fault events are.
+/// When the run's first user started (with its token from before the load, or its login), on
+/// three clocks: the monotonic one ends the load DURATION_SECS later (`load_over`, `think`);
+/// unix time, with the attack's own (`elapsed` in the request log), places second 0 of the
+/// per-second series on the wall clock, where the lab's fault events are.
 static FIRST_LOGIN: Mutex<Option<FirstLogin>> = Mutex::new(None);
 
 #[derive(Clone, Copy)]
 struct FirstLogin {
     at: tokio::time::Instant,
     unix: f64,
+    /// Milliseconds into the attack (Goose's clock, shared by every user).
+    elapsed_ms: u64,
 }
 
 /// The run's raw request log (`requests.json`): a JSON line per request, written by the
@@ -187,22 +190,24 @@ fn log_request(line: &LogLine) {
     }
 }
 
-/// When the first login of the attack was sent (unix seconds).
-pub fn first_login_at() -> Option<f64> {
+/// When the attack's first user started: unix seconds, and milliseconds into the attack.
+pub fn first_login_at() -> Option<(f64, u64)> {
     FIRST_LOGIN
         .lock()
         .expect("not poisoned")
-        .map(|first| first.unix)
+        .map(|first| (first.unix, first.elapsed_ms))
 }
 
-/// The first login starts the run's clock (later ones leave it).
-fn note_a_login() {
+/// The first user's start (its token from before the load, or its login) starts the run's
+/// clock (later ones leave it).
+fn note_a_login(user: &GooseUser) {
     FIRST_LOGIN
         .lock()
         .expect("not poisoned")
         .get_or_insert_with(|| FirstLogin {
             at: tokio::time::Instant::now(),
             unix: records::time::now_unix(),
+            elapsed_ms: user.started.elapsed().as_millis() as u64,
         });
 }
 
@@ -243,7 +248,7 @@ pub fn scenario(which: Scenario) -> goose::goose::Scenario {
         Scenario::Listing => "listing",
     };
     let base = goose::goose::Scenario::new(name)
-        .register_transaction(transaction!(log_in).set_on_start().set_name("log in"));
+        .register_transaction(transaction!(start).set_on_start().set_name("log in"));
     match which {
         Scenario::Hit => base.register_transaction(transaction!(hit).set_name("hit")),
         Scenario::Miss => base.register_transaction(transaction!(miss).set_name("miss")),
@@ -482,6 +487,18 @@ fn custom(message: impl Into<String>) -> Box<TransactionError> {
     Box::new(TransactionError::Custom(message.into()))
 }
 
+/// A user's start: the token its lab user got before the load, else a login (the `login`
+/// scenario's first).
+async fn start(user: &mut GooseUser) -> TransactionResult {
+    let n = user.weighted_users_index % settings().lab_users + 1;
+    if let Some(token) = crate::ahead::token(n) {
+        note_a_login(user);
+        session(user).authorization = Some(token);
+        return Ok(());
+    }
+    log_in(user).await
+}
+
 async fn log_in(user: &mut GooseUser) -> TransactionResult {
     logged_in(user).await.map(|_| ())
 }
@@ -490,7 +507,7 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
 /// carry is recorded as the failure `login failed`.
 async fn logged_in(user: &mut GooseUser) -> Result<bool, Box<TransactionError>> {
     let s = settings();
-    note_a_login();
+    note_a_login(user);
     let n = user.weighted_users_index % s.lab_users + 1;
     let call = Call::post("/login", &login_body(n, &s.lab_password), None)?;
     let sent = transmit(user, call).await?;

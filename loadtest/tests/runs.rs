@@ -220,6 +220,12 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
                 && run["by_route"].get("GET /process").is_some(),
             "{name}: requests named by route"
         );
+        // The users logged in before the load: no login in the run.
+        assert!(
+            run["by_route"].get("POST /login").is_none(),
+            "{name}: {}",
+            run["by_route"]
+        );
         // Everything the generator sent went through the load balancer, to both gateways.
         let by_backend = run["server"]["requests_by_backend"]
             .as_object()
@@ -470,26 +476,37 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
         last["worker"]["jobs_processed"].as_f64().unwrap() >= lt["done"].as_f64().unwrap(),
         "{last}"
     );
-    // A wrong password: every login is a recorded failure with its status, no scenario
-    // request goes out without a token, and the run is still recorded.
+    // A wrong password: the users log in before the load, so the run is refused in one line
+    // naming the user and the answer, before any scenario request (and without the two
+    // minutes a full gateway's refusals would be retried for).
     let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
-    tokio::task::spawn_blocking(move || {
-        let env = [("LAB_PASSWORD", "not-the-password")];
-        loadtest_with(&dir, "refused", "hit", &t, &m, &env);
+    let (status, took, err) = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+            .env("LOADTEST_SCENARIO", "hit")
+            .env("LOADTEST_PROFILE", "burst")
+            .env("LOADTEST_USERS", "4")
+            .env("LOADTEST_DURATION_SECS", "3")
+            .env("LOADTEST_TARGET_URL", t)
+            .env("LOADTEST_LB_METRICS_URL", m)
+            .env("LOADTEST_RESULTS_DIR", &dir)
+            .env("LOADTEST_RUN_ID", "refused")
+            .env("LAB_USERS", "3")
+            .env("LAB_PASSWORD", "not-the-password")
+            .output()
+            .expect("run loadtest");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status, started.elapsed(), err)
     })
     .await
     .unwrap();
-    let refused: Value = run_json(&results, "refused");
-    let logins = &refused["by_route"]["POST /login"];
-    assert!(logins["requests"].as_u64().unwrap() >= 4, "{logins}");
-    assert_eq!(logins["failures"], logins["requests"], "{logins}");
-    assert_eq!(refused["failures"], refused["requests"]);
+    assert!(!status.success(), "{err}");
     assert!(
-        refused["by_route"].get("GET /data").is_none()
-            && refused["by_route"].get("GET /process").is_none(),
-        "{}",
-        refused["by_route"]
+        err.contains("user1 cannot log in: the gateway answered 401"),
+        "{err}"
     );
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    assert!(!results.join("refused").join("run.json").exists());
     let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
     tokio::task::spawn_blocking(move || two_generators(&dir, &t, &m))
         .await
@@ -800,14 +817,10 @@ async fn a_long_think_ends_with_the_load_and_nothing_is_sent_after_it() {
     .unwrap();
     let run = common::record::RunRecord::read(&results.join("think")).unwrap();
     assert_eq!(run.think_time_ms, Some([20000, 20000]));
-    // A login and one request per user: the think time was slept after it.
-    assert_eq!(
-        run.by_route.get("POST /login").map(|r| r.requests),
-        Some(4),
-        "{:?}",
-        run.by_route
-    );
-    assert_eq!(run.requests, 8, "{:?}", run.by_route);
+    // One request per user (each logged in before the load, outside the run): the think
+    // time was slept after it.
+    assert_eq!(run.by_route.get("POST /login"), None, "{:?}", run.by_route);
+    assert_eq!(run.requests, 4, "{:?}", run.by_route);
     assert_eq!(run.failures, 0);
     // Every request was sent within the load's 3 s (Goose's elapsed ms, from its start).
     let log = std::fs::read_to_string(results.join("think/requests.json")).unwrap();
@@ -819,7 +832,7 @@ async fn a_long_think_ends_with_the_load_and_nothing_is_sent_after_it() {
                 .unwrap()
         })
         .collect();
-    assert_eq!(sent.len(), 8);
+    assert_eq!(sent.len(), 4);
     assert!(sent.iter().all(|&ms| ms < 3000), "sent at {sent:?} ms");
     // The run ended with its load, not 20 s of thinking later.
     assert!(took < Duration::from_secs(12), "the run took {took:?}");

@@ -552,7 +552,8 @@ pub struct WorkerSample {
 pub struct LatencyPerSecond {
     /// Unix time of second 0 of these series: when the load generator's attack began.
     pub started_at: Option<f64>,
-    /// When (ms into the attack) the first login was sent: the attack's first request.
+    /// When (ms into the attack) the first user started: its login, or (the users logged in
+    /// before the load) its first request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_login_ms: Option<u64>,
     /// The window every count of the run was taken in, in ms into the attack: from the first

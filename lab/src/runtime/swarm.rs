@@ -527,7 +527,7 @@ impl Runtime for Swarm {
         // service is updated alone and waited for (`--detach=false`).
         let config = self.compose.compose_checked(&["config"]).await?;
         let stack = stack_file(&config, self.settings(), gateways)?;
-        std::fs::write(self.paths.run.join("stack.yml"), &stack)?;
+        crate::platform::write_private(&self.paths.run.join("stack.yml"), &stack)?;
         let doc: Value = serde_yaml_ng::from_str(&stack)?;
         let env = doc["services"][service.name()]["environment"]
             .as_mapping()

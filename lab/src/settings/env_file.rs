@@ -181,9 +181,22 @@ pub fn env_example() -> String {
 /// balancer's admin token and the Postgres password.
 pub const GENERATED: [Name; 3] = [Name::JwtSecret, Name::AdminToken, Name::PostgresPassword];
 
-/// A value an older `.env.example` wrote for a secret that is generated now: replaced like a
-/// missing one (the native Postgres the lab made is moved to the new password at its start).
-const OLD_DEFAULTS: [(Name, &str); 1] = [(Name::PostgresPassword, "postgres")];
+/// A line an older `.env.example` wrote for a secret that is generated now, with the comment
+/// it wrote above it: that pair, untouched, is replaced like a missing secret (the native
+/// Postgres the lab made is moved to the new password at its start), the comment with it, so
+/// that the same value typed again later is the user's own and stays.
+const OLD_DEFAULTS: [(Name, &str, &str); 1] = [(
+    Name::PostgresPassword,
+    "postgres",
+    "# Password of the stack's Postgres (and of the native runtime's database URL).",
+)];
+
+/// Whether line `line_no` (from 1) of `out` is `name`'s old default under its old comment.
+fn old_default(out: &[String], line_no: usize, name: Name, value: &str) -> bool {
+    OLD_DEFAULTS.iter().any(|(n, v, comment)| {
+        *n == name && *v == value && line_no >= 2 && out[line_no - 2].trim() == *comment
+    })
+}
 
 /// `.env`'s text with a random value for each [`GENERATED`] secret it lacks, has empty or
 /// has at an old default, and the names filled; None when it has them all.
@@ -196,9 +209,11 @@ fn with_secret(
     let mut filled = Vec::new();
     for name in GENERATED {
         match lines.iter().find(|(_, k, _)| k == name.as_str()) {
-            Some((_, _, v)) if !v.is_empty() && !OLD_DEFAULTS.contains(&(name, v.as_str())) => {
-                continue
+            Some((line_no, _, v)) if old_default(&out, *line_no, name, v) => {
+                out[line_no - 2] = format!("# {}", super::setting(name).meaning);
+                out[line_no - 1] = format!("{name}={}", secret()?);
             }
+            Some((_, _, v)) if !v.is_empty() => continue,
             Some((line_no, _, _)) => out[line_no - 1] = format!("{name}={}", secret()?),
             None => out.push(format!("{name}={}", secret()?)),
         }
@@ -253,14 +268,27 @@ mod tests {
         );
         // An older .env with its JWT secret gets the admin token and a Postgres password in
         // place of the old default; one of the user's own is kept.
-        let (filled, names) = with_secret(
+        let old = format!(
+            "JWT_SECRET=0123456789abcdef\n{}\nPOSTGRES_PASSWORD=postgres\n",
+            OLD_DEFAULTS[0].2
+        );
+        let (filled, names) = with_secret(&old, secret).unwrap().unwrap();
+        assert_eq!(names, ["ADMIN_TOKEN", "POSTGRES_PASSWORD"]);
+        assert!(filled.contains(&format!("\nPOSTGRES_PASSWORD={}\n", "s".repeat(64))));
+        assert!(!filled.contains(OLD_DEFAULTS[0].2), "{filled}");
+        // Once replaced, `postgres` typed again is the user's own (their Postgres's).
+        let again = filled.replace(
+            &format!("POSTGRES_PASSWORD={}", "s".repeat(64)),
+            "POSTGRES_PASSWORD=postgres",
+        );
+        assert_eq!(with_secret(&again, secret).unwrap(), None);
+        let (_, names) = with_secret(
             "JWT_SECRET=0123456789abcdef\nPOSTGRES_PASSWORD=postgres\n",
             secret,
         )
         .unwrap()
         .unwrap();
-        assert_eq!(names, ["ADMIN_TOKEN", "POSTGRES_PASSWORD"]);
-        assert!(filled.contains(&format!("\nPOSTGRES_PASSWORD={}\n", "s".repeat(64))));
+        assert_eq!(names, ["ADMIN_TOKEN"]);
         let (_, names) = with_secret(
             "JWT_SECRET=0123456789abcdef\nPOSTGRES_PASSWORD=mine\n",
             secret,

@@ -98,6 +98,11 @@ pub enum Kind {
     Registry,
     /// An image tag: `0.1.0`.
     Tag,
+    /// A secret that goes into a URL as it is (compose's `DATABASE_URL`): letters, digits,
+    /// `.`, `_`, `~`, `-`, at least this many.
+    UrlSafe {
+        min_len: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -244,7 +249,7 @@ pub const TABLE: &[Setting] = &[
         name: Name::PostgresPassword,
         default: "",
         scope: Scope::Compose,
-        kind: Kind::Text { min_len: 1 },
+        kind: Kind::UrlSafe { min_len: 8 },
         meaning: "Password of the stack's Postgres, compose's and the native one (make up generates one; the native Postgres the lab made is given a new one at its next start).",
         secret: true,
     },
@@ -401,6 +406,17 @@ impl Setting {
             Kind::Registry => bail!(
                 "{name} must be a registry and namespace like ghcr.io/owner or 127.0.0.1:5000/scalelab (lower case, no tag), not {value:?}"
             ),
+            Kind::UrlSafe { min_len }
+                if value.len() >= min_len
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b)) =>
+            {
+                Ok(())
+            }
+            Kind::UrlSafe { min_len } => bail!(
+                "{name} must be at least {min_len} letters, digits, '.', '_', '~' or '-' (it goes into a URL as it is)"
+            ),
             Kind::Tag if is_tag(value) => Ok(()),
             Kind::Tag => bail!(
                 "{name} must be an image tag (letters, digits, '.', '_', '-'; at most 128), not {value:?}"
@@ -548,7 +564,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) const SECRET: &str =
-        "JWT_SECRET=0123456789abcdef\nADMIN_TOKEN=fedcba9876543210\nPOSTGRES_PASSWORD=pg\n";
+        "JWT_SECRET=0123456789abcdef\nADMIN_TOKEN=fedcba9876543210\nPOSTGRES_PASSWORD=pg-password\n";
 
     #[test]
     fn image_settings_take_only_what_docker_reads_as_a_name() {
