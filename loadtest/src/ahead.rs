@@ -9,6 +9,7 @@
 use crate::scenarios::login_body;
 use crate::{Options, Scenario};
 use http::header::HeaderValue;
+use probe::client::Refused;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
@@ -66,12 +67,17 @@ pub async fn log_in(options: &Options) -> anyhow::Result<()> {
             }
             let login = login_body(n, &options.lab.lab_password);
             loop {
-                match log_in_once(&client, &options.target, &login).await {
-                    Ok(header) => {
+                match probe::client::log_in(&client, &options.target, &login).await {
+                    Ok(token) => {
+                        let mut header = HeaderValue::try_from(format!("Bearer {token}"))
+                            .map_err(|_| anyhow::anyhow!("user{n}'s token cannot be a header"))?;
+                        header.set_sensitive(true);
                         got.push((n, header));
                         break;
                     }
-                    Err(Refused::Finally(e)) => anyhow::bail!("user{n} cannot log in: {e}"),
+                    Err(Refused::Finally(e)) => anyhow::bail!(
+                        "user{n} cannot log in: {e} (LAB_USERS and LAB_PASSWORD must be the stack's)"
+                    ),
                     Err(Refused::ForNow(e)) if started.elapsed() >= LIMIT => anyhow::bail!(
                         "the lab users could not all log in before the load within {} s (user{n}: {e})",
                         LIMIT.as_secs()
@@ -91,43 +97,4 @@ pub async fn log_in(options: &Options) -> anyhow::Result<()> {
     }
     *TOKENS.write().expect("not poisoned") = tokens.into_iter().flatten().collect();
     Ok(())
-}
-
-/// Why a login gave no token: for now (no answer, a full gateway's 503, any 5xx: try again),
-/// or finally (a 4xx: a wrong LAB_PASSWORD or LAB_USERS, said at once).
-enum Refused {
-    ForNow(String),
-    Finally(String),
-}
-
-/// `POST /login` as one lab user: its `Authorization` header.
-async fn log_in_once(
-    client: &reqwest::Client,
-    target: &str,
-    login: &records::wire::Login,
-) -> Result<HeaderValue, Refused> {
-    let answer = client
-        .post(format!("{}/login", target.trim_end_matches('/')))
-        .json(login)
-        .send()
-        .await
-        .map_err(|e| Refused::ForNow(e.to_string()))?;
-    let status = answer.status();
-    if status.is_client_error() {
-        return Err(Refused::Finally(format!(
-            "the gateway answered {status} (LAB_USERS and LAB_PASSWORD must be the stack's)"
-        )));
-    }
-    if !status.is_success() {
-        return Err(Refused::ForNow(format!("the gateway answered {status}")));
-    }
-    let token = answer
-        .json::<records::wire::LoginAnswer>()
-        .await
-        .map_err(|e| Refused::ForNow(format!("the login answer is not the expected JSON: {e}")))?
-        .token;
-    let mut header = HeaderValue::try_from(format!("Bearer {token}"))
-        .map_err(|_| Refused::Finally("its token cannot be a header".into()))?;
-    header.set_sensitive(true);
-    Ok(header)
 }

@@ -114,6 +114,23 @@ fn loadtest_with(
     lb_metrics: &str,
     extra: &[(&str, &str)],
 ) {
+    let status = loadtest_command(dir, run_id, scenario, target, lb_metrics, extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("run loadtest");
+    assert!(status.success(), "loadtest {scenario} exited {status}");
+}
+
+/// The load generator with the tests' settings, `extra` winning over them.
+fn loadtest_command(
+    dir: &Path,
+    run_id: &str,
+    scenario: &str,
+    target: &str,
+    lb_metrics: &str,
+    extra: &[(&str, &str)],
+) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
     cmd.env("LOADTEST_SCENARIO", scenario)
         .env("LOADTEST_PROFILE", "burst")
@@ -127,9 +144,7 @@ fn loadtest_with(
         .env("LAB_USERS", "3")
         .env("LOADTEST_GATEWAYS", "2")
         .env("LOADTEST_RUNTIME", "test")
-        .env("LOADTEST_READY_TIMEOUT_SECS", "20")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .env("LOADTEST_READY_TIMEOUT_SECS", "20");
     // The test's own settings win over the defaults above.
     for (k, v) in extra {
         match common::load::ENV_NAMES.contains(k) {
@@ -137,8 +152,7 @@ fn loadtest_with(
             false => cmd.env(k, v),
         };
     }
-    let status = cmd.status().expect("run loadtest");
-    assert!(status.success(), "loadtest {scenario} exited {status}");
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,17 +496,8 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     let (t, m, dir) = (target.clone(), lb_metrics.clone(), results.clone());
     let (status, took, err) = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-            .env("LOADTEST_SCENARIO", "hit")
-            .env("LOADTEST_PROFILE", "burst")
-            .env("LOADTEST_USERS", "4")
-            .env("LOADTEST_DURATION_SECS", "3")
-            .env("LOADTEST_TARGET_URL", t)
-            .env("LOADTEST_LB_METRICS_URL", m)
-            .env("LOADTEST_RESULTS_DIR", &dir)
-            .env("LOADTEST_RUN_ID", "refused")
-            .env("LAB_USERS", "3")
-            .env("LAB_PASSWORD", "not-the-password")
+        let env = [("LAB_PASSWORD", "not-the-password")];
+        let out = loadtest_command(&dir, "refused", "hit", &t, &m, &env)
             .output()
             .expect("run loadtest");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -502,7 +507,7 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     .unwrap();
     assert!(!status.success(), "{err}");
     assert!(
-        err.contains("user1 cannot log in: the gateway answered 401"),
+        err.contains("user1 cannot log in: login as user1 answered 401"),
         "{err}"
     );
     assert!(took < std::time::Duration::from_secs(30), "{took:?}");

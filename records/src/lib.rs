@@ -12,6 +12,7 @@ pub mod load;
 pub mod names;
 pub mod plan;
 pub mod record;
+pub mod series;
 pub mod sla;
 pub mod stats;
 pub mod time;

@@ -52,6 +52,17 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
     }
     let options = pulldown_cmark::Options::ENABLE_TABLES;
     let mut body = String::new();
+    // A destination beside the report is kept; any other becomes `instead`.
+    fn only_beside<'a>(
+        url: pulldown_cmark::CowStr<'a>,
+        instead: &'static str,
+    ) -> pulldown_cmark::CowStr<'a> {
+        if beside(&url) {
+            url
+        } else {
+            instead.into()
+        }
+    }
     pulldown_cmark::html::push_html(
         &mut body,
         pulldown_cmark::Parser::new_ext(&inlined, options).map(|event| {
@@ -67,11 +78,7 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
                     id,
                 }) => Event::Start(Tag::Link {
                     link_type,
-                    dest_url: if beside(&dest_url) {
-                        dest_url
-                    } else {
-                        "#".into()
-                    },
+                    dest_url: only_beside(dest_url, "#"),
                     title,
                     id,
                 }),
@@ -82,11 +89,7 @@ pub fn html(out: &Path, markdown: &str) -> anyhow::Result<PathBuf> {
                     id,
                 }) => Event::Start(Tag::Image {
                     link_type,
-                    dest_url: if beside(&dest_url) {
-                        dest_url
-                    } else {
-                        "".into()
-                    },
+                    dest_url: only_beside(dest_url, ""),
                     title,
                     id,
                 }),
