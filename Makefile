@@ -177,8 +177,9 @@ images-load: lab-bin ## Check FILE against FILE.sha256, then load its images (no
 images-offline: ## Build the stack's and the lab's images from Debian packages (no registry needed)
 	@WITH_LAB=1 scripts/images-offline
 
-smoke-compose: lab-bin ## CI's compose check: offline images from debug binaries, 3 gateways, short run, even spread, down
-	@RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
+smoke-compose: lab-bin ## CI's compose check: a volume made with another POSTGRES_PASSWORD (another checkout's), then offline images from debug binaries, 3 gateways, short run, even spread, down
+	@export RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug}; \
+	  POSTGRES_PASSWORD=made-by-another-checkout $(LAB) up 1 && $(LAB) down && $(LAB) smoke
 
 smoke-replicas: lab-bin ## CI's check that labs 10 and 11 run on compose: 3 workers, 2 microservices by --scale, every run under its bounds, each replica busy
 	@BUILD=$${BUILD:-debug} scripts/smoke-replicas

@@ -18,8 +18,8 @@ use tokio::process::Command;
 
 pub const PROJECT: &str = "scalelab";
 
-/// Said when a service cannot log in to Postgres: its volume keeps the password it was made
-/// with (before POSTGRES_PASSWORD was generated, `postgres`), and `.env` now has another.
+/// Said when a service cannot log in to Postgres although `up` gave the role `.env`'s
+/// password: a volume made by an older offline image, whose socket asks for the password too.
 const STALE_PG: &str = "lab: Postgres keeps the password its volume was made with, not .env's POSTGRES_PASSWORD: run `make down DATA=delete` (Docker only: `docker compose run --rm lab down -v`; the data is reseeded at the next start) or put that password back in .env\n";
 
 pub async fn engine_answers() -> bool {
@@ -282,6 +282,60 @@ impl Compose {
         Ok(())
     }
 
+    /// Postgres started alone and given `.env`'s POSTGRES_PASSWORD before the services log
+    /// in: its volume keeps the password it was made with, which another checkout's `.env` (the
+    /// project name, hence the volume, is shared) or an older one may not have. psql reaches
+    /// the server over the container's socket (trusted, as the official image sets it up);
+    /// the statement goes on stdin, never on a command line.
+    async fn postgres_takes_the_password(&self) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.compose_checked(&["up", "-d", "--no-build", "postgres"])
+            .await?;
+        let password = self
+            .settings
+            .get(Name::PostgresPassword)
+            .replace('\'', "''");
+        let sql = format!("ALTER ROLE postgres PASSWORD '{password}';\n");
+        let deadline = tokio::time::Instant::now() + READY_LIMIT;
+        loop {
+            let mut cmd = self.compose();
+            cmd.args([
+                "exec",
+                "-T",
+                "postgres",
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(["-U", "postgres", "-d", "postgres"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+            let mut child = cmd
+                .spawn()
+                .context("cannot run compose exec postgres psql")?;
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(sql.as_bytes()).await;
+            }
+            let out = child.wait_with_output().await?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                return Ok(());
+            }
+            // A volume whose socket asks for a password (made by an older offline image):
+            // the services' failed logins then tell the user what to do (STALE_PG).
+            if err.contains("password authentication failed") || err.contains("no password") {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("Postgres did not take the password of .env: {}", err.trim());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// What went wrong, container by container, for a stack that did not come up.
     async fn show_unhealthy(&self) -> String {
         let mut out = String::new();
@@ -536,6 +590,7 @@ impl Runtime for Compose {
             self.cli.join(" "),
             if self.offline { "offline" } else { "official" }
         );
+        self.postgres_takes_the_password().await?;
         let mut cmd = self.compose();
         cmd.args(["up", "-d", "--no-build"])
             .args(self.scales(gateways));
