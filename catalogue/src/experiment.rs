@@ -1,6 +1,8 @@
 //! What an experiment is: [`Spec`], which each module under `experiments/` fills in once for
 //! the lab (what to run and read) and the report (what to say).
 
+use records::names::{MetricName, Series};
+
 use crate::record::ExperimentRecord;
 use crate::run::Run;
 use crate::words::Row;
@@ -34,35 +36,35 @@ pub struct Spec {
     /// Needs a container CPU limit: only the compose runtime has one.
     pub compose_only: bool,
     /// Counters whose growth over a side's run the words read (besides [`BASE_COUNTERS`]).
-    pub counters: &'static [&'static str],
+    pub counters: &'static [MetricName],
     /// Histograms whose mean over the run the words read (their `_sum` and `_count`).
-    pub histograms: &'static [&'static str],
+    pub histograms: &'static [MetricName],
     /// Gauges whose peak over the run the words read (read each second).
-    pub gauges: &'static [&'static str],
+    pub gauges: &'static [MetricName],
     pub measurements: &'static [Measurement],
     /// The mechanism rows it adds to the side-by-side table, and its paragraphs.
     pub explain: fn(&[Side], &mut Vec<Row>) -> Vec<String>,
 }
 
 /// Counters every experiment's table reads: requests per route, connections, CPU.
-pub const BASE_COUNTERS: &[&str] = &[
-    "http_requests_total",
-    "http_connections_accepted_total",
-    "process_cpu_seconds_total",
+pub const BASE_COUNTERS: &[MetricName] = &[
+    MetricName::HttpRequestsTotal,
+    MetricName::HttpConnectionsAcceptedTotal,
+    MetricName::ProcessCpuSecondsTotal,
 ];
 
 impl Spec {
     /// Every counter the lab reads before and after a side's run: the base ones, the
     /// experiment's own and its histograms' `_sum` and `_count`.
-    pub fn counters(&self) -> Vec<String> {
-        let mut out: Vec<String> = BASE_COUNTERS
+    pub fn counters(&self) -> Vec<Series> {
+        let mut out: Vec<Series> = BASE_COUNTERS
             .iter()
             .chain(self.counters)
-            .map(|s| s.to_string())
+            .map(|&m| m.into())
             .collect();
         for h in self.histograms {
-            out.push(format!("{h}_sum"));
-            out.push(format!("{h}_count"));
+            out.push(h.sum());
+            out.push(h.count());
         }
         out
     }

@@ -1,6 +1,7 @@
 //! What the lab writes beside a run's own record: `experiment.json` (the stack's counters
 //! while the load ran) and `fault.json` (what was done to the stack, and when).
 
+use records::names::{MetricName, Series};
 use records::record::read_json;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,22 +130,28 @@ impl ExperimentRecord {
 
     /// A counter's growth summed over a service's instances and the series whose labels
     /// include `matching`.
-    pub fn delta(&self, service: &str, name: &str, matching: &[(&str, &str)]) -> f64 {
-        sum_matching(&self.counters, service, name, matching)
+    pub fn delta(
+        &self,
+        service: &str,
+        series: impl Into<Series>,
+        matching: &[(&str, &str)],
+    ) -> f64 {
+        sum_matching(&self.counters, service, series.into(), matching)
     }
 
     /// The same per instance, in instance order.
     pub fn delta_by_instance(
         &self,
         service: &str,
-        name: &str,
+        series: impl Into<Series>,
         matching: &[(&str, &str)],
     ) -> BTreeMap<String, f64> {
+        let series = series.into();
         let mut out = BTreeMap::new();
         for c in self
             .counters
             .iter()
-            .filter(|c| c.service == service && c.name == name)
+            .filter(|c| c.service == service && series.is(&c.name))
         {
             if matches_labels(&c.labels, matching) {
                 *out.entry(c.instance.clone()).or_insert(0.0) += c.value;
@@ -155,26 +162,26 @@ impl ExperimentRecord {
 
     /// A gauge every instance reports for the whole stack (the queue's lag): its highest
     /// value on any instance; None when it was never read.
-    pub fn peak_shared(&self, service: &str, name: &str) -> Option<f64> {
+    pub fn peak_shared(&self, service: &str, gauge: MetricName) -> Option<f64> {
         self.peaks
             .iter()
-            .filter(|c| c.service == service && c.name == name)
+            .filter(|c| c.service == service && c.name == gauge.as_str())
             .map(|c| c.value)
             .reduce(f64::max)
     }
 
     /// A gauge's highest value, summed over instances; None when it was never read.
-    pub fn peak(&self, service: &str, name: &str) -> Option<f64> {
+    pub fn peak(&self, service: &str, gauge: MetricName) -> Option<f64> {
         self.peaks
             .iter()
-            .any(|c| c.service == service && c.name == name)
-            .then(|| sum_matching(&self.peaks, service, name, &[]))
+            .any(|c| c.service == service && c.name == gauge.as_str())
+            .then(|| sum_matching(&self.peaks, service, gauge.into(), &[]))
     }
 
     /// A histogram's mean over the run (its `_sum` growth over its `_count` growth).
-    pub fn mean(&self, service: &str, histogram: &str) -> Option<f64> {
-        let count = self.delta(service, &format!("{histogram}_count"), &[]);
-        (count > 0.0).then(|| self.delta(service, &format!("{histogram}_sum"), &[]) / count)
+    pub fn mean(&self, service: &str, histogram: MetricName) -> Option<f64> {
+        let count = self.delta(service, histogram.count(), &[]);
+        (count > 0.0).then(|| self.delta(service, histogram.sum(), &[]) / count)
     }
 
     /// The run's `experiment.json`, as [`FaultRecord::read`] reads `fault.json`.
@@ -205,11 +212,13 @@ fn matches_labels(labels: &BTreeMap<String, String>, matching: &[(&str, &str)]) 
 fn sum_matching(
     rows: &[CounterDelta],
     service: &str,
-    name: &str,
+    series: Series,
     matching: &[(&str, &str)],
 ) -> f64 {
     rows.iter()
-        .filter(|c| c.service == service && c.name == name && matches_labels(&c.labels, matching))
+        .filter(|c| {
+            c.service == service && series.is(&c.name) && matches_labels(&c.labels, matching)
+        })
         // From +0.0: an empty f64 sum is -0.0, which prints as "-0".
         .fold(0.0, |total, c| total + c.value)
 }

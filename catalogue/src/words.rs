@@ -1,6 +1,8 @@
 //! The small pieces every experiment's and fault's words are made of: a side-by-side row,
 //! numbers as the report prints them, ratios that never read −100 %.
 
+use records::names::MetricName;
+
 use crate::record::ExperimentRecord;
 use crate::run::Run;
 
@@ -63,11 +65,11 @@ pub fn ratio(a: f64, b: f64) -> Option<f64> {
 pub fn ms_requests(m: &ExperimentRecord) -> f64 {
     m.delta(
         "microservice",
-        "http_requests_total",
+        MetricName::HttpRequestsTotal,
         &[("route", "/data/{key}")],
     ) + m.delta(
         "microservice",
-        "http_requests_total",
+        MetricName::HttpRequestsTotal,
         &[("route", "/process/{key}")],
     )
 }

@@ -1,6 +1,8 @@
 //! Postgres: a deadpool pool built from `DbConfig`, the lab's embedded migrations, and the
 //! mapping of pool and connection failures to JSON 503s.
 
+use records::names::MetricName;
+
 use crate::config::DbConfig;
 use crate::http::ReadyCheck;
 use crate::ApiError;
@@ -209,14 +211,17 @@ impl PoolCollector {
     pub fn new(pool: &Pool) -> Self {
         Self {
             pool: pool.clone(),
-            size: crate::metrics::gauge("db_pool_connections", "Open connections in the pool"),
-            max: crate::metrics::gauge("db_pool_max_size", "Configured pool size"),
+            size: crate::metrics::gauge(
+                MetricName::DbPoolConnections,
+                "Open connections in the pool",
+            ),
+            max: crate::metrics::gauge(MetricName::DbPoolMaxSize, "Configured pool size"),
             available: crate::metrics::gauge(
-                "db_pool_available",
+                MetricName::DbPoolAvailable,
                 "Idle connections ready to hand out",
             ),
             waiting: crate::metrics::gauge(
-                "db_pool_waiting",
+                MetricName::DbPoolWaiting,
                 "Requests waiting for a pooled connection",
             ),
         }

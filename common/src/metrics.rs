@@ -2,6 +2,8 @@
 //! instances in one test process keep separate counts. Every series carries `service` and
 //! `instance` labels, which is how the load test attributes requests to gateways.
 
+use records::names::MetricName;
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -48,23 +50,29 @@ impl Metrics {
         ]);
         let registry = Registry::new_custom(None, Some(labels)).expect("valid registry labels");
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            Opts::new(
+                MetricName::HttpRequestsTotal.as_str(),
+                "HTTP requests by route and status",
+            ),
             &["route", "status"],
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
             HistogramOpts::new(
-                "http_request_duration_seconds",
+                MetricName::HttpRequestDurationSeconds.as_str(),
                 "HTTP request latency by route",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )
         .expect("valid metric");
-        let in_flight = IntGauge::new("http_requests_in_flight", "HTTP requests being served")
-            .expect("valid metric");
+        let in_flight = IntGauge::new(
+            MetricName::HttpRequestsInFlight.as_str(),
+            "HTTP requests being served",
+        )
+        .expect("valid metric");
         let cpu_seconds = prometheus::Counter::new(
-            "process_cpu_seconds_total",
+            MetricName::ProcessCpuSecondsTotal.as_str(),
             "CPU time (user + system) of the process, in seconds",
         )
         .expect("valid metric");
@@ -75,11 +83,11 @@ impl Metrics {
             in_flight,
             cpu_seconds,
             connections: counter(
-                "http_connections_accepted_total",
+                MetricName::HttpConnectionsAcceptedTotal,
                 "TCP connections accepted by the HTTP server",
             ),
             started_at: prometheus::Gauge::new(
-                "process_start_time_seconds",
+                MetricName::ProcessStartTimeSeconds.as_str(),
                 "Start time of the process since the unix epoch, in seconds",
             )
             .expect("valid metric"),
@@ -120,17 +128,24 @@ impl Metrics {
     }
 }
 
-pub fn counter(name: &str, help: &str) -> prometheus::IntCounter {
-    prometheus::IntCounter::new(name, help).expect("valid metric")
+pub fn counter(name: MetricName, help: &str) -> prometheus::IntCounter {
+    prometheus::IntCounter::new(name.as_str(), help).expect("valid metric")
 }
 
-pub fn gauge(name: &str, help: &str) -> IntGauge {
-    IntGauge::new(name, help).expect("valid metric")
+pub fn gauge(name: MetricName, help: &str) -> IntGauge {
+    IntGauge::new(name.as_str(), help).expect("valid metric")
 }
 
-pub fn histogram(name: &str, help: &str, buckets: &[f64]) -> prometheus::Histogram {
-    prometheus::Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
-        .expect("valid metric")
+pub fn histogram(name: MetricName, help: &str, buckets: &[f64]) -> prometheus::Histogram {
+    prometheus::Histogram::with_opts(
+        HistogramOpts::new(name.as_str(), help).buckets(buckets.to_vec()),
+    )
+    .expect("valid metric")
+}
+
+/// A metric's options for a labelled vector (`IntCounterVec::new(opts(…), &["route"])`).
+pub fn opts(name: MetricName, help: &str) -> prometheus::Opts {
+    prometheus::Opts::new(name.as_str(), help)
 }
 
 /// Middleware: counts every request by its route template (`/tasks/{id}`, not the raw path,
@@ -198,7 +213,11 @@ mod tests {
         assert_eq!(reading.gateways[0].0, gw_addr);
         let gw_samples = reading.gateways[0].1.as_ref().unwrap();
         assert_eq!(
-            sum(gw_samples, "http_requests_total", &[("route", "/data")]),
+            sum(
+                gw_samples,
+                MetricName::HttpRequestsTotal,
+                &[("route", "/data")]
+            ),
             5.0
         );
         assert_eq!(reading.gateways[1].0, dead);
@@ -219,13 +238,13 @@ mod tests {
         metrics.requests.with_label_values(&["/a", "503"]).inc();
         let samples = parse_text(&metrics.render());
         assert_eq!(
-            sum(&samples, "http_requests_total", &[("route", "/a")]),
+            sum(&samples, MetricName::HttpRequestsTotal, &[("route", "/a")]),
             4.0
         );
         assert_eq!(
             sum(
                 &samples,
-                "http_requests_total",
+                MetricName::HttpRequestsTotal,
                 &[("status", "200"), ("instance", "i-1"), ("service", "svc")]
             ),
             3.0

@@ -1,6 +1,8 @@
 //! The API gateway: JWT login and guard, a Redis TTL cache in front of the slow microservice,
 //! an optional per-instance concurrency limit, and the long-task queue's front end.
 
+use common::names::MetricName;
+
 mod auth;
 pub use auth::ARGON2_DEFAULTS;
 mod cache;
@@ -181,20 +183,24 @@ impl GatewayMetrics {
     fn new(metrics: &Metrics) -> Self {
         let cache = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
-                "cache_requests_total",
+                MetricName::CacheRequestsTotal.as_str(),
                 "Cache lookups by route and result (hit, miss, error)",
             ),
             &["route", "result"],
         )
         .expect("valid metric");
         let logins = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("logins_total", "Login attempts by outcome"),
+            prometheus::Opts::new(
+                MetricName::LoginsTotal.as_str(),
+                "Login attempts by outcome",
+            ),
             &["outcome"],
         )
         .expect("valid metric");
-        let tasks_enqueued = common::metrics::counter("tasks_enqueued_total", "Long tasks queued");
+        let tasks_enqueued =
+            common::metrics::counter(MetricName::TasksEnqueuedTotal, "Long tasks queued");
         let tasks_inline = common::metrics::counter(
-            "tasks_inline_total",
+            MetricName::TasksInlineTotal,
             "Long tasks done inside the request (LONGTASK_MODE=inline)",
         );
         metrics.register(Box::new(tasks_inline.clone()));
@@ -203,7 +209,7 @@ impl GatewayMetrics {
         metrics.register(Box::new(logins.clone()));
         metrics.register(Box::new(tasks_enqueued.clone()));
         let listing_age = common::metrics::histogram(
-            "listing_age_seconds",
+            MetricName::ListingAgeSeconds,
             "Age of each /listing answer (how stale the cache let it be)",
             &[0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0],
         );

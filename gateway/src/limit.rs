@@ -3,6 +3,8 @@
 //! `503` + `Retry-After`. Off by default; it is what makes 3 gateways out-serve 1 on a host
 //! where one async gateway would otherwise never be the bottleneck.
 
+use common::names::MetricName;
+
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -74,19 +76,22 @@ impl Limiter {
         }
         let rejected = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
-                "limiter_rejected_total",
+                MetricName::LimiterRejectedTotal.as_str(),
                 "Requests refused by the concurrency limit, by reason",
             ),
             &["reason"],
         )
         .expect("valid metric");
-        let queued = common::metrics::gauge("limiter_waiting", "Requests waiting for a slot");
-        let capacity = common::metrics::gauge("limiter_max_in_flight", "Configured MAX_IN_FLIGHT");
+        let queued =
+            common::metrics::gauge(MetricName::LimiterWaiting, "Requests waiting for a slot");
+        let capacity =
+            common::metrics::gauge(MetricName::LimiterMaxInFlight, "Configured MAX_IN_FLIGHT");
         // With limiter_waiting, what the autoscaler's utilization metric is made of.
-        let in_service = common::metrics::gauge("limiter_in_service", "Requests holding a slot");
+        let in_service =
+            common::metrics::gauge(MetricName::LimiterInService, "Requests holding a slot");
         metrics.register(Box::new(in_service.clone()));
         let held = common::metrics::histogram(
-            "limiter_slot_seconds",
+            MetricName::LimiterSlotSeconds,
             "Time a request held its slot",
             common::metrics::LATENCY_BUCKETS,
         );

@@ -1,6 +1,8 @@
 //! The gateway against real Postgres, real Redis and a real microservice (and a real worker
 //! for the task lifecycle). Each test gets its own database and Redis key prefix.
 
+use common::names::MetricName;
+
 mod support;
 
 use base64::Engine as _;
@@ -96,7 +98,11 @@ async fn login_rejects_wrong_password_unknown_user_and_bad_bodies() {
     assert_eq!(wrong_method.headers["allow"], "POST");
     let samples = s.metrics().await;
     assert_eq!(
-        common::metrics::sum(&samples, "logins_total", &[("outcome", "rejected")]),
+        common::metrics::sum(
+            &samples,
+            MetricName::LoginsTotal,
+            &[("outcome", "rejected")]
+        ),
         3.0
     );
 }
@@ -200,11 +206,19 @@ async fn cache_misses_then_hits_then_expires_after_its_ttl() {
     }
     let samples = s.metrics().await;
     assert_eq!(
-        common::metrics::sum(&samples, "cache_requests_total", &[("result", "hit")]),
+        common::metrics::sum(
+            &samples,
+            MetricName::CacheRequestsTotal,
+            &[("result", "hit")]
+        ),
         2.0
     );
     assert_eq!(
-        common::metrics::sum(&samples, "cache_requests_total", &[("result", "miss")]),
+        common::metrics::sum(
+            &samples,
+            MetricName::CacheRequestsTotal,
+            &[("result", "miss")]
+        ),
         4.0
     );
 }
@@ -269,11 +283,17 @@ async fn with_redis_down_requests_still_succeed_and_count_cache_errors() {
     assert_eq!(ready.status, 503);
     assert_ne!(ready.body["checks"]["redis"], "ok");
     let samples = s.metrics().await;
-    assert!(common::metrics::sum(&samples, "cache_requests_total", &[("result", "error")]) >= 5.0);
+    assert!(
+        common::metrics::sum(
+            &samples,
+            MetricName::CacheRequestsTotal,
+            &[("result", "error")]
+        ) >= 5.0
+    );
     assert_eq!(
         common::metrics::sum(
             &samples,
-            "http_requests_total",
+            MetricName::HttpRequestsTotal,
             &[("route", "/data"), ("status", "200")]
         ),
         7.0
@@ -342,7 +362,7 @@ async fn the_concurrency_limit_answers_503_with_retry_after() {
     );
     let samples = s.metrics().await;
     assert_eq!(
-        common::metrics::sum(&samples, "limiter_rejected_total", &[]),
+        common::metrics::sum(&samples, MetricName::LimiterRejectedTotal, &[]),
         2.0
     );
 }
@@ -370,7 +390,10 @@ async fn the_limit_queues_requests_up_to_max_queue() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let samples = s.metrics().await;
         let g = |name| common::metrics::sum(&samples, name, &[]);
-        (g("limiter_in_service"), g("limiter_waiting"))
+        (
+            g(MetricName::LimiterInService),
+            g(MetricName::LimiterWaiting),
+        )
     };
     let (replies, (in_service, waiting)) = tokio::join!(requests, watch);
     assert!(replies.iter().all(|(r, _)| r.status == 200));
@@ -380,14 +403,14 @@ async fn the_limit_queues_requests_up_to_max_queue() {
     assert!(started.elapsed() >= Duration::from_millis(600));
     let samples = s.metrics().await;
     assert_eq!(
-        common::metrics::sum(&samples, "limiter_in_service", &[]),
+        common::metrics::sum(&samples, MetricName::LimiterInService, &[]),
         0.0
     );
     // How long each held its slot: the microservice's 200 ms at least, the queueing not
     // included (the second waited one request, the third two: the clients' total is longer
     // by those waits). The login before them held a slot too.
-    let holds = common::metrics::sum(&samples, "limiter_slot_seconds_count", &[]);
-    let held = common::metrics::sum(&samples, "limiter_slot_seconds_sum", &[]);
+    let holds = common::metrics::sum(&samples, MetricName::LimiterSlotSeconds.count(), &[]);
+    let held = common::metrics::sum(&samples, MetricName::LimiterSlotSeconds.sum(), &[]);
     assert_eq!(holds, 4.0, "the login and the three requests");
     assert!(held >= 0.6, "{held} s held in all");
     assert!(
@@ -520,11 +543,11 @@ async fn an_inline_long_task_is_done_inside_the_request_and_stored_as_the_worker
         .unwrap();
     let samples = common::metrics::parse_text(&metrics.text().await.unwrap());
     assert_eq!(
-        common::metrics::sum(&samples, "tasks_inline_total", &[]),
+        common::metrics::sum(&samples, MetricName::TasksInlineTotal, &[]),
         2.0
     );
     assert_eq!(
-        common::metrics::sum(&samples, "tasks_enqueued_total", &[]),
+        common::metrics::sum(&samples, MetricName::TasksEnqueuedTotal, &[]),
         0.0
     );
 }

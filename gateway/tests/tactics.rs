@@ -2,6 +2,8 @@
 //! (`MICROSERVICE_CLIENT`), the listing behind no cache, Redis, or each gateway's memory
 //! (`LISTING_CACHE`), and the runtime's threads (`GATEWAY_THREADS`).
 
+use common::names::MetricName;
+
 mod support;
 
 use gateway::{ClientMode, ListingCache};
@@ -9,7 +11,7 @@ use support::*;
 
 async fn connections_accepted(stack: &Stack) -> f64 {
     stack
-        .metric(&stack.ms, "http_connections_accepted_total", &[])
+        .metric(&stack.ms, MetricName::HttpConnectionsAcceptedTotal, &[])
         .await
 }
 
@@ -73,7 +75,9 @@ async fn listing(stack: &Stack, gw: &str, token: &str, prefix: &str) -> Reply {
 }
 
 async fn listings_made(stack: &Stack) -> f64 {
-    stack.metric(&stack.ms, "listings_total", &[]).await
+    stack
+        .metric(&stack.ms, MetricName::ListingsTotal, &[])
+        .await
 }
 
 #[tokio::test]
@@ -93,11 +97,15 @@ async fn a_local_listing_cache_is_filled_once_per_gateway_and_redis_once_for_all
     assert_eq!(listings_made(&stack).await, 2.0);
     let hits = [("route", "listing"), ("result", "hit")];
     assert_eq!(
-        stack.metric(&first, "cache_requests_total", &hits).await,
+        stack
+            .metric(&first, MetricName::CacheRequestsTotal, &hits)
+            .await,
         1.0
     );
     assert_eq!(
-        stack.metric(&second, "cache_requests_total", &hits).await,
+        stack
+            .metric(&second, MetricName::CacheRequestsTotal, &hits)
+            .await,
         1.0
     );
     let r = listing(&stack, &first, &token, "photos").await;
@@ -112,7 +120,9 @@ async fn a_local_listing_cache_is_filled_once_per_gateway_and_redis_once_for_all
     }
     assert_eq!(listings_made(&stack).await, 3.0);
     assert_eq!(
-        stack.metric(&fourth, "cache_requests_total", &hits).await,
+        stack
+            .metric(&fourth, MetricName::CacheRequestsTotal, &hits)
+            .await,
         2.0
     );
 
@@ -160,7 +170,7 @@ async fn a_cached_listing_expires_after_its_ttl() {
     assert_eq!(listings_made(&stack).await, 2.0);
     // The answers' ages were observed: one histogram sample per request.
     let observed = stack
-        .metric(&stack.gw, "listing_age_seconds_count", &[])
+        .metric(&stack.gw, MetricName::ListingAgeSeconds.count(), &[])
         .await;
     assert_eq!(observed, 3.0);
 }

@@ -16,6 +16,7 @@ use catalogue::record::{CounterDelta, ExperimentRecord};
 pub use catalogue::Experiment;
 use common::load::Profile;
 use common::metrics::{Sample, Targets};
+use common::names::Series;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -75,7 +76,7 @@ type Key = (String, String, String, BTreeMap<String, String>);
 
 /// The series of interest from one reading of every target, keyed by (service, instance,
 /// name, labels).
-async fn read_all<S: AsRef<str>>(
+async fn read_all<S: Copy + Into<Series>>(
     client: &reqwest::Client,
     targets: &Targets,
     names: &[S],
@@ -87,7 +88,7 @@ async fn read_all<S: AsRef<str>>(
         value,
     } in targets.read(client).await.samples()
     {
-        if !names.iter().any(|n| n.as_ref() == name) {
+        if !names.iter().any(|&n| n.into().is(name)) {
             continue;
         }
         let mut labels = labels.clone();
@@ -402,8 +403,9 @@ mod tests {
                 BTreeMap::new(),
             )
         };
-        let before = BTreeMap::from([(key("a"), 10.0)]);
-        let after = BTreeMap::from([(key("a"), 25.0), (key("b"), 3.0)]);
+        let (a, b) = ("http_requests_total", "logins_total");
+        let before = BTreeMap::from([(key(a), 10.0)]);
+        let after = BTreeMap::from([(key(a), 25.0), (key(b), 3.0)]);
         let d = deltas(&before, after);
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].value, 15.0);
@@ -412,7 +414,8 @@ mod tests {
             counters: d,
             ..Default::default()
         };
-        assert_eq!(record.delta("gateway", "a", &[]), 15.0);
-        assert_eq!(record.delta("microservice", "a", &[]), 0.0);
+        let a = common::names::MetricName::HttpRequestsTotal;
+        assert_eq!(record.delta("gateway", a, &[]), 15.0);
+        assert_eq!(record.delta("microservice", a, &[]), 0.0);
     }
 }

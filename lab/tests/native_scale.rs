@@ -2,6 +2,8 @@
 //! sending requests through the load balancer, and not one request fails. Real binaries
 //! (target/debug, built by `make test`), a fresh Postgres database, a fresh Redis key prefix.
 
+use common::names::MetricName;
+
 use common::testing::free_port;
 use lab::runtime::native::{Native, Options};
 use lab::runtime::{Action, Paths, Runtime};
@@ -122,7 +124,7 @@ async fn lb_retries(rt: &Native) -> f64 {
         common::metrics::scrape(&http, &format!("{}/metrics", rt.load_balancer().metrics))
             .await
             .expect("load balancer metrics");
-    common::metrics::sum(&samples, "lb_retries_total", &[])
+    common::metrics::sum(&samples, MetricName::LbRetriesTotal, &[])
 }
 
 #[derive(Default)]
@@ -424,7 +426,7 @@ async fn misses_by_instance(rt: &Native) -> Vec<f64> {
             .expect("microservice metrics");
         out.push(common::metrics::sum(
             &samples,
-            "http_requests_total",
+            MetricName::HttpRequestsTotal,
             &[("route", "/data/{key}")],
         ));
     }

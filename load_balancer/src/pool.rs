@@ -7,6 +7,8 @@
 //! returns after `HEALTHY_THRESHOLD` passing checks. Requests already sent to a member that
 //! leaves are not interrupted: they hold their own reference to it.
 
+use common::names::MetricName;
+
 use arc_swap::ArcSwap;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use std::collections::BTreeSet;
@@ -125,7 +127,7 @@ impl PoolMetrics {
         let m = Self {
             requests: IntCounterVec::new(
                 Opts::new(
-                    "lb_requests_total",
+                    MetricName::LbRequestsTotal.as_str(),
                     "Requests proxied, by backend and response status",
                 ),
                 &["backend", "status"],
@@ -133,33 +135,33 @@ impl PoolMetrics {
             .expect("valid metric"),
             latency: prometheus::HistogramVec::new(
                 HistogramOpts::new(
-                    "lb_upstream_duration_seconds",
+                    MetricName::LbUpstreamDurationSeconds.as_str(),
                     "Time from choosing a backend to its response header",
                 )
                 .buckets(common::metrics::LATENCY_BUCKETS.to_vec()),
                 &["backend"],
             )
             .expect("valid metric"),
-            healthy: common::metrics::gauge("lb_backends_healthy", "Backends in rotation"),
-            known: common::metrics::gauge("lb_backends_known", "Backends discovered"),
+            healthy: common::metrics::gauge(MetricName::LbBackendsHealthy, "Backends in rotation"),
+            known: common::metrics::gauge(MetricName::LbBackendsKnown, "Backends discovered"),
             retries: common::metrics::counter(
-                "lb_retries_total",
+                MetricName::LbRetriesTotal,
                 "Requests tried again on another backend",
             ),
             discovery_changes: common::metrics::counter(
-                "lb_discovery_changes_total",
+                MetricName::LbDiscoveryChangesTotal,
                 "Times the discovered backend set changed",
             ),
             health_changes: IntCounterVec::new(
                 Opts::new(
-                    "lb_health_changes_total",
+                    MetricName::LbHealthChangesTotal.as_str(),
                     "Backends entering (up) or leaving (down) the rotation",
                 ),
                 &["backend", "to"],
             )
             .expect("valid metric"),
             no_backend: common::metrics::counter(
-                "lb_no_backend_total",
+                MetricName::LbNoBackendTotal,
                 "Requests answered 503 because no backend was healthy",
             ),
         };

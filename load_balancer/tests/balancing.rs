@@ -1,6 +1,8 @@
 //! The load balancer in front of real HTTP upstreams started by the test: balancing, health,
 //! failover, retries, forwarding headers, bodies, shutdown.
 
+use common::names::MetricName;
+
 mod support;
 
 use serde_json::{json, Value};
@@ -58,13 +60,13 @@ async fn round_robin_gives_each_of_three_backends_a_third() {
     for u in &ups {
         let n = common::metrics::sum(
             &samples,
-            "lb_requests_total",
+            MetricName::LbRequestsTotal,
             &[("backend", &u.addr.to_string()), ("status", "200")],
         );
         assert!((99.0..=101.0).contains(&n), "{}: {n}", u.addr);
     }
     assert_eq!(
-        common::metrics::sum(&samples, "lb_backends_healthy", &[]),
+        common::metrics::sum(&samples, MetricName::LbBackendsHealthy, &[]),
         3.0
     );
 }

@@ -4,6 +4,8 @@
 //! balancer goes on serving. Expectations follow RFC 9112 §6 and, where it leaves a choice,
 //! what nginx does (noted per case).
 
+use common::names::MetricName;
+
 mod support;
 
 use std::io::{Read, Write};
@@ -545,7 +547,7 @@ async fn a_post_on_a_connection_the_gateway_just_closed_is_sent_again_on_a_new_o
     // Most POSTs meet a pooled connection the closer has dropped; one that starts before the
     // last connection is back in the pool opens a new one instead (a race, not a fault), so
     // the count is at least one, not exactly nine.
-    let stale = common::metrics::sum(&samples, "lb_stale_connection_retries_total", &[]);
+    let stale = common::metrics::sum(&samples, MetricName::LbStaleConnectionRetriesTotal, &[]);
     assert!(stale >= 1.0, "the stale connections were noticed: {stale}");
 }
 
@@ -579,7 +581,7 @@ async fn a_pooled_connection_the_gateway_closed_while_idle_is_not_used_again() {
             .await
             .unwrap();
     assert_eq!(
-        common::metrics::sum(&samples, "lb_stale_connection_retries_total", &[]),
+        common::metrics::sum(&samples, MetricName::LbStaleConnectionRetriesTotal, &[]),
         0.0,
         "the idle list noticed each close while the connection was idle"
     );

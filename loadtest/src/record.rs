@@ -2,6 +2,8 @@
 //! `server.jsonl` (the distribution over gateways as the server saw it). The shapes are
 //! `records::record`'s, shared with the report.
 
+use records::names::{MetricName, Series};
+
 use crate::{Load, Options};
 use records::record::{
     Calibration, GatewayCache, GatewayCpu, GatewaySample, HostCpuBusy, HostInfo, LatencySummary,
@@ -18,33 +20,36 @@ pub use records::time::{utc_now, utc_stamp};
 
 /// Every metric the per-second samples read (the functions below): the sampler parses
 /// nothing else of each page.
-const SAMPLED: &[&str] = &[
-    "lb_requests_total",
-    "lb_backends_healthy",
-    "lb_retries_total",
-    "http_requests_total",
-    "cache_requests_total",
-    "limiter_rejected_total",
-    "limiter_slot_seconds_sum",
-    "limiter_slot_seconds_count",
-    "process_cpu_seconds_total",
-    "process_start_time_seconds",
-    "db_pool_connections",
-    "db_pool_available",
-    "db_pool_waiting",
-    "queue_length",
-    "queue_pending",
-    "queue_lag",
-    "jobs_in_progress",
-    "jobs_processed_total",
-    "jobs_reclaimed_total",
-    "results_duplicates_absorbed_total",
+const SAMPLED: &[Series] = &[
+    MetricName::LbRequestsTotal.whole(),
+    MetricName::LbBackendsHealthy.whole(),
+    MetricName::LbRetriesTotal.whole(),
+    MetricName::HttpRequestsTotal.whole(),
+    MetricName::CacheRequestsTotal.whole(),
+    MetricName::LimiterRejectedTotal.whole(),
+    MetricName::LimiterSlotSeconds.sum(),
+    MetricName::LimiterSlotSeconds.count(),
+    MetricName::ProcessCpuSecondsTotal.whole(),
+    MetricName::ProcessStartTimeSeconds.whole(),
+    MetricName::DbPoolConnections.whole(),
+    MetricName::DbPoolAvailable.whole(),
+    MetricName::DbPoolWaiting.whole(),
+    MetricName::QueueLength.whole(),
+    MetricName::QueuePending.whole(),
+    MetricName::QueueLag.whole(),
+    MetricName::JobsInProgress.whole(),
+    MetricName::JobsProcessedTotal.whole(),
+    MetricName::JobsReclaimedTotal.whole(),
+    MetricName::ResultsDuplicatesAbsorbedTotal.whole(),
 ];
 
 /// Requests per backend from the load balancer's `lb_requests_total`.
 fn per_backend(samples: &[probe::exposition::Sample]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for s in samples.iter().filter(|s| s.name == "lb_requests_total") {
+    for s in samples
+        .iter()
+        .filter(|s| MetricName::LbRequestsTotal.whole().is(&s.name))
+    {
         if let Some(backend) = s.labels.get("backend") {
             *out.entry(backend.clone()).or_insert(0.0) += s.value;
         }
@@ -53,44 +58,45 @@ fn per_backend(samples: &[probe::exposition::Sample]) -> BTreeMap<String, f64> {
 }
 
 fn gateway_sample(s: &[probe::exposition::Sample]) -> GatewaySample {
-    let cache =
-        |result: &str| probe::exposition::sum(s, "cache_requests_total", &[("result", result)]);
+    let cache = |result: &str| {
+        probe::exposition::sum(s, MetricName::CacheRequestsTotal, &[("result", result)])
+    };
     GatewaySample {
-        requests: probe::exposition::sum(s, "http_requests_total", &[]),
+        requests: probe::exposition::sum(s, MetricName::HttpRequestsTotal, &[]),
         cache_hit: cache("hit"),
         cache_miss: cache("miss"),
         cache_error: cache("error"),
-        limiter_rejected: probe::exposition::sum(s, "limiter_rejected_total", &[]),
-        slot_seconds: probe::exposition::sum(s, "limiter_slot_seconds_sum", &[]),
-        slot_holds: probe::exposition::sum(s, "limiter_slot_seconds_count", &[]),
-        cpu_seconds: probe::exposition::sum(s, "process_cpu_seconds_total", &[]),
-        started_at: probe::exposition::sum(s, "process_start_time_seconds", &[]),
+        limiter_rejected: probe::exposition::sum(s, MetricName::LimiterRejectedTotal, &[]),
+        slot_seconds: probe::exposition::sum(s, MetricName::LimiterSlotSeconds.sum(), &[]),
+        slot_holds: probe::exposition::sum(s, MetricName::LimiterSlotSeconds.count(), &[]),
+        cpu_seconds: probe::exposition::sum(s, MetricName::ProcessCpuSecondsTotal, &[]),
+        started_at: probe::exposition::sum(s, MetricName::ProcessStartTimeSeconds, &[]),
     }
 }
 
 fn microservice_sample(s: &[probe::exposition::Sample]) -> MicroserviceSample {
-    let g = |name: &str| probe::exposition::sum(s, name, &[]);
+    let g = |name: MetricName| probe::exposition::sum(s, name, &[]);
     MicroserviceSample {
-        requests: g("http_requests_total"),
-        unavailable: probe::exposition::sum(s, "http_requests_total", &[("status", "503")]),
-        pool_open: g("db_pool_connections"),
-        pool_available: g("db_pool_available"),
-        pool_waiting: g("db_pool_waiting"),
-        started_at: g("process_start_time_seconds"),
+        requests: g(MetricName::HttpRequestsTotal),
+        unavailable: probe::exposition::sum(s, MetricName::HttpRequestsTotal, &[("status", "503")]),
+        pool_open: g(MetricName::DbPoolConnections),
+        pool_available: g(MetricName::DbPoolAvailable),
+        pool_waiting: g(MetricName::DbPoolWaiting),
+        started_at: g(MetricName::ProcessStartTimeSeconds),
     }
 }
 
 fn worker_sample(w: &[probe::exposition::Sample]) -> WorkerSample {
-    let g = |name: &str| probe::exposition::sum(w, name, &[]);
+    let g = |name: MetricName| probe::exposition::sum(w, name, &[]);
     WorkerSample {
-        queue_length: g("queue_length"),
-        queue_pending: g("queue_pending"),
-        queue_lag: g("queue_lag"),
-        jobs_in_progress: g("jobs_in_progress"),
-        jobs_processed: g("jobs_processed_total"),
-        jobs_reclaimed: g("jobs_reclaimed_total"),
-        duplicates_absorbed: g("results_duplicates_absorbed_total"),
-        started_at: g("process_start_time_seconds"),
+        queue_length: g(MetricName::QueueLength),
+        queue_pending: g(MetricName::QueuePending),
+        queue_lag: g(MetricName::QueueLag),
+        jobs_in_progress: g(MetricName::JobsInProgress),
+        jobs_processed: g(MetricName::JobsProcessedTotal),
+        jobs_reclaimed: g(MetricName::JobsReclaimedTotal),
+        duplicates_absorbed: g(MetricName::ResultsDuplicatesAbsorbedTotal),
+        started_at: g(MetricName::ProcessStartTimeSeconds),
     }
 }
 
@@ -155,10 +161,16 @@ impl Sampler {
                 match reading.load_balancer {
                     Some(Ok(samples)) => {
                         line.requests_by_backend = Some(per_backend(&samples));
-                        line.backends_healthy =
-                            Some(probe::exposition::sum(&samples, "lb_backends_healthy", &[]));
-                        line.retries =
-                            Some(probe::exposition::sum(&samples, "lb_retries_total", &[]));
+                        line.backends_healthy = Some(probe::exposition::sum(
+                            &samples,
+                            MetricName::LbBackendsHealthy,
+                            &[],
+                        ));
+                        line.retries = Some(probe::exposition::sum(
+                            &samples,
+                            MetricName::LbRetriesTotal,
+                            &[],
+                        ));
                     }
                     Some(Err(e)) => line.error = Some(e),
                     None => {}

@@ -2,6 +2,8 @@
 //! balancer binary in front of two gateways, a microservice, Postgres and Redis. Each run's
 //! folder must be complete and its numbers consistent.
 
+use records::names::MetricName;
+
 use common::testing::free_port;
 use common::testing::{self, TestDb};
 use serde_json::Value;
@@ -55,7 +57,10 @@ async fn load_balancer(backends: &[String]) -> (Killed, u16, String) {
     let all_healthy = testing::wait_until(Duration::from_secs(15), || async {
         common::metrics::scrape(&reqwest::Client::new(), &lb_metrics)
             .await
-            .map(|s| common::metrics::sum(&s, "lb_backends_healthy", &[]) == backends.len() as f64)
+            .map(|s| {
+                common::metrics::sum(&s, MetricName::LbBackendsHealthy, &[])
+                    == backends.len() as f64
+            })
             .unwrap_or(false)
     })
     .await;

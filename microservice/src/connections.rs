@@ -3,6 +3,8 @@
 //! second pays a TCP handshake, authentication and a new backend process on every request,
 //! and opens as many connections as there are requests at once, until Postgres refuses.
 
+use common::names::MetricName;
+
 use common::ApiError;
 use deadpool_postgres::Pool;
 use prometheus::{Histogram, IntCounter, IntGauge};
@@ -32,16 +34,16 @@ impl ConnectionMetrics {
     pub fn new(metrics: &common::metrics::Metrics) -> Self {
         let m = Self {
             opened: common::metrics::counter(
-                "db_connections_opened_total",
+                MetricName::DbConnectionsOpenedTotal,
                 "Postgres connections opened for a single request (DB_POOL_MODE=per-request)",
             ),
             connect_seconds: common::metrics::histogram(
-                "db_connect_duration_seconds",
+                MetricName::DbConnectDurationSeconds,
                 "Time to open one Postgres connection (TCP, authentication, backend start)",
                 common::metrics::LATENCY_BUCKETS,
             ),
             open: common::metrics::gauge(
-                "db_request_connections_open",
+                MetricName::DbRequestConnectionsOpen,
                 "Per-request Postgres connections open now",
             ),
         };

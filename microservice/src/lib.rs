@@ -4,6 +4,8 @@
 //! scan of the seeded `items` table plus an optional `pg_sleep`, so its capacity is
 //! `DB_POOL_SIZE / service time` per instance (Little's law), which the report predicts.
 
+use common::names::MetricName;
+
 mod connections;
 mod routes;
 
@@ -100,12 +102,12 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let metrics = Metrics::new("microservice", &instance);
     metrics.register(Box::new(common::db::PoolCollector::new(&pool)));
     let query_latency = histogram(
-        "db_query_duration_seconds",
+        MetricName::DbQueryDurationSeconds,
         "Time a request held its pooled connection (scan + delay)",
         LATENCY_BUCKETS,
     );
     metrics.register(Box::new(query_latency.clone()));
-    let listings = common::metrics::counter("listings_total", "Slow listings produced");
+    let listings = common::metrics::counter(MetricName::ListingsTotal, "Slow listings produced");
     metrics.register(Box::new(listings.clone()));
     let connections = Connections::new(
         config.db_pool_mode,

@@ -1,5 +1,7 @@
 //! The microservice against a real Postgres (a fresh database per test).
 
+use common::names::MetricName;
+
 mod support;
 
 use common::testing::{self, TcpRelay, TestDb};
@@ -149,24 +151,27 @@ async fn metrics_show_pool_and_query_latency() {
             .unwrap();
     let ours = [("service", "microservice"), ("instance", "ms-test")];
     assert_eq!(
-        common::metrics::sum(&samples, "db_pool_max_size", &ours),
+        common::metrics::sum(&samples, MetricName::DbPoolMaxSize, &ours),
         5.0
     );
     for name in [
-        "db_pool_available",
-        "db_pool_waiting",
-        "db_pool_connections",
+        MetricName::DbPoolAvailable,
+        MetricName::DbPoolWaiting,
+        MetricName::DbPoolConnections,
     ] {
-        assert!(samples.iter().any(|s| s.name == name), "missing {name}");
+        assert!(
+            samples.iter().any(|s| name.whole().is(&s.name)),
+            "missing {name}"
+        );
     }
     assert_eq!(
-        common::metrics::sum(&samples, "db_query_duration_seconds_count", &ours),
+        common::metrics::sum(&samples, MetricName::DbQueryDurationSeconds.count(), &ours),
         1.0
     );
     assert_eq!(
         common::metrics::sum(
             &samples,
-            "http_requests_total",
+            MetricName::HttpRequestsTotal,
             &[("route", "/data/{key}"), ("status", "200")]
         ),
         1.0

@@ -2,6 +2,8 @@
 //! column (`ITEMS_INDEX`), a connection per request instead of the pool (`DB_POOL_MODE`),
 //! and the slow listing.
 
+use common::names::MetricName;
+
 mod support;
 
 use common::testing::{self, TestDb};
@@ -16,7 +18,7 @@ async fn get(url: &str) -> (u16, Value) {
     (status, body)
 }
 
-async fn metric(base: &str, name: &str) -> f64 {
+async fn metric(base: &str, name: impl Into<common::names::Series>) -> f64 {
     let samples = common::metrics::scrape(&reqwest::Client::new(), &format!("{base}/metrics"))
         .await
         .expect("metrics");
@@ -77,14 +79,17 @@ async fn a_connection_per_request_opens_one_for_every_request_and_closes_it() {
         let (status, body) = get(&format!("{}/data/k{i}", app.base)).await;
         assert_eq!(status, 200, "{body}");
     }
-    assert_eq!(metric(&app.base, "db_connections_opened_total").await, 5.0);
     assert_eq!(
-        metric(&app.base, "db_connect_duration_seconds_count").await,
+        metric(&app.base, MetricName::DbConnectionsOpenedTotal).await,
+        5.0
+    );
+    assert_eq!(
+        metric(&app.base, MetricName::DbConnectDurationSeconds.count()).await,
         5.0
     );
     // Each is closed once its request is answered.
     let closed = testing::wait_until(Duration::from_secs(5), || async {
-        metric(&app.base, "db_request_connections_open").await == 0.0
+        metric(&app.base, MetricName::DbRequestConnectionsOpen).await == 0.0
     })
     .await;
     assert!(closed, "per-request connections stayed open");
@@ -94,7 +99,7 @@ async fn a_connection_per_request_opens_one_for_every_request_and_closes_it() {
         get(&format!("{}/data/k{i}", pooled.base)).await;
     }
     assert_eq!(
-        metric(&pooled.base, "db_connections_opened_total").await,
+        metric(&pooled.base, MetricName::DbConnectionsOpenedTotal).await,
         0.0
     );
     let (_, cfg) = get(&format!("{}/config", app.base)).await;
@@ -182,7 +187,7 @@ async fn the_listing_is_slow_stamped_and_validated() {
     assert!(listing.objects[0].starts_with("photos/"));
     let age_ms = common::time::now_unix() * 1000.0 - listing.listed_at_ms as f64;
     assert!((0.0..5_000.0).contains(&age_ms), "{age_ms}");
-    assert_eq!(metric(&app.base, "listings_total").await, 1.0);
+    assert_eq!(metric(&app.base, MetricName::ListingsTotal).await, 1.0);
     let (status, body) = get(&format!("{}/listing/no%20spaces", app.base)).await;
     assert_eq!(status, 400, "{body}");
 }

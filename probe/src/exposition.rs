@@ -1,6 +1,8 @@
 //! The Prometheus text format every service's `/metrics` answers, as its readers need it:
 //! samples parsed leniently, summed by name and labels, scraped over HTTP.
 
+use records::names::Series;
+
 /// One sample of the Prometheus text format: `name{label="v",...} value`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -17,7 +19,7 @@ pub fn parse_text(text: &str) -> Vec<Sample> {
 
 /// [`parse_text`] keeping only the samples whose name is in `only` (every one with `None`):
 /// the other lines are skipped before any of their labels is read.
-pub fn parse_named(text: &str, only: Option<&[&str]>) -> Vec<Sample> {
+pub fn parse_named(text: &str, only: Option<&[Series]>) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter(|l| {
@@ -26,7 +28,7 @@ pub fn parse_named(text: &str, only: Option<&[&str]>) -> Vec<Sample> {
                 let end = l
                     .find(|c: char| c == '{' || c.is_whitespace())
                     .unwrap_or(l.len());
-                names.contains(&&l[..end])
+                names.iter().any(|n| n.is(&l[..end]))
             })
         })
         .filter_map(parse_line)
@@ -97,11 +99,13 @@ fn parse_line(line: &str) -> Option<Sample> {
     })
 }
 
-/// Sum of every sample named `name` whose labels include all of `matching`.
-pub fn sum(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
+/// Sum of every sample of `series` (a metric, or a part of a histogram) whose labels include
+/// all of `matching`.
+pub fn sum(samples: &[Sample], series: impl Into<Series>, matching: &[(&str, &str)]) -> f64 {
+    let series = series.into();
     samples
         .iter()
-        .filter(|s| s.name == name)
+        .filter(|s| series.is(&s.name))
         .filter(|s| {
             matching
                 .iter()
@@ -121,7 +125,7 @@ pub async fn scrape(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<S
 pub async fn scrape_named(
     client: &reqwest::Client,
     url: &str,
-    only: Option<&[&str]>,
+    only: Option<&[Series]>,
 ) -> anyhow::Result<Vec<Sample>> {
     let text = client
         .get(url)
@@ -137,18 +141,38 @@ pub async fn scrape_named(
 mod tests {
     use super::*;
 
+    use records::names::MetricName;
+
     #[test]
     fn only_the_named_samples_are_kept() {
         let text = "# HELP x\nhttp_requests_total{route=\"/data\",status=\"200\"} 7\n\
-                    http_request_duration_seconds_bucket{le=\"0.1\"} 3\n  up 1\nupx 2\n";
+                    http_request_duration_seconds_bucket{le=\"0.1\"} 3\n  queue_lag 1\n\
+                    queue_lagx 2\nhttp_request_duration_seconds_count 4\n";
         let all = parse_text(text);
-        assert_eq!(all.len(), 4);
-        let some = parse_named(text, Some(&["http_requests_total", "up"]));
+        assert_eq!(all.len(), 5);
+        let wanted = [
+            MetricName::HttpRequestsTotal.into(),
+            MetricName::QueueLag.into(),
+            MetricName::HttpRequestDurationSeconds.count(),
+        ];
+        let some = parse_named(text, Some(&wanted));
         assert_eq!(
             some.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            vec!["http_requests_total", "up"]
+            vec![
+                "http_requests_total",
+                "queue_lag",
+                "http_request_duration_seconds_count"
+            ]
         );
-        assert_eq!(sum(&some, "http_requests_total", &[("status", "200")]), 7.0);
+        assert_eq!(
+            sum(&some, MetricName::HttpRequestsTotal, &[("status", "200")]),
+            7.0
+        );
+        assert_eq!(
+            sum(&some, MetricName::HttpRequestDurationSeconds.count(), &[]),
+            4.0
+        );
+        assert_eq!(sum(&some, MetricName::HttpRequestDurationSeconds, &[]), 0.0);
         assert!(parse_named(text, Some(&[])).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 //! after a side and the autoscaler's readings over a sync period are all made of these.
 
 use crate::exposition::{scrape_named, Sample};
+use records::names::Series;
 
 /// Where the stack's `/metrics` are: the load balancer's, each gateway's (by its address,
 /// `10.0.0.5:8000`), and the workers' and microservices' (full URLs).
@@ -14,7 +15,7 @@ pub struct Targets {
     pub microservices: Vec<String>,
     /// The metric names the reader uses (`None`: every sample): the rest of each page is
     /// skipped unparsed, which is most of it (histogram buckets).
-    pub only: Option<&'static [&'static str]>,
+    pub only: Option<&'static [Series]>,
 }
 
 /// What one endpoint answered: its samples, or why there are none.

@@ -1,6 +1,7 @@
 //! Names more than one crate spells: a lab setting's name (its environment variable, its
-//! `.env` key, its key in a run record and a report column). An enum, not string constants,
-//! so that a misspelt name is a compile error; `parse` is the one way from text.
+//! `.env` key, its key in a run record and a report column) and a metric's (written by a
+//! service, read by the lab, the load generator and the experiments). Enums, not string
+//! constants, so that a misspelt name is a compile error; `parse` is the one way from text.
 
 /// An enum of names, each variant spelled once, with every value (`ALL`), its text
 /// (`as_str`) and the way back (`parse`).
@@ -103,9 +104,163 @@ names! {
     }
 }
 
+names! {
+    /// Every metric a service exposes on `/metrics` (Prometheus text) that some other code
+    /// reads: the services write them by these names, the lab, the load generator and the
+    /// experiments read them by the same.
+    pub enum MetricName {
+        LbBackendsHealthy = "lb_backends_healthy",
+        LbBackendsKnown = "lb_backends_known",
+        LbDiscoveryChangesTotal = "lb_discovery_changes_total",
+        LbHealthChangesTotal = "lb_health_changes_total",
+        LbNoBackendTotal = "lb_no_backend_total",
+        LbRefusedRequestsTotal = "lb_refused_requests_total",
+        LbRequestsTotal = "lb_requests_total",
+        LbRetriesTotal = "lb_retries_total",
+        LbStaleConnectionRetriesTotal = "lb_stale_connection_retries_total",
+        LbUpstreamDurationSeconds = "lb_upstream_duration_seconds",
+        HttpConnectionsAcceptedTotal = "http_connections_accepted_total",
+        HttpRequestDurationSeconds = "http_request_duration_seconds",
+        HttpRequestsInFlight = "http_requests_in_flight",
+        HttpRequestsTotal = "http_requests_total",
+        ProcessCpuSecondsTotal = "process_cpu_seconds_total",
+        ProcessStartTimeSeconds = "process_start_time_seconds",
+        LimiterInService = "limiter_in_service",
+        LimiterMaxInFlight = "limiter_max_in_flight",
+        LimiterRejectedTotal = "limiter_rejected_total",
+        LimiterSlotSeconds = "limiter_slot_seconds",
+        LimiterWaiting = "limiter_waiting",
+        CacheRequestsTotal = "cache_requests_total",
+        LoginsTotal = "logins_total",
+        TasksEnqueuedTotal = "tasks_enqueued_total",
+        TasksInlineTotal = "tasks_inline_total",
+        ListingAgeSeconds = "listing_age_seconds",
+        DbConnectDurationSeconds = "db_connect_duration_seconds",
+        DbConnectionsOpenedTotal = "db_connections_opened_total",
+        DbPoolAvailable = "db_pool_available",
+        DbPoolConnections = "db_pool_connections",
+        DbPoolMaxSize = "db_pool_max_size",
+        DbPoolWaiting = "db_pool_waiting",
+        DbQueryDurationSeconds = "db_query_duration_seconds",
+        DbRequestConnectionsOpen = "db_request_connections_open",
+        ListingsTotal = "listings_total",
+        QueueLag = "queue_lag",
+        QueueLength = "queue_length",
+        QueuePending = "queue_pending",
+        JobsDeadLetteredTotal = "jobs_dead_lettered_total",
+        JobsInProgress = "jobs_in_progress",
+        JobsMalformedTotal = "jobs_malformed_total",
+        JobsProcessedTotal = "jobs_processed_total",
+        JobsReclaimedTotal = "jobs_reclaimed_total",
+        JobsReleasedTotal = "jobs_released_total",
+        BatchFlushDurationSeconds = "batch_flush_duration_seconds",
+        BatchSize = "batch_size",
+        ResultsDuplicatesAbsorbedTotal = "results_duplicates_absorbed_total",
+    }
+}
+
+impl MetricName {
+    /// The histograms: each is read as its parts ([`MetricName::sum`], [`MetricName::count`],
+    /// [`MetricName::bucket`]).
+    pub const HISTOGRAMS: &'static [MetricName] = &[
+        MetricName::BatchFlushDurationSeconds,
+        MetricName::BatchSize,
+        MetricName::DbConnectDurationSeconds,
+        MetricName::DbQueryDurationSeconds,
+        MetricName::HttpRequestDurationSeconds,
+        MetricName::LbUpstreamDurationSeconds,
+        MetricName::LimiterSlotSeconds,
+        MetricName::ListingAgeSeconds,
+    ];
+
+    /// The metric's own samples (a counter's, a gauge's), as a [`Series`] in a `const`.
+    pub const fn whole(self) -> Series {
+        Series {
+            metric: self,
+            part: Part::Whole,
+        }
+    }
+
+    /// A histogram's sum of observations (`<name>_sum`).
+    pub const fn sum(self) -> Series {
+        Series {
+            metric: self,
+            part: Part::Sum,
+        }
+    }
+
+    /// A histogram's count of observations (`<name>_count`).
+    pub const fn count(self) -> Series {
+        Series {
+            metric: self,
+            part: Part::Count,
+        }
+    }
+
+    /// A histogram's cumulative buckets (`<name>_bucket{le="…"}`).
+    pub const fn bucket(self) -> Series {
+        Series {
+            metric: self,
+            part: Part::Bucket,
+        }
+    }
+}
+
+/// Which samples of a metric: the metric itself, or one part of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    Whole,
+    Sum,
+    Count,
+    Bucket,
+}
+
+impl Part {
+    const fn suffix(self) -> &'static str {
+        match self {
+            Part::Whole => "",
+            Part::Sum => "_sum",
+            Part::Count => "_count",
+            Part::Bucket => "_bucket",
+        }
+    }
+}
+
+/// The samples a reader looks up by name: a metric ([`MetricName`] converts into one) or a
+/// part of a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Series {
+    pub metric: MetricName,
+    pub part: Part,
+}
+
+impl Series {
+    /// Whether a sample's name is this series'.
+    pub fn is(self, name: &str) -> bool {
+        name.strip_prefix(self.metric.as_str()) == Some(self.part.suffix())
+    }
+
+    /// Its name in the exposition (`db_query_duration_seconds_sum`).
+    pub fn name(self) -> String {
+        format!("{}{}", self.metric.as_str(), self.part.suffix())
+    }
+}
+
+impl From<MetricName> for Series {
+    fn from(metric: MetricName) -> Self {
+        metric.whole()
+    }
+}
+
+impl std::fmt::Display for Series {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.metric.as_str(), self.part.suffix())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::SettingName;
+    use super::{MetricName, SettingName};
 
     #[test]
     fn each_name_is_spelled_once_and_parses_back() {
@@ -115,5 +270,24 @@ mod tests {
             assert_eq!(SettingName::parse(name.as_str()), Some(*name));
         }
         assert_eq!(SettingName::parse("LB_PROT"), None);
+    }
+
+    #[test]
+    fn each_metric_is_spelled_once_and_a_series_knows_its_samples() {
+        let mut seen = std::collections::BTreeSet::new();
+        for name in MetricName::ALL {
+            assert!(seen.insert(name.as_str()), "{name} twice");
+            assert_eq!(MetricName::parse(name.as_str()), Some(*name));
+        }
+        let h = MetricName::DbQueryDurationSeconds;
+        assert!(super::Series::from(h).is("db_query_duration_seconds"));
+        assert!(h.sum().is("db_query_duration_seconds_sum"));
+        assert!(!h.sum().is("db_query_duration_seconds_count"));
+        assert!(!super::Series::from(h).is("db_query_duration_seconds_sum"));
+        assert_eq!(h.count().to_string(), "db_query_duration_seconds_count");
+        assert_eq!(h.bucket().name(), "db_query_duration_seconds_bucket");
+        assert!(MetricName::HISTOGRAMS
+            .iter()
+            .all(|m| !m.as_str().ends_with("_total")));
     }
 }

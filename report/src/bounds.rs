@@ -16,6 +16,8 @@
 //! resource when the window opened or still held it when it closed (c of them, or N users),
 //! plus 2 % for the server counters' one-second sampling around that window.
 
+use records::names::MetricName;
+
 use crate::runs::Run;
 
 /// The measurement noise allowed on top of the edges' requests.
@@ -84,7 +86,7 @@ pub fn hard_bounds(run: &Run) -> Vec<Bound> {
         let query_s = run
             .measured
             .as_ref()
-            .and_then(|m| m.mean("microservice", "db_query_duration_seconds"));
+            .and_then(|m| m.mean("microservice", MetricName::DbQueryDurationSeconds));
         if let (Some(s), Some(pool)) = (query_s.filter(|s| *s > 0.0), run.knobs.microservice_pool) {
             let connections = (run.knobs.microservices.max(1) * pool) as f64;
             let rps = connections / s;

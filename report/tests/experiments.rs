@@ -1,6 +1,8 @@
 //! The Experiments section on hand-built run folders (`run.json` + `experiment.json`) whose
 //! figures are computed by hand.
 
+use records::names::{MetricName, Series};
+
 use catalogue::record::{CounterDelta, ExperimentRecord};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -14,11 +16,16 @@ fn temp(name: &str) -> PathBuf {
     dir
 }
 
-fn counter(service: &str, name: &str, labels: &[(&str, &str)], value: f64) -> CounterDelta {
+fn counter(
+    service: &str,
+    name: impl Into<Series>,
+    labels: &[(&str, &str)],
+    value: f64,
+) -> CounterDelta {
     CounterDelta {
         service: service.into(),
         instance: format!("{service}-1"),
-        name: name.into(),
+        name: name.into().name(),
         labels: labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -89,13 +96,13 @@ fn the_index_section_shows_db_time_the_plans_and_littles_law() {
         vec![
             counter(
                 "microservice",
-                "db_query_duration_seconds_sum",
+                MetricName::DbQueryDurationSeconds.sum(),
                 &[],
                 ms / 1000.0 * 100.0,
             ),
             counter(
                 "microservice",
-                "db_query_duration_seconds_count",
+                MetricName::DbQueryDurationSeconds.count(),
                 &[],
                 100.0,
             ),
@@ -169,7 +176,7 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
     let requests = |n: f64| {
         counter(
             "microservice",
-            "http_requests_total",
+            MetricName::HttpRequestsTotal,
             &[("route", "/data/{key}")],
             n,
         )
@@ -179,13 +186,13 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
         [
             counter(
                 "microservice",
-                "db_query_duration_seconds_sum",
+                MetricName::DbQueryDurationSeconds.sum(),
                 &[],
                 ms / 1000.0 * 400.0,
             ),
             counter(
                 "microservice",
-                "db_query_duration_seconds_count",
+                MetricName::DbQueryDurationSeconds.count(),
                 &[],
                 400.0,
             ),
@@ -197,16 +204,21 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
     let mut b = record("db-pool", "B", "DB_POOL_MODE", "per-request");
     b.counters = vec![
         requests(400.0),
-        counter("microservice", "db_connections_opened_total", &[], 400.0),
         counter(
             "microservice",
-            "db_connect_duration_seconds_sum",
+            MetricName::DbConnectionsOpenedTotal,
+            &[],
+            400.0,
+        ),
+        counter(
+            "microservice",
+            MetricName::DbConnectDurationSeconds.sum(),
             &[],
             400.0 * 0.006,
         ),
         counter(
             "microservice",
-            "db_connect_duration_seconds_count",
+            MetricName::DbConnectDurationSeconds.count(),
             &[],
             400.0,
         ),
@@ -214,7 +226,7 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
     b.counters.extend(db(60.0));
     b.peaks = vec![counter(
         "microservice",
-        "db_request_connections_open",
+        MetricName::DbRequestConnectionsOpen,
         &[],
         4.0,
     )];
@@ -225,19 +237,24 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
         vec![
             counter(
                 "worker",
-                "jobs_processed_total",
+                MetricName::JobsProcessedTotal,
                 &[("status", "done")],
                 jobs,
             ),
-            counter("worker", "batch_size_sum", &[], jobs),
-            counter("worker", "batch_size_count", &[], commits),
+            counter("worker", MetricName::BatchSize.sum(), &[], jobs),
+            counter("worker", MetricName::BatchSize.count(), &[], commits),
             counter(
                 "worker",
-                "batch_flush_duration_seconds_sum",
+                MetricName::BatchFlushDurationSeconds.sum(),
                 &[],
                 commits * flush_ms / 1000.0,
             ),
-            counter("worker", "batch_flush_duration_seconds_count", &[], commits),
+            counter(
+                "worker",
+                MetricName::BatchFlushDurationSeconds.count(),
+                &[],
+                commits,
+            ),
         ]
     };
     let mut a = record("batch", "A", "BATCH_SIZE", "1");
@@ -252,7 +269,7 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
             instance: gw.into(),
             ..counter(
                 "gateway",
-                "cache_requests_total",
+                MetricName::CacheRequestsTotal,
                 &[("route", "listing"), ("result", result)],
                 v,
             )
@@ -264,7 +281,12 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
     {
         let mut r = record("local-cache", ["A", "B", "C"][i], "LISTING_CACHE", mode);
         r.settings.insert("LISTING_TTL_SECS".into(), "10".into());
-        r.counters = vec![counter("microservice", "listings_total", &[], made)];
+        r.counters = vec![counter(
+            "microservice",
+            MetricName::ListingsTotal,
+            &[],
+            made,
+        )];
         if mode != "none" {
             r.counters.extend(listing("gw-1", 990.0, 10.0));
             r.counters.extend(listing("gw-2", 980.0, 20.0));
@@ -274,8 +296,13 @@ fn pool_batch_cache_and_cpu_sections_compute_their_mechanisms() {
 
     let cpu = |seconds: f64, logins: f64| {
         vec![
-            counter("gateway", "process_cpu_seconds_total", &[], seconds),
-            counter("gateway", "logins_total", &[("outcome", "ok")], logins),
+            counter("gateway", MetricName::ProcessCpuSecondsTotal, &[], seconds),
+            counter(
+                "gateway",
+                MetricName::LoginsTotal,
+                &[("outcome", "ok")],
+                logins,
+            ),
         ]
     };
     let mut a = record("worker-threads", "A", "GATEWAY_THREADS", "1");
@@ -358,7 +385,12 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
             .iter()
             .map(|(i, v)| CounterDelta {
                 instance: i.to_string(),
-                ..counter("worker", "jobs_processed_total", &[("status", "done")], *v)
+                ..counter(
+                    "worker",
+                    MetricName::JobsProcessedTotal,
+                    &[("status", "done")],
+                    *v,
+                )
             })
             .collect()
     };
@@ -379,7 +411,7 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
             .iter()
             .map(|(i, _)| CounterDelta {
                 instance: i.to_string(),
-                ..counter("worker", "queue_lag", &[], 250.0)
+                ..counter("worker", MetricName::QueueLag, &[], 250.0)
             })
             .collect();
         side_run(&root, batch, r, "longtask");
@@ -399,7 +431,7 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
                 instance: i.into(),
                 ..counter(
                     "microservice",
-                    "http_requests_total",
+                    MetricName::HttpRequestsTotal,
                     &[("route", "/data/{key}")],
                     v,
                 )
@@ -408,13 +440,13 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
         // 50 ms per query on both sides.
         r.counters.push(counter(
             "microservice",
-            "db_query_duration_seconds_sum",
+            MetricName::DbQueryDurationSeconds.sum(),
             &[],
             5.0,
         ));
         r.counters.push(counter(
             "microservice",
-            "db_query_duration_seconds_count",
+            MetricName::DbQueryDurationSeconds.count(),
             &[],
             100.0,
         ));
@@ -486,7 +518,7 @@ fn scaling_sections_give_capacity_bounds_and_the_split_per_instance() {
 /// A side of 20 s, p50 50 ms: as many ok requests as jobs done, or 1000 misses.
 fn side_run(root: &Path, batch: &str, r: ExperimentRecord, scenario: &str) {
     let ok = match scenario {
-        "longtask" => r.delta("worker", "jobs_processed_total", &[]) as u64,
+        "longtask" => r.delta("worker", MetricName::JobsProcessedTotal, &[]) as u64,
         _ => 1000,
     };
     side(root, batch, r, scenario, ok, 50.0);
@@ -511,17 +543,17 @@ fn the_offload_section_puts_the_wait_in_the_request_or_in_the_queue() {
     let a = side_with(
         "A",
         "inline",
-        vec![counter("gateway", "tasks_inline_total", &[], 160.0)],
-        vec![counter("gateway", "limiter_waiting", &[], 290.0)],
+        vec![counter("gateway", MetricName::TasksInlineTotal, &[], 160.0)],
+        vec![counter("gateway", MetricName::LimiterWaiting, &[], 290.0)],
     );
     let b = side_with(
         "B",
         "queued",
         vec![
-            counter("gateway", "tasks_enqueued_total", &[], 160.0),
-            counter("worker", "jobs_processed_total", &[], 160.0),
+            counter("gateway", MetricName::TasksEnqueuedTotal, &[], 160.0),
+            counter("worker", MetricName::JobsProcessedTotal, &[], 160.0),
         ],
-        vec![counter("worker", "queue_lag", &[], 250.0)],
+        vec![counter("worker", MetricName::QueueLag, &[], 250.0)],
     );
     for (rec, post_p50) in [(a, 35_000.0), (b, 3.0)] {
         let dir = side(&root, batch, rec, "longtask", 160, post_p50);

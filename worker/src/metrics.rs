@@ -1,5 +1,7 @@
 //! What the worker exposes on `/metrics` beyond the shared HTTP series.
 
+use common::names::MetricName;
+
 use common::metrics::{counter, gauge, histogram, Metrics};
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts};
 
@@ -24,7 +26,7 @@ impl WorkerMetrics {
     pub fn new(metrics: &Metrics) -> Self {
         let processed = IntCounterVec::new(
             Opts::new(
-                "jobs_processed_total",
+                MetricName::JobsProcessedTotal.as_str(),
                 "Jobs whose result was committed, by status",
             ),
             &["status"],
@@ -33,43 +35,46 @@ impl WorkerMetrics {
         let m = Self {
             processed,
             reclaimed: counter(
-                "jobs_reclaimed_total",
+                MetricName::JobsReclaimedTotal,
                 "Jobs taken over after the visibility timeout",
             ),
             duplicates_absorbed: counter(
-                "results_duplicates_absorbed_total",
+                MetricName::ResultsDuplicatesAbsorbedTotal,
                 "Results of replayed jobs not stored because the job's result already was",
             ),
             malformed: counter(
-                "jobs_malformed_total",
+                MetricName::JobsMalformedTotal,
                 "Stream entries dropped as unreadable",
             ),
             dead_lettered: counter(
-                "jobs_dead_lettered_total",
+                MetricName::JobsDeadLetteredTotal,
                 "Jobs delivered more than MAX_ATTEMPTS times without completing, set aside",
             ),
             released: counter(
-                "jobs_released_total",
+                MetricName::JobsReleasedTotal,
                 "Finished jobs whose results Postgres did not take in time, left to come back",
             ),
-            in_progress: gauge("jobs_in_progress", "Jobs being worked on by this worker"),
+            in_progress: gauge(
+                MetricName::JobsInProgress,
+                "Jobs being worked on by this worker",
+            ),
             batch_size: histogram(
-                "batch_size",
+                MetricName::BatchSize,
                 "Results per committed batch",
                 &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0],
             ),
             flush_seconds: histogram(
-                "batch_flush_duration_seconds",
+                MetricName::BatchFlushDurationSeconds,
                 "Time to commit and acknowledge one batch",
                 common::metrics::LATENCY_BUCKETS,
             ),
-            queue_length: gauge("queue_length", "Entries in the job stream (XLEN)"),
+            queue_length: gauge(MetricName::QueueLength, "Entries in the job stream (XLEN)"),
             queue_pending: gauge(
-                "queue_pending",
+                MetricName::QueuePending,
                 "Jobs delivered but not yet acknowledged, all workers",
             ),
             queue_lag: gauge(
-                "queue_lag",
+                MetricName::QueueLag,
                 "Jobs in the stream not yet delivered to any worker",
             ),
         };

@@ -1,5 +1,7 @@
 //! The worker against real Redis Streams and a real Postgres.
 
+use common::names::MetricName;
+
 use common::testing::{self, TestDb};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -129,14 +131,22 @@ async fn jobs_are_done_in_batches_acknowledged_and_counted() {
         .await
         .unwrap();
     assert_eq!(
-        common::metrics::sum(&samples, "jobs_processed_total", &[("status", "done")]),
+        common::metrics::sum(
+            &samples,
+            MetricName::JobsProcessedTotal,
+            &[("status", "done")]
+        ),
         10.0
     );
     assert_eq!(
-        common::metrics::sum(&samples, "jobs_processed_total", &[("status", "failed")]),
+        common::metrics::sum(
+            &samples,
+            MetricName::JobsProcessedTotal,
+            &[("status", "failed")]
+        ),
         2.0
     );
-    let batches = common::metrics::sum(&samples, "batch_size_count", &[]);
+    let batches = common::metrics::sum(&samples, MetricName::BatchSize.count(), &[]);
     assert!(
         batches >= 3.0,
         "12 results in batches of at most 4: {batches} batches"
@@ -408,7 +418,7 @@ async fn a_replayed_job_whose_result_is_stored_keeps_the_first_result_and_is_cou
         .await
         .unwrap();
     assert_eq!(
-        common::metrics::sum(&samples, "results_duplicates_absorbed_total", &[]),
+        common::metrics::sum(&samples, MetricName::ResultsDuplicatesAbsorbedTotal, &[]),
         1.0,
         "the replay counted, the {} fresh jobs not",
         fresh.len()
@@ -418,17 +428,14 @@ async fn a_replayed_job_whose_result_is_stored_keeps_the_first_result_and_is_cou
 }
 
 /// A worker's counter from its /metrics (0 when absent).
-async fn counter(port: u16, name: &str) -> f64 {
+async fn counter(port: u16, name: MetricName) -> f64 {
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::metrics::sum(&common::metrics::parse_text(&text), name, &[])
 }
 
 /// A job that runs 3.5 times the visibility timeout, with a second worker idle beside it:
@@ -473,8 +480,8 @@ async fn a_job_longer_than_the_visibility_timeout_runs_once() {
     let mut reclaimed = 0.0;
     let mut processed = 0.0;
     for port in &ports {
-        reclaimed += counter(*port, "jobs_reclaimed_total").await;
-        processed += counter(*port, "jobs_processed_total").await;
+        reclaimed += counter(*port, MetricName::JobsReclaimedTotal).await;
+        processed += counter(*port, MetricName::JobsProcessedTotal).await;
     }
     assert_eq!(reclaimed, 0.0, "the running job was taken over");
     assert_eq!(processed, 1.0, "the job ran more than once");

@@ -1,5 +1,7 @@
 //! The `batch` experiment: the worker's results written one by one or in batches.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -12,31 +14,31 @@ pub const SPEC: Spec = Spec {
     fixed: &[("WORKER_CONCURRENCY", "64"), ("LONGTASK_MODE", "queued")],
     load: &[("LONGTASK_MS", "10"), ("POLL_MS", "250")],
     compose_only: false,
-    counters: &["jobs_processed_total"],
-    histograms: &["batch_size", "batch_flush_duration_seconds"],
-    gauges: &["queue_lag"],
+    counters: &[MetricName::JobsProcessedTotal],
+    histograms: &[MetricName::BatchSize, MetricName::BatchFlushDurationSeconds],
+    gauges: &[MetricName::QueueLag],
     measurements: &[],
     explain,
 };
 
 fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let jobs = each(sides, |_, m| {
-        rate(m, m.delta("worker", "jobs_processed_total", &[]))
+        rate(m, m.delta("worker", MetricName::JobsProcessedTotal, &[]))
     });
     let commits = each(sides, |_, m| {
-        rate(m, m.delta("worker", "batch_size_count", &[]))
+        rate(m, m.delta("worker", MetricName::BatchSize.count(), &[]))
     });
-    let per_commit = each(sides, |_, m| m.mean("worker", "batch_size"));
+    let per_commit = each(sides, |_, m| m.mean("worker", MetricName::BatchSize));
     let commit_ms = each(sides, |_, m| {
-        m.mean("worker", "batch_flush_duration_seconds")
+        m.mean("worker", MetricName::BatchFlushDurationSeconds)
             .map(|s| s * 1000.0)
     });
-    let lag = each(sides, |_, m| m.peak_shared("worker", "queue_lag"));
+    let lag = each(sides, |_, m| m.peak_shared("worker", MetricName::QueueLag));
     let e2e = each(sides, |r, _| r.longtask.as_ref()?.end_to_end_ms.p50);
     // One batch is committed at a time: jobs/s ≤ jobs per commit / commit time.
     let bound = each(sides, |_, m| {
-        let per = m.mean("worker", "batch_size")?;
-        let secs = m.mean("worker", "batch_flush_duration_seconds")?;
+        let per = m.mean("worker", MetricName::BatchSize)?;
+        let secs = m.mean("worker", MetricName::BatchFlushDurationSeconds)?;
         ratio(per, secs)
     });
     rows.push(row("jobs done per second", jobs.clone(), 1));

@@ -1,5 +1,7 @@
 //! The `client-reuse` experiment: one shared HTTP client to the microservice against a client per request.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -21,7 +23,7 @@ pub const SPEC: Spec = Spec {
 
 fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let accepted =
-        |m: &ExperimentRecord| m.delta("microservice", "http_connections_accepted_total", &[]);
+        |m: &ExperimentRecord| m.delta("microservice", MetricName::HttpConnectionsAcceptedTotal, &[]);
     let per_request = each(sides, |_, m| ratio(accepted(m), ms_requests(m)));
     let per_second = each(sides, |_, m| rate(m, accepted(m)));
     rows.push(row(

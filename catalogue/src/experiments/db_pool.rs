@@ -1,5 +1,7 @@
 //! The `db-pool` experiment: a pool of open Postgres connections against a connection per request.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -13,9 +15,9 @@ pub const SPEC: Spec = Spec {
     fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
     load: &[("USERS", "100")],
     compose_only: false,
-    counters: &["db_connections_opened_total"],
-    histograms: &["db_connect_duration_seconds", "db_query_duration_seconds"],
-    gauges: &["db_request_connections_open"],
+    counters: &[MetricName::DbConnectionsOpenedTotal],
+    histograms: &[MetricName::DbConnectDurationSeconds, MetricName::DbQueryDurationSeconds],
+    gauges: &[MetricName::DbRequestConnectionsOpen],
     measurements: &[],
     explain,
 };
@@ -23,16 +25,16 @@ pub const SPEC: Spec = Spec {
 fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let opened = each(sides, |_, m| {
         ratio(
-            m.delta("microservice", "db_connections_opened_total", &[]),
+            m.delta("microservice", MetricName::DbConnectionsOpenedTotal, &[]),
             ms_requests(m),
         )
     });
     let connect = each(sides, |_, m| {
-        m.mean("microservice", "db_connect_duration_seconds")
+        m.mean("microservice", MetricName::DbConnectDurationSeconds)
             .map(|s| s * 1000.0)
     });
     let peak = each(sides, |_, m| {
-        m.peak("microservice", "db_request_connections_open")
+        m.peak("microservice", MetricName::DbRequestConnectionsOpen)
     });
     rows.push(row(
         "Postgres connections opened per request",

@@ -1,5 +1,7 @@
 //! The `index` experiment: the slow query with and without an index on the column it filters.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -13,7 +15,7 @@ pub const SPEC: Spec = Spec {
     load: &[],
     compose_only: false,
     counters: &[],
-    histograms: &["db_query_duration_seconds"],
+    histograms: &[MetricName::DbQueryDurationSeconds],
     gauges: &[],
     measurements: &[Measurement::QueryPlan],
     explain,

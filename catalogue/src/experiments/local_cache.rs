@@ -1,5 +1,7 @@
 //! The `local-cache` experiment: a slow listing behind no cache, Redis, or a cache in each gateway.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -11,8 +13,8 @@ pub const SPEC: Spec = Spec {
     fixed: &[("LISTING_DELAY_MS", "300"), ("LISTING_TTL_SECS", "10")],
     load: &[],
     compose_only: false,
-    counters: &["cache_requests_total", "listings_total"],
-    histograms: &["listing_age_seconds"],
+    counters: &[MetricName::CacheRequestsTotal, MetricName::ListingsTotal],
+    histograms: &[MetricName::ListingAgeSeconds],
     gauges: &[],
     measurements: &[],
     explain,
@@ -22,7 +24,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let listing = |m: &ExperimentRecord, result: &str| {
         m.delta(
             "gateway",
-            "cache_requests_total",
+            MetricName::CacheRequestsTotal,
             &[("route", "listing"), ("result", result)],
         )
     };
@@ -31,9 +33,9 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         ratio(hits, hits + listing(m, "miss") + listing(m, "error"))
     });
     let made = each(sides, |_, m| {
-        Some(m.delta("microservice", "listings_total", &[]))
+        Some(m.delta("microservice", MetricName::ListingsTotal, &[]))
     });
-    let age = each(sides, |_, m| m.mean("gateway", "listing_age_seconds"));
+    let age = each(sides, |_, m| m.mean("gateway", MetricName::ListingAgeSeconds));
     // Each cache asks the source at least once per prefix per TTL. While a refill is under
     // way (LISTING_DELAY_MS) every other request for that prefix misses too and asks again
     // (a cache stampede): at most its request rate per prefix per cache × the delay more.
@@ -73,12 +75,12 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     for (_, m) in sides {
         let hits = m.delta_by_instance(
             "gateway",
-            "cache_requests_total",
+            MetricName::CacheRequestsTotal,
             &[("route", "listing"), ("result", "hit")],
         );
         let misses = m.delta_by_instance(
             "gateway",
-            "cache_requests_total",
+            MetricName::CacheRequestsTotal,
             &[("route", "listing"), ("result", "miss")],
         );
         let each: Vec<String> = hits

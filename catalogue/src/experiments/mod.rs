@@ -2,6 +2,8 @@
 //! report's words), and what their words share: each side's figure, model bounds, sentence
 //! fragments.
 
+use records::names::MetricName;
+
 // The experiments, in the order `make experiments` runs them: adding one is its module
 // beside this file and one line here.
 names! {
@@ -84,15 +86,16 @@ pub(super) fn microservice_concurrency(r: &Run) -> Option<f64> {
 }
 
 pub(super) fn db_ms(m: &ExperimentRecord) -> Option<f64> {
-    m.mean("microservice", "db_query_duration_seconds")
+    m.mean("microservice", MetricName::DbQueryDurationSeconds)
         .map(|s| s * 1000.0)
 }
 
 /// `worker-threads` and `vertical`: CPU-bound logins, bounded by the cores the gateway may
 /// use over the CPU each login costs.
 pub(super) fn cpu_bound(vertical: bool, sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
-    let cpu = |m: &ExperimentRecord| m.delta("gateway", "process_cpu_seconds_total", &[]);
-    let logins = |m: &ExperimentRecord| m.delta("gateway", "logins_total", &[("outcome", "ok")]);
+    let cpu = |m: &ExperimentRecord| m.delta("gateway", MetricName::ProcessCpuSecondsTotal, &[]);
+    let logins =
+        |m: &ExperimentRecord| m.delta("gateway", MetricName::LoginsTotal, &[("outcome", "ok")]);
     let per_login = each(sides, |_, m| ratio(cpu(m) * 1000.0, logins(m)));
     let cores_used = each(sides, |_, m| rate(m, cpu(m)));
     let usable = each(sides, |r, m| usable_cores(vertical, r, m));
@@ -153,12 +156,17 @@ pub(super) fn number(map: &std::collections::BTreeMap<String, String>, key: &str
 }
 
 /// A counter's growth per instance on each side: `A: worker 120; B: worker 60, worker-2 58`.
-pub(super) fn spread(sides: &Sides, service: &str, name: &str, labels: &[(&str, &str)]) -> String {
+pub(super) fn spread(
+    sides: &Sides,
+    service: &str,
+    counter: MetricName,
+    labels: &[(&str, &str)],
+) -> String {
     sides
         .iter()
         .map(|(_, m)| {
             let each: Vec<String> = m
-                .delta_by_instance(service, name, labels)
+                .delta_by_instance(service, counter, labels)
                 .iter()
                 .map(|(i, v)| format!("{i} {v:.0}"))
                 .collect();
@@ -224,28 +232,29 @@ impl Bounds {
 #[cfg(test)]
 mod tests {
     use crate::Experiment;
+    use records::names::{MetricName, Series};
 
-    /// String literals of the source that name a metric: a counter (`_total`), a histogram
-    /// or its parts (`_seconds`, `_sum`, `_count`, the batch size) or a gauge.
-    fn metric_names(src: &str, gauges: &[&str]) -> Vec<String> {
+    /// The metrics the source names (`MetricName::QueueLag`, `MetricName::BatchSize.sum()`).
+    fn metric_names(src: &str) -> Vec<Series> {
         let mut out = Vec::new();
-        let mut rest = src;
-        while let Some(start) = rest.find('"') {
-            let Some(len) = rest[start + 1..].find('"') else {
-                break;
-            };
-            let lit = &rest[start + 1..start + 1 + len];
-            let metric = lit.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                && (lit.ends_with("_total")
-                    || lit.ends_with("_seconds")
-                    || lit.ends_with("_sum")
-                    || lit.ends_with("_count")
-                    || lit == "batch_size"
-                    || gauges.contains(&lit));
-            if metric {
-                out.push(lit.to_string());
-            }
-            rest = &rest[start + len + 2..];
+        for (i, _) in src.match_indices("MetricName::") {
+            let rest = &src[i + "MetricName::".len()..];
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            let metric = MetricName::ALL
+                .iter()
+                .copied()
+                .find(|m| format!("{m:?}") == rest[..end])
+                .unwrap_or_else(|| panic!("MetricName::{} is no metric", &rest[..end]));
+            let after = &rest[end..];
+            out.push(if after.starts_with(".sum()") {
+                metric.sum()
+            } else if after.starts_with(".count()") {
+                metric.count()
+            } else {
+                metric.into()
+            });
         }
         out
     }
@@ -254,29 +263,32 @@ mod tests {
     /// an experiment's words name is one its spec declares.
     #[test]
     fn every_metric_an_experiment_reads_is_one_the_lab_samples() {
-        let all_gauges: Vec<&str> = Experiment::ALL
-            .iter()
-            .flat_map(|e| e.spec().gauges.iter().copied())
-            .collect();
         for e in Experiment::ALL {
             let spec = e.spec();
             let counters = spec.counters();
-            for name in metric_names(e.source(), &all_gauges) {
-                let declared = counters.contains(&name)
-                    || spec.histograms.contains(&name.as_str())
-                    || spec.gauges.contains(&name.as_str());
+            for series in metric_names(e.source()) {
+                let declared = counters.contains(&series)
+                    || spec.histograms.contains(&series.metric)
+                    || spec.gauges.contains(&series.metric);
                 assert!(
                     declared,
-                    "{e} reads {name} but its SPEC does not declare it"
+                    "{e} reads {series} but its SPEC does not declare it"
                 );
             }
         }
         // The scan finds what it should, so the check above can fail.
         let found = metric_names(
-            r#"m.delta("worker", "jobs_processed_total", &[]); m.mean("worker", "batch_size"); "queue_lag""#,
-            &["queue_lag"],
+            "m.delta(\"worker\", MetricName::JobsProcessedTotal, &[]); \
+             m.mean(\"worker\", MetricName::BatchSize); MetricName::QueueLag.count()",
         );
-        assert_eq!(found, ["jobs_processed_total", "batch_size", "queue_lag"]);
+        assert_eq!(
+            found,
+            [
+                MetricName::JobsProcessedTotal.into(),
+                MetricName::BatchSize.into(),
+                MetricName::QueueLag.count()
+            ]
+        );
     }
 
     #[test]

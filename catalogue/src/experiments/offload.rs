@@ -2,6 +2,8 @@
 //! the gateway) or accepted at once and queued for the worker. The tactic: offload slow work
 //! to an asynchronous queue (manage the event rate the slow part sees).
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -18,13 +20,13 @@ pub const SPEC: Spec = Spec {
     load: &[("USERS", "40"), ("LONGTASK_MS", "500"), ("POLL_MS", "500")],
     compose_only: false,
     counters: &[
-        "tasks_inline_total",
-        "tasks_enqueued_total",
-        "jobs_processed_total",
-        "limiter_rejected_total",
+        MetricName::TasksInlineTotal,
+        MetricName::TasksEnqueuedTotal,
+        MetricName::JobsProcessedTotal,
+        MetricName::LimiterRejectedTotal,
     ],
     histograms: &[],
-    gauges: &["queue_lag", "limiter_waiting"],
+    gauges: &[MetricName::QueueLag, MetricName::LimiterWaiting],
     measurements: &[],
     explain,
 };
@@ -58,20 +60,20 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let post_p95 = each(sides, |r, _| submit(r).1);
     let post_failed = each(sides, |r, _| submit(r).2);
     let done = each(sides, |_, m| {
-        let inline = m.delta("gateway", "tasks_inline_total", &[]);
-        let queued = m.delta("worker", "jobs_processed_total", &[]);
+        let inline = m.delta("gateway", MetricName::TasksInlineTotal, &[]);
+        let queued = m.delta("worker", MetricName::JobsProcessedTotal, &[]);
         rate(m, inline + queued)
     });
     let accepted = each(sides, |_, m| {
-        let inline = m.delta("gateway", "tasks_inline_total", &[]);
-        let queued = m.delta("gateway", "tasks_enqueued_total", &[]);
+        let inline = m.delta("gateway", MetricName::TasksInlineTotal, &[]);
+        let queued = m.delta("gateway", MetricName::TasksEnqueuedTotal, &[]);
         rate(m, inline + queued)
     });
     let shed = each(sides, |_, m| {
-        Some(m.delta("gateway", "limiter_rejected_total", &[]))
+        Some(m.delta("gateway", MetricName::LimiterRejectedTotal, &[]))
     });
-    let waiting = each(sides, |_, m| m.peak("gateway", "limiter_waiting"));
-    let lag = each(sides, |_, m| m.peak_shared("worker", "queue_lag"));
+    let waiting = each(sides, |_, m| m.peak("gateway", MetricName::LimiterWaiting));
+    let lag = each(sides, |_, m| m.peak_shared("worker", MetricName::QueueLag));
     let e2e = each(sides, |r, _| r.longtask.as_ref()?.end_to_end_ms.p50);
     // Either side does at most 4 tasks at a time: MAX_IN_FLIGHT slots per gateway inline,
     // WORKER_CONCURRENCY jobs per worker queued, each for the task's time (the utilisation law).

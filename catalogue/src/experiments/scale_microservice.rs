@@ -1,5 +1,7 @@
 //! The `scale-microservice` experiment: a second microservice behind three gateways.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -14,7 +16,7 @@ pub const SPEC: Spec = Spec {
     load: &[],
     compose_only: false,
     counters: &[],
-    histograms: &["db_query_duration_seconds"],
+    histograms: &[MetricName::DbQueryDurationSeconds],
     gauges: &[],
     measurements: &[],
     explain,
@@ -52,7 +54,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let spread = spread(
         sides,
         "microservice",
-        "http_requests_total",
+        MetricName::HttpRequestsTotal,
         &[("route", "/data/{key}")],
     );
     let (a, bb) = (&sides[0].0, &sides[1].0);

@@ -1,5 +1,7 @@
 //! The `scale-workers` experiment: one worker against three on the same queue.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -11,16 +13,16 @@ pub const SPEC: Spec = Spec {
     fixed: &[("WORKER_CONCURRENCY", "4"), ("LONGTASK_MODE", "queued")],
     load: &[("LONGTASK_MS", "500"), ("POLL_MS", "500")],
     compose_only: false,
-    counters: &["jobs_processed_total"],
+    counters: &[MetricName::JobsProcessedTotal],
     histograms: &[],
-    gauges: &["queue_lag"],
+    gauges: &[MetricName::QueueLag],
     measurements: &[],
     explain,
 };
 
 fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     let jobs = each(sides, |_, m| {
-        rate(m, m.delta("worker", "jobs_processed_total", &[]))
+        rate(m, m.delta("worker", MetricName::JobsProcessedTotal, &[]))
     });
     // Each worker runs WORKER_CONCURRENCY jobs of LONGTASK_MS at once (the utilisation law).
     let capacity = each(sides, |_, m| {
@@ -29,7 +31,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         let task_s = number(&m.load, "LONGTASK_MS")? / 1000.0;
         Some(workers * concurrency / task_s)
     });
-    let lag = each(sides, |_, m| m.peak_shared("worker", "queue_lag"));
+    let lag = each(sides, |_, m| m.peak_shared("worker", MetricName::QueueLag));
     let e2e = each(sides, |r, _| r.longtask.as_ref()?.end_to_end_ms.p50);
     let timed_out = each(sides, |r, _| Some(r.longtask.as_ref()?.timed_out as f64));
     rows.push(row("jobs done per second", jobs.clone(), 1));
@@ -45,7 +47,7 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     ));
     rows.push(row("end-to-end job time p50 (ms)", e2e.clone(), 0));
     rows.push(row("jobs the users gave up waiting for", timed_out, 0));
-    let spread = spread(sides, "worker", "jobs_processed_total", &[]);
+    let spread = spread(sides, "worker", MetricName::JobsProcessedTotal, &[]);
     vec![
         format!(
             "**Why.** A worker runs at most WORKER_CONCURRENCY jobs at once, each taking the \

@@ -1,5 +1,7 @@
 //! The `vertical` experiment: a bigger gateway (more CPU) for CPU-bound logins.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -11,7 +13,7 @@ pub const SPEC: Spec = Spec {
     fixed: &[("GATEWAY_THREADS", "0")],
     load: &[("USERS", "32"), ("NO_THINK", "true")],
     compose_only: true,
-    counters: &["logins_total"],
+    counters: &[MetricName::LoginsTotal],
     histograms: &[],
     gauges: &[],
     measurements: &[],

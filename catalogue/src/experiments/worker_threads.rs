@@ -1,5 +1,7 @@
 //! The `worker-threads` experiment: one thread per gateway against one per core, for CPU-bound logins.
 
+use records::names::MetricName;
+
 use super::*;
 
 pub const SPEC: Spec = Spec {
@@ -13,7 +15,7 @@ pub const SPEC: Spec = Spec {
     // Logins back to back: the users offer more than any side can hash.
     load: &[("USERS", "32"), ("NO_THINK", "true")],
     compose_only: false,
-    counters: &["logins_total"],
+    counters: &[MetricName::LoginsTotal],
     histograms: &[],
     gauges: &[],
     measurements: &[],

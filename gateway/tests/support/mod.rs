@@ -140,7 +140,12 @@ impl Stack {
     }
 
     /// One counter or gauge summed over a service's `/metrics`.
-    pub async fn metric(&self, base: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub async fn metric(
+        &self,
+        base: &str,
+        name: impl Into<common::names::Series>,
+        labels: &[(&str, &str)],
+    ) -> f64 {
         let samples = common::metrics::scrape(&self.http, &format!("{base}/metrics"))
             .await
             .expect("metrics");

@@ -3,6 +3,8 @@
 //! the runtime to scale (which drains a leaving gateway before it stops it). Each decision is
 //! logged and recorded (`autoscaler.jsonl` in the run folder).
 
+use common::names::MetricName;
+
 pub mod hpa;
 
 use crate::runtime::Runtime;
@@ -115,7 +117,7 @@ fn buckets_of(samples: &[Sample], backend: &str) -> Vec<(f64, f64)> {
     let mut out: Vec<(f64, f64)> = samples
         .iter()
         .filter(|s| {
-            s.name == "lb_upstream_duration_seconds_bucket"
+            MetricName::LbUpstreamDurationSeconds.bucket().is(&s.name)
                 && s.labels.get("backend").map(String::as_str) == Some(backend)
         })
         .filter_map(|s| {
@@ -141,9 +143,10 @@ impl Period {
                 let values: Vec<f64> = scrapes
                     .iter()
                     .filter_map(|(_, s)| {
-                        let max = sum(s, "limiter_max_in_flight", &[]);
+                        let max = sum(s, MetricName::LimiterMaxInFlight, &[]);
                         (max > 0.0).then(|| {
-                            (sum(s, "limiter_in_service", &[]) + sum(s, "limiter_waiting", &[]))
+                            (sum(s, MetricName::LimiterInService, &[])
+                                + sum(s, MetricName::LimiterWaiting, &[]))
                                 / max
                         })
                     })
@@ -156,7 +159,7 @@ impl Period {
                 if secs <= 0.0 {
                     return None;
                 }
-                let cpu = |s: &[Sample]| sum(s, "process_cpu_seconds_total", &[]);
+                let cpu = |s: &[Sample]| sum(s, MetricName::ProcessCpuSecondsTotal, &[]);
                 Some((cpu(&last.1) - cpu(&first.1)) / secs / cpu_limit.unwrap_or(1.0))
             }
             Metric::P95 => {

@@ -2,6 +2,8 @@
 //! microservice's and the worker's metrics read at once (`probe::sampler`), as rates over
 //! the second since the previous reading.
 
+use common::names::MetricName;
+
 use super::{Gateway, Point};
 use crate::runtime::Endpoints;
 use common::wire;
@@ -46,7 +48,10 @@ pub struct Sampler {
 /// answers without a gateway there too, as `backend="none"`).
 fn by_status(s: &[Sample]) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for x in s.iter().filter(|x| x.name == "lb_requests_total") {
+    for x in s
+        .iter()
+        .filter(|x| MetricName::LbRequestsTotal.whole().is(&x.name))
+    {
         let class = x
             .labels
             .get("status")
@@ -62,7 +67,7 @@ fn buckets(s: &[Sample]) -> Vec<(f64, f64)> {
     let mut by_le: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
     for x in s
         .iter()
-        .filter(|x| x.name == "lb_upstream_duration_seconds_bucket")
+        .filter(|x| MetricName::LbUpstreamDurationSeconds.bucket().is(&x.name))
     {
         let le = match x.labels.get("le").map(String::as_str) {
             Some("+Inf") => f64::INFINITY,
@@ -206,7 +211,10 @@ impl Sampler {
                 point.p95_ms = quantile_ms(0.95, &now.buckets, &self.before.buckets);
                 point.p99_ms = quantile_ms(0.99, &now.buckets, &self.before.buckets);
             }
-            for x in lb.iter().filter(|x| x.name == "lb_requests_total") {
+            for x in lb
+                .iter()
+                .filter(|x| MetricName::LbRequestsTotal.whole().is(&x.name))
+            {
                 if let Some(b) = x.labels.get("backend") {
                     *now.by_backend.entry(b.clone()).or_insert(0.0) += x.value;
                 }
@@ -234,10 +242,10 @@ impl Sampler {
         let mut cache_read = false;
         for (addr, read) in &reading.gateways {
             let samples = ok_samples(read);
-            let rejected = samples.map(|s| sum(s, "limiter_rejected_total", &[]));
+            let rejected = samples.map(|s| sum(s, MetricName::LimiterRejectedTotal, &[]));
             if let Some(s) = samples {
-                let h = sum(s, "cache_requests_total", &[("result", "hit")]);
-                let m = sum(s, "cache_requests_total", &[("result", "miss")]);
+                let h = sum(s, MetricName::CacheRequestsTotal, &[("result", "hit")]);
+                let m = sum(s, MetricName::CacheRequestsTotal, &[("result", "miss")]);
                 now.cache.insert(addr.clone(), (h, m));
                 // Only a gateway read last second too: one back from a missed read would
                 // bring its whole count into one second.
@@ -265,8 +273,8 @@ impl Sampler {
                             .get(addr)
                             .map(|b| (requests - b).max(0.0) / secs)
                     },
-                    in_flight: samples.map(|s| sum(s, "limiter_in_service", &[])),
-                    queued: samples.map(|s| sum(s, "limiter_waiting", &[])),
+                    in_flight: samples.map(|s| sum(s, MetricName::LimiterInService, &[])),
+                    queued: samples.map(|s| sum(s, MetricName::LimiterWaiting, &[])),
                     turned_away: rejected
                         .and_then(|r| rate(r, self.before.rejected.get(addr).copied(), secs)),
                 },
@@ -296,17 +304,17 @@ impl Sampler {
         }
 
         if let Some(Some(s)) = reading.microservices.first().map(|(_, r)| ok_samples(r)) {
-            let open = sum(s, "db_pool_connections", &[]);
-            let available = sum(s, "db_pool_available", &[]);
+            let open = sum(s, MetricName::DbPoolConnections, &[]);
+            let available = sum(s, MetricName::DbPoolAvailable, &[]);
             point.pool_in_use = Some((open - available).max(0.0));
-            point.pool_waiting = Some(sum(s, "db_pool_waiting", &[]));
+            point.pool_waiting = Some(sum(s, MetricName::DbPoolWaiting, &[]));
         }
         if let Some(Some(s)) = reading.workers.first().map(|(_, r)| ok_samples(r)) {
-            point.queue_waiting = Some(sum(s, "queue_lag", &[]));
-            point.queue_unacked = Some(sum(s, "queue_pending", &[]));
-            let jobs = sum(s, "jobs_processed_total", &[]);
+            point.queue_waiting = Some(sum(s, MetricName::QueueLag, &[]));
+            point.queue_unacked = Some(sum(s, MetricName::QueuePending, &[]));
+            let jobs = sum(s, MetricName::JobsProcessedTotal, &[]);
             point.jobs_done = rate(jobs, self.before.jobs, secs);
-            point.jobs_dead = Some(sum(s, "jobs_dead_lettered_total", &[]));
+            point.jobs_dead = Some(sum(s, MetricName::JobsDeadLetteredTotal, &[]));
             now.jobs = Some(jobs);
         }
 

@@ -9,6 +9,8 @@
 //! request (BENCHMARKS.md). What a load balancer needs is here, in one function a reader can
 //! follow: retries, timeouts, forwarding headers, metrics and JSON errors.
 
+use common::names::MetricName;
+
 use crate::edge::Refusal;
 use crate::h1::{self, ChunkedDecoder, Framing, Outgoing, Piece, Request, RequestId};
 use crate::idle::IdlePool;
@@ -156,12 +158,12 @@ impl Proxy {
         // The connector reads only the connect timeout from a peer.
         peer_options.connection_timeout = Some(settings.connect_timeout);
         let stale_retries = common::metrics::counter(
-            "lb_stale_connection_retries_total",
+            MetricName::LbStaleConnectionRetriesTotal,
             "Requests sent again on a new connection because a kept-alive one had been closed",
         );
         let refused = prometheus::IntCounterVec::new(
             prometheus::Opts::new(
-                "lb_refused_requests_total",
+                MetricName::LbRefusedRequestsTotal.as_str(),
                 "Requests refused before forwarding (ambiguous framing, limits), by reason",
             ),
             &["reason"],
