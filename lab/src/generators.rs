@@ -7,6 +7,7 @@
 
 use crate::runtime::{Kind, Runtime};
 use anyhow::{bail, Context};
+use common::plan::Plan;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use tokio::process::Child;
@@ -60,20 +61,13 @@ pub fn plan(cores: usize, k: usize, runtime: Kind) -> Pinning {
     }
 }
 
-/// How many generators the run has: `GENERATORS` from the run's or the lab's environment.
-pub fn count(env: &[(String, String)]) -> anyhow::Result<usize> {
-    let value = env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "GENERATORS")
-        .map(|(_, v)| v.clone())
-        .or_else(|| std::env::var("GENERATORS").ok())
-        .filter(|v| !v.is_empty());
-    let Some(value) = value else { return Ok(1) };
-    match value.parse::<usize>() {
-        Ok(k) if (1..=MOST).contains(&k) => Ok(k),
-        _ => bail!("GENERATORS must be a whole number from 1 to {MOST}, not {value:?}"),
+/// How many generators the run's plan has (`GENERATORS`), checked.
+pub fn count(plan: &Plan) -> anyhow::Result<usize> {
+    let k = plan.generators;
+    if !(1..=MOST).contains(&k) {
+        bail!("GENERATORS must be a whole number from 1 to {MOST}, not {k}");
     }
+    Ok(k)
 }
 
 /// A run's load generators while they run.
@@ -102,18 +96,18 @@ impl LoadRun {
         }
     }
 
-    /// Starts `k` generators for the run `run_id` under `results`, with the run's `env`.
+    /// Starts the plan's `k` generators, each on its share of the plan, under `results`.
     pub async fn several(
         rt: &dyn Runtime,
         bin: &Path,
         root: &Path,
-        env: &[(String, String)],
+        plan: &Plan,
         results: &Path,
-        run_id: &str,
         k: usize,
     ) -> anyhow::Result<Self> {
+        let run_id = plan.run_id();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let pinning = plan(cores, k, rt.kind());
+        let pinning = self::plan(cores, k, rt.kind());
         eprintln!("lab: {k} load generators, {}", pinning.sentence);
         let mut pinned = Vec::new();
         if let Some(cpus) = &pinning.stack {
@@ -131,22 +125,17 @@ impl LoadRun {
             + 8_000;
         let mut children = Vec::new();
         for i in 0..k {
-            let mut env = env.to_vec();
-            env.retain(|(name, _)| name != "RUN_ID" && name != "GENERATORS");
-            env.extend(
-                [
-                    ("GENERATORS", k.to_string()),
-                    ("GENERATOR_INDEX", i.to_string()),
-                    ("RUN_ID", format!("{run_id}/generators/{i}")),
-                    ("START_AT_MS", start_at.to_string()),
-                    ("GENERATOR_PINNING", pinning.sentence.clone()),
-                ]
-                .map(|(k, v)| (k.to_string(), v)),
-            );
-            if let Some(cpu) = pinning.generators[i] {
-                env.push(("GENERATOR_CPUS".into(), cpu.to_string()));
-            }
-            let mut cmd = rt.generator(bin, &env, results)?;
+            let part = Plan {
+                generators: k,
+                generator_index: i,
+                run_id: Some(format!("{run_id}/generators/{i}")),
+                start_at_ms: Some(start_at as u64),
+                generator_pinning: Some(pinning.sentence.clone()),
+                generator_cpus: pinning.generators[i].map(|cpu| cpu.to_string()),
+                ..plan.clone()
+            };
+            let file = write_plan(&part)?;
+            let mut cmd = rt.generator(bin, &file, &part.lab.lab_password, results)?;
             cmd.current_dir(root);
             if let Some(cpu) = pinning.generators[i] {
                 crate::platform::pin_command(&mut cmd, cpu);
@@ -159,7 +148,7 @@ impl LoadRun {
         crate::live::generators(children.iter().filter_map(|c| c.id()).collect());
         Ok(Self {
             children,
-            dir: results.join(run_id),
+            dir: results.join(&run_id),
             merge: Some(bin.join("loadtest")),
             pinned,
             cores,
@@ -226,45 +215,17 @@ impl LoadRun {
     }
 }
 
-/// A load generator's environment (names set) and the names it must not inherit.
-pub type HandOver = (Vec<(String, String)>, Vec<String>);
-
-/// What a load generator is started with: its plan (every load setting, typed) written to
-/// its run folder as `plan.json` and named by `LOADTEST_PLAN`, and the other names (the lab
-/// users' password, which no file holds) as they are. `env` holds the lab's names
-/// (`USERS`, …), `inherited` what `make` or the shell exported; the second list holds the
-/// unprefixed names the child must not inherit. A setting the load generator would refuse
-/// is a one-line error here, before anything starts.
-pub fn hand_over(
-    env: &[(String, String)],
-    inherited: impl IntoIterator<Item = (String, String)>,
-) -> anyhow::Result<HandOver> {
-    let (set, unprefixed) = common::load::generator_env(env, inherited);
-    // The last value of a name wins, as it would in the child's environment.
-    let mut last: Vec<(String, String)> = Vec::new();
-    for (k, v) in set {
-        last.retain(|(n, _)| *n != k);
-        last.push((k, v));
-    }
-    let plan = common::plan::Plan::from_pairs(&last)
-        .map_err(|e| anyhow::anyhow!("the load generator's settings: {e}"))?;
-    // Never over another run: the load generator would refuse the folder, but only after
-    // the plan had replaced that run's own.
+/// Writes a generator's plan into the folder it will write (`plan.json`), never over
+/// another run: the load generator would refuse the folder, but only after the plan had
+/// replaced that run's own. Returns the file.
+pub fn write_plan(plan: &Plan) -> anyhow::Result<PathBuf> {
     let folder = plan.folder();
     if !common::plan::unused(&folder) {
-        anyhow::bail!("{} already exists: choose another RUN_ID", folder.display());
+        bail!("{} already exists: choose another RUN_ID", folder.display());
     }
     let file = folder.join(common::plan::FILE);
     plan.write(&file).map_err(anyhow::Error::msg)?;
-    let mut out: Vec<(String, String)> = last
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with(common::load::ENV_PREFIX))
-        .collect();
-    out.push((
-        format!("{}PLAN", common::load::ENV_PREFIX),
-        file.display().to_string(),
-    ));
-    Ok((out, unprefixed))
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -298,21 +259,32 @@ mod tests {
         assert!(p.sentence.contains("swarm runtime"));
     }
 
+    fn lab_names(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn the_count_is_checked() {
-        let env = |v: &str| vec![("GENERATORS".to_string(), v.to_string())];
-        assert_eq!(count(&env("2")).unwrap(), 2);
-        assert_eq!(count(&env("1")).unwrap(), 1);
-        for bad in ["0", "17", "two", "-1"] {
-            let e = count(&env(bad)).unwrap_err().to_string();
+        let plan = |v: &str| Plan::from_lab(&lab_names(&[("GENERATORS", v)]), Vec::new());
+        assert_eq!(count(&plan("2").unwrap()).unwrap(), 2);
+        assert_eq!(count(&plan("1").unwrap()).unwrap(), 1);
+        for bad in ["0", "17"] {
+            let e = count(&plan(bad).unwrap()).unwrap_err().to_string();
             assert!(e.contains("GENERATORS must be"), "{e}");
+        }
+        for bad in ["two", "-1"] {
+            let e = plan(bad).unwrap_err();
+            assert!(e.contains("--generators") && !e.contains('\n'), "{e}");
         }
     }
 
     #[test]
-    fn the_generator_gets_its_plan_in_the_run_folder_and_only_the_password_beside() {
+    fn the_generator_gets_its_plan_in_the_run_folder_and_never_over_a_run() {
         let results = std::env::temp_dir().join(format!("hand-over-{}", std::process::id()));
-        let env: Vec<(String, String)> = [
+        let env = lab_names(&[
             ("SCENARIO", "miss"),
             ("USERS", "100"),
             ("USERS", "32"),
@@ -321,46 +293,38 @@ mod tests {
             ("RESULTS_DIR", &results.display().to_string()),
             ("EXPERIMENT", "index"),
             ("LAB_PASSWORD", "a-secret"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let inherited = vec![("DURATION_SECS".to_string(), "5".to_string())];
-        let (set, unprefixed) = hand_over(&env, inherited).unwrap();
-        let file = results.join("b-index-A").join("plan.json");
-        assert_eq!(
-            set,
-            vec![
-                ("LAB_PASSWORD".to_string(), "a-secret".to_string()),
-                ("LOADTEST_PLAN".to_string(), file.display().to_string()),
-            ]
-        );
-        assert_eq!(unprefixed, vec!["DURATION_SECS".to_string()]);
-        let plan = common::plan::Plan::read(&file).unwrap();
-        assert_eq!(plan.scenario, common::load::Scenario::Miss);
+        ]);
+        let inherited = lab_names(&[("DURATION_SECS", "5")]);
+        let plan = Plan::from_lab(&env, inherited).unwrap();
+        let file = write_plan(&plan).unwrap();
+        assert_eq!(file, results.join("b-index-A").join("plan.json"));
+        let back = Plan::read(&file).unwrap();
+        assert_eq!(back.scenario, common::load::Scenario::Miss);
         // The last value of a name wins; the shell's fills what the lab left unset.
-        assert_eq!((plan.users, plan.duration_secs), (Some(32), Some(5)));
-        assert!(plan.no_think);
-        assert_eq!(plan.experiment.as_deref(), Some("index"));
+        assert_eq!((back.users, back.duration_secs), (Some(32), Some(5)));
+        assert!(back.no_think);
+        assert_eq!(back.experiment.as_deref(), Some("index"));
+        assert_eq!(plan.lab.lab_password, "a-secret");
         assert!(!std::fs::read_to_string(&file).unwrap().contains("a-secret"));
         // A finished run's folder is refused before its plan is touched.
         let done = results.join("done-run");
         std::fs::create_dir_all(&done).unwrap();
         std::fs::write(done.join("run.json"), "{}").unwrap();
         std::fs::write(done.join("plan.json"), "the run's own").unwrap();
-        let again = vec![
-            ("RUN_ID".to_string(), "done-run".to_string()),
-            ("RESULTS_DIR".to_string(), results.display().to_string()),
-        ];
-        let e = hand_over(&again, Vec::new()).unwrap_err().to_string();
+        let again = lab_names(&[
+            ("RUN_ID", "done-run"),
+            ("RESULTS_DIR", &results.display().to_string()),
+        ]);
+        let e = write_plan(&Plan::from_lab(&again, Vec::new()).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("already exists"), "{e}");
         assert_eq!(
             std::fs::read_to_string(done.join("plan.json")).unwrap(),
             "the run's own"
         );
         std::fs::remove_dir_all(&results).unwrap();
-        let bad = vec![("USERS".to_string(), "lots".to_string())];
-        let e = hand_over(&bad, Vec::new()).unwrap_err().to_string();
+        let e = Plan::from_lab(&lab_names(&[("USERS", "lots")]), Vec::new()).unwrap_err();
         assert!(e.contains("--users") && !e.contains('\n'), "{e}");
     }
 }

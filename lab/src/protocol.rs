@@ -204,7 +204,9 @@ pub(crate) async fn spawn_load(
     set("RESULTS_DIR", &results.display().to_string());
     set("RUN_ID", &run_id);
     env.extend(spec.env.iter().cloned());
-    let generators = crate::generators::count(&env)?;
+    let plan = common::plan::Plan::from_lab(&env, std::env::vars())
+        .map_err(|e| anyhow::anyhow!("the load generator's settings: {e}"))?;
+    let generators = crate::generators::count(&plan)?;
     eprintln!(
         "lab: load: {}, profile {}, {} gateway(s), {} runtime{}",
         spec.scenario,
@@ -214,12 +216,13 @@ pub(crate) async fn spawn_load(
         if spec.quick { " (quick)" } else { "" }
     );
     let run = if generators > 1 {
-        crate::generators::LoadRun::several(
-            lab.rt, lab.bin, lab.root, &env, &results, &run_id, generators,
-        )
-        .await?
+        crate::generators::LoadRun::several(lab.rt, lab.bin, lab.root, &plan, &results, generators)
+            .await?
     } else {
-        let mut cmd = lab.rt.generator(lab.bin, &env, &results)?;
+        let file = crate::generators::write_plan(&plan)?;
+        let mut cmd = lab
+            .rt
+            .generator(lab.bin, &file, &plan.lab.lab_password, &results)?;
         cmd.current_dir(lab.root);
         let child = cmd
             .spawn()

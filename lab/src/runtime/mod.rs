@@ -110,17 +110,19 @@ pub trait Runtime: Send {
         self.endpoints()
     }
 
-    /// The load generator's command with `env`, writing its run folders under `results`:
-    /// the host's binary, or (Swarm) a container on the stack's network.
+    /// The load generator's command on the plan in `plan` (a file in its run folder, under
+    /// `results`), the lab users' `password` beside it: the host's binary, or (Swarm) a
+    /// container on the stack's network.
     fn generator(
         &self,
         bin: &Path,
-        env: &[(String, String)],
+        plan: &Path,
+        password: &str,
         _results: &Path,
     ) -> anyhow::Result<tokio::process::Command> {
         let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
-        let (set, unprefixed) = crate::generators::hand_over(env, std::env::vars())?;
-        for name in unprefixed {
+        let (set, stray) = common::plan::launch(plan, password, std::env::vars().map(|(k, _)| k));
+        for name in stray {
             cmd.env_remove(name);
         }
         cmd.envs(set);

@@ -302,23 +302,6 @@ impl Swarm {
     }
 }
 
-/// Environment names a generator container takes from the lab's environment: the lab's and
-/// the load generator's settings (upper-case names), not the shell's own.
-fn passed_through(name: &str) -> bool {
-    const SHELL: &[&str] = &[
-        "PATH", "HOME", "HOSTNAME", "USER", "SHELL", "PWD", "OLDPWD", "TERM", "LANG", "SHLVL",
-        "LOGNAME", "MAIL", "TMPDIR", "DISPLAY", "_",
-    ];
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        && !SHELL.contains(&name)
-        && !["CARGO", "RUSTUP", "MAKE", "MFLAGS", "LC_", "SSH_", "XDG_"]
-            .iter()
-            .any(|p| name.starts_with(p))
-}
-
 #[async_trait]
 impl Runtime for Swarm {
     fn kind(&self) -> Kind {
@@ -595,7 +578,8 @@ impl Runtime for Swarm {
     fn generator(
         &self,
         _bin: &Path,
-        env: &[(String, String)],
+        plan: &Path,
+        password: &str,
         results: &Path,
     ) -> anyhow::Result<Command> {
         std::fs::create_dir_all(results)?;
@@ -616,20 +600,9 @@ impl Runtime for Swarm {
             "-w",
             &results,
         ]);
-        let inherited: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| passed_through(k))
-            .collect();
-        let (set, unprefixed) = crate::generators::hand_over(env, inherited.iter().cloned())?;
-        let mut names: Vec<String> = set.iter().map(|(k, _)| k.clone()).collect();
-        names.extend(
-            inherited
-                .into_iter()
-                .map(|(k, _)| k)
-                .filter(|k| !unprefixed.contains(k)),
-        );
-        names.sort();
-        names.dedup();
-        for name in names {
+        // The plan is in the run folder, which the container sees at the same path.
+        let (set, _) = common::plan::launch(plan, password, Vec::new());
+        for (name, _) in &set {
             // `-e NAME` alone: the value comes from this command's environment.
             cmd.arg("-e").arg(name);
         }
@@ -651,26 +624,4 @@ fn one_of_each(settings: &Settings, runtime: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_generator_gets_the_lab_settings_not_the_shell() {
-        for name in ["USERS", "RATE", "DURATION_SECS", "SCENARIO", "GENERATORS"] {
-            assert!(passed_through(name), "{name}");
-        }
-        for name in [
-            "PATH",
-            "HOME",
-            "CARGO_HOME",
-            "MAKEFLAGS",
-            "lowercase",
-            "SSH_AUTH_SOCK",
-        ] {
-            assert!(!passed_through(name), "{name}");
-        }
-    }
 }
