@@ -6,6 +6,7 @@ use records::names::{MetricName, Series};
 use crate::record::ExperimentRecord;
 use crate::run::Run;
 use crate::words::Row;
+use records::knob::Knob;
 use records::load::Scenario;
 
 /// One side of an experiment as the report reads it: the client's run and what the lab
@@ -31,8 +32,9 @@ pub struct Spec {
     pub values: &'static [&'static str],
     /// Settings both sides share: the conditions under which the effect shows.
     pub fixed: &'static [(&'static str, &'static str)],
-    /// The load generator's own knobs for this experiment (users, task length).
-    pub load: &'static [(&'static str, &'static str)],
+    /// The load generator's own knobs for this experiment (users, task length): each side
+    /// runs with them unless `make` or the shell sets one.
+    pub load: &'static [Knob],
     /// Needs a container CPU limit: only the compose runtime has one.
     pub compose_only: bool,
     /// Counters whose growth over a side's run the words read (besides [`BASE_COUNTERS`]).
@@ -83,18 +85,17 @@ impl Spec {
     /// (`LISTING_TTL_SECS=2 make lab N=8`), so that a handout's extension changes one
     /// condition and predicts again. The flipped setting is the experiment and never yields.
     pub fn conditions(&self, env: impl Fn(&str) -> Option<String>) -> Conditions {
-        let resolve = |pairs: &[(&'static str, &'static str)]| {
+        let resolve = |pairs: &mut dyn Iterator<Item = (&'static str, String)>| {
             pairs
-                .iter()
                 .map(|(k, v)| {
-                    let v = env(k).filter(|v| !v.is_empty()).unwrap_or(v.to_string());
+                    let v = env(k).filter(|v| !v.is_empty()).unwrap_or(v);
                     (k.to_string(), v)
                 })
                 .collect()
         };
         Conditions {
-            fixed: resolve(self.fixed),
-            load: resolve(self.load),
+            fixed: resolve(&mut self.fixed.iter().map(|(k, v)| (*k, v.to_string()))),
+            load: resolve(&mut self.load.iter().map(|k| (k.name(), k.value()))),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use crate::record::FaultRecord;
 use crate::run::Run;
+use records::knob::Knob;
 use records::load::Scenario;
 
 /// What a fault experiment does to one instance.
@@ -121,7 +122,7 @@ pub struct Spec {
     pub fault: Step,
     pub repair: Step,
     /// The load generator's own knobs.
-    pub load: &'static [(&'static str, &'static str)],
+    pub load: &'static [Knob],
     /// Lab settings the run sets (the rest stay as they are).
     pub fixed: &'static [(&'static str, &'static str)],
     /// The promise, checked on the run: the lab fails `make fault` on these.

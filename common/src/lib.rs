@@ -30,4 +30,4 @@ pub fn exit_on_error(service: &str, result: anyhow::Result<()>) {
 }
 
 // The exchanged types live in `records` (serde only); here under their old paths.
-pub use records::{load, names, plan, record, sla, stats, time, wire};
+pub use records::{knob, load, names, plan, record, sla, stats, time, wire};

@@ -112,15 +112,6 @@ fn rows(values: BTreeMap<Key, f64>) -> Vec<CounterDelta> {
         .collect()
 }
 
-/// `NAME=value,…` of what a side sets, for the run record.
-fn settings_line(pairs: &[(String, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Growth from `before` to `after` (a series new in `after` grew from 0).
 pub fn deltas(before: &BTreeMap<Key, f64>, after: BTreeMap<Key, f64>) -> Vec<CounterDelta> {
     rows(
@@ -222,18 +213,14 @@ pub async fn run(
             // rows natively, compose reseeds it): no side inherits the last one's backlog.
             lab.rt.down(true).await?;
             lab.rt.set_settings(settings.clone());
-            let mut env: Vec<(String, String)> = vec![
-                ("EXPERIMENT".into(), name.name().into()),
-                ("EXPERIMENT_SIDE".into(), side.clone()),
-                (
-                    "EXPERIMENT_SETTINGS".into(),
-                    settings_line(&exp.side_settings(i, &conditions)),
-                ),
-            ];
-            env.extend(conditions.load.iter().cloned());
             let spec = LoadSpec {
                 run_id: Some(format!("{batch}-{name}-{side}")),
-                env,
+                defaults: exp.load.to_vec(),
+                experiment: Some(common::record::Experiment {
+                    name: name.name().into(),
+                    side: side.clone(),
+                    settings: exp.side_settings(i, &conditions).into_iter().collect(),
+                }),
                 ..LoadSpec::new(exp.gateways, exp.scenario, Profile::Classic, quick)
             };
             let record = ExperimentRecord {
@@ -335,9 +322,6 @@ mod tests {
             for (k, _) in exp.fixed {
                 assert!(crate::settings::find(k).is_some(), "{e}: {k}");
             }
-            for (k, _) in exp.load {
-                assert!(common::load::ENV_NAMES.contains(k), "{e}: {k}");
-            }
             assert!(
                 protocol::LoadSpec::new(exp.gateways, exp.scenario, Profile::Classic, true)
                     .check()
@@ -354,6 +338,15 @@ mod tests {
         let e = runs_in(Experiment::Vertical, Kind::Native).unwrap_err();
         assert!(e.to_string().contains("RUNTIME=compose"), "{e}");
         assert!(runs_in(Experiment::Vertical, Kind::Compose).is_ok());
+    }
+
+    /// `NAME=value,…` of what a side sets, as a test reads it.
+    fn settings_line(pairs: &[(String, String)]) -> String {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     #[test]

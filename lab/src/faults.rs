@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use catalogue::fault::{Spec, Step};
 use catalogue::record::{FaultEvent, FaultRecord, JobAccount};
 pub use catalogue::Fault;
+use common::knob::Knob;
 use common::load::Profile;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -219,20 +220,16 @@ async fn run_with(
 ) -> anyhow::Result<PathBuf> {
     let fault: &Spec = name.spec();
     lab.rt.isolate_dependencies().await?;
-    let mut env: Vec<(String, String)> = vec![
-        ("EXPERIMENT".into(), name.name().into()),
-        ("EXPERIMENT_SIDE".into(), "fault".into()),
-        ("DURATION_SECS".into(), duration.to_string()),
-    ];
-    env.extend(
-        fault
-            .load
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    let mut knobs = vec![Knob::DurationSecs(duration)];
+    knobs.extend(fault.load);
     let spec = LoadSpec {
         run_id: Some(format!("{batch}-fault-{name}")),
-        env,
+        knobs,
+        experiment: Some(common::record::Experiment {
+            name: name.name().into(),
+            side: "fault".into(),
+            settings: Default::default(),
+        }),
         ..LoadSpec::new(fault.gateways, fault.scenario, Profile::Classic, quick)
     };
     let (mut child, dir) = protocol::spawn_load(lab, &spec).await?;
@@ -379,9 +376,6 @@ mod tests {
             let mut s = crate::settings::Settings::defaults();
             for (k, v) in spec.fixed {
                 s.set(k, v).unwrap();
-            }
-            for (k, _) in spec.load {
-                assert!(common::load::ENV_NAMES.contains(k), "{f}: {k}");
             }
             assert!(
                 undone,

@@ -4,6 +4,7 @@
 
 use crate::runtime::Kind;
 use catalogue::Experiment;
+use common::knob::Knob;
 use common::load::{Profile, Scenario};
 
 /// What a lab runs.
@@ -24,14 +25,14 @@ pub enum Run {
     Tour,
 }
 
-/// One `make load` run of a lab: `GATEWAYS`, `SCENARIO`, `PROFILE` and the load generator's
-/// own settings (`USERS`, `STEP_USERS`, …).
+/// One `make load` run of a lab: `GATEWAYS`, `SCENARIO`, `PROFILE` and the load knobs it
+/// fixes (users, the breakpoint search's steps).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Load {
     pub gateways: usize,
     pub scenario: Scenario,
     pub profile: Profile,
-    pub env: &'static [(&'static str, &'static str)],
+    pub knobs: &'static [Knob],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,18 +104,18 @@ pub const ALL: &[Lab] = &[
                 gateways: 1,
                 scenario: Scenario::Miss,
                 profile: Profile::Breakpoint,
-                env: &[
-                    ("START_USERS", "20"),
-                    ("STEP_USERS", "40"),
-                    ("STEP_SECS", "10"),
-                    ("MAX_STEPS", "6"),
+                knobs: &[
+                    Knob::StartUsers(20),
+                    Knob::StepUsers(40),
+                    Knob::StepSecs(10),
+                    Knob::MaxSteps(6),
                 ],
             },
             Load {
                 gateways: 1,
                 scenario: Scenario::Miss,
                 profile: Profile::Stages,
-                env: &[("USERS", "100"), ("DURATION_SECS", "60")],
+                knobs: &[Knob::Users(100), Knob::DurationSecs(60)],
             },
         ]),
         look: "tests/reports/summary.md: Breaking point (the steps, the knee, \

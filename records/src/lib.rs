@@ -8,6 +8,7 @@
 //! report and the load generator depend on this crate, not on the services' kit (`common`:
 //! axum, Postgres, Redis, metrics), which re-exports these modules under the same names.
 
+pub mod knob;
 pub mod load;
 pub mod names;
 pub mod plan;

@@ -199,9 +199,58 @@ pub fn generator_env(
     (out, removed)
 }
 
+/// How a load generator starts on a plan file: the environment it gets (the file's path,
+/// and the lab users' password, which no file holds) and the names of `inherited` it must
+/// not keep (a load setting under either spelling, which would reach its options or its
+/// notice about the old names).
+pub fn launch(
+    file: &std::path::Path,
+    password: &str,
+    inherited: impl IntoIterator<Item = String>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    use crate::load::{ENV_NAMES, ENV_PREFIX};
+    let set = vec![
+        (format!("{ENV_PREFIX}PLAN"), file.display().to_string()),
+        ("LAB_PASSWORD".to_string(), password.to_string()),
+    ];
+    let stray = inherited
+        .into_iter()
+        .filter(|k| {
+            k.strip_prefix(ENV_PREFIX)
+                .is_some_and(|bare| ENV_NAMES.contains(&bare))
+                || ENV_NAMES.contains(&k.as_str())
+        })
+        .collect();
+    (set, stray)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generator_is_started_on_its_file_and_keeps_no_load_setting_of_the_shell() {
+        let file = std::path::Path::new("/r/run-1/plan.json");
+        let inherited = [
+            "USERS",
+            "LOADTEST_USERS",
+            "PATH",
+            "LAB_USERS",
+            "LOADTEST_NOPE",
+        ];
+        let (set, stray) = launch(file, "a-secret", inherited.map(String::from));
+        assert_eq!(
+            set,
+            vec![
+                (
+                    "LOADTEST_PLAN".to_string(),
+                    "/r/run-1/plan.json".to_string()
+                ),
+                ("LAB_PASSWORD".to_string(), "a-secret".to_string())
+            ]
+        );
+        assert_eq!(stray, ["USERS", "LOADTEST_USERS"]);
+    }
 
     #[test]
     fn the_lab_hands_the_generator_prefixed_names_and_keeps_the_shell_out() {

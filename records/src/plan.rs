@@ -476,31 +476,6 @@ impl Plan {
 /// The file a plan is written to in its run folder.
 pub const FILE: &str = "plan.json";
 
-/// How a load generator starts on a plan file: the environment it gets (the file's path,
-/// and the lab users' password, which no file holds) and the names of `inherited` it must
-/// not keep (a load setting under either spelling, which would reach its options or its
-/// notice about the old names).
-pub fn launch(
-    file: &std::path::Path,
-    password: &str,
-    inherited: impl IntoIterator<Item = String>,
-) -> (Vec<(String, String)>, Vec<String>) {
-    use crate::load::{ENV_NAMES, ENV_PREFIX};
-    let set = vec![
-        (format!("{ENV_PREFIX}PLAN"), file.display().to_string()),
-        ("LAB_PASSWORD".to_string(), password.to_string()),
-    ];
-    let stray = inherited
-        .into_iter()
-        .filter(|k| {
-            k.strip_prefix(ENV_PREFIX)
-                .is_some_and(|bare| ENV_NAMES.contains(&bare))
-                || ENV_NAMES.contains(&k.as_str())
-        })
-        .collect();
-    (set, stray)
-}
-
 /// Whether a run folder is still free for a run: absent, or holding nothing but the plan the
 /// lab wrote for it.
 pub fn unused(folder: &std::path::Path) -> bool {
@@ -563,7 +538,8 @@ impl Plan {
     /// (`SCENARIO=miss`, `USERS=32`, `LAB_PASSWORD=…`), `inherited` what `make` or the shell
     /// exported (`USERS=600 make lab N=9`), of which only the load generator's settings count
     /// and only where the lab set nothing; the last value of a name wins. The one way from
-    /// the lab's names to a plan; a value the load generator would refuse is one line.
+    /// the lab's names to a plan; a value the load generator would refuse is one line. The
+    /// lab changes the plan further, then checks it ([`Plan::check`]).
     pub fn from_lab(
         set: &[(String, String)],
         inherited: impl IntoIterator<Item = (String, String)>,
@@ -574,15 +550,21 @@ impl Plan {
             last.retain(|(n, _)| *n != k);
             last.push((k, v));
         }
-        Plan::from_pairs(&last)
+        Plan::parse(&last)
     }
 
     /// The plan of a load run from names and values as the lab and `make` spell them
     /// (`LOADTEST_USERS=600`, `LAB_USERS=3`): each one an argument's environment name sets
     /// that argument, the rest take the environment or their defaults, as a hand-run
     /// `loadtest` would. A value the load generator would refuse is a one-line error naming
-    /// the setting.
+    /// the setting, as is a plan that cannot run.
     pub fn from_pairs(pairs: &[(String, String)]) -> Result<Plan, String> {
+        let plan = Plan::parse(pairs)?;
+        plan.check()?;
+        Ok(plan)
+    }
+
+    fn parse(pairs: &[(String, String)]) -> Result<Plan, String> {
         use clap::{ArgAction, CommandFactory, FromArgMatches};
         let command = Plan::command();
         let mut args: Vec<String> = vec!["loadtest".into()];
@@ -632,7 +614,6 @@ impl Plan {
                 return Err(format!("{what} must be a finite number, not {v}"));
             }
         }
-        plan.check()?;
         Ok(plan)
     }
 }
@@ -645,27 +626,6 @@ mod tests {
         list.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn a_generator_is_started_on_its_file_and_keeps_no_load_setting_of_the_shell() {
-        let file = std::path::Path::new("/r/run-1/plan.json");
-        let inherited = [
-            "USERS",
-            "LOADTEST_USERS",
-            "PATH",
-            "LAB_USERS",
-            "LOADTEST_NOPE",
-        ];
-        let (set, stray) = launch(file, "a-secret", inherited.map(String::from));
-        assert_eq!(
-            set,
-            pairs(&[
-                ("LOADTEST_PLAN", "/r/run-1/plan.json"),
-                ("LAB_PASSWORD", "a-secret")
-            ])
-        );
-        assert_eq!(stray, ["USERS", "LOADTEST_USERS"]);
     }
 
     #[test]

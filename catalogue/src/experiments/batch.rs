@@ -3,6 +3,7 @@
 use records::names::MetricName;
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     question: "What does writing results in batches do to the worker's throughput?",
@@ -12,7 +13,7 @@ pub const SPEC: Spec = Spec {
     values: &["1", "20"],
     // Short tasks and many at once: the commits, not the work, bound the worker.
     fixed: &[("WORKER_CONCURRENCY", "64"), ("LONGTASK_MODE", "queued")],
-    load: &[("LONGTASK_MS", "10"), ("POLL_MS", "250")],
+    load: &[Knob::LongtaskMs(10), Knob::PollMs(250)],
     compose_only: false,
     counters: &[MetricName::JobsProcessedTotal],
     histograms: &[MetricName::BatchSize, MetricName::BatchFlushDurationSeconds],

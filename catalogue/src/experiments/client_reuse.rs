@@ -3,6 +3,7 @@
 use records::names::MetricName;
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     question:
@@ -12,7 +13,7 @@ pub const SPEC: Spec = Spec {
     flipped: "MICROSERVICE_CLIENT",
     values: &["shared", "per-request"],
     fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
-    load: &[("USERS", "100")],
+    load: &[Knob::Users(100)],
     compose_only: false,
     counters: &[],
     histograms: &[],

@@ -3,6 +3,7 @@
 use records::names::MetricName;
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     question: "What does a pool of open Postgres connections save over a connection per request?",
@@ -13,7 +14,7 @@ pub const SPEC: Spec = Spec {
     // Below saturation, and nothing in front of the microservice holding requests back:
     // latency shows the connect, and the connections follow the load.
     fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
-    load: &[("USERS", "100")],
+    load: &[Knob::Users(100)],
     compose_only: false,
     counters: &[MetricName::DbConnectionsOpenedTotal],
     histograms: &[MetricName::DbConnectDurationSeconds, MetricName::DbQueryDurationSeconds],

@@ -5,6 +5,7 @@
 use records::names::MetricName;
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     question: "What does offloading a slow task to a queue change for the client, and what does the queue absorb?",
@@ -17,7 +18,7 @@ pub const SPEC: Spec = Spec {
     fixed: &[("MAX_IN_FLIGHT", "4"), ("WORKER_CONCURRENCY", "4")],
     // More users than either side can serve one task each at a time (4 / 0.5 s = 8 tasks/s
     // against 40 / (1.5 s think + 0.5 s task) = 20 offered): the excess waits somewhere.
-    load: &[("USERS", "40"), ("LONGTASK_MS", "500"), ("POLL_MS", "500")],
+    load: &[Knob::Users(40), Knob::LongtaskMs(500), Knob::PollMs(500)],
     compose_only: false,
     counters: &[
         MetricName::TasksInlineTotal,

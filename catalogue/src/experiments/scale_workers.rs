@@ -3,6 +3,7 @@
 use records::names::MetricName;
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     question: "What do 3 workers do for the queue that 1 cannot?",
@@ -11,7 +12,7 @@ pub const SPEC: Spec = Spec {
     flipped: "WORKERS",
     values: &["1", "3"],
     fixed: &[("WORKER_CONCURRENCY", "4"), ("LONGTASK_MODE", "queued")],
-    load: &[("LONGTASK_MS", "500"), ("POLL_MS", "500")],
+    load: &[Knob::LongtaskMs(500), Knob::PollMs(500)],
     compose_only: false,
     counters: &[MetricName::JobsProcessedTotal],
     histograms: &[],

@@ -3,6 +3,7 @@
 use records::names::MetricName;
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     question: "What does a bigger gateway (more CPU) do for CPU-bound work?",
@@ -11,7 +12,7 @@ pub const SPEC: Spec = Spec {
     flipped: "GATEWAY_CPUS",
     values: &["0.5", "1.0"],
     fixed: &[("GATEWAY_THREADS", "0")],
-    load: &[("USERS", "32"), ("NO_THINK", "true")],
+    load: &[Knob::Users(32), Knob::NoThink(true)],
     compose_only: true,
     counters: &[MetricName::LoginsTotal],
     histograms: &[],

@@ -3,6 +3,7 @@
 use records::names::MetricName;
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     question:
@@ -13,7 +14,7 @@ pub const SPEC: Spec = Spec {
     values: &["1", "0"],
     fixed: &[],
     // Logins back to back: the users offer more than any side can hash.
-    load: &[("USERS", "32"), ("NO_THINK", "true")],
+    load: &[Knob::Users(32), Knob::NoThink(true)],
     compose_only: false,
     counters: &[MetricName::LoginsTotal],
     histograms: &[],

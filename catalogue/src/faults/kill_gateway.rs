@@ -1,6 +1,7 @@
 //! The `kill-gateway` fault: one of three gateways SIGKILLed under load, then started again.
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     promise: "0 failed requests; the killed gateway out of rotation within one health interval, back after it is healthy",
@@ -8,7 +9,7 @@ pub const SPEC: Spec = Spec {
     gateways: 3,
     fault: Step::Act("gateway-2", Action::Kill),
     repair: Step::Act("gateway-2", Action::Start),
-    load: &[("USERS", "100")],
+    load: &[Knob::Users(100)],
     fixed: &[],
     checks,
     detect_recover,

@@ -1,6 +1,7 @@
 //! The `postgres-restart` fault: the microservice cut off from Postgres for ten seconds.
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     promise: "only 503s while Postgres is away (no 500, no hang past the timeouts); serving again within 5 s of its return, no restart",
@@ -8,7 +9,7 @@ pub const SPEC: Spec = Spec {
     gateways: 1,
     fault: Step::Cut(Dependency::Postgres),
     repair: Step::Restore(Dependency::Postgres),
-    load: &[("USERS", "100")],
+    load: &[Knob::Users(100)],
     fixed: &[],
     checks,
     detect_recover: by_answers,

@@ -1,6 +1,7 @@
 //! The `redis-outage` fault: the gateways cut off from Redis, their cache, for ten seconds.
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     promise: "0 5xx: cache misses served from the microservice; latency back by itself after Redis returns",
@@ -8,7 +9,7 @@ pub const SPEC: Spec = Spec {
     gateways: 3,
     fault: Step::Cut(Dependency::Redis),
     repair: Step::Restore(Dependency::Redis),
-    load: &[("USERS", "100")],
+    load: &[Knob::Users(100)],
     fixed: &[],
     checks,
     detect_recover,

@@ -2,6 +2,7 @@
 //! timeout, for ten seconds.
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     promise: "slowness becomes fast 504s and 503s (no wait past the timeouts, no 500); the load balancer does not multiply the load (no retry); serving again after the repair",
@@ -10,7 +11,7 @@ pub const SPEC: Spec = Spec {
     fault: Step::SlowBy(10),
     repair: Step::SlowBy(1),
     // Well under the gateway's capacity (4 slots / 0.2 s) before the fault.
-    load: &[("USERS", "20")],
+    load: &[Knob::Users(20)],
     // 200 ms becomes 2 s, past the gateway's 1 s timeout.
     fixed: &[("DB_DELAY_MS", "200"), ("MICROSERVICE_TIMEOUT_MS", "1000")],
     checks,

@@ -1,6 +1,7 @@
 //! The `worker-crash` fault: the worker SIGKILLed mid-batch with a backlog of jobs.
 
 use super::*;
+use records::knob::Knob;
 
 pub const SPEC: Spec = Spec {
     promise: "0 jobs lost and 0 failed when the worker dies mid-batch with a backlog; results keyed by job id, so a replay stores nothing twice",
@@ -8,7 +9,7 @@ pub const SPEC: Spec = Spec {
     gateways: 1,
     fault: Step::BacklogThenKillWorker(1000),
     repair: Step::Act("worker", Action::Start),
-    load: &[("USERS", "20"), ("LONGTASK_MS", "20")],
+    load: &[Knob::Users(20), Knob::LongtaskMs(20)],
     // A crashed worker's jobs are taken over 3 s after their delivery, within the run.
     fixed: &[("VISIBILITY_TIMEOUT_MS", "3000"), ("LONGTASK_MODE", "queued")],
     checks,

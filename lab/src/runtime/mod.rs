@@ -121,7 +121,7 @@ pub trait Runtime: Send {
         _results: &Path,
     ) -> anyhow::Result<tokio::process::Command> {
         let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
-        let (set, stray) = common::plan::launch(plan, password, std::env::vars().map(|(k, _)| k));
+        let (set, stray) = common::load::launch(plan, password, std::env::vars().map(|(k, _)| k));
         for name in stray {
             cmd.env_remove(name);
         }

@@ -601,7 +601,7 @@ impl Runtime for Swarm {
             &results,
         ]);
         // The plan is in the run folder, which the container sees at the same path.
-        let (set, _) = common::plan::launch(plan, password, Vec::new());
+        let (set, _) = common::load::launch(plan, password, Vec::new());
         for (name, _) in &set {
             // `-e NAME` alone: the value comes from this command's environment.
             cmd.arg("-e").arg(name);
