@@ -1,7 +1,7 @@
 //! What an experiment is: [`Spec`], which each module under `experiments/` fills in once for
 //! the lab (what to run and read) and the report (what to say).
 
-use records::names::{MetricName, Series};
+use records::names::{MetricName, Series, SettingName};
 
 use crate::record::ExperimentRecord;
 use crate::run::Run;
@@ -28,10 +28,10 @@ pub struct Spec {
     pub scenario: Scenario,
     pub gateways: usize,
     /// The setting flipped, and its value on side A, B (, C).
-    pub flipped: &'static str,
+    pub flipped: SettingName,
     pub values: &'static [&'static str],
     /// Settings both sides share: the conditions under which the effect shows.
-    pub fixed: &'static [(&'static str, &'static str)],
+    pub fixed: &'static [(SettingName, &'static str)],
     /// The load generator's own knobs for this experiment (users, task length): each side
     /// runs with them unless `make` or the shell sets one.
     pub load: &'static [Knob],
@@ -94,7 +94,7 @@ impl Spec {
                 .collect()
         };
         Conditions {
-            fixed: resolve(&mut self.fixed.iter().map(|(k, v)| (*k, v.to_string()))),
+            fixed: resolve(&mut self.fixed.iter().map(|(k, v)| (k.as_str(), v.to_string()))),
             load: resolve(&mut self.load.iter().map(|k| (k.name(), k.value()))),
         }
     }

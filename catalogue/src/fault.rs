@@ -6,6 +6,7 @@ use crate::record::FaultRecord;
 use crate::run::Run;
 use records::knob::Knob;
 use records::load::Scenario;
+use records::names::SettingName;
 
 /// What a fault experiment does to one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +125,7 @@ pub struct Spec {
     /// The load generator's own knobs.
     pub load: &'static [Knob],
     /// Lab settings the run sets (the rest stay as they are).
-    pub fixed: &'static [(&'static str, &'static str)],
+    pub fixed: &'static [(SettingName, &'static str)],
     /// The promise, checked on the run: the lab fails `make fault` on these.
     pub checks: fn(&Run, &FaultRecord, Window) -> Vec<Check>,
     /// Time to detect and time to recover, in words with their figures.

@@ -203,7 +203,7 @@ pub async fn run(
     let base = lab.rt.settings().clone();
     let mut settings = base.clone();
     for (k, v) in name.spec().fixed {
-        settings.set(k, v)?;
+        settings.set(k.as_str(), v)?;
     }
     lab.rt.set_settings(settings);
     let result = run_with(lab, name, quick, batch, (at, repair_at, duration)).await;
@@ -375,7 +375,7 @@ mod tests {
             };
             let mut s = crate::settings::Settings::defaults();
             for (k, v) in spec.fixed {
-                s.set(k, v).unwrap();
+                s.set(k.as_str(), v).unwrap();
             }
             assert!(
                 undone,

@@ -4,15 +4,16 @@ use records::names::MetricName;
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question: "What does writing results in batches do to the worker's throughput?",
     scenario: Scenario::Longtask,
     gateways: 1,
-    flipped: "BATCH_SIZE",
+    flipped: SettingName::BatchSize,
     values: &["1", "20"],
     // Short tasks and many at once: the commits, not the work, bound the worker.
-    fixed: &[("WORKER_CONCURRENCY", "64"), ("LONGTASK_MODE", "queued")],
+    fixed: &[(SettingName::WorkerConcurrency, "64"), (SettingName::LongtaskMode, "queued")],
     load: &[Knob::LongtaskMs(10), Knob::PollMs(250)],
     compose_only: false,
     counters: &[MetricName::JobsProcessedTotal],

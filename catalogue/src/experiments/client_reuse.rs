@@ -4,15 +4,16 @@ use records::names::MetricName;
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question:
         "What does one shared HTTP client to the microservice save over a client per request?",
     scenario: Scenario::Miss,
     gateways: 1,
-    flipped: "MICROSERVICE_CLIENT",
+    flipped: SettingName::MicroserviceClient,
     values: &["shared", "per-request"],
-    fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
+    fixed: &[(SettingName::MaxInFlight, "0"), (SettingName::DbPoolSize, "20")],
     load: &[Knob::Users(100)],
     compose_only: false,
     counters: &[],

@@ -4,16 +4,17 @@ use records::names::MetricName;
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question: "What does a pool of open Postgres connections save over a connection per request?",
     scenario: Scenario::Miss,
     gateways: 1,
-    flipped: "DB_POOL_MODE",
+    flipped: SettingName::DbPoolMode,
     values: &["pooled", "per-request"],
     // Below saturation, and nothing in front of the microservice holding requests back:
     // latency shows the connect, and the connections follow the load.
-    fixed: &[("MAX_IN_FLIGHT", "0"), ("DB_POOL_SIZE", "20")],
+    fixed: &[(SettingName::MaxInFlight, "0"), (SettingName::DbPoolSize, "20")],
     load: &[Knob::Users(100)],
     compose_only: false,
     counters: &[MetricName::DbConnectionsOpenedTotal],

@@ -3,15 +3,16 @@
 use records::names::MetricName;
 
 use super::*;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question: "What does an index on the filtered column do to the slow query?",
     scenario: Scenario::Miss,
     gateways: 1,
-    flipped: "ITEMS_INDEX",
+    flipped: SettingName::ItemsIndex,
     values: &["false", "true"],
     // A million rows and no deliberate delay: the scan is the service time.
-    fixed: &[("SEED_ROWS", "1000000"), ("DB_DELAY_MS", "0")],
+    fixed: &[(SettingName::SeedRows, "1000000"), (SettingName::DbDelayMs, "0")],
     load: &[],
     compose_only: false,
     counters: &[],

@@ -3,14 +3,15 @@
 use records::names::MetricName;
 
 use super::*;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question: "Where should a slow listing be cached: nowhere, in Redis, or in each gateway?",
     scenario: Scenario::Listing,
     gateways: 3,
-    flipped: "LISTING_CACHE",
+    flipped: SettingName::ListingCache,
     values: &["none", "redis", "local"],
-    fixed: &[("LISTING_DELAY_MS", "300"), ("LISTING_TTL_SECS", "10")],
+    fixed: &[(SettingName::ListingDelayMs, "300"), (SettingName::ListingTtlSecs, "10")],
     load: &[],
     compose_only: false,
     counters: &[MetricName::CacheRequestsTotal, MetricName::ListingsTotal],

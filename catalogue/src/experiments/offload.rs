@@ -6,16 +6,17 @@ use records::names::MetricName;
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question: "What does offloading a slow task to a queue change for the client, and what does the queue absorb?",
     scenario: Scenario::Longtask,
     gateways: 1,
-    flipped: "LONGTASK_MODE",
+    flipped: SettingName::LongtaskMode,
     values: &["inline", "queued"],
     // Four slots per gateway and four jobs per worker: the same capacity for the task on
     // both sides, so what differs is who waits and where.
-    fixed: &[("MAX_IN_FLIGHT", "4"), ("WORKER_CONCURRENCY", "4")],
+    fixed: &[(SettingName::MaxInFlight, "4"), (SettingName::WorkerConcurrency, "4")],
     // More users than either side can serve one task each at a time (4 / 0.5 s = 8 tasks/s
     // against 40 / (1.5 s think + 0.5 s task) = 20 offered): the excess waits somewhere.
     load: &[Knob::Users(40), Knob::LongtaskMs(500), Knob::PollMs(500)],

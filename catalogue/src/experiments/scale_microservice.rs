@@ -3,16 +3,17 @@
 use records::names::MetricName;
 
 use super::*;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question:
         "Three gateways are not 3x: what does a second microservice, the tier that binds, change?",
     scenario: Scenario::Miss,
     gateways: 3,
-    flipped: "MICROSERVICES",
+    flipped: SettingName::Microservices,
     values: &["1", "2"],
     // A smaller pool, so that the microservice binds before the gateways do.
-    fixed: &[("DB_POOL_SIZE", "5")],
+    fixed: &[(SettingName::DbPoolSize, "5")],
     load: &[],
     compose_only: false,
     counters: &[],

@@ -4,14 +4,15 @@ use records::names::MetricName;
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question: "What do 3 workers do for the queue that 1 cannot?",
     scenario: Scenario::Longtask,
     gateways: 1,
-    flipped: "WORKERS",
+    flipped: SettingName::Workers,
     values: &["1", "3"],
-    fixed: &[("WORKER_CONCURRENCY", "4"), ("LONGTASK_MODE", "queued")],
+    fixed: &[(SettingName::WorkerConcurrency, "4"), (SettingName::LongtaskMode, "queued")],
     load: &[Knob::LongtaskMs(500), Knob::PollMs(500)],
     compose_only: false,
     counters: &[MetricName::JobsProcessedTotal],

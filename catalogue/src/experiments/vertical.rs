@@ -4,14 +4,15 @@ use records::names::MetricName;
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question: "What does a bigger gateway (more CPU) do for CPU-bound work?",
     scenario: Scenario::Login,
     gateways: 1,
-    flipped: "GATEWAY_CPUS",
+    flipped: SettingName::GatewayCpus,
     values: &["0.5", "1.0"],
-    fixed: &[("GATEWAY_THREADS", "0")],
+    fixed: &[(SettingName::GatewayThreads, "0")],
     load: &[Knob::Users(32), Knob::NoThink(true)],
     compose_only: true,
     counters: &[MetricName::LoginsTotal],

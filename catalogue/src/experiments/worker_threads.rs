@@ -4,13 +4,14 @@ use records::names::MetricName;
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     question:
         "What do more threads per gateway do for CPU-bound work (the Node.js cluster question)?",
     scenario: Scenario::Login,
     gateways: 1,
-    flipped: "GATEWAY_THREADS",
+    flipped: SettingName::GatewayThreads,
     values: &["1", "0"],
     fixed: &[],
     // Logins back to back: the users offer more than any side can hash.

@@ -3,6 +3,7 @@
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     promise: "slowness becomes fast 504s and 503s (no wait past the timeouts, no 500); the load balancer does not multiply the load (no retry); serving again after the repair",
@@ -13,7 +14,7 @@ pub const SPEC: Spec = Spec {
     // Well under the gateway's capacity (4 slots / 0.2 s) before the fault.
     load: &[Knob::Users(20)],
     // 200 ms becomes 2 s, past the gateway's 1 s timeout.
-    fixed: &[("DB_DELAY_MS", "200"), ("MICROSERVICE_TIMEOUT_MS", "1000")],
+    fixed: &[(SettingName::DbDelayMs, "200"), (SettingName::MicroserviceTimeoutMs, "1000")],
     checks,
     detect_recover: by_answers,
     mechanism: database_connections,

@@ -2,6 +2,7 @@
 
 use super::*;
 use records::knob::Knob;
+use records::names::SettingName;
 
 pub const SPEC: Spec = Spec {
     promise: "0 jobs lost and 0 failed when the worker dies mid-batch with a backlog; results keyed by job id, so a replay stores nothing twice",
@@ -11,7 +12,7 @@ pub const SPEC: Spec = Spec {
     repair: Step::Act("worker", Action::Start),
     load: &[Knob::Users(20), Knob::LongtaskMs(20)],
     // A crashed worker's jobs are taken over 3 s after their delivery, within the run.
-    fixed: &[("VISIBILITY_TIMEOUT_MS", "3000"), ("LONGTASK_MODE", "queued")],
+    fixed: &[(SettingName::VisibilityTimeoutMs, "3000"), (SettingName::LongtaskMode, "queued")],
     checks,
     detect_recover,
     mechanism,
