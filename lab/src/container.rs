@@ -13,9 +13,28 @@ use std::path::{Path, PathBuf};
 /// The variable the `lab` image sets.
 pub const MARK: &str = "LAB_CONTAINER";
 
-/// Whether this lab runs in the `lab` container.
-pub fn inside() -> bool {
-    std::env::var(MARK).is_ok_and(|v| v == "1")
+/// Where the lab runs: on the host, or in the `lab` container (whose image sets
+/// [`MARK`]). Read once, in `main`, and carried in [`crate::runtime::Paths`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Host,
+    Container,
+}
+
+impl Place {
+    /// Where this process runs, from the variable the `lab` image sets.
+    pub fn here() -> Self {
+        if std::env::var(MARK).is_ok_and(|v| v == "1") {
+            Place::Container
+        } else {
+            Place::Host
+        }
+    }
+
+    /// Whether the lab runs in its container.
+    pub fn inside(self) -> bool {
+        self == Place::Container
+    }
 }
 
 /// This container's id as the engine knows it: its hostname, unless the user set another.

@@ -268,16 +268,17 @@ pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Runs the command; under FAIL_ON_SLA, a run of it that missed its SLA is a
-/// [`sla::SlaMissed`] error once everything (runs, report) is written.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command where the lab runs (`place`: the host, or its container); under
+/// FAIL_ON_SLA, a run of it that missed its SLA is a [`sla::SlaMissed`] error once
+/// everything (runs, report) is written.
+pub async fn run(cli: Cli, place: container::Place) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
     let runs = sla::Runs::default();
-    run_command(cli, &runs).await?;
+    run_command(cli, place, &runs).await?;
     sla::check_sla(&Settings::load(&root)?, &runs)
 }
 
-async fn run_command(cli: Cli, runs: &sla::Runs) -> anyhow::Result<()> {
+async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
     if !matches!(cli.build.as_str(), "release" | "debug") {
         bail!("BUILD must be release or debug, not {:?}", cli.build);
@@ -298,7 +299,7 @@ async fn run_command(cli: Cli, runs: &sla::Runs) -> anyhow::Result<()> {
     if let Command::Act { action, .. } = &cli.command {
         Action::parse(action).map_err(anyhow::Error::msg)?;
     }
-    let paths = Paths::new(&root, &cli.build);
+    let paths = Paths::new(&root, &cli.build, place);
     match &cli.command {
         Command::Report => return protocol::report(&paths.bin, &root).await,
         Command::EnvExample => {
@@ -329,7 +330,7 @@ async fn run_command(cli: Cli, runs: &sla::Runs) -> anyhow::Result<()> {
         _ => {}
     }
     let settings = Settings::load(&root)?;
-    if container::inside() {
+    if place.inside() {
         // `.env` may be new: the user's now, even if this command is interrupted later.
         container::hand_back(&root);
     }
@@ -347,9 +348,7 @@ async fn run_command(cli: Cli, runs: &sla::Runs) -> anyhow::Result<()> {
     // A classroom lab runs on its own runtime (`Lab::runtime`) unless RUNTIME says otherwise.
     let requested = cli.runtime.as_deref().filter(|r| !r.is_empty());
     // In the lab container every lab runs on the compose stack beside it.
-    let lab_runtime = lab
-        .filter(|_| !container::inside())
-        .map(|l| l.runtime().name());
+    let lab_runtime = lab.filter(|_| !place.inside()).map(|l| l.runtime().name());
     let kind = runtime::choose(requested.or(lab_runtime), &paths).await?;
     if let Command::Runtime = cli.command {
         println!("{}", kind.name());
@@ -363,30 +362,34 @@ async fn run_command(cli: Cli, runs: &sla::Runs) -> anyhow::Result<()> {
     if needs_build && !offline && matches!(kind, Kind::Compose | Kind::Swarm) {
         // Never a measurement with images of another version than the checkout's, whether
         // the stack is up already or not.
-        runtime::images::check_versions(&[settings.scalelab_image("app")], &root).await?;
+        runtime::images::check_versions(&[settings.scalelab_image("app")], &root, place).await?;
     }
     let mut rt = runtime::open(kind, paths.clone(), settings.clone(), offline).await?;
     if needs_build {
         // Everything the runtime needs is checked before the long build, not after it.
         // The lab container's binaries come with its image: nothing to build.
-        let skip_build = cli.skip_build || container::inside();
-        prereq::check(kind, offline, skip_build)?;
+        let skip_build = cli.skip_build || place.inside();
+        // The lab container checks for the offline images; it never builds them.
+        prereq::check(kind, offline && !place.inside(), skip_build)?;
         if !skip_build {
             prereq::build(&root, &cli.build).await?;
         }
     }
     // The live page, for as long as a command that drives load runs (and `lab watch`).
     if cli.command.drives_load() || matches!(cli.command, Command::Watch) {
-        let port = if container::inside() {
+        let port = if place.inside() {
             // The lab container's own port, which compose publishes as LIVE_PORT.
             live::CONTAINER_PORT
         } else {
             settings.port(Name::LivePort)
         };
-        if live::start(port, &rt.endpoints()).await.is_some() {
+        if live::start(live::address(port, place), &rt.endpoints())
+            .await
+            .is_some()
+        {
             // In the container the page answers on the host only where the port is
             // published: its address is printed only then.
-            let host_port = if container::inside() {
+            let host_port = if place.inside() {
                 container::published_port(live::CONTAINER_PORT).await
             } else {
                 Some(port)

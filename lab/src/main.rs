@@ -68,8 +68,9 @@ fn main() {
     };
     let root = lab::find_root(cli.root.clone()).ok();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = runtime.block_on(lab::run(cli));
-    if lab::container::inside() {
+    let place = lab::container::Place::here();
+    let result = runtime.block_on(lab::run(cli, place));
+    if place.inside() {
         if let Some(root) = &root {
             lab::container::hand_back(root);
         }

@@ -44,7 +44,7 @@ fn have_postgres_server() -> bool {
 }
 
 /// Every missing prerequisite, each with the command that installs it.
-pub fn missing(kind: Kind, offline: bool, building: bool) -> Vec<String> {
+pub fn missing(kind: Kind, builds_offline_images: bool, building: bool) -> Vec<String> {
     let mut out = Vec::new();
     if building {
         if !have("cargo") {
@@ -83,13 +83,13 @@ pub fn missing(kind: Kind, offline: bool, building: bool) -> Vec<String> {
                 ));
             }
         }
-        Kind::Compose | Kind::Swarm => out.extend(compose::prerequisites(offline)),
+        Kind::Compose | Kind::Swarm => out.extend(compose::prerequisites(builds_offline_images)),
     }
     out
 }
 
-pub fn check(kind: Kind, offline: bool, skip_build: bool) -> anyhow::Result<()> {
-    let missing = missing(kind, offline, !skip_build);
+pub fn check(kind: Kind, builds_offline_images: bool, skip_build: bool) -> anyhow::Result<()> {
+    let missing = missing(kind, builds_offline_images, !skip_build);
     if !missing.is_empty() {
         bail!(
             "the {} runtime needs what this machine lacks:\n  - {}",

@@ -98,6 +98,7 @@ async fn stack(overrides: &[(&str, &str)]) -> Stack {
         root,
         run: run.clone(),
         bin: bin_dir(),
+        place: lab::container::Place::Host,
     };
     Stack {
         rt: Native::new(paths, settings, options),
@@ -649,7 +650,8 @@ async fn the_live_page_follows_the_stack_second_by_second_in_a_browser() {
     let mut s = stack(&[("HEALTH_INTERVAL_MS", "500")]).await;
     s.rt.up(3).await.expect("up with 3 gateways");
     let port = free_port();
-    let url = lab::live::start(port, &s.rt.endpoints())
+    let address = lab::live::address(port, lab::container::Place::Host);
+    let url = lab::live::start(address, &s.rt.endpoints())
         .await
         .expect("the page listens");
     lab::live::step(0, 2, "test load, 3 gateways");

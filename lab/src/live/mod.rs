@@ -200,8 +200,8 @@ pub fn save(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
 
 /// Where the page listens: loopback, or every interface inside the lab's container (whose
 /// port compose publishes on the host's loopback only).
-pub fn address(port: u16) -> std::net::SocketAddr {
-    let ip = if crate::container::inside() {
+pub fn address(port: u16, place: crate::container::Place) -> std::net::SocketAddr {
+    let ip = if place.inside() {
         std::net::Ipv4Addr::UNSPECIFIED
     } else {
         std::net::Ipv4Addr::LOCALHOST
@@ -218,8 +218,9 @@ static SERVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 
 /// Starts the page and the sampler in the background. A taken port is one line, and the
 /// lab goes on without the page.
-pub async fn start(port: u16, endpoints: &Endpoints) -> Option<String> {
-    let listener = match tokio::net::TcpListener::bind(address(port)).await {
+pub async fn start(address: std::net::SocketAddr, endpoints: &Endpoints) -> Option<String> {
+    let port = address.port();
+    let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
@@ -264,7 +265,10 @@ mod tests {
             microservice: "http://127.0.0.1:1".into(),
             worker_metrics: "http://127.0.0.1:1/metrics".into(),
         };
-        assert_eq!(start(port, &endpoints).await, None);
+        assert_eq!(
+            start(address(port, crate::container::Place::Host), &endpoints).await,
+            None
+        );
     }
 
     /// Only a request naming the page by address reads it: not a page of another domain

@@ -67,7 +67,8 @@ impl Compose {
     /// `offline`: run on the offline images (see [`decide_offline`]).
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
         let cli = compose_cli().await?;
-        let lb = if container::inside() {
+        let inside = paths.place.inside();
+        let lb = if inside {
             LoadBalancer::at(
                 "http://load_balancer:9100",
                 "http://load_balancer:9101",
@@ -85,13 +86,18 @@ impl Compose {
             found: Vec::new(),
         };
         // A stack already up (from `up` in an earlier container, or `make up`): join it now.
-        if container::inside() && super::docker_ok(&["network", "inspect", &network()]).await {
+        if inside && super::docker_ok(&["network", "inspect", &network()]).await {
             container::join(&network()).await?;
         }
         if compose.is_up().await {
             compose.discover().await;
         }
         Ok(compose)
+    }
+
+    /// Where the lab runs: on the host or in its container.
+    pub(crate) fn place(&self) -> container::Place {
+        self.paths.place
     }
 
     /// Whether it runs on the offline images.
@@ -169,7 +175,7 @@ impl Compose {
 
     /// Where the lab reaches one container's `inner` port.
     async fn reach(&self, id: &str, inner: u16) -> anyhow::Result<String> {
-        if container::inside() {
+        if self.paths.place.inside() {
             Ok(format!("http://{}:{inner}", container_ip(id).await?))
         } else {
             let out = super::docker(&["port", id, &format!("{inner}/tcp")]).await?;
@@ -183,7 +189,7 @@ impl Compose {
         cmd.args(&self.cli[1..])
             .current_dir(&self.paths.root)
             .args(["-p", PROJECT, "-f", "docker-compose.yml"]);
-        if !container::inside() {
+        if !self.paths.place.inside() {
             // The ports only a lab on the host reads (the microservice's, the worker's, the
             // load balancer's admin): a student's stack in the container path publishes none.
             cmd.args(["-f", "docker-compose.host.yml"]);
@@ -256,7 +262,7 @@ impl Compose {
                 .ensure(false)
                 .await;
         }
-        if container::inside() {
+        if self.paths.place.inside() {
             for image in OFFLINE_IMAGES {
                 if !super::images::present(image).await {
                     bail!("the offline image {image} is missing: build the offline images on the Linux host first (sudo make images-offline)");
@@ -377,7 +383,7 @@ impl Compose {
     }
 
     pub(crate) fn ports_free(&self) -> anyhow::Result<()> {
-        if container::inside() {
+        if self.paths.place.inside() {
             // The container's loopback is not the host's: compose itself tells a taken port.
             return Ok(());
         }
@@ -497,10 +503,9 @@ pub fn decide_offline(images: Option<&str>, paths: &Paths) -> anyhow::Result<boo
 }
 
 /// What the compose runtime needs on this machine before anything is built.
-pub fn prerequisites(offline: bool) -> Vec<String> {
+pub fn prerequisites(builds_offline_images: bool) -> Vec<String> {
     let mut missing = Vec::new();
-    // Inside the lab container the offline images are never built, only checked for.
-    if offline && !container::inside() {
+    if builds_offline_images {
         let have_debootstrap = std::process::Command::new("sh")
             .args([
                 "-c",
@@ -594,7 +599,7 @@ impl Runtime for Compose {
         let mut cmd = self.compose();
         cmd.args(["up", "-d", "--no-build"])
             .args(self.scales(gateways));
-        if !container::inside() {
+        if !self.paths.place.inside() {
             // Inside, the lab's own container may belong to this project: it is no orphan.
             cmd.arg("--remove-orphans");
         }
@@ -607,7 +612,7 @@ impl Runtime for Compose {
                 self.show_unhealthy().await
             );
         }
-        if container::inside() {
+        if self.paths.place.inside() {
             container::join(&network()).await?;
         }
         if let Err(e) = self.lb.wait_in_rotation(gateways, READY_LIMIT).await {
@@ -662,7 +667,7 @@ impl Runtime for Compose {
         if remove_data {
             eprintln!("lab: removing the stack's volumes {PROJECT}_pgdata (Postgres: users, items, task results) and {PROJECT}_redisdata (Redis: the cache, the job queue)");
         }
-        if container::inside() {
+        if self.paths.place.inside() {
             return self.down_from_inside(remove_data).await;
         }
         // Prometheus of the observability profile goes down with the stack it watches.
@@ -756,7 +761,7 @@ impl Runtime for Compose {
     /// From the lab container, every service by name; from the host, the published ports
     /// (the first replica's where the engine chose them).
     fn endpoints(&self) -> Endpoints {
-        if container::inside() {
+        if self.paths.place.inside() {
             return Endpoints::inside_the_network();
         }
         let mut ends = Endpoints::from_settings(&self.settings);

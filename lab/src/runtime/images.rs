@@ -124,9 +124,13 @@ async fn needed(compose: &Compose) -> anyhow::Result<Vec<String>> {
 /// Refuses images of another version than the checkout's (the lab's own binary included,
 /// when it runs in its image), with the one line of [`version_mismatch`]; an image that is
 /// not here is not checked (it is pulled, then checked).
-pub async fn check_versions(images: &[String], root: &Path) -> anyhow::Result<()> {
+pub async fn check_versions(
+    images: &[String],
+    root: &Path,
+    place: crate::container::Place,
+) -> anyhow::Result<()> {
     let checkout = checkout_version(root)?;
-    if crate::container::inside() {
+    if place.inside() {
         let own = env!("CARGO_PKG_VERSION");
         if let Some(line) = version_mismatch(&checkout, "the lab image", Some(own)) {
             bail!("{line}");
@@ -233,7 +237,7 @@ impl<'a> Images<'a> {
 
     /// Refuses images of another version than the checkout's (see [`check_versions`]).
     pub async fn check_versions(&self, images: &[String]) -> anyhow::Result<()> {
-        check_versions(images, self.root).await
+        check_versions(images, self.root, self.compose.place()).await
     }
 
     /// `lab images list`: every needed image, here or not, and its version.

@@ -16,6 +16,7 @@ pub mod published;
 pub mod stack;
 pub mod swarm;
 
+use crate::container::Place;
 use crate::lb::LoadBalancer;
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
@@ -214,19 +215,22 @@ pub struct Paths {
     pub run: PathBuf,
     /// Where the stack's binaries are (`target/release`).
     pub bin: PathBuf,
+    /// Where the lab runs: on the host or in its container.
+    pub place: Place,
 }
 
 impl Paths {
-    pub fn new(root: &Path, build: &str) -> Self {
+    pub fn new(root: &Path, build: &str, place: Place) -> Self {
         Self {
             root: root.to_path_buf(),
             run: root.join(".scalelab/run"),
             // In the lab container the binaries come with the image, beside the lab.
-            bin: if crate::container::inside() {
+            bin: if place.inside() {
                 crate::container::bin_dir()
             } else {
                 root.join("target").join(build)
             },
+            place,
         }
     }
 }
@@ -235,7 +239,7 @@ impl Paths {
 /// after a native `make up` does not try compose); else compose where a Docker engine
 /// answers, native otherwise (said once).
 pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Kind> {
-    if crate::container::inside() {
+    if paths.place.inside() {
         if let Some(other) = requested.filter(|r| !r.is_empty() && *r != "compose") {
             bail!("RUNTIME={other} runs from the host (make … RUNTIME={other}); the lab container runs the compose stack");
         }
