@@ -66,7 +66,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), error = %self.message, "request failed");
         }
-        let body = Json(crate::wire::ErrorBody::new(
+        let body = Json(records::wire::ErrorBody::new(
             self.status.as_u16(),
             self.message.clone(),
         ));

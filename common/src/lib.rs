@@ -28,6 +28,3 @@ pub fn exit_on_error(service: &str, result: anyhow::Result<()>) {
         std::process::exit(1);
     }
 }
-
-// The exchanged types live in `records` (serde only); here under their old paths.
-pub use records::{knob, load, names, plan, record, sla, stats, time, wire};

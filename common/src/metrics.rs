@@ -39,7 +39,7 @@ pub struct Metrics {
 /// Unix time of the process's first metrics registry: its start, as far as a scrape can tell.
 fn process_started_at() -> f64 {
     static STARTED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *STARTED.get_or_init(crate::time::now_unix)
+    *STARTED.get_or_init(records::time::now_unix)
 }
 
 impl Metrics {

@@ -253,8 +253,8 @@ fn hash(argon2: &Argon2<'_>, password: &str) -> anyhow::Result<String> {
 
 pub async fn login(
     State(state): St,
-    common::JsonObject(req): common::JsonObject<common::wire::Login>,
-) -> Result<Json<common::wire::LoginAnswer>, ApiError> {
+    common::JsonObject(req): common::JsonObject<records::wire::Login>,
+) -> Result<Json<records::wire::LoginAnswer>, ApiError> {
     if req.username.is_empty() || req.username.len() > 64 || req.password.len() > 1024 {
         return Err(ApiError::bad_request(
             "username must be 1-64 characters and password at most 1024",
@@ -286,7 +286,7 @@ pub async fn login(
     }
     state.metrics.logins.with_label_values(&["ok"]).inc();
     let token = state.keys.issue(&req.username)?;
-    Ok(Json(common::wire::LoginAnswer {
+    Ok(Json(records::wire::LoginAnswer {
         token,
         token_type: "Bearer".into(),
         expires_in: state.keys.ttl.as_secs(),

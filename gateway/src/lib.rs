@@ -1,7 +1,7 @@
 //! The API gateway: JWT login and guard, a Redis TTL cache in front of the slow microservice,
 //! an optional per-instance concurrency limit, and the long-task queue's front end.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod auth;
 pub use auth::ARGON2_DEFAULTS;

@@ -3,7 +3,7 @@
 //! `503` + `Retry-After`. Off by default; it is what makes 3 gateways out-serve 1 on a host
 //! where one async gateway would otherwise never be the bottleneck.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

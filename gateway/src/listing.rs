@@ -13,8 +13,8 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use clap::Args;
-use common::wire::Listing;
 use common::ApiError;
+use records::wire::Listing;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -136,7 +136,7 @@ pub async fn listing(
             }
         }
     };
-    let now_ms = (common::time::now_unix() * 1000.0) as u64;
+    let now_ms = (records::time::now_unix() * 1000.0) as u64;
     let age_secs = now_ms.saturating_sub(listing.listed_at_ms) as f64 / 1000.0;
     state.metrics.listing_age.observe(age_secs);
     let mut response = Json(listing.as_ref()).into_response();

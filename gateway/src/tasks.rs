@@ -26,7 +26,7 @@ pub enum LongtaskMode {
     Inline,
 }
 
-use common::wire::{NewTask as TaskRequest, TaskAccepted, TaskStatus};
+use records::wire::{NewTask as TaskRequest, TaskAccepted, TaskStatus};
 
 fn validate_task_name(task: &str) -> Result<(), ApiError> {
     let ok = !task.is_empty()
@@ -150,7 +150,7 @@ async fn inline(
         [(header::LOCATION, status_url)],
         Json(TaskStatus {
             status: finished.status.into(),
-            finished_at: Some(common::time::rfc3339_ms(finished.finished_at_ms)),
+            finished_at: Some(records::time::rfc3339_ms(finished.finished_at_ms)),
             id: finished.id,
             task: Some(finished.task),
             result: finished.result,

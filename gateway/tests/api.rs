@@ -1,7 +1,7 @@
 //! The gateway against real Postgres, real Redis and a real microservice (and a real worker
 //! for the task lifecycle). Each test gets its own database and Redis key prefix.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod support;
 

@@ -2,7 +2,7 @@
 //! (`MICROSERVICE_CLIENT`), the listing behind no cache, Redis, or each gateway's memory
 //! (`LISTING_CACHE`), and the runtime's threads (`GATEWAY_THREADS`).
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod support;
 
@@ -91,7 +91,7 @@ async fn a_local_listing_cache_is_filled_once_per_gateway_and_redis_once_for_all
     for gw in [&first, &second, &first, &second] {
         let r = listing(&stack, gw, &token, "photos").await;
         assert_eq!(r.status, 200, "{}", r.body);
-        let listing: common::wire::Listing = serde_json::from_value(r.body).unwrap();
+        let listing: records::wire::Listing = serde_json::from_value(r.body).unwrap();
         assert_eq!(listing.prefix, "photos");
     }
     assert_eq!(listings_made(&stack).await, 2.0);

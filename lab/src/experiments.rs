@@ -6,7 +6,7 @@
 //! its module in the catalogue (`catalogue/src/experiments/`); the report explains each one
 //! from the same module.
 
-use crate::protocol::{self, Lab, LoadSpec};
+use crate::protocol::{self, LoadSpec, Workbench};
 use crate::runtime::{Kind, Runtime};
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -14,9 +14,9 @@ pub use catalogue::experiment::side_name;
 use catalogue::experiment::{Conditions, Measurement, Spec};
 use catalogue::record::{CounterDelta, ExperimentRecord};
 pub use catalogue::Experiment;
-use common::load::Profile;
 use common::metrics::{Sample, Targets};
-use common::names::Series;
+use records::load::Profile;
+use records::names::Series;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -128,7 +128,7 @@ pub fn deltas(before: &BTreeMap<Key, f64>, after: BTreeMap<Key, f64>) -> Vec<Cou
 /// Runs one side's load while reading the stack's counters before, after, and its gauges
 /// each second; writes `experiment.json` into the run folder.
 async fn observed_run(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     spec: &LoadSpec,
     mut record: ExperimentRecord,
 ) -> anyhow::Result<PathBuf> {
@@ -180,7 +180,7 @@ async fn observed_run(
 /// `make experiment NAME=…`: each side on a freshly started stack with an empty queue and
 /// caches, in one batch.
 pub async fn run(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     name: Experiment,
     quick: bool,
     batch: &str,
@@ -216,7 +216,7 @@ pub async fn run(
             let spec = LoadSpec {
                 run_id: Some(format!("{batch}-{name}-{side}")),
                 defaults: exp.load.to_vec(),
-                experiment: Some(common::record::Experiment {
+                experiment: Some(records::record::Experiment {
                     name: name.name().into(),
                     side: side.clone(),
                     settings: exp.side_settings(i, &conditions).into_iter().collect(),
@@ -246,7 +246,7 @@ pub async fn run(
 /// `make experiment NAME=…` (one name) or `make experiments` (None: every one this runtime
 /// can run), with progress, then the report. The stack is taken down if a step fails.
 pub async fn protocol(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     name: Option<Experiment>,
     quick: bool,
 ) -> anyhow::Result<()> {
@@ -269,7 +269,7 @@ pub async fn protocol(
             })
             .collect(),
     };
-    let batch = common::time::batch_stamp();
+    let batch = records::time::batch_stamp();
     let started = Instant::now();
     let work = async {
         for (k, exp) in chosen.iter().enumerate() {
@@ -402,7 +402,7 @@ mod tests {
             counters: d,
             ..Default::default()
         };
-        let a = common::names::MetricName::HttpRequestsTotal;
+        let a = records::names::MetricName::HttpRequestsTotal;
         assert_eq!(record.delta("gateway", a, &[]), 15.0);
         assert_eq!(record.delta("microservice", a, &[]), 0.0);
     }

@@ -5,15 +5,15 @@
 //! module in the catalogue (`catalogue/src/faults/`). Postgres and Redis are never stopped natively:
 //! the stack reaches them through relays the lab cuts.
 
-use crate::protocol::{self, Lab, LoadSpec};
+use crate::protocol::{self, LoadSpec, Workbench};
 use crate::runtime::{Action, Runtime};
 use crate::settings::Name;
 use anyhow::{bail, Context};
 use catalogue::fault::{Spec, Step};
 use catalogue::record::{FaultEvent, FaultRecord, JobAccount};
 pub use catalogue::Fault;
-use common::knob::Knob;
-use common::load::Profile;
+use records::knob::Knob;
+use records::load::Profile;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ async fn take(step: Step, rt: &mut dyn Runtime) -> anyhow::Result<Option<Backlog
         Step::Cut(d) => rt.cut(d, true).await.map(|_| None),
         Step::Restore(d) => rt.cut(d, false).await.map(|_| None),
         Step::SlowBy(factor) => {
-            let delay = common::wire::Delay {
+            let delay = records::wire::Delay {
                 db_delay_ms: rt.settings().number(Name::DbDelayMs) as u64 * factor,
             };
             let http = common::http::client(Duration::from_secs(5));
@@ -63,12 +63,12 @@ impl Backlog {
         use futures::StreamExt;
         let http = common::http::client(Duration::from_secs(10));
         let target = rt.endpoints().target;
-        let login = common::wire::Login {
+        let login = records::wire::Login {
             username: "user1".into(),
             password: rt.settings().get(Name::LabPassword).into(),
         };
         let token = common::http::log_in(&http, &target, &login).await?;
-        let task = common::wire::NewTask {
+        let task = records::wire::NewTask {
             task: "report".into(),
             payload: serde_json::json!({"duration_ms": 20}),
         };
@@ -82,7 +82,7 @@ impl Backlog {
                     let r = req.send().await.ok()?;
                     (r.status().as_u16() == 202)
                         .then_some(r)?
-                        .json::<common::wire::TaskAccepted>()
+                        .json::<records::wire::TaskAccepted>()
                         .await
                         .ok()
                         .map(|a| a.id)
@@ -112,7 +112,7 @@ impl Backlog {
             ..Default::default()
         };
         while !open.is_empty() && Instant::now() < deadline {
-            let statuses: Vec<(String, Option<common::wire::TaskStatus>)> =
+            let statuses: Vec<(String, Option<records::wire::TaskStatus>)> =
                 futures::stream::iter(open.iter().cloned())
                     .map(|id| {
                         let req = self
@@ -152,7 +152,7 @@ impl Backlog {
         }
         account.unfinished = open.len() as u64;
         if open.is_empty() {
-            account.all_finished_at = Some(common::time::now_unix());
+            account.all_finished_at = Some(records::time::now_unix());
         }
         account
     }
@@ -193,7 +193,7 @@ async fn attack_started(dir: &Path, child: &mut crate::generators::LoadRun) -> a
 
 /// One fault under load on a fresh stack with the fault's settings; returns the run folder.
 pub async fn run(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     name: Fault,
     quick: bool,
     batch: &str,
@@ -212,7 +212,7 @@ pub async fn run(
 }
 
 async fn run_with(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     name: Fault,
     quick: bool,
     batch: &str,
@@ -225,7 +225,7 @@ async fn run_with(
     let spec = LoadSpec {
         run_id: Some(format!("{batch}-fault-{name}")),
         knobs,
-        experiment: Some(common::record::Experiment {
+        experiment: Some(records::record::Experiment {
             name: name.name().into(),
             side: "fault".into(),
             settings: Default::default(),
@@ -273,7 +273,7 @@ async fn run_with(
                 crate::live::note(format!("repair: {}", step.describe()));
             }
             record.events.push(FaultEvent {
-                at: common::time::now_unix(),
+                at: records::time::now_unix(),
                 kind: kind.into(),
                 action: step.describe(),
             });
@@ -308,12 +308,16 @@ async fn run_with(
 
 /// `make fault NAME=…` or `make faults` (every one), then the report, whose verdicts decide
 /// the exit status: a broken promise is a failure of the command.
-pub async fn protocol(lab: &mut Lab<'_>, name: Option<Fault>, quick: bool) -> anyhow::Result<()> {
+pub async fn protocol(
+    lab: &mut Workbench<'_>,
+    name: Option<Fault>,
+    quick: bool,
+) -> anyhow::Result<()> {
     let chosen: Vec<Fault> = match name {
         Some(f) => vec![f],
         None => Fault::ALL.to_vec(),
     };
-    let batch = common::time::batch_stamp();
+    let batch = records::time::batch_stamp();
     let started = Instant::now();
     let work = async {
         let mut dirs = Vec::new();

@@ -7,7 +7,7 @@
 
 use crate::runtime::{Kind, Runtime};
 use anyhow::{bail, Context};
-use common::plan::Plan;
+use records::plan::Plan;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use tokio::process::Child;
@@ -180,7 +180,7 @@ impl LoadRun {
             if let Some(loadtest) = &self.merge {
                 let mut merge = std::process::Command::new(loadtest);
                 // The lab's unprefixed names are not the merge's (no deprecation notice).
-                for name in common::load::ENV_NAMES {
+                for name in records::load::ENV_NAMES {
                     merge.env_remove(name);
                 }
                 status = merge.arg("merge").arg(&self.dir).status()?;
@@ -220,10 +220,10 @@ impl LoadRun {
 /// replaced that run's own. Returns the file.
 pub fn write_plan(plan: &Plan) -> anyhow::Result<PathBuf> {
     let folder = plan.folder();
-    if !common::plan::unused(&folder) {
+    if !records::plan::unused(&folder) {
         bail!("{} already exists: choose another RUN_ID", folder.display());
     }
-    let file = folder.join(common::plan::FILE);
+    let file = folder.join(records::plan::FILE);
     plan.write(&file).map_err(anyhow::Error::msg)?;
     Ok(file)
 }
@@ -299,7 +299,7 @@ mod tests {
         let file = write_plan(&plan).unwrap();
         assert_eq!(file, results.join("b-index-A").join("plan.json"));
         let back = Plan::read(&file).unwrap();
-        assert_eq!(back.scenario, common::load::Scenario::Miss);
+        assert_eq!(back.scenario, records::load::Scenario::Miss);
         // The last value of a name wins; the shell's fills what the lab left unset.
         assert_eq!((back.users, back.duration_secs), (Some(32), Some(5)));
         assert!(back.no_think);

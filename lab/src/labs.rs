@@ -4,8 +4,8 @@
 
 use crate::runtime::Kind;
 use catalogue::Experiment;
-use common::knob::Knob;
-use common::load::{Profile, Scenario};
+use records::knob::Knob;
+use records::load::{Profile, Scenario};
 
 /// What a lab runs.
 #[derive(Debug, Clone, Copy, PartialEq)]

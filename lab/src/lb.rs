@@ -3,11 +3,11 @@
 
 use crate::settings::Name;
 use anyhow::{bail, Context};
-use common::wire;
+use records::wire;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
-pub struct LoadBalancer {
+pub struct LoadBalancerClient {
     /// `http://127.0.0.1:9100`
     pub metrics: String,
     /// `http://127.0.0.1:9101`
@@ -17,7 +17,7 @@ pub struct LoadBalancer {
     token: String,
 }
 
-impl LoadBalancer {
+impl LoadBalancerClient {
     /// On the host's loopback, at the settings' ports, with their ADMIN_TOKEN.
     pub fn new(settings: &crate::settings::Settings) -> Self {
         Self::at(

@@ -113,9 +113,9 @@ pub enum Command {
         #[arg(env = "GATEWAYS", default_value_t = 1)]
         gateways: usize,
         #[arg(env = "SCENARIO", value_enum, default_value = "hit")]
-        scenario: common::load::Scenario,
+        scenario: records::load::Scenario,
         #[arg(env = "PROFILE", value_enum, default_value = "classic")]
-        profile: common::load::Profile,
+        profile: records::load::Profile,
     },
     /// The seed lab's protocol: 1 then 3 gateways, miss and hit, then the report.
     BenchmarkAll,
@@ -407,7 +407,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
     // The protocols' context: the runtime, the binaries, the checkout.
     macro_rules! lab {
         () => {
-            &mut protocol::Lab::new(rt.as_mut(), &paths.bin, &root, runs.clone())
+            &mut protocol::Workbench::new(rt.as_mut(), &paths.bin, &root, runs.clone())
         };
     }
     let drives_load = cli.command.drives_load();

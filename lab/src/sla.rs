@@ -58,7 +58,7 @@ pub fn sla_verdict(dirs: &[PathBuf]) -> Result<(), SlaMissed> {
             dir.file_name().unwrap_or_default().to_string_lossy()
         ));
         if let Ok(text) = std::fs::read_to_string(search.join("breakpoint.json")) {
-            if let Ok(b) = serde_json::from_str::<common::record::BreakpointRecord>(&text) {
+            if let Ok(b) = serde_json::from_str::<records::record::BreakpointRecord>(&text) {
                 if b.highest_passing.is_none() {
                     let first = b.steps.first().map_or(0, |s| s.users);
                     missed.push(format!(
@@ -76,7 +76,7 @@ pub fn sla_verdict(dirs: &[PathBuf]) -> Result<(), SlaMissed> {
         let Ok(text) = std::fs::read_to_string(dir.join("run.json")) else {
             continue;
         };
-        let Ok(run) = serde_json::from_str::<common::record::RunRecord>(&text) else {
+        let Ok(run) = serde_json::from_str::<records::record::RunRecord>(&text) else {
             continue;
         };
         if run.profile == "warmup" || run.sla.met != Some(false) {

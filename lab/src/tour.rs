@@ -9,7 +9,7 @@ use crate::runtime::{Action, Runtime};
 use crate::settings::Name;
 use crate::settings::Settings;
 use anyhow::{bail, Context};
-use common::wire;
+use records::wire;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

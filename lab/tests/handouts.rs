@@ -112,7 +112,7 @@ fn every_make_command_a_handout_gives_names_a_target_and_settings_that_exist() {
     let known = |name: &str| {
         lab::settings::find(name).is_some()
             // The lab hands these to the load generator (as LOADTEST_<name>).
-            || common::load::ENV_NAMES.contains(&name)
+            || records::load::ENV_NAMES.contains(&name)
             // What the lab's commands read from the environment (NAME, N, GATEWAYS, ...).
             || lab::VARIABLES.contains(&name)
             || makefile.contains(&format!("$({name})"))

@@ -2,7 +2,7 @@
 //! sending requests through the load balancer, and not one request fails. Real binaries
 //! (target/debug, built by `make test`), a fresh Postgres database, a fresh Redis key prefix.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use common::testing::free_port;
 use lab::runtime::native::{Native, Options};
@@ -153,11 +153,11 @@ fn start_load(
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap();
-            let login = common::wire::Login {
+            let login = records::wire::Login {
                 username: format!("user{}", c % 3 + 1),
                 password: "scalelab".into(),
             };
-            let answer: common::wire::LoginAnswer = http
+            let answer: records::wire::LoginAnswer = http
                 .post(format!("{target}/login"))
                 .json(&login)
                 .send()
@@ -509,9 +509,9 @@ async fn faults_cut_postgres_and_redis_through_the_labs_relays_and_restore_them(
     assert!(e.contains("relays"), "{e}");
     s.rt.isolate_dependencies().await.unwrap();
     s.rt.up(1).await.expect("up behind the relays");
-    let login: common::wire::LoginAnswer = reqwest::Client::new()
+    let login: records::wire::LoginAnswer = reqwest::Client::new()
         .post(format!("{}/login", s.target))
-        .json(&common::wire::Login {
+        .json(&records::wire::Login {
             username: "user1".into(),
             password: "scalelab".into(),
         })

@@ -7,7 +7,7 @@
 //! returns after `HEALTHY_THRESHOLD` passing checks. Requests already sent to a member that
 //! leaves are not interrupted: they hold their own reference to it.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use arc_swap::ArcSwap;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};

@@ -1,7 +1,7 @@
 //! The load balancer in front of real HTTP upstreams started by the test: balancing, health,
 //! failover, retries, forwarding headers, bodies, shutdown.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod support;
 

@@ -4,7 +4,7 @@
 //! balancer goes on serving. Expectations follow RFC 9112 §6 and, where it leaves a choice,
 //! what nginx does (noted per case).
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod support;
 

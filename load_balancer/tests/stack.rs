@@ -7,7 +7,7 @@
 mod support;
 
 use common::testing::{self, TestDb};
-use common::wire::{ErrorBody, Login, LoginAnswer};
+use records::wire::{ErrorBody, Login, LoginAnswer};
 use std::io::{Read, Write};
 use std::time::Duration;
 use support::*;

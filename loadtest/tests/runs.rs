@@ -152,8 +152,8 @@ fn loadtest_command(
         .env("LOADTEST_READY_TIMEOUT_SECS", "20");
     // The test's own settings win over the defaults above.
     for (k, v) in extra {
-        match common::load::ENV_NAMES.contains(k) {
-            true => cmd.env(format!("{}{k}", common::load::ENV_PREFIX), v),
+        match records::load::ENV_NAMES.contains(k) {
+            true => cmd.env(format!("{}{k}", records::load::ENV_PREFIX), v),
             false => cmd.env(k, v),
         };
     }
@@ -211,8 +211,8 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     // The record round-trips: what the load generator wrote, the shared type and the report
     // read back with the same figures.
     for (id, run) in [("hit-run", &hit), ("miss-run", &miss)] {
-        let typed = common::record::RunRecord::read(&results.join(id)).expect("typed record");
-        assert_eq!(typed.schema_version, common::record::SCHEMA_VERSION);
+        let typed = records::record::RunRecord::read(&results.join(id)).expect("typed record");
+        assert_eq!(typed.schema_version, records::record::SCHEMA_VERSION);
         assert_eq!(
             serde_json::to_value(&typed).unwrap(),
             *run,
@@ -411,7 +411,7 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     .await
     .unwrap();
     for profile in ["stages", "wave"] {
-        let run = common::record::RunRecord::read(&results.join(profile)).expect(profile);
+        let run = records::record::RunRecord::read(&results.join(profile)).expect(profile);
         assert_eq!(run.profile, profile);
         assert!(run.requests > 0 && run.failures == 0, "{profile}: {run:?}");
         // Every request the load balancer counted over the run is one Goose counted.
@@ -588,7 +588,7 @@ fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "loadtest merge exited {status}");
-    let read = |dir: &Path| common::record::RunRecord::read(dir).expect("a record");
+    let read = |dir: &Path| records::record::RunRecord::read(dir).expect("a record");
     let (a, b, merged) = (
         read(&run.join("generators/0")),
         read(&run.join("generators/1")),
@@ -602,7 +602,7 @@ fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
     assert_eq!(merged.requests, a.requests + b.requests);
     assert_eq!(merged.failures, a.failures + b.failures);
     for (route, r) in &merged.by_route {
-        let part = |x: &common::record::RunRecord| x.by_route.get(route).map_or(0, |r| r.requests);
+        let part = |x: &records::record::RunRecord| x.by_route.get(route).map_or(0, |r| r.requests);
         assert_eq!(r.requests, part(&a) + part(&b), "{route}");
     }
     // The load balancer saw exactly the requests of both, while the first one sampled.
@@ -633,7 +633,7 @@ fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
         merged.latency_ms
     );
     assert!(same(Some(merged.latency_ms.max), *all.last().unwrap()));
-    let series: common::record::LatencyPerSecond = serde_json::from_str(
+    let series: records::record::LatencyPerSecond = serde_json::from_str(
         &std::fs::read_to_string(run.join("latency_per_second.json")).unwrap(),
     )
     .unwrap();
@@ -754,7 +754,7 @@ async fn an_overloaded_runs_rate_stays_under_its_hard_bound() {
     })
     .await
     .unwrap();
-    let record = common::record::RunRecord::read(&results.join("overloaded")).unwrap();
+    let record = records::record::RunRecord::read(&results.join("overloaded")).unwrap();
     let run = report::runs::load_run(&results.join("overloaded")).unwrap();
     // The queued answers came after the load's 5 s.
     assert_eq!(record.load.duration_secs, 5);
@@ -825,7 +825,7 @@ async fn a_long_think_ends_with_the_load_and_nothing_is_sent_after_it() {
     })
     .await
     .unwrap();
-    let run = common::record::RunRecord::read(&results.join("think")).unwrap();
+    let run = records::record::RunRecord::read(&results.join("think")).unwrap();
     assert_eq!(run.think_time_ms, Some([20000, 20000]));
     // One request per user (each logged in before the load, outside the run): the think
     // time was slept after it.

@@ -3,7 +3,7 @@
 //! second pays a TCP handshake, authentication and a new backend process on every request,
 //! and opens as many connections as there are requests at once, until Postgres refuses.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use common::ApiError;
 use deadpool_postgres::Pool;

@@ -4,7 +4,7 @@
 //! scan of the seeded `items` table plus an optional `pg_sleep`, so its capacity is
 //! `DB_POOL_SIZE / service time` per instance (Little's law), which the report predicts.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod connections;
 mod routes;

@@ -6,8 +6,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use common::db::query_error;
-use common::wire::{Listing, QueryPlan};
 use common::ApiError;
+use records::wire::{Listing, QueryPlan};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -182,7 +182,7 @@ pub async fn listing(
     Ok(Json(Listing {
         objects: (0..20).map(|i| format!("{prefix}/object-{i:03}")).collect(),
         prefix,
-        listed_at_ms: (common::time::now_unix() * 1000.0) as u64,
+        listed_at_ms: (records::time::now_unix() * 1000.0) as u64,
     }))
 }
 
@@ -192,8 +192,8 @@ const MAX_DELAY_MS: u64 = 60_000;
 /// `PUT /delay {"db_delay_ms": N}`: every request from now on holds its connection N ms.
 pub async fn set_delay(
     State(state): State<AppState>,
-    common::JsonObject(delay): common::JsonObject<common::wire::Delay>,
-) -> Result<Json<common::wire::Delay>, ApiError> {
+    common::JsonObject(delay): common::JsonObject<records::wire::Delay>,
+) -> Result<Json<records::wire::Delay>, ApiError> {
     if delay.db_delay_ms > MAX_DELAY_MS {
         return Err(ApiError::bad_request(format!(
             "db_delay_ms must be at most {MAX_DELAY_MS}"

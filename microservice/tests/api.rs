@@ -1,6 +1,6 @@
 //! The microservice against a real Postgres (a fresh database per test).
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod support;
 

@@ -2,7 +2,7 @@
 //! column (`ITEMS_INDEX`), a connection per request instead of the pool (`DB_POOL_MODE`),
 //! and the slow listing.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 mod support;
 
@@ -18,7 +18,7 @@ async fn get(url: &str) -> (u16, Value) {
     (status, body)
 }
 
-async fn metric(base: &str, name: impl Into<common::names::Series>) -> f64 {
+async fn metric(base: &str, name: impl Into<records::names::Series>) -> f64 {
     let samples = common::metrics::scrape(&reqwest::Client::new(), &format!("{base}/metrics"))
         .await
         .expect("metrics");
@@ -38,7 +38,7 @@ async fn the_index_turns_the_full_scan_into_an_index_scan_and_back() {
         async move {
             let (status, body) = get(&url).await;
             assert_eq!(status, 200, "{body}");
-            serde_json::from_value::<common::wire::QueryPlan>(body).expect("a QueryPlan")
+            serde_json::from_value::<records::wire::QueryPlan>(body).expect("a QueryPlan")
         }
     };
 
@@ -181,11 +181,11 @@ async fn the_listing_is_slow_stamped_and_validated() {
     let (status, body) = get(&format!("{}/listing/photos", app.base)).await;
     assert_eq!(status, 200, "{body}");
     assert!(started.elapsed() >= Duration::from_millis(200));
-    let listing: common::wire::Listing = serde_json::from_value(body).unwrap();
+    let listing: records::wire::Listing = serde_json::from_value(body).unwrap();
     assert_eq!(listing.prefix, "photos");
     assert_eq!(listing.objects.len(), 20);
     assert!(listing.objects[0].starts_with("photos/"));
-    let age_ms = common::time::now_unix() * 1000.0 - listing.listed_at_ms as f64;
+    let age_ms = records::time::now_unix() * 1000.0 - listing.listed_at_ms as f64;
     assert!((0.0..5_000.0).contains(&age_ms), "{age_ms}");
     assert_eq!(metric(&app.base, MetricName::ListingsTotal).await, 1.0);
     let (status, body) = get(&format!("{}/listing/no%20spaces", app.base)).await;

@@ -415,7 +415,7 @@ pub struct Sla {
     pub error_pct: Option<f64>,
     pub met: Option<bool>,
     pub failed_rules: Vec<String>,
-    /// Each rule of the run's SLA (`common::sla`) with its verdict.
+    /// Each rule of the run's SLA (`records::sla`) with its verdict.
     pub rules: Vec<SlaCheck>,
 }
 

@@ -1,6 +1,6 @@
 //! What the worker exposes on `/metrics` beyond the shared HTTP series.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use common::metrics::{counter, gauge, histogram, Metrics};
 use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Opts};

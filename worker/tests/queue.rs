@@ -1,6 +1,6 @@
 //! The worker against real Redis Streams and a real Postgres.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use common::testing::{self, TestDb};
 use std::process::{Child, Command, Stdio};

@@ -143,7 +143,7 @@ impl Stack {
     pub async fn metric(
         &self,
         base: &str,
-        name: impl Into<common::names::Series>,
+        name: impl Into<records::names::Series>,
         labels: &[(&str, &str)],
     ) -> f64 {
         let samples = common::metrics::scrape(&self.http, &format!("{base}/metrics"))

@@ -3,7 +3,7 @@
 //! the runtime to scale (which drains a leaving gateway before it stops it). Each decision is
 //! logged and recorded (`autoscaler.jsonl` in the run folder).
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 pub mod hpa;
 
@@ -11,8 +11,8 @@ use crate::runtime::Runtime;
 use crate::settings::Name;
 use crate::settings::{parse_policies, Settings};
 use common::metrics::{sum, Sample, Targets};
-use common::record::AutoscalerSample;
 use hpa::{Autoscaler, Behavior, Hpa, Observation, Select};
+use records::record::AutoscalerSample;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -219,7 +219,7 @@ impl Controller {
 
     /// Scrapes every gateway in rotation (and the load balancer) four times a second for
     /// one sync period.
-    async fn observe(&self, rt: &dyn Runtime) -> anyhow::Result<(common::wire::Backends, Period)> {
+    async fn observe(&self, rt: &dyn Runtime) -> anyhow::Result<(records::wire::Backends, Period)> {
         let lb = rt.load_balancer();
         let view = lb.backends().await?;
         let ready: Vec<String> = view.in_rotation().map(|b| b.addr.clone()).collect();
@@ -279,7 +279,7 @@ impl Controller {
         let now = self.started.elapsed().as_secs_f64();
         let d = self.autoscaler.decide(now, current, &obs);
         let mut sample = AutoscalerSample {
-            at: common::time::now_unix(),
+            at: records::time::now_unix(),
             t: now,
             metric_name: self.config.metric.name().into(),
             metric: d.metric,

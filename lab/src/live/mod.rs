@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub use sample::Sampler;
+pub use sample::LiveSampler;
 
 /// The port the page listens on inside the lab's container (compose publishes it on the
 /// host as `LIVE_PORT`).
@@ -236,7 +236,7 @@ pub async fn start(address: std::net::SocketAddr, endpoints: &Endpoints) -> Opti
     tokio::spawn(async move {
         let _ = axum::serve(listener, page::router()).await;
     });
-    let mut sampler = Sampler::new(endpoints);
+    let mut sampler = LiveSampler::new(endpoints);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

@@ -2,12 +2,12 @@
 //! microservice's and the worker's metrics read at once (`probe::sampler`), as rates over
 //! the second since the previous reading.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use super::{Gateway, Point};
 use crate::runtime::Endpoints;
-use common::wire;
 use probe::exposition::{sum, Sample};
+use records::wire;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ struct Counters {
     generator_seconds: BTreeMap<u32, f64>,
 }
 
-pub struct Sampler {
+pub struct LiveSampler {
     client: reqwest::Client,
     lb_metrics: String,
     lb_base: String,
@@ -130,7 +130,7 @@ fn ok_samples(read: &Result<Vec<Sample>, String>) -> Option<&[Sample]> {
     read.as_ref().ok().map(Vec::as_slice)
 }
 
-impl Sampler {
+impl LiveSampler {
     pub fn new(endpoints: &Endpoints) -> Self {
         Self {
             client: probe::client::client(Duration::from_millis(800)),

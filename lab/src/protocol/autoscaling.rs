@@ -1,11 +1,11 @@
 //! `make autoscale`: the same rising-and-falling load on fixed gateways and autoscaled,
 //! then a burst and a ramp, autoscaled.
 
-use super::{banner, load, load_autoscaled, min_sec, until_interrupted, Lab, LoadSpec};
+use super::{banner, load, load_autoscaled, min_sec, until_interrupted, LoadSpec, Workbench};
 use crate::settings::Name;
-use common::knob::Knob;
-use common::load::{Profile, Scenario};
-use common::record::Experiment;
+use records::knob::Knob;
+use records::load::{Profile, Scenario};
+use records::record::Experiment;
 use std::time::Instant;
 
 /// One run of the autoscaling experiment.
@@ -39,9 +39,9 @@ pub fn autoscale_runs() -> Vec<AutoscaleRun> {
 
 /// `make autoscale`: the runs of [`autoscale_runs`] in one batch (cache misses, so that the
 /// gateways' slots fill), then the report.
-pub async fn autoscale(lab: &mut Lab<'_>, quick: bool) -> anyhow::Result<()> {
+pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<()> {
     let config = crate::autoscale::Config::from_settings(lab.rt.settings())?;
-    let batch = common::time::batch_stamp();
+    let batch = records::time::batch_stamp();
     let runs = autoscale_runs();
     let started = Instant::now();
     let result = async {

@@ -11,22 +11,22 @@ pub use run::{load, load_autoscaled, quick_load, LoadSpec};
 
 use crate::runtime::Runtime;
 use anyhow::{bail, Context};
-use common::knob::Knob;
-use common::load::{Profile, Scenario};
+use records::knob::Knob;
+use records::load::{Profile, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What every protocol works with: the runtime the stack runs on, where the lab's binaries
 /// are (`loadtest`, `report`), the checkout (`tests/results`, `tests/reports`), and the
 /// runs the command has started (FAIL_ON_SLA's verdict reads them).
-pub struct Lab<'a> {
+pub struct Workbench<'a> {
     pub rt: &'a mut dyn Runtime,
     pub bin: &'a Path,
     pub root: &'a Path,
     pub runs: crate::sla::Runs,
 }
 
-impl<'a> Lab<'a> {
+impl<'a> Workbench<'a> {
     pub fn new(
         rt: &'a mut dyn Runtime,
         bin: &'a Path,
@@ -164,8 +164,12 @@ pub async fn stopped<T>(rt: &mut dyn Runtime, what: &str, e: anyhow::Error) -> a
 
 /// Runs `benchmark-all`, with step k of n and the time left; the stack is taken down when a
 /// step fails or on Ctrl-C.
-pub async fn benchmark_all(lab: &mut Lab<'_>, quick: bool, repeats: u32) -> anyhow::Result<()> {
-    let batch = common::time::batch_stamp();
+pub async fn benchmark_all(
+    lab: &mut Workbench<'_>,
+    quick: bool,
+    repeats: u32,
+) -> anyhow::Result<()> {
+    let batch = records::time::batch_stamp();
     eprintln!(
         "benchmark-all: {} runtime, batch {batch}, {} protocol{}",
         lab.rt.kind().name(),
@@ -184,7 +188,7 @@ pub async fn benchmark_all(lab: &mut Lab<'_>, quick: bool, repeats: u32) -> anyh
 }
 
 async fn run_steps(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     quick: bool,
     repeats: u32,
     batch: &str,
@@ -252,7 +256,7 @@ async fn run_steps(
 /// the stack is taken down (with its data) whatever happens.
 /// On Swarm the load comes from two generators (containers on the stack's network), so
 /// the smoke also checks their merge: the run's requests are the sum of the parts'.
-pub async fn smoke(lab: &mut Lab<'_>) -> anyhow::Result<()> {
+pub async fn smoke(lab: &mut Workbench<'_>) -> anyhow::Result<()> {
     let results = std::env::temp_dir().join(format!("scalelab-smoke-{}", std::process::id()));
     let generators = if lab.rt.kind() == crate::runtime::Kind::Swarm {
         2
@@ -272,7 +276,7 @@ pub async fn smoke(lab: &mut Lab<'_>) -> anyhow::Result<()> {
     };
     let outcome = async {
         let dir = load(lab, &spec).await?;
-        let run = common::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let run = records::record::RunRecord::read(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
         if generators != 1 {
             let parts: u64 = run.generators.iter().map(|g| g.requests).sum();
             if run.generators.len() != 2 || parts != run.requests {
@@ -295,7 +299,7 @@ pub async fn smoke(lab: &mut Lab<'_>) -> anyhow::Result<()> {
 }
 
 /// Three gateways in the load balancer's counters, each within 20 % of a third; errors < 5 %.
-pub fn check_even_spread(run: &common::record::RunRecord) -> anyhow::Result<()> {
+pub fn check_even_spread(run: &records::record::RunRecord) -> anyhow::Result<()> {
     let served = run.server.requests_by_backend.clone().unwrap_or_default();
     let total: f64 = served.values().sum();
     eprintln!(
@@ -317,11 +321,11 @@ pub fn check_even_spread(run: &common::record::RunRecord) -> anyhow::Result<()> 
 /// A classroom lab's `make load` runs (QUICK), one batch, one after the other from a clean
 /// stack; then the stack goes down and the report is written.
 pub async fn lab_loads(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     n: u32,
     loads: &[crate::labs::Load],
 ) -> anyhow::Result<()> {
-    let batch = common::time::batch_stamp();
+    let batch = records::time::batch_stamp();
     let started = Instant::now();
     let result = async {
         lab.rt.down(true).await?;
@@ -361,8 +365,8 @@ pub async fn lab_loads(
 mod tests {
     use super::*;
 
-    fn run(served: &[f64], error_pct: f64) -> common::record::RunRecord {
-        let mut r: common::record::RunRecord =
+    fn run(served: &[f64], error_pct: f64) -> records::record::RunRecord {
+        let mut r: records::record::RunRecord =
             serde_json::from_str(r#"{"scenario":"hit","requests":300,"rps":30,"latency_ms":{}}"#)
                 .unwrap();
         r.error_pct = error_pct;

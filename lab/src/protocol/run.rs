@@ -1,14 +1,14 @@
 //! One recorded load run: what a protocol asks for ([`LoadSpec`]), the plan the load
 //! generator receives, and the generator's process while the load runs.
 
-use super::Lab;
+use super::Workbench;
 use crate::runtime::Runtime;
 use crate::settings::Name;
 use anyhow::{bail, Context};
-use common::knob::Knob;
-use common::load::{Profile, Scenario, ENV_NAMES as LOAD_NAMES};
-use common::plan::Plan;
-use common::record::Experiment;
+use records::knob::Knob;
+use records::load::{Profile, Scenario, ENV_NAMES as LOAD_NAMES};
+use records::plan::Plan;
+use records::record::Experiment;
 use std::path::{Path, PathBuf};
 
 /// One recorded load-test run.
@@ -154,7 +154,7 @@ impl LoadSpec {
 
 /// Brings the stack to `spec.gateways`, then runs the load generator as a child process (so
 /// its CPU is its own, as `run.json` reports it). Returns the run folder.
-pub async fn load(lab: &mut Lab<'_>, spec: &LoadSpec) -> anyhow::Result<PathBuf> {
+pub async fn load(lab: &mut Workbench<'_>, spec: &LoadSpec) -> anyhow::Result<PathBuf> {
     let (mut child, dir) = spawn_load(lab, spec).await?;
     let status = child.wait().await?;
     if !status.success() {
@@ -166,7 +166,7 @@ pub async fn load(lab: &mut Lab<'_>, spec: &LoadSpec) -> anyhow::Result<PathBuf>
 /// [`load`] with the autoscaler deciding every sync period until the load ends; its
 /// decisions go to `autoscaler.jsonl` in the run folder.
 pub async fn load_autoscaled(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     spec: &LoadSpec,
     mut controller: crate::autoscale::Controller,
 ) -> anyhow::Result<PathBuf> {
@@ -206,7 +206,7 @@ pub async fn load_autoscaled(
 
 /// Starts the load generator; returns it and the run folder it will write.
 pub(crate) async fn spawn_load(
-    lab: &mut Lab<'_>,
+    lab: &mut Workbench<'_>,
     spec: &LoadSpec,
 ) -> anyhow::Result<(crate::generators::LoadRun, PathBuf)> {
     spec.check()?;
@@ -225,7 +225,7 @@ pub(crate) async fn spawn_load(
         std::env::var("RUN_ID").unwrap_or_else(|_| {
             format!(
                 "{}-{}gw-{}",
-                common::time::batch_stamp(),
+                records::time::batch_stamp(),
                 spec.gateways,
                 spec.scenario
             )

@@ -8,7 +8,7 @@ use super::{
     READY_LIMIT,
 };
 use crate::container;
-use crate::lb::LoadBalancer;
+use crate::lb::LoadBalancerClient;
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -57,7 +57,7 @@ pub struct Compose {
     settings: Settings,
     cli: Vec<String>,
     offline: bool,
-    lb: LoadBalancer,
+    lb: LoadBalancerClient,
     /// Where the lab reaches each running microservice and worker replica, in replica order
     /// (found by [`Compose::discover`] whenever containers start).
     found: Vec<(Service, String)>,
@@ -69,13 +69,13 @@ impl Compose {
         let cli = compose_cli().await?;
         let inside = paths.place.inside();
         let lb = if inside {
-            LoadBalancer::at(
+            LoadBalancerClient::at(
                 "http://load_balancer:9100",
                 "http://load_balancer:9101",
                 settings.get(Name::AdminToken),
             )
         } else {
-            LoadBalancer::new(&settings)
+            LoadBalancerClient::new(&settings)
         };
         let mut compose = Self {
             paths,
@@ -541,14 +541,14 @@ impl Runtime for Compose {
         self.settings = settings;
     }
 
-    fn load_balancer(&self) -> &LoadBalancer {
+    fn load_balancer(&self) -> &LoadBalancerClient {
         &self.lb
     }
 
     async fn is_up(&self) -> bool {
         self.containers().await.is_ok_and(|c| {
             c.iter()
-                .any(|(_, s, _, state, _)| *s == Service::LoadBalancer && state == "running")
+                .any(|(_, s, _, state, _)| *s == Service::LoadBalancerClient && state == "running")
         })
     }
 

@@ -17,7 +17,7 @@ pub mod stack;
 pub mod swarm;
 
 use crate::container::Place;
-use crate::lb::LoadBalancer;
+use crate::lb::LoadBalancerClient;
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -69,7 +69,7 @@ pub trait Runtime: Send {
     fn settings(&self) -> &Settings;
     /// The settings the next `up` starts services with (what runs is not touched).
     fn set_settings(&mut self, settings: Settings);
-    fn load_balancer(&self) -> &LoadBalancer;
+    fn load_balancer(&self) -> &LoadBalancerClient;
     /// Whether a stack of this runtime is up.
     async fn is_up(&self) -> bool;
     async fn up(&mut self, gateways: usize) -> anyhow::Result<()>;
@@ -122,7 +122,7 @@ pub trait Runtime: Send {
         _results: &Path,
     ) -> anyhow::Result<tokio::process::Command> {
         let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
-        let (set, stray) = common::load::launch(plan, password, std::env::vars().map(|(k, _)| k));
+        let (set, stray) = records::load::launch(plan, password, std::env::vars().map(|(k, _)| k));
         for name in stray {
             cmd.env_remove(name);
         }

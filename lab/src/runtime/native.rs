@@ -8,7 +8,7 @@ use super::{
     check_ports_free, replica_index, replica_name, wait_http_ok, Action, Dependency, Instance,
     Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
 };
-use crate::lb::LoadBalancer;
+use crate::lb::LoadBalancerClient;
 use crate::platform::{self, Signal};
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
@@ -52,7 +52,7 @@ pub struct Native {
     paths: Paths,
     settings: Settings,
     options: Options,
-    lb: LoadBalancer,
+    lb: LoadBalancerClient,
     /// Processes this lab process started: reaped when they exit.
     children: HashMap<String, Child>,
     /// Relays in front of Postgres and Redis, when a fault experiment asked for them.
@@ -93,7 +93,7 @@ fn service_of(instance: &str) -> Option<Service> {
 
 impl Native {
     pub fn new(paths: Paths, settings: Settings, options: Options) -> Self {
-        let lb = LoadBalancer::new(&settings);
+        let lb = LoadBalancerClient::new(&settings);
         Self {
             paths,
             settings,
@@ -198,7 +198,7 @@ impl Native {
 
     fn port_of(&self, service: Service) -> u16 {
         match service {
-            Service::LoadBalancer => self.settings.port(Name::LbPort),
+            Service::LoadBalancerClient => self.settings.port(Name::LbPort),
             Service::Microservice => self.settings.port(Name::MicroservicePort),
             Service::Worker => self.settings.port(Name::WorkerPort),
             Service::Gateway => unreachable!("gateways have one port each"),
@@ -340,7 +340,7 @@ impl Native {
         ])?;
         self.start(
             "load_balancer",
-            Service::LoadBalancer,
+            Service::LoadBalancerClient,
             s.port(Name::LbPort),
             extra,
         )?;
@@ -399,7 +399,7 @@ impl Runtime for Native {
             .collect()
     }
 
-    fn load_balancer(&self) -> &LoadBalancer {
+    fn load_balancer(&self) -> &LoadBalancerClient {
         &self.lb
     }
 
@@ -601,7 +601,7 @@ impl Runtime for Native {
                 }
                 Ok(())
             }
-            Service::LoadBalancer => {
+            Service::LoadBalancerClient => {
                 let live = self.live_gateways();
                 self.stop("load_balancer").await?;
                 self.start_load_balancer(&live).await?;
@@ -634,7 +634,7 @@ impl Runtime for Native {
                         })?;
                     self.start_gateway(i).await
                 }
-                Service::LoadBalancer => {
+                Service::LoadBalancerClient => {
                     let live = self.live_gateways();
                     self.start_load_balancer(&live).await
                 }

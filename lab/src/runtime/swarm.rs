@@ -25,7 +25,7 @@ use super::{
     docker, docker_ok, run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime,
     DRAIN_LIMIT, READY_LIMIT,
 };
-use crate::lb::LoadBalancer;
+use crate::lb::LoadBalancerClient;
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -73,12 +73,12 @@ pub fn marked_up(paths: &Paths) -> bool {
 pub struct Swarm {
     paths: Paths,
     compose: Compose,
-    lb: LoadBalancer,
+    lb: LoadBalancerClient,
 }
 
 impl Swarm {
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
-        let lb = LoadBalancer::new(&settings);
+        let lb = LoadBalancerClient::new(&settings);
         let compose = Compose::new(paths.clone(), settings, offline).await?;
         Ok(Self { paths, compose, lb })
     }
@@ -316,7 +316,7 @@ impl Runtime for Swarm {
         self.compose.set_settings(settings);
     }
 
-    fn load_balancer(&self) -> &LoadBalancer {
+    fn load_balancer(&self) -> &LoadBalancerClient {
         &self.lb
     }
 
@@ -326,7 +326,7 @@ impl Runtime for Swarm {
             "inspect",
             "--format",
             "{{.ID}}",
-            &service_name(Service::LoadBalancer.name()),
+            &service_name(Service::LoadBalancerClient.name()),
         ])
         .await
     }
@@ -601,7 +601,7 @@ impl Runtime for Swarm {
             &results,
         ]);
         // The plan is in the run folder, which the container sees at the same path.
-        let (set, _) = common::load::launch(plan, password, Vec::new());
+        let (set, _) = records::load::launch(plan, password, Vec::new());
         for (name, _) in &set {
             // `-e NAME` alone: the value comes from this command's environment.
             cmd.arg("-e").arg(name);

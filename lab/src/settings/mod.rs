@@ -12,12 +12,12 @@ use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 
 /// A setting's name: `Name::LbPort` is `LB_PORT`; a misspelt one does not compile.
-pub use common::names::SettingName as Name;
+pub use records::names::SettingName as Name;
 
 /// A service of the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
-    LoadBalancer,
+    LoadBalancerClient,
     Gateway,
     Microservice,
     Worker,
@@ -28,13 +28,13 @@ impl Service {
         Service::Microservice,
         Service::Worker,
         Service::Gateway,
-        Service::LoadBalancer,
+        Service::LoadBalancerClient,
     ];
 
     /// The name of its binary, its compose service and its log file.
     pub fn name(self) -> &'static str {
         match self {
-            Service::LoadBalancer => "load_balancer",
+            Service::LoadBalancerClient => "load_balancer",
             Service::Gateway => "gateway",
             Service::Microservice => "microservice",
             Service::Worker => "worker",
@@ -68,7 +68,7 @@ pub enum Scope {
 
 /// What a value must look like.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
+pub enum ValueKind {
     /// A whole number within [min, max].
     Int {
         min: u64,
@@ -92,7 +92,7 @@ pub enum Kind {
     },
     /// A TCP port, 1..=65535.
     Port,
-    /// SLA rules (`common::sla`), or empty for the default rules.
+    /// SLA rules (`records::sla`), or empty for the default rules.
     Sla,
     /// An image registry and namespace: `ghcr.io/owner`, `127.0.0.1:5000/scalelab`.
     Registry,
@@ -110,7 +110,7 @@ pub struct Setting {
     pub name: Name,
     pub default: &'static str,
     pub scope: Scope,
-    pub kind: Kind,
+    pub kind: ValueKind,
     /// One line for `.env.example` and `lab settings`.
     pub meaning: &'static str,
     /// Left out of printed tables and run records.
@@ -118,7 +118,7 @@ pub struct Setting {
 }
 
 const ALL: &[Service] = &[
-    Service::LoadBalancer,
+    Service::LoadBalancerClient,
     Service::Gateway,
     Service::Microservice,
     Service::Worker,
@@ -126,13 +126,13 @@ const ALL: &[Service] = &[
 const GW: &[Service] = &[Service::Gateway];
 const MS: &[Service] = &[Service::Microservice];
 const WK: &[Service] = &[Service::Worker];
-const LB: &[Service] = &[Service::LoadBalancer];
+const LB: &[Service] = &[Service::LoadBalancerClient];
 
 const fn s(
     name: Name,
     default: &'static str,
     scope: Scope,
-    kind: Kind,
+    kind: ValueKind,
     meaning: &'static str,
 ) -> Setting {
     Setting {
@@ -145,8 +145,8 @@ const fn s(
     }
 }
 
-const fn int(min: u64, max: u64) -> Kind {
-    Kind::Int { min, max }
+const fn int(min: u64, max: u64) -> ValueKind {
+    ValueKind::Int { min, max }
 }
 
 /// Every lab setting, grouped as `.env.example` shows them.
@@ -155,7 +155,7 @@ pub const TABLE: &[Setting] = &[
         name: Name::JwtSecret,
         default: "",
         scope: Scope::Services(GW),
-        kind: Kind::Text { min_len: 16 },
+        kind: ValueKind::Text { min_len: 16 },
         meaning: "Signs the gateways' JWTs; at least 16 characters (make up generates one). Never commit .env.",
         secret: true,
     },
@@ -163,7 +163,7 @@ pub const TABLE: &[Setting] = &[
         name: Name::AdminToken,
         default: "",
         scope: Scope::Services(LB),
-        kind: Kind::Text { min_len: 16 },
+        kind: ValueKind::Text { min_len: 16 },
         meaning: "Every change through the load balancer's admin port (drain, backend list) carries it; only the lab has it (make up generates one).",
         secret: true,
     },
@@ -176,9 +176,9 @@ pub const TABLE: &[Setting] = &[
       "Longest wait for a slot."),
     s(Name::MicroserviceTimeoutMs, "5000", Scope::Services(GW), int(1, 600_000),
       "Longest wait for the microservice's answer; past it the gateway answers 504."),
-    s(Name::GatewayCpus, "0.5", Scope::Compose, Kind::Cpus,
+    s(Name::GatewayCpus, "0.5", Scope::Compose, ValueKind::Cpus,
       "CPUs each gateway container may use (compose only)."),
-    s(Name::CacheEnabled, "true", Scope::Services(GW), Kind::Bool,
+    s(Name::CacheEnabled, "true", Scope::Services(GW), ValueKind::Bool,
       "Cache-aside in Redis for /data and /process."),
     s(Name::CacheTtlSecs, "30", Scope::Services(GW), int(1, 86_400),
       "Lifetime of a cache entry."),
@@ -190,15 +190,15 @@ pub const TABLE: &[Setting] = &[
     s(Name::SeedRows, "100000", Scope::Services(MS), int(1, 100_000_000),
       "Rows in the table every microservice request scans."),
     // Tactics (make experiment NAME=...): each a switch of the stack, usable on its own too.
-    s(Name::ItemsIndex, "false", Scope::Services(MS), Kind::Bool,
+    s(Name::ItemsIndex, "false", Scope::Services(MS), ValueKind::Bool,
       "An index on the column the microservice filters on (created at start when true, dropped when false)."),
-    s(Name::DbPoolMode, "pooled", Scope::Services(MS), Kind::Word(&["pooled", "per-request"]),
+    s(Name::DbPoolMode, "pooled", Scope::Services(MS), ValueKind::Word(&["pooled", "per-request"]),
       "pooled: requests borrow DB_POOL_SIZE open connections; per-request: each opens and closes its own."),
-    s(Name::MicroserviceClient, "shared", Scope::Services(GW), Kind::Word(&["shared", "per-request"]),
+    s(Name::MicroserviceClient, "shared", Scope::Services(GW), ValueKind::Word(&["shared", "per-request"]),
       "shared: one keep-alive HTTP client per gateway; per-request: a new client (and connection) per cache miss."),
-    s(Name::LongtaskMode, "queued", Scope::Services(GW), Kind::Word(&["queued", "inline"]),
+    s(Name::LongtaskMode, "queued", Scope::Services(GW), ValueKind::Word(&["queued", "inline"]),
       "Where a gateway runs a long task: queued for the worker (202 at once), or inline, inside the request (200 once done: offloading undone)."),
-    s(Name::ListingCache, "local", Scope::Services(GW), Kind::Word(&["none", "redis", "local"]),
+    s(Name::ListingCache, "local", Scope::Services(GW), ValueKind::Word(&["none", "redis", "local"]),
       "Where the gateway caches /listing: nowhere, in Redis (shared), or in each gateway's memory."),
     s(Name::ListingTtlSecs, "10", Scope::Services(GW), int(1, 86_400),
       "Lifetime of a cached listing: the most stale a /listing answer can be."),
@@ -227,7 +227,7 @@ pub const TABLE: &[Setting] = &[
         name: Name::LabPassword,
         default: "scalelab",
         scope: Scope::Services(GW),
-        kind: Kind::Text { min_len: 1 },
+        kind: ValueKind::Text { min_len: 1 },
         meaning: "Their password (a change takes effect on the next start: the users are hashed again).",
         secret: true,
     },
@@ -237,9 +237,9 @@ pub const TABLE: &[Setting] = &[
     s(Name::DiscoveryIntervalMs, "1000", Scope::Services(LB), int(1, 600_000),
       "How often it re-resolves the gateways' name (compose replicas join and leave)."),
     // Every service.
-    s(Name::LogFormat, "pretty", Scope::Services(ALL), Kind::Word(&["pretty", "json"]),
+    s(Name::LogFormat, "pretty", Scope::Services(ALL), ValueKind::Word(&["pretty", "json"]),
       "pretty or json."),
-    s(Name::RustLog, "info", Scope::Services(ALL), Kind::Text { min_len: 1 },
+    s(Name::RustLog, "info", Scope::Services(ALL), ValueKind::Text { min_len: 1 },
       "Log filter."),
     s(Name::ShutdownGraceSecs, "5", Scope::Services(ALL), int(1, 600),
       "Longest drain after SIGTERM."),
@@ -249,59 +249,59 @@ pub const TABLE: &[Setting] = &[
         name: Name::PostgresPassword,
         default: "",
         scope: Scope::Compose,
-        kind: Kind::UrlSafe { min_len: 8 },
+        kind: ValueKind::UrlSafe { min_len: 8 },
         meaning: "Password of the stack's Postgres, compose's and the native one (make up generates one; the native Postgres the lab made is given a new one at its next start).",
         secret: true,
     },
     // Images (compose, swarm): one registry and one tag name every image the lab runs, the
     // released ones by default (a fork or a school mirror is IMAGE_REGISTRY alone).
-    s(Name::ImageRegistry, "ghcr.io/scalelab", Scope::Compose, Kind::Registry,
+    s(Name::ImageRegistry, "ghcr.io/scalelab", Scope::Compose, ValueKind::Registry,
       "Where the lab's images come from: <registry>/scalelab-app, -lab, and copies of postgres, redis and prometheus (a school mirror or a fork: its own)."),
-    s(Name::ImageTag, env!("CARGO_PKG_VERSION"), Scope::Compose, Kind::Tag,
+    s(Name::ImageTag, env!("CARGO_PKG_VERSION"), Scope::Compose, ValueKind::Tag,
       "Tag of the scalelab-app and scalelab-lab images: the checkout's version (the lab refuses images of another version)."),
-    s(Name::DockerSocket, "/var/run/docker.sock", Scope::Compose, Kind::Text { min_len: 1 },
+    s(Name::DockerSocket, "/var/run/docker.sock", Scope::Compose, ValueKind::Text { min_len: 1 },
       "The Docker engine's socket on the host, mounted into the lab container (rootless Docker: /run/user/<uid>/docker.sock)."),
     // The autoscaler (make autoscale): the Kubernetes HPA's algorithm with classroom timings.
-    s(Name::AutoscaleMetric, "utilization", Scope::Lab, Kind::Word(&["utilization", "cpu", "p95"]),
+    s(Name::AutoscaleMetric, "utilization", Scope::Lab, ValueKind::Word(&["utilization", "cpu", "p95"]),
       "What the autoscaler reads per gateway: utilization ((in service + waiting) / MAX_IN_FLIGHT), cpu (share of its CPU limit), or p95 (the load balancer's p95 to it / SLA_P95_MS)."),
-    s(Name::AutoscaleTarget, "0.7", Scope::Lab, Kind::Decimal { min: 0.01, max: 100.0 },
+    s(Name::AutoscaleTarget, "0.7", Scope::Lab, ValueKind::Decimal { min: 0.01, max: 100.0 },
       "The metric's target per gateway: desired = ceil(current x metric / target)."),
     s(Name::MinReplicas, "1", Scope::Lab, int(1, 100), "Fewest gateways the autoscaler keeps."),
     s(Name::MaxReplicas, "3", Scope::Lab, int(1, 100), "Most gateways the autoscaler starts."),
     s(Name::SyncPeriodSecs, "2", Scope::Lab, int(1, 300),
       "How often the autoscaler decides (Kubernetes: 15 s; shorter so a class period sees it)."),
-    s(Name::Tolerance, "0.1", Scope::Lab, Kind::Decimal { min: 0.0, max: 1.0 },
+    s(Name::Tolerance, "0.1", Scope::Lab, ValueKind::Decimal { min: 0.0, max: 1.0 },
       "No change while metric / target is within 1 +- this."),
     s(Name::ScaleUpStabilizationSecs, "0", Scope::Lab, int(0, 3600),
       "A scale-up takes the lowest recommendation of this window."),
     s(Name::ScaleDownStabilizationSecs, "30", Scope::Lab, int(0, 3600),
       "A scale-down takes the highest recommendation of this window (Kubernetes: 300 s; 30 s fits a class period)."),
-    s(Name::ScaleUpPolicies, "4/15s,100%/15s", Scope::Lab, Kind::Policies,
+    s(Name::ScaleUpPolicies, "4/15s,100%/15s", Scope::Lab, ValueKind::Policies,
       "At most N gateways or P % per period when scaling up; the most permissive wins."),
-    s(Name::ScaleDownPolicies, "100%/15s", Scope::Lab, Kind::Policies,
+    s(Name::ScaleDownPolicies, "100%/15s", Scope::Lab, ValueKind::Policies,
       "The same when scaling down."),
     s(Name::SlaP95Ms, "500", Scope::Lab, int(1, 600_000),
       "The SLA's 95th percentile: the p95 metric's unit, and the load test's verdict."),
-    s(Name::Student, "", Scope::Lab, Kind::Text { min_len: 0 },
+    s(Name::Student, "", Scope::Lab, ValueKind::Text { min_len: 0 },
       "Your name on the archive `make handin` builds (handin/lab<N>-<name>.tar.gz)."),
-    s(Name::Sla, "", Scope::Lab, Kind::Sla,
+    s(Name::Sla, "", Scope::Lab, ValueKind::Sla,
       "SLA rules checked at the end of every run, k6-style: p95<500ms,error<1%,rps>=100,GET /data:p99<1s (empty: p95 below SLA_P95_MS, errors at most 1 %)."),
-    s(Name::FailOnSla, "0", Scope::Lab, Kind::Word(&["0", "1", "false", "true"]),
+    s(Name::FailOnSla, "0", Scope::Lab, ValueKind::Word(&["0", "1", "false", "true"]),
       "1: a command whose run missed its SLA exits 99 (after writing the run and the report), naming the rule."),
     // Host ports.
-    s(Name::LbPort, "8080", Scope::HostPort, Kind::Port,
+    s(Name::LbPort, "8080", Scope::HostPort, ValueKind::Port,
       "The load balancer, where the load goes."),
-    s(Name::LbMetricsPort, "9100", Scope::HostPort, Kind::Port,
+    s(Name::LbMetricsPort, "9100", Scope::HostPort, ValueKind::Port,
       "Its metrics, /health and GET /backends (127.0.0.1 only)."),
-    s(Name::LbAdminPort, "9101", Scope::HostPort, Kind::Port,
+    s(Name::LbAdminPort, "9101", Scope::HostPort, ValueKind::Port,
       "Its admin port: PUT /backends, PUT /drain (127.0.0.1 only)."),
-    s(Name::MicroservicePort, "8001", Scope::HostPort, Kind::Port,
+    s(Name::MicroservicePort, "8001", Scope::HostPort, ValueKind::Port,
       "The microservice (127.0.0.1 only; the load test reads its /config)."),
-    s(Name::WorkerPort, "8002", Scope::HostPort, Kind::Port,
+    s(Name::WorkerPort, "8002", Scope::HostPort, ValueKind::Port,
       "The worker (127.0.0.1 only; the load test samples its queue)."),
-    s(Name::PrometheusPort, "9090", Scope::HostPort, Kind::Port,
+    s(Name::PrometheusPort, "9090", Scope::HostPort, ValueKind::Port,
       "Prometheus of the observability profile (127.0.0.1 only)."),
-    s(Name::LivePort, "8089", Scope::HostPort, Kind::Port,
+    s(Name::LivePort, "8089", Scope::HostPort, ValueKind::Port,
       "The lab's live page (http://127.0.0.1:LIVE_PORT/) while a command drives load, and for make watch (127.0.0.1 only)."),
 ];
 
@@ -359,33 +359,33 @@ impl Setting {
     pub fn check(&self, value: &str) -> anyhow::Result<()> {
         let name = self.name.as_str();
         match self.kind {
-            Kind::Int { min, max } => match value.parse::<u64>() {
+            ValueKind::Int { min, max } => match value.parse::<u64>() {
                 Ok(v) if (min..=max).contains(&v) => Ok(()),
                 _ => bail!("{name} must be a whole number from {min} to {max}, not {value:?}"),
             },
-            Kind::Decimal { min, max } => match value.parse::<f64>() {
+            ValueKind::Decimal { min, max } => match value.parse::<f64>() {
                 Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(()),
                 _ => bail!("{name} must be a number from {min} to {max}, not {value:?}"),
             },
-            Kind::Policies => parse_policies(value)
+            ValueKind::Policies => parse_policies(value)
                 .map(|_| ())
                 .map_err(|e| anyhow::anyhow!("{name}: {e}")),
-            Kind::Cpus => match value.parse::<f64>() {
+            ValueKind::Cpus => match value.parse::<f64>() {
                 Ok(v) if v > 0.0 && v.is_finite() => Ok(()),
                 _ => bail!("{name} must be a number of CPUs above 0 (like 0.5), not {value:?}"),
             },
-            Kind::Bool => match value {
+            ValueKind::Bool => match value {
                 "true" | "false" => Ok(()),
                 _ => bail!("{name} must be true or false, not {value:?}"),
             },
-            Kind::Word(words) => {
+            ValueKind::Word(words) => {
                 if words.contains(&value) {
                     Ok(())
                 } else {
                     bail!("{name} must be one of {}, not {value:?}", words.join(", "))
                 }
             }
-            Kind::Text { min_len } => {
+            ValueKind::Text { min_len } => {
                 if value.chars().count() >= min_len && !value.contains(['\n', '\r', '\0']) {
                     Ok(())
                 } else if self.secret {
@@ -394,19 +394,19 @@ impl Setting {
                     bail!("{name} must be at least {min_len} characters on one line, not {value:?}")
                 }
             }
-            Kind::Port => match value.parse::<u16>() {
+            ValueKind::Port => match value.parse::<u16>() {
                 Ok(v) if v > 0 => Ok(()),
                 _ => bail!("{name} must be a TCP port from 1 to 65535, not {value:?}"),
             },
-            Kind::Sla if value.trim().is_empty() => Ok(()),
-            Kind::Sla => common::sla::parse(value)
+            ValueKind::Sla if value.trim().is_empty() => Ok(()),
+            ValueKind::Sla => records::sla::parse(value)
                 .map(|_| ())
                 .map_err(|e| anyhow::anyhow!("{e}")),
-            Kind::Registry if is_registry(value) => Ok(()),
-            Kind::Registry => bail!(
+            ValueKind::Registry if is_registry(value) => Ok(()),
+            ValueKind::Registry => bail!(
                 "{name} must be a registry and namespace like ghcr.io/owner or 127.0.0.1:5000/scalelab (lower case, no tag), not {value:?}"
             ),
-            Kind::UrlSafe { min_len }
+            ValueKind::UrlSafe { min_len }
                 if value.len() >= min_len
                     && value
                         .bytes()
@@ -414,11 +414,11 @@ impl Setting {
             {
                 Ok(())
             }
-            Kind::UrlSafe { min_len } => bail!(
+            ValueKind::UrlSafe { min_len } => bail!(
                 "{name} must be at least {min_len} letters, digits, '.', '_', '~' or '-' (it goes into a URL as it is)"
             ),
-            Kind::Tag if is_tag(value) => Ok(()),
-            Kind::Tag => bail!(
+            ValueKind::Tag if is_tag(value) => Ok(()),
+            ValueKind::Tag => bail!(
                 "{name} must be an image tag (letters, digits, '.', '_', '-'; at most 128), not {value:?}"
             ),
         }

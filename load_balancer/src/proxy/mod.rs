@@ -9,7 +9,7 @@
 //! request (BENCHMARKS.md). What a load balancer needs is here, in one function a reader can
 //! follow: retries, timeouts, forwarding headers, metrics and JSON errors.
 
-use common::names::MetricName;
+use records::names::MetricName;
 
 use crate::edge::Refusal;
 use crate::h1::{self, ChunkedDecoder, Framing, Outgoing, Piece, Request, RequestId};
@@ -109,7 +109,7 @@ enum Try {
 }
 
 fn json_error(code: u16, message: &str) -> Vec<u8> {
-    let body = common::wire::ErrorBody::new(code, message).to_json();
+    let body = records::wire::ErrorBody::new(code, message).to_json();
     let reason = h1::reason_phrase(code);
     let mut out = Vec::with_capacity(160 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");

@@ -280,7 +280,7 @@ pub async fn healthy_backends(lb: &Lb) -> Vec<String> {
     let Ok(resp) = reqwest::get(format!("{}/backends", lb.metrics)).await else {
         return Vec::new();
     };
-    let Ok(body) = resp.json::<common::wire::Backends>().await else {
+    let Ok(body) = resp.json::<records::wire::Backends>().await else {
         return Vec::new();
     };
     body.backends
