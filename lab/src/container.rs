@@ -51,7 +51,7 @@ fn own_id() -> anyhow::Result<String> {
 /// stack's names resolve here.
 pub async fn join(network: &str) -> anyhow::Result<()> {
     let me = own_id()?;
-    let attached = crate::runtime::docker(&[
+    let attached = crate::runtime::docker::docker(&[
         "inspect",
         "-f",
         "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
@@ -64,7 +64,7 @@ pub async fn join(network: &str) -> anyhow::Result<()> {
     if attached.split_whitespace().any(|n| n == network) {
         return Ok(());
     }
-    crate::runtime::docker(&["network", "connect", network, &me])
+    crate::runtime::docker::docker(&["network", "connect", network, &me])
         .await
         .map(|_| ())
         .with_context(|| format!("cannot join the stack's network {network}"))
@@ -74,9 +74,10 @@ pub async fn join(network: &str) -> anyhow::Result<()> {
 /// None when it is not published: then nothing on the host reaches it.
 pub async fn published_port(port: u16) -> Option<u16> {
     let me = own_id().ok()?;
-    let ports = crate::runtime::docker(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", &me])
-        .await
-        .ok()?;
+    let ports =
+        crate::runtime::docker::docker(&["inspect", "-f", "{{json .NetworkSettings.Ports}}", &me])
+            .await
+            .ok()?;
     host_port(&ports, port)
 }
 
@@ -93,7 +94,8 @@ pub fn host_port(ports_json: &str, port: u16) -> Option<u16> {
 /// Detaches this container from the stack's network before the network is removed.
 pub async fn leave(network: &str) {
     if let Ok(me) = own_id() {
-        let _ = crate::runtime::docker(&["network", "disconnect", "-f", network, &me]).await;
+        let _ =
+            crate::runtime::docker::docker(&["network", "disconnect", "-f", network, &me]).await;
     }
 }
 

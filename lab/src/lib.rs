@@ -337,7 +337,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
     if let Command::Images { action } = &cli.command {
         // The released images, whatever runs: what a class pulls, saves and loads.
         let compose = runtime::compose::Compose::new(paths.clone(), settings, false).await?;
-        let images = runtime::images::Images::new(&compose, &root);
+        let images = compose.release_images().await?;
         return match action {
             ImagesAction::List => images.list().await,
             ImagesAction::Pull => images.ensure(true).await,
@@ -349,7 +349,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
     let requested = cli.runtime.as_deref().filter(|r| !r.is_empty());
     // In the lab container every lab runs on the compose stack beside it.
     let lab_runtime = lab.filter(|_| !place.inside()).map(|l| l.runtime().name());
-    let kind = runtime::choose(requested.or(lab_runtime), &paths).await?;
+    let kind = runtime::choice::choose(requested.or(lab_runtime), &paths).await?;
     if let Command::Runtime = cli.command {
         println!("{}", kind.name());
         return Ok(());
@@ -364,7 +364,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
         // the stack is up already or not.
         runtime::images::check_versions(&[settings.scalelab_image("app")], &root, place).await?;
     }
-    let mut rt = runtime::open(kind, paths.clone(), settings.clone(), offline).await?;
+    let mut rt = runtime::choice::open(kind, paths.clone(), settings.clone(), offline).await?;
     if needs_build {
         // Everything the runtime needs is checked before the long build, not after it.
         // The lab container's binaries come with its image: nothing to build.
@@ -547,7 +547,7 @@ async fn down(
     remove_data: bool,
 ) -> anyhow::Result<()> {
     rt.down(remove_data).await?;
-    let engine = runtime::compose::engine_answers().await;
+    let engine = runtime::docker::engine_answers().await;
     let others = [
         (Kind::Native, runtime::native::marked_up(paths)),
         (Kind::Compose, engine),
@@ -555,7 +555,9 @@ async fn down(
     ];
     for (other, _) in others.into_iter().filter(|(k, maybe)| *k != kind && *maybe) {
         let offline = runtime::compose::decide_offline(None, paths).unwrap_or(false);
-        if let Ok(mut o) = runtime::open(other, paths.clone(), settings.clone(), offline).await {
+        if let Ok(mut o) =
+            runtime::choice::open(other, paths.clone(), settings.clone(), offline).await
+        {
             if o.is_up().await {
                 o.down(remove_data).await?;
             }

@@ -153,10 +153,7 @@ fn start_load(
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap();
-            let login = records::wire::Login {
-                username: format!("user{}", c % 3 + 1),
-                password: "scalelab".into(),
-            };
+            let login = records::wire::Login::lab_user(c % 3 + 1, "scalelab");
             let answer: records::wire::LoginAnswer = http
                 .post(format!("{target}/login"))
                 .json(&login)

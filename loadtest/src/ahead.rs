@@ -6,7 +6,6 @@
 //! and a user's first request is its scenario's. The `login` scenario, which measures logins,
 //! logs in for real; a user whose token is refused mid-run (401) logs in again for real.
 
-use crate::scenarios::login_body;
 use crate::{Options, Scenario};
 use http::header::HeaderValue;
 use probe::client::Refused;
@@ -65,7 +64,7 @@ pub async fn log_in(options: &Options) -> anyhow::Result<()> {
             if n > needed {
                 return Ok::<_, anyhow::Error>(got);
             }
-            let login = login_body(n, &options.lab.lab_password);
+            let login = records::wire::Login::lab_user(n, &options.lab.lab_password);
             loop {
                 match probe::client::log_in(&client, &options.target, &login).await {
                     Ok(token) => {

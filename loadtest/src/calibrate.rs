@@ -36,7 +36,7 @@ async fn measure(
     let token = probe::client::log_in(
         &client,
         base,
-        &crate::scenarios::login_body(1, &options.lab.lab_password),
+        &records::wire::Login::lab_user(1, &options.lab.lab_password),
     )
     .await?;
     let mut times = Vec::new();

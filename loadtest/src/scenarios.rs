@@ -222,14 +222,6 @@ fn load_ends(s: &Settings) -> Option<tokio::time::Instant> {
 /// The one key every `hit` request asks for (and the calibration warms).
 pub const HIT_KEY: &str = "hot";
 
-/// The body of `POST /login` as lab user `n` (user1..userN).
-pub fn login_body(n: usize, password: &str) -> records::wire::Login {
-    records::wire::Login {
-        username: format!("user{n}"),
-        password: password.to_string(),
-    }
-}
-
 fn settings() -> Arc<Settings> {
     SETTINGS
         .read()
@@ -509,7 +501,11 @@ async fn logged_in(user: &mut GooseUser) -> Result<bool, Box<TransactionError>> 
     let s = settings();
     note_a_login(user);
     let n = user.weighted_users_index % s.lab_users + 1;
-    let call = Call::post("/login", &login_body(n, &s.lab_password), None)?;
+    let call = Call::post(
+        "/login",
+        &records::wire::Login::lab_user(n, &s.lab_password),
+        None,
+    )?;
     let sent = transmit(user, call).await?;
     let token = sent
         .answer

@@ -50,6 +50,16 @@ pub struct Login {
     pub password: String,
 }
 
+impl Login {
+    /// Lab user `n` (user1..userN, the users the lab seeds) with their password.
+    pub fn lab_user(n: usize, password: &str) -> Self {
+        Login {
+            username: format!("user{n}"),
+            password: password.to_string(),
+        }
+    }
+}
+
 /// `POST /login`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginAnswer {

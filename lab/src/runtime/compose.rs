@@ -3,9 +3,10 @@
 //! registry answers, on images built from Debian packages (`docker-compose.offline.yml`).
 //! Settings reach compose as the environment it interpolates `${NAME}` from.
 
+use super::docker::{compose_cli, docker, docker_ok, run_checked};
+use super::images::Images;
 use super::{
-    run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT,
-    READY_LIMIT,
+    Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::container;
 use crate::lb::LoadBalancerClient;
@@ -21,36 +22,6 @@ pub const PROJECT: &str = "scalelab";
 /// Said when a service cannot log in to Postgres although `up` gave the role `.env`'s
 /// password: a volume made by an older offline image, whose socket asks for the password too.
 const STALE_PG: &str = "lab: Postgres keeps the password its volume was made with, not .env's POSTGRES_PASSWORD: run `make down DATA=delete` (Docker only: `docker compose run --rm lab down -v`; the data is reseeded at the next start) or put that password back in .env\n";
-
-pub async fn engine_answers() -> bool {
-    let probe = Command::new("docker")
-        .arg("info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    matches!(tokio::time::timeout(Duration::from_secs(10), probe).await, Ok(Ok(s)) if s.success())
-}
-
-/// `docker compose` when the plugin answers, else `docker-compose`.
-async fn compose_cli() -> anyhow::Result<Vec<String>> {
-    let v2 = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    if v2 {
-        return Ok(vec!["docker".into(), "compose".into()]);
-    }
-    let v1 = Command::new("docker-compose")
-        .arg("version")
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    if v1 {
-        return Ok(vec!["docker-compose".into()]);
-    }
-    bail!("neither `docker compose` nor `docker-compose` found; install one: sudo apt-get install -y docker-compose")
-}
 
 pub struct Compose {
     paths: Paths,
@@ -86,7 +57,7 @@ impl Compose {
             found: Vec::new(),
         };
         // A stack already up (from `up` in an earlier container, or `make up`): join it now.
-        if inside && super::docker_ok(&["network", "inspect", &network()]).await {
+        if inside && docker_ok(&["network", "inspect", &network()]).await {
             container::join(&network()).await?;
         }
         if compose.is_up().await {
@@ -95,9 +66,35 @@ impl Compose {
         Ok(compose)
     }
 
-    /// Where the lab runs: on the host or in its container.
-    pub(crate) fn place(&self) -> container::Place {
-        self.paths.place
+    /// The image of each compose service (`compose config`, so the file stays their only source).
+    async fn services(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let text = self
+            .compose_checked(&["--profile", "lab", "--profile", "observability", "config"])
+            .await?;
+        let file: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).context("compose config printed no YAML")?;
+        let mut out = Vec::new();
+        if let Some(services) = file.get("services").and_then(|s| s.as_mapping()) {
+            for (name, service) in services {
+                if let (Some(name), Some(image)) =
+                    (name.as_str(), service.get("image").and_then(|i| i.as_str()))
+                {
+                    out.push((name.to_string(), image.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The released images this checkout's stack runs (pulled, saved and loaded by
+    /// `lab images`).
+    pub(crate) async fn release_images(&self) -> anyhow::Result<Images> {
+        Ok(Images::new(
+            self.services().await?,
+            self.settings.get(Name::ImageRegistry),
+            self.paths.place,
+            &self.paths.root,
+        ))
     }
 
     /// Whether it runs on the offline images.
@@ -178,7 +175,7 @@ impl Compose {
         if self.paths.place.inside() {
             Ok(format!("http://{}:{inner}", container_ip(id).await?))
         } else {
-            let out = super::docker(&["port", id, &format!("{inner}/tcp")]).await?;
+            let out = docker(&["port", id, &format!("{inner}/tcp")]).await?;
             let port = published_port(&out).context("it publishes no port on this host")?;
             Ok(format!("http://127.0.0.1:{port}"))
         }
@@ -258,9 +255,7 @@ impl Compose {
     /// packages (by scripts/images-offline from the host's binaries).
     pub(crate) async fn images(&self) -> anyhow::Result<()> {
         if !self.offline {
-            return super::images::Images::new(self, &self.paths.root)
-                .ensure(false)
-                .await;
+            return self.release_images().await?.ensure(false).await;
         }
         if self.paths.place.inside() {
             for image in OFFLINE_IMAGES {
@@ -414,14 +409,14 @@ impl Compose {
         if remove_data {
             for volume in ["pgdata", "redisdata"] {
                 let name = format!("{PROJECT}_{volume}");
-                if super::docker_ok(&["volume", "inspect", &name]).await {
-                    super::docker(&["volume", "rm", &name]).await?;
+                if docker_ok(&["volume", "inspect", &name]).await {
+                    docker(&["volume", "rm", &name]).await?;
                 }
             }
         }
         container::leave(&network()).await;
         // Still in use when the lab container is of this project: it goes with the next down.
-        let _ = super::docker(&["network", "rm", &network()]).await;
+        let _ = docker(&["network", "rm", &network()]).await;
         let _ = std::fs::remove_file(self.paths.run.join("images"));
         eprintln!("lab: compose stack stopped");
         Ok(())
@@ -454,7 +449,7 @@ const OFFLINE_IMAGES: [&str; 3] = [
 
 /// A container's address on the stack's network.
 async fn container_ip(id: &str) -> anyhow::Result<String> {
-    let ips = super::docker(&[
+    let ips = docker(&[
         "inspect",
         "-f",
         "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",

@@ -4,9 +4,7 @@
 //! from one checked archive for a room with no registry, and compared with the checkout's
 //! version before anything is measured.
 
-use super::compose::Compose;
-use super::Runtime;
-use crate::settings::Name;
+use crate::container::Place;
 use anyhow::{bail, Context};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -68,7 +66,7 @@ pub fn version_mismatch(checkout: &str, image: &str, label: Option<&str>) -> Opt
 /// one `docker image inspect` says both.
 async fn label_of(image: &str) -> Option<Option<String>> {
     let format = format!("{{{{index .Config.Labels \"{VERSION_LABEL}\"}}}}");
-    let out = super::docker(&["image", "inspect", "-f", &format, image])
+    let out = super::docker::docker(&["image", "inspect", "-f", &format, image])
         .await
         .ok()?;
     let v = out.trim();
@@ -76,41 +74,24 @@ async fn label_of(image: &str) -> Option<Option<String>> {
 }
 
 pub async fn present(image: &str) -> bool {
-    super::docker_ok(&["image", "inspect", image]).await
+    super::docker::docker_ok(&["image", "inspect", image]).await
 }
 
 /// The images of one checkout, as its compose file and the settings in force name them.
-pub struct Images<'a> {
-    compose: &'a Compose,
-    root: &'a Path,
-}
-
-/// The image of each compose service (`compose config`, so the file stays their only source).
-async fn of_services(compose: &Compose) -> anyhow::Result<Vec<(String, String)>> {
-    let text = compose
-        .compose_checked(&["--profile", "lab", "--profile", "observability", "config"])
-        .await?;
-    let file: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).context("compose config printed no YAML")?;
-    let mut out = Vec::new();
-    if let Some(services) = file.get("services").and_then(|s| s.as_mapping()) {
-        for (name, service) in services {
-            if let (Some(name), Some(image)) =
-                (name.as_str(), service.get("image").and_then(|i| i.as_str()))
-            {
-                out.push((name.to_string(), image.to_string()));
-            }
-        }
-    }
-    Ok(out)
+pub struct Images {
+    /// The image of each compose service (`compose config`: the file is their only source).
+    services: Vec<(String, String)>,
+    /// Where they are pulled from (IMAGE_REGISTRY).
+    registry: String,
+    place: Place,
+    root: PathBuf,
 }
 
 /// The images a lab needs, distinct, in the order of [`NEEDED`].
-async fn needed(compose: &Compose) -> anyhow::Result<Vec<String>> {
-    let all = of_services(compose).await?;
+fn needed(services: &[(String, String)]) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for service in NEEDED {
-        let (_, image) = all
+        let (_, image) = services
             .iter()
             .find(|(s, _)| s == service)
             .with_context(|| format!("docker-compose.yml has no service {service}"))?;
@@ -208,14 +189,19 @@ pub fn expected_sum(text: &str) -> Option<String> {
     (word.len() == 64 && word.chars().all(|c| c.is_ascii_hexdigit())).then_some(word)
 }
 
-impl<'a> Images<'a> {
-    pub fn new(compose: &'a Compose, root: &'a Path) -> Self {
-        Self { compose, root }
+impl Images {
+    pub fn new(services: Vec<(String, String)>, registry: &str, place: Place, root: &Path) -> Self {
+        Self {
+            services,
+            registry: registry.to_string(),
+            place,
+            root: root.to_path_buf(),
+        }
     }
 
     /// Pulls every needed image that is missing (all of them with `every`), then checks versions.
     pub async fn ensure(&self, every: bool) -> anyhow::Result<()> {
-        let images = needed(self.compose).await?;
+        let images = needed(&self.services)?;
         let mut missing = Vec::new();
         for image in &images {
             if every || !present(image).await {
@@ -226,7 +212,7 @@ impl<'a> Images<'a> {
             eprintln!(
                 "lab: pulling {} image(s) from {} (once; before class: docker compose --profile lab pull)",
                 missing.len(),
-                self.compose.settings().get(Name::ImageRegistry)
+                self.registry
             );
         }
         for image in &missing {
@@ -237,12 +223,12 @@ impl<'a> Images<'a> {
 
     /// Refuses images of another version than the checkout's (see [`check_versions`]).
     pub async fn check_versions(&self, images: &[String]) -> anyhow::Result<()> {
-        check_versions(images, self.root, self.compose.place()).await
+        check_versions(images, &self.root, self.place).await
     }
 
     /// `lab images list`: every needed image, here or not, and its version.
     pub async fn list(&self) -> anyhow::Result<()> {
-        let images = needed(self.compose).await?;
+        let images = needed(&self.services)?;
         for image in &images {
             let state = match label_of(image).await {
                 None => "missing".to_string(),
@@ -258,7 +244,7 @@ impl<'a> Images<'a> {
     /// `lab images save FILE`: every needed image in one archive, and `FILE.sha256` beside it
     /// (the format of `sha256sum`, so `sha256sum -c` checks it too).
     pub async fn save(&self, archive: &Path) -> anyhow::Result<()> {
-        let images = needed(self.compose).await?;
+        let images = needed(&self.services)?;
         for image in &images {
             if !present(image).await {
                 bail!(
@@ -292,7 +278,7 @@ impl<'a> Images<'a> {
         ];
         args.extend(images.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        if let Err(e) = super::docker(&args).await {
+        if let Err(e) = super::docker::docker(&args).await {
             let _ = std::fs::remove_file(&partial);
             return Err(e);
         }
@@ -352,7 +338,7 @@ impl<'a> Images<'a> {
             .success()
             .then_some(())
             .with_context(|| format!("docker load -i {path} failed"))?;
-        self.check_versions(&needed(self.compose).await?).await
+        self.check_versions(&needed(&self.services)?).await
     }
 }
 

@@ -9,7 +9,9 @@
 //! - `ps`, `logs`; `restart` one service with changed settings; `act` on one instance
 //!   (stop, kill, pause, resume, start) for fault experiments.
 
+pub mod choice;
 pub mod compose;
+pub mod docker;
 pub mod images;
 pub mod native;
 pub mod published;
@@ -20,7 +22,7 @@ use crate::container::Place;
 use crate::lb::LoadBalancerClient;
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -235,67 +237,6 @@ impl Paths {
     }
 }
 
-/// The runtime to use: `RUNTIME` when set; else the one whose stack is up (so `make up`
-/// after a native `make up` does not try compose); else compose where a Docker engine
-/// answers, native otherwise (said once).
-pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Kind> {
-    if paths.place.inside() {
-        if let Some(other) = requested.filter(|r| !r.is_empty() && *r != "compose") {
-            bail!("RUNTIME={other} runs from the host (make … RUNTIME={other}); the lab container runs the compose stack");
-        }
-        if !compose::engine_answers().await {
-            bail!("the lab container cannot reach the Docker engine through /var/run/docker.sock: start Docker (Desktop), and run the lab with `docker compose run --rm lab …`, which mounts the socket (rootless Docker: set DOCKER_SOCKET in .env to its socket)");
-        }
-        return Ok(Kind::Compose);
-    }
-    match requested.filter(|r| !r.is_empty()) {
-        Some("native") => {
-            if let Some(why) = crate::platform::native_refusal() {
-                bail!("{why}");
-            }
-            Ok(Kind::Native)
-        }
-        Some(kind @ ("compose" | "swarm")) => {
-            if !compose::engine_answers().await {
-                bail!("RUNTIME={kind} but no Docker engine answers (is the daemon running, may you use it?)");
-            }
-            Ok(if kind == "swarm" {
-                Kind::Swarm
-            } else {
-                Kind::Compose
-            })
-        }
-        Some(other) => bail!("RUNTIME must be native, compose or swarm, not {other:?}"),
-        None => {
-            if native::marked_up(paths) {
-                return Ok(Kind::Native);
-            }
-            if swarm::marked_up(paths) {
-                return Ok(Kind::Swarm);
-            }
-            if compose::engine_answers().await {
-                return Ok(Kind::Compose);
-            }
-            eprintln!("lab: no Docker engine answers: using the native runtime (RUNTIME=native)");
-            Ok(Kind::Native)
-        }
-    }
-}
-
-/// Builds the runtime of that kind.
-pub async fn open(
-    kind: Kind,
-    paths: Paths,
-    settings: Settings,
-    offline_images: bool,
-) -> anyhow::Result<Box<dyn Runtime>> {
-    Ok(match kind {
-        Kind::Native => Box::new(native::Native::new(paths, settings, native::Options::lab())),
-        Kind::Compose => Box::new(compose::Compose::new(paths, settings, offline_images).await?),
-        Kind::Swarm => Box::new(swarm::Swarm::new(paths, settings, offline_images).await?),
-    })
-}
-
 /// Fails with a line naming the holder when any of the ports is taken.
 pub fn check_ports_free(ports: &[(&str, u16)]) -> anyhow::Result<()> {
     for (name, port) in ports {
@@ -332,37 +273,4 @@ pub async fn wait_http_ok(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// `docker ARGS…`: its standard output, or an error with its stderr's last lines.
-pub async fn docker(args: &[&str]) -> anyhow::Result<String> {
-    run_checked(
-        tokio::process::Command::new("docker").args(args),
-        &format!("docker {}", args.first().copied().unwrap_or_default()),
-    )
-    .await
-}
-
-/// Whether `docker ARGS…` succeeds (an object exists, an engine answers).
-pub async fn docker_ok(args: &[&str]) -> bool {
-    tokio::process::Command::new("docker")
-        .args(args)
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Runs a command, failing with its stderr's last lines.
-pub async fn run_checked(cmd: &mut tokio::process::Command, what: &str) -> anyhow::Result<String> {
-    let out = cmd
-        .output()
-        .await
-        .with_context(|| format!("cannot run {what}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{what} failed ({}):\n{}", out.status, tail.join("\n"));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

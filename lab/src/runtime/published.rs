@@ -55,10 +55,11 @@ pub(crate) fn port_taken(error: &str, settings: &Settings) -> Option<String> {
 /// The warning for an engine that lets other machines reach what it publishes on 127.0.0.1,
 /// or None (see [`leaks_loopback`]).
 pub(crate) async fn loopback_leak() -> Option<String> {
-    let server = super::docker(&["version", "--format", "{{.Server.Os}} {{.Server.Version}}"])
-        .await
-        .ok()?;
-    let system = super::docker(&["info", "--format", "{{.OperatingSystem}}"])
+    let server =
+        super::docker::docker(&["version", "--format", "{{.Server.Os}} {{.Server.Version}}"])
+            .await
+            .ok()?;
+    let system = super::docker::docker(&["info", "--format", "{{.OperatingSystem}}"])
         .await
         .unwrap_or_default();
     let (os, version) = server.trim().split_once(' ')?;

@@ -20,10 +20,10 @@
 //!   then (a marker in `.scalelab/run/`).
 
 use super::compose::Compose;
+use super::docker::{docker, docker_ok, run_checked};
 pub use super::stack::stack_file;
 use super::{
-    docker, docker_ok, run_checked, Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime,
-    DRAIN_LIMIT, READY_LIMIT,
+    Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::lb::LoadBalancerClient;
 use crate::settings::Name;
