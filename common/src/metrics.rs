@@ -143,11 +143,6 @@ pub fn histogram(name: MetricName, help: &str, buckets: &[f64]) -> prometheus::H
     .expect("valid metric")
 }
 
-/// A metric's options for a labelled vector (`IntCounterVec::new(opts(…), &["route"])`).
-pub fn opts(name: MetricName, help: &str) -> prometheus::Opts {
-    prometheus::Opts::new(name.as_str(), help)
-}
-
 /// Middleware: counts every request by its route template (`/tasks/{id}`, not the raw path,
 /// so series stay bounded) and status, and times it.
 pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {

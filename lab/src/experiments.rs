@@ -14,7 +14,8 @@ pub use catalogue::experiment::side_name;
 use catalogue::experiment::{Conditions, Measurement, Spec};
 use catalogue::record::{CounterDelta, ExperimentRecord};
 pub use catalogue::Experiment;
-use common::metrics::{Sample, Targets};
+use probe::exposition::Sample;
+use probe::sampler::Targets;
 use records::load::Profile;
 use records::names::Series;
 use std::collections::BTreeMap;
@@ -391,7 +392,10 @@ mod tests {
                 BTreeMap::new(),
             )
         };
-        let (a, b) = ("http_requests_total", "logins_total");
+        let (a, b) = (
+            records::names::MetricName::HttpRequestsTotal.as_str(),
+            records::names::MetricName::LoginsTotal.as_str(),
+        );
         let before = BTreeMap::from([(key(a), 10.0)]);
         let after = BTreeMap::from([(key(a), 25.0), (key(b), 3.0)]);
         let d = deltas(&before, after);

@@ -61,13 +61,10 @@ struct Backlog {
 impl Backlog {
     async fn queue(rt: &dyn Runtime, n: u64) -> anyhow::Result<Self> {
         use futures::StreamExt;
-        let http = common::http::client(Duration::from_secs(10));
+        let http = probe::client::client(Duration::from_secs(10));
         let target = rt.endpoints().target;
-        let login = records::wire::Login {
-            username: "user1".into(),
-            password: rt.settings().get(Name::LabPassword).into(),
-        };
-        let token = common::http::log_in(&http, &target, &login).await?;
+        let login = records::wire::Login::lab_user(1, rt.settings().get(Name::LabPassword));
+        let token = probe::client::log_in(&http, &target, &login).await?;
         let task = records::wire::NewTask {
             task: "report".into(),
             payload: serde_json::json!({"duration_ms": 20}),

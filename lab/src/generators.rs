@@ -28,7 +28,7 @@ pub struct Pinning {
 
 /// Pins each of `k` generators to a CPU of its own at the top of the machine and the stack
 /// to the rest, when there are at least `2k` cores and the stack is native processes.
-pub fn plan(cores: usize, k: usize, runtime: Kind) -> Pinning {
+pub fn pinning(cores: usize, k: usize, runtime: Kind) -> Pinning {
     let unpinned = |why: String| Pinning {
         generators: vec![None; k],
         stack: None,
@@ -107,7 +107,7 @@ impl LoadRun {
     ) -> anyhow::Result<Self> {
         let run_id = plan.run_id();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let pinning = self::plan(cores, k, rt.kind());
+        let pinning = pinning(cores, k, rt.kind());
         eprintln!("lab: {k} load generators, {}", pinning.sentence);
         let mut pinned = Vec::new();
         if let Some(cpus) = &pinning.stack {
@@ -235,18 +235,18 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn generators_and_stack_get_separate_cpus_only_where_there_are_enough() {
-        let p = plan(8, 2, Kind::Native);
+        let p = pinning(8, 2, Kind::Native);
         assert_eq!(p.generators, vec![Some(6), Some(7)]);
         assert_eq!(p.stack.as_deref(), Some("0-5"));
         assert_eq!(
             p.sentence,
             "2 generators on CPUs 6-7, the stack on CPUs 0-5"
         );
-        let p = plan(4, 2, Kind::Native);
+        let p = pinning(4, 2, Kind::Native);
         assert_eq!(p.generators, vec![Some(2), Some(3)]);
         assert_eq!(p.stack.as_deref(), Some("0-1"));
         // This machine: 2 cores cannot give 2 generators and the stack CPUs of their own.
-        let p = plan(2, 2, Kind::Native);
+        let p = pinning(2, 2, Kind::Native);
         assert_eq!(p.generators, vec![None, None]);
         assert_eq!(p.stack, None);
         assert!(
@@ -254,7 +254,7 @@ mod tests {
             "{}",
             p.sentence
         );
-        let p = plan(16, 2, Kind::Swarm);
+        let p = pinning(16, 2, Kind::Swarm);
         assert_eq!(p.stack, None);
         assert!(p.sentence.contains("swarm runtime"));
     }
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn the_count_is_checked() {
-        let plan = |v: &str| Plan::from_lab(&lab_names(&[("GENERATORS", v)]), Vec::new());
+        let plan = |v: &str| Plan::from_lab(lab_names(&[("GENERATORS", v)]));
         assert_eq!(count(&plan("2").unwrap()).unwrap(), 2);
         assert_eq!(count(&plan("1").unwrap()).unwrap(), 1);
         for bad in ["0", "17"] {
@@ -277,7 +277,7 @@ mod tests {
         }
         for bad in ["two", "-1"] {
             let e = plan(bad).unwrap_err();
-            assert!(e.contains("--generators") && !e.contains('\n'), "{e}");
+            assert!(e.contains("GENERATORS") && !e.contains('\n'), "{e}");
         }
     }
 
@@ -294,14 +294,13 @@ mod tests {
             ("EXPERIMENT", "index"),
             ("LAB_PASSWORD", "a-secret"),
         ]);
-        let inherited = lab_names(&[("DURATION_SECS", "5")]);
-        let plan = Plan::from_lab(&env, inherited).unwrap();
+        let plan = Plan::from_lab(env).unwrap();
         let file = write_plan(&plan).unwrap();
         assert_eq!(file, results.join("b-index-A").join("plan.json"));
         let back = Plan::read(&file).unwrap();
         assert_eq!(back.scenario, records::load::Scenario::Miss);
-        // The last value of a name wins; the shell's fills what the lab left unset.
-        assert_eq!((back.users, back.duration_secs), (Some(32), Some(5)));
+        // The last value of a name wins.
+        assert_eq!(back.users, Some(32));
         assert!(back.no_think);
         assert_eq!(back.experiment.as_deref(), Some("index"));
         assert_eq!(plan.lab.lab_password, "a-secret");
@@ -315,7 +314,7 @@ mod tests {
             ("RUN_ID", "done-run"),
             ("RESULTS_DIR", &results.display().to_string()),
         ]);
-        let e = write_plan(&Plan::from_lab(&again, Vec::new()).unwrap())
+        let e = write_plan(&Plan::from_lab(again).unwrap())
             .unwrap_err()
             .to_string();
         assert!(e.contains("already exists"), "{e}");
@@ -324,7 +323,7 @@ mod tests {
             "the run's own"
         );
         std::fs::remove_dir_all(&results).unwrap();
-        let e = Plan::from_lab(&lab_names(&[("USERS", "lots")]), Vec::new()).unwrap_err();
-        assert!(e.contains("--users") && !e.contains('\n'), "{e}");
+        let e = Plan::from_lab(lab_names(&[("USERS", "lots")])).unwrap_err();
+        assert!(e.contains("USERS") && !e.contains('\n'), "{e}");
     }
 }

@@ -358,7 +358,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
     let needs_build = cli.command.may_start_the_stack();
     // Only a command that may start the stack may try to pull the official images.
     let offline = matches!(kind, Kind::Compose | Kind::Swarm)
-        && runtime::compose::decide_offline(cli.images.as_deref(), &paths)?;
+        && runtime::offline::decide_offline(cli.images.as_deref(), &paths)?;
     if needs_build && !offline && matches!(kind, Kind::Compose | Kind::Swarm) {
         // Never a measurement with images of another version than the checkout's, whether
         // the stack is up already or not.
@@ -554,7 +554,7 @@ async fn down(
         (Kind::Swarm, engine && runtime::swarm::marked_up(paths)),
     ];
     for (other, _) in others.into_iter().filter(|(k, maybe)| *k != kind && *maybe) {
-        let offline = runtime::compose::decide_offline(None, paths).unwrap_or(false);
+        let offline = runtime::offline::decide_offline(None, paths).unwrap_or(false);
         if let Ok(mut o) =
             runtime::choice::open(other, paths.clone(), settings.clone(), offline).await
         {

@@ -2,7 +2,7 @@
 //! package is one line with its install command, not a failure nine minutes in.
 
 use crate::platform::install;
-use crate::runtime::{compose, Kind};
+use crate::runtime::{offline, Kind};
 use anyhow::{bail, Context};
 use std::path::Path;
 
@@ -83,7 +83,7 @@ pub fn missing(kind: Kind, builds_offline_images: bool, building: bool) -> Vec<S
                 ));
             }
         }
-        Kind::Compose | Kind::Swarm => out.extend(compose::prerequisites(builds_offline_images)),
+        Kind::Compose | Kind::Swarm => out.extend(offline::prerequisites(builds_offline_images)),
     }
     out
 }

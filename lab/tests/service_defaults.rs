@@ -28,10 +28,7 @@ fn every_service_default_is_the_settings_tables() {
         (Service::Gateway, gateway::Config::command()),
         (Service::Microservice, microservice::Config::command()),
         (Service::Worker, worker::Config::command()),
-        (
-            Service::LoadBalancerClient,
-            load_balancer::Config::command(),
-        ),
+        (Service::LoadBalancer, load_balancer::Config::command()),
     ];
     let mut compared = 0;
     let mut differ = Vec::new();

@@ -98,11 +98,11 @@ mod tests {
         for knob in every {
             assert!(crate::load::ENV_NAMES.contains(&knob.name()), "{knob:?}");
             let named = [(knob.name().to_string(), knob.value())];
-            let parsed = Plan::from_lab(&named, Vec::new()).unwrap();
-            let mut typed = Plan::from_lab(&[], Vec::new()).unwrap();
+            let parsed = Plan::from_lab(named).unwrap();
+            let mut typed = Plan::from_lab(Vec::new()).unwrap();
             knob.apply(&mut typed);
             assert_eq!(typed, parsed, "{knob:?}");
-            assert_ne!(typed, Plan::from_lab(&[], Vec::new()).unwrap(), "{knob:?}");
+            assert_ne!(typed, Plan::from_lab(Vec::new()).unwrap(), "{knob:?}");
         }
     }
 }

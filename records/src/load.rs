@@ -170,35 +170,6 @@ pub const ENV_NAMES: [&str; 41] = [
     "GENERATOR_PINNING",
 ];
 
-/// The environment a load generator gets from the lab: each of its settings under its
-/// prefixed name, from `env` (what the lab set) or else from `inherited` (what `make` or the
-/// shell exported, e.g. `USERS=600 make lab N=9`); other names pass as they are. The second
-/// list holds the unprefixed names the child must not inherit.
-pub fn generator_env(
-    env: &[(String, String)],
-    inherited: impl IntoIterator<Item = (String, String)>,
-) -> (Vec<(String, String)>, Vec<String>) {
-    let prefixed = |name: &str| {
-        ENV_NAMES
-            .contains(&name)
-            .then(|| format!("{ENV_PREFIX}{name}"))
-    };
-    let mut out: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| (prefixed(k).unwrap_or_else(|| k.clone()), v.clone()))
-        .collect();
-    let mut removed = Vec::new();
-    for (k, v) in inherited {
-        if let Some(p) = prefixed(&k) {
-            if !out.iter().any(|(n, _)| *n == p) {
-                out.push((p, v));
-            }
-            removed.push(k);
-        }
-    }
-    (out, removed)
-}
-
 /// How a load generator starts on a plan file: the environment it gets (the file's path,
 /// and the lab users' password, which no file holds) and the names of `inherited` it must
 /// not keep (a load setting under either spelling, which would reach its options or its
@@ -250,29 +221,6 @@ mod tests {
             ]
         );
         assert_eq!(stray, ["USERS", "LOADTEST_USERS"]);
-    }
-
-    #[test]
-    fn the_lab_hands_the_generator_prefixed_names_and_keeps_the_shell_out() {
-        let env = vec![
-            ("SCENARIO".to_string(), "miss".to_string()),
-            ("LAB_USERS".to_string(), "3".to_string()),
-        ];
-        let inherited = vec![
-            ("USERS".to_string(), "600".to_string()),
-            ("SCENARIO".to_string(), "hit".to_string()),
-            ("PATH".to_string(), "/bin".to_string()),
-        ];
-        let (set, removed) = generator_env(&env, inherited);
-        assert_eq!(
-            set,
-            vec![
-                ("LOADTEST_SCENARIO".to_string(), "miss".to_string()),
-                ("LAB_USERS".to_string(), "3".to_string()),
-                ("LOADTEST_USERS".to_string(), "600".to_string()),
-            ]
-        );
-        assert_eq!(removed, vec!["USERS".to_string(), "SCENARIO".to_string()]);
     }
 
     #[test]

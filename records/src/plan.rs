@@ -534,19 +534,19 @@ impl Plan {
 
 #[cfg(feature = "cli")]
 impl Plan {
-    /// The plan of a load run the lab asks for: `set` holds the lab's names and values
-    /// (`SCENARIO=miss`, `USERS=32`, `LAB_PASSWORD=…`), `inherited` what `make` or the shell
-    /// exported (`USERS=600 make lab N=9`), of which only the load generator's settings count
-    /// and only where the lab set nothing; the last value of a name wins. The one way from
-    /// the lab's names to a plan; a value the load generator would refuse is one line. The
-    /// lab changes the plan further, then checks it ([`Plan::check`]).
-    pub fn from_lab(
-        set: &[(String, String)],
-        inherited: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Plan, String> {
-        let (prefixed, _) = crate::load::generator_env(set, inherited);
+    /// The plan of a load run from names and values as `make` and the shell spell them
+    /// (`USERS=600`; `LAB_USERS=3`), the last value of a name winning: the one way from the
+    /// lab's names to a plan; a value the load generator would refuse is one line. The lab
+    /// changes the plan further, then checks it ([`Plan::check`]).
+    pub fn from_lab(names: impl IntoIterator<Item = (String, String)>) -> Result<Plan, String> {
+        use crate::load::{ENV_NAMES, ENV_PREFIX};
         let mut last: Vec<(String, String)> = Vec::new();
-        for (k, v) in prefixed {
+        for (k, v) in names {
+            let k = if ENV_NAMES.contains(&k.as_str()) {
+                format!("{ENV_PREFIX}{k}")
+            } else {
+                k
+            };
             last.retain(|(n, _)| *n != k);
             last.push((k, v));
         }
@@ -588,10 +588,10 @@ impl Plan {
                 _ => args.push(format!("--{long}={value}")),
             }
         }
-        let matches = command.try_get_matches_from(&args).map_err(|e| {
+        let matches = command.clone().try_get_matches_from(&args).map_err(|e| {
             let text = e.to_string();
             let first = text.lines().next().unwrap_or_default().trim();
-            first.trim_start_matches("error: ").to_string()
+            by_setting_name(&command, first.trim_start_matches("error: "))
         })?;
         let plan = Plan::from_arg_matches(&matches).map_err(|e| e.to_string())?;
         if plan.zipf_s < 0.0 {
@@ -616,6 +616,23 @@ impl Plan {
         }
         Ok(plan)
     }
+}
+
+/// clap's line names an option (`invalid value 'two' for '--generators <GENERATORS>'`);
+/// whoever set it wrote the setting (`GENERATORS=two`): the line names that instead.
+#[cfg(feature = "cli")]
+fn by_setting_name(command: &clap::Command, line: &str) -> String {
+    let named = line.find("'--").and_then(|start| {
+        let close = start + 1 + line[start + 1..].find('\'')?;
+        let long = line[start + 3..close].split_whitespace().next()?;
+        let arg = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))?;
+        let env = arg.get_env()?.to_str()?;
+        let name = env.trim_start_matches(crate::load::ENV_PREFIX);
+        Some(format!("{}{name}{}", &line[..start], &line[close + 1..]))
+    });
+    named.unwrap_or_else(|| line.to_string())
 }
 
 #[cfg(all(test, feature = "cli"))]
@@ -735,7 +752,7 @@ mod tests {
     #[test]
     fn a_bad_value_is_one_line_naming_the_setting() {
         let e = Plan::from_pairs(&pairs(&[("LOADTEST_USERS", "many")])).unwrap_err();
-        assert!(e.contains("--users"), "{e}");
+        assert!(e.contains("for USERS:") && !e.contains("--"), "{e}");
         assert!(!e.contains('\n'), "{e}");
         let e = Plan::from_pairs(&pairs(&[("LOADTEST_SCENARIO", "hits")])).unwrap_err();
         assert!(e.contains("hits"), "{e}");

@@ -5,7 +5,6 @@ use super::{banner, load, load_autoscaled, min_sec, until_interrupted, LoadSpec,
 use crate::settings::Name;
 use records::knob::Knob;
 use records::load::{Profile, Scenario};
-use records::record::Experiment;
 use std::time::Instant;
 
 /// One run of the autoscaling experiment.
@@ -65,7 +64,7 @@ pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<(
             let spec = LoadSpec {
                 run_id: Some(format!("{batch}-autoscale-{}", run.side)),
                 knobs,
-                experiment: Some(Experiment {
+                experiment: Some(records::record::Experiment {
                     name: "autoscale".into(),
                     side: run.side.into(),
                     settings: autoscale_settings(lab.rt.settings(), run),

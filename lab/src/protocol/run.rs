@@ -6,9 +6,8 @@ use crate::runtime::Runtime;
 use crate::settings::Name;
 use anyhow::{bail, Context};
 use records::knob::Knob;
-use records::load::{Profile, Scenario, ENV_NAMES as LOAD_NAMES};
+use records::load::{Profile, Scenario, ENV_NAMES as LOAD_NAMES, ENV_PREFIX};
 use records::plan::Plan;
-use records::record::Experiment;
 use std::path::{Path, PathBuf};
 
 /// One recorded load-test run.
@@ -27,7 +26,7 @@ pub struct LoadSpec {
     /// which a handout's extension changes (`LONGTASK_MS=100 make experiment NAME=offload`).
     pub defaults: Vec<Knob>,
     /// The experiment, fault or autoscaling side the run belongs to (in run.json).
-    pub experiment: Option<Experiment>,
+    pub experiment: Option<records::record::Experiment>,
 }
 
 /// QUICK's load for a profile: enough users that the offered load (300 / 1.5 s think ≈ 200
@@ -48,15 +47,27 @@ pub fn quick_load(profile: Profile) -> Vec<Knob> {
     }
 }
 
-/// A plan of what `make` or the shell set under the load generator's names (`USERS=600`),
-/// parsed by its own definition; empty means unset, as `make` exports a variable it was not
-/// given.
+/// The value `make` or the shell gave a load setting: under the load generator's own name
+/// (`LOADTEST_USERS`) or the lab's (`USERS`); empty means unset, as `make` exports a
+/// variable it was not given.
+fn user_value(environment: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    [format!("{ENV_PREFIX}{name}"), name.to_string()]
+        .iter()
+        .find_map(|n| environment(n).filter(|v| !v.is_empty()))
+}
+
+/// A plan of what `make` or the shell set (`USERS=600`), parsed by the load generator's own
+/// definition.
 fn from_the_environment(environment: &impl Fn(&str) -> Option<String>) -> Result<Plan, String> {
-    let inherited = LOAD_NAMES.iter().filter_map(|&n| {
-        let v = environment(n).filter(|v| !v.is_empty())?;
-        Some((n.to_string(), v))
-    });
-    Plan::from_lab(&[], inherited)
+    let inherited = LOAD_NAMES
+        .iter()
+        .filter_map(|&n| Some((n.to_string(), user_value(environment, n)?)));
+    Plan::from_lab(inherited)
+}
+
+/// Whether `make` or the shell set this load setting.
+fn set_by_user(environment: &impl Fn(&str) -> Option<String>, name: &str) -> bool {
+    user_value(environment, name).is_some()
 }
 
 impl LoadSpec {
@@ -80,7 +91,7 @@ impl LoadSpec {
     /// they left one unset, its fixed knobs, QUICK's load where nobody set it.
     fn apply_knobs(&self, plan: &mut Plan, environment: &impl Fn(&str) -> Option<String>) {
         for k in &self.defaults {
-            if environment(k.name()).is_none_or(|v| v.is_empty()) {
+            if !set_by_user(environment, k.name()) {
                 k.apply(plan);
             }
         }
@@ -89,7 +100,7 @@ impl LoadSpec {
         }
         if self.quick {
             for k in quick_load(self.profile) {
-                if environment(k.name()).is_none() && !self.names(k) {
+                if !set_by_user(environment, k.name()) && !self.names(k) {
                     k.apply(plan);
                 }
             }
@@ -210,6 +221,10 @@ pub(crate) async fn spawn_load(
     spec: &LoadSpec,
 ) -> anyhow::Result<(crate::generators::LoadRun, PathBuf)> {
     spec.check()?;
+    // A value of make's or the shell's the load generator would refuse: said before the
+    // stack starts.
+    from_the_environment(&|n: &str| std::env::var(n).ok())
+        .map_err(|e| anyhow::anyhow!("the load generator's settings: {e}"))?;
     lab.rt.up(spec.gateways).await?;
     let results = spec.results_dir.clone().unwrap_or_else(|| {
         std::env::var_os("RESULTS_DIR")
@@ -295,6 +310,17 @@ mod tests {
         );
         let p = plan_of(&spec, &env(&[("DURATION_SECS", "9")]));
         assert_eq!((p.users, p.duration_secs), (Some(40), Some(9)));
+        // The load generator's own spelling counts as set; an empty value does not.
+        let p = plan_of(
+            &spec,
+            &env(&[("LOADTEST_LONGTASK_MS", "100"), ("DURATION_SECS", "")]),
+        );
+        assert_eq!((p.longtask_ms, p.duration_secs), (100, Some(23)));
+        assert!(set_by_user(
+            &env(&[("LOADTEST_LONGTASK_MS", "100")]),
+            "LONGTASK_MS"
+        ));
+        assert!(!set_by_user(&env(&[("LONGTASK_MS", "")]), "LONGTASK_MS"));
         let fixed = LoadSpec {
             knobs: vec![Knob::Users(30)],
             ..LoadSpec::new(1, Scenario::Hit, Profile::Classic, false)

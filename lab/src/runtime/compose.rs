@@ -35,7 +35,7 @@ pub struct Compose {
 }
 
 impl Compose {
-    /// `offline`: run on the offline images (see [`decide_offline`]).
+    /// `offline`: run on the offline images (see [`super::offline::decide_offline`]).
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
         let cli = compose_cli().await?;
         let inside = paths.place.inside();
@@ -258,7 +258,7 @@ impl Compose {
             return self.release_images().await?.ensure(false).await;
         }
         if self.paths.place.inside() {
-            for image in OFFLINE_IMAGES {
+            for image in super::offline::IMAGES {
                 if !super::images::present(image).await {
                     bail!("the offline image {image} is missing: build the offline images on the Linux host first (sudo make images-offline)");
                 }
@@ -290,13 +290,26 @@ impl Compose {
     /// the statement goes on stdin, never on a command line.
     async fn postgres_takes_the_password(&self) -> anyhow::Result<()> {
         use tokio::io::AsyncWriteExt;
-        self.compose_checked(&["up", "-d", "--no-build", "postgres"])
-            .await?;
+        if let Err(e) = self
+            .compose_checked(&["up", "-d", "--no-build", "postgres"])
+            .await
+        {
+            if let Some(line) = super::published::port_taken(&format!("{e:#}"), &self.settings) {
+                bail!("{line}");
+            }
+            bail!(
+                "{e:#}\n{}Postgres did not start",
+                self.show_unhealthy().await
+            );
+        }
         let password = self
             .settings
             .get(Name::PostgresPassword)
             .replace('\'', "''");
-        let sql = format!("ALTER ROLE postgres PASSWORD '{password}';\n");
+        // The server never logs the statement, even if it fails (it holds the password).
+        let sql = format!(
+            "SET log_min_error_statement = panic;\nALTER ROLE postgres PASSWORD '{password}';\n"
+        );
         let deadline = tokio::time::Instant::now() + READY_LIMIT;
         loop {
             let mut cmd = self.compose();
@@ -330,8 +343,34 @@ impl Compose {
             if err.contains("password authentication failed") || err.contains("no password") {
                 return Ok(());
             }
+            // What an error says, without a line that could quote the statement.
+            let said: Vec<&str> = err
+                .lines()
+                .filter(|l| !l.to_ascii_lowercase().contains("password '"))
+                .collect();
+            let starting = [
+                "connection to server",
+                "could not connect",
+                "starting up",
+                "shutting down",
+                "is not running",
+                "is restarting",
+            ]
+            .iter()
+            .any(|w| err.contains(w));
+            if !starting {
+                bail!(
+                    "Postgres did not take the password of .env: {}",
+                    said.join(" ")
+                );
+            }
             if tokio::time::Instant::now() > deadline {
-                bail!("Postgres did not take the password of .env: {}", err.trim());
+                bail!(
+                    "Postgres did not answer within {} s: {}\n{}",
+                    READY_LIMIT.as_secs(),
+                    said.join(" "),
+                    self.show_unhealthy().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -440,13 +479,6 @@ pub const STACK_SERVICES: [&str; 6] = [
     "postgres",
 ];
 
-/// The images `docker-compose.offline.yml` runs.
-const OFFLINE_IMAGES: [&str; 3] = [
-    "scalelab/app:offline",
-    "scalelab-offline/postgres:latest",
-    "scalelab-offline/redis:latest",
-];
-
 /// A container's address on the stack's network.
 async fn container_ip(id: &str) -> anyhow::Result<String> {
     let ips = docker(&[
@@ -484,44 +516,6 @@ pub fn network() -> String {
     format!("{PROJECT}_lab")
 }
 
-/// Offline images or the released ones: `IMAGES` when set; else the choice of the stack that
-/// is up (kept in `.scalelab/run/images`); else the released ones (pulled when missing by
-/// `up`: nothing is built unless asked).
-pub fn decide_offline(images: Option<&str>, paths: &Paths) -> anyhow::Result<bool> {
-    Ok(match images.filter(|i| !i.is_empty()) {
-        Some("official") => false,
-        Some("offline") => true,
-        Some(other) => bail!("IMAGES must be official or offline, not {other:?}"),
-        None => std::fs::read_to_string(paths.run.join("images"))
-            .is_ok_and(|text| text.trim() == "offline"),
-    })
-}
-
-/// What the compose runtime needs on this machine before anything is built.
-pub fn prerequisites(builds_offline_images: bool) -> Vec<String> {
-    let mut missing = Vec::new();
-    if builds_offline_images {
-        let have_debootstrap = std::process::Command::new("sh")
-            .args([
-                "-c",
-                "command -v debootstrap || test -x /usr/sbin/debootstrap",
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        let have_base = std::process::Command::new("docker")
-            .args(["image", "inspect", "scalelab-offline/base:bookworm"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !have_base && !have_debootstrap {
-            missing.push("debootstrap (the offline images are built from Debian packages): sudo apt-get install -y debootstrap".into());
-        }
-        if !have_base && !crate::platform::is_root() {
-            missing.push("root, for debootstrap: run it with sudo".into());
-        }
-    }
-    missing
-}
-
 #[async_trait]
 impl Runtime for Compose {
     fn kind(&self) -> Kind {
@@ -543,7 +537,7 @@ impl Runtime for Compose {
     async fn is_up(&self) -> bool {
         self.containers().await.is_ok_and(|c| {
             c.iter()
-                .any(|(_, s, _, state, _)| *s == Service::LoadBalancerClient && state == "running")
+                .any(|(_, s, _, state, _)| *s == Service::LoadBalancer && state == "running")
         })
     }
 

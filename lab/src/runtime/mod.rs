@@ -14,6 +14,7 @@ pub mod compose;
 pub mod docker;
 pub mod images;
 pub mod native;
+pub mod offline;
 pub mod published;
 pub mod stack;
 pub mod swarm;

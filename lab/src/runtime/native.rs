@@ -198,7 +198,7 @@ impl Native {
 
     fn port_of(&self, service: Service) -> u16 {
         match service {
-            Service::LoadBalancerClient => self.settings.port(Name::LbPort),
+            Service::LoadBalancer => self.settings.port(Name::LbPort),
             Service::Microservice => self.settings.port(Name::MicroservicePort),
             Service::Worker => self.settings.port(Name::WorkerPort),
             Service::Gateway => unreachable!("gateways have one port each"),
@@ -340,7 +340,7 @@ impl Native {
         ])?;
         self.start(
             "load_balancer",
-            Service::LoadBalancerClient,
+            Service::LoadBalancer,
             s.port(Name::LbPort),
             extra,
         )?;
@@ -601,7 +601,7 @@ impl Runtime for Native {
                 }
                 Ok(())
             }
-            Service::LoadBalancerClient => {
+            Service::LoadBalancer => {
                 let live = self.live_gateways();
                 self.stop("load_balancer").await?;
                 self.start_load_balancer(&live).await?;
@@ -634,7 +634,7 @@ impl Runtime for Native {
                         })?;
                     self.start_gateway(i).await
                 }
-                Service::LoadBalancerClient => {
+                Service::LoadBalancer => {
                     let live = self.live_gateways();
                     self.start_load_balancer(&live).await
                 }

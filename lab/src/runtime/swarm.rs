@@ -326,7 +326,7 @@ impl Runtime for Swarm {
             "inspect",
             "--format",
             "{{.ID}}",
-            &service_name(Service::LoadBalancerClient.name()),
+            &service_name(Service::LoadBalancer.name()),
         ])
         .await
     }

@@ -17,7 +17,7 @@ pub use records::names::SettingName as Name;
 /// A service of the stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
-    LoadBalancerClient,
+    LoadBalancer,
     Gateway,
     Microservice,
     Worker,
@@ -28,13 +28,13 @@ impl Service {
         Service::Microservice,
         Service::Worker,
         Service::Gateway,
-        Service::LoadBalancerClient,
+        Service::LoadBalancer,
     ];
 
     /// The name of its binary, its compose service and its log file.
     pub fn name(self) -> &'static str {
         match self {
-            Service::LoadBalancerClient => "load_balancer",
+            Service::LoadBalancer => "load_balancer",
             Service::Gateway => "gateway",
             Service::Microservice => "microservice",
             Service::Worker => "worker",
@@ -118,7 +118,7 @@ pub struct Setting {
 }
 
 const ALL: &[Service] = &[
-    Service::LoadBalancerClient,
+    Service::LoadBalancer,
     Service::Gateway,
     Service::Microservice,
     Service::Worker,
@@ -126,7 +126,7 @@ const ALL: &[Service] = &[
 const GW: &[Service] = &[Service::Gateway];
 const MS: &[Service] = &[Service::Microservice];
 const WK: &[Service] = &[Service::Worker];
-const LB: &[Service] = &[Service::LoadBalancerClient];
+const LB: &[Service] = &[Service::LoadBalancer];
 
 const fn s(
     name: Name,
