@@ -242,7 +242,7 @@ impl Series {
 
     /// Its name in the exposition (`db_query_duration_seconds_sum`).
     pub fn name(self) -> String {
-        format!("{}{}", self.metric.as_str(), self.part.suffix())
+        self.to_string()
     }
 }
 
