@@ -56,14 +56,15 @@ pub fn runs_in(exp: Experiment, kind: Kind) -> anyhow::Result<()> {
 /// load balancer knows.
 async fn targets(rt: &dyn Runtime) -> Targets {
     let metrics = |s: Service| -> Vec<String> {
-        rt.instance_urls(s)
+        rt.stack()
+            .instance_urls(s)
             .into_iter()
             .map(|base| format!("{base}/metrics"))
             .collect()
     };
     Targets {
         load_balancer: None,
-        gateways: match rt.load_balancer().backends().await {
+        gateways: match rt.stack().load_balancer.backends().await {
             Ok(view) => view.backends.into_iter().map(|b| b.addr).collect(),
             Err(_) => Vec::new(),
         },
@@ -136,7 +137,7 @@ async fn observed_run(
     let exp = record.name.spec();
     let counters = exp.counters();
     let client = common::http::client(Duration::from_secs(3));
-    lab.rt.up(spec.gateways).await?;
+    lab.up(spec.gateways).await?;
     let targets = targets(lab.rt).await;
     let before = read_all(&client, &targets, &counters).await;
     let started = Instant::now();
@@ -162,7 +163,7 @@ async fn observed_run(
     for m in exp.measurements {
         match m {
             Measurement::QueryPlan => {
-                let url = format!("{}/explain/hot", lab.rt.endpoints().microservice);
+                let url = format!("{}/explain/hot", lab.rt.stack().endpoints().microservice);
                 record.query_plan = match client.get(&url).send().await {
                     Ok(r) if r.status().is_success() => r.json().await.ok(),
                     _ => None,
@@ -186,9 +187,9 @@ pub async fn run(
     quick: bool,
     batch: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    runs_in(name, lab.rt.kind())?;
+    runs_in(name, lab.rt.stack().kind)?;
     let exp = name.spec();
-    let base = lab.rt.settings().clone();
+    let base = lab.settings.clone();
     let conditions = exp.conditions(|k| std::env::var(k).ok());
     if std::env::var_os(exp.flipped.as_str()).is_some() {
         eprintln!(
@@ -213,7 +214,7 @@ pub async fn run(
             // Removing the data empties the job queue and the caches (the database keeps its
             // rows natively, compose reseeds it): no side inherits the last one's backlog.
             lab.rt.down(true).await?;
-            lab.rt.set_settings(settings.clone());
+            lab.settings = settings.clone();
             let spec = LoadSpec {
                 run_id: Some(format!("{batch}-{name}-{side}")),
                 defaults: exp.load.to_vec(),
@@ -240,7 +241,7 @@ pub async fn run(
         Ok(dirs)
     }
     .await;
-    lab.rt.set_settings(base);
+    lab.settings = base;
     result
 }
 
@@ -253,14 +254,14 @@ pub async fn protocol(
 ) -> anyhow::Result<()> {
     let chosen: Vec<Experiment> = match name {
         Some(e) => {
-            runs_in(e, lab.rt.kind())?;
+            runs_in(e, lab.rt.stack().kind)?;
             vec![e]
         }
         None => Experiment::ALL
             .iter()
             .copied()
             .filter(|e| {
-                let ok = runs_in(*e, lab.rt.kind()).is_ok();
+                let ok = runs_in(*e, lab.rt.stack().kind).is_ok();
                 if !ok {
                     eprintln!(
                         "experiments: {e} skipped (compose runtime only: make experiment NAME={e} RUNTIME=compose)"
@@ -275,7 +276,7 @@ pub async fn protocol(
     let work = async {
         for (k, exp) in chosen.iter().enumerate() {
             let what = format!("experiment {exp}: {}", exp.spec().question);
-            protocol::banner(k, chosen.len(), &what, started, "");
+            protocol::banner(&lab.live, k, chosen.len(), &what, started, "");
             run(lab, *exp, quick, &batch).await?;
         }
         lab.report().await

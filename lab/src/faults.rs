@@ -22,14 +22,17 @@ use std::time::{Duration, Instant};
 async fn take(step: Step, rt: &mut dyn Runtime) -> anyhow::Result<Option<Backlog>> {
     match step {
         Step::Act(instance, action) => rt.act(instance, action).await.map(|_| None),
-        Step::Cut(d) => rt.cut(d, true).await.map(|_| None),
-        Step::Restore(d) => rt.cut(d, false).await.map(|_| None),
+        Step::Cut(d) => rt.act(d.name(), Action::Stop).await.map(|_| None),
+        Step::Restore(d) => rt.act(d.name(), Action::Start).await.map(|_| None),
         Step::SlowBy(factor) => {
             let delay = records::wire::Delay {
-                db_delay_ms: rt.settings().number(Name::DbDelayMs) as u64 * factor,
+                db_delay_ms: rt.stack().settings.number(Name::DbDelayMs) as u64 * factor,
             };
             let http = common::http::client(Duration::from_secs(5));
-            for base in rt.instance_urls(crate::settings::Service::Microservice) {
+            for base in rt
+                .stack()
+                .instance_urls(crate::settings::Service::Microservice)
+            {
                 let answer = http
                     .put(format!("{base}/delay"))
                     .json(&delay)
@@ -62,8 +65,8 @@ impl Backlog {
     async fn queue(rt: &dyn Runtime, n: u64) -> anyhow::Result<Self> {
         use futures::StreamExt;
         let http = probe::client::client(Duration::from_secs(10));
-        let target = rt.endpoints().target;
-        let login = records::wire::Login::lab_user(1, rt.settings().get(Name::LabPassword));
+        let target = rt.stack().endpoints().target;
+        let login = records::wire::Login::lab_user(1, rt.stack().settings.get(Name::LabPassword));
         let token = probe::client::log_in(&http, &target, &login).await?;
         let task = records::wire::NewTask {
             task: "report".into(),
@@ -197,14 +200,14 @@ pub async fn run(
 ) -> anyhow::Result<PathBuf> {
     let (at, repair_at, duration) = schedule(quick);
     lab.rt.down(true).await?;
-    let base = lab.rt.settings().clone();
+    let base = lab.settings.clone();
     let mut settings = base.clone();
     for (k, v) in name.spec().fixed {
         settings.set(k.as_str(), v)?;
     }
-    lab.rt.set_settings(settings);
+    lab.settings = settings;
     let result = run_with(lab, name, quick, batch, (at, repair_at, duration)).await;
-    lab.rt.set_settings(base);
+    lab.settings = base;
     result
 }
 
@@ -216,7 +219,6 @@ async fn run_with(
     (at, repair_at, duration): (u64, u64, u64),
 ) -> anyhow::Result<PathBuf> {
     let fault: &Spec = name.spec();
-    lab.rt.isolate_dependencies().await?;
     let mut knobs = vec![Knob::DurationSecs(duration)];
     knobs.extend(fault.load);
     let spec = LoadSpec {
@@ -233,14 +235,14 @@ async fn run_with(
     let mut record = FaultRecord {
         name,
         promise: fault.promise.into(),
-        health_interval_ms: lab.rt.settings().number(Name::HealthIntervalMs),
+        health_interval_ms: lab.rt.stack().settings.number(Name::HealthIntervalMs),
         settings: [
             Name::QueueTimeoutMs,
             Name::MicroserviceTimeoutMs,
             Name::DbDelayMs,
         ]
         .iter()
-        .map(|k| (k.to_string(), lab.rt.settings().number(*k)))
+        .map(|k| (k.to_string(), lab.rt.stack().settings.number(*k)))
         .collect(),
         ..FaultRecord::default()
     };
@@ -264,10 +266,11 @@ async fn run_with(
                 backlog = queued;
             }
             if kind == "fault" {
-                crate::live::fault(Some(&format!("{name}: {}", step.describe())));
+                lab.live
+                    .fault(Some(&format!("{name}: {}", step.describe())));
             } else {
-                crate::live::fault(None);
-                crate::live::note(format!("repair: {}", step.describe()));
+                lab.live.fault(None);
+                lab.live.note(format!("repair: {}", step.describe()));
             }
             record.events.push(FaultEvent {
                 at: records::time::now_unix(),
@@ -326,7 +329,7 @@ pub async fn protocol(
                 spec.repair.describe(),
                 spec.promise
             );
-            protocol::banner(k, chosen.len(), &what, started, "");
+            protocol::banner(&lab.live, k, chosen.len(), &what, started, "");
             dirs.push(run(lab, *fault, quick, &batch).await?);
         }
         lab.report().await?;

@@ -5,6 +5,7 @@
 //! machine has the cores (natively: two per generator, one for it and one for the stack),
 //! generators and stack are pinned to separate CPUs, and `run.json` says where they ran.
 
+use crate::live::LiveBoard;
 use crate::runtime::{Kind, Runtime};
 use anyhow::{bail, Context};
 use records::plan::Plan;
@@ -80,12 +81,14 @@ pub struct LoadRun {
     pinned: Vec<String>,
     cores: usize,
     status: Option<ExitStatus>,
+    /// The live board, told which generators run (for their CPU share).
+    live: LiveBoard,
 }
 
 impl LoadRun {
     /// The load generator alone.
-    pub fn one(child: Child, dir: PathBuf) -> Self {
-        crate::live::generators(child.id().into_iter().collect());
+    pub fn one(child: Child, dir: PathBuf, live: &LiveBoard) -> Self {
+        live.generators(child.id().into_iter().collect());
         Self {
             children: vec![child],
             dir,
@@ -93,6 +96,7 @@ impl LoadRun {
             pinned: Vec::new(),
             cores: 0,
             status: None,
+            live: live.clone(),
         }
     }
 
@@ -104,10 +108,11 @@ impl LoadRun {
         plan: &Plan,
         results: &Path,
         k: usize,
+        live: &LiveBoard,
     ) -> anyhow::Result<Self> {
         let run_id = plan.run_id();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let pinning = pinning(cores, k, rt.kind());
+        let pinning = pinning(cores, k, rt.stack().kind);
         eprintln!("lab: {k} load generators, {}", pinning.sentence);
         let mut pinned = Vec::new();
         if let Some(cpus) = &pinning.stack {
@@ -145,7 +150,7 @@ impl LoadRun {
                     .with_context(|| format!("cannot start load generator {i}"))?,
             );
         }
-        crate::live::generators(children.iter().filter_map(|c| c.id()).collect());
+        live.generators(children.iter().filter_map(|c| c.id()).collect());
         Ok(Self {
             children,
             dir: results.join(&run_id),
@@ -153,6 +158,7 @@ impl LoadRun {
             pinned,
             cores,
             status: None,
+            live: live.clone(),
         })
     }
 
@@ -170,7 +176,7 @@ impl LoadRun {
             }
         }
         self.unpin();
-        crate::live::generators(Vec::new());
+        self.live.generators(Vec::new());
         let mut status = statuses
             .iter()
             .find(|s| !s.success())

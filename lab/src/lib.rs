@@ -364,7 +364,11 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
         // the stack is up already or not.
         runtime::images::check_versions(&[settings.scalelab_image("app")], &root, place).await?;
     }
-    let mut rt = runtime::choice::open(kind, paths.clone(), settings.clone(), offline).await?;
+    // A fault cuts Postgres or Redis: natively, the stack then reaches them through relays.
+    let cuts = matches!(cli.command, Command::Fault { .. } | Command::Faults)
+        || lab.is_some_and(|l| matches!(l.run, labs::Run::Faults));
+    let mut rt =
+        runtime::choice::open(kind, paths.clone(), settings.clone(), offline, cuts).await?;
     if needs_build {
         // Everything the runtime needs is checked before the long build, not after it.
         // The lab container's binaries come with its image: nothing to build.
@@ -376,6 +380,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
         }
     }
     // The live page, for as long as a command that drives load runs (and `lab watch`).
+    let live = live::LiveBoard::default();
     if cli.command.drives_load() || matches!(cli.command, Command::Watch) {
         let port = if place.inside() {
             // The lab container's own port, which compose publishes as LIVE_PORT.
@@ -383,7 +388,8 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
         } else {
             settings.port(Name::LivePort)
         };
-        if live::start(live::address(port, place), &rt.endpoints())
+        if live
+            .start(live::address(port, place), &rt.stack().endpoints())
             .await
             .is_some()
         {
@@ -407,7 +413,13 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
     // The protocols' context: the runtime, the binaries, the checkout.
     macro_rules! lab {
         () => {
-            &mut protocol::Workbench::new(rt.as_mut(), &paths.bin, &root, runs.clone())
+            &mut protocol::Workbench::new(
+                rt.as_mut(),
+                &paths.bin,
+                &root,
+                runs.clone(),
+                live.clone(),
+            )
         };
     }
     let drives_load = cli.command.drives_load();
@@ -423,9 +435,9 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
                 unreachable!("handled above")
             }
             Command::Build => Ok(()),
-            Command::Up { gateways } => rt.up(gateways).await,
+            Command::Up { gateways } => rt.up(&settings, gateways).await,
             Command::Scale { gateways } => {
-                if !rt.is_up().await {
+                if !runtime::is_up(rt.as_ref()).await {
                     bail!("no {} stack is up: start one with make up", kind.name());
                 }
                 rt.scale(gateways).await
@@ -435,7 +447,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
             }
             Command::Watch => {
                 eprintln!("lab: watching the {} stack; Ctrl-C ends it", kind.name());
-                live::step(0, 1, "watching the stack that runs");
+                live.step(0, 1, "watching the stack that runs");
                 let _ = tokio::signal::ctrl_c().await;
                 Ok(())
             }
@@ -468,7 +480,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
             }
             Command::Restart { service, set } => {
                 let service = Service::parse(&service)?;
-                let mut changed = rt.settings().clone();
+                let mut changed = rt.stack().settings.clone();
                 for pair in &set {
                     let (k, v) = pair
                         .split_once('=')
@@ -527,10 +539,10 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
         }
     }
     .await;
-    if drives_load && live::serving() {
+    if drives_load && live.serving() {
         // The board as the command left it, to open and talk through after the run.
-        live::finished("the command ended; this page no longer updates");
-        if let Ok(path) = live::save(&root.join("tests/reports")) {
+        live.finished("the command ended; this page no longer updates");
+        if let Ok(path) = live.save(&root.join("tests/reports")) {
             eprintln!("lab: the live page as it ended: {}", path.display());
         }
     }
@@ -556,9 +568,9 @@ async fn down(
     for (other, _) in others.into_iter().filter(|(k, maybe)| *k != kind && *maybe) {
         let offline = runtime::offline::decide_offline(None, paths).unwrap_or(false);
         if let Ok(mut o) =
-            runtime::choice::open(other, paths.clone(), settings.clone(), offline).await
+            runtime::choice::open(other, paths.clone(), settings.clone(), offline, false).await
         {
-            if o.is_up().await {
+            if runtime::is_up(o.as_ref()).await {
                 o.down(remove_data).await?;
             }
         }

@@ -306,7 +306,7 @@ async fn rotation_until(
 ) -> anyhow::Result<(usize, Duration)> {
     let started = Instant::now();
     loop {
-        let n = rt.load_balancer().in_rotation().await;
+        let n = rt.stack().load_balancer.in_rotation().await;
         if want(n) {
             return Ok((n, started.elapsed()));
         }
@@ -320,9 +320,9 @@ async fn rotation_until(
 /// Brings the stack to 3 gateways, sends every step's request once, prints what came back,
 /// and leaves the stack up for the student's own turn.
 pub async fn run(rt: &mut dyn Runtime, key: &str) -> anyhow::Result<Seen> {
-    rt.up(GATEWAYS).await?;
-    let settings = rt.settings().clone();
-    let target = rt.endpoints().target;
+    let settings = rt.stack().settings.clone();
+    rt.up(&settings, GATEWAYS).await?;
+    let target = rt.stack().endpoints().target;
     let http = common::http::client(Duration::from_secs(10));
     let lines = |step: usize| -> Vec<String> {
         STEPS[step]
@@ -435,7 +435,7 @@ pub async fn run(rt: &mut dyn Runtime, key: &str) -> anyhow::Result<Seen> {
 
     seen.served = c.served_by(&data, 6).await?;
     say(6, &lines(6), counts(&seen.served));
-    let backends = rt.load_balancer().backends().await?;
+    let backends = rt.stack().load_balancer.backends().await?;
     seen.in_rotation = backends.in_rotation().count();
     say(
         7,

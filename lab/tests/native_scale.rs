@@ -52,6 +52,11 @@ struct Stack {
 }
 
 async fn stack(overrides: &[(&str, &str)]) -> Stack {
+    stack_with(overrides, false).await
+}
+
+/// `relays`: Postgres and Redis reached through relays the lab can cut.
+async fn stack_with(overrides: &[(&str, &str)], relays: bool) -> Stack {
     let db = common::testing::TestDb::create().await;
     let run = std::env::temp_dir().join(format!("lab-native-{}", uuid_like()));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -93,6 +98,7 @@ async fn stack(overrides: &[(&str, &str)]) -> Stack {
         redis_url: redis.redis_url.clone(),
         extra_env: vec![("REDIS_KEY_PREFIX".into(), redis.redis_key_prefix.clone())],
         gateway_base_port: free_range(3),
+        relays,
     };
     let paths = Paths {
         root,
@@ -108,6 +114,12 @@ async fn stack(overrides: &[(&str, &str)]) -> Stack {
     }
 }
 
+/// The test stack's own settings, up with n gateways.
+async fn up(s: &mut Stack, gateways: usize) -> anyhow::Result<()> {
+    let settings = s.rt.stack().settings.clone();
+    s.rt.up(&settings, gateways).await
+}
+
 /// Unique per stack: tests of this binary run at once, in one process.
 fn uuid_like() -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -121,10 +133,12 @@ fn uuid_like() -> String {
 /// Requests the load balancer had to send again (refused or cut off by a stopping gateway).
 async fn lb_retries(rt: &Native) -> f64 {
     let http = reqwest::Client::new();
-    let samples =
-        common::metrics::scrape(&http, &format!("{}/metrics", rt.load_balancer().metrics))
-            .await
-            .expect("load balancer metrics");
+    let samples = common::metrics::scrape(
+        &http,
+        &format!("{}/metrics", rt.stack().load_balancer.metrics),
+    )
+    .await
+    .expect("load balancer metrics");
     common::metrics::sum(&samples, MetricName::LbRetriesTotal, &[])
 }
 
@@ -225,13 +239,13 @@ async fn finish(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gateways_scale_up_and_back_down_under_load_without_a_failed_request() {
     let mut s = stack(&[]).await;
-    s.rt.up(1).await.expect("up with 1 gateway");
+    up(&mut s, 1).await.expect("up with 1 gateway");
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, tasks) = start_load(&s.target, 6, true, stop.clone());
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.rt.scale(3).await.expect("scale to 3");
-    assert_eq!(s.rt.gateways().await.unwrap(), 3);
+    assert_eq!(lab::runtime::gateways(&s.rt).await.unwrap(), 3);
     tokio::time::sleep(Duration::from_secs(3)).await;
     s.rt.scale(1).await.expect("scale back to 1");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -255,7 +269,7 @@ async fn gateways_scale_up_and_back_down_under_load_without_a_failed_request() {
         .collect();
     assert_eq!(gateways.len(), 1, "{ps:?}");
     assert_eq!(gateways[0].name, "gateway-1");
-    let view = s.rt.load_balancer().backends().await.unwrap();
+    let view = s.rt.stack().load_balancer.backends().await.unwrap();
     assert_eq!(view.backends.len(), 1, "{view:?}");
     assert!(
         view.backends
@@ -272,18 +286,20 @@ async fn gateways_scale_up_and_back_down_under_load_without_a_failed_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_gateway_is_reported_and_started_again() {
     let mut s = stack(&[]).await;
-    s.rt.up(2).await.expect("up with 2 gateways");
+    up(&mut s, 2).await.expect("up with 2 gateways");
     s.rt.act("gateway-2", Action::Kill).await.unwrap();
     let ps = s.rt.ps().await.unwrap();
     let gw2 = ps.iter().find(|i| i.name == "gateway-2").expect("listed");
     assert_eq!(gw2.state, "exited", "{ps:?}");
     // The load balancer takes it out of rotation by itself (refused health check).
-    s.rt.load_balancer()
+    s.rt.stack()
+        .load_balancer
         .wait_in_rotation(1, Duration::from_secs(10))
         .await
         .expect("out of rotation");
     s.rt.act("gateway-2", Action::Start).await.unwrap();
-    s.rt.load_balancer()
+    s.rt.stack()
+        .load_balancer
         .wait_in_rotation(2, Duration::from_secs(10))
         .await
         .expect("back in rotation");
@@ -313,7 +329,7 @@ async fn a_killed_gateway_is_reported_and_started_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leaving_gateway_finishes_requests_longer_than_its_grace_period() {
     let mut s = stack(&[("DB_DELAY_MS", "2500"), ("SHUTDOWN_GRACE_SECS", "1")]).await;
-    s.rt.up(2).await.expect("up with 2 gateways");
+    up(&mut s, 2).await.expect("up with 2 gateways");
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, tasks) = start_load(&s.target, 6, false, stop.clone());
     // Every client has a 2.5 s request in flight, half of them on gateway-2.
@@ -343,19 +359,20 @@ async fn the_autoscaler_scales_up_under_load_and_back_down_after_it() {
         ("SCALE_DOWN_STABILIZATION_SECS", "5"),
     ])
     .await;
-    s.rt.up(1).await.expect("up with 1 gateway");
-    let config = lab::autoscale::Config::from_settings(s.rt.settings()).unwrap();
-    let mut controller = lab::autoscale::Controller::new(config);
+    up(&mut s, 1).await.expect("up with 1 gateway");
+    let config = lab::autoscale::Config::from_settings(&s.rt.stack().settings).unwrap();
+    let mut controller = lab::autoscale::Controller::new(config, lab::live::LiveBoard::default());
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, tasks) = start_load(&s.target, 8, false, stop.clone());
 
     let mut decisions = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while s.rt.gateways().await.unwrap() < 3 && tokio::time::Instant::now() < deadline {
+    while lab::runtime::gateways(&s.rt).await.unwrap() < 3 && tokio::time::Instant::now() < deadline
+    {
         decisions.push(controller.step(&mut s.rt).await.expect("a decision"));
     }
     assert_eq!(
-        s.rt.gateways().await.unwrap(),
+        lab::runtime::gateways(&s.rt).await.unwrap(),
         3,
         "scaled out: {decisions:#?}"
     );
@@ -376,11 +393,12 @@ async fn the_autoscaler_scales_up_under_load_and_back_down_after_it() {
         t.by_gateway
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while s.rt.gateways().await.unwrap() > 1 && tokio::time::Instant::now() < deadline {
+    while lab::runtime::gateways(&s.rt).await.unwrap() > 1 && tokio::time::Instant::now() < deadline
+    {
         decisions.push(controller.step(&mut s.rt).await.expect("a decision"));
     }
     assert_eq!(
-        s.rt.gateways().await.unwrap(),
+        lab::runtime::gateways(&s.rt).await.unwrap(),
         1,
         "scaled back in: {decisions:#?}"
     );
@@ -418,7 +436,7 @@ async fn running_instances(rt: &Native) -> Vec<String> {
 async fn misses_by_instance(rt: &Native) -> Vec<f64> {
     let http = reqwest::Client::new();
     let mut out = Vec::new();
-    for base in rt.instance_urls(Service::Microservice) {
+    for base in rt.stack().instance_urls(Service::Microservice) {
         let samples = common::metrics::scrape(&http, &format!("{base}/metrics"))
             .await
             .expect("microservice metrics");
@@ -440,7 +458,7 @@ async fn workers_and_microservices_run_as_replicas_and_the_gateways_use_each() {
         ("CACHE_ENABLED", "false"),
     ])
     .await;
-    s.rt.up(2)
+    up(&mut s, 2)
         .await
         .expect("up with 2 microservices and 2 workers");
     let running = running_instances(&s.rt).await;
@@ -458,11 +476,10 @@ async fn workers_and_microservices_run_as_replicas_and_the_gateways_use_each() {
     assert!(misses.iter().all(|m| *m >= total * 0.35), "{misses:?}");
 
     // Back to one of each: the extra instances stop and the gateways forget the second.
-    let mut one = s.rt.settings().clone();
+    let mut one = s.rt.stack().settings.clone();
     one.set("MICROSERVICES", "1").unwrap();
     one.set("WORKERS", "1").unwrap();
-    s.rt.set_settings(one);
-    s.rt.up(2).await.expect("back to one microservice");
+    s.rt.up(&one, 2).await.expect("back to one microservice");
     let running = running_instances(&s.rt).await;
     assert!(
         !running
@@ -495,17 +512,13 @@ async fn one_miss(target: &str, token: &str, key: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faults_cut_postgres_and_redis_through_the_labs_relays_and_restore_them() {
-    use lab::runtime::Dependency;
-    let mut s = stack(&[("CACHE_ENABLED", "true")]).await;
+    use Action::{Start, Stop};
     // Without relays there is nothing the lab may cut.
-    let e =
-        s.rt.cut(Dependency::Redis, true)
-            .await
-            .unwrap_err()
-            .to_string();
+    let mut direct = stack(&[]).await;
+    let e = direct.rt.act("redis", Stop).await.unwrap_err().to_string();
     assert!(e.contains("relays"), "{e}");
-    s.rt.isolate_dependencies().await.unwrap();
-    s.rt.up(1).await.expect("up behind the relays");
+    let mut s = stack_with(&[("CACHE_ENABLED", "true")], true).await;
+    up(&mut s, 1).await.expect("up behind the relays");
     let login: records::wire::LoginAnswer = reqwest::Client::new()
         .post(format!("{}/login", s.target))
         .json(&records::wire::Login {
@@ -522,14 +535,14 @@ async fn faults_cut_postgres_and_redis_through_the_labs_relays_and_restore_them(
     assert_eq!(one_miss(&s.target, &token, "before").await, 200);
 
     // Redis away: still answered, from the microservice.
-    s.rt.cut(Dependency::Redis, true).await.unwrap();
+    s.rt.act("redis", Stop).await.unwrap();
     assert_eq!(one_miss(&s.target, &token, "no-redis").await, 200);
-    s.rt.cut(Dependency::Redis, false).await.unwrap();
+    s.rt.act("redis", Start).await.unwrap();
 
     // Postgres away: a 503 (shed, retryable), never a 500; back without a restart.
-    s.rt.cut(Dependency::Postgres, true).await.unwrap();
+    s.rt.act("postgres", Stop).await.unwrap();
     assert_eq!(one_miss(&s.target, &token, "no-postgres").await, 503);
-    s.rt.cut(Dependency::Postgres, false).await.unwrap();
+    s.rt.act("postgres", Start).await.unwrap();
     let back = common::testing::wait_until(Duration::from_secs(10), || {
         let (target, token) = (s.target.clone(), token.clone());
         async move { one_miss(&target, &token, "after").await == 200 }
@@ -595,7 +608,8 @@ async fn lab_0_tour_and_its_curl_lines_show_the_stack_one_request_at_a_time() {
     // The handout's lines, as a student pastes them (the lab's own commands left out).
     let dir = std::env::temp_dir().join(format!("lab0-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
-    let script = lab::tour::posix_script(s.rt.settings(), &lab::tour::fresh_key()).join("\n");
+    let script =
+        lab::tour::posix_script(&s.rt.stack().settings, &lab::tour::fresh_key()).join("\n");
     let out = std::process::Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(&dir)
@@ -645,13 +659,15 @@ fn chromium() -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_live_page_follows_the_stack_second_by_second_in_a_browser() {
     let mut s = stack(&[("HEALTH_INTERVAL_MS", "500")]).await;
-    s.rt.up(3).await.expect("up with 3 gateways");
+    up(&mut s, 3).await.expect("up with 3 gateways");
     let port = free_port();
     let address = lab::live::address(port, lab::container::Place::Host);
-    let url = lab::live::start(address, &s.rt.endpoints())
+    let live = lab::live::LiveBoard::default();
+    let url = live
+        .start(address, &s.rt.stack().endpoints())
         .await
         .expect("the page listens");
-    lab::live::step(0, 2, "test load, 3 gateways");
+    live.step(0, 2, "test load, 3 gateways");
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, tasks) = start_load(&s.target, 6, false, stop.clone());
     let http = reqwest::Client::new();
@@ -679,7 +695,7 @@ async fn the_live_page_follows_the_stack_second_by_second_in_a_browser() {
     assert!(last["answers"]["2xx"].as_f64().unwrap() > 0.0, "{last}");
     assert!(last["p95_ms"].as_f64().is_some(), "{last}");
 
-    lab::live::fault(Some("kill-gateway: gateway-2 killed"));
+    live.fault(Some("kill-gateway: gateway-2 killed"));
     s.rt.act("gateway-2", Action::Kill).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = board().await;

@@ -7,6 +7,7 @@ use records::names::MetricName;
 
 pub mod hpa;
 
+use crate::live::LiveBoard;
 use crate::runtime::Runtime;
 use crate::settings::Name;
 use crate::settings::{parse_policies, Settings};
@@ -187,11 +188,14 @@ pub struct Controller {
     started: Instant,
     /// CPU limit per gateway address (from its /config), for the cpu metric.
     cpu_limits: BTreeMap<String, Option<f64>>,
+    /// Where its decisions are noted on the time axis.
+    live: LiveBoard,
 }
 
 impl Controller {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, live: LiveBoard) -> Self {
         Self {
+            live,
             autoscaler: Autoscaler::new(config.hpa.clone()),
             config,
             http: common::http::client(Duration::from_millis(800)),
@@ -221,7 +225,7 @@ impl Controller {
     /// Scrapes every gateway in rotation (and the load balancer) four times a second for
     /// one sync period.
     async fn observe(&self, rt: &dyn Runtime) -> anyhow::Result<(records::wire::Backends, Period)> {
-        let lb = rt.load_balancer();
+        let lb = &rt.stack().load_balancer;
         let view = lb.backends().await?;
         let ready: Vec<String> = view.in_rotation().map(|b| b.addr.clone()).collect();
         let lb_metrics = format!("{}/metrics", lb.metrics);
@@ -312,7 +316,7 @@ impl Controller {
             d.reason
         );
         if d.desired != current {
-            crate::live::note(format!(
+            self.live.note(format!(
                 "autoscaler: {current} → {} gateways ({})",
                 d.desired, d.reason
             ));

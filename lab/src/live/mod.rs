@@ -13,7 +13,8 @@ mod sample;
 use crate::runtime::Endpoints;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use sample::LiveSampler;
@@ -89,64 +90,157 @@ pub struct Board {
     pub generators: Vec<u32>,
 }
 
+/// The board's handle: one per command, cloned into the protocols, the load generators'
+/// launcher and the autoscaler that write to it, and the page and sampler that read it.
+#[derive(Clone)]
+pub struct LiveBoard(Arc<Live>);
+
 struct Live {
     started: Instant,
     board: Mutex<Board>,
+    /// Whether the page is served (the board is saved at the end only then).
+    serving: AtomicBool,
 }
 
-static LIVE: OnceLock<Live> = OnceLock::new();
-
-fn live() -> &'static Live {
-    LIVE.get_or_init(|| Live {
-        started: Instant::now(),
-        board: Mutex::new(Board::default()),
-    })
+impl Default for LiveBoard {
+    fn default() -> Self {
+        Self(Arc::new(Live {
+            started: Instant::now(),
+            board: Mutex::new(Board::default()),
+            serving: AtomicBool::new(false),
+        }))
+    }
 }
 
-fn now() -> f64 {
-    live().started.elapsed().as_secs_f64()
-}
+impl LiveBoard {
+    fn now(&self) -> f64 {
+        self.0.started.elapsed().as_secs_f64()
+    }
 
-fn with<T>(f: impl FnOnce(&mut Board) -> T) -> T {
-    let mut board = live().board.lock().unwrap_or_else(|e| e.into_inner());
-    f(&mut board)
-}
+    fn with<T>(&self, f: impl FnOnce(&mut Board) -> T) -> T {
+        let mut board = self.0.board.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut board)
+    }
 
-/// A copy of the board as it is now.
-pub fn board() -> Board {
-    with(|b| b.clone())
-}
+    /// A copy of the board as it is now.
+    pub fn board(&self) -> Board {
+        self.with(|b| b.clone())
+    }
 
-/// Step `k` (0-based) of `n` of a protocol begins: the previous step's band ends.
-pub fn step(k: usize, n: usize, what: &str) {
-    let t = now();
-    with(|b| {
-        close(b, "step", t);
-        let label = format!("[{}/{n}] {what}", k + 1);
-        b.step = Some(label.clone());
-        b.bands.push(Band {
-            kind: "step",
-            label,
-            from: t,
-            to: None,
-        });
-    });
-}
-
-/// A fault's window opens (`kind` = "fault") or closes (`None`).
-pub fn fault(what: Option<&str>) {
-    let t = now();
-    with(|b| {
-        close(b, "fault", t);
-        if let Some(what) = what {
+    /// Step `k` (0-based) of `n` of a protocol begins: the previous step's band ends.
+    pub fn step(&self, k: usize, n: usize, what: &str) {
+        let t = self.now();
+        self.with(|b| {
+            close(b, "step", t);
+            let label = format!("[{}/{n}] {what}", k + 1);
+            b.step = Some(label.clone());
             b.bands.push(Band {
-                kind: "fault",
-                label: what.to_string(),
+                kind: "step",
+                label,
                 from: t,
                 to: None,
             });
-        }
-    });
+        });
+    }
+
+    /// A fault's window opens (`kind` = "fault") or closes (`None`).
+    pub fn fault(&self, what: Option<&str>) {
+        let t = self.now();
+        self.with(|b| {
+            close(b, "fault", t);
+            if let Some(what) = what {
+                b.bands.push(Band {
+                    kind: "fault",
+                    label: what.to_string(),
+                    from: t,
+                    to: None,
+                });
+            }
+        });
+    }
+
+    /// A moment worth a word on the time axis.
+    pub fn note(&self, what: impl Into<String>) {
+        let t = self.now();
+        self.with(|b| b.notes.push((t, what.into())));
+    }
+
+    /// The load generators running now (empty when a run ends).
+    pub fn generators(&self, pids: Vec<u32>) {
+        self.with(|b| b.generators = pids);
+    }
+
+    /// The protocol ended: its last step's band closes, the board stays.
+    pub fn finished(&self, what: &str) {
+        let t = self.now();
+        self.with(|b| {
+            close(b, "step", t);
+            close(b, "fault", t);
+            b.step = Some(what.to_string());
+        });
+    }
+
+    fn push(&self, point: Point) {
+        self.with(|b| {
+            b.points.push(point);
+            if b.points.len() > KEEP {
+                let extra = b.points.len() - KEEP;
+                b.points.drain(..extra);
+            }
+        });
+    }
+
+    /// Writes the board as it is now to `<dir>/live.html` (no script), for after the run.
+    pub fn save(&self, dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("live.html");
+        std::fs::write(&path, page::snapshot(&self.board()))?;
+        Ok(path)
+    }
+
+    /// Whether the page is being served (the board is saved at the end only then).
+    pub fn serving(&self) -> bool {
+        self.0.serving.load(Ordering::SeqCst)
+    }
+
+    /// Starts the page and the sampler in the background. A taken port is one line, and
+    /// the lab goes on without the page.
+    pub async fn start(
+        &self,
+        address: std::net::SocketAddr,
+        endpoints: &Endpoints,
+    ) -> Option<String> {
+        let port = address.port();
+        let listener = match tokio::net::TcpListener::bind(address).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "lab: the live page cannot listen on port {port} ({e}); set LIVE_PORT in \
+                     .env for another port (the lab goes on without it)"
+                );
+                return None;
+            }
+        };
+        let url = format!("http://127.0.0.1:{}/", listener.local_addr().ok()?.port());
+        self.0.serving.store(true, Ordering::SeqCst);
+        let router = page::router(self.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let mut sampler = LiveSampler::new(endpoints);
+        let board = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                let pids = board.with(|b| b.generators.clone());
+                let point = sampler.next(board.now(), &pids).await;
+                board.push(point);
+            }
+        });
+        Some(url)
+    }
 }
 
 fn close(b: &mut Board, kind: &str, t: f64) {
@@ -159,45 +253,6 @@ fn close(b: &mut Board, kind: &str, t: f64) {
     }
 }
 
-/// A moment worth a word on the time axis.
-pub fn note(what: impl Into<String>) {
-    let t = now();
-    with(|b| b.notes.push((t, what.into())));
-}
-
-/// The load generators running now (empty when a run ends).
-pub fn generators(pids: Vec<u32>) {
-    with(|b| b.generators = pids);
-}
-
-/// The protocol ended: its last step's band closes, the board stays.
-pub fn finished(what: &str) {
-    let t = now();
-    with(|b| {
-        close(b, "step", t);
-        close(b, "fault", t);
-        b.step = Some(what.to_string());
-    });
-}
-
-fn push(point: Point) {
-    with(|b| {
-        b.points.push(point);
-        if b.points.len() > KEEP {
-            let extra = b.points.len() - KEEP;
-            b.points.drain(..extra);
-        }
-    });
-}
-
-/// Writes the board as it is now to `<dir>/live.html` (no script), for after the run.
-pub fn save(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("live.html");
-    std::fs::write(&path, page::snapshot(&board()))?;
-    Ok(path)
-}
-
 /// Where the page listens: loopback, or every interface inside the lab's container (whose
 /// port compose publishes on the host's loopback only).
 pub fn address(port: u16, place: crate::container::Place) -> std::net::SocketAddr {
@@ -207,47 +262,6 @@ pub fn address(port: u16, place: crate::container::Place) -> std::net::SocketAdd
         std::net::Ipv4Addr::LOCALHOST
     };
     (ip, port).into()
-}
-
-/// Whether the page is being served (the board is saved at the end only then).
-pub fn serving() -> bool {
-    SERVING.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-static SERVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Starts the page and the sampler in the background. A taken port is one line, and the
-/// lab goes on without the page.
-pub async fn start(address: std::net::SocketAddr, endpoints: &Endpoints) -> Option<String> {
-    let port = address.port();
-    let listener = match tokio::net::TcpListener::bind(address).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "lab: the live page cannot listen on port {port} ({e}); set LIVE_PORT in .env \
-                 for another port (the lab goes on without it)"
-            );
-            return None;
-        }
-    };
-    let url = format!("http://127.0.0.1:{}/", listener.local_addr().ok()?.port());
-    let _ = live();
-    SERVING.store(true, std::sync::atomic::Ordering::SeqCst);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, page::router()).await;
-    });
-    let mut sampler = LiveSampler::new(endpoints);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tick.tick().await;
-            let pids = with(|b| b.generators.clone());
-            let point = sampler.next(now(), &pids).await;
-            push(point);
-        }
-    });
-    Some(url)
 }
 
 #[cfg(test)]
@@ -266,7 +280,9 @@ mod tests {
             worker_metrics: "http://127.0.0.1:1/metrics".into(),
         };
         assert_eq!(
-            start(address(port, crate::container::Place::Host), &endpoints).await,
+            LiveBoard::default()
+                .start(address(port, crate::container::Place::Host), &endpoints)
+                .await,
             None
         );
     }
@@ -277,7 +293,9 @@ mod tests {
     async fn the_page_answers_its_own_address_only() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, page::router()).await });
+        tokio::spawn(
+            async move { axum::serve(listener, page::router(LiveBoard::default())).await },
+        );
         let client = reqwest::Client::new();
         let get = |host: &'static str| {
             client
@@ -302,11 +320,12 @@ mod tests {
 
     #[test]
     fn the_saved_board_has_no_script_and_the_steps_so_far() {
-        step(0, 2, "up 1");
-        fault(Some("kill-gateway: gateway-2 killed"));
-        note("autoscaler: 1 → 3 gateways (utilization above its target)");
+        let live = LiveBoard::default();
+        live.step(0, 2, "up 1");
+        live.fault(Some("kill-gateway: gateway-2 killed"));
+        live.note("autoscaler: 1 → 3 gateways (utilization above its target)");
         let dir = std::env::temp_dir().join(format!("live-save-{}", std::process::id()));
-        let path = save(&dir).unwrap();
+        let path = live.save(&dir).unwrap();
         let html = std::fs::read_to_string(&path).unwrap();
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("up 1") && html.contains("autoscaler: 1 → 3 gateways"));

@@ -4,7 +4,8 @@
 //! Drawn here, server-side: no script library, no CDN, nothing for the browser to fetch but
 //! the page (a classroom may be offline).
 
-use super::{board, Band, Board, Point};
+use super::{Band, Board, LiveBoard, Point};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use std::collections::BTreeSet;
@@ -12,14 +13,23 @@ use std::fmt::Write;
 
 /// The page's routes; a request that names the port by a domain (a web page rebinding its
 /// own name to 127.0.0.1) is refused, and no CORS header lets another origin read it.
-pub fn router() -> axum::Router {
+pub fn router(live: LiveBoard) -> axum::Router {
     axum::Router::new()
-        .route("/", get(|| async { Html(page(&board())) }))
-        .route("/board", get(|| async { Html(render(&board())) }))
+        .route(
+            "/",
+            get(|State(live): State<LiveBoard>| async move { Html(page(&live.board())) }),
+        )
+        .route(
+            "/board",
+            get(|State(live): State<LiveBoard>| async move { Html(render(&live.board())) }),
+        )
         .route(
             "/board.json",
-            get(|| async { axum::Json(board()).into_response() }),
+            get(|State(live): State<LiveBoard>| async move {
+                axum::Json(live.board()).into_response()
+            }),
         )
+        .with_state(live)
         .layer(axum::middleware::from_fn_with_state(
             common::guard::Names(&[]),
             common::guard::local_host_only,

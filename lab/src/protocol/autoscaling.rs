@@ -39,7 +39,7 @@ pub fn autoscale_runs() -> Vec<AutoscaleRun> {
 /// `make autoscale`: the runs of [`autoscale_runs`] in one batch (cache misses, so that the
 /// gateways' slots fill), then the report.
 pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<()> {
-    let config = crate::autoscale::Config::from_settings(lab.rt.settings())?;
+    let config = crate::autoscale::Config::from_settings(&lab.rt.stack().settings)?;
     let batch = records::time::batch_stamp();
     let runs = autoscale_runs();
     let started = Instant::now();
@@ -53,8 +53,8 @@ pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<(
                 run.gateways,
                 if run.autoscaled { ", autoscaled" } else { "" }
             );
-            banner(k, runs.len(), &what, started, "");
-            lab.rt.up(run.gateways).await?;
+            banner(&lab.live, k, runs.len(), &what, started, "");
+            lab.up(run.gateways).await?;
             let mut knobs = Vec::new();
             if run.profile != Profile::Wave {
                 // Burst and ramp reach the wave's peak, for as long as its rise and hold.
@@ -67,12 +67,13 @@ pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<(
                 experiment: Some(records::record::Experiment {
                     name: "autoscale".into(),
                     side: run.side.into(),
-                    settings: autoscale_settings(lab.rt.settings(), run),
+                    settings: autoscale_settings(&lab.rt.stack().settings, run),
                 }),
                 ..LoadSpec::new(run.gateways, Scenario::Miss, run.profile, quick)
             };
             if run.autoscaled {
-                let controller = crate::autoscale::Controller::new(config.clone());
+                let controller =
+                    crate::autoscale::Controller::new(config.clone(), lab.live.clone());
                 load_autoscaled(lab, &spec, controller).await?;
             } else {
                 load(lab, &spec).await?;

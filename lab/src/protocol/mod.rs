@@ -9,7 +9,9 @@ pub use autoscaling::{autoscale, autoscale_runs, AutoscaleRun};
 pub(crate) use run::spawn_load;
 pub use run::{load, load_autoscaled, quick_load, LoadSpec};
 
+use crate::live::LiveBoard;
 use crate::runtime::Runtime;
+use crate::settings::Settings;
 use anyhow::{bail, Context};
 use records::knob::Knob;
 use records::load::{Profile, Scenario};
@@ -21,9 +23,13 @@ use std::time::Instant;
 /// runs the command has started (FAIL_ON_SLA's verdict reads them).
 pub struct Workbench<'a> {
     pub rt: &'a mut dyn Runtime,
+    /// The settings the next `up` brings the stack to (an experiment's side changes them).
+    pub settings: Settings,
     pub bin: &'a Path,
     pub root: &'a Path,
     pub runs: crate::sla::Runs,
+    /// The live page's board, which the protocols' steps, faults and notes are drawn on.
+    pub live: LiveBoard,
 }
 
 impl<'a> Workbench<'a> {
@@ -32,13 +38,22 @@ impl<'a> Workbench<'a> {
         bin: &'a Path,
         root: &'a Path,
         runs: crate::sla::Runs,
+        live: LiveBoard,
     ) -> Self {
         Self {
+            settings: rt.stack().settings.clone(),
             rt,
             bin,
             root,
             runs,
+            live,
         }
+    }
+
+    /// Starts the stack with the workbench's settings and n gateways, or brings a running
+    /// one to them.
+    pub async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
+        self.rt.up(&self.settings, gateways).await
     }
 
     /// Writes the report of every run so far.
@@ -135,8 +150,8 @@ pub fn min_sec(secs: u64) -> String {
 
 /// The banner of step `k` (0-based) of `n` of a protocol, with the time it has taken so far
 /// and anything after it (`, about 3m00s left`).
-pub fn banner(k: usize, n: usize, what: &str, started: Instant, after: &str) {
-    crate::live::step(k, n, what);
+pub fn banner(live: &LiveBoard, k: usize, n: usize, what: &str, started: Instant, after: &str) {
+    live.step(k, n, what);
     eprintln!(
         "\n\x1b[1m== [{}/{n}] {what}\x1b[0m  (elapsed {}{after})",
         k + 1,
@@ -172,7 +187,7 @@ pub async fn benchmark_all(
     let batch = records::time::batch_stamp();
     eprintln!(
         "benchmark-all: {} runtime, batch {batch}, {} protocol{}",
-        lab.rt.kind().name(),
+        lab.rt.stack().kind.name(),
         if quick { "quick" } else { "full" },
         if repeats > 1 {
             format!(", each run {repeats} times")
@@ -200,6 +215,7 @@ async fn run_steps(
     for (k, step) in steps.iter().enumerate() {
         let left = total.saturating_sub(done);
         banner(
+            &lab.live,
             k,
             steps.len(),
             &describe(step),
@@ -219,7 +235,7 @@ async fn run_steps(
         };
         match step {
             Step::Clean | Step::Down => lab.rt.down(true).await?,
-            Step::Up(n) => lab.rt.up(*n).await?,
+            Step::Up(n) => lab.up(*n).await?,
             Step::Warmup(n) => {
                 let spec = run(
                     *n,
@@ -258,7 +274,7 @@ async fn run_steps(
 /// the smoke also checks their merge: the run's requests are the sum of the parts'.
 pub async fn smoke(lab: &mut Workbench<'_>) -> anyhow::Result<()> {
     let results = std::env::temp_dir().join(format!("scalelab-smoke-{}", std::process::id()));
-    let generators = if lab.rt.kind() == crate::runtime::Kind::Swarm {
+    let generators = if lab.rt.stack().kind == crate::runtime::Kind::Swarm {
         2
     } else {
         1
@@ -294,7 +310,7 @@ pub async fn smoke(lab: &mut Workbench<'_>) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&results);
     outcome?;
     down?;
-    eprintln!("smoke: {} runtime: ok", lab.rt.kind().name());
+    eprintln!("smoke: {} runtime: ok", lab.rt.stack().kind.name());
     Ok(())
 }
 
@@ -334,7 +350,7 @@ pub async fn lab_loads(
                 "lab {n}: {} gateway(s), cache {}, profile {}",
                 l.gateways, l.scenario, l.profile
             );
-            banner(k, loads.len(), &what, started, "");
+            banner(&lab.live, k, loads.len(), &what, started, "");
             let spec = LoadSpec {
                 // A breakpoint search names its own folders (`…-breakpoint`, `…-step01-20u`).
                 run_id: Some(match l.profile {

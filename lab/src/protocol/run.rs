@@ -130,12 +130,12 @@ impl LoadSpec {
         let fail = |e: String| anyhow::anyhow!("the load generator's settings: {e}");
         let mut plan = from_the_environment(&environment).map_err(fail)?;
         self.apply_knobs(&mut plan, &environment);
-        let ends = rt.generator_endpoints();
-        let s = rt.settings();
+        let ends = rt.stack().generator_endpoints();
+        let s = &rt.stack().settings;
         plan.scenario = self.scenario;
         plan.profile = self.profile;
         plan.gateways = Some(self.gateways as u32);
-        plan.runtime = rt.kind().name().to_string();
+        plan.runtime = rt.stack().kind.name().to_string();
         plan.target = ends.target;
         plan.lb_metrics_url = ends.lb_metrics;
         plan.microservice_url = Some(ends.microservice);
@@ -225,7 +225,7 @@ pub(crate) async fn spawn_load(
     // stack starts.
     from_the_environment(&|n: &str| std::env::var(n).ok())
         .map_err(|e| anyhow::anyhow!("the load generator's settings: {e}"))?;
-    lab.rt.up(spec.gateways).await?;
+    lab.up(spec.gateways).await?;
     let results = spec.results_dir.clone().unwrap_or_else(|| {
         std::env::var_os("RESULTS_DIR")
             .map(PathBuf::from)
@@ -253,12 +253,14 @@ pub(crate) async fn spawn_load(
         spec.scenario,
         spec.profile,
         spec.gateways,
-        lab.rt.kind().name(),
+        lab.rt.stack().kind.name(),
         if spec.quick { " (quick)" } else { "" }
     );
     let run = if generators > 1 {
-        crate::generators::LoadRun::several(lab.rt, lab.bin, lab.root, &plan, &results, generators)
-            .await?
+        crate::generators::LoadRun::several(
+            lab.rt, lab.bin, lab.root, &plan, &results, generators, &lab.live,
+        )
+        .await?
     } else {
         let file = crate::generators::write_plan(&plan)?;
         let mut cmd = lab
@@ -268,7 +270,7 @@ pub(crate) async fn spawn_load(
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot run {}", lab.bin.join("loadtest").display()))?;
-        crate::generators::LoadRun::one(child, results.join(&run_id))
+        crate::generators::LoadRun::one(child, results.join(&run_id), &lab.live)
     };
     let dir = results.join(run_id);
     lab.runs.push(dir.clone());

@@ -52,15 +52,23 @@ pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Ki
     }
 }
 
-/// Builds the runtime of that kind.
+/// Builds the runtime of that kind. `cuts`: the command may cut the stack off from Postgres
+/// or Redis (a fault), so the native runtime reaches them through relays it can cut.
 pub async fn open(
     kind: Kind,
     paths: Paths,
     settings: Settings,
     offline_images: bool,
+    cuts: bool,
 ) -> anyhow::Result<Box<dyn Runtime>> {
     Ok(match kind {
-        Kind::Native => Box::new(native::Native::new(paths, settings, native::Options::lab())),
+        Kind::Native => {
+            let options = native::Options {
+                relays: cuts,
+                ..native::Options::lab()
+            };
+            Box::new(native::Native::new(paths, settings, options))
+        }
         Kind::Compose => Box::new(compose::Compose::new(paths, settings, offline_images).await?),
         Kind::Swarm => Box::new(swarm::Swarm::new(paths, settings, offline_images).await?),
     })

@@ -6,10 +6,9 @@
 use super::docker::{compose_cli, docker, docker_ok, run_checked};
 use super::images::Images;
 use super::{
-    Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
+    dependency, Action, Dependency, Instance, Kind, Paths, Runtime, Stack, DRAIN_LIMIT, READY_LIMIT,
 };
 use crate::container;
-use crate::lb::LoadBalancerClient;
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -25,13 +24,10 @@ const STALE_PG: &str = "lab: Postgres keeps the password its volume was made wit
 
 pub struct Compose {
     paths: Paths,
-    settings: Settings,
+    /// Its instances are found by [`Compose::discover`] whenever containers start.
+    pub(crate) stack: Stack,
     cli: Vec<String>,
     offline: bool,
-    lb: LoadBalancerClient,
-    /// Where the lab reaches each running microservice and worker replica, in replica order
-    /// (found by [`Compose::discover`] whenever containers start).
-    found: Vec<(Service, String)>,
 }
 
 impl Compose {
@@ -39,28 +35,17 @@ impl Compose {
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
         let cli = compose_cli().await?;
         let inside = paths.place.inside();
-        let lb = if inside {
-            LoadBalancerClient::at(
-                "http://load_balancer:9100",
-                "http://load_balancer:9101",
-                settings.get(Name::AdminToken),
-            )
-        } else {
-            LoadBalancerClient::new(&settings)
-        };
         let mut compose = Self {
             paths,
-            settings,
+            stack: Stack::new(Kind::Compose, settings, inside),
             cli,
             offline,
-            lb,
-            found: Vec::new(),
         };
         // A stack already up (from `up` in an earlier container, or `make up`): join it now.
         if inside && docker_ok(&["network", "inspect", &network()]).await {
             container::join(&network()).await?;
         }
-        if compose.is_up().await {
+        if compose.lb_running().await {
             compose.discover().await;
         }
         Ok(compose)
@@ -91,7 +76,7 @@ impl Compose {
     pub(crate) async fn release_images(&self) -> anyhow::Result<Images> {
         Ok(Images::new(
             self.services().await?,
-            self.settings.get(Name::ImageRegistry),
+            self.stack.settings.get(Name::ImageRegistry),
             self.paths.place,
             &self.paths.root,
         ))
@@ -135,7 +120,7 @@ impl Compose {
     }
 
     fn wanted(&self, service: Service) -> usize {
-        super::replicas_wanted(&self.settings, service)
+        super::replicas_wanted(&self.stack.settings, service)
     }
 
     /// Finds where the lab reaches each running microservice and worker: from the lab
@@ -167,7 +152,7 @@ impl Compose {
                 ),
             }
         }
-        self.found = found;
+        self.stack.instances = found;
     }
 
     /// Where the lab reaches one container's `inner` port.
@@ -194,7 +179,7 @@ impl Compose {
         if self.offline {
             cmd.args(["-f", "docker-compose.offline.yml"]);
         }
-        cmd.envs(self.settings.all());
+        cmd.envs(self.stack.settings.all());
         // Replicas cannot share a host port: an empty one lets the engine choose each.
         for (service, port) in HOST_PORTS {
             if self.wanted(service) > 1 {
@@ -294,7 +279,9 @@ impl Compose {
             .compose_checked(&["up", "-d", "--no-build", "postgres"])
             .await
         {
-            if let Some(line) = super::published::port_taken(&format!("{e:#}"), &self.settings) {
+            if let Some(line) =
+                super::published::port_taken(&format!("{e:#}"), &self.stack.settings)
+            {
                 bail!("{line}");
             }
             bail!(
@@ -303,6 +290,7 @@ impl Compose {
             );
         }
         let password = self
+            .stack
             .settings
             .get(Name::PostgresPassword)
             .replace('\'', "''");
@@ -421,7 +409,7 @@ impl Compose {
             // The container's loopback is not the host's: compose itself tells a taken port.
             return Ok(());
         }
-        let s = &self.settings;
+        let s = &self.stack.settings;
         let chosen_by_the_engine = |name: Name| {
             HOST_PORTS
                 .iter()
@@ -437,6 +425,24 @@ impl Compose {
 }
 
 impl Compose {
+    /// Whether this project's load balancer container runs.
+    async fn lb_running(&self) -> bool {
+        self.containers().await.is_ok_and(|c| {
+            c.iter()
+                .any(|(_, s, _, state, _)| *s == Service::LoadBalancer && state == "running")
+        })
+    }
+
+    /// Stopping Postgres or Redis stops its container; starting it starts it again.
+    async fn cut(&mut self, dependency: Dependency, action: Action) -> anyhow::Result<()> {
+        let verb = match action {
+            Action::Start | Action::Resume => "start",
+            Action::Stop | Action::Kill | Action::Pause => "stop",
+        };
+        self.compose_checked(&[verb, dependency.name()]).await?;
+        Ok(())
+    }
+
     /// `down` from the lab container: `compose down` would stop every container of the
     /// project, the lab's own among them when it runs in this project, so the stack's
     /// services are removed by name, then its volumes (`remove_data`) and its network.
@@ -518,34 +524,16 @@ pub fn network() -> String {
 
 #[async_trait]
 impl Runtime for Compose {
-    fn kind(&self) -> Kind {
-        Kind::Compose
+    fn stack(&self) -> &Stack {
+        &self.stack
     }
 
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn set_settings(&mut self, settings: Settings) {
-        self.settings = settings;
-    }
-
-    fn load_balancer(&self) -> &LoadBalancerClient {
-        &self.lb
-    }
-
-    async fn is_up(&self) -> bool {
-        self.containers().await.is_ok_and(|c| {
-            c.iter()
-                .any(|(_, s, _, state, _)| *s == Service::LoadBalancer && state == "running")
-        })
-    }
-
-    async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
+    async fn up(&mut self, settings: &Settings, gateways: usize) -> anyhow::Result<()> {
         if gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }
-        if self.is_up().await {
+        self.stack.adopt(settings.clone());
+        if self.lb_running().await {
             // The microservices and workers the settings ask for now (`make up WORKERS=3` on
             // a stack that runs one), then the gateways; nothing to do (every load run on a
             // stack already up) costs one `docker ps`, not a `compose up` per service.
@@ -593,7 +581,9 @@ impl Runtime for Compose {
             cmd.arg("--remove-orphans");
         }
         if let Err(e) = run_checked(&mut cmd, "compose up").await {
-            if let Some(line) = super::published::port_taken(&format!("{e:#}"), &self.settings) {
+            if let Some(line) =
+                super::published::port_taken(&format!("{e:#}"), &self.stack.settings)
+            {
                 bail!("{line}");
             }
             bail!(
@@ -604,13 +594,18 @@ impl Runtime for Compose {
         if self.paths.place.inside() {
             container::join(&network()).await?;
         }
-        if let Err(e) = self.lb.wait_in_rotation(gateways, READY_LIMIT).await {
+        if let Err(e) = self
+            .stack
+            .load_balancer
+            .wait_in_rotation(gateways, READY_LIMIT)
+            .await
+        {
             bail!("{e:#}\n{}", self.show_unhealthy().await);
         }
         self.discover().await;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://localhost:{} (compose)",
-            self.settings.get(Name::LbPort)
+            self.stack.settings.get(Name::LbPort)
         );
         Ok(())
     }
@@ -632,8 +627,11 @@ impl Runtime for Compose {
             for c in leaving {
                 addrs.push(self.gateway_addr(&c.4).await?);
             }
-            self.lb.drain_and_wait(&addrs, DRAIN_LIMIT).await?;
-            let grace = self.settings.get(Name::ShutdownGraceSecs).to_string();
+            self.stack
+                .load_balancer
+                .drain_and_wait(&addrs, DRAIN_LIMIT)
+                .await?;
+            let grace = self.stack.settings.get(Name::ShutdownGraceSecs).to_string();
             for c in leaving {
                 run_checked(
                     Command::new("docker").args(["stop", "-t", &grace, &c.4]),
@@ -645,9 +643,12 @@ impl Runtime for Compose {
         }
         // Starts missing replicas (a no-op when it already has n); never recreates the rest.
         self.up_one(Service::Gateway, gateways, false).await?;
-        self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
+        self.stack
+            .load_balancer
+            .wait_in_rotation(gateways, READY_LIMIT)
+            .await?;
         // Drained addresses are gone from discovery; clear the list for addresses reused later.
-        self.lb.drain(Vec::new()).await?;
+        self.stack.load_balancer.drain(Vec::new()).await?;
         self.discover().await;
         Ok(())
     }
@@ -707,16 +708,22 @@ impl Runtime for Compose {
     }
 
     async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()> {
-        self.settings = settings;
-        let gateways = self.gateways().await?.max(1);
+        self.stack.adopt(settings);
+        let gateways = super::gateways(self).await?.max(1);
         // Recreated with the settings now in force.
         self.up_one(service, gateways, true).await?;
-        self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
+        self.stack
+            .load_balancer
+            .wait_in_rotation(gateways, READY_LIMIT)
+            .await?;
         self.discover().await;
         Ok(())
     }
 
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
+        if let Some(dependency) = dependency(instance) {
+            return self.cut(dependency, action).await;
+        }
         let id = self
             .ps()
             .await?
@@ -739,36 +746,6 @@ impl Runtime for Compose {
         // A container started again may have another address or host port.
         self.discover().await;
         Ok(())
-    }
-
-    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
-        let verb = if cut { "stop" } else { "start" };
-        self.compose_checked(&[verb, dependency.name()]).await?;
-        Ok(())
-    }
-
-    /// From the lab container, every service by name; from the host, the published ports
-    /// (the first replica's where the engine chose them).
-    fn endpoints(&self) -> Endpoints {
-        if self.paths.place.inside() {
-            return Endpoints::inside_the_network();
-        }
-        let mut ends = Endpoints::from_settings(&self.settings);
-        if let Some(url) = self.instance_urls(Service::Microservice).first() {
-            ends.microservice = url.clone();
-        }
-        if let Some(url) = self.instance_urls(Service::Worker).first() {
-            ends.worker_metrics = format!("{url}/metrics");
-        }
-        ends
-    }
-
-    fn instance_urls(&self, service: Service) -> Vec<String> {
-        self.found
-            .iter()
-            .filter(|(s, _)| *s == service)
-            .map(|(_, url)| url.clone())
-            .collect()
     }
 }
 

@@ -7,7 +7,11 @@
 //!   in-flight requests completed), then stopped; no client request fails for it;
 //! - `down`: stop only what the lab started;
 //! - `ps`, `logs`; `restart` one service with changed settings; `act` on one instance
-//!   (stop, kill, pause, resume, start) for fault experiments.
+//!   (stop, kill, pause, resume, start; Postgres and Redis included) for fault experiments;
+//! - `generator`: the load generator's command on a plan.
+//!
+//! What the lab knows of a stack (its settings, addresses, the load balancer's client) is
+//! data, [`Stack`], which each runtime keeps up to date.
 
 pub mod choice;
 pub mod compose;
@@ -66,54 +70,29 @@ pub const READY_LIMIT: Duration = Duration::from_secs(120);
 /// Longest wait for the load balancer's requests to a draining gateway to complete.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
+/// What a runtime is: the operations a protocol, an experiment or the autoscaler asks of
+/// the stack, whatever runs it. A new runtime is one module implementing this and one arm
+/// in [`choice`].
 #[async_trait]
-pub trait Runtime: Send {
-    fn kind(&self) -> Kind;
-    fn settings(&self) -> &Settings;
-    /// The settings the next `up` starts services with (what runs is not touched).
-    fn set_settings(&mut self, settings: Settings);
-    fn load_balancer(&self) -> &LoadBalancerClient;
-    /// Whether a stack of this runtime is up.
-    async fn is_up(&self) -> bool;
-    async fn up(&mut self, gateways: usize) -> anyhow::Result<()>;
+pub trait Runtime: Send + Sync {
+    /// What the lab knows of the stack: the runtime, the settings in force, its addresses.
+    fn stack(&self) -> &Stack;
+    /// Starts the stack with `settings` (which become the ones in force) and n gateways, or
+    /// brings a running one to n in place.
+    async fn up(&mut self, settings: &Settings, gateways: usize) -> anyhow::Result<()>;
     async fn scale(&mut self, gateways: usize) -> anyhow::Result<()>;
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()>;
+    /// Every instance, running or not; none when no stack of this runtime is up.
     async fn ps(&self) -> anyhow::Result<Vec<Instance>>;
     /// The last `lines` of each matching instance's log (every instance of the service).
     async fn logs(&self, service: Option<Service>, lines: usize) -> anyhow::Result<String>;
     /// Restarts every instance of a service with `settings` (which become the ones in force).
     async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()>;
+    /// Stops, kills, pauses, resumes or starts one instance. `postgres` and `redis` are
+    /// instances too: stopping one cuts the stack off from it, starting it restores it; the
+    /// lab never stops a server it did not start (natively it cuts the relay in front of it,
+    /// which the runtime must have been opened with).
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()>;
-    /// Makes Postgres or Redis unreachable for the stack (`cut`), or reachable again. Never
-    /// stops a server the lab did not start: natively it cuts the relay in front of it.
-    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()>;
-    /// Routes the stack's connections to Postgres and Redis through relays the lab can cut;
-    /// call with the stack down, before `up` (compose needs none: it stops the container).
-    async fn isolate_dependencies(&mut self) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    /// Gateways running now.
-    async fn gateways(&self) -> anyhow::Result<usize> {
-        Ok(self
-            .ps()
-            .await?
-            .iter()
-            .filter(|i| i.service == Service::Gateway && i.state.starts_with("running"))
-            .count())
-    }
-
-    /// Where the lab, on the host, reaches the stack.
-    fn endpoints(&self) -> Endpoints {
-        Endpoints::from_settings(self.settings())
-    }
-
-    /// Where the load generator sends load and reads the stack's metrics (on Swarm, from
-    /// inside the stack's network).
-    fn generator_endpoints(&self) -> Endpoints {
-        self.endpoints()
-    }
-
     /// The load generator's command on the plan in `plan` (a file in its run folder, under
     /// `results`), the lab users' `password` beside it: the host's binary, or (Swarm) a
     /// container on the stack's network.
@@ -124,23 +103,121 @@ pub trait Runtime: Send {
         password: &str,
         _results: &Path,
     ) -> anyhow::Result<tokio::process::Command> {
-        let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
-        let (set, stray) = records::load::launch(plan, password, std::env::vars().map(|(k, _)| k));
-        for name in stray {
-            cmd.env_remove(name);
+        Ok(host_generator(bin, plan, password))
+    }
+}
+
+/// Whether a stack of this runtime is up: its load balancer is among its instances.
+pub async fn is_up(rt: &dyn Runtime) -> bool {
+    rt.ps()
+        .await
+        .is_ok_and(|all| all.iter().any(|i| i.service == Service::LoadBalancer))
+}
+
+/// Gateways running now.
+pub async fn gateways(rt: &dyn Runtime) -> anyhow::Result<usize> {
+    Ok(rt
+        .ps()
+        .await?
+        .iter()
+        .filter(|i| i.service == Service::Gateway && i.state.starts_with("running"))
+        .count())
+}
+
+/// The dependency `instance` names (`postgres`, `redis`), if it names one.
+pub fn dependency(instance: &str) -> Option<Dependency> {
+    [Dependency::Postgres, Dependency::Redis]
+        .into_iter()
+        .find(|d| d.name() == instance)
+}
+
+/// The host's load generator on a plan: `loadtest` beside the lab, given the plan's file and
+/// the password, and none of the load settings this process inherited.
+fn host_generator(bin: &Path, plan: &Path, password: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin.join("loadtest"));
+    let (set, stray) = records::load::launch(plan, password, std::env::vars().map(|(k, _)| k));
+    for name in stray {
+        cmd.env_remove(name);
+    }
+    cmd.envs(set);
+    cmd
+}
+
+/// What the lab knows of a stack, whatever runs it: which runtime, the settings in force,
+/// and where the lab, the load generator and the load balancer's client reach it.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub kind: Kind,
+    pub settings: Settings,
+    pub load_balancer: LoadBalancerClient,
+    /// Where each microservice and worker instance answers, in replica order.
+    pub instances: Vec<(Service, String)>,
+    /// The lab reaches the stack from inside its network (the lab container), by name.
+    inside: bool,
+}
+
+impl Stack {
+    pub fn new(kind: Kind, settings: Settings, inside: bool) -> Self {
+        let load_balancer = load_balancer_client(&settings, inside);
+        Self {
+            kind,
+            settings,
+            load_balancer,
+            instances: Vec::new(),
+            inside,
         }
-        cmd.envs(set);
-        Ok(cmd)
     }
 
-    /// Base URLs of every instance of the microservice or the worker the stack runs.
-    fn instance_urls(&self, service: Service) -> Vec<String> {
-        let port = match service {
-            Service::Microservice => Name::MicroservicePort,
-            Service::Worker => Name::WorkerPort,
-            _ => return Vec::new(),
-        };
-        vec![format!("http://127.0.0.1:{}", self.settings().get(port))]
+    /// The settings in force from now on (the load balancer's client follows them).
+    pub fn adopt(&mut self, settings: Settings) {
+        self.load_balancer = load_balancer_client(&settings, self.inside);
+        self.settings = settings;
+    }
+
+    /// Where the lab reaches the stack: by name from inside its network; from the host, the
+    /// published ports (each first instance's where the engine chose them).
+    pub fn endpoints(&self) -> Endpoints {
+        if self.inside {
+            return Endpoints::inside_the_network();
+        }
+        let mut ends = Endpoints::from_settings(&self.settings);
+        if let Some(url) = self.instance_urls(Service::Microservice).first() {
+            ends.microservice = url.clone();
+        }
+        if let Some(url) = self.instance_urls(Service::Worker).first() {
+            ends.worker_metrics = format!("{url}/metrics");
+        }
+        ends
+    }
+
+    /// Where the load generator sends load and reads the stack's metrics (on Swarm, from a
+    /// container on the stack's network).
+    pub fn generator_endpoints(&self) -> Endpoints {
+        match self.kind {
+            Kind::Swarm => Endpoints::inside_the_network(),
+            _ => self.endpoints(),
+        }
+    }
+
+    /// Base URLs of every instance of the microservice or the worker.
+    pub fn instance_urls(&self, service: Service) -> Vec<String> {
+        self.instances
+            .iter()
+            .filter(|(s, _)| *s == service)
+            .map(|(_, url)| url.clone())
+            .collect()
+    }
+}
+
+fn load_balancer_client(settings: &Settings, inside: bool) -> LoadBalancerClient {
+    if inside {
+        LoadBalancerClient::at(
+            "http://load_balancer:9100",
+            "http://load_balancer:9101",
+            settings.get(Name::AdminToken),
+        )
+    } else {
+        LoadBalancerClient::new(settings)
     }
 }
 

@@ -5,10 +5,9 @@
 //! else started by `scripts/deps` (and never stopped by `down`).
 
 use super::{
-    check_ports_free, replica_index, replica_name, wait_http_ok, Action, Dependency, Instance,
-    Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
+    check_ports_free, dependency, replica_index, replica_name, wait_http_ok, Action, Dependency,
+    Instance, Kind, Paths, Runtime, Stack, DRAIN_LIMIT, READY_LIMIT,
 };
-use crate::lb::LoadBalancerClient;
 use crate::platform::{self, Signal};
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
@@ -32,6 +31,9 @@ pub struct Options {
     pub extra_env: Vec<(String, String)>,
     /// Gateway i listens on `gateway_base_port + i - 1`.
     pub gateway_base_port: u16,
+    /// Reach Postgres and Redis through relays the lab can cut (a fault experiment's
+    /// `act postgres stop`), set up by the next `up` of a stack that is down.
+    pub relays: bool,
 }
 
 impl Options {
@@ -44,15 +46,15 @@ impl Options {
             redis_url: "redis://127.0.0.1:6379/1".into(),
             extra_env: Vec::new(),
             gateway_base_port: 8010,
+            relays: false,
         }
     }
 }
 
 pub struct Native {
     paths: Paths,
-    settings: Settings,
+    stack: Stack,
     options: Options,
-    lb: LoadBalancerClient,
     /// Processes this lab process started: reaped when they exit.
     children: HashMap<String, Child>,
     /// Relays in front of Postgres and Redis, when a fault experiment asked for them.
@@ -93,15 +95,28 @@ fn service_of(instance: &str) -> Option<Service> {
 
 impl Native {
     pub fn new(paths: Paths, settings: Settings, options: Options) -> Self {
-        let lb = LoadBalancerClient::new(&settings);
-        Self {
+        let mut native = Self {
             paths,
-            settings,
+            stack: Stack::new(Kind::Native, settings, false),
             options,
-            lb,
             children: HashMap::new(),
             relays: None,
-        }
+        };
+        native.adopt(native.stack.settings.clone());
+        native
+    }
+
+    /// The settings in force from now on, and the instances they ask for.
+    fn adopt(&mut self, settings: Settings) {
+        self.stack.adopt(settings);
+        self.stack.instances = [Service::Microservice, Service::Worker]
+            .into_iter()
+            .flat_map(|service| (1..=self.replicas(service)).map(move |i| (service, i)))
+            .map(|(service, i)| {
+                let url = format!("http://127.0.0.1:{}", self.replica_port(service, i));
+                (service, url)
+            })
+            .collect();
     }
 
     fn alive(&mut self, name: &str) -> bool {
@@ -157,7 +172,7 @@ impl Native {
 
     /// Instances of the microservice or the worker the settings ask for.
     fn replicas(&self, service: Service) -> usize {
-        super::replicas_wanted(&self.settings, service)
+        super::replicas_wanted(&self.stack.settings, service)
     }
 
     /// Instance i of the microservice or the worker listens 100 ports above instance i-1.
@@ -189,7 +204,7 @@ impl Native {
     fn database_url(&self) -> String {
         self.options.database_url.clone().unwrap_or_else(|| {
             common::db::local_url(
-                self.settings.get(Name::PostgresPassword),
+                self.stack.settings.get(Name::PostgresPassword),
                 "127.0.0.1:5432",
                 "scalelab",
             )
@@ -198,9 +213,9 @@ impl Native {
 
     fn port_of(&self, service: Service) -> u16 {
         match service {
-            Service::LoadBalancer => self.settings.port(Name::LbPort),
-            Service::Microservice => self.settings.port(Name::MicroservicePort),
-            Service::Worker => self.settings.port(Name::WorkerPort),
+            Service::LoadBalancer => self.stack.settings.port(Name::LbPort),
+            Service::Microservice => self.stack.settings.port(Name::MicroservicePort),
+            Service::Worker => self.stack.settings.port(Name::WorkerPort),
             Service::Gateway => unreachable!("gateways have one port each"),
         }
     }
@@ -224,7 +239,7 @@ impl Native {
         let mut cmd = std::process::Command::new(&bin);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.settings.env_for(service))
+            .envs(self.stack.settings.env_for(service))
             .env("INSTANCE_ID", name)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", self.database_url())
@@ -278,6 +293,7 @@ impl Native {
             let pid = pid_of(&self.paths.run, name).expect("alive has a pid");
             platform::signal(pid, Signal::Term);
             let grace: u64 = self
+                .stack
                 .settings
                 .get(Name::ShutdownGraceSecs)
                 .parse()
@@ -314,7 +330,7 @@ impl Native {
     }
 
     async fn start_load_balancer(&mut self, gateways: &[usize]) -> anyhow::Result<()> {
-        let s = &self.settings;
+        let s = &self.stack.settings;
         let extra = vec![
             (
                 "METRICS_ADDR".into(),
@@ -357,7 +373,10 @@ impl Native {
         }
         let status = tokio::process::Command::new(self.paths.root.join("scripts/deps"))
             .arg("up")
-            .env("PG_PASSWORD", self.settings.get(Name::PostgresPassword))
+            .env(
+                "PG_PASSWORD",
+                self.stack.settings.get(Name::PostgresPassword),
+            )
             .stdout(Stdio::null())
             .status()
             .await
@@ -378,42 +397,21 @@ fn indent(text: &str) -> String {
 
 #[async_trait]
 impl Runtime for Native {
-    fn kind(&self) -> Kind {
-        Kind::Native
+    fn stack(&self) -> &Stack {
+        &self.stack
     }
 
-    fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    fn set_settings(&mut self, settings: Settings) {
-        self.settings = settings;
-    }
-
-    fn instance_urls(&self, service: Service) -> Vec<String> {
-        if !matches!(service, Service::Microservice | Service::Worker) {
-            return Vec::new();
-        }
-        (1..=self.replicas(service))
-            .map(|i| format!("http://127.0.0.1:{}", self.replica_port(service, i)))
-            .collect()
-    }
-
-    fn load_balancer(&self) -> &LoadBalancerClient {
-        &self.lb
-    }
-
-    async fn is_up(&self) -> bool {
-        marked_up(&self.paths)
-    }
-
-    async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
+    async fn up(&mut self, settings: &Settings, gateways: usize) -> anyhow::Result<()> {
         if gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }
+        self.adopt(settings.clone());
         std::fs::create_dir_all(&self.paths.run)?;
         if !self.alive("load_balancer") {
-            let s = &self.settings;
+            if self.options.relays {
+                self.relays_up().await?;
+            }
+            let s = &self.stack.settings;
             let port = |name: Name| (name.as_str(), s.port(name));
             check_ports_free(&[
                 port(Name::LbPort),
@@ -429,13 +427,13 @@ impl Runtime for Native {
         let listed = std::fs::read_to_string(self.paths.run.join("gateway-microservices"))
             .unwrap_or_default();
         if !self.live_gateways().is_empty() && listed != self.microservice_urls() {
-            self.restart(Service::Gateway, self.settings.clone())
+            self.restart(Service::Gateway, self.stack.settings.clone())
                 .await?;
         }
         self.scale(gateways).await?;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (native)",
-            self.settings.get(Name::LbPort)
+            self.stack.settings.get(Name::LbPort)
         );
         Ok(())
     }
@@ -459,20 +457,26 @@ impl Runtime for Native {
             // health check. Leaving ones stay listed until drained and stopped.
             let mut listed: Vec<String> = kept.iter().map(|i| self.gateway_addr(*i)).collect();
             listed.extend(leaving.iter().map(|i| self.gateway_addr(*i)));
-            self.lb.set_backends(listed).await?;
+            self.stack.load_balancer.set_backends(listed).await?;
         }
         if !leaving.is_empty() {
             // Out of rotation first, in-flight requests completed, then stopped.
             let addrs: Vec<String> = leaving.iter().map(|i| self.gateway_addr(*i)).collect();
-            self.lb.drain_and_wait(&addrs, DRAIN_LIMIT).await?;
+            self.stack
+                .load_balancer
+                .drain_and_wait(&addrs, DRAIN_LIMIT)
+                .await?;
             for i in &leaving {
                 self.stop(&format!("gateway-{i}")).await?;
             }
             let kept_addrs = kept.iter().map(|i| self.gateway_addr(*i)).collect();
-            self.lb.set_backends(kept_addrs).await?;
-            self.lb.drain(Vec::new()).await?;
+            self.stack.load_balancer.set_backends(kept_addrs).await?;
+            self.stack.load_balancer.drain(Vec::new()).await?;
         }
-        self.lb.wait_in_rotation(gateways, READY_LIMIT).await
+        self.stack
+            .load_balancer
+            .wait_in_rotation(gateways, READY_LIMIT)
+            .await
     }
 
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
@@ -582,7 +586,7 @@ impl Runtime for Native {
     }
 
     async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()> {
-        self.settings = settings;
+        self.adopt(settings);
         match service {
             Service::Gateway => {
                 // Rolling: one gateway at a time leaves the rotation, restarts, and returns.
@@ -590,14 +594,18 @@ impl Runtime for Native {
                 for i in &live {
                     let addr = self.gateway_addr(*i);
                     if live.len() > 1 {
-                        self.lb
+                        self.stack
+                            .load_balancer
                             .drain_and_wait(std::slice::from_ref(&addr), DRAIN_LIMIT)
                             .await?;
                     }
                     self.stop(&format!("gateway-{i}")).await?;
                     self.start_gateway(*i).await?;
-                    self.lb.drain(Vec::new()).await?;
-                    self.lb.wait_in_rotation(live.len(), READY_LIMIT).await?;
+                    self.stack.load_balancer.drain(Vec::new()).await?;
+                    self.stack
+                        .load_balancer
+                        .wait_in_rotation(live.len(), READY_LIMIT)
+                        .await?;
                 }
                 Ok(())
             }
@@ -605,7 +613,10 @@ impl Runtime for Native {
                 let live = self.live_gateways();
                 self.stop("load_balancer").await?;
                 self.start_load_balancer(&live).await?;
-                self.lb.wait_in_rotation(live.len(), READY_LIMIT).await
+                self.stack
+                    .load_balancer
+                    .wait_in_rotation(live.len(), READY_LIMIT)
+                    .await
             }
             other => {
                 for i in self.live(other) {
@@ -617,6 +628,9 @@ impl Runtime for Native {
     }
 
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
+        if let Some(dependency) = dependency(instance) {
+            return self.cut(dependency, action);
+        }
         let service = service_of(instance).with_context(|| {
             format!("no instance {instance:?}: `make ps` lists them (gateway-1, microservice, ...)")
         })?;
@@ -670,8 +684,12 @@ impl Runtime for Native {
         }
         Ok(())
     }
+}
 
-    async fn isolate_dependencies(&mut self) -> anyhow::Result<()> {
+impl Native {
+    /// Routes the stack's connections to Postgres and Redis through relays the lab can cut
+    /// (with the stack down: the services started next connect through them).
+    async fn relays_up(&mut self) -> anyhow::Result<()> {
         if self.relays.is_some() {
             return Ok(());
         }
@@ -693,7 +711,8 @@ impl Runtime for Native {
         Ok(())
     }
 
-    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
+    /// Stopping Postgres or Redis cuts the relay in front of it; starting it restores it.
+    fn cut(&mut self, dependency: Dependency, action: Action) -> anyhow::Result<()> {
         let (postgres, redis) = self.relays.as_ref().context(
             "the native stack reaches Postgres and Redis directly: a fault needs the lab's relays (make fault sets them up)",
         )?;
@@ -701,10 +720,9 @@ impl Runtime for Native {
             Dependency::Postgres => postgres,
             Dependency::Redis => redis,
         };
-        if cut {
-            relay.cut();
-        } else {
-            relay.restore();
+        match action {
+            Action::Stop | Action::Kill | Action::Pause => relay.cut(),
+            Action::Start | Action::Resume => relay.restore(),
         }
         Ok(())
     }

@@ -23,9 +23,8 @@ use super::compose::Compose;
 use super::docker::{docker, docker_ok, run_checked};
 pub use super::stack::stack_file;
 use super::{
-    Action, Dependency, Endpoints, Instance, Kind, Paths, Runtime, DRAIN_LIMIT, READY_LIMIT,
+    dependency, Action, Dependency, Instance, Kind, Paths, Runtime, Stack, DRAIN_LIMIT, READY_LIMIT,
 };
-use crate::lb::LoadBalancerClient;
 use crate::settings::Name;
 use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
@@ -73,21 +72,63 @@ pub fn marked_up(paths: &Paths) -> bool {
 pub struct Swarm {
     paths: Paths,
     compose: Compose,
-    lb: LoadBalancerClient,
+    stack: Stack,
 }
 
 impl Swarm {
     pub async fn new(paths: Paths, settings: Settings, offline: bool) -> anyhow::Result<Self> {
-        let lb = LoadBalancerClient::new(&settings);
-        let compose = Compose::new(paths.clone(), settings, offline).await?;
-        Ok(Self { paths, compose, lb })
+        let compose = Compose::new(paths.clone(), settings.clone(), offline).await?;
+        let mut swarm = Self {
+            paths,
+            compose,
+            stack: Stack::new(Kind::Swarm, settings.clone(), false),
+        };
+        swarm.adopt(settings);
+        Ok(swarm)
+    }
+
+    /// The settings in force from now on, for the stack file too; one microservice and one
+    /// worker, on the settings' ports through the edge.
+    fn adopt(&mut self, settings: Settings) {
+        self.compose.stack.adopt(settings.clone());
+        self.stack.instances = [
+            (Service::Microservice, Name::MicroservicePort),
+            (Service::Worker, Name::WorkerPort),
+        ]
+        .into_iter()
+        .map(|(service, port)| (service, format!("http://127.0.0.1:{}", settings.get(port))))
+        .collect();
+        self.stack.adopt(settings);
+    }
+
+    /// Whether the stack's load balancer service exists.
+    async fn deployed(&self) -> bool {
+        docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{.ID}}",
+            &service_name(Service::LoadBalancer.name()),
+        ])
+        .await
+    }
+
+    /// Postgres or Redis scaled to 0 tasks (stop) or back to 1 (start).
+    async fn cut(&mut self, dependency: Dependency, action: Action) -> anyhow::Result<()> {
+        let service = dependency.name();
+        let restore = matches!(action, Action::Start | Action::Resume);
+        self.scale_service(service, usize::from(restore)).await?;
+        if restore {
+            self.converged(service, READY_LIMIT).await?;
+        }
+        Ok(())
     }
 
     fn app_image(&self) -> String {
         if self.compose.offline() {
             "scalelab/app:offline".into()
         } else {
-            self.settings().scalelab_image("app")
+            self.stack.settings.scalelab_image("app")
         }
     }
 
@@ -115,7 +156,10 @@ impl Swarm {
         let file = self.paths.run.join("stack.yml");
         std::fs::create_dir_all(&self.paths.run)?;
         // It holds the secrets (JWT_SECRET, ADMIN_TOKEN): its owner's alone.
-        crate::platform::write_private(&file, &stack_file(&config, self.settings(), gateways)?)?;
+        crate::platform::write_private(
+            &file,
+            &stack_file(&config, &self.stack.settings, gateways)?,
+        )?;
         run_checked(
             Command::new("docker")
                 .args([
@@ -137,7 +181,7 @@ impl Swarm {
     /// The edge: the lab's ports on the host's loopback, relayed into the stack's network.
     async fn start_edge(&self) -> anyhow::Result<()> {
         let _ = docker_ok(&["rm", "-f", EDGE]).await;
-        let s = self.settings();
+        let s = &self.stack.settings;
         let publish = |name: Name, inner: u16| format!("127.0.0.1:{}:{inner}", s.get(name));
         docker(&[
             "run",
@@ -304,39 +348,17 @@ impl Swarm {
 
 #[async_trait]
 impl Runtime for Swarm {
-    fn kind(&self) -> Kind {
-        Kind::Swarm
+    fn stack(&self) -> &Stack {
+        &self.stack
     }
 
-    fn settings(&self) -> &Settings {
-        self.compose.settings()
-    }
-
-    fn set_settings(&mut self, settings: Settings) {
-        self.compose.set_settings(settings);
-    }
-
-    fn load_balancer(&self) -> &LoadBalancerClient {
-        &self.lb
-    }
-
-    async fn is_up(&self) -> bool {
-        docker_ok(&[
-            "service",
-            "inspect",
-            "--format",
-            "{{.ID}}",
-            &service_name(Service::LoadBalancer.name()),
-        ])
-        .await
-    }
-
-    async fn up(&mut self, gateways: usize) -> anyhow::Result<()> {
-        one_of_each(self.settings(), "swarm")?;
+    async fn up(&mut self, settings: &Settings, gateways: usize) -> anyhow::Result<()> {
+        one_of_each(settings, "swarm")?;
+        self.adopt(settings.clone());
         if gateways == 0 {
             bail!("GATEWAYS must be at least 1");
         }
-        if self.is_up().await {
+        if self.deployed().await {
             return self.scale(gateways).await;
         }
         self.compose.ports_free()?;
@@ -362,10 +384,13 @@ impl Runtime for Swarm {
         );
         self.deploy(gateways).await?;
         self.start_edge().await?;
-        self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
+        self.stack
+            .load_balancer
+            .wait_in_rotation(gateways, READY_LIMIT)
+            .await?;
         eprintln!(
             "lab: ready: {gateways} gateway(s) behind http://127.0.0.1:{} (swarm)",
-            self.settings().get(Name::LbPort)
+            &self.stack.settings.get(Name::LbPort)
         );
         Ok(())
     }
@@ -401,21 +426,27 @@ impl Runtime for Swarm {
             for task in &leaving {
                 addrs.push(self.task_addr(task).await?);
             }
-            self.lb.drain_and_wait(&addrs, DRAIN_LIMIT).await?;
+            self.stack
+                .load_balancer
+                .drain_and_wait(&addrs, DRAIN_LIMIT)
+                .await?;
         } else if before.len() < gateways {
             self.scale_service(Service::Gateway.name(), gateways)
                 .await?;
         }
-        self.lb.wait_in_rotation(gateways, READY_LIMIT).await?;
+        self.stack
+            .load_balancer
+            .wait_in_rotation(gateways, READY_LIMIT)
+            .await?;
         self.converged(Service::Gateway.name(), READY_LIMIT).await?;
         // Drained addresses are gone from discovery; clear the list for addresses reused later.
-        self.lb.drain(Vec::new()).await?;
+        self.stack.load_balancer.drain(Vec::new()).await?;
         Ok(())
     }
 
     async fn down(&mut self, remove_data: bool) -> anyhow::Result<()> {
         let _ = docker_ok(&["rm", "-f", EDGE]).await;
-        if self.is_up().await {
+        if self.deployed().await {
             docker(&["stack", "rm", STACK]).await?;
         }
         // `stack rm` returns at once: wait for its containers and network to go.
@@ -459,7 +490,7 @@ impl Runtime for Swarm {
     }
 
     async fn ps(&self) -> anyhow::Result<Vec<Instance>> {
-        if !self.is_up().await {
+        if !self.deployed().await {
             return Ok(Vec::new());
         }
         Ok(self
@@ -504,12 +535,12 @@ impl Runtime for Swarm {
     }
 
     async fn restart(&mut self, service: Service, settings: Settings) -> anyhow::Result<()> {
-        self.set_settings(settings);
+        self.adopt(settings);
         let gateways = self.tasks(Service::Gateway).await?.len().max(1);
         // The whole stack file is written again (a later deploy keeps these settings); the
         // service is updated alone and waited for (`--detach=false`).
         let config = self.compose.compose_checked(&["config"]).await?;
-        let stack = stack_file(&config, self.settings(), gateways)?;
+        let stack = stack_file(&config, &self.stack.settings, gateways)?;
         crate::platform::write_private(&self.paths.run.join("stack.yml"), &stack)?;
         let doc: Value = serde_yaml_ng::from_str(&stack)?;
         let env = doc["services"][service.name()]["environment"]
@@ -528,10 +559,16 @@ impl Runtime for Swarm {
         }
         cmd.arg(service_name(service.name()));
         run_checked(&mut cmd, "docker service update").await?;
-        self.lb.wait_in_rotation(gateways, READY_LIMIT).await
+        self.stack
+            .load_balancer
+            .wait_in_rotation(gateways, READY_LIMIT)
+            .await
     }
 
     async fn act(&mut self, instance: &str, action: Action) -> anyhow::Result<()> {
+        if let Some(dependency) = dependency(instance) {
+            return self.cut(dependency, action).await;
+        }
         let inst = self
             .ps()
             .await?
@@ -560,19 +597,6 @@ impl Runtime for Swarm {
         )
         .await?;
         Ok(())
-    }
-
-    async fn cut(&mut self, dependency: Dependency, cut: bool) -> anyhow::Result<()> {
-        let service = dependency.name();
-        self.scale_service(service, usize::from(!cut)).await?;
-        if !cut {
-            self.converged(service, READY_LIMIT).await?;
-        }
-        Ok(())
-    }
-
-    fn generator_endpoints(&self) -> Endpoints {
-        Endpoints::inside_the_network()
     }
 
     fn generator(
