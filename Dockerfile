@@ -27,6 +27,8 @@ COPY microservice/ microservice/
 COPY worker/ worker/
 COPY loadtest/ loadtest/
 COPY report/ report/
+COPY stack/ stack/
+COPY live/ live/
 COPY lab/ lab/
 # The label is the workspace's version or the build stops: an image never claims another.
 ARG VERSION=unset

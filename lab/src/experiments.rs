@@ -7,8 +7,6 @@
 //! from the same module.
 
 use crate::protocol::{self, LoadSpec, Workbench};
-use crate::runtime::{Kind, Runtime};
-use crate::settings::{Service, Settings};
 use anyhow::{bail, Context};
 pub use catalogue::experiment::side_name;
 use catalogue::experiment::{Conditions, Measurement, Spec};
@@ -18,6 +16,8 @@ use probe::exposition::Sample;
 use probe::sampler::Targets;
 use records::load::Profile;
 use records::names::Series;
+use stack::runtime::{Kind, Runtime};
+use stack::settings::{Service, Settings};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub fn settings_for(
 
 /// Whether this runtime can run it: a CPU limit per container needs a container runtime.
 pub fn runs_in(exp: Experiment, kind: Kind) -> anyhow::Result<()> {
-    if exp.spec().compose_only && kind == Kind::Native {
+    if exp.spec().compose_only && !kind.containers() {
         bail!(
             "experiment {exp} needs a container runtime (a CPU limit per container): run it with RUNTIME=compose or RUNTIME=swarm"
         );
@@ -294,7 +294,7 @@ pub async fn protocol(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Name;
+    use stack::settings::Name;
 
     fn base() -> Settings {
         let mut s = Settings::defaults();
@@ -312,7 +312,7 @@ mod tests {
                 .map(|i| settings_for(exp, &base(), i, &exp.conditions(|_| None)).unwrap())
                 .collect();
             for side in &sides[1..] {
-                let differ: Vec<Name> = crate::settings::TABLE
+                let differ: Vec<Name> = stack::settings::TABLE
                     .iter()
                     .map(|s| s.name)
                     .filter(|n| side.get(*n) != sides[0].get(*n))

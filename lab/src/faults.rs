@@ -6,14 +6,14 @@
 //! the stack reaches them through relays the lab cuts.
 
 use crate::protocol::{self, LoadSpec, Workbench};
-use crate::runtime::{Action, Runtime};
-use crate::settings::Name;
 use anyhow::{bail, Context};
 use catalogue::fault::{Spec, Step};
 use catalogue::record::{FaultEvent, FaultRecord, JobAccount};
 pub use catalogue::Fault;
 use records::knob::Knob;
 use records::load::Profile;
+use stack::runtime::{Action, Runtime};
+use stack::settings::Name;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ async fn take(step: Step, rt: &mut dyn Runtime) -> anyhow::Result<Option<Backlog
             let http = common::http::client(Duration::from_secs(5));
             for base in rt
                 .stack()
-                .instance_urls(crate::settings::Service::Microservice)
+                .instance_urls(stack::settings::Service::Microservice)
             {
                 let answer = http
                     .put(format!("{base}/delay"))
@@ -377,7 +377,7 @@ mod tests {
                 (Step::BacklogThenKillWorker(_), Step::Act("worker", Action::Start)) => true,
                 _ => false,
             };
-            let mut s = crate::settings::Settings::defaults();
+            let mut s = stack::settings::Settings::defaults();
             for (k, v) in spec.fixed {
                 s.set(k.as_str(), v).unwrap();
             }

@@ -5,10 +5,10 @@
 //! machine has the cores (natively: two per generator, one for it and one for the stack),
 //! generators and stack are pinned to separate CPUs, and `run.json` says where they ran.
 
-use crate::live::LiveBoard;
-use crate::runtime::{Kind, Runtime};
 use anyhow::{bail, Context};
+use live::LiveBoard;
 use records::plan::Plan;
+use stack::runtime::{Kind, Runtime};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use tokio::process::Child;
@@ -35,10 +35,10 @@ pub fn pinning(cores: usize, k: usize, runtime: Kind) -> Pinning {
         stack: None,
         sentence: format!("not pinned: {why}"),
     };
-    if !crate::platform::CAN_PIN {
+    if !stack::platform::CAN_PIN {
         return unpinned("pinning to CPUs needs Linux".into());
     }
-    if runtime != Kind::Native {
+    if runtime.containers() {
         return unpinned(format!(
             "the {} runtime's containers are placed by Docker",
             runtime.name()
@@ -117,7 +117,7 @@ impl LoadRun {
         let mut pinned = Vec::new();
         if let Some(cpus) = &pinning.stack {
             for i in rt.ps().await? {
-                if crate::platform::pin_process(cpus, &i.id) {
+                if stack::platform::pin_process(cpus, &i.id) {
                     pinned.push(i.id);
                 }
             }
@@ -143,7 +143,7 @@ impl LoadRun {
             let mut cmd = rt.generator(bin, &file, &part.lab.lab_password, results)?;
             cmd.current_dir(root);
             if let Some(cpu) = pinning.generators[i] {
-                crate::platform::pin_command(&mut cmd, cpu);
+                stack::platform::pin_command(&mut cmd, cpu);
             }
             children.push(
                 cmd.spawn()
@@ -216,7 +216,7 @@ impl LoadRun {
     fn unpin(&mut self) {
         let all = format!("0-{}", self.cores.saturating_sub(1));
         for pid in self.pinned.drain(..) {
-            crate::platform::pin_process(&all, &pid);
+            stack::platform::pin_process(&all, &pid);
         }
     }
 }

@@ -2,10 +2,10 @@
 //! says where its handout and its answers are. One table, which the handouts are checked
 //! against (`lab/tests/handouts.rs`).
 
-use crate::runtime::Kind;
 use catalogue::Experiment;
 use records::knob::Knob;
 use records::load::{Profile, Scenario};
+use stack::runtime::Kind;
 
 /// What a lab runs.
 #[derive(Debug, Clone, Copy, PartialEq)]

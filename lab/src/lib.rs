@@ -4,27 +4,21 @@
 //! calls the `lab` binary.
 
 pub mod autoscale;
-pub mod container;
 pub mod experiments;
 pub mod faults;
 pub mod generators;
 pub mod handin;
 pub mod labs;
-pub mod lb;
-pub mod live;
-pub mod platform;
-pub mod prereq;
 pub mod protocol;
-pub mod runtime;
-pub mod settings;
 pub mod sla;
 pub mod tour;
 
-use crate::settings::Name;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use runtime::{Action, Kind, Paths};
-use settings::{Service, Settings};
+use stack::runtime::{self, Action, Kind, Paths};
+use stack::settings::Name;
+use stack::settings::{self, Service, Settings};
+use stack::{container, prereq};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -357,9 +351,9 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
     // down, ps and logs act on what runs: no build, no image choice.
     let needs_build = cli.command.may_start_the_stack();
     // Only a command that may start the stack may try to pull the official images.
-    let offline = matches!(kind, Kind::Compose | Kind::Swarm)
-        && runtime::offline::decide_offline(cli.images.as_deref(), &paths)?;
-    if needs_build && !offline && matches!(kind, Kind::Compose | Kind::Swarm) {
+    let offline =
+        kind.containers() && runtime::offline::decide_offline(cli.images.as_deref(), &paths)?;
+    if needs_build && !offline && kind.containers() {
         // Never a measurement with images of another version than the checkout's, whether
         // the stack is up already or not.
         runtime::images::check_versions(&[settings.scalelab_image("app")], &root, place).await?;
@@ -559,13 +553,10 @@ async fn down(
     remove_data: bool,
 ) -> anyhow::Result<()> {
     rt.down(remove_data).await?;
-    let engine = runtime::docker::engine_answers().await;
-    let others = [
-        (Kind::Native, runtime::native::marked_up(paths)),
-        (Kind::Compose, engine),
-        (Kind::Swarm, engine && runtime::swarm::marked_up(paths)),
-    ];
-    for (other, _) in others.into_iter().filter(|(k, maybe)| *k != kind && *maybe) {
+    for other in Kind::ALL.into_iter().filter(|k| *k != kind) {
+        if !runtime::choice::maybe_up(other, paths).await {
+            continue;
+        }
         let offline = runtime::offline::decide_offline(None, paths).unwrap_or(false);
         if let Ok(mut o) =
             runtime::choice::open(other, paths.clone(), settings.clone(), offline, false).await

@@ -18,7 +18,7 @@ fn take_assignments(args: Vec<String>) -> Result<Vec<String>, String> {
             rest.push(arg);
             continue;
         }
-        if !lab::VARIABLES.contains(&name) && lab::settings::find(name).is_none() {
+        if !lab::VARIABLES.contains(&name) && stack::settings::find(name).is_none() {
             return Err(format!(
                 "{name} is not a lab setting or variable (`lab settings` lists the settings)"
             ));
@@ -68,11 +68,11 @@ fn main() {
     };
     let root = lab::find_root(cli.root.clone()).ok();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let place = lab::container::Place::here();
+    let place = stack::container::Place::here();
     let result = runtime.block_on(lab::run(cli, place));
     if place.inside() {
         if let Some(root) = &root {
-            lab::container::hand_back(root);
+            stack::container::hand_back(root);
         }
     }
     if let Err(err) = result {

@@ -3,7 +3,7 @@
 //! aside) that missed a rule of its SLA makes the command fail with [`SlaMissed`], which
 //! `main` turns into exit status 99, as k6 does for failed thresholds.
 
-use crate::settings::Name;
+use stack::settings::Name;
 use std::path::PathBuf;
 
 /// Every run folder a command started a load for, in order (FAIL_ON_SLA reads them): a
@@ -39,7 +39,7 @@ pub const SLA_EXIT: i32 = 99;
 
 /// Under FAIL_ON_SLA, the runs of this command (warm-ups aside) that missed their SLA, each
 /// with the rules it broke; an error when there are any.
-pub fn check_sla(settings: &crate::settings::Settings, runs: &Runs) -> anyhow::Result<()> {
+pub fn check_sla(settings: &stack::settings::Settings, runs: &Runs) -> anyhow::Result<()> {
     if !matches!(settings.get(Name::FailOnSla), "1" | "true") {
         return Ok(());
     }

@@ -5,11 +5,11 @@
 //! (`lab/tests/handouts.rs`), and the POSIX ones are run against a real stack
 //! (`lab/tests/native_scale.rs`).
 
-use crate::runtime::{Action, Runtime};
-use crate::settings::Name;
-use crate::settings::Settings;
 use anyhow::{bail, Context};
 use records::wire;
+use stack::runtime::{Action, Runtime};
+use stack::settings::Name;
+use stack::settings::Settings;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

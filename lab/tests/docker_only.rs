@@ -82,7 +82,7 @@ fn the_class_path_pulls_every_image_from_the_projects_namespace_and_builds_none(
     assert!(minor >= 6, "{redis}");
     // The lab's list of the stack's services is the compose file's, the services of a
     // profile (the lab itself, Prometheus) aside: `up` never starts those.
-    let mut listed: Vec<&str> = lab::runtime::compose::STACK_SERVICES.to_vec();
+    let mut listed: Vec<&str> = stack::runtime::compose::STACK_SERVICES.to_vec();
     let mut in_file: Vec<&str> = services
         .iter()
         .filter(|(_, service)| service.get("profiles").is_none())
@@ -92,7 +92,7 @@ fn the_class_path_pulls_every_image_from_the_projects_namespace_and_builds_none(
     in_file.sort();
     assert_eq!(listed, in_file);
     // The images a lab needs are services of the file.
-    for service in lab::runtime::images::NEEDED {
+    for service in stack::runtime::images::NEEDED {
         assert!(services.contains_key(service), "{service}");
     }
 }
@@ -191,10 +191,9 @@ fn the_dockerfile_has_the_stages_compose_builds_and_marks_the_lab_image() {
             "{stage}"
         );
     }
-    assert!(dockerfile.contains(&format!("ENV {}=1", lab::container::MARK)));
-    assert!(
-        read("docker/offline/lab.Dockerfile").contains(&format!("ENV {}=1", lab::container::MARK))
-    );
+    assert!(dockerfile.contains(&format!("ENV {}=1", stack::container::MARK)));
+    assert!(read("docker/offline/lab.Dockerfile")
+        .contains(&format!("ENV {}=1", stack::container::MARK)));
     // Nothing tied to one architecture: the same file builds on amd64 and arm64.
     let instructions: String = dockerfile
         .lines()
@@ -322,8 +321,8 @@ fn every_docker_only_command_in_the_docs_is_one_the_lab_has() {
             for arg in &words[1..] {
                 let arg = arg.trim_end_matches([',', '.', ';']);
                 if let Some((setting, _)) = arg.split_once('=') {
-                    let known =
-                        lab::settings::find(setting).is_some() || lab::VARIABLES.contains(&setting);
+                    let known = stack::settings::find(setting).is_some()
+                        || lab::VARIABLES.contains(&setting);
                     assert!(known, "{file}: {setting} in `{}`", words.join(" "));
                 }
             }

@@ -110,7 +110,7 @@ fn every_make_command_a_handout_gives_names_a_target_and_settings_that_exist() {
         .collect();
     // What a command may set: a lab setting, a load generator option, or a Makefile variable.
     let known = |name: &str| {
-        lab::settings::find(name).is_some()
+        stack::settings::find(name).is_some()
             // The lab hands these to the load generator (as LOADTEST_<name>).
             || records::load::ENV_NAMES.contains(&name)
             // What the lab's commands read from the environment (NAME, N, GATEWAYS, ...).
@@ -240,13 +240,13 @@ fn every_handout_names_its_tactics_and_the_map_lists_every_lab() {
 #[test]
 fn lab_0_gives_every_line_of_the_tour_in_both_shells() {
     use lab::tour::{docker_only, fill, setup, Item, STEPS};
-    let secrets = lab::settings::GENERATED.map(|name| {
+    let secrets = stack::settings::GENERATED.map(|name| {
         (
             name.to_string(),
             "a-test-secret-of-enough-length".to_string(),
         )
     });
-    let settings = lab::settings::Settings::resolve(None, secrets).unwrap();
+    let settings = stack::settings::Settings::resolve(None, secrets).unwrap();
     let handout = read(&root().join("labs/00-meet-the-stack.md"));
     let mut lines = vec![
         setup(true, &settings, "ada-1"),

@@ -5,9 +5,9 @@
 use records::names::MetricName;
 
 use common::testing::free_port;
-use lab::runtime::native::{Native, Options};
-use lab::runtime::{Action, Paths, Runtime};
-use lab::settings::{Service, Settings};
+use stack::runtime::native::{Native, Options};
+use stack::runtime::{Action, Paths, Runtime};
+use stack::settings::{Service, Settings};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,7 +104,7 @@ async fn stack_with(overrides: &[(&str, &str)], relays: bool) -> Stack {
         root,
         run: run.clone(),
         bin: bin_dir(),
-        place: lab::container::Place::Host,
+        place: stack::container::Place::Host,
     };
     Stack {
         rt: Native::new(paths, settings, options),
@@ -245,7 +245,7 @@ async fn gateways_scale_up_and_back_down_under_load_without_a_failed_request() {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.rt.scale(3).await.expect("scale to 3");
-    assert_eq!(lab::runtime::gateways(&s.rt).await.unwrap(), 3);
+    assert_eq!(stack::runtime::gateways(&s.rt).await.unwrap(), 3);
     tokio::time::sleep(Duration::from_secs(3)).await;
     s.rt.scale(1).await.expect("scale back to 1");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -361,18 +361,19 @@ async fn the_autoscaler_scales_up_under_load_and_back_down_after_it() {
     .await;
     up(&mut s, 1).await.expect("up with 1 gateway");
     let config = lab::autoscale::Config::from_settings(&s.rt.stack().settings).unwrap();
-    let mut controller = lab::autoscale::Controller::new(config, lab::live::LiveBoard::default());
+    let mut controller = lab::autoscale::Controller::new(config, live::LiveBoard::default());
     let stop = Arc::new(AtomicBool::new(false));
     let (tally, tasks) = start_load(&s.target, 8, false, stop.clone());
 
     let mut decisions = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while lab::runtime::gateways(&s.rt).await.unwrap() < 3 && tokio::time::Instant::now() < deadline
+    while stack::runtime::gateways(&s.rt).await.unwrap() < 3
+        && tokio::time::Instant::now() < deadline
     {
         decisions.push(controller.step(&mut s.rt).await.expect("a decision"));
     }
     assert_eq!(
-        lab::runtime::gateways(&s.rt).await.unwrap(),
+        stack::runtime::gateways(&s.rt).await.unwrap(),
         3,
         "scaled out: {decisions:#?}"
     );
@@ -393,12 +394,13 @@ async fn the_autoscaler_scales_up_under_load_and_back_down_after_it() {
         t.by_gateway
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while lab::runtime::gateways(&s.rt).await.unwrap() > 1 && tokio::time::Instant::now() < deadline
+    while stack::runtime::gateways(&s.rt).await.unwrap() > 1
+        && tokio::time::Instant::now() < deadline
     {
         decisions.push(controller.step(&mut s.rt).await.expect("a decision"));
     }
     assert_eq!(
-        lab::runtime::gateways(&s.rt).await.unwrap(),
+        stack::runtime::gateways(&s.rt).await.unwrap(),
         1,
         "scaled back in: {decisions:#?}"
     );
@@ -661,8 +663,8 @@ async fn the_live_page_follows_the_stack_second_by_second_in_a_browser() {
     let mut s = stack(&[("HEALTH_INTERVAL_MS", "500")]).await;
     up(&mut s, 3).await.expect("up with 3 gateways");
     let port = free_port();
-    let address = lab::live::address(port, lab::container::Place::Host);
-    let live = lab::live::LiveBoard::default();
+    let address = live::address(port, stack::container::Place::Host);
+    let live = live::LiveBoard::default();
     let url = live
         .start(address, &s.rt.stack().endpoints())
         .await

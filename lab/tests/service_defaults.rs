@@ -4,7 +4,7 @@
 //! definition, not from a parse, so the test's own environment cannot change it.
 
 use clap::CommandFactory;
-use lab::settings::{Service, TABLE};
+use stack::settings::{Service, TABLE};
 use std::collections::BTreeMap;
 
 /// Environment name → default value of every argument of a service that has both.

@@ -2,7 +2,7 @@
 //! from it, and every `${NAME...}` in `docker-compose.yml` must be a setting of the table
 //! with the table's default, set on exactly the services the table names.
 
-use lab::settings::{Scope, Service, TABLE};
+use stack::settings::{Scope, Service, TABLE};
 use std::path::PathBuf;
 
 fn repo(file: &str) -> String {
@@ -16,7 +16,7 @@ fn repo(file: &str) -> String {
 fn env_example_is_generated_from_the_table() {
     assert_eq!(
         repo(".env.example"),
-        lab::settings::env_example(),
+        stack::settings::env_example(),
         ".env.example differs from the table: run `make env-example`"
     );
 }
@@ -62,7 +62,7 @@ fn compose_uses_the_table_names_and_defaults() {
     let uses = interpolations(&(compose.clone() + &repo("docker-compose.host.yml")));
     assert!(!uses.is_empty());
     for (name, default) in &uses {
-        let setting = lab::settings::find(name).unwrap_or_else(|| {
+        let setting = stack::settings::find(name).unwrap_or_else(|| {
             panic!("docker-compose.yml uses ${{{name}}}, which is not in the settings table")
         });
         match default {

@@ -39,7 +39,7 @@ macro_rules! names {
 }
 
 names! {
-    /// Every lab setting (the lab's table, `lab/src/settings`, gives each its default, scope
+    /// Every lab setting (the lab's table, `stack/src/settings`, gives each its default, scope
     /// and meaning; a test there checks that it covers each name once).
     pub enum SettingName {
         JwtSecret = "JWT_SECRET",

@@ -17,21 +17,8 @@
 
 use std::collections::VecDeque;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Policy {
-    /// At most `value` replicas per `period_secs`.
-    Pods { value: u32, period_secs: f64 },
-    /// At most `value` % of the replicas at the start of the period, per `period_secs`.
-    Percent { value: u32, period_secs: f64 },
-}
-
-impl Policy {
-    fn period(&self) -> f64 {
-        match *self {
-            Policy::Pods { period_secs, .. } | Policy::Percent { period_secs, .. } => period_secs,
-        }
-    }
-}
+/// A rate policy, as the settings spell it (`4/15s`, `100%/15s`).
+pub use stack::settings::Policy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Select {

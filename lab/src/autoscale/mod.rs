@@ -7,14 +7,14 @@ use records::names::MetricName;
 
 pub mod hpa;
 
-use crate::live::LiveBoard;
-use crate::runtime::Runtime;
-use crate::settings::Name;
-use crate::settings::{parse_policies, Settings};
 use hpa::{Autoscaler, Behavior, Hpa, Observation, Select};
+use live::LiveBoard;
 use probe::exposition::{sum, Sample};
 use probe::sampler::Targets;
 use records::record::AutoscalerSample;
+use stack::runtime::Runtime;
+use stack::settings::Name;
+use stack::settings::{parse_policies, Settings};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -352,22 +352,20 @@ mod tests {
         );
     }
 
+    /// The secrets a settings file must hold.
+    const SECRET: &str =
+        "JWT_SECRET=0123456789abcdef\nADMIN_TOKEN=fedcba9876543210\nPOSTGRES_PASSWORD=pg-password\n";
+
     #[test]
     fn the_settings_make_the_controllers_config() {
-        let s = Settings::resolve(Some(crate::settings::tests::SECRET), Vec::new()).unwrap();
+        let s = Settings::resolve(Some(SECRET), Vec::new()).unwrap();
         let c = Config::from_settings(&s).unwrap();
         assert_eq!(c.metric, Metric::Utilization);
         assert_eq!((c.hpa.min_replicas, c.hpa.max_replicas), (1, 3));
         assert_eq!(c.hpa.scale_down.stabilization_secs, 30.0);
         assert_eq!(c.hpa.scale_up.policies.len(), 2);
-        let bad = Settings::resolve(
-            Some(&format!(
-                "{}MIN_REPLICAS=4\n",
-                crate::settings::tests::SECRET
-            )),
-            Vec::new(),
-        )
-        .unwrap();
+        let bad =
+            Settings::resolve(Some(&format!("{}MIN_REPLICAS=4\n", SECRET)), Vec::new()).unwrap();
         let err = Config::from_settings(&bad).unwrap_err().to_string();
         assert!(
             err.contains("MIN_REPLICAS (4) must not exceed MAX_REPLICAS (3)"),

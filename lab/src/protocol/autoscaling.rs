@@ -2,9 +2,9 @@
 //! then a burst and a ramp, autoscaled.
 
 use super::{banner, load, load_autoscaled, min_sec, until_interrupted, LoadSpec, Workbench};
-use crate::settings::Name;
 use records::knob::Knob;
 use records::load::{Profile, Scenario};
+use stack::settings::Name;
 use std::time::Instant;
 
 /// One run of the autoscaling experiment.
@@ -94,7 +94,7 @@ pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<(
 
 /// What a run of the autoscaling experiment sets.
 fn autoscale_settings(
-    s: &crate::settings::Settings,
+    s: &stack::settings::Settings,
     run: &AutoscaleRun,
 ) -> std::collections::BTreeMap<String, String> {
     if !run.autoscaled {

@@ -9,12 +9,12 @@ pub use autoscaling::{autoscale, autoscale_runs, AutoscaleRun};
 pub(crate) use run::spawn_load;
 pub use run::{load, load_autoscaled, quick_load, LoadSpec};
 
-use crate::live::LiveBoard;
-use crate::runtime::Runtime;
-use crate::settings::Settings;
 use anyhow::{bail, Context};
+use live::LiveBoard;
 use records::knob::Knob;
 use records::load::{Profile, Scenario};
+use stack::runtime::Runtime;
+use stack::settings::Settings;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -274,7 +274,7 @@ async fn run_steps(
 /// the smoke also checks their merge: the run's requests are the sum of the parts'.
 pub async fn smoke(lab: &mut Workbench<'_>) -> anyhow::Result<()> {
     let results = std::env::temp_dir().join(format!("scalelab-smoke-{}", std::process::id()));
-    let generators = if lab.rt.stack().kind == crate::runtime::Kind::Swarm {
+    let generators = if lab.rt.stack().kind == stack::runtime::Kind::Swarm {
         2
     } else {
         1

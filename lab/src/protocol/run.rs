@@ -2,12 +2,12 @@
 //! generator receives, and the generator's process while the load runs.
 
 use super::Workbench;
-use crate::runtime::Runtime;
-use crate::settings::Name;
 use anyhow::{bail, Context};
 use records::knob::Knob;
 use records::load::{Profile, Scenario, ENV_NAMES as LOAD_NAMES, ENV_PREFIX};
 use records::plan::Plan;
+use stack::runtime::Runtime;
+use stack::settings::Name;
 use std::path::{Path, PathBuf};
 
 /// One recorded load-test run.

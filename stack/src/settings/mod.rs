@@ -496,8 +496,25 @@ impl Settings {
 }
 
 /// `4/15s,100%/15s` → at most 4 replicas per 15 s, or 100 % per 15 s.
-pub fn parse_policies(text: &str) -> anyhow::Result<Vec<crate::autoscale::hpa::Policy>> {
-    use crate::autoscale::hpa::Policy;
+/// One of the autoscaler's rate policies (`SCALE_UP_POLICIES`, `SCALE_DOWN_POLICIES`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Policy {
+    /// At most `value` replicas per `period_secs`.
+    Pods { value: u32, period_secs: f64 },
+    /// At most `value` % of the replicas at the start of the period, per `period_secs`.
+    Percent { value: u32, period_secs: f64 },
+}
+
+impl Policy {
+    pub fn period(&self) -> f64 {
+        match *self {
+            Policy::Pods { period_secs, .. } | Policy::Percent { period_secs, .. } => period_secs,
+        }
+    }
+}
+
+/// A policy list as written in a setting: `4/15s,100%/15s`.
+pub fn parse_policies(text: &str) -> anyhow::Result<Vec<Policy>> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad =

@@ -5,9 +5,9 @@
 use records::names::MetricName;
 
 use super::{Gateway, Point};
-use crate::runtime::Endpoints;
 use probe::exposition::{sum, Sample};
 use records::wire;
+use stack::runtime::Endpoints;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

@@ -73,7 +73,7 @@ impl Compose {
 
     /// The released images this checkout's stack runs (pulled, saved and loaded by
     /// `lab images`).
-    pub(crate) async fn release_images(&self) -> anyhow::Result<Images> {
+    pub async fn release_images(&self) -> anyhow::Result<Images> {
         Ok(Images::new(
             self.services().await?,
             self.stack.settings.get(Name::ImageRegistry),

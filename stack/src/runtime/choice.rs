@@ -52,6 +52,15 @@ pub async fn choose(requested: Option<&str>, paths: &Paths) -> anyhow::Result<Ki
     }
 }
 
+/// Whether a stack of that kind may be up (cheap to ask; `runtime::is_up` tells for sure).
+pub async fn maybe_up(kind: Kind, paths: &Paths) -> bool {
+    match kind {
+        Kind::Native => native::marked_up(paths),
+        Kind::Compose => docker::engine_answers().await,
+        Kind::Swarm => swarm::marked_up(paths) && docker::engine_answers().await,
+    }
+}
+
 /// Builds the runtime of that kind. `cuts`: the command may cut the stack off from Postgres
 /// or Redis (a fault), so the native runtime reaches them through relays it can cut.
 pub async fn open(

@@ -40,6 +40,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Native, Kind::Compose, Kind::Swarm];
+
+    /// Whether the stack runs in containers: Docker places them (no CPU pinning), their
+    /// images are pulled or built, and each can have a CPU limit.
+    pub fn containers(self) -> bool {
+        match self {
+            Kind::Native => false,
+            Kind::Compose | Kind::Swarm => true,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Native => "native",

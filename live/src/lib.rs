@@ -10,8 +10,8 @@
 mod page;
 mod sample;
 
-use crate::runtime::Endpoints;
 use serde::Serialize;
+use stack::runtime::Endpoints;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -255,7 +255,7 @@ fn close(b: &mut Board, kind: &str, t: f64) {
 
 /// Where the page listens: loopback, or every interface inside the lab's container (whose
 /// port compose publishes on the host's loopback only).
-pub fn address(port: u16, place: crate::container::Place) -> std::net::SocketAddr {
+pub fn address(port: u16, place: stack::container::Place) -> std::net::SocketAddr {
     let ip = if place.inside() {
         std::net::Ipv4Addr::UNSPECIFIED
     } else {
@@ -281,7 +281,7 @@ mod tests {
         };
         assert_eq!(
             LiveBoard::default()
-                .start(address(port, crate::container::Place::Host), &endpoints)
+                .start(address(port, stack::container::Place::Host), &endpoints)
                 .await,
             None
         );

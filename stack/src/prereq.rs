@@ -64,26 +64,25 @@ pub fn missing(kind: Kind, builds_offline_images: bool, building: bool) -> Vec<S
             });
         }
     }
-    match kind {
-        Kind::Native => {
-            let postgres_installed = have_postgres_server() && have("psql");
-            if !answers(5432) && !postgres_installed {
-                out.push(format!(
-                    "PostgreSQL (the native runtime starts it on 127.0.0.1): {}",
-                    install("postgresql", Some("postgresql@16"))
-                ));
-            }
-            if !answers(6379) && !have("redis-server") {
-                out.push(format!("Redis: {}", install("redis-server", Some("redis"))));
-            }
-            if !have("redis-cli") {
-                out.push(format!(
-                    "redis-cli: {}",
-                    install("redis-tools", Some("redis"))
-                ));
-            }
+    if kind.containers() {
+        out.extend(offline::prerequisites(builds_offline_images));
+    } else {
+        let postgres_installed = have_postgres_server() && have("psql");
+        if !answers(5432) && !postgres_installed {
+            out.push(format!(
+                "PostgreSQL (the native runtime starts it on 127.0.0.1): {}",
+                install("postgresql", Some("postgresql@16"))
+            ));
         }
-        Kind::Compose | Kind::Swarm => out.extend(offline::prerequisites(builds_offline_images)),
+        if !answers(6379) && !have("redis-server") {
+            out.push(format!("Redis: {}", install("redis-server", Some("redis"))));
+        }
+        if !have("redis-cli") {
+            out.push(format!(
+                "redis-cli: {}",
+                install("redis-tools", Some("redis"))
+            ));
+        }
     }
     out
 }
