@@ -34,8 +34,9 @@ build: ## Debug build of the whole workspace
 release: ## Release build of the whole workspace (what benchmarks run)
 	$(CARGO) build --workspace --release
 
-test: deps-up ## Run every test against real Postgres and Redis (started on loopback if not running)
+test: ## Run every test against real Postgres and Redis (started on loopback if not running)
 	$(CARGO) build --workspace --bins
+	@$${CARGO_TARGET_DIR:-target}/debug/lab deps up
 	$(CARGO) test --workspace --all-features
 
 lint: ## rustfmt check and clippy with warnings as errors
@@ -45,14 +46,14 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-deps-up: ## Start Postgres and Redis on loopback if they are not running (data in .scalelab/)
-	@scripts/deps up
+deps-up: lab-bin ## Start Postgres and Redis on loopback if they are not running (data in .scalelab/)
+	@$(LAB) deps up
 
-deps-down: ## Stop the Postgres and Redis that deps-up started (nothing else)
-	@scripts/deps down
+deps-down: lab-bin ## Stop the Postgres and Redis that deps-up started (nothing else)
+	@$(LAB) deps down
 
-deps-status: ## Say whether Postgres and Redis answer
-	@scripts/deps status
+deps-status: lab-bin ## Say whether Postgres and Redis answer
+	@$(LAB) deps status
 
 bench-login: ## Measure what one login costs with the argon2id settings
 	$(CARGO) bench -p gateway --bench login_cost
@@ -204,6 +205,6 @@ smoke-observability: lab-bin ## CI's observability check: Prometheus (offline im
 
 clean: lab-bin ## Stop everything, remove build output, local service data and the stack's volumes
 	-@$(LAB) down -v
-	-@scripts/deps down
+	-@$(LAB) deps down
 	$(CARGO) clean
 	rm -rf .scalelab

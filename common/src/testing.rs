@@ -3,8 +3,8 @@
 //! from its real dependency and restore it.
 //!
 //! `TEST_DATABASE_URL` (a database the tests may `CREATE DATABASE` from) and `TEST_REDIS_URL`
-//! point at the servers; defaults are the local ones `.ci/run` starts (`scripts/deps up`), with
-//! the password it keeps in `.scalelab/postgres.password`.
+//! point at the servers; defaults are the local ones `make test` starts (`lab deps up`),
+//! with the password it keeps in `.scalelab/postgres.password`.
 
 use crate::config::{DbConfig, RedisConfig};
 use std::future::Future;
@@ -49,7 +49,7 @@ pub fn admin_database_url() -> String {
     })
 }
 
-/// The password of the Postgres `scripts/deps` started for this checkout (kept in
+/// The password of the Postgres `lab deps up` started for this checkout (kept in
 /// `.scalelab/postgres.password`), or the old default where it kept none: what a test that
 /// runs the lab natively on that Postgres passes as POSTGRES_PASSWORD.
 pub fn postgres_password() -> String {

@@ -159,6 +159,22 @@ pub enum Command {
         #[command(subcommand)]
         action: ImagesAction,
     },
+    /// The Postgres and Redis of the tests and the native runtime, on loopback (data in
+    /// `.scalelab/`): `up` starts what does not answer, `down` stops only what `up` started.
+    Deps {
+        #[command(subcommand)]
+        action: DepsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DepsAction {
+    /// Start what does not answer, and wait until both do.
+    Up,
+    /// Stop only what `up` started (a server it found running is left alone).
+    Down,
+    /// Whether each answers.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +235,7 @@ impl Command {
             | Command::Answers { .. }
             | Command::Handin { .. }
             | Command::Images { .. }
+            | Command::Deps { .. }
             | Command::Report => false,
         }
     }
@@ -296,6 +313,17 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
     let paths = Paths::new(&root, &cli.build, place);
     match &cli.command {
         Command::Report => return protocol::report(&paths.bin, &root).await,
+        Command::Deps { action } => {
+            let deps = stack::deps::Deps::new(&root, None)?;
+            return match action {
+                DepsAction::Up => deps.up(),
+                DepsAction::Down => deps.down(),
+                DepsAction::Status => {
+                    print!("{}", deps.status());
+                    Ok(())
+                }
+            };
+        }
         Command::EnvExample => {
             print!("{}", settings::env_example());
             return Ok(());
@@ -425,7 +453,8 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
             | Command::Report
             | Command::Answers { .. }
             | Command::Handin { .. }
-            | Command::Images { .. } => {
+            | Command::Images { .. }
+            | Command::Deps { .. } => {
                 unreachable!("handled above")
             }
             Command::Build => Ok(()),

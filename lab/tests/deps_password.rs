@@ -1,4 +1,4 @@
-//! The Postgres the lab starts natively (`scripts/deps`) takes its password from `.env`, and
+//! The Postgres the lab starts natively (`lab deps up`) takes its password from `.env`, and
 //! one made before with the old `postgres` is moved to the new password at its next start,
 //! stopped or running. A real Postgres (Debian's binaries) on free ports in a state folder of
 //! its own; a server the script did not start is never touched.
@@ -36,10 +36,11 @@ impl Deps {
         }
     }
 
-    /// `scripts/deps <verb>`, with PG_PASSWORD when given (otherwise .env's or the kept one).
+    /// `lab deps <verb>`, with PG_PASSWORD when given (otherwise .env's or the kept one).
     fn run(&self, verb: &str, password: Option<&str>) -> Output {
-        let mut cmd = Command::new(repo().join("scripts/deps"));
-        cmd.arg(verb)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
+        cmd.args(["deps", verb])
+            .current_dir(repo())
             .env("DEPS_STATE", &self.state)
             .env("DEPS_ENV_FILE", self.state.join(".env"))
             .env("PG_PORT", self.pg_port.to_string())
@@ -48,7 +49,7 @@ impl Deps {
         if let Some(p) = password {
             cmd.env("PG_PASSWORD", p);
         }
-        let out = cmd.output().expect("scripts/deps runs");
+        let out = cmd.output().expect("lab deps runs");
         assert!(
             out.status.success(),
             "deps {verb}: {}{}",
@@ -88,8 +89,9 @@ impl Deps {
 
 impl Drop for Deps {
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/deps"))
-            .arg("down")
+        let _ = Command::new(env!("CARGO_BIN_EXE_lab"))
+            .args(["deps", "down"])
+            .current_dir(repo())
             .env("DEPS_STATE", &self.state)
             .output();
         let _ = std::fs::remove_dir_all(&self.state);

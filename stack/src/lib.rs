@@ -5,6 +5,7 @@
 //! the `lab` crate drives the stack through [`runtime::Runtime`].
 
 pub mod container;
+pub mod deps;
 pub mod lb;
 pub mod platform;
 pub mod prereq;

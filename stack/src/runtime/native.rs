@@ -2,7 +2,7 @@
 //! `.scalelab/run/` (`pids/<instance>.pid`, `logs/<instance>.log`); gateways are
 //! `gateway-1..N` on consecutive ports; the load balancer's backend list is set through its
 //! admin port, so rescaling never restarts it. Postgres and Redis are used where they answer,
-//! else started by `scripts/deps` (and never stopped by `down`).
+//! else started by `lab deps up` (`crate::deps`; never stopped by `down`).
 
 use super::{
     check_ports_free, dependency, replica_index, replica_name, wait_http_ok, Action, Dependency,
@@ -22,7 +22,7 @@ use std::time::Duration;
 /// What differs between the lab's own stack and a test's.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Start Postgres and Redis with `scripts/deps` when they do not answer.
+    /// Start Postgres and Redis (`lab deps up`) when they do not answer.
     pub manage_deps: bool,
     /// Default: the lab's database on 127.0.0.1:5432 with POSTGRES_PASSWORD.
     pub database_url: Option<String>,
@@ -371,20 +371,13 @@ impl Native {
         if !self.options.manage_deps {
             return Ok(());
         }
-        let status = tokio::process::Command::new(self.paths.root.join("scripts/deps"))
-            .arg("up")
-            .env(
-                "PG_PASSWORD",
-                self.stack.settings.get(Name::PostgresPassword),
-            )
-            .stdout(Stdio::null())
-            .status()
-            .await
-            .context("cannot run scripts/deps")?;
-        if !status.success() {
-            bail!("Postgres or Redis could not be started (scripts/deps up)");
-        }
-        Ok(())
+        let deps = crate::deps::Deps::new(
+            &self.paths.root,
+            Some(self.stack.settings.get(Name::PostgresPassword)),
+        )?;
+        tokio::task::spawn_blocking(move || deps.up())
+            .await?
+            .context("Postgres or Redis could not be started (lab deps up)")
     }
 }
 
@@ -507,7 +500,7 @@ impl Runtime for Native {
                 .output();
             match deleted {
                 Ok(out) if out.status.success() => eprintln!(
-                    "lab: {} key(s) deleted; Postgres's data is kept (scripts/deps down stops it, its data stays in .scalelab/)",
+                    "lab: {} key(s) deleted; Postgres's data is kept (make deps-down stops it, its data stays in .scalelab/)",
                     String::from_utf8_lossy(&out.stdout).trim()
                 ),
                 _ => eprintln!("lab: the lab's Redis keys could not be deleted (is redis-cli installed?)"),
