@@ -1,7 +1,7 @@
-//! scalelab's orchestration, in Rust like rust-analyzer's `xtask`: the one table of lab
-//! settings, the runtimes (native processes, Docker Compose, Docker Swarm) behind one trait, and the
-//! protocols (a recorded load run, `benchmark-all`). The Makefile is the front door and
-//! calls the `lab` binary.
+//! scalelab's lab, in Rust like rust-analyzer's `xtask`: the protocols (a recorded load run,
+//! `benchmark-all`), experiments, faults, the autoscaler, the classroom labs and hand-ins,
+//! driving the stack (the `stack` crate: settings, runtimes) and drawing on the live page
+//! (the `live` crate). The Makefile is the front door and calls the `lab` binary.
 
 pub mod autoscale;
 pub mod experiments;

@@ -4,7 +4,8 @@
 //! balancer (answers by status, its latency histogram, its view of the gateways), every
 //! gateway (slots, queue, turned away, cache), the microservice's pool and the worker's
 //! queue once a second, with the machine's CPU and the load generators' share of it. The
-//! protocols say what they are doing (`step`, `band`, `note`); the page draws it all on one
+//! protocols say what they are doing on the board they are handed (`LiveBoard`: `step`,
+//! `fault`, `note`); the page draws it all on one
 //! time axis as SVG in the page's DOM (`page.rs`), refreshed by a few lines of script.
 
 mod page;

@@ -39,7 +39,7 @@ pub fn autoscale_runs() -> Vec<AutoscaleRun> {
 /// `make autoscale`: the runs of [`autoscale_runs`] in one batch (cache misses, so that the
 /// gateways' slots fill), then the report.
 pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<()> {
-    let config = crate::autoscale::Config::from_settings(&lab.rt.stack().settings)?;
+    let config = crate::autoscale::Config::from_settings(&lab.settings)?;
     let batch = records::time::batch_stamp();
     let runs = autoscale_runs();
     let started = Instant::now();
@@ -67,7 +67,7 @@ pub async fn autoscale(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<(
                 experiment: Some(records::record::Experiment {
                     name: "autoscale".into(),
                     side: run.side.into(),
-                    settings: autoscale_settings(&lab.rt.stack().settings, run),
+                    settings: autoscale_settings(&lab.settings, run),
                 }),
                 ..LoadSpec::new(run.gateways, Scenario::Miss, run.profile, quick)
             };

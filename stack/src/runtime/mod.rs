@@ -1,7 +1,8 @@
 //! Where the stack runs. Every runtime offers the same operations, so protocols,
 //! experiments and the autoscaler are written once:
 //!
-//! - `up(n)`: start the stack with n gateways, or bring a running one to n in place;
+//! - `up(settings, n)`: start the stack with these settings and n gateways, or bring a running
+//!   one to n in place;
 //! - `scale(n)`: gateways only, in place: a new gateway takes traffic only once the load
 //!   balancer has seen it healthy; a leaving one is drained first (out of rotation, its
 //!   in-flight requests completed), then stopped; no client request fails for it;
@@ -118,11 +119,13 @@ pub trait Runtime: Send + Sync {
     }
 }
 
-/// Whether a stack of this runtime is up: its load balancer is among its instances.
+/// Whether a stack of this runtime is up: its load balancer runs (a stopped project, a
+/// crashed load balancer's pid file, is not a stack that is up).
 pub async fn is_up(rt: &dyn Runtime) -> bool {
-    rt.ps()
-        .await
-        .is_ok_and(|all| all.iter().any(|i| i.service == Service::LoadBalancer))
+    rt.ps().await.is_ok_and(|all| {
+        all.iter()
+            .any(|i| i.service == Service::LoadBalancer && i.state.starts_with("running"))
+    })
 }
 
 /// Gateways running now.

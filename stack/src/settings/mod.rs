@@ -495,7 +495,6 @@ impl Settings {
     }
 }
 
-/// `4/15s,100%/15s` → at most 4 replicas per 15 s, or 100 % per 15 s.
 /// One of the autoscaler's rate policies (`SCALE_UP_POLICIES`, `SCALE_DOWN_POLICIES`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Policy {
@@ -513,7 +512,8 @@ impl Policy {
     }
 }
 
-/// A policy list as written in a setting: `4/15s,100%/15s`.
+/// A policy list as written in a setting: `4/15s,100%/15s` → at most 4 replicas per 15 s,
+/// or 100 % per 15 s.
 pub fn parse_policies(text: &str) -> anyhow::Result<Vec<Policy>> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
