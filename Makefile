@@ -67,6 +67,11 @@ bench-lb-instructions: ## Instructions per request of the load balancer and ngin
 bench-generator: ## CPU per request of our load generator vs a bare Goose test, bare clients (shared reqwest, a connection per user), Locust (PyPI) and wrk, with and without think time, side by side on the 3-gateway hit endpoint
 	bench/generator
 
+# A smoke test of lab/tests/smoke/ (ignored by `make test`) on the debug binaries `make test`
+# builds (a no-op when they are built).
+smoke = $(CARGO) build --quiet --workspace --bins && \
+	$(CARGO) test --quiet --workspace --all-features --test smoke -- --ignored --exact $(1) --nocapture
+
 # Built on first use, unless given on the command line (LAB=… REPORT=…: the tests' binaries).
 lab-bin:
 	@$(if $(filter command line,$(origin LAB)),:,$(CARGO) build --quiet -p lab --target-dir target/lab)
@@ -182,14 +187,14 @@ smoke-compose: lab-bin ## CI's compose check: a volume made with another POSTGRE
 	@export RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug}; \
 	  POSTGRES_PASSWORD=made-by-another-checkout $(LAB) up 1 && $(LAB) down && $(LAB) smoke
 
-smoke-replicas: lab-bin ## CI's check that labs 10 and 11 run on compose: 3 workers, 2 microservices by --scale, every run under its bounds, each replica busy
-	@BUILD=$${BUILD:-debug} scripts/smoke-replicas
+smoke-replicas: ## CI's check that labs 10 and 11 run on compose: 3 workers, 2 microservices by --scale, every run under its bounds, each replica busy
+	@$(call smoke,replicas::labs_10_and_11_run_on_compose_with_every_replica_busy)
 
 smoke-classmate: ## CI's check that a classmate on the network reaches nothing the lab started (root: a network namespace stands for their laptop)
-	@BUILD=$${BUILD:-debug} scripts/smoke-classmate
+	@$(call smoke,classmate::a_classmate_on_the_network_reaches_nothing_the_lab_started)
 
-smoke-registry: lab-bin ## CI's class path: the images pushed to a registry on loopback, then a fresh clone pulls them and runs QUICK benchmark-all with Rust off PATH; save/load with the registry stopped
-	@BUILD=$${BUILD:-debug} scripts/smoke-registry
+smoke-registry: ## CI's class path: the images pushed to a registry on loopback, then a fresh clone pulls them and runs QUICK benchmark-all with Rust off PATH; save/load with the registry stopped
+	@$(call smoke,registry::a_class_pulls_the_images_and_runs_with_nothing_built)
 
 deny: ## The dependency tree against deny.toml: bans, licenses, sources; advisories where the RustSec database can be fetched
 	@scripts/deny
@@ -200,8 +205,8 @@ lint-workflows: ## Check .github/ (actionlint where it can be installed; the wor
 smoke-swarm: lab-bin ## CI's swarm check: the same on a single-node swarm (left as found), load from 2 generators
 	@RUNTIME=swarm IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug} $(LAB) smoke
 
-smoke-observability: lab-bin ## CI's observability check: Prometheus (offline image) beside 3 gateways, every target up, the README's queries
-	@BUILD=$${BUILD:-debug} scripts/smoke-observability
+smoke-observability: ## CI's observability check: Prometheus (offline image) beside 3 gateways, every target up, the README's queries
+	@$(call smoke,observability::prometheus_sees_every_service_and_runs_the_readmes_queries)
 
 clean: lab-bin ## Stop everything, remove build output, local service data and the stack's volumes
 	-@$(LAB) down -v

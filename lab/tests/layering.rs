@@ -203,3 +203,43 @@ fn the_runtime_trait_has_at_most_nine_methods_and_no_extension() {
         }
     }
 }
+
+/// The tests ARCHITECTURE.md cites (a backticked name of five words or more in snake case)
+/// exist: an invariant's citation never outlives its test.
+#[test]
+fn every_test_architecture_md_cites_exists() {
+    let architecture = read(&root().join("ARCHITECTURE.md"));
+    let cited: BTreeSet<&str> = architecture
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| {
+            w.split('_').count() >= 5 && w.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+        .collect();
+    assert!(
+        cited.len() >= 8,
+        "the citations are no longer read: {cited:?}"
+    );
+    let mut sources = String::new();
+    let mut dirs = vec![root().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().to_string();
+            if path.is_dir() && !name.starts_with('.') && name != "target" {
+                dirs.push(path);
+            } else if name.ends_with(".rs") {
+                sources.push_str(&read(&path));
+            }
+        }
+    }
+    let missing: Vec<&&str> = cited
+        .iter()
+        .filter(|name| !sources.contains(&format!("fn {name}(")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md cites tests that do not exist: {missing:?}"
+    );
+}

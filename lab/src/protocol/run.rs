@@ -48,8 +48,8 @@ pub fn quick_load(profile: Profile) -> Vec<Knob> {
 }
 
 /// The value `make` or the shell gave a load setting: under the load generator's own name
-/// (`LOADTEST_USERS`) or the lab's (`USERS`); empty means unset, as `make` exports a
-/// variable it was not given.
+/// (with `records::load::ENV_PREFIX`) or the lab's (`USERS`); empty means unset, as `make`
+/// exports a variable it was not given.
 fn user_value(environment: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     [format!("{ENV_PREFIX}{name}"), name.to_string()]
         .iter()
@@ -285,13 +285,12 @@ mod tests {
     /// QUICK's load fills only what nobody set.
     #[test]
     fn a_plan_takes_the_knobs_in_their_order() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |n: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == n)
-                    .map(|(_, v)| v.to_string())
-            }
+        let env = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            move |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone())
         };
         let plan_of = |spec: &LoadSpec, environment: &dyn Fn(&str) -> Option<String>| {
             let mut plan = from_the_environment(&environment).unwrap();
@@ -313,15 +312,10 @@ mod tests {
         let p = plan_of(&spec, &env(&[("DURATION_SECS", "9")]));
         assert_eq!((p.users, p.duration_secs), (Some(40), Some(9)));
         // The load generator's own spelling counts as set; an empty value does not.
-        let p = plan_of(
-            &spec,
-            &env(&[("LOADTEST_LONGTASK_MS", "100"), ("DURATION_SECS", "")]),
-        );
+        let own = format!("{ENV_PREFIX}LONGTASK_MS");
+        let p = plan_of(&spec, &env(&[(&own, "100"), ("DURATION_SECS", "")]));
         assert_eq!((p.longtask_ms, p.duration_secs), (100, Some(23)));
-        assert!(set_by_user(
-            &env(&[("LOADTEST_LONGTASK_MS", "100")]),
-            "LONGTASK_MS"
-        ));
+        assert!(set_by_user(&env(&[(&own, "100")]), "LONGTASK_MS"));
         assert!(!set_by_user(&env(&[("LONGTASK_MS", "")]), "LONGTASK_MS"));
         let fixed = LoadSpec {
             knobs: vec![Knob::Users(30)],

@@ -76,7 +76,7 @@ pub(crate) async fn loopback_leak() -> Option<String> {
 /// Docker Engine before 28 on a Linux host rewrites packets for a port published on
 /// 127.0.0.1 before the kernel would drop them as coming from another machine, so a
 /// neighbour on the same network that sends to 127.0.0.1 through this host reaches it
-/// (scripts/smoke-classmate shows it). Docker Desktop's engine runs in a VM off the network.
+/// (`make smoke-classmate` shows it). Docker Desktop's engine runs in a VM off the network.
 fn leaks_loopback(os: &str, version: &str, operating_system: &str) -> bool {
     let major = version
         .split(['.', '+', '-'])
