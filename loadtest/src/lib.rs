@@ -4,6 +4,7 @@
 //! graph data), `run.json`, and the load balancer's counters sampled every second.
 
 pub mod ahead;
+pub mod arrivals;
 pub mod breakpoint;
 pub mod calibrate;
 pub mod http1;
