@@ -285,7 +285,12 @@ pub fn find_root(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 pub async fn run(cli: Cli, place: container::Place) -> anyhow::Result<()> {
     let root = find_root(cli.root.clone())?;
     let runs = sla::Runs::default();
+    // `deps` runs no load and must not make `.env` (its password is the servers' business).
+    let deps = matches!(cli.command, Command::Deps { .. });
     run_command(cli, place, &runs).await?;
+    if deps {
+        return Ok(());
+    }
     sla::check_sla(&Settings::load(&root)?, &runs)
 }
 

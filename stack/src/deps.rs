@@ -26,10 +26,8 @@ pub struct Deps {
     redis_port: u16,
     db: String,
     password: String,
-}
-
-fn say(what: &str) {
-    println!("deps: {what}");
+    /// Say what was done (`lab deps`), or nothing (the native runtime's `up`).
+    verbose: bool,
 }
 
 impl Deps {
@@ -47,22 +45,22 @@ impl Deps {
         };
         let state = var("DEPS_STATE").map_or_else(|| root.join(".scalelab"), PathBuf::from);
         let env_file = var("DEPS_ENV_FILE").map_or_else(|| root.join(".env"), PathBuf::from);
-        let from_env_file = std::fs::read_to_string(&env_file)
-            .ok()
-            .and_then(|text| parse_env_file(&text).ok())
-            .and_then(|pairs| {
-                pairs
-                    .into_iter()
-                    .rev()
-                    .find(|(_, k, _)| k == "POSTGRES_PASSWORD")
-            })
-            .map(|(_, _, v)| v)
-            .filter(|v| !v.is_empty());
+        let from_env_file = match std::fs::read_to_string(&env_file) {
+            Ok(text) => parse_env_file(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", env_file.display()))?
+                .into_iter()
+                .rev()
+                .find(|(_, k, _)| k == "POSTGRES_PASSWORD")
+                .map(|(_, _, v)| v)
+                .filter(|v| !v.is_empty()),
+            Err(_) => None,
+        };
         let mut deps = Deps {
             pg_port: port("PG_PORT", 5432)?,
             redis_port: port("REDIS_PORT", 6379)?,
             db: var("PG_DB").unwrap_or_else(|| "scalelab".into()),
             password: String::new(),
+            verbose: true,
             state,
         };
         deps.password = password
@@ -73,6 +71,18 @@ impl Deps {
             .or_else(|| deps.recorded())
             .unwrap_or_else(random_password);
         Ok(deps)
+    }
+
+    /// Says nothing of what it does (the native runtime's `up` has its own lines).
+    pub fn quiet(mut self) -> Self {
+        self.verbose = false;
+        self
+    }
+
+    fn say(&self, what: &str) {
+        if self.verbose {
+            eprintln!("deps: {what}");
+        }
     }
 
     fn pgdata(&self) -> PathBuf {
@@ -103,11 +113,16 @@ impl Deps {
     pub fn down(&self) -> anyhow::Result<()> {
         let started = self.state.join("pids/postgres.started");
         if let Ok(pgdata) = std::fs::read_to_string(&started) {
-            let _ = as_postgres(&pg_bin("pg_ctl")?)
-                .args(["-D", pgdata.trim(), "-m", "fast", "-w", "stop"])
-                .output();
+            match pg_bin("pg_ctl") {
+                Ok(pg_ctl) => {
+                    let _ = as_postgres(&pg_ctl)
+                        .args(["-D", pgdata.trim(), "-m", "fast", "-w", "stop"])
+                        .output();
+                    self.say("postgres stopped");
+                }
+                Err(e) => eprintln!("deps: postgres not stopped: {e:#}"),
+            }
             std::fs::remove_file(&started)?;
-            say("postgres stopped");
         }
         let pidfile = self.state.join("pids/redis.pid");
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {
@@ -115,7 +130,7 @@ impl Deps {
                 platform::signal(pid, Signal::Term);
             }
             std::fs::remove_file(&pidfile)?;
-            say("redis stopped");
+            self.say("redis stopped");
         }
         Ok(())
     }
@@ -211,7 +226,9 @@ impl Deps {
             })
             .is_ok_and(|s| s.success());
         if moved {
-            say("postgres: the lab's Postgres now has the password of .env (POSTGRES_PASSWORD)");
+            self.say(
+                "postgres: the lab's Postgres now has the password of .env (POSTGRES_PASSWORD)",
+            );
         }
         moved
     }
@@ -229,7 +246,7 @@ impl Deps {
             self.move_password();
         }
         if self.pg_answers(&self.password) {
-            say(&format!("postgres already answering on 127.0.0.1:{port}"));
+            self.say(&format!("postgres already answering on 127.0.0.1:{port}"));
         } else if self.pg_listens() {
             bail!("a Postgres on 127.0.0.1:{port} refuses the lab's password; set POSTGRES_PASSWORD in .env to its postgres password, or stop it (the lab then starts its own)");
         } else {
@@ -249,7 +266,7 @@ impl Deps {
                 );
             }
         }
-        say(&format!("database {} ready", self.db));
+        self.say(&format!("database {} ready", self.db));
         Ok(())
     }
 
@@ -264,8 +281,8 @@ impl Deps {
             let pwfile = self.state.join("initdb.password");
             platform::write_private(&pwfile, &format!("{}\n", self.password))?;
             if root {
-                give_to_postgres(&pgdata)?;
-                give_to_postgres(&pwfile)?;
+                give_to_postgres(&pgdata, true)?;
+                give_to_postgres(&pwfile, false)?;
             }
             let log = std::fs::File::create(logs.join("initdb.log"))?;
             let made = as_postgres(&pg_bin("initdb")?)
@@ -287,8 +304,8 @@ impl Deps {
                 .create(true)
                 .append(true)
                 .open(&log)?;
-            give_to_postgres(&logs)?;
-            give_to_postgres(&log)?;
+            give_to_postgres(&logs, false)?;
+            give_to_postgres(&log, false)?;
         }
         // Sized for a lab: enough connections for every pool of a 3-gateway stack and its tests.
         let options = format!(
@@ -313,7 +330,7 @@ impl Deps {
         if !self.pg_answers(&self.password) && !self.move_password() {
             bail!("the lab's Postgres ({}) refuses the password of .env and the one it was made with; set POSTGRES_PASSWORD to that one, or delete {} (its data is reseeded)", pgdata.display(), pgdata.display());
         }
-        say(&format!(
+        self.say(&format!(
             "postgres started on 127.0.0.1:{} (data {})",
             self.pg_port,
             pgdata.display()
@@ -333,7 +350,7 @@ impl Deps {
     fn redis_up(&self) -> anyhow::Result<()> {
         let port = self.redis_port;
         if self.redis_answers() {
-            say(&format!("redis already answering on 127.0.0.1:{port}"));
+            self.say(&format!("redis already answering on 127.0.0.1:{port}"));
             return Ok(());
         }
         let dir = self.state.join("redis");
@@ -359,7 +376,7 @@ impl Deps {
         }
         for _ in 0..50 {
             if self.redis_answers() {
-                say(&format!("redis started on 127.0.0.1:{port}"));
+                self.say(&format!("redis started on 127.0.0.1:{port}"));
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -426,9 +443,14 @@ fn as_postgres(bin: &Path) -> Command {
     }
 }
 
-fn give_to_postgres(path: &Path) -> anyhow::Result<()> {
-    let status = Command::new("chown")
-        .args(["-R", "postgres:"])
+/// `chown postgres:` (`-R` for a folder the lab made for it alone).
+fn give_to_postgres(path: &Path, recursive: bool) -> anyhow::Result<()> {
+    let mut chown = Command::new("chown");
+    if recursive {
+        chown.arg("-R");
+    }
+    let status = chown
+        .arg("postgres:")
         .arg(path)
         .status()
         .context("cannot run chown")?;

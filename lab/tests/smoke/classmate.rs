@@ -46,13 +46,27 @@ fn probe(ns: &str, iface: &str, address: std::net::Ipv4Addr, port: u16) -> &'sta
             libc::setsockopt(sniffer, libc::SOL_SOCKET, libc::SO_RCVTIMEO, tv_ptr, tv);
         }
         let target = std::net::SocketAddr::from((address, port));
-        let client = std::thread::spawn(move || {
-            std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).is_ok()
-        });
+        // 0: trying, 1: connected, 2: refused (answered with a reset), 3: timed out.
+        let outcome = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let client = {
+            let outcome = outcome.clone();
+            std::thread::spawn(move || {
+                let tried = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2));
+                let code = match tried {
+                    Ok(_) => 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => 2,
+                    Err(_) => 3,
+                };
+                outcome.store(code, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
         let deadline = Instant::now() + Duration::from_millis(2500);
         let mut frame = [0u8; 65536];
         let mut syn_ack = false;
-        while Instant::now() < deadline && !syn_ack && !client.is_finished() {
+        // A connection made or refused has had its answer; one that timed out is watched to
+        // the end, for a SYN-ACK its own kernel dropped.
+        let answered = || matches!(outcome.load(std::sync::atomic::Ordering::SeqCst), 1 | 2);
+        while Instant::now() < deadline && !syn_ack && !answered() {
             // SAFETY: reads into the buffer above, at most its length.
             let n = unsafe { libc::recv(sniffer, frame.as_mut_ptr().cast(), frame.len(), 0) };
             let Ok(n) = usize::try_from(n) else { continue };
@@ -66,7 +80,8 @@ fn probe(ns: &str, iface: &str, address: std::net::Ipv4Addr, port: u16) -> &'sta
                 && u16::from_be_bytes([tcp[0], tcp[1]]) == port
                 && tcp[13] & 0x12 == 0x12;
         }
-        let connected = client.join().unwrap_or(false);
+        let _ = client.join();
+        let connected = outcome.load(std::sync::atomic::Ordering::SeqCst) == 1;
         // SAFETY: closes the descriptor this thread opened.
         unsafe { libc::close(sniffer) };
         syn_ack || connected
@@ -195,9 +210,15 @@ impl Neighbour {
                 .spawn()
                 .expect("lab watch"),
         );
-        let url = format!("127.0.0.1:{live_port}");
+        let url = format!("http://127.0.0.1:{live_port}/board.json");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&url).is_err() {
+        let board = || {
+            Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", &url])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        while !board() {
             assert!(Instant::now() < deadline, "the live page did not start");
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -19,6 +19,12 @@ fn root() -> PathBuf {
 
 /// A binary of this build (`lab`, `report`, …), beside the lab's.
 fn bin(name: &str) -> PathBuf {
+    if let Ok(build) = std::env::var("BUILD") {
+        assert!(
+            build.is_empty() || build == "debug",
+            "the smoke tests run the debug binaries `make test` builds, not BUILD={build}"
+        );
+    }
     Path::new(env!("CARGO_BIN_EXE_lab")).with_file_name(name)
 }
 

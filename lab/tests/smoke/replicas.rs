@@ -19,8 +19,11 @@ fn busy_per_side(sentence: &str, service: &str) -> Option<(usize, usize)> {
                 return false;
             };
             id.len() == 12
-                && id.chars().all(|c| c.is_ascii_hexdigit())
-                && n.parse::<u64>().is_ok_and(|n| n >= 1)
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                && n.starts_with(|c: char| ('1'..='9').contains(&c))
+                && n.chars().all(|c| c.is_ascii_digit())
         });
         busy.then_some(items.len())
     };

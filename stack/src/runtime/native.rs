@@ -374,7 +374,8 @@ impl Native {
         let deps = crate::deps::Deps::new(
             &self.paths.root,
             Some(self.stack.settings.get(Name::PostgresPassword)),
-        )?;
+        )?
+        .quiet();
         tokio::task::spawn_blocking(move || deps.up())
             .await?
             .context("Postgres or Redis could not be started (lab deps up)")
