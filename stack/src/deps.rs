@@ -69,7 +69,7 @@ impl Deps {
             .or_else(|| var("PG_PASSWORD"))
             .or(from_env_file)
             .or_else(|| deps.recorded())
-            .unwrap_or_else(random_password);
+            .unwrap_or_else(crate::settings::random_secret);
         Ok(deps)
     }
 
@@ -383,14 +383,6 @@ impl Deps {
         }
         bail!("redis did not start, see {}", log.display())
     }
-}
-
-/// 48 hex digits from the OS's generator.
-fn random_password() -> String {
-    use rand::RngCore;
-    let mut bytes = [0u8; 24];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn install_postgres() -> String {

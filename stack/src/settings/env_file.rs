@@ -202,7 +202,7 @@ fn old_default(out: &[String], line_no: usize, name: Name, value: &str) -> bool 
 /// has at an old default, and the names filled; None when it has them all.
 fn with_secret(
     text: &str,
-    mut secret: impl FnMut() -> anyhow::Result<String>,
+    mut secret: impl FnMut() -> String,
 ) -> anyhow::Result<Option<(String, Vec<&'static str>)>> {
     let lines = parse_env_file(text)?;
     let mut out: Vec<String> = text.lines().map(str::to_string).collect();
@@ -211,11 +211,11 @@ fn with_secret(
         match lines.iter().find(|(_, k, _)| k == name.as_str()) {
             Some((line_no, _, v)) if old_default(&out, *line_no, name, v) => {
                 out[line_no - 2] = format!("# {}", super::setting(name).meaning);
-                out[line_no - 1] = format!("{name}={}", secret()?);
+                out[line_no - 1] = format!("{name}={}", secret());
             }
             Some((_, _, v)) if !v.is_empty() => continue,
-            Some((line_no, _, _)) => out[line_no - 1] = format!("{name}={}", secret()?),
-            None => out.push(format!("{name}={}", secret()?)),
+            Some((line_no, _, _)) => out[line_no - 1] = format!("{name}={}", secret()),
+            None => out.push(format!("{name}={}", secret())),
         }
         filled.push(name.as_str());
     }
@@ -228,13 +228,13 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn random_secret() -> anyhow::Result<String> {
-    use std::io::Read;
+/// 64 hex digits from a generator the operating system seeds (on every platform, not only
+/// where `/dev/urandom` exists).
+pub(crate) fn random_secret() -> String {
+    use rand::RngCore;
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("cannot read /dev/urandom for a secret")?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_hand_written_env_file_gets_its_secrets_and_keeps_its_lines() {
-        let secret = || Ok("s".repeat(64));
+        let secret = || "s".repeat(64);
         let (filled, names) = with_secret("IMAGE_REGISTRY=127.0.0.1:5000/school", secret)
             .unwrap()
             .unwrap();

@@ -335,6 +335,7 @@ fn is_tag(value: &str) -> bool {
 }
 
 mod env_file;
+pub(crate) use env_file::random_secret;
 pub use env_file::{env_example, is_docker_variable, parse_env_file, GENERATED};
 
 /// The setting a text names (a `.env` key, an environment variable), if any.
