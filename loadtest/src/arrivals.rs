@@ -14,14 +14,8 @@
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::time::Duration;
 
-/// How arrivals are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spacing {
-    /// Evenly: at a constant rate, every 1/rate seconds.
-    Constant,
-    /// Exponential gaps (a Poisson process), drawn from a seeded generator.
-    Poisson,
-}
+/// How arrivals are spaced: one definition with the plan's.
+pub use records::load::Spacing;
 
 /// One generator's share of a run's arrivals.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +71,18 @@ impl Schedule {
         })
     }
 
+    /// A plan's schedule (its open profile's settings), this generator's share of it.
+    pub fn of(plan: &records::plan::Plan) -> Result<Self, String> {
+        Self::new(
+            plan.arrival_rate,
+            plan.target_arrival_rate,
+            Duration::from_secs(plan.load().duration_secs),
+            plan.arrivals,
+            plan.arrival_seed,
+            (plan.generators, plan.generator_index),
+        )
+    }
+
     /// Λ(t): the arrivals the whole run expects by `t` seconds.
     fn expected_by(&self, t: f64) -> f64 {
         let slope = (self.target_rate - self.rate) / self.duration_secs;
@@ -88,9 +94,10 @@ impl Schedule {
         self.expected_by(self.duration_secs)
     }
 
-    /// Λ⁻¹(u): the second by which the run expects `u` arrivals, if within the run.
+    /// Λ⁻¹(u): the second by which the run expects `u` arrivals, if within the run (its
+    /// end excluded: a run of T seconds at r per second sends r·T arrivals).
     fn time_of(&self, u: f64) -> Option<f64> {
-        if u > self.expected_total() {
+        if u >= self.expected_total() {
             return None;
         }
         let half_slope = (self.target_rate - self.rate) / self.duration_secs / 2.0;
@@ -100,7 +107,7 @@ impl Schedule {
             let discriminant = (self.rate * self.rate + 4.0 * half_slope * u).max(0.0);
             (discriminant.sqrt() - self.rate) / (2.0 * half_slope)
         };
-        (t <= self.duration_secs).then_some(t.max(0.0))
+        (t < self.duration_secs).then_some(t.max(0.0))
     }
 
     /// This generator's intended send times, from the run's start, in order.
@@ -140,7 +147,7 @@ mod tests {
         let times: Vec<Duration> = schedule(2000.0, None, 1, Spacing::Constant)
             .intended()
             .collect();
-        assert_eq!(times.len(), 2001, "0 s to 1 s inclusive");
+        assert_eq!(times.len(), 2000, "from 0 s, up to 1 s");
         assert_eq!(times[0], Duration::ZERO);
         for pair in times.windows(2) {
             let gap = (pair[1] - pair[0]).as_secs_f64();
@@ -181,15 +188,15 @@ mod tests {
     fn a_ramp_sends_what_its_rate_integrates_to() {
         let ramp = schedule(10.0, Some(100.0), 10, Spacing::Constant);
         let times: Vec<f64> = ramp.intended().map(|d| d.as_secs_f64()).collect();
-        // Λ(10) = 10·10 + 90·10/2 = 550 arrivals after the one at 0.
+        // Λ(10) = 10·10 + 90·10/2 = 550 arrivals.
         assert_eq!(ramp.expected_total(), 550.0);
-        assert_eq!(times.len(), 551);
+        assert_eq!(times.len(), 550);
         let last_second = times.iter().filter(|t| **t >= 9.0).count();
         // Λ(10) − Λ(9) = 550 − (90 + 364.5) = 95.5.
         assert!((95..=96).contains(&last_second), "{last_second}");
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         let down = schedule(100.0, Some(0.0), 10, Spacing::Constant);
-        assert_eq!(down.intended().count(), 501);
+        assert_eq!(down.intended().count(), 500);
     }
 
     /// Kolmogorov–Smirnov distance between the gaps and an exponential of `rate`.

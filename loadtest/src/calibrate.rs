@@ -63,7 +63,7 @@ async fn measure(
     Ok(Calibration {
         requests: times.len(),
         failed,
-        p50_ms: crate::latency::percentile(&times, 0.5),
+        p50_ms: records::stats::percentile(&times, 0.5),
         min_ms: times.first().copied(),
         max_ms: times.last().copied(),
         error: None,

@@ -7,12 +7,13 @@ pub mod ahead;
 pub mod arrivals;
 pub mod breakpoint;
 pub mod calibrate;
+pub mod dispatch;
 pub mod http1;
-pub mod latency;
 pub mod merge;
 pub mod open_files;
 pub mod record;
 pub mod scenarios;
+pub mod tally;
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
@@ -84,23 +85,22 @@ fn goose_args(options: &Options, load: &Load, dir: &std::path::Path) -> Vec<Stri
             ),
         ]);
     } else {
+        // DURATION_SECS is the whole load: Goose holds the users for the rest of it once
+        // they have started (its --run-time counts from the last user's start). The open
+        // model's users serve the schedule, which ends the load: they stay two seconds
+        // more, for the last arrivals.
+        let hold = if options.profile == Profile::Open {
+            load.duration_secs + 2
+        } else {
+            load.hold_secs()
+        };
         args.extend([
             "--users".into(),
             load.users.to_string(),
             "--increase-rate".into(),
             load.rate.to_string(),
-            // DURATION_SECS is the whole load: Goose holds the users for the rest of it
-            // once they have started (its --run-time counts from the last user's start).
             "--run-time".into(),
-            format!("{}s", load.hold_secs()),
-        ]);
-    }
-    if options.profile == Profile::Open {
-        args.extend([
-            "--throttle-requests".into(),
-            options.throttle().to_string(),
-            "--co-mitigation".into(),
-            "average".into(),
+            format!("{hold}s"),
         ]);
     }
     args.extend::<Vec<String>>(vec![
@@ -244,12 +244,26 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     }
     let cpu_before = probe::host::process_cpu_seconds();
     let started = record::utc_now();
+    let clock = dispatch::start_clock(options.start_at_ms);
+    let open = options.profile == Profile::Open;
+    scenarios::open_tally(open, clock.unix);
+    let schedule = open
+        .then(|| arrivals::Schedule::of(&options))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let dispatcher = schedule.clone().map(|schedule| {
+        dispatch::open(load.users);
+        tokio::spawn(dispatch::run(schedule, clock, scenarios::count_dropped))
+    });
 
     // The think time is the scenarios' own (scenarios::think), not Goose's wait time: Goose
     // sleeps it in half-second steps, a quarter of its CPU per request (BENCHMARKS.md, "The
     // load generator's cost").
     let scenario = scenarios::scenario(options.scenario);
-    scenarios::open_request_log(&dir.join("requests.json"))?;
+    let log = dir.join("requests.json");
+    if options.keep_request_log {
+        scenarios::open_request_log(&log)?;
+    }
     // The users send on their own connections (scenarios::send), not through Goose's
     // client; Goose still builds one, here one for every user instead of its default of a
     // client per user, which cost about 1.5 ms of CPU each (BENCHMARKS.md, "The load
@@ -264,7 +278,16 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .execute()
         .await
         .map_err(|e| anyhow::anyhow!("the load test failed: {e:?}"))?;
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.abort();
+    }
+    dispatch::close();
+    let (dispatched, left) = dispatch::finish();
+    for intended_us in left {
+        scenarios::count_dropped(intended_us);
+    }
     scenarios::close_request_log()?;
+    let tally = scenarios::take_tally().expect("opened above");
     let ended = record::utc_now();
     let cpu_seconds = probe::host::process_cpu_seconds() - cpu_before;
     if several && options.leads() {
@@ -275,20 +298,18 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         Some(s) => s.stop().await,
         None => Vec::new(),
     };
-    let log = dir.join("requests.json");
-    let mut series = latency::per_second(&log)?;
-    if let Some((wall, elapsed_ms)) = scenarios::first_login_at() {
+    let mut series = tally.per_second();
+    if let Some((_, elapsed_ms)) = scenarios::first_login_at() {
         series.first_login_ms = Some(elapsed_ms);
-        series.started_at = Some(wall - elapsed_ms as f64 / 1000.0);
     }
     std::fs::write(
         dir.join("latency_per_second.json"),
         serde_json::to_string(&series)?,
     )?;
-    // Several generators' logs are merged into the run's percentiles.
-    if !options.keep_request_log && !several {
-        std::fs::remove_file(&log)?;
-    }
+    // Several generators' tallies are merged into the run's (`loadtest merge`).
+    tally.write(&dir)?;
+    let arrivals =
+        schedule.map(|s| record::arrivals(&tally, s.intended().count() as u64, dispatched.handed));
     let outcome = record::Outcome {
         server,
         stack,
@@ -297,6 +318,8 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         started,
         ended,
         window_secs: series.window_secs(),
+        tally,
+        arrivals,
     };
     let mut run = record::run_record(&dir, &options, &load, &metrics, outcome);
     records::sla::judge(&mut run, &rules);
@@ -416,7 +439,7 @@ mod tests {
     }
 
     #[test]
-    fn generators_share_users_and_rates_and_the_open_model_is_throttled() {
+    fn generators_share_users_and_rates_and_the_open_model_its_request_slots() {
         for (total, of) in [(7, 2), (100, 3), (1, 1), (10, 10)] {
             let shares: Vec<usize> = (0..of).map(|i| share(total, i, of)).collect();
             assert_eq!(shares.iter().sum::<usize>(), total, "{total}/{of}");
@@ -434,13 +457,21 @@ mod tests {
             "1",
         ])
         .unwrap();
-        // 300 users keep 150 req/s up while answers take up to 2 s; half of each here.
-        assert_eq!(o.load().users, 150);
-        assert_eq!(o.throttle(), 75);
-        assert_eq!(o.model().kind, "open");
+        // Ten seconds of 150 req/s in flight at most, a user each; half of them here, all
+        // started within a quarter of a second, held two seconds past the schedule.
+        assert_eq!(o.max_in_flight(), 1500);
+        assert_eq!(o.load().users, 750);
+        assert_eq!(o.load().rate, 1500.0 * 4.0 / 2.0);
+        let model = o.model();
+        assert_eq!(model.kind, "open");
+        assert_eq!(model.max_in_flight, Some(1500));
+        assert_eq!(model.latency_from.as_deref(), Some("intended send"));
         let args = goose_args(&o, &o.load(), std::path::Path::new("/tmp/x"));
-        assert_eq!(flag(&args, "--throttle-requests"), Some("75"));
-        assert_eq!(flag(&args, "--co-mitigation"), Some("average"));
+        assert_eq!(flag(&args, "--run-time"), Some("62s"));
+        // Goose paces nothing: no throttle, and no mitigation claimed.
+        assert!(!args
+            .iter()
+            .any(|a| a.contains("throttle") || a.contains("co-mitigation")));
         assert_eq!(options(Profile::Burst).model().kind, "closed");
     }
 

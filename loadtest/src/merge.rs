@@ -1,11 +1,12 @@
 //! One run from several load generators (`GENERATORS=K`): each wrote its part in
-//! `<run>/generators/<i>/` with its raw request log; [`merge`] writes the run's own record in
-//! `<run>/`. Totals are sums; every percentile (the run's, each route's, each second's) is
-//! the percentile of the merged raw latencies, never an average of the parts' percentiles;
-//! the stack's counters are the first generator's samples, taken until every part had ended.
+//! `<run>/generators/<i>/` with its tally ([`crate::tally`]); [`merge`] writes the run's own
+//! record in `<run>/`. Totals are sums; every percentile (the run's, each route's, each
+//! second's) is that of the parts' histograms added together, the same as one tally of every
+//! request would give, never an average of the parts' percentiles; the stack's counters are
+//! the first generator's samples, taken until every part had ended.
 
-use crate::latency;
-use records::record::{LatencySummary, RunRecord};
+use crate::tally::Tally;
+use records::record::RunRecord;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,20 +42,6 @@ pub async fn wait_for_parts(own: &Path, generators: usize, limit: Duration) {
     }
 }
 
-fn summary(sorted: &[f64]) -> LatencySummary {
-    LatencySummary {
-        avg: if sorted.is_empty() {
-            0.0
-        } else {
-            sorted.iter().sum::<f64>() / sorted.len() as f64
-        },
-        p50: latency::percentile(sorted, 0.50),
-        p95: latency::percentile(sorted, 0.95),
-        p99: latency::percentile(sorted, 0.99),
-        max: sorted.last().copied().unwrap_or(0.0),
-    }
-}
-
 /// Merges the parts in `<run>/generators/*` into `<run>/run.json` and
 /// `<run>/latency_per_second.json` (and the first part's `server.jsonl`). Returns the record.
 pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
@@ -71,29 +58,25 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
     if parts.is_empty() {
         anyhow::bail!("{} holds no generators/0: nothing to merge", run.display());
     }
-    // Each part's clock starts with its own load; line them up on the first one's.
-    let starts: Vec<f64> = parts
+    let tallies = parts
         .iter()
-        .map(|(dir, _)| {
-            std::fs::read_to_string(dir.join("latency_per_second.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str::<latency::PerSecond>(&t).ok())
-                .and_then(|s| s.started_at)
-                .unwrap_or(0.0)
-        })
-        .collect();
-    let t0 = starts.iter().copied().fold(f64::INFINITY, f64::min);
-    let offsets: Vec<u64> = starts
+        .map(|(dir, _)| Tally::read(dir))
+        .collect::<anyhow::Result<Vec<Tally>>>()?;
+    // Every part's clock starts at the one wall-clock time the lab gave (START_AT_MS): their
+    // seconds line up. Parts started apart (by hand, without it) are lined up to the second.
+    let t0 = tallies
         .iter()
-        .map(|s| ((s - t0) * 1000.0).round().max(0.0) as u64)
-        .collect();
-    let logs: Vec<(PathBuf, u64)> = parts
+        .map(|t| t.started_at)
+        .fold(f64::INFINITY, f64::min);
+    let offsets: Vec<f64> = tallies
         .iter()
-        .zip(&offsets)
-        .map(|((dir, _), off)| (dir.join("requests.json"), *off))
+        .map(|t| (t.started_at - t0) * 1000.0)
         .collect();
-    let (mut series, by_key) = latency::read_logs(&logs)?;
-    series.started_at = t0.is_finite().then_some(t0);
+    let mut tally = Tally::new(false, t0);
+    for (part, offset_ms) in tallies.iter().zip(&offsets) {
+        tally.absorb(part, (offset_ms / 1000.0).round() as usize);
+    }
+    let series = tally.per_second();
     std::fs::write(
         run.join("latency_per_second.json"),
         serde_json::to_string(&series)?,
@@ -112,35 +95,27 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
             .map(|(_, r)| r.duration_secs)
             .fold(0.0, f64::max)
     });
-    out.requests = parts.iter().map(|(_, r)| r.requests).sum();
-    out.failures = parts.iter().map(|(_, r)| r.failures).sum();
+    out.requests = tally.requests();
+    out.failures = tally.failures();
     out.error_pct = if out.requests > 0 {
         100.0 * out.failures as f64 / out.requests as f64
     } else {
         0.0
     };
     out.rps = records::record::per_second(out.requests as f64, out.duration_secs);
-    out.by_route.clear();
-    for (_, r) in &parts {
-        for (route, rr) in &r.by_route {
-            let m = out.by_route.entry(route.clone()).or_default();
-            m.requests += rr.requests;
-            m.failures += rr.failures;
-            for (code, n) in &rr.status_codes {
-                *m.status_codes.entry(*code).or_default() += n;
-            }
-        }
-    }
-    let mut all: Vec<f64> = Vec::new();
-    for (route, mut v) in by_key {
-        v.sort_by(f64::total_cmp);
-        if let Some(m) = out.by_route.get_mut(&route) {
-            m.latency_ms = summary(&v);
-        }
-        all.extend(v);
-    }
-    all.sort_by(f64::total_cmp);
-    out.latency_ms = summary(&all);
+    out.by_route = tally.by_route();
+    out.latency_ms = tally.all(false).summary();
+    out.arrivals = out.arrivals.is_some().then(|| {
+        let scheduled = parts
+            .iter()
+            .filter_map(|(_, r)| Some(r.arrivals.as_ref()?.scheduled))
+            .sum();
+        let sent = parts
+            .iter()
+            .filter_map(|(_, r)| Some(r.arrivals.as_ref()?.sent))
+            .sum();
+        crate::record::arrivals(&tally, scheduled, sent)
+    });
     out.cache_seen_by_client.hit = parts.iter().map(|(_, r)| r.cache_seen_by_client.hit).sum();
     out.cache_seen_by_client.miss = parts.iter().map(|(_, r)| r.cache_seen_by_client.miss).sum();
     out.relogins = parts.iter().map(|(_, r)| r.relogins).sum();
@@ -177,7 +152,7 @@ pub fn merge(run: &Path) -> anyhow::Result<RunRecord> {
             // Each part recorded itself; only its start relative to the others is new.
             let mut p = r.generators.first().cloned().unwrap_or_default();
             p.index = i;
-            p.start_offset_ms = *off as f64;
+            p.start_offset_ms = *off;
             p
         })
         .collect();

@@ -6,9 +6,9 @@ use records::names::{MetricName, Series};
 
 use crate::{Load, Options};
 use records::record::{
-    Calibration, GatewayCache, GatewayCpu, GatewaySample, HostCpuBusy, HostInfo, LatencySummary,
-    LongtaskSummary, Measured, MicroserviceSample, RouteRecord, RunRecord, ServerSample,
-    ServerSummary, Sla, Stack, Versions, WorkerSample,
+    Calibration, GatewayCache, GatewayCpu, GatewaySample, HostCpuBusy, HostInfo, LongtaskSummary,
+    Measured, MicroserviceSample, RunRecord, ServerSample, ServerSummary, Sla, Stack, Versions,
+    WorkerSample,
 };
 use records::wire;
 use std::collections::BTreeMap;
@@ -311,27 +311,6 @@ fn host_cpu_busy(samples: &[ServerSample]) -> Option<HostCpuBusy> {
     })
 }
 
-/// The "Aggregated" row's percentile of Goose's response-time table in `goose.json`.
-fn goose_aggregate(dir: &Path) -> BTreeMap<String, f64> {
-    std::fs::read_to_string(dir.join("goose.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|report| {
-            let row = report["raw_response_metrics"]
-                .as_array()?
-                .iter()
-                .find(|row| row["name"] == "Aggregated")?
-                .as_object()?
-                .clone();
-            Some(
-                row.into_iter()
-                    .filter_map(|(k, v)| Some((k, v.as_f64()?)))
-                    .collect(),
-            )
-        })
-        .unwrap_or_default()
-}
-
 /// Long tasks of the run: how many, how they ended, end-to-end time percentiles.
 fn longtask_summary() -> Option<LongtaskSummary> {
     let jobs = crate::scenarios::JOBS.lock().expect("not poisoned").clone();
@@ -346,8 +325,8 @@ fn longtask_summary() -> Option<LongtaskSummary> {
         failed: jobs.failed,
         timed_out: jobs.timed_out,
         end_to_end_ms: records::record::JobTimes {
-            p50: crate::latency::percentile(&times, 0.5),
-            p95: crate::latency::percentile(&times, 0.95),
+            p50: records::stats::percentile(&times, 0.5),
+            p95: records::stats::percentile(&times, 0.95),
             max: times.last().copied(),
         },
     })
@@ -457,6 +436,30 @@ pub struct Outcome {
     /// The request log's window (first sent to last answer), seconds; Goose's own duration
     /// when the log had no request.
     pub window_secs: Option<f64>,
+    /// Every request's counts and both clocks.
+    pub tally: crate::tally::Tally,
+    /// The open model: what became of its schedule.
+    pub arrivals: Option<records::record::Arrivals>,
+}
+
+/// What became of an open run's schedule of `scheduled` arrivals: `sent` were handed to a
+/// user, the tally's dropped were not.
+pub fn arrivals(
+    tally: &crate::tally::Tally,
+    scheduled: u64,
+    sent: u64,
+) -> records::record::Arrivals {
+    records::record::Arrivals {
+        scheduled,
+        sent,
+        dropped: tally.dropped,
+        send_lag_ms: records::record::Lag {
+            p50: tally.lag.percentile_ms(0.50),
+            p99: tally.lag.percentile_ms(0.99),
+            max: tally.lag.max_ms(),
+        },
+        service_ms: tally.all(true).summary(),
+    }
 }
 
 fn word<T: serde::Serialize>(v: &T) -> String {
@@ -474,56 +477,12 @@ pub fn run_record(
     metrics: &goose::metrics::GooseMetrics,
     outcome: Outcome,
 ) -> RunRecord {
-    let ms = |us: u64| us as f64 / 1000.0;
-    let mut by_route = BTreeMap::new();
-    let (mut requests, mut failures) = (0u64, 0u64);
-    let (mut max_us, mut total_us) = (0u64, 0u64);
-    for (name, agg) in &metrics.requests {
-        let route_requests = (agg.success_count + agg.fail_count) as u64;
-        requests += route_requests;
-        failures += agg.fail_count as u64;
-        let t = &agg.raw_data;
-        max_us = max_us.max(t.maximum_time_us);
-        total_us += t.total_time_us;
-        by_route.insert(
-            name.clone(),
-            RouteRecord {
-                requests: route_requests,
-                failures: agg.fail_count as u64,
-                status_codes: agg
-                    .status_code_counts
-                    .iter()
-                    .map(|(code, n)| (*code, *n as u64))
-                    .collect(),
-                latency_ms: LatencySummary {
-                    avg: if t.counter > 0 {
-                        ms(t.total_time_us) / t.counter as f64
-                    } else {
-                        0.0
-                    },
-                    p50: Some(ms(t.percentile_us(0.50))),
-                    p95: Some(ms(t.percentile_us(0.95))),
-                    p99: Some(ms(t.percentile_us(0.99))),
-                    max: ms(t.maximum_time_us),
-                },
-            },
-        );
-    }
-    let timed: usize = metrics.requests.values().map(|a| a.raw_data.counter).sum();
-    // The whole run's percentiles as Goose itself computed them (its JSON report's
-    // "Aggregated" row, whole milliseconds), so run.json and Goose's SLA verdict agree.
-    let aggregate = goose_aggregate(dir);
-    let latency_ms = LatencySummary {
-        avg: if timed > 0 {
-            ms(total_us) / timed as f64
-        } else {
-            0.0
-        },
-        p50: aggregate.get("percentile_50").copied(),
-        p95: aggregate.get("percentile_95").copied(),
-        p99: aggregate.get("percentile_99").copied(),
-        max: ms(max_us),
-    };
+    let tally = &outcome.tally;
+    let (requests, failures) = (tally.requests(), tally.failures());
+    // Every percentile from the tally's histograms, timed from each request's intended send
+    // (its real send under the closed model); Goose's own figures time from the real send.
+    let by_route = tally.by_route();
+    let latency_ms = tally.all(false).summary();
     let hits = crate::scenarios::CACHE_HITS.load(std::sync::atomic::Ordering::SeqCst);
     let misses = crate::scenarios::CACHE_MISSES.load(std::sync::atomic::Ordering::SeqCst);
     let cpu = outcome.generator_cpu_seconds;
@@ -597,6 +556,7 @@ pub fn run_record(
             saturated,
         },
         model: options.model(),
+        arrivals: outcome.arrivals,
         // Its own part when it is one of several (the merge lists them all).
         generators: if options.generators > 1 {
             vec![records::record::GeneratorPart {

@@ -41,6 +41,9 @@ struct Settings {
     think_ms: Option<[u64; 2]>,
     /// The whole load's length (DURATION_SECS), from the first login.
     duration: std::time::Duration,
+    /// The open model: each iteration serves an arrival of the schedule
+    /// ([`crate::dispatch`]).
+    open: bool,
 }
 
 /// Shared, not copied: the scenarios read them on every request.
@@ -89,6 +92,7 @@ pub fn configure(options: &Options) -> anyhow::Result<()> {
         longtask_timeout_ms: options.longtask_timeout_secs * 1000,
         think_ms: options.think_ms(),
         duration: std::time::Duration::from_secs(options.load().duration_secs),
+        open: options.profile == crate::Profile::Open,
     }));
     // Each run (a breakpoint search makes several) has its own first login.
     *FIRST_LOGIN.lock().expect("not poisoned") = None;
@@ -133,16 +137,30 @@ struct RequestLog {
     failed: Option<std::io::Error>,
 }
 
+/// A request's line: `elapsed` is when it was sent (ms on the run's clock) and
+/// `response_time` (+ `response_time_fraction_us`) its service time, in Goose's names;
+/// `intended_us` is when the schedule meant it to go and `latency_us` runs from then to its
+/// answer (under the closed model, the send and its service time). A dropped arrival has a
+/// line of its own, `"dropped": true`, at its intended time.
 #[derive(serde::Serialize)]
 struct LogLine<'a> {
     elapsed: u64,
     name: &'a str,
     response_time: u64,
     response_time_fraction_us: u16,
+    intended_us: u64,
+    latency_us: u64,
     success: bool,
     status_code: u16,
     user: usize,
     raw: LogRaw,
+}
+
+#[derive(serde::Serialize)]
+struct DroppedLine {
+    elapsed: u64,
+    intended_us: u64,
+    dropped: bool,
 }
 
 #[derive(serde::Serialize)]
@@ -175,8 +193,8 @@ pub fn close_request_log() -> std::io::Result<()> {
     }
 }
 
-/// One request, as it ended, into the run's request log.
-fn log_request(line: &LogLine) {
+/// One line into the run's request log.
+fn log_line(line: &impl serde::Serialize) {
     use std::io::Write;
     let mut log = REQUEST_LOG.lock().expect("not poisoned");
     let Some(log) = log.as_mut().filter(|l| l.failed.is_none()) else {
@@ -190,6 +208,31 @@ fn log_request(line: &LogLine) {
     }
 }
 
+/// The run's counts and histograms ([`crate::tally`]), fed as each request ends.
+static TALLY: Mutex<Option<crate::tally::Tally>> = Mutex::new(None);
+
+/// Starts the run's tally: under the open model it keeps the second clock per second too.
+pub fn open_tally(open: bool, started_at: f64) {
+    *TALLY.lock().expect("not poisoned") = Some(crate::tally::Tally::new(open, started_at));
+}
+
+/// The run's tally, once its load has ended.
+pub fn take_tally() -> Option<crate::tally::Tally> {
+    TALLY.lock().expect("not poisoned").take()
+}
+
+/// An arrival dropped (every request slot was busy): in the tally and the request log.
+pub fn count_dropped(intended_us: u64) {
+    if let Some(t) = TALLY.lock().expect("not poisoned").as_mut() {
+        t.add_dropped(intended_us);
+    }
+    log_line(&DroppedLine {
+        elapsed: intended_us / 1000,
+        intended_us,
+        dropped: true,
+    });
+}
+
 /// When the attack's first user started: unix seconds, and milliseconds into the attack.
 pub fn first_login_at() -> Option<(f64, u64)> {
     FIRST_LOGIN
@@ -200,14 +243,14 @@ pub fn first_login_at() -> Option<(f64, u64)> {
 
 /// The first user's start (its token from before the load, or its login) starts the run's
 /// clock (later ones leave it).
-fn note_a_login(user: &GooseUser) {
+fn note_a_login() {
     FIRST_LOGIN
         .lock()
         .expect("not poisoned")
         .get_or_insert_with(|| FirstLogin {
             at: tokio::time::Instant::now(),
             unix: records::time::now_unix(),
-            elapsed_ms: user.started.elapsed().as_millis() as u64,
+            elapsed_ms: crate::dispatch::now_us() / 1000,
         });
 }
 
@@ -277,11 +320,24 @@ async fn think() {
     tokio::time::sleep_until(load_ends(&s).map_or(until, |end| until.min(end))).await;
 }
 
-/// One iteration of a user: nothing once the load is over, else the scenario's step and then
-/// the think time, whatever the step's outcome. A step begun before the end finishes (a long
-/// task already submitted is polled until it is done, failed or timed out).
+/// One iteration of a user: under the open model, the scenario's step for the next arrival
+/// of the schedule (timed from when it was meant to go), nothing once the schedule has ended;
+/// under the closed model, nothing once the load is over, else the step and then the think
+/// time, whatever the step's outcome. A step begun before the end finishes (a long task
+/// already submitted is polled until it is done, failed or timed out).
 macro_rules! iteration {
-    ($step:expr) => {{
+    ($user:expr, $step:expr) => {{
+        if settings().open {
+            let Some(arrival) = crate::dispatch::next().await else {
+                // Goose stops its users on a half-second tick of its own.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                return Ok(());
+            };
+            session($user).intended_us = Some(arrival.intended_us);
+            let result = $step.await;
+            drop(arrival);
+            return result;
+        }
         if load_over().await {
             return Ok(());
         }
@@ -300,6 +356,9 @@ struct Session {
     /// `Bearer <token>`, built once at login: each request clones it without copying.
     authorization: Option<HeaderValue>,
     sent: u64,
+    /// The open model: when the arrival being served was meant to go (µs on the run's
+    /// clock), for the iteration's first request.
+    intended_us: Option<u64>,
 }
 
 /// A copy has its own connection, none yet (a socket is one user's).
@@ -309,6 +368,7 @@ impl Clone for Session {
             connection: Mutex::default(),
             authorization: self.authorization.clone(),
             sent: self.sent,
+            intended_us: None,
         }
     }
 }
@@ -366,8 +426,9 @@ impl<'a> Call<'a> {
 struct Sent {
     method: &'static str,
     name: &'static str,
-    /// Milliseconds since Goose's start, when it was sent.
-    sent_at: u64,
+    /// When it was meant to go and when it went, µs on the run's clock.
+    intended_us: u64,
+    sent_us: u64,
     took: std::time::Duration,
     answer: Result<http1::Answer, http1::Failure>,
 }
@@ -375,17 +436,6 @@ struct Sent {
 /// Sends a request on the user's connection and waits for its whole answer (not recorded:
 /// [`record`] does that).
 async fn transmit(user: &mut GooseUser, call: Call<'_>) -> Result<Sent, Box<TransactionError>> {
-    // The open profile's pace (Goose's --throttle-requests): wait for a slot, as Goose's own
-    // requests do.
-    if user.is_throttled {
-        if let Some(throttle) = &user.throttle {
-            // Closed once the load is over: the request is cancelled, as Goose's own are.
-            throttle
-                .send_async(true)
-                .await
-                .map_err(|e| Box::<TransactionError>::new(e.into()))?;
-        }
-    }
     let s = settings();
     let body = call.json.map(Bytes::from).unwrap_or_default();
     let has_body = !body.is_empty();
@@ -400,12 +450,13 @@ async fn transmit(user: &mut GooseUser, call: Call<'_>) -> Result<Sent, Box<Tran
     if let Some(authorization) = call.authorization {
         headers.insert(AUTHORIZATION, authorization);
     }
-    let sent_at = user.started.elapsed().as_millis() as u64;
+    let intended_us = session(user).intended_us.take();
     let connection = session(user)
         .connection
         .get_mut()
         .expect("not poisoned")
         .get_or_insert_with(|| http1::User::new(s.target.clone(), REQUEST_TIMEOUT));
+    let sent_us = crate::dispatch::now_us();
     let clock = std::time::Instant::now();
     let answer = connection.send(request).await;
     Ok(Sent {
@@ -415,7 +466,8 @@ async fn transmit(user: &mut GooseUser, call: Call<'_>) -> Result<Sent, Box<Tran
             "GET"
         },
         name: call.name,
-        sent_at,
+        intended_us: intended_us.unwrap_or(sent_us).min(sent_us),
+        sent_us,
         took: clock.elapsed(),
         answer,
     })
@@ -449,11 +501,25 @@ async fn record(
     )
     .await?;
     let us = sent.took.as_micros() as u64;
-    log_request(&LogLine {
-        elapsed: sent.sent_at,
+    let ended = crate::tally::Ended {
+        name: sent.name,
+        method: sent.method,
+        intended_us: sent.intended_us,
+        sent_us: sent.sent_us,
+        service_us: us,
+        success,
+        status,
+    };
+    if let Some(t) = TALLY.lock().expect("not poisoned").as_mut() {
+        t.add(&ended);
+    }
+    log_line(&LogLine {
+        elapsed: sent.sent_us / 1000,
         name: sent.name,
         response_time: us / 1000,
         response_time_fraction_us: (us % 1000) as u16,
+        intended_us: sent.intended_us,
+        latency_us: ended.latency_us(),
         success,
         status_code: status,
         user: user.weighted_users_index,
@@ -484,7 +550,7 @@ fn custom(message: impl Into<String>) -> Box<TransactionError> {
 async fn start(user: &mut GooseUser) -> TransactionResult {
     let n = user.weighted_users_index % settings().lab_users + 1;
     if let Some(token) = crate::ahead::token(n) {
-        note_a_login(user);
+        note_a_login();
         session(user).authorization = Some(token);
         return Ok(());
     }
@@ -499,7 +565,7 @@ async fn log_in(user: &mut GooseUser) -> TransactionResult {
 /// carry is recorded as the failure `login failed`.
 async fn logged_in(user: &mut GooseUser) -> Result<bool, Box<TransactionError>> {
     let s = settings();
-    note_a_login(user);
+    note_a_login();
     let n = user.weighted_users_index % s.lab_users + 1;
     let call = Call::post(
         "/login",
@@ -527,7 +593,7 @@ fn token(answer: &http1::Answer) -> Option<HeaderValue> {
 }
 
 async fn login_storm(user: &mut GooseUser) -> TransactionResult {
-    iteration!(log_in(user))
+    iteration!(user, log_in(user))
 }
 
 /// The `Authorization` header of a token, marked sensitive; none for a token a header
@@ -583,7 +649,7 @@ fn bearer(user: &GooseUser) -> Option<HeaderValue> {
 }
 
 async fn long_task(user: &mut GooseUser) -> TransactionResult {
-    iteration!(submit_and_wait(user))
+    iteration!(user, submit_and_wait(user))
 }
 
 /// Submits a job, then polls its status until it is done or failed (or the timeout passes),
@@ -667,20 +733,20 @@ fn route() -> &'static str {
 }
 
 async fn hit(user: &mut GooseUser) -> TransactionResult {
-    iteration!(get_cached(user, route(), HIT_KEY))
+    iteration!(user, get_cached(user, route(), HIT_KEY))
 }
 
 async fn miss(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     let sent = session(user).sent;
     let key = format!("m{:x}-{}-{sent}", s.nonce, user.weighted_users_index);
-    iteration!(get_cached(user, route(), &key))
+    iteration!(user, get_cached(user, route(), &key))
 }
 
 async fn mixed(user: &mut GooseUser) -> TransactionResult {
     let s = settings();
     let key = format!("k{}", key_index(&s.keys, &mut rand::rng()));
-    iteration!(get_cached(user, route(), &key))
+    iteration!(user, get_cached(user, route(), &key))
 }
 
 async fn listing(user: &mut GooseUser) -> TransactionResult {
@@ -688,7 +754,7 @@ async fn listing(user: &mut GooseUser) -> TransactionResult {
         "p{}",
         rand::rng().random_range(0..records::wire::LISTING_PREFIXES)
     );
-    iteration!(get_cached(user, "/listing", &prefix))
+    iteration!(user, get_cached(user, "/listing", &prefix))
 }
 
 /// The Zipf law of exponent `s` over ranks 1..=`n` (`s` = 0: uniform), sampled exactly

@@ -2,163 +2,14 @@
 //! balancer binary in front of two gateways, a microservice, Postgres and Redis. Each run's
 //! folder must be complete and its numbers consistent.
 
-use records::names::MetricName;
+mod support;
 
-use common::testing::free_port;
-use common::testing::{self, TestDb};
+use common::testing::{self, free_port, TestDb};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The load balancer binary, built with the workspace.
-fn load_balancer_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("load_balancer");
-    assert!(
-        bin.exists(),
-        "{} missing: build the workspace first (cargo build --workspace)",
-        bin.display()
-    );
-    bin
-}
-
-/// The load balancer binary in front of `backends`, once it has them all in rotation: the
-/// process (killed when dropped), its port and its metrics URL.
-async fn load_balancer(backends: &[String]) -> (Killed, u16, String) {
-    let (port, metrics, admin) = (free_port(), free_port(), free_port());
-    let lb = Killed(
-        Command::new(load_balancer_bin())
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"))
-            .env("ADMIN_ADDR", format!("127.0.0.1:{admin}"))
-            .env("BACKENDS", backends.join(","))
-            .env("HEALTH_INTERVAL_MS", "300")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let lb_metrics = format!("http://127.0.0.1:{metrics}/metrics");
-    let all_healthy = testing::wait_until(Duration::from_secs(15), || async {
-        common::metrics::scrape(&reqwest::Client::new(), &lb_metrics)
-            .await
-            .map(|s| {
-                common::metrics::sum(&s, MetricName::LbBackendsHealthy, &[])
-                    == backends.len() as f64
-            })
-            .unwrap_or(false)
-    })
-    .await;
-    assert!(all_healthy, "every gateway in rotation: {backends:?}");
-    (lb, port, lb_metrics)
-}
-
-/// A microservice on a port-0 listener taking `db_delay_ms` a query, running for the rest
-/// of the test: its base URL.
-async fn microservice(db: &TestDb, name: &str, db_delay_ms: u64) -> String {
-    let ms = microservice::build(microservice::Config {
-        db_delay_ms,
-        ..microservice::Config::for_tests(name, db.config())
-    })
-    .await
-    .unwrap();
-    let url = format!("http://127.0.0.1:{}", ms.port());
-    spawn(ms.run_until(std::future::pending())).await;
-    url
-}
-
-async fn spawn<F>(fut: F)
-where
-    F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        let _ = fut.await;
-    });
-}
-
-fn loadtest(dir: &Path, run_id: &str, scenario: &str, target: &str, lb_metrics: &str) -> Value {
-    loadtest_with(dir, run_id, scenario, target, lb_metrics, &[]);
-    let folder = dir.join(run_id);
-    for file in [
-        "goose.html",
-        "goose.json",
-        "goose.md",
-        "run.json",
-        "server.jsonl",
-    ] {
-        let path = folder.join(file);
-        assert!(
-            path.metadata().map(|m| m.len() > 0).unwrap_or(false),
-            "{} missing or empty",
-            path.display()
-        );
-    }
-    run_json(dir, run_id)
-}
-
-fn loadtest_with(
-    dir: &Path,
-    run_id: &str,
-    scenario: &str,
-    target: &str,
-    lb_metrics: &str,
-    extra: &[(&str, &str)],
-) {
-    let status = loadtest_command(dir, run_id, scenario, target, lb_metrics, extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .status()
-        .expect("run loadtest");
-    assert!(status.success(), "loadtest {scenario} exited {status}");
-}
-
-/// The load generator with the tests' settings, `extra` winning over them.
-fn loadtest_command(
-    dir: &Path,
-    run_id: &str,
-    scenario: &str,
-    target: &str,
-    lb_metrics: &str,
-    extra: &[(&str, &str)],
-) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
-    cmd.env("LOADTEST_SCENARIO", scenario)
-        .env("LOADTEST_PROFILE", "burst")
-        .env("LOADTEST_USERS", "4")
-        .env("LOADTEST_DURATION_SECS", "3")
-        .env("LOADTEST_NO_THINK", "true")
-        .env("LOADTEST_TARGET_URL", target)
-        .env("LOADTEST_LB_METRICS_URL", lb_metrics)
-        .env("LOADTEST_RESULTS_DIR", dir)
-        .env("LOADTEST_RUN_ID", run_id)
-        .env("LAB_USERS", "3")
-        .env("LOADTEST_GATEWAYS", "2")
-        .env("LOADTEST_RUNTIME", "test")
-        .env("LOADTEST_READY_TIMEOUT_SECS", "20");
-    // The test's own settings win over the defaults above.
-    for (k, v) in extra {
-        match records::load::ENV_NAMES.contains(k) {
-            true => cmd.env(format!("{}{k}", records::load::ENV_PREFIX), v),
-            false => cmd.env(k, v),
-        };
-    }
-    cmd
-}
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hit_and_miss_runs_leave_complete_consistent_records() {
@@ -361,12 +212,10 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     assert!(seen(&miss, "miss") > 0.0);
     for run in [&hit, &miss] {
         assert!(run["rps"].as_f64().unwrap() > 0.0);
-        // Goose's own whole-run percentiles, in whole milliseconds.
-        let p95 = run["latency_ms"]["p95"]
-            .as_f64()
-            .expect("p95 from goose.json");
+        // The whole run's percentiles, from its histograms: never above the slowest.
+        let p95 = run["latency_ms"]["p95"].as_f64().expect("a p95");
         assert!(
-            p95 <= run["latency_ms"]["max"].as_f64().unwrap().ceil(),
+            p95 <= run["latency_ms"]["max"].as_f64().unwrap(),
             "{}",
             run["latency_ms"]
         );
@@ -524,29 +373,21 @@ async fn hit_and_miss_runs_leave_complete_consistent_records() {
     let _ = std::fs::remove_dir_all(&results);
 }
 
-/// A run's `run.json` as it was written.
-fn run_json(results: &Path, id: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(results.join(id).join("run.json")).unwrap())
-        .unwrap()
-}
-
-/// Every latency in a request log (updates left out), as the merge reads them.
-fn raw_latencies(log: &Path) -> Vec<f64> {
+/// Every request's latency in a request log, µs (dropped arrivals left out).
+fn raw_latencies(log: &Path) -> Vec<u64> {
     std::fs::read_to_string(log)
         .unwrap()
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["update"] != true)
-        .map(|l| {
-            l["response_time"].as_f64().unwrap()
-                + l["response_time_fraction_us"].as_f64().unwrap_or(0.0) / 1000.0
-        })
+        .filter(|l| l["dropped"] != true)
+        .map(|l| l["latency_us"].as_u64().expect("both clocks in each line"))
         .collect()
 }
 
 /// Two cooperating generators, started as the lab starts them, then merged: the run is the
-/// sum of its parts, the load balancer counted every request of both, and the merged p95 is
-/// the nearest-rank p95 of both raw logs together.
+/// sum of its parts, the load balancer counted every request of both, and the merged
+/// percentiles are those of one histogram of both raw logs together (and the nearest-rank
+/// ones to its precision).
 fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
     let start_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -572,6 +413,7 @@ fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
                         ("GENERATORS", "2"),
                         ("GENERATOR_INDEX", &index),
                         ("START_AT_MS", &start),
+                        ("KEEP_REQUEST_LOG", "true"),
                     ],
                 )
             })
@@ -614,25 +456,33 @@ fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
         .values()
         .sum();
     assert_eq!(counted as u64, merged.requests, "{:?}", merged.server);
-    // Percentiles of the merged raw latencies, never an average of the parts'.
+    // Percentiles of the merged histograms, never an average of the parts': those of one
+    // histogram holding every request of both logs.
     let mut all = raw_latencies(&run.join("generators/0/requests.json"));
     all.extend(raw_latencies(&run.join("generators/1/requests.json")));
-    all.sort_by(f64::total_cmp);
     assert_eq!(all.len() as u64, merged.requests);
+    let mut one = loadtest::tally::Times::fine();
+    for us in &all {
+        one.record(*us);
+    }
+    let (want, got) = (one.summary(), &merged.latency_ms);
+    assert_eq!((got.p50, got.p95, got.p99), (want.p50, want.p95, want.p99));
+    assert_eq!(got.max, want.max);
+    assert!(
+        (got.avg - want.avg).abs() < 1e-9,
+        "{got:?} against {want:?}"
+    );
+    // And the nearest-rank ones of the raw values, to the histogram's three figures.
+    all.sort_unstable();
     let rank = |p: f64| all[((p * all.len() as f64).ceil() as usize).clamp(1, all.len()) - 1];
-    // (Equal but for the last bit a decimal in run.json may change.)
-    let same = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
-    assert!(
-        same(merged.latency_ms.p95, rank(0.95)),
-        "{:?}",
-        merged.latency_ms
-    );
-    assert!(
-        same(merged.latency_ms.p50, rank(0.50)),
-        "{:?}",
-        merged.latency_ms
-    );
-    assert!(same(Some(merged.latency_ms.max), *all.last().unwrap()));
+    for (p, got) in [(0.50, got.p50), (0.95, got.p95)] {
+        let exact = rank(p) as f64 / 1000.0;
+        let got = got.unwrap();
+        assert!(
+            got >= exact && got - exact <= exact * 0.001 + 0.001,
+            "p{p}: {got} against {exact}"
+        );
+    }
     let series: records::record::LatencyPerSecond = serde_json::from_str(
         &std::fs::read_to_string(run.join("latency_per_second.json")).unwrap(),
     )
@@ -659,12 +509,6 @@ fn two_generators(results: &Path, target: &str, lb_metrics: &str) {
         merged.generators
     );
     assert_eq!(merged.model.kind, "closed");
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scalelab-loadtest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -832,7 +676,7 @@ async fn a_long_think_ends_with_the_load_and_nothing_is_sent_after_it() {
     assert_eq!(run.by_route.get("POST /login"), None, "{:?}", run.by_route);
     assert_eq!(run.requests, 4, "{:?}", run.by_route);
     assert_eq!(run.failures, 0);
-    // Every request was sent within the load's 3 s (Goose's elapsed ms, from its start).
+    // Every request was sent within the load's 3 s (ms on the run's clock, from its start).
     let log = std::fs::read_to_string(results.join("think/requests.json")).unwrap();
     let sent: Vec<u64> = log
         .lines()

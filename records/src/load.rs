@@ -45,10 +45,23 @@ pub enum Profile {
     /// A load that rises and falls, for the autoscaler: LOW_USERS, then up to USERS, held,
     /// then back to LOW_USERS and held (10 % / 10 % / 30 % / 5 % / 45 % of the duration).
     Wave,
-    /// The open model: ARRIVAL_RATE requests per second whatever the answers take (Goose's
-    /// throttle over enough users sending without think time), with coordinated-omission
-    /// mitigation; 60 s.
+    /// The open model: ARRIVAL_RATE requests per second whatever the answers take, on a
+    /// schedule computed in advance (ARRIVALS spacing, ramping to TARGET_ARRIVAL_RATE when
+    /// set); each request is timed from when it should have gone, and an arrival that finds
+    /// MAX_IN_FLIGHT requests unanswered is dropped and counted; 60 s.
     Open,
+}
+
+/// How the open model spaces its arrivals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Spacing {
+    /// Evenly, every 1/rate seconds (wrk2's, k6's arrival-rate executors').
+    Constant,
+    /// Exponential gaps (a Poisson process, as independent users arrive), seeded by
+    /// ARRIVAL_SEED.
+    Poisson,
 }
 
 /// The names as serde writes them (`hit`, `longtask`): one spelling for the command line,
@@ -126,7 +139,7 @@ pub const ENV_PREFIX: &str = "LOADTEST_";
 /// The load generator's settings by their unprefixed names (the names the lab and `make`
 /// take, and the load generator's own before the prefix; a test in `loadtest` checks this
 /// list against its options).
-pub const ENV_NAMES: [&str; 41] = [
+pub const ENV_NAMES: [&str; 45] = [
     "SCENARIO",
     "PROFILE",
     "USERS",
@@ -163,6 +176,10 @@ pub const ENV_NAMES: [&str; 41] = [
     "LOW_USERS",
     "READY_TIMEOUT_SECS",
     "ARRIVAL_RATE",
+    "TARGET_ARRIVAL_RATE",
+    "ARRIVALS",
+    "ARRIVAL_SEED",
+    "MAX_IN_FLIGHT",
     "GENERATORS",
     "GENERATOR_INDEX",
     "START_AT_MS",

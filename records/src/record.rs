@@ -96,6 +96,9 @@ pub struct RunRecord {
     /// `open` (a fixed arrival rate, whatever the answers take).
     #[serde(default)]
     pub model: LoadModel,
+    /// Open model: the schedule's arrivals, sent or dropped, and the second clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<Arrivals>,
     /// Each load generator's part when several ran (empty for one): the run's totals are
     /// their sums, its percentiles those of their merged raw latencies.
     #[serde(default)]
@@ -217,6 +220,9 @@ pub struct RouteRecord {
     pub failures: u64,
     pub status_codes: BTreeMap<u16, u64>,
     pub latency_ms: LatencySummary,
+    /// Open model: from each request's real send (`latency_ms` runs from its intended one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ms: Option<LatencySummary>,
 }
 
 /// The `X-Cache` answers the load generator saw.
@@ -380,16 +386,56 @@ pub struct Generator {
     pub saturated: bool,
 }
 
-/// The load model of a run.
+/// The load model of a run: what was really done, nothing claimed that was not.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LoadModel {
     /// `closed` or `open`.
     pub kind: String,
-    /// Open model: requests per second offered, across every generator.
+    /// Open model: requests per second offered, across every generator, at the start and
+    /// (a ramp) at the end of the schedule.
     pub arrival_rate: Option<f64>,
-    /// Goose's coordinated-omission mitigation (`average`), when on.
-    pub co_mitigation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_arrival_rate: Option<f64>,
+    /// Open model: `constant` or `poisson` spacing, and the seed of the Poisson draws.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spacing: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Open model: requests in flight at most (each generator's share); an arrival that
+    /// finds them all busy is dropped and counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    /// Where a request's latency starts: `intended send` (open: the schedule's time, so a
+    /// stall's wait is counted) or `send` (closed: a user sends when its last answer came).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_from: Option<String>,
+}
+
+/// What became of an open run's schedule: every arrival it meant to send was sent (late or
+/// on time) or dropped, none skipped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Arrivals {
+    /// Arrivals the schedule held.
+    pub scheduled: u64,
+    /// Sent, each timed from its intended send.
+    pub sent: u64,
+    /// Found every request slot busy (MAX_IN_FLIGHT): not sent, counted.
+    pub dropped: u64,
+    /// How late the sends were against the schedule.
+    pub send_lag_ms: Lag,
+    /// Service time of every request: from its real send to its answer (`latency_ms` runs
+    /// from its intended send).
+    pub service_ms: LatencySummary,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Lag {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: f64,
 }
 
 /// One load generator of a run made by several.

@@ -133,6 +133,14 @@ pub struct LatencyPerSecond {
     pub p50_ms: Vec<Option<f64>>,
     pub p95_ms: Vec<Option<f64>>,
     pub p99_ms: Vec<Option<f64>>,
+    /// Open model: each second's service time (from the real send; the percentiles above run
+    /// from the intended send), and the arrivals meant for it that were dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_p50_ms: Vec<Option<f64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub service_p99_ms: Vec<Option<f64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<u64>,
     /// The whole run's successful requests only: what a user who got an answer waited.
     pub ok: OkLatency,
 }

@@ -395,8 +395,8 @@ fn read_goose(g: &Value, run: &mut Run) {
     }
 }
 
-/// `closed`, or `open, 100 req/s, CO mitigation average`, with `; 2 generators (not pinned:
-/// …)` when several generators made the run.
+/// `closed`, or `open, 100 req/s constant, timed from the intended send` (`100→400 req/s`
+/// for a ramp), with `; 2 generators (not pinned: …)` when several generators made the run.
 pub fn load_model(
     model: &records::record::LoadModel,
     generators: &[records::record::GeneratorPart],
@@ -404,14 +404,23 @@ pub fn load_model(
 ) -> String {
     let mut words = match model.kind.as_str() {
         "open" => format!(
-            "open, {} req/s{}",
+            "open, {}{} req/s{}{}",
             model
                 .arrival_rate
                 .map_or_else(|| "?".to_string(), |a| format!("{a:.0}")),
             model
-                .co_mitigation
+                .target_arrival_rate
+                .map(|t| format!("→{t:.0}"))
+                .unwrap_or_default(),
+            model
+                .spacing
                 .as_deref()
-                .map(|c| format!(", CO mitigation {c}"))
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default(),
+            model
+                .latency_from
+                .as_deref()
+                .map(|f| format!(", timed from the {f}"))
                 .unwrap_or_default()
         ),
         // Records older than the field were all closed-model runs.
@@ -437,13 +446,20 @@ mod load_model_tests {
         let open = LoadModel {
             kind: "open".into(),
             arrival_rate: Some(150.0),
-            co_mitigation: Some("average".into()),
+            spacing: Some("poisson".into()),
+            latency_from: Some("intended send".into()),
+            ..LoadModel::default()
         };
         let two = vec![GeneratorPart::default(), GeneratorPart::default()];
         assert_eq!(
             load_model(&open, &two, Some("not pinned: 2 cores")),
-            "open, 150 req/s, CO mitigation average; 2 generators (not pinned: 2 cores)"
+            "open, 150 req/s poisson, timed from the intended send; 2 generators (not pinned: 2 cores)"
         );
+        let ramp = LoadModel {
+            target_arrival_rate: Some(400.0),
+            ..open
+        };
+        assert!(load_model(&ramp, &[], None).starts_with("open, 150→400 req/s"));
     }
 }
 
