@@ -64,7 +64,7 @@ bench-lb: ## Load balancer vs nginx vs HAProxy on the same upstreams (installs t
 bench-lb-instructions: ## Instructions per request of the load balancer and nginx (callgrind; repeatable)
 	bench/lb-instructions
 
-bench-generator: ## CPU per request of our load generator vs a bare Goose test, bare clients (shared reqwest, a connection per user), Locust (PyPI) and wrk, with and without think time, side by side on the 3-gateway hit endpoint
+bench-generator: ## CPU per request of our load generator vs a bare Goose test, bare clients (shared reqwest, a connection per user), Locust (PyPI) and wrk, with and without think time, side by side on the 3-gateway hit endpoint; then the open model at 2,000/s (rate kept, send lag, RSS; OPEN_ONLY=1 for it alone)
 	bench/generator
 
 # A smoke test of lab/tests/smoke/ (ignored by `make test`) on the debug binaries `make test`

@@ -148,6 +148,17 @@ pub fn window(r: &Run) -> Option<Window> {
     })
 }
 
+/// The scenario's requests sent in the whole seconds of the fault's window; None when the
+/// run did not record its sends.
+pub fn sent_during(r: &Run, w: Window) -> Option<f64> {
+    let sent = &r.series.sent;
+    let (from, to) = (
+        (w.down.ceil() as usize).min(sent.len()),
+        (w.up.floor() as usize).min(sent.len()),
+    );
+    (!sent.is_empty() && to > from).then(|| sent[from..to].iter().sum())
+}
+
 /// The checks of the run's promise; none for a run that is not a fault experiment.
 pub fn checks(r: &Run) -> Vec<Check> {
     match (r.fault.as_ref(), window(r)) {

@@ -144,7 +144,7 @@ mod tests {
         );
         assert_eq!(
             "".parse::<Fault>().unwrap_err(),
-            "set NAME to the fault: one of kill-gateway, redis-outage, postgres-restart, worker-crash, slow-microservice"
+            "set NAME to the fault: one of kill-gateway, redis-outage, postgres-restart, worker-crash, slow-microservice, lb-stall"
         );
         let e = serde_json::from_str::<Fault>("\"meteor\"")
             .unwrap_err()

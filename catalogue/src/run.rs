@@ -92,6 +92,9 @@ pub struct Run {
     pub slot_share: Option<f64>,
     /// Requests, failures and statuses per route (`GET /data`, `POST /login`, …).
     pub routes: BTreeMap<String, records::record::RouteRecord>,
+    /// The open model: its schedule's arrivals (sent, dropped), the send lag and the service
+    /// time beside the latency.
+    pub arrivals: Option<records::record::Arrivals>,
 }
 
 /// p50, p95 and p99 in ms.
@@ -149,4 +152,10 @@ pub struct Series {
     pub p50_ms: Vec<Option<f64>>,
     pub p95_ms: Vec<Option<f64>>,
     pub p99_ms: Vec<Option<f64>>,
+    /// The open model: each second's p99 service time (from the real send; the percentiles
+    /// above run from the intended send) and its dropped arrivals.
+    pub service_p99_ms: Vec<Option<f64>>,
+    pub dropped: Vec<f64>,
+    /// The scenario's requests sent each second (the rest of the series count answers).
+    pub sent: Vec<f64>,
 }

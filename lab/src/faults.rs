@@ -191,10 +191,11 @@ async fn attack_started(dir: &Path, child: &mut crate::generators::LoadRun) -> a
     Ok(())
 }
 
-/// One fault under load on a fresh stack with the fault's settings; returns the run folder.
+/// One fault under load, under the closed model or the open one (`profile`), on a fresh
+/// stack with the fault's settings; returns the run folder.
 pub async fn run(
     lab: &mut Workbench<'_>,
-    name: Fault,
+    (name, profile): (Fault, Profile),
     quick: bool,
     batch: &str,
 ) -> anyhow::Result<PathBuf> {
@@ -206,14 +207,21 @@ pub async fn run(
         settings.set(k.as_str(), v)?;
     }
     lab.settings = settings;
-    let result = run_with(lab, name, quick, batch, (at, repair_at, duration)).await;
+    let result = run_with(
+        lab,
+        (name, profile),
+        quick,
+        batch,
+        (at, repair_at, duration),
+    )
+    .await;
     lab.settings = base;
     result
 }
 
 async fn run_with(
     lab: &mut Workbench<'_>,
-    name: Fault,
+    (name, profile): (Fault, Profile),
     quick: bool,
     batch: &str,
     (at, repair_at, duration): (u64, u64, u64),
@@ -221,15 +229,19 @@ async fn run_with(
     let fault: &Spec = name.spec();
     let mut knobs = vec![Knob::DurationSecs(duration)];
     knobs.extend(fault.load);
+    let model = match profile {
+        Profile::Open => "-open",
+        _ => "",
+    };
     let spec = LoadSpec {
-        run_id: Some(format!("{batch}-fault-{name}")),
+        run_id: Some(format!("{batch}-fault-{name}{model}")),
         knobs,
         experiment: Some(records::record::Experiment {
             name: name.name().into(),
             side: "fault".into(),
             settings: Default::default(),
         }),
-        ..LoadSpec::new(fault.gateways, fault.scenario, Profile::Classic, quick)
+        ..LoadSpec::new(fault.gateways, fault.scenario, profile, quick)
     };
     let (mut child, dir) = protocol::spawn_load(lab, &spec).await?;
     let mut record = FaultRecord {
@@ -313,24 +325,56 @@ pub async fn protocol(
     name: Option<Fault>,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let chosen: Vec<Fault> = match name {
-        Some(f) => vec![f],
-        None => Fault::ALL.to_vec(),
+    let chosen: Vec<(Fault, Profile)> = match name {
+        Some(f) => vec![(f, Profile::Classic)],
+        // The load balancer's stall is lab 15's, under both models (`stall`).
+        None => Fault::ALL
+            .iter()
+            .filter(|f| **f != Fault::LbStall)
+            .map(|f| (*f, Profile::Classic))
+            .collect(),
     };
+    under(lab, &chosen, quick).await
+}
+
+/// Lab 15: the load balancer's stall under the closed model, then under the open one.
+pub async fn stall(lab: &mut Workbench<'_>, quick: bool) -> anyhow::Result<()> {
+    under(
+        lab,
+        &[
+            (Fault::LbStall, Profile::Classic),
+            (Fault::LbStall, Profile::Open),
+        ],
+        quick,
+    )
+    .await
+}
+
+/// The faults, each under its load model, in one batch; then the report and its checks.
+async fn under(
+    lab: &mut Workbench<'_>,
+    chosen: &[(Fault, Profile)],
+    quick: bool,
+) -> anyhow::Result<()> {
     let batch = records::time::batch_stamp();
     let started = Instant::now();
     let work = async {
         let mut dirs = Vec::new();
-        for (k, fault) in chosen.iter().enumerate() {
+        for (k, (fault, profile)) in chosen.iter().enumerate() {
             let spec = fault.spec();
             let what = format!(
-                "fault {fault}: {} → {}; promise: {}",
+                "fault {fault} ({} model): {} → {}; promise: {}",
+                if *profile == Profile::Open {
+                    "open"
+                } else {
+                    "closed"
+                },
                 spec.fault.describe(),
                 spec.repair.describe(),
                 spec.promise
             );
             protocol::banner(&lab.live, k, chosen.len(), &what, started, "");
-            dirs.push(run(lab, *fault, quick, &batch).await?);
+            dirs.push(run(lab, (*fault, *profile), quick, &batch).await?);
         }
         lab.report().await?;
         anyhow::Ok(dirs)

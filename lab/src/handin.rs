@@ -106,6 +106,7 @@ fn marks(lab: &Lab) -> Vec<String> {
     match lab.run {
         Run::Experiment(e) => vec![format!("-{e}-")],
         Run::Faults => vec!["-fault-".into()],
+        Run::Stall => vec!["-fault-lb-stall".into()],
         Run::Autoscale => vec!["-autoscale-".into()],
         Run::Loads(_) => vec![format!("-lab{}-", lab.n)],
         Run::Benchmark { .. } => vec!["gw-hit".into(), "gw-miss".into()],

@@ -14,6 +14,8 @@ pub enum Run {
     Benchmark { repeats: u32 },
     /// `make faults QUICK=1`.
     Faults,
+    /// Lab 15: the load balancer's stall (`lb-stall`) under the closed model, then the open.
+    Stall,
     /// `make experiment NAME=… QUICK=1`.
     Experiment(Experiment),
     /// `make autoscale QUICK=1`.
@@ -204,6 +206,16 @@ pub const ALL: &[Lab] = &[
         look: "tests/reports/summary.md: Experiments → `offload` (the answer's latency against \
                the task's time, tasks done against the capacity, the queue's lag), Each run \
                over time (the queue of side B)",
+    },
+    Lab {
+        n: 15,
+        question: "Why the load test lied: what does each load model measure of the same stall?",
+        handout: "labs/15-why-the-load-test-lied.md",
+        teacher: "labs/teacher/15-why-the-load-test-lied.md",
+        run: Run::Stall,
+        look: "tests/reports/summary.md: Faults → `lb-stall` closed and open (requests sent \
+               during the stall, the table of both models' percentiles), Each run over time \
+               (the open run's two clocks)",
     },
 ];
 

@@ -549,6 +549,7 @@ async fn run_command(cli: Cli, place: container::Place, runs: &sla::Runs) -> any
                         protocol::benchmark_all(lab!(), true, repeats).await?
                     }
                     labs::Run::Faults => faults::protocol(lab!(), None, true).await?,
+                    labs::Run::Stall => faults::stall(lab!(), true).await?,
                     labs::Run::Experiment(e) => {
                         experiments::protocol(lab!(), Some(e), true).await?
                     }

@@ -15,6 +15,7 @@ const FORMULAS: &[(&str, usize)] = &[
     ("09-batch.md", 3),
     ("10-scale-workers.md", 3),
     ("11-scale-microservice.md", 3),
+    ("15-why-the-load-test-lied.md", 3),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

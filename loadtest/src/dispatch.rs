@@ -1,8 +1,9 @@
 //! The run's clock, and the open model's dispatcher: it walks the arrival schedule
-//! ([`crate::arrivals`]) on the clock, sleeping to each arrival's absolute time (tokio's timer
-//! ticks every millisecond: arrivals that came due meanwhile are handed out at once, so the
-//! schedule catches up rather than drifts) and hands each to a free user, whatever the
-//! answers take.
+//! ([`crate::arrivals`]) on the clock, on a thread of its own that sleeps to each arrival's
+//! absolute time (the operating system's sleep wakes within tens of microseconds, where
+//! tokio's timer ticks every millisecond; arrivals that came due meanwhile are handed out at
+//! once, so the schedule catches up rather than drifts), and hands each to a free user,
+//! whatever the answers take.
 //!
 //! The users are Goose's, one per request slot (MAX_IN_FLIGHT): a free user waits for its
 //! next arrival, runs the scenario's step for it, and is free again. The most recently freed
@@ -183,19 +184,47 @@ pub fn finish() -> (Dispatched, Vec<u64>) {
     )
 }
 
-/// Walks the schedule on the run's clock, handing each arrival out at its time; `on_drop`
-/// counts each dropped one. Closes the slots at the end.
-pub async fn run(schedule: Schedule, clock: Clock, mut on_drop: impl FnMut(u64)) {
-    for at in schedule.intended() {
-        let due = clock.origin + at;
-        if due > Instant::now() {
-            tokio::time::sleep_until(due).await;
-        }
-        if let Some(dropped) = dispatch(at.as_micros() as u64) {
-            on_drop(dropped);
-        }
+/// The dispatcher's thread: [`Dispatcher::stop`] ends it early (the run ended first).
+pub struct Dispatcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Dispatcher {
+    /// Walks the schedule on the run's clock, handing each arrival out at its time; `on_drop`
+    /// counts each dropped one. Closes the slots at the end.
+    pub fn start(schedule: Schedule, clock: Clock, on_drop: fn(u64)) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let origin = clock.origin.into_std();
+        let thread = std::thread::spawn(move || {
+            for at in schedule.intended() {
+                // Sleeps in steps of at most 100 ms, to hear a stop at a low rate.
+                loop {
+                    if stopped.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let wait = (origin + at).saturating_duration_since(std::time::Instant::now());
+                    if wait.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(wait.min(std::time::Duration::from_millis(100)));
+                }
+                if let Some(dropped) = dispatch(at.as_micros() as u64) {
+                    on_drop(dropped);
+                }
+            }
+            close();
+        });
+        Self { stop, thread }
     }
-    close();
+
+    /// Ends the walk (if not done) and waits for the thread.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 #[cfg(test)]

@@ -253,7 +253,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .map_err(anyhow::Error::msg)?;
     let dispatcher = schedule.clone().map(|schedule| {
         dispatch::open(load.users);
-        tokio::spawn(dispatch::run(schedule, clock, scenarios::count_dropped))
+        dispatch::Dispatcher::start(schedule, clock, scenarios::count_dropped)
     });
 
     // The think time is the scenarios' own (scenarios::think), not Goose's wait time: Goose
@@ -279,12 +279,21 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
         .await
         .map_err(|e| anyhow::anyhow!("the load test failed: {e:?}"))?;
     if let Some(dispatcher) = dispatcher {
-        dispatcher.abort();
+        dispatcher.stop();
     }
     dispatch::close();
-    let (dispatched, left) = dispatch::finish();
+    let (mut dispatched, left) = dispatch::finish();
     for intended_us in left {
         scenarios::count_dropped(intended_us);
+    }
+    // Arrivals the dispatcher never reached (the run ended first, a generator too slow for its
+    // schedule) are dropped too: the schedule is accounted for in full.
+    if let Some(schedule) = &schedule {
+        let reached = (dispatched.handed + dispatched.dropped) as usize;
+        for at in schedule.intended().skip(reached) {
+            scenarios::count_dropped(at.as_micros() as u64);
+            dispatched.dropped += 1;
+        }
     }
     scenarios::close_request_log()?;
     let tally = scenarios::take_tally().expect("opened above");

@@ -216,6 +216,9 @@ pub struct Second {
     /// Only under the open model (where it differs from the latency).
     pub service: Option<Times>,
     pub dropped: u64,
+    /// The scenario's requests sent in this second (the rest count by their answer's).
+    #[serde(default)]
+    pub sent: u64,
 }
 
 impl Second {
@@ -228,6 +231,7 @@ impl Second {
             latency: Times::coarse(),
             service: open.then(Times::coarse),
             dropped: 0,
+            sent: 0,
         }
     }
 }
@@ -305,6 +309,7 @@ impl Tally {
         if r.success {
             self.ok.record(r.latency_us());
         }
+        self.second((r.sent_us / 1_000_000) as usize).sent += 1;
         // The second the answer came: a request sent before a fault that fails after it
         // counts after it.
         let second = self.second((r.answered_us() / 1_000_000) as usize);
@@ -357,6 +362,7 @@ impl Tally {
             mine.requests += s.requests;
             mine.failures += s.failures;
             mine.dropped += s.dropped;
+            mine.sent += s.sent;
             for (class, n) in &s.classes {
                 *mine.classes.entry(class.clone()).or_default() += n;
             }
@@ -435,6 +441,7 @@ impl Tally {
             first_login_ms: self.first_login_ms,
             window_ms: self.window_ms,
             requests: self.seconds.iter().map(|s| s.requests).collect(),
+            sent: self.seconds.iter().map(|s| s.sent).collect(),
             failures: self.seconds.iter().map(|s| s.failures).collect(),
             status_classes: classes,
             statuses,
@@ -514,6 +521,8 @@ mod tests {
         t.add(&ended("/data", 1900, 300, 200));
         let s = t.per_second();
         assert_eq!(s.requests, vec![20, 0, 3]);
+        // Sent: the one answered in second 2 went in second 1.
+        assert_eq!(s.sent, vec![20, 1, 2]);
         assert_eq!(s.failures, vec![0, 0, 2]);
         // A second's histogram holds two figures: within 1 % (upward), and the slowest exact.
         assert_eq!(s.p50_ms[1], None);
@@ -554,6 +563,7 @@ mod tests {
         assert_eq!(t.lag.max_ms(), 2500.0);
         let s = t.per_second();
         assert_eq!(s.requests, vec![0, 0, 0, 1]);
+        assert_eq!(s.sent, vec![0, 0, 0, 1], "sent at 3.5 s");
         assert_eq!(s.dropped, vec![0, 1, 0, 0]);
         assert_eq!(s.service_p99_ms[3], Some(2.0));
         // 2502 ms to two figures: the second's histogram holds it within 1 %.

@@ -19,6 +19,8 @@ pub enum Knob {
     StepUsers(usize),
     StepSecs(u64),
     MaxSteps(usize),
+    /// The open model's requests per second.
+    ArrivalRate(f64),
 }
 
 impl Knob {
@@ -36,6 +38,7 @@ impl Knob {
             Knob::StepUsers(_) => "STEP_USERS",
             Knob::StepSecs(_) => "STEP_SECS",
             Knob::MaxSteps(_) => "MAX_STEPS",
+            Knob::ArrivalRate(_) => "ARRIVAL_RATE",
         }
     }
 
@@ -50,7 +53,7 @@ impl Knob {
             Knob::DurationSecs(n) | Knob::LongtaskMs(n) | Knob::PollMs(n) | Knob::StepSecs(n) => {
                 n.to_string()
             }
-            Knob::Rate(r) => r.to_string(),
+            Knob::Rate(r) | Knob::ArrivalRate(r) => r.to_string(),
             Knob::NoThink(b) => b.to_string(),
         }
     }
@@ -69,6 +72,7 @@ impl Knob {
             Knob::StepUsers(n) => plan.step_users = n,
             Knob::StepSecs(s) => plan.step_secs = s,
             Knob::MaxSteps(n) => plan.max_steps = n,
+            Knob::ArrivalRate(r) => plan.arrival_rate = r,
         }
     }
 }
@@ -94,6 +98,7 @@ mod tests {
             Knob::StepUsers(40),
             Knob::StepSecs(10),
             Knob::MaxSteps(6),
+            Knob::ArrivalRate(150.0),
         ];
         for knob in every {
             assert!(crate::load::ENV_NAMES.contains(&knob.name()), "{knob:?}");

@@ -122,7 +122,12 @@ pub struct LatencyPerSecond {
     /// the answer it waits for). `run.json`'s `duration_secs` is its length.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_ms: Option<[f64; 2]>,
+    /// The scenario's requests answered in each second.
     pub requests: Vec<u64>,
+    /// The scenario's requests sent in each second: a stall shows here as the requests a
+    /// model did or did not send while nothing came back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<u64>,
     pub failures: Vec<u64>,
     /// Answers per second by status class: `2xx`, `4xx`, `5xx`, and `none` for a request
     /// that got no answer (refused, reset, timed out).

@@ -17,11 +17,11 @@ fn mid_second(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
 }
 
 pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
-    // The latest run of each fault.
+    // The latest run of each fault under each load model.
+    let key = |r: &Run| (r.fault.as_ref().expect("filtered").name, open(r));
     let mut latest: Vec<&Run> = Vec::new();
     for r in runs.iter().filter(|r| r.fault.is_some()) {
-        let name = r.fault.as_ref().expect("filtered").name;
-        latest.retain(|l| l.fault.as_ref().expect("filtered").name != name);
+        latest.retain(|l| key(l) != key(r));
         latest.push(r);
     }
     if latest.is_empty() {
@@ -33,9 +33,10 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
          second and is repaired ten seconds later. The shaded band is the fault's window; \
          answers are counted per second by status class.\n",
     );
-    for r in latest {
+    for r in latest.iter().copied() {
         let f = r.fault.as_ref().expect("filtered");
-        w.line(&format!("### `{}`: {}\n", f.name, f.promise));
+        let model = if open(r) { " (open model)" } else { "" };
+        w.line(&format!("### `{}`{model}: {}\n", f.name, f.promise));
         let actions: Vec<String> = f
             .events
             .iter()
@@ -105,5 +106,52 @@ pub(crate) fn section(w: &mut Writer, runs: &[Run]) -> anyhow::Result<()> {
         }
         w.line(&format!("\n{}\n", f.name.spec().why));
     }
+    models(w, &latest);
     Ok(())
+}
+
+fn open(r: &Run) -> bool {
+    r.load_model.starts_with("open")
+}
+
+/// The same fault under the closed and the open model, side by side: what each sent while
+/// the part was down, and the percentiles each reported.
+fn models(w: &mut Writer, latest: &[&Run]) {
+    for closed in latest.iter().filter(|r| !open(r)) {
+        let name = closed.fault.as_ref().expect("a fault").name;
+        let Some(opened) = latest
+            .iter()
+            .find(|r| open(r) && r.fault.as_ref().is_some_and(|f| f.name == name))
+        else {
+            continue;
+        };
+        w.line(&format!(
+            "### `{name}` under both load models\n\nThe same fault, measured by a closed \
+             model (users who wait for each answer, then think) and by an open one (arrivals \
+             on a schedule, each timed from when it should have been sent). Percentiles of \
+             the successful requests.\n"
+        ));
+        w.line("| model | sent while down | answered 2xx | p50 ms | p90 ms | p99 ms | max ms |");
+        w.line("|---|--:|--:|--:|--:|--:|--:|");
+        for r in [closed, opened] {
+            let during = window(r).and_then(|win| catalogue::fault::sent_during(r, win));
+            let at = |p: f64| {
+                r.ok_percentiles
+                    .iter()
+                    .find(|(q, _)| *q == p)
+                    .map_or("–".into(), |(_, ms)| format!("{ms:.0}"))
+            };
+            w.line(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.0} |",
+                r.load_model,
+                during.map_or("–".into(), |n| format!("{n:.0}")),
+                r.requests - r.failures,
+                at(50.0),
+                at(90.0),
+                at(99.0),
+                r.latency.max
+            ));
+        }
+        w.line("");
+    }
 }

@@ -184,6 +184,7 @@ fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Result<Run, String> {
         server: Vec::new(),
         shed: r.shed,
         routes: r.by_route.clone(),
+        arrivals: r.arrivals.clone(),
         slot_hold_ms: None,
         slot_share: None,
     };
@@ -198,6 +199,9 @@ fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Result<Run, String> {
         run.series.p50_ms = l.p50_ms;
         run.series.p95_ms = l.p95_ms;
         run.series.p99_ms = l.p99_ms;
+        run.series.service_p99_ms = l.service_p99_ms;
+        run.series.dropped = l.dropped.iter().map(|n| *n as f64).collect();
+        run.series.sent = l.sent.iter().map(|n| *n as f64).collect();
         if let (Some(a), Some(b), Some(c)) = (l.ok.p50_ms, l.ok.p95_ms, l.ok.p99_ms) {
             run.ok_latency = Some((a, b, c));
         }

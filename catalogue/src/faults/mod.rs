@@ -12,6 +12,7 @@ names! {
         PostgresRestart => "postgres-restart", postgres_restart;
         WorkerCrash => "worker-crash", worker_crash;
         SlowMicroservice => "slow-microservice", slow_microservice;
+        LbStall => "lb-stall", lb_stall;
     }
 }
 
