@@ -72,7 +72,7 @@ pub fn color_for(name: &str) -> RGBColor {
 fn named_color(name: &str) -> Option<RGBColor> {
     let n = name.to_ascii_lowercase();
     // Series that share a chart and must never share a colour.
-    const NAMED: [(&str, RGBColor); 16] = [
+    const NAMED: [(&str, RGBColor); 18] = [
         ("p50", RGBColor(41, 128, 185)),
         ("p95", RGBColor(230, 126, 34)),
         ("p99", RGBColor(142, 68, 173)),
@@ -90,6 +90,9 @@ fn named_color(name: &str) -> Option<RGBColor> {
         ("5xx", RGBColor(192, 57, 43)),
         ("none", RGBColor(44, 62, 80)),
         ("gateways in rotation", RGBColor(41, 128, 185)),
+        // What a load model sent against what came back (lab 15).
+        ("requests sent", RGBColor(142, 68, 173)),
+        ("requests answered", RGBColor(39, 174, 96)),
     ];
     if let Some((_, c)) = NAMED.iter().find(|(k, _)| n.starts_with(k)) {
         return Some(*c);
