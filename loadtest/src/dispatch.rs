@@ -60,17 +60,24 @@ pub fn now_us() -> u64 {
         .map_or(0, |c| c.origin.elapsed().as_micros() as u64)
 }
 
-/// An arrival a user is serving: its slot is free again when it is dropped.
+/// An arrival a user is serving: its slot is free again when it is dropped. One handed to a
+/// user that stopped waiting before it took it (never `taken`) goes back to the front of the
+/// waiting arrivals instead, for the next free user: never lost.
 #[derive(Debug)]
 pub struct Arrival {
     /// When the schedule meant it to go, µs on the run's clock.
     pub intended_us: u64,
+    taken: bool,
 }
 
 impl Drop for Arrival {
     fn drop(&mut self) {
         if let Some(slots) = SLOTS.lock().expect("not poisoned").as_mut() {
-            slots.busy = slots.busy.saturating_sub(1);
+            if self.taken {
+                slots.busy = slots.busy.saturating_sub(1);
+            } else {
+                slots.waiting.push_front(self.intended_us);
+            }
         }
     }
 }
@@ -86,7 +93,7 @@ struct Slots {
     bound: usize,
     /// The schedule has ended: a free user has nothing more to wait for.
     closed: bool,
-    /// Arrivals handed to a user, and dropped.
+    /// Arrivals a user took, and dropped.
     handed: u64,
     dropped: u64,
 }
@@ -114,23 +121,36 @@ pub fn open(bound: usize) {
 }
 
 /// A free user's next arrival; None once the schedule has ended (or under the closed model,
-/// which has none).
+/// which has none). Cancel-safe: an arrival sent to a user that stopped waiting goes to the
+/// next one.
 pub async fn next() -> Option<Arrival> {
     let receiver = {
         let mut guard = SLOTS.lock().expect("not poisoned");
         let slots = guard.as_mut()?;
         if let Some(intended_us) = slots.waiting.pop_front() {
             slots.handed += 1;
-            return Some(Arrival { intended_us });
+            return Some(Arrival {
+                intended_us,
+                taken: true,
+            });
         }
         if slots.closed {
             return None;
+        }
+        // Users that stopped waiting leave their senders behind: swept when they pile up.
+        if slots.idle.len() >= 2 * slots.bound {
+            slots.idle.retain(|tx| !tx.is_closed());
         }
         let (tx, rx) = oneshot::channel();
         slots.idle.push(tx);
         rx
     };
-    receiver.await.ok()
+    let mut arrival = receiver.await.ok()?;
+    arrival.taken = true;
+    if let Some(slots) = SLOTS.lock().expect("not poisoned").as_mut() {
+        slots.handed += 1;
+    }
+    Some(arrival)
 }
 
 /// Hands the arrival meant for `intended_us` to the most recently freed user; else it waits
@@ -144,12 +164,13 @@ fn dispatch(intended_us: u64) -> Option<u64> {
     }
     slots.busy += 1;
     while let Some(user) = slots.idle.pop() {
-        // A user that stopped waiting (its task ended) gives the arrival back.
-        match user.send(Arrival { intended_us }) {
-            Ok(()) => {
-                slots.handed += 1;
-                return None;
-            }
+        // A user that stopped waiting gives the arrival back.
+        let arrival = Arrival {
+            intended_us,
+            taken: false,
+        };
+        match user.send(arrival) {
+            Ok(()) => return None,
             // Forgotten, not dropped: its slot stays taken for the next user.
             Err(back) => std::mem::forget(back),
         }
@@ -187,17 +208,17 @@ pub fn finish() -> (Dispatched, Vec<u64>) {
 /// The dispatcher's thread: [`Dispatcher::stop`] ends it early (the run ended first).
 pub struct Dispatcher {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Dispatcher {
-    /// Walks the schedule on the run's clock, handing each arrival out at its time; `on_drop`
-    /// counts each dropped one. Closes the slots at the end.
+    /// Walks the schedule on the run's clock from `LEAD` on, handing each arrival out at its
+    /// time; `on_drop` counts each dropped one. Closes the slots at the end.
     pub fn start(schedule: Schedule, clock: Clock, on_drop: fn(u64)) -> Self {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
-        let origin = clock.origin.into_std();
+        let origin = clock.origin.into_std() + LEAD;
         let thread = std::thread::spawn(move || {
             for at in schedule.intended() {
                 // Sleeps in steps of at most 100 ms, to hear a stop at a low rate.
@@ -211,21 +232,38 @@ impl Dispatcher {
                     }
                     std::thread::sleep(wait.min(std::time::Duration::from_millis(100)));
                 }
-                if let Some(dropped) = dispatch(at.as_micros() as u64) {
+                if let Some(dropped) = dispatch((LEAD + at).as_micros() as u64) {
                     on_drop(dropped);
                 }
             }
             close();
         });
-        Self { stop, thread }
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Ends the walk (if not done) and waits for the thread.
     pub fn stop(self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.thread.join();
+        drop(self);
     }
 }
+
+/// Stopped however the run ends (an error included): no walk outlives its run.
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The schedule starts this long after the run's clock: Goose's users start within a
+/// quarter of a second, so the first arrivals find them ready (their wait would otherwise
+/// count as latency).
+pub const LEAD: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
@@ -269,6 +307,25 @@ mod tests {
                 },
                 Vec::new()
             )
+        );
+        // A user that stops waiting after an arrival was sent to it (cancelled) gives it
+        // back: the next user takes it, counted once.
+        open(5);
+        let quitter = tokio::spawn(next());
+        tokio::task::yield_now().await;
+        assert_eq!(dispatch(60), None);
+        quitter.abort();
+        assert!(quitter.await.is_err(), "cancelled");
+        let again = next().await.unwrap();
+        assert_eq!(again.intended_us, 60);
+        drop(again);
+        close();
+        assert_eq!(
+            finish().0,
+            Dispatched {
+                handed: 1,
+                dropped: 0
+            }
         );
         // Left waiting at the end: dropped.
         open(5);

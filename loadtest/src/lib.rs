@@ -244,6 +244,10 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     }
     let cpu_before = probe::host::process_cpu_seconds();
     let started = record::utc_now();
+    let log = dir.join("requests.json");
+    if options.keep_request_log {
+        scenarios::open_request_log(&log)?;
+    }
     let clock = dispatch::start_clock(options.start_at_ms);
     let open = options.profile == Profile::Open;
     scenarios::open_tally(open, clock.unix);
@@ -260,10 +264,6 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     // sleeps it in half-second steps, a quarter of its CPU per request (BENCHMARKS.md, "The
     // load generator's cost").
     let scenario = scenarios::scenario(options.scenario);
-    let log = dir.join("requests.json");
-    if options.keep_request_log {
-        scenarios::open_request_log(&log)?;
-    }
     // The users send on their own connections (scenarios::send), not through Goose's
     // client; Goose still builds one, here one for every user instead of its default of a
     // client per user, which cost about 1.5 ms of CPU each (BENCHMARKS.md, "The load
@@ -291,7 +291,7 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     if let Some(schedule) = &schedule {
         let reached = (dispatched.handed + dispatched.dropped) as usize;
         for at in schedule.intended().skip(reached) {
-            scenarios::count_dropped(at.as_micros() as u64);
+            scenarios::count_dropped((dispatch::LEAD + at).as_micros() as u64);
             dispatched.dropped += 1;
         }
     }

@@ -328,7 +328,13 @@ async fn think() {
 macro_rules! iteration {
     ($user:expr, $step:expr) => {{
         if settings().open {
-            let Some(arrival) = crate::dispatch::next().await else {
+            // Back to Goose every second, to hear it stop the run (Ctrl-C, its end).
+            let next =
+                tokio::time::timeout(std::time::Duration::from_secs(1), crate::dispatch::next());
+            let Ok(next) = next.await else {
+                return Ok(());
+            };
+            let Some(arrival) = next else {
                 // Goose stops its users on a half-second tick of its own.
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 return Ok(());
@@ -426,8 +432,10 @@ impl<'a> Call<'a> {
 struct Sent {
     method: &'static str,
     name: &'static str,
-    /// When it was meant to go and when it went, µs on the run's clock.
+    /// When it was meant to go and when it went, µs on the run's clock; `scheduled` when it
+    /// served an arrival of the open model's schedule.
     intended_us: u64,
+    scheduled: bool,
     sent_us: u64,
     took: std::time::Duration,
     answer: Result<http1::Answer, http1::Failure>,
@@ -450,7 +458,12 @@ async fn transmit(user: &mut GooseUser, call: Call<'_>) -> Result<Sent, Box<Tran
     if let Some(authorization) = call.authorization {
         headers.insert(AUTHORIZATION, authorization);
     }
-    let intended_us = session(user).intended_us.take();
+    // The arrival's intended time goes to the scenario's request, not to a login before it.
+    let intended_us = if records::record::is_login(call.name) {
+        None
+    } else {
+        session(user).intended_us.take()
+    };
     let connection = session(user)
         .connection
         .get_mut()
@@ -467,6 +480,7 @@ async fn transmit(user: &mut GooseUser, call: Call<'_>) -> Result<Sent, Box<Tran
         },
         name: call.name,
         intended_us: intended_us.unwrap_or(sent_us).min(sent_us),
+        scheduled: intended_us.is_some(),
         sent_us,
         took: clock.elapsed(),
         answer,
@@ -505,6 +519,7 @@ async fn record(
         name: sent.name,
         method: sent.method,
         intended_us: sent.intended_us,
+        scheduled: sent.scheduled,
         sent_us: sent.sent_us,
         service_us: us,
         success,

@@ -29,6 +29,8 @@ pub struct Ended<'a> {
     pub method: &'a str,
     /// When the schedule meant it to go (= `sent_us` but under the open model).
     pub intended_us: u64,
+    /// It served an arrival of the open model's schedule (its send lag is counted).
+    pub scheduled: bool,
     pub sent_us: u64,
     /// From its send to its whole answer (or to the failure).
     pub service_us: u64,
@@ -251,7 +253,8 @@ pub struct Tally {
     pub seconds: Vec<Second>,
     /// The scenario's successful requests' latency.
     pub ok: Times,
-    /// Send lag of every request (all zero under the closed model).
+    /// Send lag of every request that served an arrival of the schedule (none under the
+    /// closed model).
     pub lag: Times,
     pub dropped: u64,
 }
@@ -300,7 +303,9 @@ impl Tally {
         }
         route.latency.record(r.latency_us());
         route.service.record(r.service_us);
-        self.lag.record(r.lag_us());
+        if r.scheduled {
+            self.lag.record(r.lag_us());
+        }
         if records::record::is_login(r.name) {
             let ms = r.sent_us / 1000;
             self.first_login_ms = Some(self.first_login_ms.map_or(ms, |f| f.min(ms)));
@@ -500,6 +505,7 @@ mod tests {
             name,
             method: "GET",
             intended_us: sent_ms * 1000,
+            scheduled: true,
             sent_us: sent_ms * 1000,
             service_us: service_ms * 1000,
             success: (200..300).contains(&status),

@@ -37,11 +37,16 @@ fn checks(r: &Run, _: &FaultRecord, w: Window) -> Vec<Check> {
             "nothing unanswered, no failure but the gateway's shedding",
             other == 0 && r.shed.without_retry_after == 0,
             format!(
-                "{} failed of {} ({}); {} 503 without Retry-After",
+                "{} failed of {} ({}); {} 503 without Retry-After{}",
                 r.failures,
                 r.requests,
                 failed_by_status(r),
-                r.shed.without_retry_after
+                r.shed.without_retry_after,
+                // Not the stack's doing, but said: arrivals the open model could not send.
+                r.arrivals.as_ref().map_or(String::new(), |a| format!(
+                    "; {} arrivals dropped (all MAX_IN_FLIGHT slots busy)",
+                    a.dropped
+                ))
             ),
         ),
         check(
