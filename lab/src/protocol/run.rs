@@ -40,7 +40,7 @@ pub fn quick_load(profile: Profile) -> Vec<Knob> {
         Profile::Breakpoint | Profile::Stages => vec![],
         // 20 → 300 → 20 users over 90 s: long enough after the fall for the scale-down window.
         Profile::Wave => vec![Users(300), DurationSecs(90)],
-        // The open model's users follow its ARRIVAL_RATE.
+        // The open model: its users are its request slots (MAX_IN_FLIGHT), its pace ARRIVAL_RATE.
         Profile::Open => vec![DurationSecs(20)],
         // Burst and ramp keep their own shape (a burst starts everyone at once).
         Profile::Burst | Profile::Ramp => vec![Users(300), DurationSecs(20)],
