@@ -416,6 +416,7 @@ mod tests {
             let spec = f.spec();
             let undone = match (spec.fault, spec.repair) {
                 (Step::Act(a, Action::Kill), Step::Act(b, Action::Start)) => a == b,
+                (Step::Act(a, Action::Pause), Step::Act(b, Action::Resume)) => a == b,
                 (Step::Cut(a), Step::Restore(b)) => a == b,
                 (Step::SlowBy(_), Step::SlowBy(1)) => true,
                 (Step::BacklogThenKillWorker(_), Step::Act("worker", Action::Start)) => true,
