@@ -8,6 +8,7 @@ pub mod arrivals;
 pub mod breakpoint;
 pub mod calibrate;
 pub mod dispatch;
+pub mod ended;
 pub mod http1;
 pub mod merge;
 pub mod open_files;
@@ -246,18 +247,18 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     let started = record::utc_now();
     let log = dir.join("requests.json");
     if options.keep_request_log {
-        scenarios::open_request_log(&log)?;
+        ended::open_request_log(&log)?;
     }
     let clock = dispatch::start_clock(options.start_at_ms);
     let open = options.profile == Profile::Open;
-    scenarios::open_tally(open, clock.unix);
+    ended::open_tally(open, clock.unix);
     let schedule = open
         .then(|| arrivals::Schedule::of(&options))
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let dispatcher = schedule.clone().map(|schedule| {
         dispatch::open(load.users);
-        dispatch::Dispatcher::start(schedule, clock, scenarios::count_dropped)
+        dispatch::Dispatcher::start(schedule, clock, ended::count_dropped)
     });
 
     // The think time is the scenarios' own (scenarios::think), not Goose's wait time: Goose
@@ -284,19 +285,19 @@ pub(crate) async fn run_once(options: Options) -> anyhow::Result<PathBuf> {
     dispatch::close();
     let (mut dispatched, left) = dispatch::finish();
     for intended_us in left {
-        scenarios::count_dropped(intended_us);
+        ended::count_dropped(intended_us);
     }
     // Arrivals the dispatcher never reached (the run ended first, a generator too slow for its
     // schedule) are dropped too: the schedule is accounted for in full.
     if let Some(schedule) = &schedule {
         let reached = (dispatched.handed + dispatched.dropped) as usize;
         for at in schedule.intended().skip(reached) {
-            scenarios::count_dropped((dispatch::LEAD + at).as_micros() as u64);
+            ended::count_dropped((dispatch::LEAD + at).as_micros() as u64);
             dispatched.dropped += 1;
         }
     }
-    scenarios::close_request_log()?;
-    let tally = scenarios::take_tally().expect("opened above");
+    ended::close_request_log()?;
+    let tally = ended::take_tally().expect("opened above");
     let ended = record::utc_now();
     let cpu_seconds = probe::host::process_cpu_seconds() - cpu_before;
     if several && options.leads() {
