@@ -12,13 +12,8 @@ fn main() {
     // Linux's usual soft limit of 1024, 1100 users were refused (BENCHMARKS.md).
     let open_files = common::host::raise_open_files(None);
     tracing::info!(?open_files, "open files allowed (soft, hard)");
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.worker_threads())
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| {
-            runtime.block_on(async { load_balancer::build(config).await?.run().await })
-        });
+    let result = load_balancer::build(config).and_then(|lb| lb.run());
     common::exit_on_error("load_balancer", result);
+    // Pingora's runtimes may still be finishing their grace period: nothing is left to serve.
+    std::process::exit(0);
 }

@@ -1,5 +1,6 @@
 //! What the load balancer's tests share: stand-in gateways (real HTTP servers, axum like the
-//! real gateway), the load balancer started in-process on port 0, and raw-socket helpers.
+//! real gateway), the load balancer started in-process (Pingora's server on a thread of its
+//! own, on a port chosen by the system), and raw-socket helpers.
 #![allow(dead_code)]
 
 use axum::http::HeaderMap;
@@ -242,35 +243,29 @@ pub fn start_lb(backends: &[String], tweak: impl FnOnce(&mut load_balancer::Conf
     config.health_timeout_ms = 3000;
     config.discovery_interval_ms = 500;
     tweak(&mut config);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let lb = load_balancer::build(config).expect("the load balancer builds");
+    let (port, metrics, admin) = (lb.port(), lb.metrics_port(), lb.admin_port());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let lb = load_balancer::build(config)
-                .await
-                .expect("the load balancer builds");
-            let ports = (lb.port(), lb.metrics_port(), lb.admin_port());
-            ready_tx.send(ports).unwrap();
-            lb.run_until(async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
+        lb.run_until(async move {
+            let _ = stop_rx.await;
+        })
+        .expect("the load balancer runs");
     });
-    let (port, metrics, admin) = ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the load balancer started");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the load balancer listens"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Lb {
         base: format!("http://127.0.0.1:{port}"),
         metrics: format!("http://127.0.0.1:{metrics}"),
         admin: format!("http://127.0.0.1:{admin}"),
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        addr,
         stop: Some(stop_tx),
         thread: Some(thread),
     }
