@@ -140,7 +140,7 @@ mod tests {
         let e = "indexes".parse::<Experiment>().unwrap_err();
         assert_eq!(
             e,
-            "unknown experiment \"indexes\": one of index, db-pool, client-reuse, local-cache, batch, scale-workers, scale-microservice, worker-threads, vertical, offload (NAME=...)"
+            "unknown experiment \"indexes\": one of index, db-pool, client-reuse, local-cache, batch, scale-workers, scale-microservice, worker-threads, vertical, offload, lb-algorithm (NAME=...)"
         );
         assert_eq!(
             "".parse::<Fault>().unwrap_err(),

@@ -217,6 +217,16 @@ pub const ALL: &[Lab] = &[
                during the stall, the table of both models' percentiles), Each run over time \
                (the open run's two clocks)",
     },
+    Lab {
+        n: 16,
+        question: "Round robin or consistent hashing in front of caches kept in each gateway?",
+        handout: "labs/16-lb-algorithm.md",
+        teacher: "labs/teacher/16-lb-algorithm.md",
+        run: Run::Experiment(Experiment::LbAlgorithm),
+        look: "tests/reports/summary.md: Experiments → `lb-algorithm` (the hit ratio against \
+               both predictions, the listings the source produced, the share of the requests \
+               per gateway)",
+    },
 ];
 
 impl Lab {

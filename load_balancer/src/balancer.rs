@@ -116,14 +116,17 @@ where
     }
 }
 
-/// The key consistent hashing maps to a gateway: the `key` query parameter, else the path.
+/// The key consistent hashing maps to a gateway: the `key` query parameter, else the path
+/// and query (`/listing?prefix=P`: one gateway per prefix; `/items/K`: one per key).
 fn request_key(req: &RequestHeader) -> &[u8] {
     let query = req.uri.query().unwrap_or("");
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("key="))
-        .unwrap_or_else(|| req.uri.path())
-        .as_bytes()
+    match query.split('&').find_map(|pair| pair.strip_prefix("key=")) {
+        Some(key) => key.as_bytes(),
+        None => req
+            .uri
+            .path_and_query()
+            .map_or(b"/", |pq| pq.as_str().as_bytes()),
+    }
 }
 
 /// Fields a `Connection` header may not take off the request.
@@ -456,6 +459,9 @@ mod tests {
     fn the_key_is_the_key_parameter_or_the_path() {
         let req = |t: &str| RequestHeader::build("GET", t.as_bytes(), None).unwrap();
         assert_eq!(request_key(&req("/items?page=2&key=abc")), b"abc");
-        assert_eq!(request_key(&req("/items?page=2")), b"/items");
+        assert_eq!(
+            request_key(&req("/listing?prefix=ab")),
+            b"/listing?prefix=ab"
+        );
     }
 }

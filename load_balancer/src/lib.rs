@@ -91,7 +91,7 @@ pub struct Config {
     #[arg(long, env = "KEEPALIVE_POOL_SIZE", default_value_t = 512)]
     pub keepalive_pool_size: usize,
     /// How the next gateway is chosen: `round-robin`, `random`, or `consistent` (Ketama
-    /// hashing on the `key` query parameter, else the path): all Pingora's.
+    /// hashing on the `key` query parameter, else the path and query): all Pingora's.
     #[arg(long, env = "LB_ALGORITHM", value_enum, default_value_t = Algorithm::RoundRobin)]
     pub lb_algorithm: Algorithm,
 }

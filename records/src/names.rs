@@ -72,6 +72,7 @@ names! {
         LabPassword = "LAB_PASSWORD",
         HealthIntervalMs = "HEALTH_INTERVAL_MS",
         DiscoveryIntervalMs = "DISCOVERY_INTERVAL_MS",
+        LbAlgorithm = "LB_ALGORITHM",
         LogFormat = "LOG_FORMAT",
         RustLog = "RUST_LOG",
         ShutdownGraceSecs = "SHUTDOWN_GRACE_SECS",

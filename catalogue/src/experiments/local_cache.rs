@@ -40,23 +40,14 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
     // Each cache asks the source at least once per prefix per TTL. While a refill is under
     // way (LISTING_DELAY_MS) every other request for that prefix misses too and asks again
     // (a cache stampede): at most its request rate per prefix per cache × the delay more.
-    let prefixes = f64::from(records::wire::LISTING_PREFIXES);
     let predicted = |stampede: bool| {
         each(sides, move |r, m| {
-            let ttl: f64 = m.settings.get("LISTING_TTL_SECS")?.parse().ok()?;
-            let delay_s = number(&m.settings, "LISTING_DELAY_MS").unwrap_or(0.0) / 1000.0;
             let caches = match m.value.as_str() {
                 "redis" => 1.0,
                 "local" => r.gateways.max(1) as f64,
                 _ => return None,
             };
-            let fills = prefixes * (m.seconds / ttl).ceil() * caches;
-            let per_prefix_per_cache = r.goodput / prefixes / caches;
-            Some(if stampede {
-                fills * (1.0 + per_prefix_per_cache * delay_s)
-            } else {
-                fills
-            })
+            listing_fills(r, m, caches, stampede)
         })
     };
     rows.push(row("hit ratio", hit_ratio.clone(), 3));

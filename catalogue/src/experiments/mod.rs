@@ -19,6 +19,7 @@ names! {
         WorkerThreads => "worker-threads", worker_threads;
         Vertical => "vertical", vertical;
         Offload => "offload", offload;
+        LbAlgorithm => "lb-algorithm", lb_algorithm;
     }
 }
 
@@ -52,6 +53,28 @@ pub(super) fn times(a: Option<f64>, b: Option<f64>) -> String {
         }
         _ => "an unknown factor".into(),
     }
+}
+
+/// Times the slow listing is asked for over a side's run with `copies` caches of it: once per
+/// prefix per TTL window the run touches per copy; with `stampede`, every request for a prefix
+/// that comes while its copy is being refilled (LISTING_DELAY_MS) misses and asks too (at
+/// most the request rate per prefix per copy × the delay more).
+pub(super) fn listing_fills(
+    r: &Run,
+    m: &ExperimentRecord,
+    copies: f64,
+    stampede: bool,
+) -> Option<f64> {
+    let ttl: f64 = m.settings.get("LISTING_TTL_SECS")?.parse().ok()?;
+    let delay_s = number(&m.settings, "LISTING_DELAY_MS").unwrap_or(0.0) / 1000.0;
+    let prefixes = f64::from(records::wire::LISTING_PREFIXES);
+    let fills = prefixes * (m.seconds / ttl).ceil() * copies;
+    let per_prefix_per_copy = r.goodput / prefixes / copies;
+    Some(if stampede {
+        fills * (1.0 + per_prefix_per_copy * delay_s)
+    } else {
+        fills
+    })
 }
 
 /// Measured against predicted, as a sentence fragment.

@@ -236,6 +236,8 @@ pub const TABLE: &[Setting] = &[
       "How often the load balancer checks each gateway's /health."),
     s(Name::DiscoveryIntervalMs, "1000", Scope::Services(LB), int(1, 600_000),
       "How often it re-resolves the gateways' name (compose replicas join and leave)."),
+    s(Name::LbAlgorithm, "round-robin", Scope::Services(LB), ValueKind::Word(&["round-robin", "random", "consistent"]),
+      "How the load balancer picks the next gateway (Pingora's algorithms): in turn, at random, or by consistent hashing of the request (its key parameter, else its path and query)."),
     // Every service.
     s(Name::LogFormat, "pretty", Scope::Services(ALL), ValueKind::Word(&["pretty", "json"]),
       "pretty or json."),
