@@ -20,7 +20,7 @@ export RUNTIME QUICK REPEATS IMAGES BUILD SKIP_BUILD
 # is make's). Unset, the lab's defaults apply (1 gateway, hit, classic).
 # lab/tests/make_injection.rs checks it.
 
-.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator \
+.PHONY: help build release test lint fmt deps-up deps-down deps-status bench-login bench-lb bench-lb-instructions bench-generator differential \
 	lab-bin report-bin settings env-example up up1 up3 scale down ps logs watch act load test1-hit test1-miss test3-hit test3-miss \
 	benchmark-all autoscale experiment experiments fault faults lab answers handin report check-bounds images images-list images-pull images-save images-load images-offline \
 	smoke-compose smoke-replicas smoke-classmate smoke-registry smoke-swarm smoke-observability lint-workflows deny clean
@@ -186,6 +186,9 @@ images-offline: ## Build the stack's and the lab's images from Debian packages (
 smoke-compose: lab-bin ## CI's compose check: a volume made with another POSTGRES_PASSWORD (another checkout's), then offline images from debug binaries, 3 gateways, short run, even spread, down
 	@export RUNTIME=compose IMAGES=$${IMAGES:-offline} BUILD=$${BUILD:-debug}; \
 	  POSTGRES_PASSWORD=made-by-another-checkout $(LAB) up 1 && $(LAB) down && $(LAB) smoke
+
+differential: ## CI's differential fuzz of request framing: the load balancer against nginx on seeded random requests (FUZZ_CASES, FUZZ_SEED; needs nginx)
+	$(CARGO) test -p load_balancer --test differential -- --ignored --nocapture
 
 smoke-replicas: ## CI's check that labs 10 and 11 run on compose: 3 workers, 2 microservices by --scale, every run under its bounds, each replica busy
 	@$(call smoke,replicas::labs_10_and_11_run_on_compose_with_every_replica_busy)

@@ -594,6 +594,17 @@ async fn task_requests_are_validated() {
     assert_eq!(anonymous.status, 401);
 }
 
+/// A 2 MB body on a route that takes 64 KiB, sent whole before the answer is read (as a naive
+/// client does): the client reads the 413, 30 times of 30 (hyper reads and drops the rest of
+/// a body its handler refused; a server that closed instead would reset the connection).
+#[tokio::test]
+async fn a_body_too_large_is_answered_with_a_413_the_client_can_read() {
+    let s = stack().await;
+    let token = s.token().await;
+    let addr = common::testing::socket_of(&s.gw).await;
+    common::testing::a_large_body_gets_a_413_the_client_reads(addr, &token).await;
+}
+
 #[tokio::test]
 async fn the_gateway_refuses_to_start_without_a_proper_jwt_secret() {
     let db = TestDb::create().await;

@@ -16,6 +16,7 @@ const FORMULAS: &[(&str, usize)] = &[
     ("10-scale-workers.md", 3),
     ("11-scale-microservice.md", 3),
     ("15-why-the-load-test-lied.md", 3),
+    ("16-lb-algorithm.md", 6),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

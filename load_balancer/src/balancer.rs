@@ -12,8 +12,8 @@ use pingora::lb::selection::{BackendIter, BackendSelection};
 use pingora::lb::LoadBalancer;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::H1UpgradePolicy;
 use pingora::{Error, ErrorSource, ErrorType, RetryType};
-use records::names::MetricName;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 
 /// Tries per request are capped here and by `MAX_TRIES`.
 pub const TRIES_CAP: usize = 8;
-/// Bodies up to this size are kept while they are sent, so that a retry can send them again.
-pub const RETRY_BODY_LIMIT: usize = 64 * 1024;
 
 pub struct Settings {
     pub max_tries: usize,
@@ -39,8 +37,6 @@ pub struct Balancer<S: BackendSelection> {
     pub settings: Settings,
     request_ids: AtomicU64,
     id_prefix: u32,
-    /// Requests sent again on a new connection because a kept-alive one had been closed.
-    stale_retries: prometheus::IntCounter,
 }
 
 /// What one request carries from hook to hook.
@@ -68,18 +64,12 @@ where
         upstreams: Arc<LoadBalancer<S>>,
         gateways: Arc<Gateways>,
         settings: Settings,
-        metrics: &common::metrics::Metrics,
     ) -> Self {
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
             .unwrap_or(0)
             ^ std::process::id();
-        let stale_retries = common::metrics::counter(
-            MetricName::LbStaleConnectionRetriesTotal,
-            "Requests sent again on a new connection because a kept-alive one had been closed",
-        );
-        metrics.register(Box::new(stale_retries.clone()));
         Self {
             upstreams,
             gateways,
@@ -89,7 +79,6 @@ where
             },
             request_ids: AtomicU64::new(0),
             id_prefix,
-            stale_retries,
         }
     }
 
@@ -130,26 +119,8 @@ fn request_key(req: &RequestHeader) -> &[u8] {
 }
 
 /// Fields a `Connection` header may not take off the request.
-const PROTECTED: [&str; 6] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-];
-
-/// Fields that stay on their hop (RFC 9110 §7.6.1), and credentials meant for a proxy.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-];
+const PROTECTED: &str = "host content-length transfer-encoding x-forwarded-for x-forwarded-host \
+                         x-forwarded-proto";
 
 #[async_trait]
 impl<S> ProxyHttp for Balancer<S>
@@ -181,7 +152,11 @@ where
         let kept: Vec<&str> = tokens
             .iter()
             .map(String::as_str)
-            .filter(|t| !PROTECTED.iter().any(|p| t.eq_ignore_ascii_case(p)))
+            .filter(|t| {
+                !PROTECTED
+                    .split_whitespace()
+                    .any(|p| t.eq_ignore_ascii_case(p))
+            })
             .collect();
         if kept.len() != tokens.len() {
             let req = session.req_header_mut();
@@ -232,6 +207,8 @@ where
         peer.options.read_timeout = Some(self.settings.read_timeout);
         peer.options.write_timeout = Some(self.settings.read_timeout);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
+        // The gateways speak plain HTTP/1.1: no request is upgraded to another protocol.
+        peer.options.http_upstream_request_policy.h1_upgrade = H1UpgradePolicy::Deny;
         Ok(Box::new(peer))
     }
 
@@ -241,36 +218,20 @@ where
         upstream: &mut RequestHeader,
         _ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        // (Pingora has removed the fields `Connection` names.)
-        for name in HOP_BY_HOP {
-            upstream.remove_header(name);
-        }
+        // Pingora has taken off the hop-by-hop fields (RFC 9110 §7.6.1), those `Connection`
+        // names, and the credentials meant for a proxy.
         if upstream.headers.get("x-request-id").is_none() {
             let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
             upstream.insert_header("X-Request-Id", format!("{:08x}-{n:x}", self.id_prefix))?;
         }
-        let client = match session.client_addr().and_then(|a| a.as_inet()) {
-            Some(addr) => addr.ip().to_string(),
-            None => "unknown".into(),
-        };
+        let client = session.client_addr().and_then(|a| a.as_inet());
+        let client = client.map_or("unknown".into(), |a| a.ip().to_string());
         // The chain so far, then this client; a chain that is not text is replaced.
-        let earlier: Vec<&[u8]> = upstream
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
-        let text = earlier
-            .iter()
-            .all(|v| v.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t'));
-        let mut chain = String::new();
-        if text {
-            for value in earlier {
-                chain.push_str(std::str::from_utf8(value).unwrap_or(""));
-                chain.push_str(", ");
-            }
-        }
-        chain.push_str(&client);
+        let earlier = upstream.headers.get_all("x-forwarded-for").iter();
+        let earlier: Option<Vec<&str>> = earlier.map(|v| v.to_str().ok()).collect();
+        let mut chain = earlier.unwrap_or_default();
+        chain.push(&client);
+        let chain = chain.join(", ");
         upstream.insert_header("X-Forwarded-For", chain)?;
         Ok(())
     }
@@ -333,7 +294,7 @@ where
             ErrorType::ReadTimedout | ErrorType::WriteTimedout
         );
         let retry = if stale && replayable {
-            self.stale_retries.inc();
+            self.gateways.metrics.stale_retries.inc();
             ctx.same_again = true;
             ctx.stale_retried = true;
             true
@@ -415,18 +376,12 @@ pub fn json_answer(status: u16, message: &str) -> (ResponseHeader, Vec<u8>) {
 /// The same answer as bytes on the wire, for the edge (before any Pingora session exists).
 pub fn json_error(status: u16, message: &str) -> Vec<u8> {
     let (head, body) = json_answer(status, message);
-    let mut out = Vec::with_capacity(160 + body.len());
     let reason = head.status.canonical_reason().unwrap_or("Error");
-    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\n");
     for (name, value) in head.headers.iter() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out += &format!("{name}: {}\r\n", value.to_str().unwrap_or_default());
     }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(&body);
-    out
+    [out.as_bytes(), b"\r\n", &body].concat()
 }
 
 #[cfg(test)]

@@ -379,7 +379,9 @@ impl<P> Edge<P> {
             } else {
                 self.timeouts.client
             };
-            let idle = buf.is_empty();
+            // A kept-alive connection waiting for its next request closes when the load balancer
+            // stops; a new one is served its first request, which may be on its way.
+            let idle = buf.is_empty() && !first;
             buf.reserve(16 * 1024);
             let read = tokio::time::timeout(wait, stream.read_buf(buf));
             let read = if idle {

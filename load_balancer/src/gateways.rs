@@ -71,35 +71,54 @@ pub struct Metrics {
     discovery_changes: IntCounter,
     health_changes: IntCounterVec,
     pub no_backend: IntCounter,
+    /// Requests sent again on a new connection because a kept-alive one had been closed.
+    pub stale_retries: IntCounter,
+    /// Requests the edge refused before forwarding, by reason.
+    pub refused: IntCounterVec,
 }
 
 impl Metrics {
     pub fn new(metrics: &common::metrics::Metrics) -> Self {
+        let register = |c: Box<dyn prometheus::core::Collector>| metrics.register(c);
         let vec = |name: MetricName, help: &str, labels: &[&str]| {
-            IntCounterVec::new(Opts::new(name.as_str(), help), labels).expect("valid metric")
+            let v = IntCounterVec::new(Opts::new(name.as_str(), help), labels).expect("valid");
+            register(Box::new(v.clone()));
+            v
         };
-        let m = Self {
+        let counter = |name, help| {
+            let c = common::metrics::counter(name, help);
+            register(Box::new(c.clone()));
+            c
+        };
+        let gauge = |name, help| {
+            let g = common::metrics::gauge(name, help);
+            register(Box::new(g.clone()));
+            g
+        };
+        let opts = HistogramOpts::new(
+            MetricName::LbUpstreamDurationSeconds.as_str(),
+            "Time from choosing a backend to its response header",
+        );
+        let latency = prometheus::HistogramVec::new(
+            opts.buckets(common::metrics::LATENCY_BUCKETS.to_vec()),
+            &["backend"],
+        )
+        .expect("valid metric");
+        register(Box::new(latency.clone()));
+        Self {
             requests: vec(
                 MetricName::LbRequestsTotal,
                 "Requests proxied, by backend and response status",
                 &["backend", "status"],
             ),
-            latency: prometheus::HistogramVec::new(
-                HistogramOpts::new(
-                    MetricName::LbUpstreamDurationSeconds.as_str(),
-                    "Time from choosing a backend to its response header",
-                )
-                .buckets(common::metrics::LATENCY_BUCKETS.to_vec()),
-                &["backend"],
-            )
-            .expect("valid metric"),
-            healthy: common::metrics::gauge(MetricName::LbBackendsHealthy, "Backends in rotation"),
-            known: common::metrics::gauge(MetricName::LbBackendsKnown, "Backends discovered"),
-            retries: common::metrics::counter(
+            latency,
+            healthy: gauge(MetricName::LbBackendsHealthy, "Backends in rotation"),
+            known: gauge(MetricName::LbBackendsKnown, "Backends discovered"),
+            retries: counter(
                 MetricName::LbRetriesTotal,
                 "Requests tried again on another backend",
             ),
-            discovery_changes: common::metrics::counter(
+            discovery_changes: counter(
                 MetricName::LbDiscoveryChangesTotal,
                 "Times the discovered backend set changed",
             ),
@@ -108,20 +127,20 @@ impl Metrics {
                 "Backends entering (up) or leaving (down) the rotation",
                 &["backend", "to"],
             ),
-            no_backend: common::metrics::counter(
+            no_backend: counter(
                 MetricName::LbNoBackendTotal,
                 "Requests answered 503 because no backend was healthy",
             ),
-        };
-        metrics.register(Box::new(m.requests.clone()));
-        metrics.register(Box::new(m.latency.clone()));
-        metrics.register(Box::new(m.healthy.clone()));
-        metrics.register(Box::new(m.known.clone()));
-        metrics.register(Box::new(m.retries.clone()));
-        metrics.register(Box::new(m.discovery_changes.clone()));
-        metrics.register(Box::new(m.health_changes.clone()));
-        metrics.register(Box::new(m.no_backend.clone()));
-        m
+            stale_retries: counter(
+                MetricName::LbStaleConnectionRetriesTotal,
+                "Requests sent again on a new connection because a kept-alive one had been closed",
+            ),
+            refused: vec(
+                MetricName::LbRefusedRequestsTotal,
+                "Requests refused before forwarding (ambiguous framing, limits), by reason",
+                &["reason"],
+            ),
+        }
     }
 }
 
@@ -165,18 +184,16 @@ impl Gateways {
     }
 
     pub fn describe(&self) -> records::wire::Backends {
+        let backend = |g: &Arc<Gateway>| records::wire::Backend {
+            addr: g.label.clone(),
+            healthy: g.is_healthy(),
+            draining: g.draining.load(Ordering::Relaxed),
+            in_flight: g.in_flight.load(Ordering::Relaxed),
+        };
+        let backends = self.all().iter().map(backend).collect();
         records::wire::Backends {
             entries: self.entries(),
-            backends: self
-                .all()
-                .iter()
-                .map(|g| records::wire::Backend {
-                    addr: g.label.clone(),
-                    healthy: g.is_healthy(),
-                    draining: g.draining.load(Ordering::Relaxed),
-                    in_flight: g.in_flight.load(Ordering::Relaxed),
-                })
-                .collect(),
+            backends,
         }
     }
 
@@ -322,16 +339,6 @@ impl Check {
         http.peer_template.options.connection_timeout = Some(policy.timeout);
         http.peer_template.options.read_timeout = Some(policy.timeout);
         http.peer_template.options.total_connection_timeout = Some(policy.timeout);
-        http.validator = Some(Box::new(|resp| {
-            if resp.status.is_success() {
-                Ok(())
-            } else {
-                pingora::Error::e_explain(
-                    pingora::ErrorType::CustomCode("health check answered", resp.status.as_u16()),
-                    "health check",
-                )
-            }
-        }));
         Self { http, gateways }
     }
 }

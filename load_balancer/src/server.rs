@@ -68,22 +68,7 @@ pub fn build(config: Config) -> anyhow::Result<LoadBalancer> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     let connections = Arc::new(Connections::default());
-    let refused = prometheus::IntCounterVec::new(
-        prometheus::Opts::new(
-            records::names::MetricName::LbRefusedRequestsTotal.as_str(),
-            "Requests refused before forwarding (ambiguous framing, limits), by reason",
-        ),
-        &["reason"],
-    )
-    .expect("valid metric");
-    metrics.register(Box::new(refused.clone()));
-    let parts = Parts {
-        config: &config,
-        gateways: gateways.clone(),
-        metrics: &metrics,
-        edge: (connections.clone(), refused),
-        addr,
-    };
+    let parts = (&config, gateways.clone(), connections.clone(), addr);
     let rotation = match config.lb_algorithm {
         Algorithm::RoundRobin => assemble::<RoundRobin>(&mut server, parts),
         Algorithm::Random => assemble::<Random>(&mut server, parts),
@@ -92,13 +77,11 @@ pub fn build(config: Config) -> anyhow::Result<LoadBalancer> {
     let config_json = serde_json::to_value(&config).unwrap_or_default();
     let metrics_router = ops::metrics_router(gateways.clone(), &instance, &metrics, config_json);
     let admin_router = ops::admin_router(gateways, rotation, config.admin_token.as_deref());
-    server.add_service(background_service(
-        "ops",
-        Ops::new(vec![
-            (metrics_listener, metrics_router),
-            (admin_listener, admin_router),
-        ]),
-    ));
+    let ports = vec![
+        (metrics_listener, metrics_router),
+        (admin_listener, admin_router),
+    ];
+    server.add_service(background_service("ops", Ops::new(ports)));
     Ok(LoadBalancer {
         server,
         addr,
@@ -110,27 +93,15 @@ pub fn build(config: Config) -> anyhow::Result<LoadBalancer> {
     })
 }
 
-struct Parts<'a> {
-    config: &'a Config,
-    gateways: Arc<Gateways>,
-    metrics: &'a common::metrics::Metrics,
-    edge: (Arc<Connections>, prometheus::IntCounterVec),
-    addr: SocketAddr,
-}
-
 /// Adds the health check and the proxy over Pingora's `LoadBalancer<S>` to the server.
-fn assemble<S>(server: &mut Server, parts: Parts<'_>) -> Arc<dyn ops::Rotation>
+fn assemble<S>(
+    server: &mut Server,
+    (config, gateways, connections, addr): (&Config, Arc<Gateways>, Arc<Connections>, SocketAddr),
+) -> Arc<dyn ops::Rotation>
 where
     S: BackendSelection + Send + Sync + 'static,
     S::Iter: BackendIter,
 {
-    let Parts {
-        config,
-        gateways,
-        metrics,
-        edge,
-        addr,
-    } = parts;
     let mut backends = Backends::new(Box::new(Discovery(gateways.clone())));
     let policy = HealthPolicy {
         path: config.health_path.clone(),
@@ -147,23 +118,19 @@ where
     let upstreams = health_check.task();
     let health_handle = server.add_service(health_check);
 
-    let balancer = Balancer::new(
-        upstreams.clone(),
-        gateways,
-        Settings {
-            max_tries: config.max_tries,
-            connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
-            read_timeout: Duration::from_millis(config.upstream_read_timeout_ms),
-            client_timeout: Duration::from_millis(config.client_timeout_ms),
-        },
-        metrics,
-    );
-    let proxy = pingora::proxy::http_proxy(&server.configuration, balancer);
-    let (connections, refused) = edge;
+    let client_timeout = Duration::from_millis(config.client_timeout_ms);
+    let settings = Settings {
+        max_tries: config.max_tries,
+        connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
+        read_timeout: Duration::from_millis(config.upstream_read_timeout_ms),
+        client_timeout,
+    };
+    let refused = gateways.metrics.refused.clone();
+    let balancer = Balancer::new(upstreams.clone(), gateways, settings);
     let edge = Edge {
-        proxy: Arc::new(proxy),
+        proxy: Arc::new(pingora::proxy::http_proxy(&server.configuration, balancer)),
         timeouts: Timeouts {
-            client: Duration::from_millis(config.client_timeout_ms),
+            client: client_timeout,
             keepalive: Duration::from_secs(config.client_keepalive_secs),
         },
         refused,
@@ -171,8 +138,7 @@ where
     };
     let mut service = Service::new("load balancer".to_string(), edge);
     service.add_tcp(&addr.to_string());
-    let proxy_handle = server.add_service(service);
-    proxy_handle.add_dependency(&health_handle);
+    server.add_service(service).add_dependency(&health_handle);
     upstreams
 }
 

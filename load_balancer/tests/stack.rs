@@ -432,3 +432,13 @@ async fn hostile_requests_get_a_4xx_json_error_and_the_stack_goes_on() {
         .unwrap();
     assert_eq!(queued.status(), 202);
 }
+
+/// A 2 MB body the gateway refuses (its routes take 64 KiB), sent whole before the answer is
+/// read, through the load balancer: the client reads the gateway's 413 every time, never a
+/// reset.
+#[tokio::test]
+async fn a_body_the_gateway_refuses_reaches_the_client_as_a_413() {
+    let stack = stack().await;
+    let token = login(&stack.lb).await;
+    common::testing::a_large_body_gets_a_413_the_client_reads(stack.lb.addr, &token).await;
+}

@@ -97,19 +97,25 @@ fn explain(sides: &Sides, rows: &mut Vec<Row>) -> Vec<String> {
         }
     }
     let gateways = sides[0].0.gateways;
+    let at = |v: &[Option<f64>], i: usize, digits| fmt(v.get(i).copied().flatten(), digits);
     vec![
         format!(
             "**Why.** Each gateway keeps its own listing cache (LISTING_CACHE=local). Round \
-             robin deals requests in turn whatever they ask for, so every one of the \
-             {gateways} gateways sees every prefix and fills its own copy: the slow source is \
-             asked {gateways}× per prefix per TTL, and a third of the lookups on a fresh \
-             entry miss somewhere. Consistent hashing (Pingora's Ketama ring over the request, \
-             here `/listing?prefix=P`) sends each prefix to one gateway, so each listing is \
-             cached once and the hit ratio rises: {} against {}. The price is balance: with \
-             only {} prefixes the ring gives the gateways unequal shares (below), and when a \
-             gateway leaves, only its prefixes move, and miss once more.",
-            fmt(hit_ratio.get(1).copied().flatten(), 3),
-            fmt(hit_ratio.first().copied().flatten(), 3),
+             robin deals requests in turn whatever they ask for, so each of the {gateways} \
+             gateways sees every prefix and fills its own copy. Consistent hashing (Pingora's \
+             Ketama ring over the request, here `/listing?prefix=P`) sends each prefix to one \
+             gateway, which keeps the only copy. The slow source was asked {} times against \
+             {}, not {gateways}× fewer: a refill takes LISTING_DELAY_MS, and every request for \
+             the prefix that reaches its copy meanwhile misses too; one copy sees \
+             {gateways}× the requests of each of {gateways} copies, so each refill costs more \
+             misses (the second prediction counts them). The hit ratio went from {} to {}. \
+             The price is balance: with only {} prefixes the ring gives the gateways unequal \
+             shares (below), and the busiest gateway's slots fill first. When a gateway \
+             leaves, only its prefixes move, and miss once more.",
+            at(&made, 1, 0),
+            at(&made, 0, 0),
+            at(&hit_ratio, 0, 3),
+            at(&hit_ratio, 1, 3),
             records::wire::LISTING_PREFIXES,
         ),
         format!("Share of the listing requests per gateway: {}.", spread.join("; ")),
