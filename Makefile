@@ -188,7 +188,7 @@ smoke-compose: lab-bin ## CI's compose check: a volume made with another POSTGRE
 	  POSTGRES_PASSWORD=made-by-another-checkout $(LAB) up 1 && $(LAB) down && $(LAB) smoke
 
 differential: ## CI's differential fuzz of request framing: the load balancer against nginx on seeded random requests (FUZZ_CASES, FUZZ_SEED; needs nginx)
-	$(CARGO) test -p load_balancer --test differential -- --ignored --nocapture
+	$(CARGO) test --workspace --all-features --test differential -- --ignored --nocapture
 
 smoke-replicas: ## CI's check that labs 10 and 11 run on compose: 3 workers, 2 microservices by --scale, every run under its bounds, each replica busy
 	@$(call smoke,replicas::labs_10_and_11_run_on_compose_with_every_replica_busy)

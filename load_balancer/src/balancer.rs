@@ -53,6 +53,8 @@ pub struct Ctx {
     same_again: bool,
     /// A request is sent again that way once at most.
     stale_retried: bool,
+    /// Its answer has been counted.
+    counted: bool,
 }
 
 impl<S> Balancer<S>
@@ -170,6 +172,15 @@ where
         session.as_downstream_mut().set_write_timeout(timeout);
         // The body is kept (up to 64 KiB) as it is sent, so a retry can send it again.
         session.as_downstream_mut().enable_retry_buffering();
+        // A gateway that answers before the body is all here (a 401, a 413): what the client
+        // still sends is read and dropped (for 2 s at most) so that it reads the answer
+        // instead of a reset (RFC 9112 §9.6).
+        session
+            .as_downstream_mut()
+            .set_close_on_response_before_downstream_finish(false);
+        session
+            .as_downstream_mut()
+            .set_total_drain_timeout(Some(Duration::from_secs(2)));
         Ok(())
     }
 
@@ -251,12 +262,17 @@ where
             response.insert_header("Connection", "close")?;
             session.set_keepalive(None);
         }
-        // Counted before the client can have the answer: a client that then reads the metrics
-        // finds its request there.
+        // Counted before the client can have the answer (a client that then reads the metrics
+        // finds its request there), once: not a 100 Continue before it, not again as a failure
+        // if the gateway breaks off the body.
+        if response.status.is_informational() {
+            return Ok(());
+        }
         if let (Some(gateway), Some(at)) = (&ctx.current, ctx.chosen_at) {
             gateway.0.latency.observe(at.elapsed().as_secs_f64());
         }
         self.count(ctx, response.status.as_u16());
+        ctx.counted = true;
         Ok(())
     }
 
@@ -285,7 +301,11 @@ where
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("gateway {peer}"));
-        let replayable = !session.as_ref().retry_buffer_truncated();
+        // Nothing is sent again once part of an answer went to the client, or when the client
+        // is what failed.
+        let replayable = !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none()
+            && e.esource() == &ErrorSource::Upstream;
         // A kept-alive connection that turned out closed before any answer: the gateway closed
         // it while idle and never saw this request, which goes once more on a new connection.
         let stale = client_reused && matches!(e.retry, RetryType::ReusedOnly) && !ctx.stale_retried;
@@ -312,7 +332,7 @@ where
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (status, message) = failure(e);
-        if status > 0 {
+        if status > 0 && !ctx.counted {
             self.count(ctx, status);
             let (head, body) = json_answer(status, &message);
             if let Err(err) = session

@@ -357,6 +357,9 @@ impl<P: HttpServerApp + Send + Sync + 'static> ServerApp for Edge<P> {
 }
 
 impl<P> Edge<P> {
+    /// The next head: within the client timeout from its first byte, whole (a head sent a
+    /// byte at a time cannot hold a connection longer); checked again only when a line may
+    /// have ended, so a slow head costs one parse per line, not one per byte.
     async fn next_head(
         &self,
         stream: &mut Stream,
@@ -364,24 +367,27 @@ impl<P> Edge<P> {
         first: bool,
         shutdown: &mut ShutdownWatch,
     ) -> Next {
+        let mut deadline = (!buf.is_empty()).then(|| Instant::now() + self.timeouts.client);
+        let mut check = !buf.is_empty();
         loop {
-            if !buf.is_empty() {
+            if check || buf.len() > MAX_HEAD {
                 match screen(buf) {
                     Ok(Some(head)) => return Next::Head(head),
                     Ok(None) => {}
                     Err(refusal) => return Next::Refused(refusal),
                 }
             }
-            // Between requests, idle time is bounded by the keep-alive; within a head, by the
-            // client timeout.
-            let wait = if buf.is_empty() && !first {
-                self.timeouts.keepalive
-            } else {
-                self.timeouts.client
+            // Between requests, idle time is bounded by the keep-alive (a new connection's
+            // first request by the client timeout); within a head, by its deadline.
+            let wait = match deadline {
+                Some(at) => at.saturating_duration_since(Instant::now()),
+                None if first => self.timeouts.client,
+                None => self.timeouts.keepalive,
             };
             // A kept-alive connection waiting for its next request closes when the load balancer
             // stops; a new one is served its first request, which may be on its way.
             let idle = buf.is_empty() && !first;
+            let before = buf.len();
             buf.reserve(16 * 1024);
             let read = tokio::time::timeout(wait, stream.read_buf(buf));
             let read = if idle {
@@ -396,6 +402,8 @@ impl<P> Edge<P> {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return Next::Done,
             }
+            deadline.get_or_insert_with(|| Instant::now() + self.timeouts.client);
+            check = buf[before.saturating_sub(1)..].contains(&b'\n');
         }
     }
 }

@@ -207,6 +207,15 @@ impl Gateways {
     /// gateway has.
     pub fn set_draining(&self, addrs: &BTreeSet<SocketAddr>) -> Vec<SocketAddr> {
         let known = self.known.load();
+        let unknown: Vec<SocketAddr> = addrs
+            .iter()
+            .filter(|a| !known.contains_key(a))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            // All or nothing: a typo changes no gateway.
+            return unknown;
+        }
         for g in known.values() {
             let drain = addrs.contains(&g.addr);
             if g.draining.swap(drain, Ordering::SeqCst) != drain {
@@ -214,11 +223,7 @@ impl Gateways {
                 self.recount(g, "drain");
             }
         }
-        addrs
-            .iter()
-            .filter(|a| !known.contains_key(a))
-            .copied()
-            .collect()
+        unknown
     }
 
     pub fn is_draining(&self, addr: &SocketAddr) -> bool {

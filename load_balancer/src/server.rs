@@ -15,15 +15,15 @@ use crate::{Algorithm, Config};
 use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random, RoundRobin};
 use pingora::lb::{Backends, LoadBalancer as Upstreams};
 use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
 
 /// A load balancer with its settings checked and its ops ports bound, not yet serving.
 pub struct LoadBalancer {
@@ -145,7 +145,6 @@ where
 /// A stop signal for Pingora's server: any future, taken as SIGTERM (graceful).
 struct StopWhen {
     stop: Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-    stopping: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -155,7 +154,6 @@ impl ShutdownSignalWatch for StopWhen {
         if let Some(stop) = stop {
             stop.await;
         }
-        self.stopping.store(true, Ordering::SeqCst);
         ShutdownSignal::GracefulTerminate
     }
 }
@@ -191,11 +189,11 @@ impl LoadBalancer {
             backends,
             ..
         } = self;
-        let stopping = Arc::new(AtomicBool::new(false));
         let signal = StopWhen {
             stop: Mutex::new(Some(Box::pin(stop))),
-            stopping: stopping.clone(),
         };
+        // Pingora says when its services have been told to stop (listeners close then).
+        let mut phases = server.watch_execution_phase();
         let pingora = std::thread::Builder::new()
             .name("pingora".into())
             .spawn(move || {
@@ -211,14 +209,22 @@ impl LoadBalancer {
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::info!(%addr, ?backends, "load balancer listening");
-        while !stopping.load(Ordering::SeqCst) {
-            if pingora.is_finished() {
-                return Ok(());
+        loop {
+            match phases.blocking_recv() {
+                Ok(ExecutionPhase::GracefulTerminate) => break,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {
+                    let why = match pingora.join() {
+                        Err(panic) => format!("{panic:?}"),
+                        Ok(()) => "no reason given".into(),
+                    };
+                    anyhow::bail!("the load balancer's server stopped by itself: {why}");
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
+        // A connection accepted just before the listener closed is counted once its task runs.
+        std::thread::sleep(Duration::from_millis(50));
         let deadline = Instant::now() + grace + Duration::from_secs(1);
-        // The probe connection of the start, if Pingora still holds it, is not a client.
         while connections.open() > 0 && Instant::now() < deadline && !pingora.is_finished() {
             std::thread::sleep(Duration::from_millis(20));
         }

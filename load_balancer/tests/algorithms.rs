@@ -180,13 +180,20 @@ async fn a_sigterm_under_load_fails_no_request_that_had_started() {
     assert!(ready, "the load balancer serves");
 
     let sigterm_at = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    // The fast clients begin no request in the 50 ms before the signal: one that was waiting
+    // to be accepted when the listener closed would be reset, as by any server.
+    let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for i in 0..24 {
-        let (client, base, sigterm_at) = (client.clone(), base.clone(), sigterm_at.clone());
+        let (client, base) = (client.clone(), base.clone());
+        let (sigterm_at, hold) = (sigterm_at.clone(), hold.clone());
         clients.push(tokio::spawn(async move {
             let path = if i < 16 { "/slow" } else { "/echo" };
             let mut answered = 0;
             loop {
+                while hold.load(std::sync::atomic::Ordering::SeqCst) && sigterm_at.get().is_none() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 let started = Instant::now();
                 match client.get(format!("{base}{path}")).send().await {
                     Ok(r) => {
@@ -204,7 +211,9 @@ async fn a_sigterm_under_load_fails_no_request_that_had_started() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(650)).await;
+    hold.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
     sigterm_at.set(Instant::now()).unwrap();
     assert!(Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
