@@ -98,12 +98,15 @@ where
 
     /// Counts a request's answer by gateway (`none`: answered before one was chosen).
     fn count(&self, ctx: &Ctx, status: u16) {
-        let backend = ctx.current.as_ref().map_or("none", |g| g.0.label.as_str());
-        self.gateways
-            .metrics
-            .requests
-            .with_label_values(&[backend, &status.to_string()])
-            .inc();
+        match &ctx.current {
+            Some(gateway) => gateway.0.count(status),
+            None => self
+                .gateways
+                .metrics
+                .requests
+                .with_label_values(&["none", &status.to_string()])
+                .inc(),
+        }
     }
 }
 

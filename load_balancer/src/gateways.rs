@@ -16,7 +16,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// One gateway address the load balancer knows.
@@ -34,7 +34,14 @@ pub struct Gateway {
     /// In rotation when last counted (for `lb_health_changes_total` and the log).
     counted: AtomicBool,
     pub latency: Histogram,
+    /// Its `lb_requests_total` counters by status, made on first use: no label lookup and no
+    /// allocation per request.
+    by_status: Box<[OnceLock<IntCounter>]>,
+    requests: IntCounterVec,
 }
+
+/// Statuses run from 100 to 999.
+const STATUS_SLOTS: usize = 1000;
 
 impl Gateway {
     /// Whether new requests may go to it.
@@ -44,6 +51,17 @@ impl Gateway {
 
     pub fn is_healthy(&self) -> bool {
         self.pingora_healthy.load(Ordering::Relaxed) && self.cleared.load(Ordering::Relaxed)
+    }
+
+    /// Counts an answer it gave (or the load balancer gave for it).
+    pub fn count(&self, status: u16) {
+        let slot = usize::from(status).min(STATUS_SLOTS - 1);
+        self.by_status[slot]
+            .get_or_init(|| {
+                self.requests
+                    .with_label_values(&[self.label.as_str(), &status.to_string()])
+            })
+            .inc();
     }
 
     /// Counts a request as in flight to it until the guard is dropped.
@@ -292,6 +310,8 @@ impl Gateways {
             in_flight: AtomicUsize::new(0),
             counted: AtomicBool::new(false),
             latency: self.metrics.latency.with_label_values(&[label.as_str()]),
+            by_status: (0..STATUS_SLOTS).map(|_| OnceLock::new()).collect(),
+            requests: self.metrics.requests.clone(),
             label,
         }
     }
@@ -304,15 +324,16 @@ pub struct Discovery(pub Arc<Gateways>);
 impl ServiceDiscovery for Discovery {
     async fn discover(&self) -> pingora::Result<(BTreeSet<Backend>, HashMap<u64, bool>)> {
         let found = self.0.resolve().await;
-        let backends = found
-            .into_iter()
-            .map(|addr| Backend {
-                addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
-                weight: 1,
-                ext: Default::default(),
-            })
-            .collect();
-        Ok((backends, HashMap::new()))
+        Ok((found.into_iter().map(backend).collect(), HashMap::new()))
+    }
+}
+
+/// A gateway's address as Pingora's `Backend` (every gateway weighs the same).
+pub fn backend(addr: SocketAddr) -> Backend {
+    Backend {
+        addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
+        weight: 1,
+        ext: Default::default(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! background service: metrics, /health, /ready and `GET /backends` on one; the admin API
 //! (`PUT /backends`, `PUT /drain`), which only the lab drives, on the other.
 
-use crate::gateways::Gateways;
+use crate::gateways::{backend, Gateways};
 use crate::validate_entry;
 use async_trait::async_trait;
 use axum::extract::State;
@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use common::ApiError;
 use futures::future::BoxFuture;
 use pingora::lb::selection::{BackendIter, BackendSelection};
-use pingora::lb::{Backend, LoadBalancer};
+use pingora::lb::LoadBalancer;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use records::wire;
@@ -43,12 +43,7 @@ where
     }
 
     fn set_enabled(&self, addr: SocketAddr, enabled: bool) {
-        let backend = Backend {
-            addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
-            weight: 1,
-            ext: Default::default(),
-        };
-        self.backends().set_enable(&backend, enabled);
+        self.backends().set_enable(&backend(addr), enabled);
     }
 }
 

@@ -34,21 +34,19 @@ impl Drop for Process {
     }
 }
 
-fn three() -> Vec<Upstream> {
-    ["a", "b", "c"].iter().map(|n| Upstream::start(n)).collect()
-}
-
-fn addrs(ups: &[Upstream]) -> Vec<String> {
-    ups.iter().map(|u| u.addr.to_string()).collect()
+/// Three stand-in gateways `a`, `b`, `c` behind a load balancer with `algorithm`, all in
+/// rotation.
+async fn three_behind(algorithm: load_balancer::Algorithm) -> (Vec<Upstream>, Lb) {
+    let ups: Vec<Upstream> = ["a", "b", "c"].iter().map(|n| Upstream::start(n)).collect();
+    let addrs: Vec<String> = ups.iter().map(|u| u.addr.to_string()).collect();
+    let lb = start_lb(&addrs, |c| c.lb_algorithm = algorithm);
+    wait_healthy(&lb, 3).await;
+    (ups, lb)
 }
 
 #[tokio::test]
 async fn consistent_hashing_keeps_each_key_on_one_gateway_and_moves_only_a_leavers_keys() {
-    let mut ups = three();
-    let lb = start_lb(&addrs(&ups), |c| {
-        c.lb_algorithm = load_balancer::Algorithm::Consistent
-    });
-    wait_healthy(&lb, 3).await;
+    let (mut ups, lb) = three_behind(load_balancer::Algorithm::Consistent).await;
     let client = reqwest::Client::new();
     let mut home = HashMap::new();
     for k in 0..30 {
@@ -82,11 +80,7 @@ async fn consistent_hashing_keeps_each_key_on_one_gateway_and_moves_only_a_leave
 
 #[tokio::test]
 async fn random_spreads_requests_over_every_gateway_but_not_in_turn() {
-    let ups = three();
-    let lb = start_lb(&addrs(&ups), |c| {
-        c.lb_algorithm = load_balancer::Algorithm::Random
-    });
-    wait_healthy(&lb, 3).await;
+    let (ups, lb) = three_behind(load_balancer::Algorithm::Random).await;
     let client = reqwest::Client::new();
     let mut order = Vec::new();
     for _ in 0..300 {
@@ -106,9 +100,7 @@ async fn random_spreads_requests_over_every_gateway_but_not_in_turn() {
 
 #[tokio::test]
 async fn round_robin_ignores_the_key() {
-    let ups = three();
-    let lb = start_lb(&addrs(&ups), |_| {});
-    wait_healthy(&lb, 3).await;
+    let (_ups, lb) = three_behind(load_balancer::Algorithm::RoundRobin).await;
     let client = reqwest::Client::new();
     let mut counts: HashMap<String, usize> = HashMap::new();
     for _ in 0..30 {

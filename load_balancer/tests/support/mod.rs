@@ -196,13 +196,8 @@ impl Drop for Upstream {
     }
 }
 
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)]
+pub use common::testing::free_port;
 
 /// The load balancer, in this process on its own runtime thread, every port chosen by the
 /// system. Dropping it stops it the way SIGTERM does.
